@@ -1,0 +1,370 @@
+"""Settings: read once from the TOML file and the environment, validated with every problem at once.
+
+Nothing else in oidc-link reads ``os.environ``; everything else receives a frozen ``Settings``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from oidc_link.errors import ConfigError, ConfigProblem
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SUPPORTED_SCOPES = ("openid", "email", "profile")
+LINK_MODES = ("sandbox",)  # "live" arrives with the live client (issue 3)
+# Used only in sandbox mode when no salt is configured; live mode must set its own.
+SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+# Deployment settings that the environment may override: (env var, dotted field).
+ENV_OVERRIDES = (
+    ("OIDC_LINK_ISSUER", "issuer"),
+    ("REDIS_URL", "redis_url"),
+    ("OIDC_LINK_REDIS_URL", "redis_url"),
+    ("OIDC_LINK_SUBJECT_SALT", "subject_salt"),
+)
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    email: str
+    phone: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    mode: str = "sandbox"
+    sandbox_users: tuple[SandboxUser, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: str = "client_secret_basic"
+    client_secret: str | None = None
+    name: str | None = None
+    scopes: tuple[str, ...] = SUPPORTED_SCOPES
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.client_id
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """Seconds each kind of state lives."""
+
+    flow: int = 600
+    code: int = 60
+    access_token: int = 3600
+    id_token: int = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str
+    clients: tuple[ClientSettings, ...]
+    link: LinkSettings = field(default_factory=LinkSettings)
+    redis_url: str | None = None
+    subject_salt: str = SANDBOX_SUBJECT_SALT
+    lifetimes: Lifetimes = field(default_factory=Lifetimes)
+
+    def client(self, client_id: str) -> ClientSettings | None:
+        return next((c for c in self.clients if c.client_id == client_id), None)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.link.mode == "sandbox"
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read the TOML file named by ``path`` or ``OIDC_LINK_CONFIG`` and apply the environment."""
+    path = path or environ.get("OIDC_LINK_CONFIG")
+    if not path:
+        raise ConfigError(
+            [ConfigProblem("config", "no configuration file: pass --config or set OIDC_LINK_CONFIG")]
+        )
+    source = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("config", "file not found")], source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([ConfigProblem("config", f"cannot read: {error}")], source) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([ConfigProblem("config", f"not valid TOML: {error}")], source) from None
+    return settings_from_mapping(data, environ, source)
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], environ: Mapping[str, str], source: str = "configuration"
+) -> Settings:
+    """Validate raw configuration data; raises ConfigError listing every problem found."""
+    reader = _Reader(environ)
+    data = dict(data)
+    for variable, name in ENV_OVERRIDES:
+        if environ.get(variable):
+            data[name] = environ[variable]
+
+    reader.reject_unknown(
+        data, "", {"issuer", "redis_url", "subject_salt", "lifetimes", "link", "clients"}
+    )
+    issuer = _read_issuer(reader, data)
+    redis_url = reader.text(data, "redis_url", required=False)
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        reader.problem("redis_url", "must start with redis://, rediss:// or unix://")
+    link = _read_link(reader, data.get("link", {}))
+    subject_salt = reader.text(data, "subject_salt", required=link.mode != "sandbox")
+    lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
+    clients = _read_clients(reader, data.get("clients"))
+
+    if reader.problems:
+        raise ConfigError(reader.problems, source)
+    return Settings(
+        issuer=issuer,
+        clients=clients,
+        link=link,
+        redis_url=redis_url,
+        subject_salt=subject_salt or SANDBOX_SUBJECT_SALT,
+        lifetimes=lifetimes,
+    )
+
+
+class _Reader:
+    """Reads typed fields, resolving ``${VAR}`` references and collecting problems."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(ConfigProblem(name, message))
+
+    def reject_unknown(self, table: Mapping[str, Any], prefix: str, known: set[str]) -> None:
+        for key in sorted(set(table) - known):
+            self.problem(f"{prefix}{key}", "unknown setting")
+
+    def table(self, value: Any, name: str) -> Mapping[str, Any]:
+        if isinstance(value, Mapping):
+            return value
+        self.problem(name, "must be a table")
+        return {}
+
+    def text(
+        self, table: Mapping[str, Any], key: str, name: str | None = None, *, required: bool = True
+    ) -> str | None:
+        name = name or key
+        value = table.get(key)
+        if value is None or value == "":
+            if required:
+                self.problem(name, "is required")
+            return None
+        if not isinstance(value, str):
+            self.problem(name, "must be a string")
+            return None
+        return self._resolve(value, name)
+
+    def text_list(self, table: Mapping[str, Any], key: str, name: str) -> tuple[str, ...] | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(name, "must be a list of strings")
+            return ()
+        resolved = (self._resolve(item, name) for item in value)
+        return tuple(item for item in resolved if item is not None)
+
+    def positive_int(self, table: Mapping[str, Any], key: str, name: str, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            self.problem(name, "must be a positive whole number of seconds")
+            return default
+        return value
+
+    def _resolve(self, value: str, name: str) -> str | None:
+        missing = [m for m in _ENV_REFERENCE.findall(value) if m not in self.environ]
+        if missing:
+            self.problem(name, f"refers to unset environment variable {', '.join(missing)}")
+            return None
+        return _ENV_REFERENCE.sub(lambda m: self.environ[m.group(1)], value)
+
+
+def _read_issuer(reader: _Reader, data: Mapping[str, Any]) -> str:
+    issuer = reader.text(data, "issuer")
+    if issuer is None:
+        return ""
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment:
+        reader.problem("issuer", "must not have a query or fragment (OpenID Discovery 1.0 §2)")
+    elif issuer.endswith("/"):
+        reader.problem("issuer", "must not end with '/': relying parties compare it exactly")
+    elif not _is_https_or_loopback(issuer):
+        reader.problem("issuer", "must be an https URL (http only on localhost/loopback)")
+    return issuer
+
+
+def _read_link(reader: _Reader, raw: Any) -> LinkSettings:
+    table = reader.table(raw, "link")
+    reader.reject_unknown(table, "link.", {"mode", "sandbox"})
+    mode = reader.text(table, "mode", "link.mode", required=False) or "sandbox"
+    if mode not in LINK_MODES:
+        reader.problem("link.mode", f"must be one of {', '.join(LINK_MODES)}")
+    sandbox = reader.table(table.get("sandbox", {}), "link.sandbox")
+    reader.reject_unknown(sandbox, "link.sandbox.", {"users"})
+    users_raw = sandbox.get("users", [])
+    if not isinstance(users_raw, list):
+        reader.problem("link.sandbox.users", "must be an array of tables ([[link.sandbox.users]])")
+        users_raw = []
+    users: list[SandboxUser] = []
+    seen: set[str] = set()
+    for index, raw_user in enumerate(users_raw):
+        name = f"link.sandbox.users[{index}]"
+        user = reader.table(raw_user, name)
+        reader.reject_unknown(user, f"{name}.", {"email", "phone", "name"})
+        email = reader.text(user, "email", f"{name}.email")
+        phone = reader.text(user, "phone", f"{name}.phone")
+        display = reader.text(user, "name", f"{name}.name", required=False)
+        if email and not _EMAIL.match(email):
+            reader.problem(f"{name}.email", "is not an email address")
+        elif email and email.lower() in seen:
+            reader.problem(f"{name}.email", "appears twice")
+        if phone and not _E164.match(phone):
+            reader.problem(f"{name}.phone", "must be in E.164 form, such as +14155550123")
+        if email and phone:
+            seen.add(email.lower())
+            users.append(SandboxUser(email=email.lower(), phone=phone, name=display))
+    return LinkSettings(mode=mode, sandbox_users=tuple(users))
+
+
+def _read_lifetimes(reader: _Reader, raw: Any) -> Lifetimes:
+    table = reader.table(raw, "lifetimes")
+    defaults = Lifetimes()
+    reader.reject_unknown(table, "lifetimes.", {"flow", "code", "access_token", "id_token"})
+    return Lifetimes(
+        flow=reader.positive_int(table, "flow", "lifetimes.flow", defaults.flow),
+        code=reader.positive_int(table, "code", "lifetimes.code", defaults.code),
+        access_token=reader.positive_int(
+            table, "access_token", "lifetimes.access_token", defaults.access_token
+        ),
+        id_token=reader.positive_int(table, "id_token", "lifetimes.id_token", defaults.id_token),
+    )
+
+
+_CLIENT_FIELDS = {
+    "client_id",
+    "client_secret",
+    "redirect_uris",
+    "token_endpoint_auth_method",
+    "name",
+    "scopes",
+}
+
+
+def _read_clients(reader: _Reader, raw: Any) -> tuple[ClientSettings, ...]:
+    if raw is None:
+        reader.problem("clients", "at least one [[clients]] entry is required")
+        return ()
+    if not isinstance(raw, list):
+        reader.problem("clients", "must be an array of tables ([[clients]])")
+        return ()
+    clients: list[ClientSettings] = []
+    seen: set[str] = set()
+    for index, raw_client in enumerate(raw):
+        client = _read_client(reader, raw_client, f"clients[{index}]")
+        if client is None:
+            continue
+        if client.client_id in seen:
+            reader.problem(f"clients[{index}].client_id", f"{client.client_id!r} appears twice")
+        seen.add(client.client_id)
+        clients.append(client)
+    return tuple(clients)
+
+
+def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
+    table = reader.table(raw, name)
+    reader.reject_unknown(table, f"{name}.", _CLIENT_FIELDS)
+    client_id = reader.text(table, "client_id", f"{name}.client_id")
+    method = (
+        reader.text(
+            table, "token_endpoint_auth_method", f"{name}.token_endpoint_auth_method", required=False
+        )
+        or "client_secret_basic"
+    )
+    if method not in AUTH_METHODS:
+        reader.problem(f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
+    secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
+    if method == "none" and "client_secret" in table:
+        reader.problem(f"{name}.client_secret", "a public client (method 'none') has no secret")
+    elif method != "none" and "client_secret" not in table:
+        reader.problem(f"{name}.client_secret", f"is required for {method}")
+    elif secret is not None and len(secret) < 16:
+        reader.problem(f"{name}.client_secret", "must be at least 16 characters")
+
+    redirect_uris = reader.text_list(table, "redirect_uris", f"{name}.redirect_uris")
+    if not redirect_uris:
+        reader.problem(f"{name}.redirect_uris", "at least one redirect URI is required")
+    for uri in redirect_uris or ():
+        problem = _redirect_uri_problem(uri)
+        if problem:
+            reader.problem(f"{name}.redirect_uris", f"{uri!r} {problem}")
+
+    scopes = reader.text_list(table, "scopes", f"{name}.scopes")
+    if scopes is not None:
+        unknown = sorted(set(scopes) - set(SUPPORTED_SCOPES))
+        if unknown:
+            reader.problem(f"{name}.scopes", f"unsupported: {', '.join(unknown)}")
+        if "openid" not in scopes:
+            reader.problem(f"{name}.scopes", "must include 'openid'")
+    display_name = reader.text(table, "name", f"{name}.name", required=False)
+
+    if client_id is None:
+        return None
+    return ClientSettings(
+        client_id=client_id,
+        redirect_uris=redirect_uris or (),
+        token_endpoint_auth_method=method,
+        client_secret=secret if method != "none" else None,
+        name=display_name,
+        scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
+    )
+
+
+def _redirect_uri_problem(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    if parts.fragment or "#" in uri:
+        return "must not contain a fragment (RFC 6749 §3.1.2)"
+    if not parts.scheme or not parts.netloc:
+        return "must be an absolute URL"
+    if not _is_https_or_loopback(uri):
+        return "must use https (http only on localhost/loopback)"
+    return None
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,112 @@
+"""What we keep in Redis, as dataclasses that turn into JSON records and back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Self
+
+
+class Record:
+    """JSON (de)serialisation shared by every stored dataclass."""
+
+    def to_record(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_record(cls, raw: str | bytes) -> Self:
+        return cls._from_dict(json.loads(raw))
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Identity(Record):
+    """A person Link has just verified: the subject of the tokens we issue."""
+
+    email: str
+    name: str | None
+    auth_time: int
+    # RFC 8176: a one-time code sent by SMS is "otp" + "sms".
+    amr: tuple[str, ...] = ("otp", "sms")
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "amr": tuple(data.get("amr", ()))})
+
+
+class FlowStep:
+    EMAIL = "email"
+    CODE = "code"
+    NOT_ON_LINK = "not_on_link"
+
+
+@dataclass(frozen=True)
+class Flow(Record):
+    """One pending sign-in: the validated authorization request and how far the user got.
+
+    ``link_client_secret`` is Link's session secret: it stays here, never in a page or URL.
+    """
+
+    id: str
+    browser_digest: str
+    client_id: str
+    authorization: dict[str, str]
+    csrf_token: str
+    created_at: int
+    expires_at: int
+    step: str = FlowStep.EMAIL
+    email: str | None = None
+    redacted_phone: str | None = None
+    link_client_secret: str | None = None
+    code_attempts: int = 0
+
+    def advance(self, **changes: Any) -> Flow:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AuthorizationCode(Record):
+    """An issued code, stored under the digest of its value; redeemed at most once."""
+
+    client_id: str
+    redirect_uri: str | None
+    scope: str
+    subject: str
+    identity: Identity
+    expires_at: int
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+
+
+@dataclass(frozen=True)
+class AccessToken(Record):
+    """An issued access token, stored under its digest; enough to answer /userinfo."""
+
+    client_id: str
+    subject: str
+    scope: str
+    identity: Identity
+    expires_at: int
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+
+
+@dataclass(frozen=True)
+class SigningKey(Record):
+    """A signing key pair; ``private_pem`` never leaves ``keys.py`` and ``store.py``."""
+
+    kid: str
+    alg: str
+    private_pem: str
+    created_at: int
+    public_jwk: dict[str, str] = field(default_factory=dict)
