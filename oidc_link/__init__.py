@@ -1,0 +1,29 @@
+"""oidc-link: a self-hosted OpenID Connect provider for passwordless sign-in with Link.
+
+``create_app`` is the one composition root: it wires settings, services and the web layer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from oidc_link.config import Settings
+    from oidc_link.services import Services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    """Build the provider's WSGI app; tests pass services with fakeredis and a fixed clock."""
+    from oidc_link.interaction import Interaction
+    from oidc_link.oauth import Provider
+    from oidc_link.services import build_services
+    from oidc_link.web import create_web_app
+
+    services = services or build_services(settings)
+    # Load (or create) the signing key now, so a broken Redis fails start-up, not a request.
+    services.keys.load()
+    interaction = Interaction(services.store, services.link, services.clock, settings.lifetimes)
+    provider = Provider(settings, services.store, services.keys, services.clock)
+    return create_web_app(services, interaction, provider)

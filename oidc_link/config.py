@@ -52,14 +52,14 @@ class LinkSettings:
 class ClientSettings:
     client_id: str
     redirect_uris: tuple[str, ...]
-    token_endpoint_auth_method: str = "client_secret_basic"
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name, not a secret
     client_secret: str | None = None
     name: str | None = None
     scopes: tuple[str, ...] = SUPPORTED_SCOPES
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == "none"  # noqa: S105
 
     @property
     def display_name(self) -> str:
@@ -98,7 +98,11 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
     path = path or environ.get("OIDC_LINK_CONFIG")
     if not path:
         raise ConfigError(
-            [ConfigProblem("config", "no configuration file: pass --config or set OIDC_LINK_CONFIG")]
+            [
+                ConfigProblem(
+                    "config", "no configuration file: pass --config or set OIDC_LINK_CONFIG"
+                )
+            ]
         )
     source = str(path)
     try:
@@ -302,12 +306,17 @@ def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
     client_id = reader.text(table, "client_id", f"{name}.client_id")
     method = (
         reader.text(
-            table, "token_endpoint_auth_method", f"{name}.token_endpoint_auth_method", required=False
+            table,
+            "token_endpoint_auth_method",
+            f"{name}.token_endpoint_auth_method",
+            required=False,
         )
         or "client_secret_basic"
     )
     if method not in AUTH_METHODS:
-        reader.problem(f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
+        reader.problem(
+            f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}"
+        )
     secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
     if method == "none" and "client_secret" in table:
         reader.problem(f"{name}.client_secret", "a public client (method 'none') has no secret")

@@ -31,7 +31,9 @@ class FlowError(Exception):
 
 
 class FlowNotFoundError(FlowError):
-    message = "This sign-in has expired or was already finished. Go back to the site and start again."
+    message = (
+        "This sign-in has expired or was already finished. Go back to the site and start again."
+    )
 
 
 class FlowBrowserMismatchError(FlowError):
@@ -42,3 +44,7 @@ class FlowBrowserMismatchError(FlowError):
 
 class FlowStepError(FlowError):
     message = "This step of the sign-in is not available right now. Please start again."
+
+
+class FlowFormExpiredError(FlowError):
+    message = "This form is out of date. Go back, reload the page and try again."

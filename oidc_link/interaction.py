@@ -152,7 +152,9 @@ class Interaction:
             attempts = flow.code_attempts + 1
             if attempts >= MAX_CODE_ATTEMPTS:
                 return StepResult(self._save(self._restart(flow)).flow, Problem.TOO_MANY_ATTEMPTS)
-            return StepResult(self._save(flow.advance(code_attempts=attempts)).flow, Problem.WRONG_CODE)
+            return StepResult(
+                self._save(flow.advance(code_attempts=attempts)).flow, Problem.WRONG_CODE
+            )
         if error.kind is LinkErrorKind.CODE_EXPIRED:
             return StepResult(flow, Problem.CODE_EXPIRED)
         if error.kind is LinkErrorKind.TOO_MANY_ATTEMPTS:

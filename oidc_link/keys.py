@@ -31,7 +31,9 @@ def jwk_thumbprint(public_jwk: dict[str, str]) -> str:
     canonical = json.dumps(
         {name: public_jwk[name] for name in ("e", "kty", "n")}, separators=(",", ":")
     )
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 def generate_signing_key(created_at: int) -> SigningKey:

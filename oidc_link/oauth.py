@@ -211,7 +211,7 @@ class _S256CodeChallenge(CodeChallenge):
 
 
 class _CodeGrant(AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS  # noqa: RUF012 - Authlib reads a class attribute
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     server: Provider
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
@@ -411,7 +411,12 @@ class Provider(AuthorizationServer):
         location = response.location
         if location:
             response.headers = [
-                (k, add_params_to_uri(v, [("iss", self.settings.issuer)]) if k.lower() == "location" else v)
+                (
+                    k,
+                    add_params_to_uri(v, [("iss", self.settings.issuer)])
+                    if k.lower() == "location"
+                    else v,
+                )
                 for k, v in response.headers
             ]
         return response

@@ -64,7 +64,9 @@ class Store:
 
     def save_code(self, code: str, record: AuthorizationCode) -> None:
         self._redis.set(
-            PREFIX + "code:" + digest(code), record.to_record(), ex=self._ttl_until(record.expires_at)
+            PREFIX + "code:" + digest(code),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
         )
 
     def take_code(self, code: str) -> AuthorizationCode | None:

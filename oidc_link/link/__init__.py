@@ -1,4 +1,7 @@
-"""The Link network as one interface; make_link_client() is the only place that picks sandbox or live."""
+"""The Link network as one interface.
+
+make_link_client() is the only place that chooses between the sandbox and a live client.
+"""
 
 from __future__ import annotations
 

@@ -81,7 +81,9 @@ class SandboxLinkClient:
             session.wrong_attempts = 0
         user = self._users[session.email]
         self._announce(f"[sandbox] Link verification code for {user.email}: {code}")
-        return VerificationStarted(redacted_phone=redact_phone(user.phone), client_secret=client_secret)
+        return VerificationStarted(
+            redacted_phone=redact_phone(user.phone), client_secret=client_secret
+        )
 
     def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
         with self._lock:

@@ -1,0 +1,88 @@
+"""The Flask layer: blueprints, request ids, error pages and security headers.
+
+The only package that imports Flask; it translates HTTP to and from the layers below.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from oidc_link.ids import new_id
+from oidc_link.interaction import Interaction
+from oidc_link.oauth import Provider
+from oidc_link.services import Services
+from oidc_link.web.context import EXTENSION_NAME, WebContext
+from oidc_link.web.errors import HTTP_MESSAGES, error_page
+
+log = logging.getLogger(__name__)
+
+# Pages may load our own stylesheet and images and nothing else (DESIGN.md §7.9).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+JSON_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/")
+
+
+def asset_dir(name: str) -> str:
+    """Templates and static files: inside the installed package, or at the repository top."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / name
+    return str(installed if installed.is_dir() else package.parent / name)
+
+
+def create_web_app(services: Services, interaction: Interaction, provider: Provider) -> Flask:
+    from oidc_link.web.pages import pages
+    from oidc_link.web.protocol import protocol
+
+    app = Flask(
+        "oidc_link",
+        template_folder=asset_dir("templates"),
+        static_folder=asset_dir("static"),
+    )
+    app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider)
+    app.register_blueprint(protocol)
+    app.register_blueprint(pages)
+
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = new_id("req")
+
+    @app.context_processor
+    def page_globals() -> dict[str, object]:
+        return {"sandbox": services.settings.is_sandbox, "request_id": g.get("request_id", "")}
+
+    @app.after_request
+    def add_headers(response: Response) -> Response:
+        response.headers["Request-Id"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        if "Cache-Control" not in response.headers and not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response | str, int]:
+        status = error.code or 500
+        if request.path.startswith(JSON_PATHS):
+            return jsonify(error="invalid_request", error_description=error.description), status
+        return error_page(
+            error.name, HTTP_MESSAGES.get(status, "Please go back and try again."), status
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response | str, int]:
+        log.exception("Unhandled error (request id %s)", g.get("request_id"))
+        if request.path.startswith(JSON_PATHS):
+            return jsonify(error="server_error", error_description="Unexpected error."), 500
+        return error_page(
+            "Something went wrong", "Please go back to the site and try again in a moment.", 500
+        )
+
+    return app

@@ -1,0 +1,14 @@
+"""Friendly error pages: a short message, what to do next, and the request id."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+HTTP_MESSAGES = {
+    404: "There is nothing at this address. Go back to the site you came from and start again.",
+    405: "This page cannot be used that way. Go back to the site you came from and start again.",
+}
+
+
+def error_page(title: str, message: str, status: int) -> tuple[str, int]:
+    return render_template("error.html", title=title, message=message), status

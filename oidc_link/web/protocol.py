@@ -1,0 +1,145 @@
+"""Protocol endpoints: discovery, JWKS, authorize, token and userinfo."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
+
+from oidc_link.config import AUTH_METHODS, SUPPORTED_SCOPES
+from oidc_link.keys import ALGORITHM
+from oidc_link.oauth import (
+    AuthorizationPageError,
+    InvalidAccessTokenError,
+    ProtocolRequest,
+    ProtocolResponse,
+)
+from oidc_link.web.browser import bind_browser, browser_id_or_new
+from oidc_link.web.context import web_context
+from oidc_link.web.errors import error_page
+
+log = logging.getLogger(__name__)
+
+protocol = Blueprint("protocol", __name__)
+
+PUBLIC_CACHE = "public, max-age=300"
+
+
+def protocol_request() -> ProtocolRequest:
+    return ProtocolRequest(
+        method=request.method,
+        path=request.path,
+        query=list(request.args.items(multi=True)),
+        form=list(request.form.items(multi=True)) if request.method == "POST" else [],
+        headers=dict(request.headers),
+    )
+
+
+def to_flask(response: ProtocolResponse) -> Response:
+    body = response.body
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    return Response(body, status=response.status, headers=response.headers)
+
+
+@protocol.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    issuer = web_context().services.settings.issuer
+    document: dict[str, Any] = {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+        "jwks_uri": issuer + "/jwks.json",
+        "scopes_supported": list(SUPPORTED_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "amr",
+            "at_hash",
+            "email",
+            "email_verified",
+            "name",
+        ],
+        "claim_types_supported": ["normal"],
+        "ui_locales_supported": ["en"],
+        "authorization_response_iss_parameter_supported": True,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }
+    return _public_json(document)
+
+
+@protocol.get("/jwks.json")
+def jwks() -> Response:
+    return _public_json(web_context().services.keys.jwks())
+
+
+@protocol.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Response | tuple[str, int]:
+    context = web_context()
+    try:
+        outcome = context.provider.validate_authorization(protocol_request())
+    except AuthorizationPageError as error:
+        log.info("Refused authorization request without redirect: %s", error.error.error)
+        return error_page(
+            "We can't sign you in from this link",
+            "The site that sent you here made a request we cannot accept "
+            f"({error.description}). Go back to the site and try again, or contact its owner.",
+            400,
+        )
+    if isinstance(outcome, ProtocolResponse):
+        return to_flask(outcome)
+    browser = browser_id_or_new()
+    flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
+    response = redirect(url_for("pages.show", flow_id=flow.id), 303)
+    bind_browser(response, browser, secure=context.services.settings.issuer.startswith("https:"))
+    return response
+
+
+@protocol.post("/token")
+def token() -> Response:
+    return to_flask(web_context().provider.token(protocol_request()))
+
+
+@protocol.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    access_token = value.strip() if scheme.lower() == "bearer" else None
+    if access_token is None and request.method == "POST":
+        access_token = request.form.get("access_token")  # RFC 6750 §2.2
+    try:
+        claims = web_context().provider.userinfo(access_token)
+    except InvalidAccessTokenError:
+        # RFC 6750 §3.1: no error code when the request carried no token at all.
+        challenge = 'Bearer error="invalid_token"' if access_token else "Bearer"
+        response = jsonify(
+            error="invalid_token", error_description="The access token is not valid."
+        )
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = challenge
+        return response
+    return jsonify(claims)
+
+
+def _public_json(document: dict[str, Any]) -> Response:
+    response = jsonify(document)
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
