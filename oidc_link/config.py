@@ -6,6 +6,7 @@ Nothing else in oidc-link reads ``os.environ``; everything else receives a froze
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -93,8 +94,12 @@ class Settings:
         return self.link.mode == "sandbox"
 
 
-def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
-    """Read the TOML file named by ``path`` or ``OIDC_LINK_CONFIG`` and apply the environment."""
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file named by ``path`` or ``OIDC_LINK_CONFIG`` and apply the environment.
+
+    ``environ`` defaults to the process environment: this is the one place that reads it.
+    """
+    environ = os.environ if environ is None else environ
     path = path or environ.get("OIDC_LINK_CONFIG")
     if not path:
         raise ConfigError(
@@ -318,7 +323,9 @@ def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
             f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}"
         )
     secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
-    if method == "none" and "client_secret" in table:
+    if method not in AUTH_METHODS:
+        pass  # the method is already reported; which secret rule applies is unknown
+    elif method == "none" and "client_secret" in table:
         reader.problem(f"{name}.client_secret", "a public client (method 'none') has no secret")
     elif method != "none" and "client_secret" not in table:
         reader.problem(f"{name}.client_secret", f"is required for {method}")
