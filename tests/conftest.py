@@ -12,9 +12,14 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 import redis
+from flask import Flask
 
+from oidc_link import create_app
 from oidc_link.clock import FixedClock
+from oidc_link.config import Settings, settings_from_mapping
+from oidc_link.services import build_services
 from oidc_link.store import Store
+from tests.relying_party import Browser, RelyingParty
 
 # CI sets this so that a missing redis-server fails the run instead of skipping tests.
 REQUIRE_REAL_REDIS = os.environ.get("OIDC_LINK_TEST_REAL_REDIS") == "required"
@@ -85,3 +90,86 @@ def clock() -> FixedClock:
 @pytest.fixture
 def store(redis_client: redis.Redis, clock: FixedClock) -> Store:
     return Store(redis_client, clock)
+
+
+ISSUER = "https://login.example.test"
+SHOP_SECRET = "shop-secret-0123456789abcdef"
+POST_SECRET = "post-secret-0123456789abcdef"
+SHOP_CALLBACK = "https://shop.example.test/callback"
+SPA_CALLBACK = "http://127.0.0.1:3000/callback"
+JENNY = "jenny@example.com"
+
+
+def provider_config() -> dict[str, object]:
+    """A realistic configuration: one sandbox user, three kinds of client."""
+    return {
+        "issuer": ISSUER,
+        "subject_salt": "test-subject-salt",
+        "link": {
+            "mode": "sandbox",
+            "sandbox": {
+                "users": [
+                    {"email": JENNY, "phone": "+14155550123", "name": "Jenny Rosen"},
+                    {"email": "sam@example.com", "phone": "+447700900123"},
+                ]
+            },
+        },
+        "clients": [
+            {
+                "client_id": "shop",
+                "client_secret": "${SHOP_SECRET}",
+                "redirect_uris": [SHOP_CALLBACK],
+                "name": "Example Shop",
+            },
+            {
+                "client_id": "blog",
+                "client_secret": POST_SECRET,
+                "token_endpoint_auth_method": "client_secret_post",
+                "redirect_uris": ["https://blog.example.test/auth"],
+                "scopes": ["openid", "email"],
+            },
+            {
+                "client_id": "spa",
+                "token_endpoint_auth_method": "none",
+                "redirect_uris": [SPA_CALLBACK],
+                "name": "Single Page App",
+            },
+        ],
+    }
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return settings_from_mapping(provider_config(), {"SHOP_SECRET": SHOP_SECRET}, "test")
+
+
+@pytest.fixture
+def console() -> list[str]:
+    """What the sandbox prints to the operator's console."""
+    return []
+
+
+@pytest.fixture
+def live_clock() -> FixedClock:
+    """A fixed clock starting now: client libraries check exp/iat against real time."""
+    return FixedClock(int(time.time()))
+
+
+@pytest.fixture
+def app(
+    settings: Settings, redis_client: redis.Redis, live_clock: FixedClock, console: list[str]
+) -> Flask:
+    services = build_services(
+        settings, clock=live_clock, redis_client=redis_client, announce=console.append
+    )
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def browser(app: Flask) -> Browser:
+    return Browser(app, ISSUER)
+
+
+@pytest.fixture
+def shop(app: Flask) -> RelyingParty:
+    return RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
