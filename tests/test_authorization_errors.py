@@ -1,0 +1,125 @@
+"""Bad authorization requests: an error page when the RP cannot be trusted, else a redirect.
+
+RFC 6749 §4.1.2.1: never redirect to an unverified client or redirect URI.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tests.conftest import ISSUER, SHOP_CALLBACK, SPA_CALLBACK
+from tests.relying_party import Browser, query_of
+
+
+def authorize(app: Flask, method: str = "GET", **params: str):
+    client = app.test_client()
+    if method == "POST":
+        return client.post("/authorize", data=params, base_url=ISSUER)
+    return client.get("/authorize", query_string=params, base_url=ISSUER)
+
+
+VALID = {
+    "response_type": "code",
+    "client_id": "shop",
+    "redirect_uri": SHOP_CALLBACK,
+    "scope": "openid email",
+    "state": "st-123",
+    "nonce": "n-123",
+}
+
+
+def test_a_valid_request_by_post_starts_a_sign_in_too(app: Flask) -> None:
+    answer = authorize(app, "POST", **VALID)
+
+    assert answer.status_code == 303
+    assert answer.headers["Location"].startswith("/signin/flow_")
+    assert "HttpOnly" in answer.headers["Set-Cookie"]
+    assert "SameSite=Lax" in answer.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"client_id": "unknown"}, "does not exist"),
+        ({"client_id": None}, "client_id"),
+        ({"redirect_uri": "https://evil.example.test/callback"}, "not supported"),
+        ({"redirect_uri": SHOP_CALLBACK + "/extra"}, "not supported"),
+        ({"redirect_uri": None}, "redirect_uri"),
+    ],
+)
+def test_an_untrusted_client_or_redirect_uri_gets_an_error_page_and_no_redirect(
+    app: Flask, change: dict[str, str | None], expected: str
+) -> None:
+    params = {k: v for k, v in {**VALID, **change}.items() if v is not None}
+
+    answer = authorize(app, **params)
+
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert answer.mimetype == "text/html"
+    page = answer.get_data(as_text=True)
+    assert expected in page
+    assert answer.headers["Request-Id"] in page
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": None}, "unsupported_response_type"),
+        ({"scope": "email profile"}, "invalid_scope"),
+        ({"scope": None}, "invalid_scope"),
+        ({"code_challenge": "a" * 43, "code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "a" * 43}, "invalid_request"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+        ({"request_uri": "https://shop.example.test/r/1"}, "request_uri_not_supported"),
+        ({"response_mode": "form_post"}, "invalid_request"),
+        ({"prompt": "none"}, "login_required"),
+    ],
+)
+def test_other_errors_redirect_to_the_client_with_state_and_iss(
+    app: Flask, change: dict[str, str | None], error: str
+) -> None:
+    params = {k: v for k, v in {**VALID, **change}.items() if v is not None}
+
+    answer = authorize(app, **params)
+
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(SHOP_CALLBACK + "?")
+    query = query_of(location)
+    assert query["error"] == error
+    assert query["state"] == "st-123"
+    assert query["iss"] == ISSUER
+
+
+def test_a_public_client_must_send_a_pkce_challenge(app: Flask) -> None:
+    params = {**VALID, "client_id": "spa", "redirect_uri": SPA_CALLBACK}
+
+    answer = authorize(app, **params)
+
+    assert answer.status_code == 302
+    assert query_of(answer.headers["Location"])["error"] == "invalid_request"
+
+
+def test_a_repeated_parameter_is_refused_without_a_redirect(app: Flask) -> None:
+    client = app.test_client()
+    query = "&".join(f"{k}={v}" for k, v in VALID.items()) + "&client_id=blog"
+
+    answer = client.get("/authorize?" + query, base_url=ISSUER)
+
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+
+
+def test_a_flow_started_in_another_browser_cannot_be_continued(app: Flask) -> None:
+    first = Browser(app, ISSUER)
+    first.start("/authorize?" + "&".join(f"{k}={v}" for k, v in VALID.items()))
+    flow_page = first.page.request.path
+
+    stranger = Browser(app, ISSUER)
+    answer = stranger.get(flow_page)
+
+    assert answer.status_code == 400
+    assert "another browser" in answer.get_data(as_text=True)
