@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from oidc_link.services import build_services
     from oidc_link.web import create_web_app
 
+    # Authlib logs issued tokens at DEBUG level: never let those records through.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     services = services or build_services(settings)
     # Load (or create) the signing key now, so a broken Redis fails start-up, not a request.
     services.keys.load()

@@ -1,0 +1,175 @@
+"""Hosted pages and public documents: what the user and the RP's library see."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask
+
+from oidc_link.clock import FixedClock
+from tests.conftest import ISSUER, JENNY, SHOP_SECRET
+from tests.relying_party import Browser, RelyingParty
+
+# OpenID Connect Discovery 1.0 §3: the members a provider MUST publish.
+REQUIRED_DISCOVERY_MEMBERS = {
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "response_types_supported",
+    "subject_types_supported",
+    "id_token_signing_alg_values_supported",
+}
+
+
+def test_discovery_publishes_every_required_member_and_the_exact_issuer(app: Flask) -> None:
+    answer = app.test_client().get("/.well-known/openid-configuration", base_url=ISSUER)
+    document = answer.get_json()
+
+    assert set(document) >= REQUIRED_DISCOVERY_MEMBERS
+    assert document["issuer"] == ISSUER
+    assert document["response_types_supported"] == ["code"]
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["authorization_response_iss_parameter_supported"] is True
+    assert document["request_uri_parameter_supported"] is False
+    assert set(document["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    }
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_every_endpoint_in_discovery_answers(app: Flask) -> None:
+    client = app.test_client()
+    document = client.get("/.well-known/openid-configuration", base_url=ISSUER).get_json()
+
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+        assert document[name].startswith(ISSUER + "/")
+        path = document[name].removeprefix(ISSUER)
+        assert client.options(path, base_url=ISSUER).status_code == 200, name
+
+
+def test_the_jwks_holds_only_public_key_members(app: Flask) -> None:
+    (key,) = app.test_client().get("/jwks.json", base_url=ISSUER).get_json()["keys"]
+
+    assert set(key) == {"kty", "n", "e", "kid", "alg", "use"}
+
+
+def test_hosted_pages_carry_strict_security_headers(browser: Browser, shop: RelyingParty) -> None:
+    page = browser.start(shop.authorization_request().url)
+
+    assert page.status_code == 200
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src" not in policy
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_email_and_code_inputs_are_labelled_for_people_and_password_managers(
+    browser: Browser, shop: RelyingParty
+) -> None:
+    browser.start(shop.authorization_request().url)
+    soup = browser.soup()
+    email = soup.find("input", attrs={"name": "email"})
+    assert email["autocomplete"] == "email"
+    assert soup.find("label", attrs={"for": email["id"]}).get_text(strip=True) == "Email"
+
+    browser.submit("/email", email=JENNY)
+    soup = browser.soup()
+    code = soup.find("input", attrs={"name": "code"})
+    assert code["autocomplete"] == "one-time-code"
+    assert code["inputmode"] == "numeric"
+    assert soup.find("label", attrs={"for": code["id"]}).get_text(strip=True) == (
+        "Verification code"
+    )
+    assert "+1********23" in soup.get_text()
+
+
+def test_an_expired_sign_in_shows_an_error_page_with_the_request_id(
+    browser: Browser, shop: RelyingParty, live_clock: FixedClock
+) -> None:
+    browser.start(shop.authorization_request().url)
+    live_clock.advance(601)
+
+    answer = browser.submit("/email", email=JENNY)
+
+    assert answer.status_code == 404
+    assert "expired" in answer.get_data(as_text=True)
+    assert answer.headers["Request-Id"] in answer.get_data(as_text=True)
+
+
+def test_a_form_without_its_csrf_token_is_refused(browser: Browser, shop: RelyingParty) -> None:
+    browser.start(shop.authorization_request().url)
+
+    answer = browser.submit("/email", email=JENNY, csrf_token="forged")
+
+    assert answer.status_code == 400
+    assert "out of date" in answer.get_data(as_text=True)
+
+
+def test_an_unknown_page_is_a_friendly_404(app: Flask) -> None:
+    answer = app.test_client().get("/signin/flow_nope", base_url=ISSUER)
+
+    assert answer.status_code == 404
+    assert answer.mimetype == "text/html"
+    assert "Traceback" not in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("code", ["12345", "abcdef", ""])
+def test_a_malformed_code_asks_for_six_digits(
+    browser: Browser, shop: RelyingParty, code: str
+) -> None:
+    browser.start(shop.authorization_request().url)
+    browser.submit("/email", email=JENNY)
+
+    answer = browser.submit("/code", code=code)
+
+    assert answer.status_code == 400
+    assert "6-digit" in browser.soup().find(attrs={"role": "alert"}).get_text()
+
+
+def test_no_secret_reaches_the_logs_or_the_browser(
+    app: Flask,
+    browser: Browser,
+    shop: RelyingParty,
+    console: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    pages: list[str] = []
+    request = shop.authorization_request()
+    browser.start(request.url)
+    pages.append(browser.page.get_data(as_text=True))
+    browser.submit("/email", email=JENNY)
+    pages.append(browser.page.get_data(as_text=True))
+    code = console[-1].rsplit(" ", 1)[-1]
+    callback = browser.submit("/code", code=code).headers["Location"]
+    token = shop.exchange(callback, request)
+
+    secrets = [code, token["access_token"], token["id_token"], SHOP_SECRET]
+    secrets.append(callback.split("code=", 1)[1].split("&", 1)[0])
+    logged = caplog.text
+    for secret in secrets:
+        assert secret not in logged
+    for page in pages:
+        assert "sandbox_cs_" not in page
+
+
+def test_the_whole_flow_works_after_a_wrong_then_expired_magic_code(
+    browser: Browser, shop: RelyingParty, console: list[str]
+) -> None:
+    request = shop.authorization_request()
+    browser.start(request.url)
+    browser.submit("/email", email=JENNY)
+    assert browser.submit("/code", code="000002").status_code == 400
+    assert "expired" in browser.soup().find(attrs={"role": "alert"}).get_text()
+
+    browser.submit("/resend")
+    answer = browser.submit("/code", code=console[-1].rsplit(" ", 1)[-1])
+
+    assert answer.status_code == 302
+    assert len(console) == 2
