@@ -327,7 +327,9 @@ def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
         pass  # the method is already reported; which secret rule applies is unknown
     elif method == "none" and "client_secret" in table:
         reader.problem(f"{name}.client_secret", "a public client (method 'none') has no secret")
-    elif method != "none" and "client_secret" not in table:
+    elif method != "none" and table.get("client_secret") in (None, ""):
+        # An empty string counts as missing: reader.text() turns it into None, and a
+        # confidential client without a secret must not load.
         reader.problem(f"{name}.client_secret", f"is required for {method}")
     elif secret is not None and len(secret) < 16:
         reader.problem(f"{name}.client_secret", "must be at least 16 characters")

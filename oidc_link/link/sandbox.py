@@ -67,7 +67,9 @@ class SandboxLinkClient:
             return LookupResult(exists=False)
         client_secret = "sandbox_cs_" + secrets.token_urlsafe(24)
         with self._lock:
-            self._sessions[client_secret] = _Session(email=user.email)
+            # Sessions hold the normalised email, the key of self._users, so that users
+            # configured in mixed case still match _session() and the lookups below.
+            self._sessions[client_secret] = _Session(email=user.email.lower())
         return LookupResult(
             exists=True, client_secret=client_secret, redacted_phone=redact_phone(user.phone)
         )

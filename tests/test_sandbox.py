@@ -1,0 +1,313 @@
+"""The sandbox Link network: lookups, codes announced to the operator, magic codes, expiry,
+attempt limits, single-use sessions, and make_link_client choosing it from LinkSettings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from oidc_link.clock import FixedClock
+from oidc_link.config import LinkSettings, SandboxUser
+from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser, make_link_client
+from oidc_link.link.sandbox import (
+    CODE_LIFETIME,
+    MAX_ATTEMPTS,
+    SandboxLinkClient,
+    redact_phone,
+)
+
+JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
+SAM = SandboxUser(email="sam@example.com", phone="+447700900123")
+
+
+@pytest.fixture
+def messages() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def link(clock: FixedClock, messages: list[str]) -> SandboxLinkClient:
+    return SandboxLinkClient([JENNY, SAM], clock, messages.append)
+
+
+def announced_code(messages: list[str]) -> str:
+    """The six-digit code in the latest announcement."""
+    match = re.search(r"\b(\d{6})$", messages[-1])
+    assert match is not None, messages[-1]
+    return match.group(1)
+
+
+def wrong_code_for(code: str) -> str:
+    """A well-formed code that is neither ``code`` nor one of the magic codes."""
+    return "123456" if code != "123456" else "654321"
+
+
+def start(link: LinkClient, email: str = JENNY.email) -> str:
+    """Look ``email`` up and start a verification; return the session's client secret."""
+    found = link.lookup(email)
+    assert found.client_secret is not None
+    started = link.start_verification(email, found.client_secret)
+    return started.client_secret
+
+
+def kind_of(caught: pytest.ExceptionInfo[LinkError]) -> LinkErrorKind:
+    return caught.value.kind
+
+
+# Lookup
+
+
+def test_an_unknown_email_does_not_exist(link: SandboxLinkClient) -> None:
+    found = link.lookup("nobody@example.com")
+
+    assert not found.exists
+    assert found.client_secret is None
+    assert found.redacted_phone is None
+
+
+@pytest.mark.parametrize(
+    "email", ["jenny@example.com", "JENNY@Example.COM", "  jenny@example.com "]
+)
+def test_a_known_email_exists_in_any_case(link: SandboxLinkClient, email: str) -> None:
+    found = link.lookup(email)
+
+    assert found.exists
+    assert found.client_secret is not None
+    assert found.client_secret.startswith("sandbox_cs_")
+    assert found.redacted_phone == "+1********23"
+
+
+def test_each_lookup_opens_a_new_session(link: SandboxLinkClient) -> None:
+    first = link.lookup(JENNY.email)
+    second = link.lookup(JENNY.email)
+
+    assert first.client_secret != second.client_secret
+
+
+def test_a_redacted_phone_keeps_only_the_prefix_and_last_two_digits() -> None:
+    assert redact_phone("+447700900123") == "+4*********23"
+    assert "55501" not in redact_phone("+14155550123")
+    assert len(redact_phone("+14155550123")) == len("+14155550123")
+
+
+# Verification
+
+
+def test_start_verification_announces_a_code_that_authenticates(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    found = link.lookup(JENNY.email)
+    assert found.client_secret is not None
+
+    started = link.start_verification(JENNY.email, found.client_secret)
+
+    assert started.redacted_phone == "+1********23"
+    assert started.client_secret == found.client_secret
+    assert len(messages) == 1
+    assert JENNY.email in messages[0]
+    user = link.authenticate(JENNY.email, started.client_secret, announced_code(messages))
+    assert user == LinkUser(email="jenny@example.com", name="Jenny Rosen")
+
+
+def test_the_announced_code_works_when_the_email_is_typed_in_another_case(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    secret = start(link, "Jenny@Example.com")
+
+    user = link.authenticate("JENNY@EXAMPLE.COM", secret, announced_code(messages))
+
+    assert user.email == "jenny@example.com"
+
+
+def test_a_user_configured_in_mixed_case_can_sign_in(
+    clock: FixedClock, messages: list[str]
+) -> None:
+    link = SandboxLinkClient(
+        [SandboxUser(email="Mixed@Example.com", phone="+14155550199")], clock, messages.append
+    )
+
+    secret = start(link, "mixed@example.com")
+    user = link.authenticate("mixed@example.com", secret, announced_code(messages))
+
+    assert user.email.lower() == "mixed@example.com"
+
+
+def test_a_session_belongs_to_the_email_it_was_opened_for(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    secret = start(link, JENNY.email)
+
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(SAM.email, secret, announced_code(messages))
+
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+def test_an_unknown_session_cannot_start_verification(link: SandboxLinkClient) -> None:
+    with pytest.raises(LinkError) as caught:
+        link.start_verification(JENNY.email, "sandbox_cs_made_up")
+
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+# Magic codes
+
+
+def test_magic_code_000000_always_works(link: SandboxLinkClient) -> None:
+    secret = start(link)
+
+    assert link.authenticate(JENNY.email, secret, "000000").email == JENNY.email
+
+
+def test_magic_code_000000_works_even_before_a_code_was_sent(link: SandboxLinkClient) -> None:
+    found = link.lookup(SAM.email)
+    assert found.client_secret is not None
+
+    user = link.authenticate(SAM.email, found.client_secret, "000000")
+
+    assert user == LinkUser(email="sam@example.com", name=None)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("000001", LinkErrorKind.INVALID_CODE),
+        ("000002", LinkErrorKind.CODE_EXPIRED),
+        ("000003", LinkErrorKind.TOO_MANY_ATTEMPTS),
+    ],
+)
+def test_magic_failure_codes_raise_their_error(
+    link: SandboxLinkClient, code: str, kind: LinkErrorKind
+) -> None:
+    secret = start(link)
+
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, secret, code)
+
+    assert kind_of(caught) is kind
+    assert str(caught.value).startswith(kind.value)
+
+
+# Expiry and attempts
+
+
+def test_a_code_works_until_the_end_of_its_lifetime(
+    link: SandboxLinkClient, clock: FixedClock, messages: list[str]
+) -> None:
+    secret = start(link)
+    clock.advance(CODE_LIFETIME - 1)
+
+    assert link.authenticate(JENNY.email, secret, announced_code(messages)).email == JENNY.email
+
+
+def test_a_code_expires_when_the_clock_moves_past_its_lifetime(
+    link: SandboxLinkClient, clock: FixedClock, messages: list[str]
+) -> None:
+    secret = start(link)
+    clock.advance(CODE_LIFETIME)
+
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, secret, announced_code(messages))
+
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+def test_a_wrong_code_is_invalid(link: SandboxLinkClient, messages: list[str]) -> None:
+    secret = start(link)
+
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, secret, wrong_code_for(announced_code(messages)))
+
+    assert kind_of(caught) is LinkErrorKind.INVALID_CODE
+
+
+def test_five_wrong_codes_are_too_many_attempts_and_close_the_session(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    secret = start(link)
+    code = announced_code(messages)
+    kinds = []
+    for _ in range(MAX_ATTEMPTS):
+        with pytest.raises(LinkError) as caught:
+            link.authenticate(JENNY.email, secret, wrong_code_for(code))
+        kinds.append(kind_of(caught))
+
+    assert MAX_ATTEMPTS == 5
+    assert kinds == [LinkErrorKind.INVALID_CODE] * 4 + [LinkErrorKind.TOO_MANY_ATTEMPTS]
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, secret, code)
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+def test_a_wrong_code_followed_by_the_right_one_still_works(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    secret = start(link)
+    code = announced_code(messages)
+    with pytest.raises(LinkError):
+        link.authenticate(JENNY.email, secret, wrong_code_for(code))
+
+    assert link.authenticate(JENNY.email, secret, code).email == JENNY.email
+
+
+def test_a_new_code_replaces_the_old_one_and_resets_attempts(
+    link: SandboxLinkClient, messages: list[str]
+) -> None:
+    secret = start(link)
+    for _ in range(MAX_ATTEMPTS - 1):
+        with pytest.raises(LinkError):
+            link.authenticate(JENNY.email, secret, wrong_code_for(announced_code(messages)))
+
+    link.start_verification(JENNY.email, secret)
+
+    assert len(messages) == 2
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, secret, wrong_code_for(announced_code(messages)))
+    assert kind_of(caught) is LinkErrorKind.INVALID_CODE
+    assert link.authenticate(JENNY.email, secret, announced_code(messages)).email == JENNY.email
+
+
+def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: list[str]) -> None:
+    secret = start(link)
+    code = announced_code(messages)
+    link.authenticate(JENNY.email, secret, code)
+
+    for attempt in (code, "000000"):
+        with pytest.raises(LinkError) as caught:
+            link.authenticate(JENNY.email, secret, attempt)
+        assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+    with pytest.raises(LinkError):
+        link.start_verification(JENNY.email, secret)
+
+
+# make_link_client
+
+
+def test_make_link_client_builds_the_sandbox_from_link_settings(
+    clock: FixedClock, messages: list[str]
+) -> None:
+    settings = LinkSettings(mode="sandbox", sandbox_users=(JENNY,))
+
+    link = make_link_client(settings, clock, messages.append)
+
+    assert isinstance(link, SandboxLinkClient)
+    assert not link.lookup(SAM.email).exists
+    secret = start(link, JENNY.email)
+    assert len(messages) == 1
+    assert link.authenticate(JENNY.email, secret, announced_code(messages)).name == "Jenny Rosen"
+
+
+def test_make_link_client_prints_codes_to_the_console_by_default(
+    clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock)
+
+    start(link, JENNY.email)
+
+    assert "[sandbox] Link verification code for jenny@example.com:" in capsys.readouterr().err
+
+
+def test_make_link_client_refuses_an_unknown_mode(clock: FixedClock) -> None:
+    with pytest.raises(ValueError, match="live"):
+        make_link_client(LinkSettings(mode="live"), clock)
