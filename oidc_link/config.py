@@ -292,6 +292,8 @@ def _read_clients(reader: _Reader, raw: Any) -> tuple[ClientSettings, ...]:
     if not isinstance(raw, list):
         reader.problem("clients", "must be an array of tables ([[clients]])")
         return ()
+    if not raw:
+        reader.problem("clients", "at least one [[clients]] entry is required")
     clients: list[ClientSettings] = []
     seen: set[str] = set()
     for index, raw_client in enumerate(raw):

@@ -69,7 +69,7 @@ class Interaction:
             created_at=now,
             expires_at=now + self._lifetimes.flow,
         )
-        self._store.save_flow(flow)
+        self._store.add_flow(flow)
         return flow
 
     def resume(self, flow_id: str, browser_id: str | None) -> Flow:
@@ -173,5 +173,6 @@ class Interaction:
             raise FlowStepError()
 
     def _save(self, flow: Flow) -> StepResult:
-        self._store.save_flow(flow)
+        if not self._store.save_flow(flow):
+            raise FlowNotFoundError()
         return StepResult(flow)

@@ -46,9 +46,26 @@ class Store:
 
     # Flows: pending sign-ins. Losing one means the user starts again.
 
-    def save_flow(self, flow: Flow) -> None:
+    def add_flow(self, flow: Flow) -> None:
         self._redis.set(
-            PREFIX + "flow:" + flow.id, flow.to_record(), ex=self._ttl_until(flow.expires_at)
+            PREFIX + "flow:" + flow.id,
+            flow.to_record(),
+            ex=self._ttl_until(flow.expires_at),
+            nx=True,
+        )
+
+    def save_flow(self, flow: Flow) -> bool:
+        """Update a pending flow; False if it is gone (finished or expired) and stays gone.
+
+        SET XX, so a late write from another request can never bring a finished flow back.
+        """
+        return bool(
+            self._redis.set(
+                PREFIX + "flow:" + flow.id,
+                flow.to_record(),
+                ex=self._ttl_until(flow.expires_at),
+                xx=True,
+            )
         )
 
     def load_flow(self, flow_id: str) -> Flow | None:

@@ -14,6 +14,7 @@ from oidc_link.config import (
     SandboxUser,
     Settings,
     load_settings,
+    settings_from_mapping,
 )
 from oidc_link.errors import ConfigError
 
@@ -655,3 +656,10 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
         load_settings(path, {})
 
     assert caught.value.problems[0].field == "config"
+
+
+def test_an_empty_client_list_is_a_problem() -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping({"issuer": "https://login.example.test", "clients": []}, {})
+
+    assert [p.field for p in raised.value.problems] == ["clients"]

@@ -90,7 +90,7 @@ def assert_ttl(client: redis.Redis, key: str, expected: int) -> None:
 def test_a_saved_flow_loads_back_equal(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
 
-    store.save_flow(flow)
+    store.add_flow(flow)
 
     assert store.load_flow(flow.id) == flow
 
@@ -102,7 +102,7 @@ def test_a_missing_flow_loads_as_none(store: Store) -> None:
 
 def test_saving_a_flow_again_replaces_it(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.save_flow(flow)
+    store.add_flow(flow)
 
     advanced = flow.advance(step=FlowStep.EMAIL, link_client_secret=None, code_attempts=0)
     store.save_flow(advanced)
@@ -110,9 +110,18 @@ def test_saving_a_flow_again_replaces_it(store: Store, clock: FixedClock) -> Non
     assert store.load_flow(flow.id) == advanced
 
 
+def test_a_taken_flow_cannot_be_saved_back(store: Store, clock: FixedClock) -> None:
+    flow = make_flow(clock)
+    store.add_flow(flow)
+    store.take_flow(flow.id)
+
+    assert store.save_flow(flow.advance(code_attempts=1)) is False
+    assert store.load_flow(flow.id) is None
+
+
 def test_take_flow_returns_it_once_and_then_none(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.save_flow(flow)
+    store.add_flow(flow)
 
     assert store.take_flow(flow.id) == flow
     assert store.take_flow(flow.id) is None
@@ -212,7 +221,7 @@ def test_identity_amr_survives_the_round_trip_as_a_tuple(store: Store, clock: Fi
 def test_every_key_has_a_ttl_except_the_signing_key(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    store.save_flow(make_flow(clock))
+    store.add_flow(make_flow(clock))
     store.save_code(new_secret(), make_code_record(clock))
     store.save_access_token(new_secret(), make_access_token(clock))
     store.add_signing_key(make_signing_key("kid-1", clock))
@@ -239,7 +248,7 @@ def test_ttls_match_expires_at_minus_the_clocks_now(
     token_record = make_access_token(clock, lifetime=3600)
     clock.advance(25)
 
-    store.save_flow(flow)
+    store.add_flow(flow)
     store.save_code(code, code_record)
     store.save_access_token(token, token_record)
 
@@ -290,7 +299,7 @@ def test_connect_without_a_url_gives_an_embedded_redis_and_warns(
 
     store = Store(client, clock)
     flow = make_flow(clock)
-    store.save_flow(flow)
+    store.add_flow(flow)
     assert store.load_flow(flow.id) == flow
     assert "embedded" in caplog.text
 
