@@ -38,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from oidc_link.demo import run_demo
 
-        run_demo(args.host, args.port, args.rp_port)
+        try:
+            run_demo(args.host, args.port, args.rp_port)
+        except (ValueError, OSError) as error:
+            print(f"Cannot start the demo: {error}", file=sys.stderr)
+            return 1
         return 0
     return serve_provider(args.config, args.host, args.port)
 

@@ -1,6 +1,6 @@
 """A sample relying party: an honest Authlib Flask client that signs in with oidc-link.
 
-It trusts nothing it has not verified: the issuer, the ID token's signature, iss, aud, exp and nonce.
+It trusts only what it verified: the issuer, and the ID token's signature, iss, aud, exp, nonce.
 """
 
 from __future__ import annotations
@@ -47,12 +47,13 @@ PAGE = """<!doctype html>
   </div>
   <p><a href="{{ url_for('home') }}">Back to the start</a></p>
 {% elif claims %}
-  <p>Signed in as <strong>{{ claims.get('name') or claims.get('email') or claims['sub'] }}</strong>.</p>
+  <p>Signed in as
+    <strong>{{ claims.get('name') or claims.get('email') or claims['sub'] }}</strong>.</p>
   <h2>Verified ID token claims</h2>
   <table id="claims">
-    {% for name, value in rows %}
+    {%- for name, value in rows %}
     <tr><th scope="row">{{ name }}</th><td>{{ value }}</td></tr>
-    {% endfor %}
+    {%- endfor %}
   </table>
   <form method="post" action="{{ url_for('logout') }}">
     <button class="button" type="submit">Sign out</button>
@@ -122,13 +123,19 @@ def create_rp_app(issuer: str, client_id: str, client_secret: str, rp_base_url: 
     @app.get("/callback")
     def callback() -> Response | tuple[str, int]:
         if "error" in request.args:
+            # Only shown, never acted on, so it needs no further checks.
             return failure(request.args["error"], request.args.get("error_description"))
-        # RFC 9207: the authorization response names its issuer, which defeats mix-up attacks.
-        if request.args.get("iss", issuer) != issuer:
-            return failure("wrong_issuer", "the authorization response came from another issuer")
         problem = discovered_issuer_problem()
         if problem:
             return failure("wrong_issuer", problem)
+        # RFC 9207 §2.4: the response names its issuer (when the provider says it will), which
+        # defeats mix-up attacks between providers.
+        response_issuer = request.args.get("iss")
+        promised = link.load_server_metadata().get("authorization_response_iss_parameter_supported")
+        if response_issuer is None and promised:
+            return failure("wrong_issuer", "the authorization response did not name its issuer")
+        if response_issuer is not None and response_issuer != issuer:
+            return failure("wrong_issuer", "the authorization response came from another issuer")
         try:
             token = link.authorize_access_token(
                 # Authlib checks the signature (JWKS), exp and nonce itself; iss and aud we
@@ -160,7 +167,9 @@ def _claim_rows(claims: dict[str, Any]) -> list[tuple[str, str]]:
     """Claims as (name, text) rows; times also shown in UTC, lists comma-separated."""
     rows = []
     for name, value in sorted(claims.items()):
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list):
             text = ", ".join(str(item) for item in value)
         elif name in _TIME_CLAIMS and isinstance(value, int | float):
             when = datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
