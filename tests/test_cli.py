@@ -1,10 +1,19 @@
-"""The oidc-link command: check-config reports every problem with its field."""
+"""The oidc-link command: check-config, serve refusing bad config, and the installed demo."""
 
 from __future__ import annotations
 
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from oidc_link.cli import main
 
@@ -62,3 +71,49 @@ def test_serve_refuses_an_invalid_config_before_listening(
 
     assert main(["serve", "--config", str(path), "--port", "0"]) == 1
     assert "clients[0].redirect_uris" in capsys.readouterr().err
+
+
+def test_the_installed_demo_command_serves_the_hosted_sign_in_page(tmp_path: Path) -> None:
+    """The README's demo command, run from outside the checkout, so the installed package
+    (with the templates and stylesheet its wheel ships) is what answers."""
+    script = shutil.which("oidc-link", path=str(Path(sys.executable).parent))
+    assert script, "oidc-link is not installed next to this Python"
+    process = subprocess.Popen(
+        [script, "demo", "--port", "0", "--rp-port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        urls = _printed_urls(process, count=2)
+        provider_url, rp_url = urls
+        with requests.Session() as browser:
+            page = browser.get(rp_url + "/login", timeout=10)
+            stylesheet = browser.get(provider_url + "/static/site.css", timeout=10)
+
+        assert page.url.startswith(provider_url + "/signin/")
+        assert 'autocomplete="email"' in page.text
+        assert "Sandbox" in page.text
+        assert stylesheet.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+def _printed_urls(process: subprocess.Popen[str], count: int) -> list[str]:
+    """Read the demo's console until it has printed ``count`` URLs (or give up after 20 s)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
+    ).start()
+    deadline = time.monotonic() + 20
+    urls: list[str] = []
+    while len(urls) < count and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        urls += re.findall(r"(?:Provider \(issuer\)|Sample shop \(RP\)):\s+(\S+)", line)
+    assert len(urls) == count, f"the demo printed {urls}"
+    return urls
