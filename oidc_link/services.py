@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import redis
+from typing import TYPE_CHECKING
 
 from oidc_link.clock import Clock, SystemClock
 from oidc_link.config import Settings
 from oidc_link.keys import SigningKeys
 from oidc_link.link import LinkClient, make_link_client
 from oidc_link.store import Store, connect
+
+if TYPE_CHECKING:
+    import redis
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ def test_no_secret_reaches_the_logs_or_the_browser(
     logged = caplog.text
     for secret in secrets:
         assert secret not in logged
+    # The Link session secret stays on the server: not in a page, not in a log line.
+    assert "sandbox_cs_" not in logged
     for page in pages:
         assert "sandbox_cs_" not in page
 

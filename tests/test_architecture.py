@@ -1,0 +1,86 @@
+"""The layering rules of DESIGN.md §2, checked on the source: dependencies point down only,
+and each outside library is used by the one module that owns it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "oidc_link"
+
+# Lower numbers are lower layers; a module may import only its own layer or lower ones.
+LAYERS = {
+    "clock": 0,
+    "errors": 0,
+    "ids": 0,
+    "config": 1,
+    "models": 1,
+    "store": 2,
+    "link": 2,
+    "keys": 3,
+    "services": 4,
+    "interaction": 5,
+    "oauth": 5,
+    "web": 6,
+    "": 7,  # oidc_link/__init__.py: create_app, the composition root
+    "cli": 7,
+    "demo": 7,
+}
+
+# Which modules may import each outside library at run time.
+OWNERS = {
+    "flask": {"web", "demo"},
+    "werkzeug": {"web", "demo", "cli"},
+    "redis": {"store", "cli"},
+    "fakeredis": {"store"},
+    "cryptography": {"keys"},
+    "jwt": {"keys"},
+    "authlib": {"oauth", "demo"},
+    "joserfc": {"demo"},
+    "requests": {"link"},
+}
+
+
+def runtime_imports(path: Path) -> list[str]:
+    """Imported module names, leaving out ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text())
+    names: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            return
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def layer_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return "" if parts == ("__init__",) else parts[0]
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_import_only_lower_layers_and_the_libraries_they_own(path: Path) -> None:
+    layer = layer_of(path)
+    for name in runtime_imports(path):
+        top, _, rest = name.partition(".")
+        if top == "oidc_link":
+            target = rest.split(".")[0]
+            assert LAYERS[target] <= LAYERS[layer], f"{layer or '__init__'} imports {name}"
+        elif top in OWNERS:
+            assert layer in OWNERS[top], f"{layer or '__init__'} imports {top}"
+
+
+def test_every_module_is_in_a_known_layer() -> None:
+    assert {layer_of(path) for path in MODULES} <= set(LAYERS)
