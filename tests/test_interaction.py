@@ -4,7 +4,6 @@ email and code steps, attempt limits, magic codes, resend, another email, cancel
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from oidc_link.interaction import (
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.store import PREFIX, Store
+from tests.sandbox_console import announced_code, wrong_code_for
 
 BROWSER = "browser-cookie-value-1"
 OTHER_BROWSER = "browser-cookie-value-2"
@@ -68,17 +68,6 @@ def code_flow(interaction: Interaction, flow: Flow) -> Flow:
     result = interaction.submit_email(flow, "jenny@example.com")
     assert result.problem is None
     return result.flow
-
-
-def announced_code(messages: list[str]) -> str:
-    match = re.search(r"\b(\d{6})$", messages[-1])
-    assert match is not None, messages[-1]
-    return match.group(1)
-
-
-def wrong_code_for(code: str) -> str:
-    """A well-formed code that is neither ``code`` nor one of the sandbox's magic codes."""
-    return "123456" if code != "123456" else "654321"
 
 
 def step_result(outcome: StepResult | Completion) -> StepResult:

@@ -14,6 +14,7 @@ from flask import Flask
 from oidc_link.clock import FixedClock
 from tests.conftest import ISSUER, JENNY, POST_SECRET, SHOP_CALLBACK, SPA_CALLBACK
 from tests.relying_party import Browser, RelyingParty, query_of
+from tests.sandbox_console import announced_code
 
 
 def sign_in(browser: Browser, rp: RelyingParty, console: list[str], **extra: str):
@@ -21,7 +22,7 @@ def sign_in(browser: Browser, rp: RelyingParty, console: list[str], **extra: str
     request = rp.authorization_request(**extra)
     browser.start(request.url)
     browser.submit("/email", email=extra.get("login_hint", JENNY))
-    code = console[-1].rsplit(" ", 1)[-1]
+    code = announced_code(console)
     answer = browser.submit("/code", code=code)
     assert answer.status_code == 302
     return request, answer.headers["Location"]
@@ -184,7 +185,7 @@ def test_a_wrong_code_shows_an_error_and_the_user_can_try_again(
     assert wrong.status_code == 400
     assert "not right" in browser.soup().find(attrs={"role": "alert"}).get_text()
 
-    answer = browser.submit("/code", code=console[-1].rsplit(" ", 1)[-1])
+    answer = browser.submit("/code", code=announced_code(console))
     assert answer.status_code == 302
     assert "code" in query_of(answer.headers["Location"])
 

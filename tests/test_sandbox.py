@@ -3,8 +3,6 @@ attempt limits, single-use sessions, and make_link_client choosing it from LinkS
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from oidc_link.clock import FixedClock
@@ -16,6 +14,7 @@ from oidc_link.link.sandbox import (
     SandboxLinkClient,
     redact_phone,
 )
+from tests.sandbox_console import announced_code, wrong_code_for
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
 SAM = SandboxUser(email="sam@example.com", phone="+447700900123")
@@ -29,18 +28,6 @@ def messages() -> list[str]:
 @pytest.fixture
 def link(clock: FixedClock, messages: list[str]) -> SandboxLinkClient:
     return SandboxLinkClient([JENNY, SAM], clock, messages.append)
-
-
-def announced_code(messages: list[str]) -> str:
-    """The six-digit code in the latest announcement."""
-    match = re.search(r"\b(\d{6})$", messages[-1])
-    assert match is not None, messages[-1]
-    return match.group(1)
-
-
-def wrong_code_for(code: str) -> str:
-    """A well-formed code that is neither ``code`` nor one of the magic codes."""
-    return "123456" if code != "123456" else "654321"
 
 
 def start(link: LinkClient, email: str = JENNY.email) -> str:
