@@ -19,7 +19,9 @@ from oidc_link.errors import ConfigError, ConfigProblem
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 SUPPORTED_SCOPES = ("openid", "email", "profile")
-LINK_MODES = ("sandbox",)  # "live" arrives with the live client (issue 3)
+LINK_MODES = ("sandbox", "live")
+LINK_DIALECTS = ("loginwithlink", "stripe")
+BODY_ENCODINGS = ("json", "form")
 # Used only in sandbox mode when no salt is configured; live mode must set its own.
 SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
 
@@ -44,9 +46,42 @@ class SandboxUser:
 
 
 @dataclass(frozen=True)
+class LiveLinkSettings:
+    """How to reach the real Link network (``[link.live]``)."""
+
+    base_url: str
+    publishable_key: str
+    dialect: str = "loginwithlink"
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    # Extra attempts for safe calls only (lookups, and requests that never reached Link).
+    max_retries: int = 2
+    # The loginwithlink docs leave these two open; these are our defaults.
+    body_encoding: str = "json"
+    code_field: str = "code"
+
+
+@dataclass(frozen=True)
 class LinkSettings:
     mode: str = "sandbox"
     sandbox_users: tuple[SandboxUser, ...] = ()
+    live: LiveLinkSettings | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Abuse limits; counts per window of seconds (DESIGN.md §4: counters live in Redis)."""
+
+    code_attempts: int = 5  # wrong codes per flow, then the flow ends
+    resend_cooldown: int = 30  # seconds between two SMS in one flow
+    resends: int = 3  # new codes per flow after the first
+    sms_per_email: int = 5
+    sms_per_email_window: int = 3600
+    sms_per_phone: int = 5
+    sms_per_phone_window: int = 3600
+    lookups_per_ip: int = 30
+    lookups_per_ip_window: int = 600
+    client_daily_sms: int = 10_000  # per client, per UTC day
 
 
 @dataclass(frozen=True)
@@ -85,6 +120,7 @@ class Settings:
     redis_url: str | None = None
     subject_salt: str = SANDBOX_SUBJECT_SALT
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
+    limits: Limits = field(default_factory=Limits)
 
     def client(self, client_id: str) -> ClientSettings | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
@@ -132,7 +168,9 @@ def settings_from_mapping(
             data[name] = environ[variable]
 
     reader.reject_unknown(
-        data, "", {"issuer", "redis_url", "subject_salt", "lifetimes", "link", "clients"}
+        data,
+        "",
+        {"issuer", "redis_url", "subject_salt", "lifetimes", "limits", "link", "clients"},
     )
     issuer = _read_issuer(reader, data)
     redis_url = reader.text(data, "redis_url", required=False)
@@ -141,6 +179,7 @@ def settings_from_mapping(
     link = _read_link(reader, data.get("link", {}))
     subject_salt = reader.text(data, "subject_salt", required=link.mode != "sandbox")
     lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
+    limits = _read_limits(reader, data.get("limits", {}))
     clients = _read_clients(reader, data.get("clients"))
 
     if reader.problems:
@@ -152,6 +191,7 @@ def settings_from_mapping(
         redis_url=redis_url,
         subject_salt=subject_salt or SANDBOX_SUBJECT_SALT,
         lifetimes=lifetimes,
+        limits=limits,
     )
 
 
@@ -199,10 +239,36 @@ class _Reader:
         resolved = (self._resolve(item, name) for item in value)
         return tuple(item for item in resolved if item is not None)
 
+    def choice(
+        self, table: Mapping[str, Any], key: str, name: str, choices: tuple[str, ...]
+    ) -> str:
+        """One of ``choices``; the first is the default."""
+        value = self.text(table, key, name, required=False) or choices[0]
+        if value not in choices:
+            self.problem(name, f"must be one of {', '.join(choices)}")
+            return choices[0]
+        return value
+
+    def positive_number(
+        self, table: Mapping[str, Any], key: str, name: str, default: float
+    ) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.problem(name, "must be a positive number of seconds")
+            return default
+        return float(value)
+
+    def count(self, table: Mapping[str, Any], key: str, name: str, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.problem(name, "must be a whole number, 0 or more")
+            return default
+        return value
+
     def positive_int(self, table: Mapping[str, Any], key: str, name: str, default: int) -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.problem(name, "must be a positive whole number of seconds")
+            self.problem(name, "must be a positive whole number")
             return default
         return value
 
@@ -230,7 +296,7 @@ def _read_issuer(reader: _Reader, data: Mapping[str, Any]) -> str:
 
 def _read_link(reader: _Reader, raw: Any) -> LinkSettings:
     table = reader.table(raw, "link")
-    reader.reject_unknown(table, "link.", {"mode", "sandbox"})
+    reader.reject_unknown(table, "link.", {"mode", "sandbox", "live"})
     mode = reader.text(table, "mode", "link.mode", required=False) or "sandbox"
     if mode not in LINK_MODES:
         reader.problem("link.mode", f"must be one of {', '.join(LINK_MODES)}")
@@ -258,7 +324,69 @@ def _read_link(reader: _Reader, raw: Any) -> LinkSettings:
         if email and phone:
             seen.add(email.lower())
             users.append(SandboxUser(email=email.lower(), phone=phone, name=display))
-    return LinkSettings(mode=mode, sandbox_users=tuple(users))
+    live = _read_live_link(reader, table.get("live"), required=mode == "live")
+    return LinkSettings(mode=mode, sandbox_users=tuple(users), live=live)
+
+
+def _read_live_link(reader: _Reader, raw: Any, *, required: bool) -> LiveLinkSettings | None:
+    if raw is None:
+        if required:
+            reader.problem("link.live", "is required when link.mode is 'live'")
+        return None
+    table = reader.table(raw, "link.live")
+    defaults = LiveLinkSettings(base_url="", publishable_key="")
+    reader.reject_unknown(
+        table,
+        "link.live.",
+        {
+            "base_url",
+            "publishable_key",
+            "dialect",
+            "connect_timeout",
+            "read_timeout",
+            "max_retries",
+            "body_encoding",
+            "code_field",
+        },
+    )
+    base_url = reader.text(table, "base_url", "link.live.base_url") or ""
+    if base_url and not _is_https_or_loopback(base_url):
+        reader.problem("link.live.base_url", "must be an https URL (http only on loopback)")
+    key = reader.text(table, "publishable_key", "link.live.publishable_key") or ""
+    if key and not key.startswith("pk_"):
+        reader.problem("link.live.publishable_key", "must be a publishable key (pk_...)")
+    dialect = reader.choice(table, "dialect", "link.live.dialect", LINK_DIALECTS)
+    encoding = reader.choice(table, "body_encoding", "link.live.body_encoding", BODY_ENCODINGS)
+    return LiveLinkSettings(
+        base_url=base_url.rstrip("/"),
+        publishable_key=key,
+        dialect=dialect,
+        connect_timeout=reader.positive_number(
+            table, "connect_timeout", "link.live.connect_timeout", defaults.connect_timeout
+        ),
+        read_timeout=reader.positive_number(
+            table, "read_timeout", "link.live.read_timeout", defaults.read_timeout
+        ),
+        max_retries=reader.count(
+            table, "max_retries", "link.live.max_retries", defaults.max_retries
+        ),
+        body_encoding=encoding,
+        code_field=reader.text(table, "code_field", "link.live.code_field", required=False)
+        or defaults.code_field,
+    )
+
+
+def _read_limits(reader: _Reader, raw: Any) -> Limits:
+    table = reader.table(raw, "limits")
+    defaults = Limits()
+    names = list(defaults.__dataclass_fields__)
+    reader.reject_unknown(table, "limits.", set(names))
+    return Limits(
+        **{
+            name: reader.positive_int(table, name, f"limits.{name}", getattr(defaults, name))
+            for name in names
+        }
+    )
 
 
 def _read_lifetimes(reader: _Reader, raw: Any) -> Lifetimes:

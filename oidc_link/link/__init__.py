@@ -68,8 +68,10 @@ def make_link_client(
     settings: LinkSettings, clock: Clock, announce: Callable[[str], None] | None = None
 ) -> LinkClient:
     """Build the client the settings ask for. ``announce`` shows sandbox codes to the operator."""
+    if settings.mode == "live" and settings.live is not None:
+        from oidc_link.link.http import LiveLinkClient
+
+        return LiveLinkClient(settings.live)
     from oidc_link.link.sandbox import SandboxLinkClient, print_to_console
 
-    if settings.mode == "sandbox":
-        return SandboxLinkClient(settings.sandbox_users, clock, announce or print_to_console)
-    raise ValueError(f"unsupported Link mode {settings.mode!r}")  # config rejects it earlier
+    return SandboxLinkClient(settings.sandbox_users, clock, announce or print_to_console)
