@@ -68,10 +68,13 @@ def make_link_client(
     settings: LinkSettings, clock: Clock, announce: Callable[[str], None] | None = None
 ) -> LinkClient:
     """Build the client the settings ask for. ``announce`` shows sandbox codes to the operator."""
+    if settings.mode == "sandbox":
+        from oidc_link.link.sandbox import SandboxLinkClient, print_to_console
+
+        return SandboxLinkClient(settings.sandbox_users, clock, announce or print_to_console)
     if settings.mode == "live" and settings.live is not None:
         from oidc_link.link.http import LiveLinkClient
 
         return LiveLinkClient(settings.live)
-    from oidc_link.link.sandbox import SandboxLinkClient, print_to_console
-
-    return SandboxLinkClient(settings.sandbox_users, clock, announce or print_to_console)
+    # Unreachable with validated settings: config.py reports these first.
+    raise ValueError(f"Link mode {settings.mode!r} is unknown or lacks its [link.live] settings")
