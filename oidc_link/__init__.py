@@ -27,6 +27,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     services = services or build_services(settings)
     # Load (or create) the signing key now, so a broken Redis fails start-up, not a request.
     services.keys.load()
-    interaction = Interaction(services.store, services.link, services.clock, settings.lifetimes)
+    interaction = Interaction(
+        services.store, services.link, services.clock, settings.lifetimes, settings.limits
+    )
     provider = Provider(settings, services.store, services.keys, services.clock)
     return create_web_app(services, interaction, provider)

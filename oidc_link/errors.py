@@ -25,21 +25,52 @@ class ConfigError(Exception):
 
 
 class FlowError(Exception):
-    """A hosted sign-in flow cannot continue; the page says so and offers a way out."""
+    """A hosted sign-in flow cannot continue; the page says so and offers a way out.
+
+    ``client_id`` and ``redirect_uri`` are set when we still know which site the user
+    came from, so the page can offer the way back there.
+    """
 
     message = "This sign-in cannot continue."
 
+    def __init__(self, client_id: str | None = None, redirect_uri: str | None = None) -> None:
+        super().__init__(self.message)
+        self.client_id = client_id
+        self.redirect_uri = redirect_uri
+
 
 class FlowNotFoundError(FlowError):
-    message = (
-        "This sign-in has expired or was already finished. Go back to the site and start again."
-    )
+    message = "We can't find this sign-in. Go back to the site you came from and start again."
+
+
+class FlowExpiredError(FlowError):
+    message = "This sign-in has expired. Go back to the site and start again."
+
+
+class FlowFinishedError(FlowError):
+    """The flow already ended (the user finished, or cancelled); not a fault of the user's."""
+
+    message = "You have already finished signing in here. You can go back to the site."
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        resume_at: str | None = None,
+    ) -> None:
+        super().__init__(client_id, redirect_uri)
+        # Where a double-submitted form should land: the answer the first submit produced.
+        self.resume_at = resume_at
 
 
 class FlowBrowserMismatchError(FlowError):
     message = (
         "This sign-in was started in another browser. Go back to the site and start again here."
     )
+
+
+class FlowBusyError(FlowError):
+    message = "This sign-in is still busy with your last step. Wait a moment and reload the page."
 
 
 class FlowStepError(FlowError):

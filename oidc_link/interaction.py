@@ -1,7 +1,8 @@
 """The hosted sign-in as a state machine: email -> code -> verified identity.
 
 No HTTP and no Authlib here: the web layer renders each step, oauth.py turns the verified
-identity into an authorization response.
+identity into an authorization response. Each step runs under a per-flow lock, so a double
+submit never sends a second SMS, and saves the flow only once Link has answered.
 """
 
 from __future__ import annotations
@@ -9,21 +10,38 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from oidc_link.clock import Clock
-from oidc_link.config import Lifetimes
-from oidc_link.errors import FlowBrowserMismatchError, FlowNotFoundError, FlowStepError
+from oidc_link.config import Lifetimes, Limits
+from oidc_link.errors import (
+    FlowBrowserMismatchError,
+    FlowBusyError,
+    FlowExpiredError,
+    FlowFinishedError,
+    FlowFormExpiredError,
+    FlowNotFoundError,
+)
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
-from oidc_link.models import Flow, FlowStep, Identity
+from oidc_link.models import FinishedFlow, Flow, FlowStep, Identity
+from oidc_link.sealed import seal, unseal
 from oidc_link.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_CODE_ATTEMPTS = 5
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CODE = re.compile(r"^[0-9]{6}$")
+# Longer than the slowest Link call we allow (timeouts plus retries).
+LOCK_SECONDS = 60
+LOCK_WAIT_SECONDS = 20.0
+LOCK_POLL_SECONDS = 0.05
+# A double click on "Verify" lands where the first click went, but only this soon after:
+# later, the code has likely been redeemed and replaying it would only hurt.
+DOUBLE_SUBMIT_SECONDS = 10
 
 
 class Problem(enum.Enum):
@@ -34,29 +52,70 @@ class Problem(enum.Enum):
     WRONG_CODE = "wrong_code"
     CODE_EXPIRED = "code_expired"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    RESEND_TOO_SOON = "resend_too_soon"
+    NO_MORE_RESENDS = "no_more_resends"
+    TOO_MANY_LOOKUPS = "too_many_lookups"
+    TOO_MANY_SMS = "too_many_sms"
+    LINK_RATE_LIMITED = "link_rate_limited"
     LINK_UNAVAILABLE = "link_unavailable"
+    LINK_MISMATCH = "link_mismatch"
+
+
+# Problems that are a limit being hit: the page answers 429 Too Many Requests.
+RATE_PROBLEMS = frozenset(
+    {
+        Problem.RESEND_TOO_SOON,
+        Problem.NO_MORE_RESENDS,
+        Problem.TOO_MANY_LOOKUPS,
+        Problem.TOO_MANY_SMS,
+        Problem.LINK_RATE_LIMITED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """Who asks: the flow, the browser's binding cookie, the form's CSRF token, the address."""
+
+    flow_id: str
+    browser_id: str | None
+    csrf_token: str | None = None
+    client_ip: str = ""
 
 
 @dataclass(frozen=True)
 class StepResult:
     flow: Flow
     problem: Problem | None = None
+    # Attempts left after a wrong code, or seconds to wait before a new code.
+    detail: int | None = None
 
 
 @dataclass(frozen=True)
 class Completion:
-    """A finished flow: the original authorization request and who signed in."""
+    """A finished flow: who signed in and where the browser goes next."""
 
     flow: Flow
     identity: Identity
+    redirect_to: str
 
 
 class Interaction:
-    def __init__(self, store: Store, link: LinkClient, clock: Clock, lifetimes: Lifetimes) -> None:
+    def __init__(
+        self,
+        store: Store,
+        link: LinkClient,
+        clock: Clock,
+        lifetimes: Lifetimes,
+        limits: Limits,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._store = store
         self._link = link
         self._clock = clock
         self._lifetimes = lifetimes
+        self._limits = limits
+        self._sleep = sleep
 
     def start(self, client_id: str, authorization: dict[str, str], browser_id: str) -> Flow:
         now = self._clock.now()
@@ -72,105 +131,214 @@ class Interaction:
         self._store.add_flow(flow)
         return flow
 
-    def resume(self, flow_id: str, browser_id: str | None) -> Flow:
-        """The flow behind a hosted page, only for the browser that started it."""
-        flow = self._store.load_flow(flow_id)
-        if flow is None or flow.expires_at <= self._clock.now():
-            raise FlowNotFoundError()
-        if not browser_id or not same(flow.browser_digest, digest(browser_id)):
-            raise FlowBrowserMismatchError()
-        return flow
+    def view(self, request: FlowRequest) -> Flow:
+        """The flow behind a hosted page, for the browser that started it."""
+        return self._resume(request, check_form=False)
 
-    def submit_email(self, flow: Flow, email: str) -> StepResult:
+    def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
-        if flow.step not in (FlowStep.EMAIL, FlowStep.NOT_ON_LINK):
-            flow = self._restart(flow)
-        if not _EMAIL.match(email) or len(email) > 254:
-            return StepResult(flow.advance(email=email or None), Problem.INVALID_EMAIL)
-        try:
-            found = self._link.lookup(email)
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            if flow.step == FlowStep.LOCKED:
+                return StepResult(flow)
+            if flow.step == FlowStep.CODE and email == flow.email:
+                # A double submit, or the back button: the code is already on its way.
+                return StepResult(flow)
+            if not _EMAIL.match(email) or len(email) > 254:
+                return StepResult(flow.advance(email=email or None), Problem.INVALID_EMAIL)
+            limits = self._limits
+            if self._over(
+                "lookup_ip", request.client_ip, limits.lookups_per_ip_window, limits.lookups_per_ip
+            ):
+                return StepResult(flow, Problem.TOO_MANY_LOOKUPS)
+            try:
+                found = self._link.lookup(email)
+            except LinkError as error:
+                return self._link_problem(flow, error)
             if not found.exists or not found.client_secret:
-                return self._save(flow.advance(step=FlowStep.NOT_ON_LINK, email=email))
-            started = self._link.start_verification(email, found.client_secret)
+                return self._save(
+                    self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
+                )
+            typed = flow.advance(email=email)
+            return self._send_code(typed, found.client_secret, found.redacted_phone or "")
+
+    def resend_code(self, request: FlowRequest) -> StepResult:
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
+                return StepResult(flow)
+            return self._send_code(flow, flow.link_client_secret, flow.redacted_phone or "")
+
+    def submit_code(
+        self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
+    ) -> StepResult | Completion:
+        """Check the code with Link; on success the flow ends and ``finish`` says where to go.
+
+        ``finish`` runs under the flow's lock, so a double submit finds the flow finished
+        and is sent where the first submit went.
+        """
+        code = re.sub(r"\s", "", code)
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
+                return StepResult(flow)
+            if not _CODE.match(code):
+                return StepResult(flow, Problem.INVALID_CODE_FORMAT)
+            try:
+                user = self._link.authenticate(flow.email, flow.link_client_secret, code)
+            except LinkError as error:
+                return self._code_failure(flow, error)
+            if user.email.strip().lower() != flow.email:
+                log.warning("Link confirmed a different email than the one typed; restarting")
+                return StepResult(self._save(self._restart(flow)).flow, Problem.LINK_MISMATCH)
+            finished = self._store.take_flow(flow.id)
+            if finished is None:
+                raise FlowNotFoundError()
+            identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
+            redirect_to = finish(finished, identity)
+            self._remember_end(finished, request, redirect_to)
+            return Completion(flow=finished, identity=identity, redirect_to=redirect_to)
+
+    def use_another_email(self, request: FlowRequest) -> Flow:
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            if flow.step == FlowStep.LOCKED:
+                return flow
+            return self._save(self._restart(flow)).flow
+
+    def cancel(self, request: FlowRequest, deny: Callable[[Flow], str]) -> str:
+        """The user walks away; ``deny`` builds the ``access_denied`` redirect to the RP."""
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            finished = self._store.take_flow(flow.id)
+            if finished is None:
+                raise FlowNotFoundError()
+            redirect_to = deny(finished)
+            self._remember_end(finished, request, redirect_to)
+            return redirect_to
+
+    # Steps.
+
+    def _send_code(self, flow: Flow, client_secret: str, redacted_phone: str) -> StepResult:
+        """Ask Link to text a code, within the per-flow and global SMS limits."""
+        assert flow.email
+        now = self._clock.now()
+        limits = self._limits
+        if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
+            wait = limits.resend_cooldown - (now - flow.sms_sent_at)
+            return StepResult(flow, Problem.RESEND_TOO_SOON, wait)
+        if flow.sms_sent > limits.resends:
+            return StepResult(flow, Problem.NO_MORE_RESENDS)
+        if (
+            self._over("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email)
+            or self._over(
+                "sms_phone", redacted_phone, limits.sms_per_phone_window, limits.sms_per_phone
+            )
+            or self._over("client_sms", flow.client_id, 86_400, limits.client_daily_sms)
+        ):
+            return StepResult(flow, Problem.TOO_MANY_SMS)
+        try:
+            started = self._link.start_verification(flow.email, client_secret)
         except LinkError as error:
-            log.warning("Link lookup or verification failed: %s", error.kind.value)
-            return StepResult(flow.advance(email=email), Problem.LINK_UNAVAILABLE)
+            return self._link_problem(flow, error)
         return self._save(
             flow.advance(
                 step=FlowStep.CODE,
-                email=email,
-                redacted_phone=started.redacted_phone,
+                redacted_phone=started.redacted_phone or redacted_phone,
                 link_client_secret=started.client_secret,
-                code_attempts=0,
+                sms_sent=flow.sms_sent + 1,
+                sms_sent_at=now,
             )
         )
-
-    def resend_code(self, flow: Flow) -> StepResult:
-        self._require_step(flow, FlowStep.CODE)
-        assert flow.email and flow.link_client_secret
-        try:
-            started = self._link.start_verification(flow.email, flow.link_client_secret)
-        except LinkError as error:
-            return self._code_failure(flow, error)
-        return self._save(
-            flow.advance(
-                redacted_phone=started.redacted_phone,
-                link_client_secret=started.client_secret,
-                code_attempts=0,
-            )
-        )
-
-    def submit_code(self, flow: Flow, code: str) -> StepResult | Completion:
-        """Check the code with Link; on success the flow is consumed and cannot finish twice."""
-        self._require_step(flow, FlowStep.CODE)
-        assert flow.email and flow.link_client_secret
-        code = re.sub(r"\s", "", code)
-        if not _CODE.match(code):
-            return StepResult(flow, Problem.INVALID_CODE_FORMAT)
-        try:
-            user = self._link.authenticate(flow.email, flow.link_client_secret, code)
-        except LinkError as error:
-            return self._code_failure(flow, error)
-        finished = self._store.take_flow(flow.id)
-        if finished is None:
-            raise FlowNotFoundError()
-        identity = Identity(email=user.email.lower(), name=user.name, auth_time=self._clock.now())
-        return Completion(flow=finished, identity=identity)
-
-    def use_another_email(self, flow: Flow) -> Flow:
-        return self._save(self._restart(flow)).flow
-
-    def cancel(self, flow: Flow) -> Flow:
-        """The user walks away: the flow ends so the RP can be told ``access_denied``."""
-        finished = self._store.take_flow(flow.id)
-        if finished is None:
-            raise FlowNotFoundError()
-        return finished
 
     def _code_failure(self, flow: Flow, error: LinkError) -> StepResult:
         if error.kind is LinkErrorKind.INVALID_CODE:
             attempts = flow.code_attempts + 1
-            if attempts >= MAX_CODE_ATTEMPTS:
-                return StepResult(self._save(self._restart(flow)).flow, Problem.TOO_MANY_ATTEMPTS)
-            return StepResult(
-                self._save(flow.advance(code_attempts=attempts)).flow, Problem.WRONG_CODE
-            )
+            if attempts >= self._limits.code_attempts:
+                return self._lock_out(flow)
+            left = self._limits.code_attempts - attempts
+            saved = self._save(flow.advance(code_attempts=attempts)).flow
+            return StepResult(saved, Problem.WRONG_CODE, left)
+        if error.kind is LinkErrorKind.TOO_MANY_ATTEMPTS:
+            return self._lock_out(flow)
         if error.kind is LinkErrorKind.CODE_EXPIRED:
             return StepResult(flow, Problem.CODE_EXPIRED)
-        if error.kind is LinkErrorKind.TOO_MANY_ATTEMPTS:
-            # Link has closed this verification session: only a fresh lookup can continue.
-            return StepResult(self._save(self._restart(flow)).flow, Problem.TOO_MANY_ATTEMPTS)
-        log.warning("Link verification failed: %s", error.kind.value)
+        return self._link_problem(flow, error)
+
+    def _lock_out(self, flow: Flow) -> StepResult:
+        """Too many wrong codes: the flow ends; only the way back to the site is left."""
+        locked = flow.advance(
+            step=FlowStep.LOCKED, link_client_secret=None, code_attempts=self._limits.code_attempts
+        )
+        return StepResult(self._save(locked).flow, Problem.TOO_MANY_ATTEMPTS)
+
+    def _link_problem(self, flow: Flow, error: LinkError) -> StepResult:
+        """Link failed: the flow stays exactly as it was, so the user can simply retry."""
+        log.warning("Link call failed: %s", error.kind.value)
+        if error.kind is LinkErrorKind.RATE_LIMITED:
+            return StepResult(flow, Problem.LINK_RATE_LIMITED)
         return StepResult(flow, Problem.LINK_UNAVAILABLE)
 
     def _restart(self, flow: Flow) -> Flow:
-        return flow.advance(
-            step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None, code_attempts=0
+        return flow.advance(step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None)
+
+    # Plumbing.
+
+    def _resume(self, request: FlowRequest, *, check_form: bool = True) -> Flow:
+        flow = self._store.load_flow(request.flow_id)
+        if flow is None:
+            raise self._missing(request)
+        redirect_uri = flow.authorization.get("redirect_uri")
+        if flow.expires_at <= self._clock.now():
+            raise FlowExpiredError(flow.client_id, redirect_uri)
+        if not request.browser_id or not same(flow.browser_digest, digest(request.browser_id)):
+            raise FlowBrowserMismatchError(flow.client_id, redirect_uri)
+        if check_form and not same(request.csrf_token or "", flow.csrf_token):
+            raise FlowFormExpiredError(flow.client_id, redirect_uri)
+        return flow
+
+    def _missing(self, request: FlowRequest) -> FlowNotFoundError | FlowFinishedError:
+        """Why a flow is gone: it ended (and where a double submit goes), or it never was."""
+        ended = self._store.load_finished_flow(request.flow_id)
+        if ended is None:
+            return FlowNotFoundError()
+        resume_at = None
+        double_submit = (
+            request.csrf_token is not None and self._clock.now() <= ended.redirect_valid_until
+        )
+        if double_submit and ended.sealed_redirect and request.browser_id:
+            resume_at = unseal(ended.sealed_redirect, request.browser_id, request.flow_id)
+        return FlowFinishedError(ended.client_id, ended.redirect_uri, resume_at)
+
+    def _remember_end(self, flow: Flow, request: FlowRequest, redirect_to: str) -> None:
+        sealed = seal(redirect_to, request.browser_id, flow.id) if request.browser_id else None
+        self._store.save_finished_flow(
+            flow.id,
+            FinishedFlow(
+                client_id=flow.client_id,
+                redirect_uri=flow.authorization.get("redirect_uri"),
+                sealed_redirect=sealed,
+                redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
+            ),
         )
 
-    def _require_step(self, flow: Flow, step: str) -> None:
-        if flow.step != step:
-            raise FlowStepError()
+    def _over(self, kind: str, subject: str, window: int, limit: int) -> bool:
+        return self._store.count_event(kind, subject or "unknown", window) > limit
+
+    @contextmanager
+    def _locked(self, flow_id: str) -> Iterator[None]:
+        token = self._store.lock_flow(flow_id, LOCK_SECONDS)
+        waited = 0.0
+        while token is None and waited < LOCK_WAIT_SECONDS:
+            self._sleep(LOCK_POLL_SECONDS)
+            waited += LOCK_POLL_SECONDS
+            token = self._store.lock_flow(flow_id, LOCK_SECONDS)
+        if token is None:
+            raise FlowBusyError()
+        try:
+            yield
+        finally:
+            self._store.unlock_flow(flow_id, token)
 
     def _save(self, flow: Flow) -> StepResult:
         if not self._store.save_flow(flow):

@@ -41,6 +41,8 @@ class FlowStep:
     EMAIL = "email"
     CODE = "code"
     NOT_ON_LINK = "not_on_link"
+    # Too many wrong codes: nothing left to do but go back to the site.
+    LOCKED = "locked"
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,25 @@ class Flow(Record):
     redacted_phone: str | None = None
     link_client_secret: str | None = None
     code_attempts: int = 0
+    sms_sent: int = 0
+    sms_sent_at: int = 0
 
     def advance(self, **changes: Any) -> Flow:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class FinishedFlow(Record):
+    """What stays of a flow after it ended, so a late request gets a page, not an error.
+
+    ``sealed_redirect`` is the RP redirect (it carries the code), encrypted to the browser
+    that finished the flow, so only that browser's double submit can land there again.
+    """
+
+    client_id: str
+    redirect_uri: str | None
+    sealed_redirect: str | None
+    redirect_valid_until: int
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ import logging
 import redis
 
 from oidc_link.clock import Clock
-from oidc_link.ids import digest
-from oidc_link.models import AccessToken, AuthorizationCode, Flow, SigningKey
+from oidc_link.ids import digest, new_secret, same
+from oidc_link.models import AccessToken, AuthorizationCode, FinishedFlow, Flow, SigningKey
 
 log = logging.getLogger(__name__)
 
 PREFIX = "oidc-link:v1:"
+# A flow outlives its expiry by this much, only so that a late visit can be told what
+# happened and sent back to the right site instead of meeting a bare "not found".
+FLOW_AFTERLIFE = 3600
 
 
 def connect(redis_url: str | None) -> redis.Redis:
@@ -50,7 +53,7 @@ class Store:
         self._redis.set(
             PREFIX + "flow:" + flow.id,
             flow.to_record(),
-            ex=self._ttl_until(flow.expires_at),
+            ex=self._ttl_until(flow.expires_at) + FLOW_AFTERLIFE,
             nx=True,
         )
 
@@ -63,7 +66,7 @@ class Store:
             self._redis.set(
                 PREFIX + "flow:" + flow.id,
                 flow.to_record(),
-                ex=self._ttl_until(flow.expires_at),
+                ex=self._ttl_until(flow.expires_at) + FLOW_AFTERLIFE,
                 xx=True,
             )
         )
@@ -76,6 +79,42 @@ class Store:
         """Remove and return a flow, so that one sign-in completes at most once."""
         raw = self._redis.getdel(PREFIX + "flow:" + flow_id)
         return Flow.from_record(raw) if raw else None
+
+    def save_finished_flow(self, flow_id: str, record: FinishedFlow) -> None:
+        self._redis.set(PREFIX + "flow_done:" + flow_id, record.to_record(), ex=FLOW_AFTERLIFE)
+
+    def load_finished_flow(self, flow_id: str) -> FinishedFlow | None:
+        raw = self._redis.get(PREFIX + "flow_done:" + flow_id)
+        return FinishedFlow.from_record(raw) if raw else None
+
+    def lock_flow(self, flow_id: str, seconds: int) -> str | None:
+        """Hold a flow while Link is called, so a double submit cannot send two SMS.
+
+        Returns the lock's token, or None when another request holds it.
+        """
+        token = new_secret(12)
+        if self._redis.set(PREFIX + "flow_lock:" + flow_id, token, nx=True, ex=seconds):
+            return token
+        return None
+
+    def unlock_flow(self, flow_id: str, token: str) -> None:
+        key = PREFIX + "flow_lock:" + flow_id
+        held = self._redis.get(key)
+        # Only our own lock: if it timed out and another request took it, leave that one.
+        if held is not None and same(held, token):
+            self._redis.delete(key)
+
+    # Rate-limit counters: fixed windows; losing them only forgives a few requests.
+
+    def count_event(self, kind: str, subject: str, window: int) -> int:
+        """Count one event for ``subject`` in the current window and return the count."""
+        index = self._clock.now() // window
+        key = f"{PREFIX}rate:{kind}:{digest(subject)}:{index}"
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.incr(key)
+        pipeline.expire(key, window + 1)
+        count, _ = pipeline.execute()
+        return int(count)
 
     # Authorization codes: single use; a lost code only means the RP starts again.
 

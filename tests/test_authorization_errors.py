@@ -121,5 +121,7 @@ def test_a_flow_started_in_another_browser_cannot_be_continued(app: Flask) -> No
     stranger = Browser(app, ISSUER)
     answer = stranger.get(flow_page)
 
-    assert answer.status_code == 400
+    assert answer.status_code == 403
     assert "another browser" in answer.get_data(as_text=True)
+    back = stranger.soup().find("a", string="Back to Example Shop")
+    assert back["href"] == "https://shop.example.test/"

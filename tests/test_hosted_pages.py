@@ -98,8 +98,9 @@ def test_an_expired_sign_in_shows_an_error_page_with_the_request_id(
 
     answer = browser.submit("/email", email=JENNY)
 
-    assert answer.status_code == 404
+    assert answer.status_code == 410
     assert "expired" in answer.get_data(as_text=True)
+    assert browser.soup().find("a", string="Back to Example Shop") is not None
     assert answer.headers["Request-Id"] in answer.get_data(as_text=True)
 
 
@@ -163,7 +164,7 @@ def test_no_secret_reaches_the_logs_or_the_browser(
 
 
 def test_the_whole_flow_works_after_a_wrong_then_expired_magic_code(
-    browser: Browser, shop: RelyingParty, console: list[str]
+    browser: Browser, shop: RelyingParty, console: list[str], live_clock: FixedClock
 ) -> None:
     request = shop.authorization_request()
     browser.start(request.url)
@@ -171,6 +172,7 @@ def test_the_whole_flow_works_after_a_wrong_then_expired_magic_code(
     assert browser.submit("/code", code="000002").status_code == 400
     assert "expired" in browser.soup().find(attrs={"role": "alert"}).get_text()
 
+    live_clock.advance(30)  # the resend cooldown
     browser.submit("/resend")
     answer = browser.submit("/code", code=announced_code(console))
 

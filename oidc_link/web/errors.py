@@ -10,5 +10,14 @@ HTTP_MESSAGES = {
 }
 
 
-def error_page(title: str, message: str, status: int) -> tuple[str, int]:
-    return render_template("error.html", title=title, message=message), status
+def error_page(
+    title: str,
+    message: str,
+    status: int,
+    *,
+    back_url: str | None = None,
+    site: str | None = None,
+) -> tuple[str, int]:
+    """A page that explains, and offers the way back to the site when we know it."""
+    page = render_template("error.html", title=title, message=message, back_url=back_url, site=site)
+    return page, status

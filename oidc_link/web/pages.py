@@ -1,4 +1,4 @@
-"""Hosted sign-in pages: email, code, not-on-Link.
+"""Hosted sign-in pages: email, code, not-on-Link, locked out.
 
 Each POST either redirects (post/redirect/get) or shows the same step with a message.
 """
@@ -6,18 +6,25 @@ Each POST either redirects (post/redirect/get) or shows the same step with a mes
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from oidc_link.errors import FlowError, FlowFormExpiredError, FlowNotFoundError
-from oidc_link.ids import same
-from oidc_link.interaction import Completion, Problem, StepResult
-from oidc_link.models import Flow, FlowStep
-from oidc_link.oauth import AuthorizationPageError
+from oidc_link.errors import (
+    FlowBrowserMismatchError,
+    FlowBusyError,
+    FlowError,
+    FlowExpiredError,
+    FlowFinishedError,
+    FlowFormExpiredError,
+    FlowNotFoundError,
+)
+from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
+from oidc_link.models import Flow, FlowStep, Identity
+from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
 from oidc_link.web.browser import browser_id
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
-from oidc_link.web.protocol import to_flask
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +33,42 @@ pages = Blueprint("pages", __name__)
 PROBLEM_MESSAGES = {
     Problem.INVALID_EMAIL: "Enter an email address like name@example.com.",
     Problem.INVALID_CODE_FORMAT: "Enter the 6-digit code from the text message.",
-    Problem.WRONG_CODE: "That code is not right. Check the text message and try again.",
+    Problem.WRONG_CODE: "That code is not right. You can try {detail} more time(s).",
     Problem.CODE_EXPIRED: "That code has expired. Send a new code and try again.",
-    Problem.TOO_MANY_ATTEMPTS: (
-        "Too many attempts with that code. Enter your email to get a new one."
-    ),
+    Problem.TOO_MANY_ATTEMPTS: "Too many wrong codes. For your safety this sign-in has ended.",
+    Problem.RESEND_TOO_SOON: "A code is on its way. You can ask for a new one in {detail} s.",
+    Problem.NO_MORE_RESENDS: "No more codes can be sent for this sign-in. Start again later.",
+    Problem.TOO_MANY_LOOKUPS: "Too many tries from your network. Please wait a few minutes.",
+    Problem.TOO_MANY_SMS: "Too many codes were sent to this email or phone. Try again later.",
+    Problem.LINK_RATE_LIMITED: "Link is busy right now. Please wait a moment and try again.",
     Problem.LINK_UNAVAILABLE: "Link is not answering right now. Please try again in a moment.",
+    Problem.LINK_MISMATCH: "Link could not confirm this email. Please enter it again.",
 }
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
     FlowStep.CODE: "code.html",
     FlowStep.NOT_ON_LINK: "not_on_link.html",
+    FlowStep.LOCKED: "locked.html",
+}
+# (status, title) of the page for each way a flow can stop.
+_FLOW_ERROR_PAGES: dict[type[FlowError], tuple[int, str]] = {
+    FlowNotFoundError: (404, "We can't find this sign-in"),
+    FlowExpiredError: (410, "This sign-in has expired"),
+    FlowFinishedError: (200, "You're done here"),
+    FlowBrowserMismatchError: (403, "Continue in the browser you started in"),
+    FlowFormExpiredError: (400, "This page is out of date"),
+    FlowBusyError: (409, "Still working on your last step"),
 }
 
 
 @pages.errorhandler(FlowError)
-def flow_error(error: FlowError) -> tuple[str, int]:
-    status = 404 if isinstance(error, FlowNotFoundError) else 400
-    return error_page("This sign-in can't continue", error.message, status)
+def flow_error(error: FlowError) -> Response | tuple[str, int]:
+    if isinstance(error, FlowFinishedError) and error.resume_at:
+        # A double submit: go where the first submit went (a code, or access_denied).
+        return redirect(error.resume_at, 303)
+    status, title = _FLOW_ERROR_PAGES.get(type(error), (400, "This sign-in can't continue"))
+    back_url, site = _site_of(error.client_id, error.redirect_uri)
+    return error_page(title, error.message, status, back_url=back_url, site=site)
 
 
 @pages.errorhandler(AuthorizationPageError)
@@ -56,59 +81,78 @@ def authorization_error(error: AuthorizationPageError) -> tuple[str, int]:
 
 @pages.get("/signin/<flow_id>")
 def show(flow_id: str) -> tuple[str, int]:
-    return _render(_flow(flow_id))
+    return _render(web_context().interaction.view(_flow_request(flow_id, form=False)))
 
 
 @pages.post("/signin/<flow_id>/email")
 def submit_email(flow_id: str) -> Response | tuple[str, int]:
-    flow = _posted_flow(flow_id)
-    return _after(web_context().interaction.submit_email(flow, request.form.get("email", "")))
+    interaction = web_context().interaction
+    return _after(interaction.submit_email(_flow_request(flow_id), request.form.get("email", "")))
 
 
 @pages.post("/signin/<flow_id>/code")
 def submit_code(flow_id: str) -> Response | tuple[str, int]:
     context = web_context()
-    outcome = context.interaction.submit_code(_posted_flow(flow_id), request.form.get("code", ""))
+
+    def finish(flow: Flow, identity: Identity) -> str:
+        return _location(context.provider.approve(flow.authorization, identity))
+
+    outcome = context.interaction.submit_code(
+        _flow_request(flow_id), request.form.get("code", ""), finish
+    )
     if isinstance(outcome, Completion):
-        return to_flask(context.provider.approve(outcome.flow.authorization, outcome.identity))
+        return redirect(outcome.redirect_to, 302)
     return _after(outcome)
 
 
 @pages.post("/signin/<flow_id>/resend")
 def resend_code(flow_id: str) -> Response | tuple[str, int]:
-    return _after(web_context().interaction.resend_code(_posted_flow(flow_id)))
+    return _after(web_context().interaction.resend_code(_flow_request(flow_id)))
 
 
 @pages.post("/signin/<flow_id>/restart")
 def restart(flow_id: str) -> Response:
-    flow = web_context().interaction.use_another_email(_posted_flow(flow_id))
+    flow = web_context().interaction.use_another_email(_flow_request(flow_id))
     return redirect(url_for("pages.show", flow_id=flow.id), 303)
 
 
 @pages.post("/signin/<flow_id>/cancel")
 def cancel(flow_id: str) -> Response:
     context = web_context()
-    flow = context.interaction.cancel(_posted_flow(flow_id))
-    return to_flask(context.provider.deny(flow.authorization))
+
+    def deny(flow: Flow) -> str:
+        return _location(context.provider.deny(flow.authorization))
+
+    return redirect(context.interaction.cancel(_flow_request(flow_id), deny), 302)
 
 
-def _flow(flow_id: str) -> Flow:
-    return web_context().interaction.resume(flow_id, browser_id())
+def _flow_request(flow_id: str, *, form: bool = True) -> FlowRequest:
+    return FlowRequest(
+        flow_id=flow_id,
+        browser_id=browser_id(),
+        csrf_token=request.form.get("csrf_token", "") if form else None,
+        client_ip=request.remote_addr or "",
+    )
 
 
-def _posted_flow(flow_id: str) -> Flow:
-    flow = _flow(flow_id)
-    if not same(request.form.get("csrf_token", ""), flow.csrf_token):
-        raise FlowFormExpiredError()
-    return flow
+def _location(response: ProtocolResponse) -> str:
+    if not response.location:
+        raise RuntimeError("an authorization response is always a redirect")
+    return response.location
 
 
 def _after(result: StepResult) -> Response | tuple[str, int]:
-    """Post/redirect/get on success; on a problem, show the same step with its message."""
+    """Post/redirect/get on success; on a problem, show the step the flow is at, with why."""
     if result.problem is None:
         return redirect(url_for("pages.show", flow_id=result.flow.id), 303)
-    status = 503 if result.problem is Problem.LINK_UNAVAILABLE else 400
-    return _render(result.flow, PROBLEM_MESSAGES[result.problem], status)
+    if result.problem is Problem.LINK_UNAVAILABLE:
+        status = 503
+    elif result.problem in RATE_PROBLEMS:
+        status = 429
+    else:
+        status = 400
+    message = PROBLEM_MESSAGES[result.problem].format(detail=result.detail)
+    return _render(result.flow, message, status)
 
 
 def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[str, int]:
@@ -121,3 +165,14 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
         error=error,
     )
     return page, status
+
+
+def _site_of(client_id: str | None, redirect_uri: str | None) -> tuple[str | None, str | None]:
+    """The site a stopped flow came from: its name and home page (the redirect URI's origin)."""
+    if not client_id or not redirect_uri:
+        return None, None
+    client = web_context().services.settings.client(client_id)
+    if client is None or redirect_uri not in client.redirect_uris:
+        return None, None
+    parts = urlsplit(redirect_uri)
+    return f"{parts.scheme}://{parts.netloc}/", client.display_name
