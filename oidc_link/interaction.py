@@ -151,15 +151,15 @@ class Interaction:
                 "lookup_ip", request.client_ip, limits.lookups_per_ip_window, limits.lookups_per_ip
             ):
                 return StepResult(flow, Problem.TOO_MANY_LOOKUPS)
+            typed = flow.advance(email=email)  # shown back to the user, saved only on success
             try:
                 found = self._link.lookup(email)
             except LinkError as error:
-                return self._link_problem(flow, error)
+                return self._link_problem(typed, error)
             if not found.exists or not found.client_secret:
                 return self._save(
                     self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
-            typed = flow.advance(email=email)
             return self._send_code(typed, found.client_secret, found.redacted_phone or "")
 
     def resend_code(self, request: FlowRequest) -> StepResult:
