@@ -151,7 +151,9 @@ class Interaction:
                 "lookup_ip", request.client_ip, limits.lookups_per_ip_window, limits.lookups_per_ip
             ):
                 return StepResult(flow, Problem.TOO_MANY_LOOKUPS)
-            typed = flow.advance(email=email)  # shown back to the user, saved only on success
+            # Back at the email step with what was typed: shown if Link or a limit refuses,
+            # saved only once a code is on its way (never the code step with a stale session).
+            typed = self._restart(flow).advance(email=email)
             try:
                 found = self._link.lookup(email)
             except LinkError as error:

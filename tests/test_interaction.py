@@ -1,43 +1,130 @@
-"""The hosted sign-in state machine with the sandbox Link client: browser binding, expiry,
-email and code steps, attempt limits, magic codes, resend, another email, cancel, completion."""
+"""The hosted sign-in state machine with the sandbox Link client: browser binding, CSRF, expiry,
+email and code steps, attempt and SMS limits, magic codes, resend, another email, cancel,
+completion, finished flows and the per-flow lock."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
 from oidc_link.clock import FixedClock
-from oidc_link.config import Lifetimes, SandboxUser
-from oidc_link.errors import FlowBrowserMismatchError, FlowNotFoundError, FlowStepError
+from oidc_link.config import Lifetimes, Limits, SandboxUser
+from oidc_link.errors import (
+    FlowBrowserMismatchError,
+    FlowBusyError,
+    FlowError,
+    FlowExpiredError,
+    FlowFinishedError,
+    FlowFormExpiredError,
+    FlowNotFoundError,
+)
 from oidc_link.ids import digest
 from oidc_link.interaction import (
-    MAX_CODE_ATTEMPTS,
+    DOUBLE_SUBMIT_SECONDS,
+    LOCK_POLL_SECONDS,
+    LOCK_WAIT_SECONDS,
     Completion,
+    FlowRequest,
     Interaction,
     Problem,
     StepResult,
 )
+from oidc_link.link import (
+    LinkClient,
+    LinkError,
+    LinkErrorKind,
+    LinkUser,
+    LookupResult,
+    VerificationStarted,
+)
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.models import Flow, FlowStep, Identity
-from oidc_link.store import PREFIX, Store
+from oidc_link.store import FLOW_AFTERLIFE, PREFIX, Store
 from tests.sandbox_console import announced_code, wrong_code_for
 
 BROWSER = "browser-cookie-value-1"
 OTHER_BROWSER = "browser-cookie-value-2"
+CLIENT_IP = "203.0.113.7"
+OTHER_IP = "198.51.100.9"
+REDIRECT_URI = "https://shop.example.com/cb"
 AUTHORIZATION = {
     "response_type": "code",
     "client_id": "shop",
-    "redirect_uri": "https://shop.example.com/cb",
+    "redirect_uri": REDIRECT_URI,
     "scope": "openid email",
     "state": "af0ifjsldkj",
 }
+# What finish() and deny() answer: the code in it is what a double submit must get back.
+RP_CODE = "SplxlOBeZQQYbYS6WxSbIA-rp-code"
+CALLBACK = f"{REDIRECT_URI}?code={RP_CODE}&state=af0ifjsldkj"
+DENIED = f"{REDIRECT_URI}?error=access_denied&state=af0ifjsldkj"
+JENNY = "jenny@example.com"
+SAM = "sam@example.com"
+# Another user whose redacted phone (+1********23) is the same as Jenny's.
+JEN = "jen@example.org"
 USERS = [
-    SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen"),
-    SandboxUser(email="sam@example.com", phone="+447700900123"),
+    SandboxUser(email=JENNY, phone="+14155550123", name="Jenny Rosen"),
+    SandboxUser(email=SAM, phone="+447700900123"),
+    SandboxUser(email=JEN, phone="+14155550923"),
 ]
+
+
+class Finisher:
+    """A ``finish``/``deny`` callback that records its calls and answers one redirect."""
+
+    def __init__(self, redirect_to: str) -> None:
+        self.redirect_to = redirect_to
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any) -> str:
+        self.calls.append(args)
+        return self.redirect_to
+
+
+class RecordingSleep:
+    """The injected ``sleep``: records each poll, and can run something after the n-th."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.after: tuple[int, Callable[[], None]] | None = None
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        if self.after is not None and len(self.calls) == self.after[0]:
+            self.after[1]()
+
+
+class ScriptedLink:
+    """A Link client that answers like the sandbox unless told to fail or to confirm
+    someone else: a test double implementing the LinkClient protocol."""
+
+    def __init__(self, real: LinkClient) -> None:
+        self.real = real
+        self.failures: dict[str, LinkErrorKind] = {}
+        self.confirmed_email: str | None = None
+
+    def _maybe_fail(self, call: str) -> None:
+        if call in self.failures:
+            raise LinkError(self.failures[call], "scripted")
+
+    def lookup(self, email: str) -> LookupResult:
+        self._maybe_fail("lookup")
+        return self.real.lookup(email)
+
+    def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
+        self._maybe_fail("start_verification")
+        return self.real.start_verification(email, client_secret)
+
+    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+        self._maybe_fail("authenticate")
+        user = self.real.authenticate(email, client_secret, code)
+        if self.confirmed_email is not None:
+            return LinkUser(email=self.confirmed_email, name=user.name)
+        return user
 
 
 @pytest.fixture
@@ -51,10 +138,42 @@ def lifetimes() -> Lifetimes:
 
 
 @pytest.fixture
-def interaction(
-    store: Store, clock: FixedClock, messages: list[str], lifetimes: Lifetimes
-) -> Interaction:
-    return Interaction(store, SandboxLinkClient(USERS, clock, messages.append), clock, lifetimes)
+def sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+def link(clock: FixedClock, messages: list[str]) -> ScriptedLink:
+    return ScriptedLink(SandboxLinkClient(USERS, clock, messages.append))
+
+
+@pytest.fixture
+def make_interaction(
+    store: Store, clock: FixedClock, link: ScriptedLink, lifetimes: Lifetimes, sleep: RecordingSleep
+) -> Callable[..., Interaction]:
+    """An Interaction on the test's store, Link and clock, with the limits given."""
+
+    def make(limits: Limits | None = None, lifetimes_: Lifetimes | None = None) -> Interaction:
+        return Interaction(
+            store, link, clock, lifetimes_ or lifetimes, limits or Limits(), sleep=sleep
+        )
+
+    return make
+
+
+@pytest.fixture
+def interaction(make_interaction: Callable[..., Interaction]) -> Interaction:
+    return make_interaction()
+
+
+@pytest.fixture
+def finish() -> Finisher:
+    return Finisher(CALLBACK)
+
+
+@pytest.fixture
+def deny() -> Finisher:
+    return Finisher(DENIED)
 
 
 @pytest.fixture
@@ -65,9 +184,20 @@ def flow(interaction: Interaction) -> Flow:
 @pytest.fixture
 def code_flow(interaction: Interaction, flow: Flow) -> Flow:
     """A flow that has reached the code step for Jenny."""
-    result = interaction.submit_email(flow, "jenny@example.com")
+    result = interaction.submit_email(post(flow), JENNY)
     assert result.problem is None
+    assert result.flow.step == FlowStep.CODE
     return result.flow
+
+
+def post(flow: Flow, browser_id: str | None = BROWSER, ip: str = CLIENT_IP) -> FlowRequest:
+    """A form post from the page: the flow's CSRF token and the browser's cookie."""
+    return FlowRequest(flow.id, browser_id, csrf_token=flow.csrf_token, client_ip=ip)
+
+
+def get(flow: Flow, browser_id: str | None = BROWSER) -> FlowRequest:
+    """A page view: no form, so no CSRF token."""
+    return FlowRequest(flow.id, browser_id, client_ip=CLIENT_IP)
 
 
 def step_result(outcome: StepResult | Completion) -> StepResult:
@@ -95,7 +225,47 @@ def json_leaves(value: Any) -> list[str]:
     return [str(value)]
 
 
-# Starting and resuming
+def every_value(redis_client: redis.Redis) -> list[str]:
+    return [str(redis_client.get(key)) for key in redis_client.scan_iter("*")]
+
+
+def start_and_submit(
+    interaction: Interaction,
+    email: str,
+    client_id: str = "shop",
+    ip: str = CLIENT_IP,
+) -> StepResult:
+    flow = interaction.start(client_id, dict(AUTHORIZATION, client_id=client_id), BROWSER)
+    return interaction.submit_email(post(flow, ip=ip), email)
+
+
+def wrong_codes(interaction: Interaction, flow: Flow, count: int, code: str) -> list[StepResult]:
+    return [
+        step_result(interaction.submit_code(post(flow), wrong_code_for(code), Finisher("x")))
+        for _ in range(count)
+    ]
+
+
+# The calls that take a form post, as (name, call) for parametrized tests.
+POST_CALLS: dict[str, Callable[[Interaction, FlowRequest], object]] = {
+    "submit_email": lambda i, r: i.submit_email(r, JENNY),
+    "resend_code": lambda i, r: i.resend_code(r),
+    "submit_code": lambda i, r: i.submit_code(r, "000000", Finisher(CALLBACK)),
+    "use_another_email": lambda i, r: i.use_another_email(r),
+    "cancel": lambda i, r: i.cancel(r, Finisher(DENIED)),
+}
+ALL_CALLS: dict[str, Callable[[Interaction, FlowRequest], object]] = {
+    "view": lambda i, r: i.view(r),
+    **POST_CALLS,
+}
+
+
+def assert_knows_the_site(error: FlowError) -> None:
+    assert error.client_id == "shop"
+    assert error.redirect_uri == REDIRECT_URI
+
+
+# Starting and viewing
 
 
 def test_start_saves_a_flow_bound_to_the_browser(
@@ -108,6 +278,7 @@ def test_start_saves_a_flow_bound_to_the_browser(
     assert flow.browser_digest == digest(BROWSER)
     assert flow.created_at == clock.now()
     assert flow.expires_at == clock.now() + Lifetimes().flow
+    assert flow.sms_sent == 0
     assert stored_flow(store, flow) == flow
     assert BROWSER not in redis_client.get(PREFIX + "flow:" + flow.id)
 
@@ -120,49 +291,115 @@ def test_each_start_makes_a_new_flow_with_its_own_csrf_token(interaction: Intera
     assert first.csrf_token != second.csrf_token
 
 
-def test_resume_with_the_same_browser_returns_the_flow(
+def test_view_with_the_same_browser_returns_the_flow_without_a_csrf_token(
     interaction: Interaction, flow: Flow
 ) -> None:
-    assert interaction.resume(flow.id, BROWSER) == flow
+    assert interaction.view(get(flow)) == flow
 
 
+@pytest.mark.parametrize("call", list(ALL_CALLS))
 @pytest.mark.parametrize("browser_id", [OTHER_BROWSER, "", None])
-def test_resume_from_another_browser_is_refused(
-    interaction: Interaction, flow: Flow, browser_id: str | None
+def test_another_browser_is_refused_and_told_which_site_it_came_from(
+    interaction: Interaction, code_flow: Flow, store: Store, browser_id: str | None, call: str
 ) -> None:
-    with pytest.raises(FlowBrowserMismatchError):
-        interaction.resume(flow.id, browser_id)
+    request = FlowRequest(code_flow.id, browser_id, code_flow.csrf_token, CLIENT_IP)
+
+    with pytest.raises(FlowBrowserMismatchError) as raised:
+        ALL_CALLS[call](interaction, request)
+
+    assert_knows_the_site(raised.value)
+    assert stored_flow(store, code_flow) == code_flow
 
 
-def test_resume_of_a_missing_flow_is_not_found(interaction: Interaction) -> None:
-    with pytest.raises(FlowNotFoundError):
-        interaction.resume("flow_does_not_exist", BROWSER)
-
-
-def test_resume_of_an_expired_flow_is_not_found(
-    interaction: Interaction, flow: Flow, clock: FixedClock
+@pytest.mark.parametrize("call", list(POST_CALLS))
+@pytest.mark.parametrize("csrf_token", [None, "", "not-the-token"])
+def test_a_form_post_needs_the_flows_csrf_token(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    messages: list[str],
+    csrf_token: str | None,
+    call: str,
 ) -> None:
-    clock.advance(Lifetimes().flow - 1)
-    assert interaction.resume(flow.id, BROWSER) == flow
+    request = FlowRequest(code_flow.id, BROWSER, csrf_token, CLIENT_IP)
+
+    with pytest.raises(FlowFormExpiredError) as raised:
+        POST_CALLS[call](interaction, request)
+
+    assert_knows_the_site(raised.value)
+    assert stored_flow(store, code_flow) == code_flow
+    assert len(messages) == 1
+
+
+def test_the_csrf_token_of_another_flow_is_refused(
+    interaction: Interaction, flow: Flow, messages: list[str]
+) -> None:
+    other = interaction.start("shop", dict(AUTHORIZATION), BROWSER)
+    request = FlowRequest(flow.id, BROWSER, other.csrf_token, CLIENT_IP)
+
+    with pytest.raises(FlowFormExpiredError):
+        interaction.submit_email(request, JENNY)
+    assert messages == []
+
+
+@pytest.mark.parametrize("call", list(ALL_CALLS))
+def test_an_unknown_flow_is_not_found(interaction: Interaction, call: str) -> None:
+    request = FlowRequest("flow_does_not_exist", BROWSER, "token", CLIENT_IP)
+
+    with pytest.raises(FlowNotFoundError) as raised:
+        ALL_CALLS[call](interaction, request)
+
+    assert raised.value.client_id is None
+    assert raised.value.redirect_uri is None
+
+
+@pytest.mark.parametrize("call", list(ALL_CALLS))
+def test_an_expired_flow_says_so_and_which_site_it_came_from(
+    interaction: Interaction,
+    code_flow: Flow,
+    clock: FixedClock,
+    lifetimes: Lifetimes,
+    messages: list[str],
+    call: str,
+) -> None:
+    clock.advance(lifetimes.flow - 1)
+    assert interaction.view(get(code_flow)) == code_flow
 
     clock.advance(1)
 
-    with pytest.raises(FlowNotFoundError):
-        interaction.resume(flow.id, BROWSER)
+    with pytest.raises(FlowExpiredError) as raised:
+        ALL_CALLS[call](interaction, post(code_flow))
+    assert_knows_the_site(raised.value)
+    assert len(messages) == 1
+
+
+def test_an_expired_flow_lingers_in_redis_for_the_afterlife_only(
+    interaction: Interaction,
+    flow: Flow,
+    store: Store,
+    redis_client: redis.Redis,
+    clock: FixedClock,
+    lifetimes: Lifetimes,
+) -> None:
+    clock.advance(lifetimes.flow + 60)
+
+    with pytest.raises(FlowExpiredError):
+        interaction.view(get(flow))
+    assert store.load_flow(flow.id) == flow
+    ttl = redis_client.ttl(PREFIX + "flow:" + flow.id)
+    assert FLOW_AFTERLIFE < ttl <= lifetimes.flow + FLOW_AFTERLIFE
 
 
 def test_the_flow_lifetime_comes_from_the_lifetimes_given(
-    store: Store, clock: FixedClock, messages: list[str]
+    make_interaction: Callable[..., Interaction], clock: FixedClock
 ) -> None:
-    short = Interaction(
-        store, SandboxLinkClient(USERS, clock, messages.append), clock, Lifetimes(flow=30)
-    )
+    short = make_interaction(lifetimes_=Lifetimes(flow=30))
     flow = short.start("shop", dict(AUTHORIZATION), BROWSER)
 
     clock.advance(30)
 
-    with pytest.raises(FlowNotFoundError):
-        short.resume(flow.id, BROWSER)
+    with pytest.raises(FlowExpiredError):
+        short.view(get(flow))
 
 
 # Email step
@@ -172,24 +409,24 @@ def test_the_flow_lifetime_comes_from_the_lifetimes_given(
 def test_an_invalid_email_is_a_problem_and_stays_on_the_email_step(
     interaction: Interaction, flow: Flow, store: Store, messages: list[str], email: str
 ) -> None:
-    result = interaction.submit_email(flow, email)
+    result = interaction.submit_email(post(flow), email)
 
     assert result.problem is Problem.INVALID_EMAIL
     assert result.flow.step == FlowStep.EMAIL
-    assert stored_flow(store, flow).step == FlowStep.EMAIL
+    assert stored_flow(store, flow) == flow
     assert messages == []
 
 
 def test_an_overlong_email_is_invalid(interaction: Interaction, flow: Flow) -> None:
     email = "a" * 250 + "@example.com"
 
-    assert interaction.submit_email(flow, email).problem is Problem.INVALID_EMAIL
+    assert interaction.submit_email(post(flow), email).problem is Problem.INVALID_EMAIL
 
 
 def test_an_unknown_email_leads_to_the_not_on_link_step(
     interaction: Interaction, flow: Flow, store: Store, messages: list[str]
 ) -> None:
-    result = interaction.submit_email(flow, "Nobody@Example.com")
+    result = interaction.submit_email(post(flow), "Nobody@Example.com")
 
     assert result.problem is None
     assert result.flow.step == FlowStep.NOT_ON_LINK
@@ -200,24 +437,26 @@ def test_an_unknown_email_leads_to_the_not_on_link_step(
 
 
 def test_from_not_on_link_another_email_can_be_tried(interaction: Interaction, flow: Flow) -> None:
-    not_on_link = interaction.submit_email(flow, "nobody@example.com").flow
+    interaction.submit_email(post(flow), "nobody@example.com")
 
-    result = interaction.submit_email(not_on_link, "jenny@example.com")
+    result = interaction.submit_email(post(flow), JENNY)
 
     assert result.problem is None
     assert result.flow.step == FlowStep.CODE
 
 
 def test_a_known_email_leads_to_the_code_step_with_a_redacted_phone(
-    interaction: Interaction, flow: Flow, store: Store, messages: list[str]
+    interaction: Interaction, flow: Flow, store: Store, messages: list[str], clock: FixedClock
 ) -> None:
-    result = interaction.submit_email(flow, "  JENNY@example.com ")
+    result = interaction.submit_email(post(flow), "  JENNY@example.com ")
 
     assert result.problem is None
     assert result.flow.step == FlowStep.CODE
-    assert result.flow.email == "jenny@example.com"
+    assert result.flow.email == JENNY
     assert result.flow.redacted_phone == "+1********23"
     assert result.flow.code_attempts == 0
+    assert result.flow.sms_sent == 1
+    assert result.flow.sms_sent_at == clock.now()
     assert len(messages) == 1
     saved = stored_flow(store, flow)
     assert saved == result.flow
@@ -226,26 +465,75 @@ def test_a_known_email_leads_to_the_code_step_with_a_redacted_phone(
 
 
 def test_the_sms_code_is_stored_nowhere_in_redis(
-    code_flow: Flow, redis_client: redis.Redis, messages: list[str]
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis, messages: list[str]
 ) -> None:
+    wrong_codes(interaction, code_flow, 1, announced_code(messages))
     code = announced_code(messages)
 
-    for key in redis_client.scan_iter("*"):
+    keys = list(redis_client.scan_iter("*"))
+    assert PREFIX + "flow:" + code_flow.id in keys
+    for key in keys:
         assert code not in key.split(":")
         value = redis_client.get(key)
-        assert code not in json_leaves(json.loads(value))
         assert digest(code) not in value
+        try:
+            leaves = json_leaves(json.loads(value))
+        except json.JSONDecodeError:
+            leaves = [value]
+        assert code not in leaves
 
 
-def test_submitting_an_email_during_the_code_step_starts_over(
-    interaction: Interaction, code_flow: Flow, messages: list[str]
+def test_a_double_submit_of_the_same_email_sends_no_second_sms(
+    interaction: Interaction, code_flow: Flow, store: Store, messages: list[str]
 ) -> None:
-    result = interaction.submit_email(code_flow, "sam@example.com")
+    again = interaction.submit_email(post(code_flow), " Jenny@Example.com")
 
+    assert again.problem is None
+    assert again.flow == code_flow
+    assert stored_flow(store, code_flow) == code_flow
+    assert len(messages) == 1
+
+
+def test_a_new_email_during_the_code_step_starts_over_once_the_cooldown_is_over(
+    interaction: Interaction, code_flow: Flow, messages: list[str], clock: FixedClock
+) -> None:
+    clock.advance(Limits().resend_cooldown)
+
+    result = interaction.submit_email(post(code_flow), SAM)
+
+    assert result.problem is None
     assert result.flow.step == FlowStep.CODE
-    assert result.flow.email == "sam@example.com"
+    assert result.flow.email == SAM
     assert result.flow.link_client_secret != code_flow.link_client_secret
+    assert result.flow.sms_sent == 2
     assert len(messages) == 2
+
+
+def test_a_new_email_during_the_code_step_shares_the_flows_resend_cooldown(
+    interaction: Interaction, code_flow: Flow, store: Store, messages: list[str]
+) -> None:
+    result = interaction.submit_email(post(code_flow), SAM)
+
+    assert result.problem is Problem.RESEND_TOO_SOON
+    assert result.detail == Limits().resend_cooldown
+    assert stored_flow(store, code_flow) == code_flow
+    assert len(messages) == 1
+
+
+@pytest.mark.parametrize("failure", ["cooldown", "link_unavailable"])
+def test_a_new_email_refused_on_the_code_step_is_not_shown_as_the_code_step_for_it(
+    interaction: Interaction, code_flow: Flow, store: Store, link: ScriptedLink, failure: str
+) -> None:
+    if failure == "link_unavailable":
+        link.failures["lookup"] = LinkErrorKind.UNAVAILABLE
+
+    result = interaction.submit_email(post(code_flow), SAM)
+
+    assert result.problem is not None
+    assert stored_flow(store, code_flow).email == JENNY
+    # The page renders result.flow: it must not say "signing in as sam" on a code step
+    # whose code signs Jenny in.
+    assert not (result.flow.step == FlowStep.CODE and result.flow.email == SAM)
 
 
 # Code step
@@ -253,222 +541,627 @@ def test_submitting_an_email_during_the_code_step_starts_over(
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "12a456", "one23456"])
 def test_a_malformed_code_is_a_format_problem_without_using_an_attempt(
-    interaction: Interaction, code_flow: Flow, store: Store, code: str
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher, code: str
 ) -> None:
-    result = step_result(interaction.submit_code(code_flow, code))
+    result = step_result(interaction.submit_code(post(code_flow), code, finish))
 
     assert result.problem is Problem.INVALID_CODE_FORMAT
     assert result.flow == code_flow
     assert stored_flow(store, code_flow).code_attempts == 0
+    assert finish.calls == []
 
 
-def test_a_wrong_code_is_a_problem_and_the_attempts_are_counted(
+def test_a_wrong_code_tells_how_many_attempts_are_left(
     interaction: Interaction, code_flow: Flow, store: Store, messages: list[str]
 ) -> None:
-    wrong = wrong_code_for(announced_code(messages))
+    results = wrong_codes(interaction, code_flow, 4, announced_code(messages))
 
-    first = step_result(interaction.submit_code(code_flow, wrong))
-    second = step_result(interaction.submit_code(first.flow, wrong))
-
-    assert first.problem is Problem.WRONG_CODE
-    assert first.flow.code_attempts == 1
-    assert second.problem is Problem.WRONG_CODE
-    assert second.flow.code_attempts == 2
-    assert second.flow.step == FlowStep.CODE
-    assert stored_flow(store, code_flow).code_attempts == 2
+    assert [r.problem for r in results] == [Problem.WRONG_CODE] * 4
+    assert [r.detail for r in results] == [4, 3, 2, 1]
+    assert [r.flow.code_attempts for r in results] == [1, 2, 3, 4]
+    assert results[-1].flow.step == FlowStep.CODE
+    assert stored_flow(store, code_flow).code_attempts == 4
 
 
-def test_the_fifth_wrong_code_is_too_many_attempts_and_returns_to_the_email_step(
+def test_the_fifth_wrong_code_locks_the_flow(
     interaction: Interaction, code_flow: Flow, store: Store, messages: list[str]
 ) -> None:
-    wrong = wrong_code_for(announced_code(messages))
-    flow = code_flow
-    problems = []
-    for _ in range(MAX_CODE_ATTEMPTS):
-        result = step_result(interaction.submit_code(flow, wrong))
-        problems.append(result.problem)
-        flow = result.flow
+    results = wrong_codes(interaction, code_flow, 5, announced_code(messages))
 
-    assert MAX_CODE_ATTEMPTS == 5
-    assert problems == [Problem.WRONG_CODE] * 4 + [Problem.TOO_MANY_ATTEMPTS]
-    assert flow.step == FlowStep.EMAIL
-    assert flow.link_client_secret is None
-    assert flow.redacted_phone is None
-    assert flow.code_attempts == 0
-    assert stored_flow(store, code_flow) == flow
-    with pytest.raises(FlowStepError):
-        interaction.submit_code(flow, announced_code(messages))
+    assert [r.problem for r in results] == [Problem.WRONG_CODE] * 4 + [Problem.TOO_MANY_ATTEMPTS]
+    locked = results[-1].flow
+    assert locked.step == FlowStep.LOCKED
+    assert locked.link_client_secret is None
+    assert locked.code_attempts == 5
+    assert stored_flow(store, code_flow) == locked
+
+
+def test_the_number_of_code_attempts_comes_from_the_limits(
+    make_interaction: Callable[..., Interaction], messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(code_attempts=2))
+    flow = start_and_submit(interaction, JENNY).flow
+
+    results = wrong_codes(interaction, flow, 2, announced_code(messages))
+
+    assert [(r.problem, r.detail) for r in results] == [
+        (Problem.WRONG_CODE, 1),
+        (Problem.TOO_MANY_ATTEMPTS, None),
+    ]
+    assert results[-1].flow.step == FlowStep.LOCKED
+
+
+def test_a_locked_flow_only_lets_the_user_go_back_to_the_site(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    messages: list[str],
+    finish: Finisher,
+    deny: Finisher,
+    clock: FixedClock,
+) -> None:
+    code = announced_code(messages)
+    locked = wrong_codes(interaction, code_flow, 5, code)[-1].flow
+    clock.advance(Limits().resend_cooldown)
+
+    assert interaction.submit_email(post(locked), SAM) == StepResult(locked)
+    assert interaction.submit_email(post(locked), JENNY) == StepResult(locked)
+    assert interaction.submit_code(post(locked), code, finish) == StepResult(locked)
+    assert interaction.submit_code(post(locked), "000000", finish) == StepResult(locked)
+    assert interaction.resend_code(post(locked)) == StepResult(locked)
+    assert interaction.use_another_email(post(locked)) == locked
+    assert interaction.view(get(locked)) == locked
+    assert stored_flow(store, code_flow) == locked
+    assert finish.calls == []
+    assert len(messages) == 1
+
+    assert interaction.cancel(post(locked), deny) == DENIED
+    assert len(deny.calls) == 1
+    assert store.load_flow(code_flow.id) is None
 
 
 def test_the_announced_code_completes_the_flow(
-    interaction: Interaction, code_flow: Flow, clock: FixedClock, messages: list[str]
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    clock: FixedClock,
+    messages: list[str],
+    finish: Finisher,
 ) -> None:
     clock.advance(42)
 
-    done = completion(interaction.submit_code(code_flow, announced_code(messages)))
+    done = completion(interaction.submit_code(post(code_flow), announced_code(messages), finish))
 
-    assert done.flow == code_flow
+    identity = Identity(email=JENNY, name="Jenny Rosen", auth_time=clock.now())
+    assert done == Completion(flow=code_flow, identity=identity, redirect_to=CALLBACK)
     assert done.flow.authorization == AUTHORIZATION
-    assert done.identity == Identity(
-        email="jenny@example.com", name="Jenny Rosen", auth_time=clock.now()
-    )
     assert done.identity.amr == ("otp", "sms")
+    assert finish.calls == [(code_flow, identity)]
+    assert store.load_flow(code_flow.id) is None
 
 
 def test_the_identity_email_is_lower_cased(
-    interaction: Interaction, flow: Flow, messages: list[str]
+    interaction: Interaction, flow: Flow, messages: list[str], finish: Finisher
 ) -> None:
-    code_flow = interaction.submit_email(flow, "SAM@EXAMPLE.COM").flow
+    interaction.submit_email(post(flow), "SAM@EXAMPLE.COM")
 
-    done = completion(interaction.submit_code(code_flow, announced_code(messages)))
+    done = completion(interaction.submit_code(post(flow), announced_code(messages), finish))
 
-    assert done.identity.email == "sam@example.com"
+    assert done.identity.email == SAM
     assert done.identity.name is None
+    assert finish.calls[0][1] == done.identity
 
 
 def test_spaces_in_the_typed_code_are_ignored(
-    interaction: Interaction, code_flow: Flow, messages: list[str]
+    interaction: Interaction, code_flow: Flow, messages: list[str], finish: Finisher
 ) -> None:
     code = announced_code(messages)
 
-    outcome = interaction.submit_code(code_flow, f" {code[:3]} {code[3:]}\n")
+    outcome = interaction.submit_code(post(code_flow), f" {code[:3]} {code[3:]}\n", finish)
 
     assert isinstance(outcome, Completion)
 
 
 def test_a_right_code_after_wrong_ones_completes_the_flow(
-    interaction: Interaction, code_flow: Flow, messages: list[str]
+    interaction: Interaction, code_flow: Flow, messages: list[str], finish: Finisher
 ) -> None:
     code = announced_code(messages)
-    flow = code_flow
-    for _ in range(MAX_CODE_ATTEMPTS - 1):
-        flow = step_result(interaction.submit_code(flow, wrong_code_for(code))).flow
+    wrong_codes(interaction, code_flow, 4, code)
 
-    assert isinstance(interaction.submit_code(flow, code), Completion)
+    assert isinstance(interaction.submit_code(post(code_flow), code, finish), Completion)
 
 
-def test_after_completion_the_flow_is_gone_and_cannot_be_submitted_again(
-    interaction: Interaction,
-    code_flow: Flow,
-    store: Store,
-    redis_client: redis.Redis,
-    messages: list[str],
+def test_a_code_step_action_on_an_email_step_flow_changes_nothing(
+    interaction: Interaction, flow: Flow, store: Store, messages: list[str], finish: Finisher
 ) -> None:
-    code = announced_code(messages)
-    completion(interaction.submit_code(code_flow, code))
-
-    assert store.load_flow(code_flow.id) is None
-    assert list(redis_client.scan_iter("*")) == []
-    # A second post of the code page resumes the flow first, as every hosted page does.
-    with pytest.raises(FlowNotFoundError):
-        interaction.resume(code_flow.id, BROWSER)
-    # Even a caller holding the old flow cannot finish it twice.
-    again = step_result(interaction.submit_code(code_flow, code))
-    assert again.problem is Problem.CODE_EXPIRED
-    assert store.load_flow(code_flow.id) is None
-
-
-def test_a_code_step_action_on_an_email_step_flow_is_refused(
-    interaction: Interaction, flow: Flow
-) -> None:
-    with pytest.raises(FlowStepError):
-        interaction.submit_code(flow, "000000")
-    with pytest.raises(FlowStepError):
-        interaction.resend_code(flow)
+    assert interaction.submit_code(post(flow), "000000", finish) == StepResult(flow)
+    assert interaction.resend_code(post(flow)) == StepResult(flow)
+    assert stored_flow(store, flow) == flow
+    assert finish.calls == []
+    assert messages == []
 
 
 def test_a_code_that_expired_at_link_stays_on_the_code_step(
-    interaction: Interaction, code_flow: Flow, clock: FixedClock, messages: list[str]
+    make_interaction: Callable[..., Interaction],
+    store: Store,
+    clock: FixedClock,
+    messages: list[str],
+    finish: Finisher,
 ) -> None:
+    # The sandbox's codes live as long as a default flow: outlive them to see them expire.
+    interaction = make_interaction(lifetimes_=Lifetimes(flow=CODE_LIFETIME + 60))
+    code_flow = start_and_submit(interaction, JENNY).flow
     clock.advance(CODE_LIFETIME)
 
-    result = step_result(interaction.submit_code(code_flow, announced_code(messages)))
+    result = step_result(interaction.submit_code(post(code_flow), announced_code(messages), finish))
 
     assert result.problem is Problem.CODE_EXPIRED
     assert result.flow.step == FlowStep.CODE
+    assert stored_flow(store, code_flow) == code_flow
+    assert finish.calls == []
 
 
 # Magic codes
 
 
 def test_magic_code_000000_completes_the_flow(
-    interaction: Interaction, code_flow: Flow, store: Store
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
 ) -> None:
-    done = completion(interaction.submit_code(code_flow, "000000"))
+    done = completion(interaction.submit_code(post(code_flow), "000000", finish))
 
-    assert done.identity.email == "jenny@example.com"
+    assert done.identity.email == JENNY
     assert store.load_flow(code_flow.id) is None
 
 
 def test_magic_code_000001_counts_as_a_wrong_code(
-    interaction: Interaction, code_flow: Flow
+    interaction: Interaction, code_flow: Flow, finish: Finisher
 ) -> None:
-    result = step_result(interaction.submit_code(code_flow, "000001"))
+    result = step_result(interaction.submit_code(post(code_flow), "000001", finish))
 
     assert result.problem is Problem.WRONG_CODE
+    assert result.detail == 4
     assert result.flow.code_attempts == 1
 
 
 def test_magic_code_000002_is_expired_and_stays_on_the_code_step(
-    interaction: Interaction, code_flow: Flow, store: Store
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
 ) -> None:
-    result = step_result(interaction.submit_code(code_flow, "000002"))
+    result = step_result(interaction.submit_code(post(code_flow), "000002", finish))
 
     assert result.problem is Problem.CODE_EXPIRED
     assert result.flow.step == FlowStep.CODE
     assert stored_flow(store, code_flow) == code_flow
 
 
-def test_magic_code_000003_is_too_many_attempts_and_returns_to_the_email_step(
-    interaction: Interaction, code_flow: Flow, store: Store
+def test_magic_code_000003_is_links_too_many_attempts_and_locks_the_flow(
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
 ) -> None:
-    result = step_result(interaction.submit_code(code_flow, "000003"))
+    result = step_result(interaction.submit_code(post(code_flow), "000003", finish))
 
     assert result.problem is Problem.TOO_MANY_ATTEMPTS
-    assert result.flow.step == FlowStep.EMAIL
+    assert result.flow.step == FlowStep.LOCKED
     assert result.flow.link_client_secret is None
     assert stored_flow(store, code_flow) == result.flow
+    assert finish.calls == []
 
 
-# Resend, another email, cancel
+# Resend
 
 
-def test_resend_code_sends_a_new_code_that_works(
-    interaction: Interaction, code_flow: Flow, store: Store, messages: list[str]
+def test_a_resend_within_the_cooldown_says_how_long_to_wait(
+    interaction: Interaction, code_flow: Flow, store: Store, clock: FixedClock, messages: list[str]
 ) -> None:
-    wrong = step_result(interaction.submit_code(code_flow, "000001")).flow
+    clock.advance(10)
 
-    resent = interaction.resend_code(wrong)
+    result = interaction.resend_code(post(code_flow))
+
+    assert result.problem is Problem.RESEND_TOO_SOON
+    assert result.detail == 20
+    assert stored_flow(store, code_flow) == code_flow
+    assert len(messages) == 1
+
+    clock.advance(19)
+    assert interaction.resend_code(post(code_flow)).detail == 1
+
+
+def test_a_resend_after_the_cooldown_sends_a_new_code_that_works(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    clock: FixedClock,
+    messages: list[str],
+    finish: Finisher,
+) -> None:
+    wrong = step_result(interaction.submit_code(post(code_flow), "000001", finish)).flow
+    clock.advance(Limits().resend_cooldown)
+
+    resent = interaction.resend_code(post(code_flow))
 
     assert resent.problem is None
     assert len(messages) == 2
     assert resent.flow.step == FlowStep.CODE
-    assert resent.flow.code_attempts == 0
+    # Wrong codes count per flow, not per code: a resend does not buy more guesses.
+    assert resent.flow.code_attempts == wrong.code_attempts == 1
+    assert resent.flow.sms_sent == 2
+    assert resent.flow.sms_sent_at == clock.now()
     assert resent.flow.redacted_phone == "+1********23"
     assert stored_flow(store, code_flow) == resent.flow
-    assert isinstance(interaction.submit_code(resent.flow, announced_code(messages)), Completion)
+    done = interaction.submit_code(post(code_flow), announced_code(messages), finish)
+    assert isinstance(done, Completion)
+
+
+def test_after_three_resends_no_more_codes_are_sent(
+    interaction: Interaction, code_flow: Flow, store: Store, clock: FixedClock, messages: list[str]
+) -> None:
+    problems = []
+    for _ in range(Limits().resends + 1):
+        clock.advance(Limits().resend_cooldown)
+        problems.append(interaction.resend_code(post(code_flow)).problem)
+
+    assert problems == [None, None, None, Problem.NO_MORE_RESENDS]
+    assert len(messages) == 4
+    assert stored_flow(store, code_flow).sms_sent == 4
+
+
+# Another email, cancel
 
 
 def test_use_another_email_returns_to_the_email_step(
-    interaction: Interaction, code_flow: Flow, store: Store
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
 ) -> None:
-    back = interaction.use_another_email(code_flow)
+    back = interaction.use_another_email(post(code_flow))
 
     assert back.step == FlowStep.EMAIL
+    assert back.email == JENNY
     assert back.link_client_secret is None
     assert back.redacted_phone is None
-    assert back.code_attempts == 0
     assert stored_flow(store, code_flow) == back
-    with pytest.raises(FlowStepError):
-        interaction.submit_code(back, "000000")
+    assert interaction.submit_code(post(code_flow), "000000", finish) == StepResult(back)
+    assert finish.calls == []
 
 
-def test_cancel_removes_the_flow(interaction: Interaction, code_flow: Flow, store: Store) -> None:
-    cancelled = interaction.cancel(code_flow)
+def test_cancel_returns_the_denial_and_ends_the_flow(
+    interaction: Interaction, code_flow: Flow, store: Store, deny: Finisher
+) -> None:
+    assert interaction.cancel(post(code_flow), deny) == DENIED
 
-    assert cancelled == code_flow
+    assert deny.calls == [(code_flow,)]
     assert store.load_flow(code_flow.id) is None
-    with pytest.raises(FlowNotFoundError):
-        interaction.resume(code_flow.id, BROWSER)
-    with pytest.raises(FlowNotFoundError):
-        interaction.cancel(code_flow)
+    with pytest.raises(FlowFinishedError) as viewed:
+        interaction.view(get(code_flow))
+    assert viewed.value.resume_at is None
+    assert_knows_the_site(viewed.value)
+    # A double click on "Cancel" lands where the first one went.
+    with pytest.raises(FlowFinishedError) as again:
+        interaction.cancel(post(code_flow), deny)
+    assert again.value.resume_at == DENIED
+    assert len(deny.calls) == 1
+
+
+# After completion
+
+
+def test_after_completion_a_view_is_told_the_flow_has_finished(
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
+) -> None:
+    completion(interaction.submit_code(post(code_flow), "000000", finish))
+
+    assert store.load_flow(code_flow.id) is None
+    with pytest.raises(FlowFinishedError) as raised:
+        interaction.view(get(code_flow))
+    assert raised.value.resume_at is None
+    assert_knows_the_site(raised.value)
+
+
+@pytest.mark.parametrize("call", list(POST_CALLS))
+def test_a_double_submit_from_the_same_browser_lands_where_the_first_went(
+    interaction: Interaction,
+    code_flow: Flow,
+    finish: Finisher,
+    messages: list[str],
+    clock: FixedClock,
+    call: str,
+) -> None:
+    completion(interaction.submit_code(post(code_flow), "000000", finish))
+    clock.advance(DOUBLE_SUBMIT_SECONDS)
+
+    with pytest.raises(FlowFinishedError) as raised:
+        POST_CALLS[call](interaction, post(code_flow))
+
+    assert raised.value.resume_at == CALLBACK
+    assert_knows_the_site(raised.value)
+    assert len(finish.calls) == 1
+    assert len(messages) == 1
+
+
+def test_a_double_submit_from_another_browser_does_not_learn_the_redirect(
+    interaction: Interaction, code_flow: Flow, finish: Finisher
+) -> None:
+    completion(interaction.submit_code(post(code_flow), "000000", finish))
+
+    with pytest.raises(FlowFinishedError) as raised:
+        interaction.submit_code(post(code_flow, OTHER_BROWSER), "000000", finish)
+
+    assert raised.value.resume_at is None
+    assert len(finish.calls) == 1
+
+
+def test_a_late_submit_is_not_sent_to_the_redirect_again(
+    interaction: Interaction, code_flow: Flow, finish: Finisher, clock: FixedClock
+) -> None:
+    completion(interaction.submit_code(post(code_flow), "000000", finish))
+    clock.advance(DOUBLE_SUBMIT_SECONDS + 1)
+
+    with pytest.raises(FlowFinishedError) as raised:
+        interaction.submit_code(post(code_flow), "000000", finish)
+
+    assert raised.value.resume_at is None
+    assert_knows_the_site(raised.value)
+    assert len(finish.calls) == 1
+
+
+def test_the_finished_flow_never_holds_the_redirect_in_clear(
+    interaction: Interaction,
+    code_flow: Flow,
+    redis_client: redis.Redis,
+    finish: Finisher,
+) -> None:
+    completion(interaction.submit_code(post(code_flow), "000000", finish))
+
+    keys = list(redis_client.scan_iter("*"))
+    assert PREFIX + "flow_done:" + code_flow.id in keys
+    assert PREFIX + "flow:" + code_flow.id not in keys
+    assert PREFIX + "flow_lock:" + code_flow.id not in keys
+    for value in every_value(redis_client):
+        assert CALLBACK not in value
+        assert RP_CODE not in value
+    assert 0 < redis_client.ttl(PREFIX + "flow_done:" + code_flow.id) <= FLOW_AFTERLIFE
+
+
+# Link failures
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        (LinkErrorKind.UNAVAILABLE, Problem.LINK_UNAVAILABLE),
+        (LinkErrorKind.RATE_LIMITED, Problem.LINK_RATE_LIMITED),
+        (LinkErrorKind.BAD_RESPONSE, Problem.LINK_UNAVAILABLE),
+    ],
+)
+@pytest.mark.parametrize("call", ["lookup", "start_verification"])
+def test_a_link_failure_on_the_email_step_leaves_the_flow_as_it_was(
+    interaction: Interaction,
+    flow: Flow,
+    store: Store,
+    link: ScriptedLink,
+    messages: list[str],
+    call: str,
+    kind: LinkErrorKind,
+    problem: Problem,
+) -> None:
+    link.failures[call] = kind
+
+    result = interaction.submit_email(post(flow), JENNY)
+
+    assert result.problem is problem
+    assert result.flow.email == JENNY  # shown back to the user
+    assert result.flow.step == FlowStep.EMAIL
+    assert stored_flow(store, flow) == flow
+    assert messages == []
+
+    del link.failures[call]
+    assert interaction.submit_email(post(flow), JENNY).flow.step == FlowStep.CODE
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        (LinkErrorKind.UNAVAILABLE, Problem.LINK_UNAVAILABLE),
+        (LinkErrorKind.RATE_LIMITED, Problem.LINK_RATE_LIMITED),
+    ],
+)
+def test_a_link_failure_on_the_code_step_leaves_the_flow_as_it_was(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    link: ScriptedLink,
+    messages: list[str],
+    clock: FixedClock,
+    finish: Finisher,
+    kind: LinkErrorKind,
+    problem: Problem,
+) -> None:
+    link.failures["authenticate"] = kind
+    code = announced_code(messages)
+
+    checked = step_result(interaction.submit_code(post(code_flow), code, finish))
+    clock.advance(Limits().resend_cooldown)
+    link.failures["start_verification"] = kind
+    resent = interaction.resend_code(post(code_flow))
+
+    assert (checked.problem, resent.problem) == (problem, problem)
+    assert checked.flow == resent.flow == code_flow
+    assert stored_flow(store, code_flow) == code_flow
+    assert finish.calls == []
+    link.failures.clear()
+    assert isinstance(interaction.submit_code(post(code_flow), code, finish), Completion)
+
+
+def test_a_link_answer_for_another_email_returns_to_the_email_step(
+    interaction: Interaction, code_flow: Flow, store: Store, link: ScriptedLink, finish: Finisher
+) -> None:
+    link.confirmed_email = "mallory@example.com"
+
+    result = step_result(interaction.submit_code(post(code_flow), "000000", finish))
+
+    assert result.problem is Problem.LINK_MISMATCH
+    assert result.flow.step == FlowStep.EMAIL
+    assert result.flow.link_client_secret is None
+    assert stored_flow(store, code_flow) == result.flow
+    assert finish.calls == []
+
+
+def test_a_link_answer_differing_only_in_case_completes(
+    interaction: Interaction, code_flow: Flow, link: ScriptedLink, finish: Finisher
+) -> None:
+    link.confirmed_email = "Jenny@Example.COM "
+
+    done = completion(interaction.submit_code(post(code_flow), "000000", finish))
+
+    assert done.identity.email == JENNY
+
+
+# Abuse limits, counted in Redis
+
+
+def test_lookups_are_limited_per_client_ip(
+    make_interaction: Callable[..., Interaction],
+    store: Store,
+    clock: FixedClock,
+    link: ScriptedLink,
+) -> None:
+    interaction = make_interaction(Limits(lookups_per_ip=2, lookups_per_ip_window=60))
+    flow = interaction.start("shop", dict(AUTHORIZATION), BROWSER)
+    assert interaction.submit_email(post(flow), "one@example.com").problem is None
+    assert interaction.submit_email(post(flow), "two@example.com").problem is None
+    before = stored_flow(store, flow)
+
+    refused = interaction.submit_email(post(flow), "three@example.com")
+
+    assert refused.problem is Problem.TOO_MANY_LOOKUPS
+    assert stored_flow(store, flow) == before
+    # Another address is counted on its own, in this flow or another.
+    assert interaction.submit_email(post(flow, ip=OTHER_IP), "three@example.com").problem is None
+    assert start_and_submit(interaction, "four@example.com", ip=OTHER_IP).problem is None
+    assert start_and_submit(interaction, "four@example.com").problem is Problem.TOO_MANY_LOOKUPS
+
+    clock.advance(60)
+    assert interaction.submit_email(post(flow), "five@example.com").problem is None
+
+
+def test_sms_are_limited_per_email_across_flows(
+    make_interaction: Callable[..., Interaction],
+    store: Store,
+    clock: FixedClock,
+    messages: list[str],
+) -> None:
+    interaction = make_interaction(Limits(sms_per_email=2, sms_per_email_window=3600))
+    assert start_and_submit(interaction, JENNY).problem is None
+    assert start_and_submit(interaction, JENNY).problem is None
+
+    refused = start_and_submit(interaction, JENNY.upper())
+
+    assert refused.problem is Problem.TOO_MANY_SMS
+    assert stored_flow(store, refused.flow).step == FlowStep.EMAIL
+    assert len(messages) == 2
+    assert start_and_submit(interaction, SAM).problem is None
+
+    clock.advance(3600)
+    assert start_and_submit(interaction, JENNY).problem is None
+    assert len(messages) == 4
+
+
+def test_resends_count_towards_the_sms_per_email(
+    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(sms_per_email=2))
+    flow = start_and_submit(interaction, JENNY).flow
+    clock.advance(30)
+    assert interaction.resend_code(post(flow)).problem is None
+    clock.advance(30)
+
+    assert interaction.resend_code(post(flow)).problem is Problem.TOO_MANY_SMS
+    assert len(messages) == 2
+
+
+def test_sms_are_limited_per_redacted_phone(
+    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(sms_per_phone=1, sms_per_phone_window=3600))
+    assert start_and_submit(interaction, JENNY).problem is None
+
+    # Jen's phone is another number, but Link shows it redacted just like Jenny's.
+    assert start_and_submit(interaction, JEN).problem is Problem.TOO_MANY_SMS
+    assert start_and_submit(interaction, SAM).problem is None
+    assert len(messages) == 2
+
+    clock.advance(3600)
+    assert start_and_submit(interaction, JEN).problem is None
+
+
+def test_sms_are_limited_per_client_per_day(
+    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(client_daily_sms=2))
+    assert start_and_submit(interaction, JENNY).problem is None
+    assert start_and_submit(interaction, SAM).problem is None
+
+    assert start_and_submit(interaction, JEN).problem is Problem.TOO_MANY_SMS
+    assert start_and_submit(interaction, JEN, client_id="blog").problem is None
+    assert len(messages) == 3
+
+    clock.advance(86_400)
+    assert start_and_submit(interaction, JEN).problem is None
+
+
+# The per-flow lock
+
+
+@pytest.mark.parametrize("call", list(POST_CALLS))
+def test_a_call_waits_for_the_flow_lock_then_gives_up_as_busy(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    sleep: RecordingSleep,
+    messages: list[str],
+    call: str,
+) -> None:
+    token = store.lock_flow(code_flow.id, 60)
+    assert token is not None
+
+    with pytest.raises(FlowBusyError):
+        POST_CALLS[call](interaction, post(code_flow))
+
+    assert sleep.calls == [LOCK_POLL_SECONDS] * round(LOCK_WAIT_SECONDS / LOCK_POLL_SECONDS)
+    assert stored_flow(store, code_flow) == code_flow
+    assert len(messages) == 1
+    # The other holder keeps its lock.
+    assert store.lock_flow(code_flow.id, 60) is None
+    store.unlock_flow(code_flow.id, token)
+    POST_CALLS[call](interaction, post(code_flow))
+
+
+def test_a_call_proceeds_once_the_lock_is_released_while_it_waits(
+    interaction: Interaction,
+    flow: Flow,
+    store: Store,
+    sleep: RecordingSleep,
+    messages: list[str],
+) -> None:
+    token = store.lock_flow(flow.id, 60)
+    assert token is not None
+    sleep.after = (3, lambda: store.unlock_flow(flow.id, token))
+
+    result = interaction.submit_email(post(flow), JENNY)
+
+    assert result.problem is None
+    assert result.flow.step == FlowStep.CODE
+    assert sleep.calls == [LOCK_POLL_SECONDS] * 3
+    assert len(messages) == 1
+
+
+def test_the_lock_is_released_after_each_call_even_when_it_fails(
+    interaction: Interaction,
+    flow: Flow,
+    store: Store,
+    redis_client: redis.Redis,
+    sleep: RecordingSleep,
+) -> None:
+    with pytest.raises(FlowFormExpiredError):
+        interaction.submit_email(FlowRequest(flow.id, BROWSER, "wrong"), JENNY)
+    interaction.submit_email(post(flow), JENNY)
+    interaction.use_another_email(post(flow))
+
+    assert sleep.calls == []
+    assert redis_client.get(PREFIX + "flow_lock:" + flow.id) is None
