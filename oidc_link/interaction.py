@@ -59,6 +59,7 @@ class Problem(enum.Enum):
     LINK_RATE_LIMITED = "link_rate_limited"
     LINK_UNAVAILABLE = "link_unavailable"
     LINK_MISMATCH = "link_mismatch"
+    LINK_SESSION_EXPIRED = "link_session_expired"
 
 
 # Problems that are a limit being hit: the page answers 429 Too Many Requests.
@@ -144,16 +145,16 @@ class Interaction:
             if flow.step == FlowStep.CODE and email == flow.email:
                 # A double submit, or the back button: the code is already on its way.
                 return StepResult(flow)
+            # Back at the email step with what was typed: if Link or a limit refuses, the
+            # page shows it again; the code step is saved only once a code is on its way.
+            typed = self._restart(flow).advance(email=email[:254] or None)
             if not _EMAIL.match(email) or len(email) > 254:
-                return StepResult(flow.advance(email=email or None), Problem.INVALID_EMAIL)
+                return self._refuse(typed, Problem.INVALID_EMAIL)
             limits = self._limits
             if self._over(
                 "lookup_ip", request.client_ip, limits.lookups_per_ip_window, limits.lookups_per_ip
             ):
-                return StepResult(flow, Problem.TOO_MANY_LOOKUPS)
-            # Back at the email step with what was typed: shown if Link or a limit refuses,
-            # saved only once a code is on its way (never the code step with a stale session).
-            typed = self._restart(flow).advance(email=email)
+                return self._refuse(typed, Problem.TOO_MANY_LOOKUPS)
             try:
                 found = self._link.lookup(email)
             except LinkError as error:
@@ -185,14 +186,14 @@ class Interaction:
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
                 return StepResult(flow)
             if not _CODE.match(code):
-                return StepResult(flow, Problem.INVALID_CODE_FORMAT)
+                return self._refuse(flow, Problem.INVALID_CODE_FORMAT)
             try:
                 user = self._link.authenticate(flow.email, flow.link_client_secret, code)
             except LinkError as error:
                 return self._code_failure(flow, error)
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
-                return StepResult(self._save(self._restart(flow)).flow, Problem.LINK_MISMATCH)
+                return self._refuse(self._restart(flow), Problem.LINK_MISMATCH)
             finished = self._store.take_flow(flow.id)
             if finished is None:
                 raise FlowNotFoundError()
@@ -228,9 +229,9 @@ class Interaction:
         limits = self._limits
         if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
             wait = limits.resend_cooldown - (now - flow.sms_sent_at)
-            return StepResult(flow, Problem.RESEND_TOO_SOON, wait)
+            return self._refuse(flow, Problem.RESEND_TOO_SOON, wait)
         if flow.sms_sent > limits.resends:
-            return StepResult(flow, Problem.NO_MORE_RESENDS)
+            return self._refuse(flow, Problem.NO_MORE_RESENDS)
         if (
             self._over("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email)
             or self._over(
@@ -238,10 +239,13 @@ class Interaction:
             )
             or self._over("client_sms", flow.client_id, 86_400, limits.client_daily_sms)
         ):
-            return StepResult(flow, Problem.TOO_MANY_SMS)
+            return self._refuse(flow, Problem.TOO_MANY_SMS)
         try:
             started = self._link.start_verification(flow.email, client_secret)
         except LinkError as error:
+            if error.kind is LinkErrorKind.CODE_EXPIRED:
+                # Link's session behind this flow is over: only a fresh lookup can go on.
+                return self._refuse(self._restart(flow), Problem.LINK_SESSION_EXPIRED)
             return self._link_problem(flow, error)
         return self._save(
             flow.advance(
@@ -259,12 +263,11 @@ class Interaction:
             if attempts >= self._limits.code_attempts:
                 return self._lock_out(flow)
             left = self._limits.code_attempts - attempts
-            saved = self._save(flow.advance(code_attempts=attempts)).flow
-            return StepResult(saved, Problem.WRONG_CODE, left)
+            return self._refuse(flow.advance(code_attempts=attempts), Problem.WRONG_CODE, left)
         if error.kind is LinkErrorKind.TOO_MANY_ATTEMPTS:
             return self._lock_out(flow)
         if error.kind is LinkErrorKind.CODE_EXPIRED:
-            return StepResult(flow, Problem.CODE_EXPIRED)
+            return self._refuse(flow, Problem.CODE_EXPIRED)
         return self._link_problem(flow, error)
 
     def _lock_out(self, flow: Flow) -> StepResult:
@@ -272,14 +275,14 @@ class Interaction:
         locked = flow.advance(
             step=FlowStep.LOCKED, link_client_secret=None, code_attempts=self._limits.code_attempts
         )
-        return StepResult(self._save(locked).flow, Problem.TOO_MANY_ATTEMPTS)
+        return self._refuse(locked, Problem.TOO_MANY_ATTEMPTS)
 
     def _link_problem(self, flow: Flow, error: LinkError) -> StepResult:
         """Link failed: the flow stays exactly as it was, so the user can simply retry."""
         log.warning("Link call failed: %s", error.kind.value)
         if error.kind is LinkErrorKind.RATE_LIMITED:
-            return StepResult(flow, Problem.LINK_RATE_LIMITED)
-        return StepResult(flow, Problem.LINK_UNAVAILABLE)
+            return self._refuse(flow, Problem.LINK_RATE_LIMITED)
+        return self._refuse(flow, Problem.LINK_UNAVAILABLE)
 
     def _restart(self, flow: Flow) -> Flow:
         return flow.advance(step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None)
@@ -341,6 +344,10 @@ class Interaction:
             yield
         finally:
             self._store.unlock_flow(flow_id, token)
+
+    def _refuse(self, flow: Flow, problem: Problem, detail: int | None = None) -> StepResult:
+        """Keep the flow as the page will show it, so the page can be a plain GET again."""
+        return StepResult(self._save(flow).flow, problem, detail)
 
     def _save(self, flow: Flow) -> StepResult:
         if not self._store.save_flow(flow):

@@ -19,6 +19,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import Store
+from tests.fake_link_server import FakeLinkServer
 from tests.relying_party import Browser, RelyingParty
 
 # CI sets this so that a missing redis-server fails the run instead of skipping tests.
@@ -173,3 +174,13 @@ def browser(app: Flask) -> Browser:
 @pytest.fixture
 def shop(app: Flask) -> RelyingParty:
     return RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
+
+
+# --- The fake Link server (tests/fake_link_server.py), for the live client's tests. ---
+
+
+@pytest.fixture
+def fake_link() -> Iterator[FakeLinkServer]:
+    """A fake Link network on a loopback port, speaking both live dialects."""
+    with FakeLinkServer() as server:
+        yield server

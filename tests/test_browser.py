@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from oidc_link.demo import DEMO_EMAIL, RunningDemo, start_demo
-from tests.sandbox_console import announced_code
+from tests.sandbox_console import announced_code, wrong_code_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -117,3 +117,272 @@ def test_an_unknown_email_can_go_back_to_the_shop(chromium, demo: RunningDemo) -
     assert page.url.startswith(demo.rp_url)
     assert "access_denied" in page.locator("body").inner_text()
     context.close()
+
+
+# Helpers: the steps every branch shares, taken as a person would.
+
+
+def _open_sign_in(page, demo: RunningDemo) -> None:
+    page.goto(demo.rp_url)
+    page.get_by_role("link", name="Log in with Link").click()
+    assert page.url.startswith(demo.provider_url + "/signin/")
+
+
+def _reach_code_page(page, demo: RunningDemo, console: list[str]) -> str:
+    """From the shop to the code page for the demo user; returns the code the sandbox sent."""
+    _open_sign_in(page, demo)
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_role("button", name="Continue").click()
+    assert page.get_by_role("heading", name="Enter your code").is_visible()
+    return announced_code(console)
+
+
+def _posted_to(step: str):
+    """A response predicate: the answer to the form POST of one sign-in step."""
+    return lambda response: response.request.method == "POST" and response.url.endswith(f"/{step}")
+
+
+def _body(page) -> str:
+    return page.locator("body").inner_text()
+
+
+def _is_signed_in_at_shop(page, demo: RunningDemo) -> bool:
+    return page.url.startswith(demo.rp_url) and "Signed in as" in _body(page)
+
+
+def test_five_wrong_codes_end_the_sign_in_and_lead_back_to_the_shop(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    wrong = wrong_code_for(_reach_code_page(page, demo, console))
+
+    for tries_left in (4, 3, 2, 1):
+        page.get_by_label("Verification code").fill(wrong)
+        with page.expect_navigation() as answer:
+            page.get_by_role("button", name="Verify").click()
+        assert answer.value.status == 400  # the page the POST redirects to
+        message = page.get_by_role("alert").inner_text()
+        assert "not right" in message
+        assert f"try {tries_left} more time" in message
+        assert page.get_by_label("Verification code").get_attribute("aria-invalid") == "true"
+
+    page.get_by_label("Verification code").fill(wrong)
+    with page.expect_navigation() as answer:
+        page.get_by_role("button", name="Verify").click()
+    assert answer.value.status == 400  # the page the POST redirects to
+    assert page.get_by_role("heading", name="This sign-in has ended").is_visible()
+    assert "Too many wrong codes" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Verification code").count() == 0
+
+    page.get_by_role("button", name="Back to Demo Shop").click()
+    assert page.url.startswith(demo.rp_url)
+    assert "access_denied" in _body(page)
+    assert len(console) == 1
+    context.close()
+
+
+def test_someone_not_on_link_can_use_another_email_and_then_sign_in(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+
+    _open_sign_in(page, demo)
+    page.get_by_label("Email").fill("nobody@example.com")
+    page.get_by_role("button", name="Continue").click()
+    assert page.get_by_role("heading", name="nobody@example.com isn't on Link yet").is_visible()
+    signup = page.get_by_role("link", name="Sign up for Link")
+    assert signup.get_attribute("href") == "https://link.com/"
+    assert console == []  # nobody to text
+
+    page.get_by_role("button", name="Use another email").click()
+    assert page.get_by_role("heading", name="Sign in to Demo Shop").is_visible()
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Verification code").fill(announced_code(console))
+    page.get_by_role("button", name="Verify").click()
+
+    assert _is_signed_in_at_shop(page, demo)
+    assert DEMO_EMAIL in _body(page)
+    context.close()
+
+
+def test_going_back_to_the_shop_from_the_email_page_tells_the_shop_access_was_denied(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+
+    _open_sign_in(page, demo)
+    page.get_by_role("button", name="Back to Demo Shop").click()
+
+    assert page.url.startswith(demo.rp_url)
+    assert "access_denied" in page.get_by_role("alert").inner_text()
+    assert console == []
+    context.close()
+
+
+def test_asking_for_a_new_code_right_away_says_to_wait_and_stays_on_the_code_page(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    code = _reach_code_page(page, demo, console)
+
+    with page.expect_navigation() as answer:
+        page.get_by_role("button", name="Send a new code").click()
+
+    assert answer.value.status == 429  # the page the POST redirects to
+    assert page.get_by_role("heading", name="Enter your code").is_visible()
+    assert "A code is on its way" in page.get_by_role("alert").inner_text()
+    assert len(console) == 1  # no second SMS
+    page.get_by_label("Verification code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+    context.close()
+
+
+def test_an_expired_code_says_so_and_offers_a_new_one(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    _reach_code_page(page, demo, console)
+
+    page.get_by_label("Verification code").fill("000002")  # the sandbox's "expired" code
+    with page.expect_navigation() as answer:
+        page.get_by_role("button", name="Verify").click()
+
+    assert answer.value.status == 400  # the page the POST redirects to
+    assert "That code has expired" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Verification code").get_attribute("aria-invalid") == "true"
+    assert page.get_by_role("button", name="Send a new code").is_visible()
+    context.close()
+
+
+def _click_twice_while_the_first_is_on_its_way(page, button: str, step: str):
+    """Click a submit button, then again before its answer arrives; the second POST's response.
+
+    Chromium folds two instant clicks into one POST, so this plays a slow network instead:
+    the first POST reaches the server but its answer is held back, and the person clicks
+    again, which makes the browser drop the first navigation and send the form once more.
+    """
+    first_answers: list[object] = []
+
+    def hold_back_first_answer(route) -> None:
+        if first_answers:
+            route.continue_()
+        else:
+            first_answers.append(route.fetch(max_redirects=0))
+
+    page.route(f"**/signin/*/{step}", hold_back_first_answer)
+    box = page.get_by_role("button", name=button).bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # Low-level clicks: locator clicks would wait for the held navigation to finish.
+    page.mouse.click(x, y)
+    for _ in range(200):
+        if first_answers:
+            break
+        page.wait_for_timeout(25)
+    assert first_answers, "the first submit never reached the server"
+    with page.expect_response(_posted_to(step)) as second:
+        page.mouse.click(x, y)
+    page.unroute(f"**/signin/*/{step}")
+    return first_answers[0], second.value
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["without-js", "with-js"])
+def test_submitting_the_email_twice_sends_one_code(
+    chromium, demo: RunningDemo, console: list[str], javascript: bool
+) -> None:
+    context = chromium.new_context(java_script_enabled=javascript)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    _open_sign_in(page, demo)
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+
+    first, second = _click_twice_while_the_first_is_on_its_way(page, "Continue", "email")
+
+    assert (first.status, second.status) == (303, 303)
+    page.get_by_role("heading", name="Enter your code").wait_for()
+    assert len(console) == 1
+    assert errors == []
+    page.get_by_label("Verification code").fill(announced_code(console))
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["without-js", "with-js"])
+def test_submitting_the_code_twice_lands_where_the_first_submit_went(
+    chromium, demo: RunningDemo, console: list[str], javascript: bool
+) -> None:
+    context = chromium.new_context(java_script_enabled=javascript)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    code = _reach_code_page(page, demo, console)
+    page.get_by_label("Verification code").fill(code)
+
+    first, second = _click_twice_while_the_first_is_on_its_way(page, "Verify", "code")
+
+    assert first.status == 302  # the first submit finished the sign-in
+    assert second.status == 303  # the second is sent where the first went
+    assert second.headers["location"] == first.headers["location"]
+    assert second.headers["location"].startswith(demo.rp_url + "/callback?code=")
+    page.wait_for_url(demo.rp_url + "/")
+    assert _is_signed_in_at_shop(page, demo)
+    assert DEMO_EMAIL in _body(page)
+    assert errors == []
+    assert len(console) == 1
+    context.close()
+
+
+def test_the_back_button_after_signing_in_shows_a_calm_page_with_the_way_back(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    code = _reach_code_page(page, demo, console)
+    page.get_by_label("Verification code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+
+    back = page.go_back()
+    assert page.url.startswith(demo.provider_url + "/signin/")
+    assert back is None or back.status == 200
+    assert page.get_by_role("heading", name="You're done here").is_visible()
+    assert "error" not in page.title().lower()
+
+    again = page.reload()
+    assert again is not None and again.status == 200
+    assert page.get_by_role("heading", name="You're done here").is_visible()
+
+    page.get_by_role("link", name="Back to Demo Shop").click()
+    assert _is_signed_in_at_shop(page, demo)
+    assert len(console) == 1
+    context.close()
+
+
+def test_the_back_button_after_a_wrong_code_and_then_signing_in_shows_the_calm_page(
+    chromium, demo: RunningDemo, console: list[str]
+) -> None:
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    code = _reach_code_page(page, demo, console)
+    page.get_by_label("Verification code").fill(wrong_code_for(code))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_label("Verification code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+
+    try:
+        page.go_back()
+        assert page.get_by_role("heading", name="You're done here").is_visible()
+        page.reload()
+        assert page.get_by_role("heading", name="You're done here").is_visible()
+    finally:
+        context.close()

@@ -413,7 +413,8 @@ def test_an_invalid_email_is_a_problem_and_stays_on_the_email_step(
 
     assert result.problem is Problem.INVALID_EMAIL
     assert result.flow.step == FlowStep.EMAIL
-    assert stored_flow(store, flow) == flow
+    # What the page shows is what is stored, so the page can be reloaded as a plain GET.
+    assert stored_flow(store, flow) == result.flow
     assert messages == []
 
 
@@ -516,7 +517,10 @@ def test_a_new_email_during_the_code_step_shares_the_flows_resend_cooldown(
 
     assert result.problem is Problem.RESEND_TOO_SOON
     assert result.detail == Limits().resend_cooldown
-    assert stored_flow(store, code_flow) == code_flow
+    # Back at the email step with the new email; the old email's Link session is dropped.
+    assert stored_flow(store, code_flow) == result.flow
+    assert (result.flow.step, result.flow.email) == (FlowStep.EMAIL, SAM)
+    assert result.flow.link_client_secret is None
     assert len(messages) == 1
 
 
@@ -530,10 +534,11 @@ def test_a_new_email_refused_on_the_code_step_is_not_shown_as_the_code_step_for_
     result = interaction.submit_email(post(code_flow), SAM)
 
     assert result.problem is not None
-    assert stored_flow(store, code_flow).email == JENNY
-    # The page renders result.flow: it must not say "signing in as sam" on a code step
-    # whose code signs Jenny in.
-    assert not (result.flow.step == FlowStep.CODE and result.flow.email == SAM)
+    # The page renders the stored flow: never "signing in as sam" on a code step whose
+    # Link session would sign Jenny in.
+    assert stored_flow(store, code_flow) == result.flow
+    assert result.flow.step == FlowStep.EMAIL
+    assert result.flow.link_client_secret is None
 
 
 # Code step
@@ -947,7 +952,8 @@ def test_a_link_failure_on_the_email_step_leaves_the_flow_as_it_was(
     assert result.problem is problem
     assert result.flow.email == JENNY  # shown back to the user
     assert result.flow.step == FlowStep.EMAIL
-    assert stored_flow(store, flow) == flow
+    assert result.flow.link_client_secret is None  # nothing half done
+    assert stored_flow(store, flow) == result.flow
     assert messages == []
 
     del link.failures[call]
@@ -1030,7 +1036,8 @@ def test_lookups_are_limited_per_client_ip(
     refused = interaction.submit_email(post(flow), "three@example.com")
 
     assert refused.problem is Problem.TOO_MANY_LOOKUPS
-    assert stored_flow(store, flow) == before
+    assert stored_flow(store, flow) == refused.flow
+    assert refused.flow == before.advance(email="three@example.com", step=FlowStep.EMAIL)
     # Another address is counted on its own, in this flow or another.
     assert interaction.submit_email(post(flow, ip=OTHER_IP), "three@example.com").problem is None
     assert start_and_submit(interaction, "four@example.com", ip=OTHER_IP).problem is None

@@ -261,3 +261,42 @@ def test_when_link_is_down_the_user_can_try_again_and_nothing_is_half_done(
     flow_page = browser.page.request.path.removesuffix("/email")
     assert browser.get(flow_page).status_code == 200
     assert browser.soup().find("input", attrs={"name": "email"}) is not None
+
+
+class ForgetfulLink:
+    """The sandbox, but Link forgets the session before a new code is asked for."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def lookup(self, email: str) -> LookupResult:
+        return self.inner.lookup(email)
+
+    def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
+        self.sent += 1
+        if self.sent > 1:
+            raise LinkError(LinkErrorKind.CODE_EXPIRED, "session expired")
+        return self.inner.start_verification(email, client_secret)
+
+    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+        return self.inner.authenticate(email, client_secret, code)
+
+
+def test_a_new_code_for_an_expired_link_session_goes_back_to_the_email_step(
+    settings: Settings, live_clock: FixedClock, console: list[str]
+) -> None:
+    base = build_services(
+        settings,
+        clock=live_clock,
+        redis_client=fakeredis.FakeRedis(decode_responses=True),
+        announce=console.append,
+    )
+    services = Services(settings, live_clock, base.store, base.keys, ForgetfulLink(base.link))
+    browser, _, _ = begin(create_app(settings, services))
+    live_clock.advance(30)
+
+    browser.submit("/resend")
+
+    assert "expired" in alert_text(browser)
+    assert browser.soup().find("input", attrs={"name": "email"})["value"] == JENNY

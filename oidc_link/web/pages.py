@@ -43,6 +43,7 @@ PROBLEM_MESSAGES = {
     Problem.LINK_RATE_LIMITED: "Link is busy right now. Please wait a moment and try again.",
     Problem.LINK_UNAVAILABLE: "Link is not answering right now. Please try again in a moment.",
     Problem.LINK_MISMATCH: "Link could not confirm this email. Please enter it again.",
+    Problem.LINK_SESSION_EXPIRED: "That code request expired. Enter your email to get a new code.",
 }
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
@@ -81,17 +82,22 @@ def authorization_error(error: AuthorizationPageError) -> tuple[str, int]:
 
 @pages.get("/signin/<flow_id>")
 def show(flow_id: str) -> tuple[str, int]:
-    return _render(web_context().interaction.view(_flow_request(flow_id, form=False)))
+    flow = web_context().interaction.view(_flow_request(flow_id, form=False))
+    problem = _notice()
+    if problem is None:
+        return _render(flow)
+    message = PROBLEM_MESSAGES[problem].format(detail=request.args.get("detail", type=int))
+    return _render(flow, message, _status_of(problem))
 
 
 @pages.post("/signin/<flow_id>/email")
-def submit_email(flow_id: str) -> Response | tuple[str, int]:
+def submit_email(flow_id: str) -> Response:
     interaction = web_context().interaction
     return _after(interaction.submit_email(_flow_request(flow_id), request.form.get("email", "")))
 
 
 @pages.post("/signin/<flow_id>/code")
-def submit_code(flow_id: str) -> Response | tuple[str, int]:
+def submit_code(flow_id: str) -> Response:
     context = web_context()
 
     def finish(flow: Flow, identity: Identity) -> str:
@@ -106,7 +112,7 @@ def submit_code(flow_id: str) -> Response | tuple[str, int]:
 
 
 @pages.post("/signin/<flow_id>/resend")
-def resend_code(flow_id: str) -> Response | tuple[str, int]:
+def resend_code(flow_id: str) -> Response:
     return _after(web_context().interaction.resend_code(_flow_request(flow_id)))
 
 
@@ -141,18 +147,31 @@ def _location(response: ProtocolResponse) -> str:
     return response.location
 
 
-def _after(result: StepResult) -> Response | tuple[str, int]:
-    """Post/redirect/get on success; on a problem, show the step the flow is at, with why."""
-    if result.problem is None:
-        return redirect(url_for("pages.show", flow_id=result.flow.id), 303)
-    if result.problem is Problem.LINK_UNAVAILABLE:
-        status = 503
-    elif result.problem in RATE_PROBLEMS:
-        status = 429
-    else:
-        status = 400
-    message = PROBLEM_MESSAGES[result.problem].format(detail=result.detail)
-    return _render(result.flow, message, status)
+def _after(result: StepResult) -> Response:
+    """Post/redirect/get, problems included: every page in the history is a plain GET,
+    so Back and Reload never resubmit a form."""
+    arguments: dict[str, str | int] = {}
+    if result.problem is not None:
+        arguments["notice"] = result.problem.value
+        if result.detail is not None:
+            arguments["detail"] = result.detail
+    return redirect(url_for("pages.show", flow_id=result.flow.id, **arguments), 303)
+
+
+def _notice() -> Problem | None:
+    """The problem named in the page's query, if it is one we know (anything else: none)."""
+    try:
+        return Problem(request.args.get("notice", ""))
+    except ValueError:
+        return None
+
+
+def _status_of(problem: Problem) -> int:
+    if problem is Problem.LINK_UNAVAILABLE:
+        return 503
+    if problem in RATE_PROBLEMS:
+        return 429
+    return 400
 
 
 def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[str, int]:

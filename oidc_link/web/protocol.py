@@ -99,8 +99,9 @@ def authorize() -> Response | tuple[str, int]:
         log.info("Refused authorization request without redirect: %s", error.error.error)
         return error_page(
             "We can't sign you in from this link",
-            "The site that sent you here made a request we cannot accept "
-            f"({error.description}). Go back to the site and try again, or contact its owner.",
+            "The site that sent you here made a request we cannot accept: "
+            f"{_sentence(error.description)} Go back to the site and try again, "
+            "or tell its owner.",
             400,
         )
     if isinstance(outcome, ProtocolResponse):
@@ -143,3 +144,9 @@ def _public_json(document: dict[str, Any]) -> Response:
     response.headers["Cache-Control"] = PUBLIC_CACHE
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def _sentence(text: str) -> str:
+    """A library's error description as part of our sentence: lower-case start, one stop."""
+    text = text.strip().rstrip(".")
+    return (text[:1].lower() + text[1:] + ".") if text else ""
