@@ -16,6 +16,7 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.link import LinkError, LinkErrorKind, LinkUser, LookupResult, VerificationStarted
 from oidc_link.services import Services, build_services
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
+from tests.fake_link_server import FakeLinkServer
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
 
@@ -300,3 +301,39 @@ def test_a_new_code_for_an_expired_link_session_goes_back_to_the_email_step(
 
     assert "expired" in alert_text(browser)
     assert browser.soup().find("input", attrs={"name": "email"})["value"] == JENNY
+
+
+@pytest.mark.parametrize("dialect", ["loginwithlink", "stripe"])
+def test_a_user_signs_in_through_the_live_link_client_end_to_end(
+    fake_link: FakeLinkServer, live_clock: FixedClock, dialect: str
+) -> None:
+    """The live client wired by the real settings, talking HTTP to the fake Link network."""
+    config = provider_config()
+    config["link"] = {
+        "mode": "live",
+        "live": {
+            "base_url": fake_link.url,
+            "publishable_key": fake_link.publishable_key,
+            "dialect": dialect,
+        },
+    }
+    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    services = build_services(
+        settings, clock=live_clock, redis_client=fakeredis.FakeRedis(decode_responses=True)
+    )
+    app = create_app(settings, services)
+    user = fake_link.users[0]
+
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
+    request = shop.authorization_request()
+    browser = Browser(app, ISSUER)
+    browser.start(request.url)
+    assert "Sandbox" not in browser.soup().get_text()
+    browser.submit("/email", email=user.email.upper())
+    callback = browser.submit("/code", code=fake_link.last_code(user.email))
+    claims = shop.validate_id_token(
+        shop.exchange(callback.headers["Location"], request), request.nonce
+    )
+
+    assert claims["email"] == user.email.lower()
+    assert claims.get("name") == (user.name if dialect == "loginwithlink" else None)
