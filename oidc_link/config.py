@@ -5,6 +5,8 @@ Nothing else in oidc-link reads ``os.environ``; everything else receives a froze
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -22,6 +24,11 @@ SUPPORTED_SCOPES = ("openid", "email", "profile")
 LINK_MODES = ("sandbox", "live")
 LINK_DIALECTS = ("loginwithlink", "stripe")
 BODY_ENCODINGS = ("json", "form")
+# RS256 is always on: OpenID Connect Core §15.1 makes it mandatory to implement.
+SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+# Sandbox mode only, when no key-encryption key is configured: a known key is no secret,
+# so the log says so at every start.
+DEVELOPMENT_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZW5jcnlwdGlvbi0="
 # Used only in sandbox mode when no salt is configured; live mode must set its own.
 SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
 
@@ -36,6 +43,7 @@ ENV_OVERRIDES = (
     ("OIDC_LINK_REDIS_URL", "redis_url"),
     ("OIDC_LINK_SUBJECT_SALT", "subject_salt"),
 )
+KEY_ENCRYPTION_KEY_VARIABLE = "OIDC_LINK_KEY_ENCRYPTION_KEY"
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class ClientSettings:
     client_secret: str | None = None
     name: str | None = None
     scopes: tuple[str, ...] = SUPPORTED_SCOPES
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
 
     @property
     def is_public(self) -> bool:
@@ -113,6 +122,23 @@ class Lifetimes:
 
 
 @dataclass(frozen=True)
+class KeySettings:
+    """The signing-key lifecycle (``[keys]``); all durations in seconds."""
+
+    algorithms: tuple[str, ...] = ("RS256",)
+    rotation_period: int = 30 * 86_400
+    # What we send as the JWKS Cache-Control max-age: how long an RP may keep our key set.
+    jwks_max_age: int = 3600
+    # Extra time on top of jwks_max_age before a new key signs, and after the last token
+    # a key signed has expired before the key leaves the JWKS.
+    margin: int = 3600
+    refresh_interval: int = 60
+    # 32 bytes, base64url; encrypts private keys at rest in Redis.
+    encryption_key: str = DEVELOPMENT_KEY_ENCRYPTION_KEY
+    development_encryption_key: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     issuer: str
     clients: tuple[ClientSettings, ...]
@@ -121,6 +147,7 @@ class Settings:
     subject_salt: str = SANDBOX_SUBJECT_SALT
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     limits: Limits = field(default_factory=Limits)
+    keys: KeySettings = field(default_factory=KeySettings)
 
     def client(self, client_id: str) -> ClientSettings | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
@@ -170,7 +197,7 @@ def settings_from_mapping(
     reader.reject_unknown(
         data,
         "",
-        {"issuer", "redis_url", "subject_salt", "lifetimes", "limits", "link", "clients"},
+        {"issuer", "redis_url", "subject_salt", "lifetimes", "limits", "keys", "link", "clients"},
     )
     issuer = _read_issuer(reader, data)
     redis_url = reader.text(data, "redis_url", required=False)
@@ -180,7 +207,8 @@ def settings_from_mapping(
     subject_salt = reader.text(data, "subject_salt", required=link.mode != "sandbox")
     lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
     limits = _read_limits(reader, data.get("limits", {}))
-    clients = _read_clients(reader, data.get("clients"))
+    keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
+    clients = _read_clients(reader, data.get("clients"), keys.algorithms)
 
     if reader.problems:
         raise ConfigError(reader.problems, source)
@@ -192,6 +220,7 @@ def settings_from_mapping(
         subject_salt=subject_salt or SANDBOX_SUBJECT_SALT,
         lifetimes=lifetimes,
         limits=limits,
+        keys=keys,
     )
 
 
@@ -376,6 +405,59 @@ def _read_live_link(reader: _Reader, raw: Any, *, required: bool) -> LiveLinkSet
     )
 
 
+def _read_keys(reader: _Reader, raw: Any, *, required: bool) -> KeySettings:
+    table = dict(reader.table(raw, "keys"))
+    defaults = KeySettings()
+    reader.reject_unknown(
+        table,
+        "keys.",
+        {
+            "algorithms",
+            "rotation_period",
+            "jwks_max_age",
+            "margin",
+            "refresh_interval",
+            "encryption_key",
+        },
+    )
+    if reader.environ.get(KEY_ENCRYPTION_KEY_VARIABLE):
+        table["encryption_key"] = reader.environ[KEY_ENCRYPTION_KEY_VARIABLE]
+    algorithms = reader.text_list(table, "algorithms", "keys.algorithms") or ()
+    unknown = sorted(set(algorithms) - set(SIGNING_ALGORITHMS))
+    if unknown:
+        reader.problem("keys.algorithms", f"unsupported: {', '.join(unknown)}")
+    chosen = tuple(a for a in SIGNING_ALGORITHMS if a == "RS256" or a in algorithms)
+
+    def seconds(name: str) -> int:
+        return reader.positive_int(table, name, f"keys.{name}", getattr(defaults, name))
+
+    rotation_period, max_age = seconds("rotation_period"), seconds("jwks_max_age")
+    margin, refresh = seconds("margin"), seconds("refresh_interval")
+    if margin < refresh:
+        reader.problem("keys.margin", "must be at least keys.refresh_interval")
+    if rotation_period <= max_age + margin:
+        reader.problem("keys.rotation_period", "must be longer than jwks_max_age + margin")
+    secret = reader.text(table, "encryption_key", "keys.encryption_key", required=required)
+    if secret is not None and not _is_key_encryption_key(secret):
+        reader.problem("keys.encryption_key", "must be 32 random bytes in base64url (44 chars)")
+    return KeySettings(
+        algorithms=chosen,
+        rotation_period=rotation_period,
+        jwks_max_age=max_age,
+        margin=margin,
+        refresh_interval=refresh,
+        encryption_key=secret or DEVELOPMENT_KEY_ENCRYPTION_KEY,
+        development_encryption_key=secret is None,
+    )
+
+
+def _is_key_encryption_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
+
+
 def _read_limits(reader: _Reader, raw: Any) -> Limits:
     table = reader.table(raw, "limits")
     defaults = Limits()
@@ -410,10 +492,13 @@ _CLIENT_FIELDS = {
     "token_endpoint_auth_method",
     "name",
     "scopes",
+    "id_token_signed_response_alg",
 }
 
 
-def _read_clients(reader: _Reader, raw: Any) -> tuple[ClientSettings, ...]:
+def _read_clients(
+    reader: _Reader, raw: Any, algorithms: tuple[str, ...]
+) -> tuple[ClientSettings, ...]:
     if raw is None:
         reader.problem("clients", "at least one [[clients]] entry is required")
         return ()
@@ -425,7 +510,7 @@ def _read_clients(reader: _Reader, raw: Any) -> tuple[ClientSettings, ...]:
     clients: list[ClientSettings] = []
     seen: set[str] = set()
     for index, raw_client in enumerate(raw):
-        client = _read_client(reader, raw_client, f"clients[{index}]")
+        client = _read_client(reader, raw_client, f"clients[{index}]", algorithms)
         if client is None:
             continue
         if client.client_id in seen:
@@ -435,7 +520,9 @@ def _read_clients(reader: _Reader, raw: Any) -> tuple[ClientSettings, ...]:
     return tuple(clients)
 
 
-def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
+def _read_client(
+    reader: _Reader, raw: Any, name: str, algorithms: tuple[str, ...]
+) -> ClientSettings | None:
     table = reader.table(raw, name)
     reader.reject_unknown(table, f"{name}.", _CLIENT_FIELDS)
     client_id = reader.text(table, "client_id", f"{name}.client_id")
@@ -480,6 +567,10 @@ def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
         if "openid" not in scopes:
             reader.problem(f"{name}.scopes", "must include 'openid'")
     display_name = reader.text(table, "name", f"{name}.name", required=False)
+    field_name = f"{name}.id_token_signed_response_alg"
+    alg = reader.text(table, "id_token_signed_response_alg", field_name, required=False)
+    if alg is not None and alg not in algorithms:
+        reader.problem(field_name, f"must be one of the enabled keys.algorithms: {algorithms}")
 
     if client_id is None:
         return None
@@ -490,6 +581,7 @@ def _read_client(reader: _Reader, raw: Any, name: str) -> ClientSettings | None:
         client_secret=secret if method != "none" else None,
         name=display_name,
         scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
+        id_token_signed_response_alg=alg if alg in algorithms else "RS256",
     )
 
 

@@ -1,7 +1,10 @@
-"""The ID-token signing key: created once, shared through the store, published as a JWKS.
+"""ID-token signing keys that rotate on their own: next -> current -> previous -> retired.
 
-The only module that touches private-key crypto. One persisted RS256 key for now; the
-rotating lifecycle is issue 4.
+The only module that touches private-key crypto. The schedule is computed from what Redis
+holds, so every instance agrees on the signing key; a new key is published one JWKS cache
+lifetime (plus a margin) before it signs, and stays published until every token it signed
+has expired (plus the margin). Private keys are stored encrypted with the operator's
+key-encryption key.
 """
 
 from __future__ import annotations
@@ -10,91 +13,310 @@ import base64
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oidc_link.clock import Clock
+from oidc_link.config import KeySettings
 from oidc_link.models import SigningKey
+from oidc_link.sealed import decrypt, encrypt
 from oidc_link.store import Store
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "RS256"
+BACKUP_FORMAT = "oidc-link-keys/1"
+# RFC 7638 §3.2: the members of each key type that make up its thumbprint.
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
+
+
+class KeyEncryptionError(Exception):
+    """The key-encryption key does not open the stored keys: refuse to start, change nothing."""
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """A key as ``oidc-link keys list`` shows it."""
+
+    key: SigningKey
+    state: str  # next, current, previous
+    retires_at: int | None
 
 
 def jwk_thumbprint(public_jwk: dict[str, str]) -> str:
-    """RFC 7638 thumbprint of an RSA key: SHA-256 over its required members, in order."""
-    canonical = json.dumps(
-        {name: public_jwk[name] for name in ("e", "kty", "n")}, separators=(",", ":")
-    )
-    return (
-        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
-    )
+    """RFC 7638 thumbprint: SHA-256 over the required members, sorted, without whitespace."""
+    members = _THUMBPRINT_MEMBERS[public_jwk["kty"]]
+    canonical = json.dumps({name: public_jwk[name] for name in members}, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def generate_signing_key(created_at: int) -> SigningKey:
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_jwk = {
-        k: v
-        for k, v in RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True).items()
-        if k in ("kty", "n", "e")
-    }
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return SigningKey(
-        kid=jwk_thumbprint(public_jwk),
-        alg=ALGORITHM,
-        private_pem=pem,
-        created_at=created_at,
-        public_jwk=public_jwk,
-    )
+def _generate_private_key(alg: str) -> Any:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _public_jwk(alg: str, private_key: Any) -> dict[str, str]:
+    tool = {"ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}.get(alg, RSAAlgorithm)
+    jwk = tool.to_jwk(private_key.public_key(), as_dict=True)
+    return {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
 
 
 class SigningKeys:
-    """Holds the signing key in memory after loading it (or creating it) once."""
+    """Each instance's view of the key rings, refreshed from Redis on a timer."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, settings: KeySettings, token_lifetime: int
+    ) -> None:
         self._store = store
         self._clock = clock
-        self._key: SigningKey | None = None
-        self._private: Any = None
+        self._settings = settings
+        self._token_lifetime = token_lifetime
+        self._kek = base64.urlsafe_b64decode(settings.encryption_key.encode())
+        self._rings: dict[str, list[SigningKey]] = {}
+        self._private: dict[str, Any] = {}
+        self._loaded_at: int | None = None
+
+    @property
+    def lead_time(self) -> int:
+        """How long a key is published before it signs: one JWKS cache lifetime, plus margin."""
+        return self._settings.jwks_max_age + self._settings.margin
+
+    # The lifecycle.
 
     def load(self) -> None:
-        """Load the shared key, creating it if Redis has none; safe with many instances."""
-        key = self._store.load_signing_key(ALGORITHM)
-        if key is None:
-            candidate = generate_signing_key(self._clock.now())
-            if self._store.add_signing_key(candidate):
-                log.warning("Created a new %s signing key %s", ALGORITHM, candidate.kid)
-            # Whoever won the SET NX race, everyone signs with the stored key.
-            key = self._store.load_signing_key(ALGORITHM)
-        if key is None:
-            raise RuntimeError("the signing key vanished from Redis while it was being created")
-        self._key = key
-        self._private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
+        """Read the rings, restore, retire and rotate as the schedule says; start-up and timer."""
+        if self._settings.development_encryption_key:
+            log.warning(
+                "Signing keys are encrypted with the built-in development key-encryption key; "
+                "set OIDC_LINK_KEY_ENCRYPTION_KEY for anything but a demo."
+            )
+        for alg in self._settings.algorithms:
+            ring = self._store.load_keyring(alg)
+            if not ring and self._rings.get(alg):
+                log.error(
+                    "Redis holds no %s signing keys; restoring the %d this instance holds",
+                    alg,
+                    len(self._rings[alg]),
+                )
+                for key in self._rings[alg]:
+                    self._store.add_key(key)
+                ring = self._store.load_keyring(alg)
+            self._open(ring)  # before any write: a wrong key-encryption key changes nothing
+            ring = self._retire_expired(ring)
+            if self._schedule_next(alg, ring):
+                ring = self._store.load_keyring(alg)
+                self._open(ring)
+            self._rings[alg] = ring
+        self._loaded_at = self._clock.now()
 
-    @property
-    def _current(self) -> SigningKey:
-        if self._key is None:
+    def refresh_if_due(self) -> None:
+        now = self._clock.now()
+        if self._loaded_at is None or now - self._loaded_at >= self._settings.refresh_interval:
             self.load()
-        assert self._key is not None
-        return self._key
 
-    @property
-    def kid(self) -> str:
-        return self._current.kid
+    def rotate(self, alg: str = "RS256", *, immediately: bool = False) -> SigningKey | None:
+        """Schedule a new key one lead time from now, or, for a leaked key, sign with a new
+        one at once and retire the current key (relying parties refetch on the unknown kid).
+        Returns the new key, or None when a next key is already scheduled.
+        """
+        self.load()
+        now = self._clock.now()
+        ring = self._rings[alg]
+        if immediately:
+            leaked = self._current(ring, now)
+            new = self._create(alg, slot=now, signs_from=now)
+            if new is not None and leaked is not None:
+                self._store.remove_key(leaked)
+                log.warning("Emergency rotation: %s key %s retired now", alg, leaked.kid)
+        elif any(key.signs_from > now for key in ring):
+            return None
+        else:
+            new = self._create(alg, slot=now + self.lead_time, signs_from=now + self.lead_time)
+        self.load()
+        return new
+
+    def retire(self, kid: str) -> SigningKey:
+        """Remove a key that no longer signs; the current key can only go by ``rotate --now``."""
+        self.load()
+        now = self._clock.now()
+        for ring in self._rings.values():
+            for key in ring:
+                if key.kid != kid:
+                    continue
+                if key is self._current(ring, now):
+                    raise ValueError(f"{kid} is signing now: use 'rotate --now' to replace it")
+                self._store.remove_key(key)
+                self.load()
+                return key
+        raise KeyError(kid)
+
+    # What the provider uses.
+
+    def sign(self, claims: dict[str, Any], alg: str = "RS256") -> str:
+        self.refresh_if_due()
+        key = self._current(self._rings.get(alg, []), self._clock.now())
+        if key is None:
+            raise RuntimeError(f"no current {alg} signing key")
+        headers = {"kid": key.kid, "typ": "JWT"}
+        return jwt.encode(claims, self._private[key.kid], algorithm=alg, headers=headers)
+
+    def verify(self, token: str, audience: str) -> dict[str, Any]:
+        """Check one of our own tokens; an unknown kid makes this instance reload first."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = self._find(kid)
+        if key is None:
+            self.load()
+            key = self._find(kid)
+        if key is None:
+            raise jwt.InvalidTokenError("unknown key id")
+        public = jwt.PyJWK({**key.public_jwk, "alg": key.alg}).key
+        return jwt.decode(token, public, algorithms=[key.alg], audience=audience)
+
+    def signing_algorithms(self) -> list[str]:
+        """The algorithms that have a current key, for discovery."""
+        self.refresh_if_due()
+        now = self._clock.now()
+        return [alg for alg, ring in self._rings.items() if self._current(ring, now)]
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        key = self._current
-        return {"keys": [{**key.public_jwk, "kid": key.kid, "alg": key.alg, "use": "sig"}]}
+        """Every published key: current, next and previous; never a retired one."""
+        return {"keys": [{**status.key.public_jwk} for status in self.statuses()]}
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        key = self._current
-        return jwt.encode(claims, self._private, algorithm=key.alg, headers={"kid": key.kid})
+    def statuses(self) -> list[KeyStatus]:
+        self.refresh_if_due()
+        now = self._clock.now()
+        statuses = []
+        for ring in self._rings.values():
+            current = self._current(ring, now)
+            for key in ring:
+                retires_at = self._retires_at(key, ring)
+                if retires_at is not None and now >= retires_at:
+                    continue
+                state = (
+                    "next" if key.signs_from > now else "current" if key is current else "previous"
+                )
+                statuses.append(KeyStatus(key, state, retires_at))
+        order = {"current": 0, "next": 1, "previous": 2}
+        return sorted(statuses, key=lambda s: (order[s.state], s.key.alg, -s.key.signs_from))
+
+    # Backups.
+
+    def export_backup(self) -> dict[str, Any]:
+        """Every stored key, private parts still encrypted with the key-encryption key."""
+        self.load()
+        keys = [key for ring in self._rings.values() for key in ring]
+        return {
+            "format": BACKUP_FORMAT,
+            "exported_at": self._clock.now(),
+            "keys": [json.loads(key.to_record()) for key in keys],
+        }
+
+    def import_backup(self, backup: dict[str, Any]) -> int:
+        """Restore keys missing from Redis; refuses the whole backup if any key won't open."""
+        if backup.get("format") != BACKUP_FORMAT:
+            raise ValueError(f"not an oidc-link key backup (format {BACKUP_FORMAT!r} expected)")
+        keys = [SigningKey.from_record(json.dumps(raw)) for raw in backup.get("keys", [])]
+        self._open(keys)
+        added = sum(1 for key in keys if self._store.add_key(key))
+        self.load()
+        return added
+
+    # The schedule.
+
+    def _schedule_next(self, alg: str, ring: list[SigningKey]) -> bool:
+        """Create the next key when it is due; True if one was created (by anyone)."""
+        now = self._clock.now()
+        if not ring:
+            log.error(
+                "No %s signing key anywhere: creating one now. If keys were expected, restore "
+                "a backup with 'oidc-link keys import'.",
+                alg,
+            )
+            self._create(alg, slot=0, signs_from=now)
+            return True
+        if any(key.signs_from > now for key in ring):
+            return False
+        current = self._current(ring, now)
+        assert current is not None
+        # The slot comes from shared data, so racing instances pick the same one.
+        slot = current.signs_from + self._settings.rotation_period
+        if now < slot - self.lead_time:
+            return False
+        self._create(alg, slot=slot, signs_from=max(slot, now + self.lead_time))
+        return True
+
+    def _create(self, alg: str, *, slot: int, signs_from: int) -> SigningKey | None:
+        private_key = _generate_private_key(alg)
+        public = _public_jwk(alg, private_key)
+        kid = jwk_thumbprint(public)
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        key = SigningKey(
+            kid=kid,
+            alg=alg,
+            slot=slot,
+            created_at=self._clock.now(),
+            signs_from=signs_from,
+            sealed_private=encrypt(self._kek, pem, f"{alg}:{kid}".encode()),
+            public_jwk={**public, "kid": kid, "alg": alg, "use": "sig"},
+        )
+        if not self._store.add_key(key):
+            return None  # another instance created this slot's key first
+        log.warning("Created %s signing key %s, signing from %d", alg, kid, signs_from)
+        return key
+
+    def _retire_expired(self, ring: list[SigningKey]) -> list[SigningKey]:
+        now = self._clock.now()
+        kept = []
+        for key in ring:
+            retires_at = self._retires_at(key, ring)
+            if retires_at is not None and now >= retires_at:
+                self._store.remove_key(key)
+                log.info("Retired %s signing key %s", key.alg, key.kid)
+            else:
+                kept.append(key)
+        return kept
+
+    def _retires_at(self, key: SigningKey, ring: list[SigningKey]) -> int | None:
+        """When the last token ``key`` can have signed has expired, plus the margin."""
+        later = [k.signs_from for k in ring if k.signs_from > key.signs_from]
+        if not later:
+            return None
+        return min(later) + self._token_lifetime + self._settings.margin
+
+    @staticmethod
+    def _current(ring: list[SigningKey], now: int) -> SigningKey | None:
+        """The deterministic choice: the key that most recently started signing."""
+        started = [key for key in ring if key.signs_from <= now]
+        return max(started, key=lambda k: (k.signs_from, k.slot)) if started else None
+
+    def _find(self, kid: str | None) -> SigningKey | None:
+        return next((k for ring in self._rings.values() for k in ring if k.kid == kid), None)
+
+    def _open(self, keys: list[SigningKey]) -> None:
+        """Decrypt private keys not yet in memory; a wrong key-encryption key stops here."""
+        for key in keys:
+            if key.kid in self._private:
+                continue
+            pem = decrypt(self._kek, key.sealed_private, f"{key.alg}:{key.kid}".encode())
+            if pem is None:
+                raise KeyEncryptionError(
+                    f"The key-encryption key does not open {key.alg} key {key.kid}: check "
+                    "OIDC_LINK_KEY_ENCRYPTION_KEY. Nothing was changed."
+                )
+            self._private[key.kid] = serialization.load_pem_private_key(pem, password=None)

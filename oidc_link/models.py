@@ -121,10 +121,17 @@ class AccessToken(Record):
 
 @dataclass(frozen=True)
 class SigningKey(Record):
-    """A signing key pair; ``private_pem`` never leaves ``keys.py`` and ``store.py``."""
+    """One signing key of one algorithm's key ring.
+
+    ``slot`` names its place in the rotation schedule (0 for the first key, else the time it
+    was scheduled to sign from), so instances racing to create it agree on one key.
+    ``sealed_private`` is the private key encrypted with the key-encryption key.
+    """
 
     kid: str
     alg: str
-    private_pem: str
+    slot: int
     created_at: int
+    signs_from: int
+    sealed_private: str
     public_jwk: dict[str, str] = field(default_factory=dict)

@@ -37,7 +37,7 @@ from authlib.oidc.core.util import create_half_hash
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import new_secret, same
-from oidc_link.keys import ALGORITHM, SigningKeys
+from oidc_link.keys import SigningKeys
 from oidc_link.models import AccessToken, AuthorizationCode, Identity
 from oidc_link.store import Store
 
@@ -400,11 +400,14 @@ class Provider(AuthorizationServer):
         }
         if code.nonce:
             claims["nonce"] = code.nonce
-        at_hash = create_half_hash(token["access_token"], ALGORITHM)
+        client = self.settings.client(code.client_id)
+        alg = client.id_token_signed_response_alg if client else "RS256"
+        # OIDC Core §3.1.3.6: the hash that matches the ID token's signing algorithm.
+        at_hash = create_half_hash(token["access_token"], alg)
         if at_hash is not None:
             claims["at_hash"] = at_hash.decode()
         claims.update(claims_for_scope(code.identity, code.scope))
-        return self.keys.sign(claims)
+        return self.keys.sign(claims, alg)
 
     def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:
         """Add ``iss`` to an authorization response redirect (RFC 9207 §2)."""

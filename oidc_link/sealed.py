@@ -1,7 +1,7 @@
-"""Values sealed to one browser: encrypted under a key derived from its binding cookie.
+"""Authenticated encryption (AES-GCM) for what Redis must hold but must not be able to read.
 
-Used for the redirect of a just-finished flow, which carries an authorization code: Redis
-holds it only encrypted, and only the browser that finished the flow can open it.
+Two uses: a finished flow's redirect (it carries a code), sealed to the browser that
+finished it; and private signing keys, sealed with the operator's key-encryption key.
 """
 
 from __future__ import annotations
@@ -25,16 +25,27 @@ def _key(browser_id: str, context: str) -> bytes:
 
 def seal(value: str, browser_id: str, context: str) -> str:
     """Encrypt ``value`` for ``browser_id``; ``context`` (a flow id) binds it to one use."""
-    nonce = os.urandom(12)
-    sealed = AESGCM(_key(browser_id, context)).encrypt(nonce, value.encode(), context.encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode()
+    return encrypt(_key(browser_id, context), value.encode(), context.encode())
 
 
 def unseal(sealed: str, browser_id: str, context: str) -> str | None:
     """The value, or None when this browser (or this context) did not seal it."""
+    opened = decrypt(_key(browser_id, context), sealed, context.encode())
+    return opened.decode() if opened is not None else None
+
+
+def encrypt(key: bytes, plaintext: bytes, associated: bytes) -> str:
+    """AES-GCM with a fresh nonce; ``associated`` data must match to decrypt."""
+    nonce = os.urandom(12)
+    return base64.urlsafe_b64encode(
+        nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    ).decode()
+
+
+def decrypt(key: bytes, sealed: str, associated: bytes) -> bytes | None:
+    """The plaintext, or None when the key or the associated data is not the one used."""
     try:
         raw = base64.urlsafe_b64decode(sealed.encode())
-        opened = AESGCM(_key(browser_id, context)).decrypt(raw[:12], raw[12:], context.encode())
+        return AESGCM(key).decrypt(raw[:12], raw[12:], associated)
     except (InvalidTag, ValueError):
         return None
-    return opened.decode()

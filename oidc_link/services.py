@@ -35,6 +35,6 @@ def build_services(
     """Wire the services from settings; tests pass a fixed clock, a Redis and a console."""
     clock = clock or SystemClock()
     store = Store(redis_client if redis_client is not None else connect(settings.redis_url), clock)
-    keys = SigningKeys(store, clock)
+    keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
     link = make_link_client(settings.link, clock, announce)
     return Services(settings=settings, clock=clock, store=store, keys=keys, link=link)

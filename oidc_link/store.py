@@ -143,16 +143,19 @@ class Store:
         raw = self._redis.get(PREFIX + "access_token:" + digest(token))
         return AccessToken.from_record(raw) if raw else None
 
-    # Signing keys: no TTL, on purpose. A key must outlive every token it signed, and
-    # losing it silently would break every relying party (rotation is issue 4).
+    # Signing keys: no TTL, on purpose. A key must outlive every token it signed, and its
+    # retirement is decided by the schedule in keys.py, which removes it explicitly.
 
-    def load_signing_key(self, alg: str) -> SigningKey | None:
-        raw = self._redis.get(PREFIX + "signing_key:" + alg)
-        return SigningKey.from_record(raw) if raw else None
+    def load_keyring(self, alg: str) -> list[SigningKey]:
+        raw = self._redis.hgetall(PREFIX + "keys:" + alg)
+        return sorted((SigningKey.from_record(v) for v in raw.values()), key=lambda k: k.signs_from)
 
-    def add_signing_key(self, key: SigningKey) -> bool:
-        """Store ``key`` unless one exists already; False means another instance won the race."""
-        return bool(self._redis.set(PREFIX + "signing_key:" + key.alg, key.to_record(), nx=True))
+    def add_key(self, key: SigningKey) -> bool:
+        """Store ``key`` in its slot unless the slot is taken: one winner among racing instances."""
+        return bool(self._redis.hsetnx(PREFIX + "keys:" + key.alg, str(key.slot), key.to_record()))
+
+    def remove_key(self, key: SigningKey) -> None:
+        self._redis.hdel(PREFIX + "keys:" + key.alg, str(key.slot))
 
     def ping(self) -> bool:
         return bool(self._redis.ping())

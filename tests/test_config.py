@@ -182,6 +182,7 @@ scopes = ["email"]
         "lifetimes.code",
         "link.mode",
         "subject_salt",  # required outside sandbox mode, and the mode is not "sandbox"
+        "keys.encryption_key",  # required outside sandbox mode too
         "link.sandbox.users[0].email",
         "link.sandbox.users[0].phone",
         "clients[0].client_secret",

@@ -6,6 +6,8 @@ in test_store.py and test_interaction.py.
 
 from __future__ import annotations
 
+import base64
+
 import fakeredis
 import pytest
 from flask import Flask
@@ -19,6 +21,8 @@ from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_c
 from tests.fake_link_server import FakeLinkServer
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+TEST_KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 
 def app_with(
@@ -317,7 +321,8 @@ def test_a_user_signs_in_through_the_live_link_client_end_to_end(
             "dialect": dialect,
         },
     }
-    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    environ = {"SHOP_SECRET": SHOP_SECRET, "OIDC_LINK_KEY_ENCRYPTION_KEY": TEST_KEK}
+    settings = settings_from_mapping(config, environ, "test")
     services = build_services(
         settings, clock=live_clock, redis_client=fakeredis.FakeRedis(decode_responses=True)
     )

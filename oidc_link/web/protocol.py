@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from oidc_link.config import AUTH_METHODS, SUPPORTED_SCOPES
-from oidc_link.keys import ALGORITHM
 from oidc_link.oauth import (
     AuthorizationPageError,
     InvalidAccessTokenError,
@@ -46,7 +46,8 @@ def to_flask(response: ProtocolResponse) -> Response:
 
 @protocol.get("/.well-known/openid-configuration")
 def discovery() -> Response:
-    issuer = web_context().services.settings.issuer
+    context = web_context()
+    issuer = context.services.settings.issuer
     document: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": issuer + "/authorize",
@@ -58,7 +59,7 @@ def discovery() -> Response:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
@@ -87,7 +88,13 @@ def discovery() -> Response:
 
 @protocol.get("/jwks.json")
 def jwks() -> Response:
-    return _public_json(web_context().services.keys.jwks())
+    services = web_context().services
+    response = _public_json(services.keys.jwks())
+    # Consistent with the rotation schedule: a new key is published at least this long,
+    # plus a margin, before it signs (keys.py).
+    response.headers["Cache-Control"] = f"public, max-age={services.settings.keys.jwks_max_age}"
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request)
 
 
 @protocol.route("/authorize", methods=["GET", "POST"])
