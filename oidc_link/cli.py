@@ -1,13 +1,22 @@
-"""The ``oidc-link`` command: serve, demo and check-config."""
+"""The ``oidc-link`` command: serve, demo, check-config and keys."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import logging
+import secrets
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oidc_link.errors import ConfigError
+
+if TYPE_CHECKING:
+    from oidc_link.keys import SigningKeys
 
 log = logging.getLogger("oidc_link")
 
@@ -31,10 +40,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="report every problem in a config file")
     check.add_argument("file")
 
+    keys = commands.add_parser("keys", help="list, rotate, retire, back up the signing keys")
+    keys.add_argument("--config", help="TOML file (default: $OIDC_LINK_CONFIG)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every published key and its schedule")
+    rotate = actions.add_parser("rotate", help="schedule a new key (or replace a leaked one)")
+    rotate.add_argument("--alg", default="RS256")
+    rotate.add_argument(
+        "--now", action="store_true", help="emergency: sign with a new key now, retire the old"
+    )
+    retire = actions.add_parser("retire", help="remove a key that no longer signs")
+    retire.add_argument("kid")
+    export = actions.add_parser("export", help="write an encrypted backup of every key")
+    export.add_argument("file")
+    restore = actions.add_parser("import", help="restore keys missing from Redis")
+    restore.add_argument("file")
+    actions.add_parser("generate-kek", help="print a new random key-encryption key")
+
     args = parser.parse_args(argv)
     _configure_logging()
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "keys":
+        return keys_command(args)
     if args.command == "demo":
         from oidc_link.demo import run_demo
 
@@ -64,12 +92,82 @@ def check_config(path: str) -> int:
     return 0
 
 
+def keys_command(args: argparse.Namespace) -> int:
+    """``oidc-link keys ...``: the operator's handle on the signing-key lifecycle."""
+    if args.action == "generate-kek":
+        print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        return 0
+    import redis
+
+    from oidc_link.config import load_settings
+    from oidc_link.keys import KeyEncryptionError
+    from oidc_link.services import build_services
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if not settings.redis_url:
+        print("No REDIS_URL: key commands need the Redis the servers use.", file=sys.stderr)
+        return 1
+    keys = build_services(settings).keys
+    try:
+        return _run_key_action(keys, args)
+    except KeyEncryptionError as error:
+        print(error, file=sys.stderr)
+    except (KeyError, ValueError, OSError) as error:
+        print(f"Cannot {args.action}: {error}", file=sys.stderr)
+    except redis.RedisError as error:
+        print(f"Cannot use Redis: {error}", file=sys.stderr)
+    return 1
+
+
+def _run_key_action(keys: SigningKeys, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        _print_keys(keys)
+    elif args.action == "rotate":
+        new = keys.rotate(args.alg, immediately=args.now)
+        if new is None:
+            print(f"A next {args.alg} key is already scheduled; nothing to do.")
+        else:
+            print(f"New {new.alg} key {new.kid} signs from {_when(new.signs_from)}.")
+        _print_keys(keys)
+    elif args.action == "retire":
+        retired = keys.retire(args.kid)
+        print(f"Retired {retired.alg} key {retired.kid}.")
+    elif args.action == "export":
+        Path(args.file).write_text(json.dumps(keys.export_backup(), indent=2))
+        print(f"Wrote an encrypted backup of every key to {args.file}.")
+    elif args.action == "import":
+        added = keys.import_backup(json.loads(Path(args.file).read_text()))
+        print(f"Restored {added} key(s) missing from Redis.")
+    return 0
+
+
+def _print_keys(keys: SigningKeys) -> None:
+    statuses = keys.statuses()
+    print(f"{'STATE':9} {'ALG':6} {'KID':44} {'CREATED':20} {'SIGNS FROM':20} RETIRES AT")
+    for status in statuses:
+        key = status.key
+        retires = _when(status.retires_at) if status.retires_at else "-"
+        print(
+            f"{status.state:9} {key.alg:6} {key.kid:44} {_when(key.created_at):20} "
+            f"{_when(key.signs_from):20} {retires}"
+        )
+
+
+def _when(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def serve_provider(config: str | None, host: str, port: int) -> int:
     import redis
     from werkzeug.serving import make_server
 
     from oidc_link import create_app
     from oidc_link.config import load_settings
+    from oidc_link.keys import KeyEncryptionError
 
     try:
         settings = load_settings(config)
@@ -80,6 +178,9 @@ def serve_provider(config: str | None, host: str, port: int) -> int:
         app = create_app(settings)
     except redis.RedisError as error:
         print(f"Cannot use Redis: {error}", file=sys.stderr)
+        return 1
+    except KeyEncryptionError as error:
+        print(f"Cannot start: {error}", file=sys.stderr)
         return 1
     # A threaded WSGI server; the production server choice is issue 7.
     server = make_server(host, port, app, threaded=True)

@@ -5,6 +5,7 @@ Both bind to loopback; the provider keeps its state in an embedded Redis for thi
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import secrets
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from oidc_link.config import Settings, settings_from_mapping
+
+log = logging.getLogger(__name__)
 
 DEMO_EMAIL = "jenny@example.com"
 DEMO_PHONE = "+14155550123"
@@ -41,6 +44,9 @@ def demo_settings(provider_url: str, rp_url: str) -> Settings:
             }
         ],
     }
+    # A throwaway key-encryption key: the demo's keys live in this process only anyway.
+    data["keys"] = {"encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}
+    log.warning("Demo: generated a throwaway key-encryption key; keys vanish when it stops.")
     # An empty environment: the demo is self-contained, whatever REDIS_URL the shell has.
     return settings_from_mapping(data, {}, "demo")
 
