@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import queue
 import re
 import shutil
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from oidc_link.cli import main
@@ -117,3 +120,68 @@ def _printed_urls(process: subprocess.Popen[str], count: int) -> list[str]:
         urls += re.findall(r"(?:Provider \(issuer\)|Sample shop \(RP\)):\s+(\S+)", line)
     assert len(urls) == count, f"the demo printed {urls}"
     return urls
+
+
+def _key_config(tmp_path: Path, redis_url: str) -> Path:
+    path = tmp_path / "keys.toml"
+    path.write_text(f'redis_url = "{redis_url}"\n' + GOOD)
+    return path
+
+
+def test_keys_commands_rotate_back_up_and_restore_the_signing_keys(
+    tmp_path: Path,
+    redis_server_url: str,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redis.Redis.from_url(redis_server_url).flushdb()
+    config = str(_key_config(tmp_path, redis_server_url))
+    # The process environment is where an operator puts the key-encryption key.
+    monkeypatch.setenv("OIDC_LINK_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"k" * 32).decode())
+    backup = tmp_path / "backup.json"
+
+    assert main(["keys", "--config", config, "rotate"]) == 0
+    listed = capsys.readouterr().out
+    assert "current   RS256" in listed
+    assert "next      RS256" in listed
+    assert main(["keys", "--config", config, "export", str(backup)]) == 0
+    assert len(json.loads(backup.read_text())["keys"]) == 2
+
+    redis.Redis.from_url(redis_server_url).flushdb()
+    capsys.readouterr()
+    assert main(["keys", "--config", config, "import", str(backup)]) == 0
+    assert "Restored 2 key(s)" in capsys.readouterr().out
+
+    next_kid = next(k["kid"] for k in json.loads(backup.read_text())["keys"] if k["slot"] != 0)
+    assert main(["keys", "--config", config, "retire", next_kid]) == 0
+    assert main(["keys", "--config", config, "list"]) == 0
+    assert next_kid not in capsys.readouterr().out.split("STATE", 1)[1]
+
+
+def test_keys_commands_refuse_a_wrong_key_encryption_key_and_change_nothing(
+    tmp_path: Path,
+    redis_server_url: str,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    config = str(_key_config(tmp_path, redis_server_url))
+    monkeypatch.setenv("OIDC_LINK_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"a" * 32).decode())
+    assert main(["keys", "--config", config, "list"]) == 0
+    before = client.hgetall("oidc-link:v1:keys:RS256")
+
+    monkeypatch.setenv("OIDC_LINK_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"b" * 32).decode())
+    assert main(["keys", "--config", config, "rotate", "--now"]) == 1
+
+    assert "does not open" in capsys.readouterr().err
+    assert client.hgetall("oidc-link:v1:keys:RS256") == before
+
+
+def test_generate_kek_prints_32_random_bytes(capsys: pytest.CaptureFixture) -> None:
+    assert main(["keys", "generate-kek"]) == 0
+    first = capsys.readouterr().out.strip()
+    main(["keys", "generate-kek"])
+
+    assert len(base64.urlsafe_b64decode(first)) == 32
+    assert capsys.readouterr().out.strip() != first
