@@ -13,7 +13,8 @@ import base64
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jwt
@@ -87,6 +88,7 @@ class SigningKeys:
         self._rings: dict[str, list[SigningKey]] = {}
         self._private: dict[str, Any] = {}
         self._loaded_at: int | None = None
+        self._refreshing = threading.Lock()
 
     @property
     def lead_time(self) -> int:
@@ -97,13 +99,17 @@ class SigningKeys:
 
     def load(self) -> None:
         """Read the rings, restore, retire and rotate as the schedule says; start-up and timer."""
-        if self._settings.development_encryption_key:
+        if self._settings.development_encryption_key and self._loaded_at is None:
             log.warning(
                 "Signing keys are encrypted with the built-in development key-encryption key; "
                 "set OIDC_LINK_KEY_ENCRYPTION_KEY for anything but a demo."
             )
-        for alg in self._settings.algorithms:
-            ring = self._store.load_keyring(alg)
+        rings = {alg: self._store.load_keyring(alg) for alg in self._settings.algorithms}
+        # Every ring opens before anything is written: a wrong key-encryption key stops
+        # start-up with all of Redis as it was, not with one algorithm's ring already changed.
+        for ring in rings.values():
+            self._open(ring)
+        for alg, ring in rings.items():
             if not ring and self._rings.get(alg):
                 log.error(
                     "Redis holds no %s signing keys; restoring the %d this instance holds",
@@ -113,7 +119,7 @@ class SigningKeys:
                 for key in self._rings[alg]:
                     self._store.add_key(key)
                 ring = self._store.load_keyring(alg)
-            self._open(ring)  # before any write: a wrong key-encryption key changes nothing
+                self._open(ring)
             ring = self._retire_expired(ring)
             if self._schedule_next(alg, ring):
                 ring = self._store.load_keyring(alg)
@@ -122,9 +128,15 @@ class SigningKeys:
         self._loaded_at = self._clock.now()
 
     def refresh_if_due(self) -> None:
-        now = self._clock.now()
-        if self._loaded_at is None or now - self._loaded_at >= self._settings.refresh_interval:
-            self.load()
+        # One refresh at a time per process: request threads that arrive together wait for
+        # it rather than all reading and scheduling the same keys.
+        with self._refreshing:
+            now = self._clock.now()
+            due = (
+                self._loaded_at is None or now - self._loaded_at >= self._settings.refresh_interval
+            )
+            if due:
+                self.load()
 
     def rotate(self, alg: str = "RS256", *, immediately: bool = False) -> SigningKey | None:
         """Schedule a new key one lead time from now, or, for a leaked key, sign with a new
@@ -136,7 +148,10 @@ class SigningKeys:
         ring = self._rings[alg]
         if immediately:
             leaked = self._current(ring, now)
-            new = self._create(alg, slot=now, signs_from=now)
+            taken = {key.slot for key in ring}
+            # Its own slot, never one the schedule or an earlier emergency already holds.
+            slot = next(s for s in range(now, now + len(taken) + 2) if s not in taken)
+            new = self._create(alg, slot=slot, signs_from=now)
             if new is not None and leaked is not None:
                 self._store.remove_key(leaked)
                 log.warning("Emergency rotation: %s key %s retired now", alg, leaked.kid)
@@ -182,7 +197,20 @@ class SigningKeys:
         if key is None:
             raise jwt.InvalidTokenError("unknown key id")
         public = jwt.PyJWK({**key.public_jwk, "alg": key.alg}).key
-        return jwt.decode(token, public, algorithms=[key.alg], audience=audience)
+        # PyJWT would judge exp against the system clock; time comes from the injected clock.
+        claims = jwt.decode(
+            token,
+            public,
+            algorithms=[key.alg],
+            audience=audience,
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+        now = self._clock.now()
+        if "exp" in claims and now >= int(claims["exp"]):
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        if "nbf" in claims and now < int(claims["nbf"]):
+            raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+        return claims
 
     def signing_algorithms(self) -> list[str]:
         """The algorithms that have a current key, for discovery."""
@@ -229,9 +257,23 @@ class SigningKeys:
             raise ValueError(f"not an oidc-link key backup (format {BACKUP_FORMAT!r} expected)")
         keys = [SigningKey.from_record(json.dumps(raw)) for raw in backup.get("keys", [])]
         self._open(keys)
-        added = sum(1 for key in keys if self._store.add_key(key))
+        added = sum(1 for key in keys if self._restore(key))
         self.load()
         return added
+
+    def _restore(self, key: SigningKey) -> bool:
+        """Add a backed-up key unless Redis holds it; True if it was added.
+
+        An instance that found Redis empty has created a new first key in slot 0, which the
+        backup's own first key also names. The backup's key must come back all the same (it
+        signed tokens that are still out there), so it moves to a slot the schedule never
+        uses: negative, from its own start. It then verifies as a previous key.
+        """
+        if any(stored.kid == key.kid for stored in self._store.load_keyring(key.alg)):
+            return False
+        if self._store.add_key(key):
+            return True
+        return self._store.add_key(replace(key, slot=-max(key.signs_from, 1)))
 
     # The schedule.
 

@@ -64,13 +64,18 @@ def make_access_token(clock: FixedClock, lifetime: int = 3600) -> AccessToken:
     )
 
 
-def make_signing_key(kid: str, clock: FixedClock) -> SigningKey:
+def make_signing_key(
+    kid: str, clock: FixedClock, *, alg: str = "RS256", slot: int = 0, signs_from: int | None = None
+) -> SigningKey:
+    """A key record as the store sees it: the store never opens ``sealed_private``."""
     return SigningKey(
         kid=kid,
-        alg="RS256",
-        private_pem=f"-----BEGIN PRIVATE KEY----- {kid} -----END PRIVATE KEY-----",
+        alg=alg,
+        slot=slot,
         created_at=clock.now(),
-        public_jwk={"kty": "RSA", "n": f"n-of-{kid}", "e": "AQAB"},
+        signs_from=clock.now() if signs_from is None else signs_from,
+        sealed_private=f"sealed-{kid}",
+        public_jwk={"kty": "RSA", "n": f"n-of-{kid}", "e": "AQAB", "kid": kid},
     )
 
 
@@ -218,20 +223,21 @@ def test_identity_amr_survives_the_round_trip_as_a_tuple(store: Store, clock: Fi
 # TTLs
 
 
-def test_every_key_has_a_ttl_except_the_signing_key(
+def test_every_key_has_a_ttl_except_the_key_rings(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     store.add_flow(make_flow(clock))
     store.save_code(new_secret(), make_code_record(clock))
     store.save_access_token(new_secret(), make_access_token(clock))
-    store.add_signing_key(make_signing_key("kid-1", clock))
+    store.add_key(make_signing_key("kid-1", clock))
+    store.add_key(make_signing_key("kid-2", clock, alg="ES256"))
 
     keys = sorted(redis_client.scan_iter("*"))
 
-    assert len(keys) == 4
+    assert len(keys) == 5
     assert all(key.startswith(PREFIX) for key in keys)
     for key in keys:
-        if key == PREFIX + "signing_key:RS256":
+        if key in (PREFIX + "keys:RS256", PREFIX + "keys:ES256"):
             assert redis_client.ttl(key) == -1  # kept on purpose: it must outlive its tokens
         else:
             assert redis_client.ttl(key) > 0, key
@@ -277,17 +283,122 @@ def test_a_record_saved_after_its_expiry_still_gets_a_ttl(
     assert 0 < redis_client.ttl(PREFIX + "code:" + digest(code)) <= 1
 
 
-# Signing keys
+# Signing keys: one hash per algorithm, one field per schedule slot
 
 
-def test_a_signing_key_is_added_only_once(store: Store, clock: FixedClock) -> None:
-    first = make_signing_key("kid-first", clock)
-    second = make_signing_key("kid-second", clock)
+def test_an_empty_key_ring_loads_as_an_empty_list(store: Store) -> None:
+    assert store.load_keyring("RS256") == []
+    assert store.load_keyring("ES256") == []
 
-    assert store.load_signing_key("RS256") is None
-    assert store.add_signing_key(first) is True
-    assert store.add_signing_key(second) is False
-    assert store.load_signing_key("RS256") == first
+
+def test_an_added_key_loads_back_equal(store: Store, clock: FixedClock) -> None:
+    key = make_signing_key("kid-first", clock)
+
+    assert store.add_key(key) is True
+
+    assert store.load_keyring("RS256") == [key]
+
+
+def test_a_taken_slot_keeps_its_first_key(store: Store, clock: FixedClock) -> None:
+    first = make_signing_key("kid-first", clock, slot=0)
+    second = make_signing_key("kid-second", clock, slot=0)
+
+    assert store.add_key(first) is True
+    assert store.add_key(second) is False
+    assert store.load_keyring("RS256") == [first]
+
+
+def test_keys_in_different_slots_share_the_ring_ordered_by_when_they_sign(
+    store: Store, clock: FixedClock
+) -> None:
+    now = clock.now()
+    later = make_signing_key("kid-later", clock, slot=now + 1000, signs_from=now + 1000)
+    first = make_signing_key("kid-first", clock, slot=0, signs_from=now)
+    middle = make_signing_key("kid-middle", clock, slot=now + 500, signs_from=now + 500)
+
+    for key in (later, first, middle):
+        assert store.add_key(key) is True
+
+    assert [key.kid for key in store.load_keyring("RS256")] == [
+        "kid-first",
+        "kid-middle",
+        "kid-later",
+    ]
+
+
+def test_each_algorithm_has_its_own_ring(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    rsa_key = make_signing_key("kid-rsa", clock, alg="RS256", slot=0)
+    ec_key = make_signing_key("kid-ec", clock, alg="ES256", slot=0)
+
+    assert store.add_key(rsa_key) is True
+    assert store.add_key(ec_key) is True  # the same slot number, another ring
+
+    assert store.load_keyring("RS256") == [rsa_key]
+    assert store.load_keyring("ES256") == [ec_key]
+    assert store.load_keyring("EdDSA") == []
+    assert sorted(redis_client.scan_iter("*")) == [PREFIX + "keys:ES256", PREFIX + "keys:RS256"]
+    assert redis_client.hkeys(PREFIX + "keys:RS256") == ["0"]
+
+
+def test_removing_a_key_empties_only_its_slot(store: Store, clock: FixedClock) -> None:
+    now = clock.now()
+    old = make_signing_key("kid-old", clock, slot=0, signs_from=now)
+    new = make_signing_key("kid-new", clock, slot=now + 1000, signs_from=now + 1000)
+    other = make_signing_key("kid-other", clock, alg="ES256", slot=0)
+    for key in (old, new, other):
+        store.add_key(key)
+
+    store.remove_key(old)
+
+    assert store.load_keyring("RS256") == [new]
+    assert store.load_keyring("ES256") == [other]
+    store.remove_key(old)  # removing twice (two instances retiring at once) is harmless
+    assert store.load_keyring("RS256") == [new]
+
+
+def test_a_removed_slot_can_be_filled_again(store: Store, clock: FixedClock) -> None:
+    first = make_signing_key("kid-first", clock, slot=0)
+    replacement = make_signing_key("kid-replacement", clock, slot=0)
+    store.add_key(first)
+    store.remove_key(first)
+
+    assert store.add_key(replacement) is True
+    assert store.load_keyring("RS256") == [replacement]
+
+
+def test_the_key_ring_has_no_ttl_even_after_keys_come_and_go(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    now = clock.now()
+    first = make_signing_key("kid-first", clock, slot=0)
+    store.add_key(first)
+    store.add_key(make_signing_key("kid-next", clock, slot=now + 10, signs_from=now + 10))
+    store.remove_key(first)
+    clock.advance(10 * 365 * 86_400)
+
+    assert redis_client.ttl(PREFIX + "keys:RS256") == -1
+    assert [key.kid for key in store.load_keyring("RS256")] == ["kid-next"]
+
+
+def test_concurrent_adders_of_one_slot_have_exactly_one_winner(
+    store: Store, clock: FixedClock
+) -> None:
+    adders = 8
+    barrier = threading.Barrier(adders)
+    candidates = [make_signing_key(f"kid-{index}", clock, slot=12345) for index in range(adders)]
+
+    def add(key: SigningKey) -> bool:
+        barrier.wait(timeout=10)
+        return store.add_key(key)
+
+    with ThreadPoolExecutor(max_workers=adders) as pool:
+        results = list(pool.map(add, candidates))
+
+    assert results.count(True) == 1
+    winner = candidates[results.index(True)]
+    assert store.load_keyring("RS256") == [winner]
 
 
 def test_the_store_answers_ping(store: Store) -> None:
@@ -313,6 +424,7 @@ def test_connect_with_a_url_talks_to_that_redis(redis_server_url: str, clock: Fi
 
     store = Store(client, clock)
     assert store.ping()
-    assert store.add_signing_key(make_signing_key("kid-url", clock))
-    assert store.load_signing_key("RS256") == make_signing_key("kid-url", clock)
+    key = make_signing_key("kid-url", clock)
+    assert store.add_key(key)
+    assert store.load_keyring("RS256") == [key]
     client.flushdb()
