@@ -148,6 +148,9 @@ class Settings:
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     limits: Limits = field(default_factory=Limits)
     keys: KeySettings = field(default_factory=KeySettings)
+    # How many reverse proxies (load balancers) stand in front of us and append to
+    # X-Forwarded-For: the client address, used by the rate limits, is read past them.
+    proxy_hops: int = 0
 
     def client(self, client_id: str) -> ClientSettings | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
@@ -197,7 +200,17 @@ def settings_from_mapping(
     reader.reject_unknown(
         data,
         "",
-        {"issuer", "redis_url", "subject_salt", "lifetimes", "limits", "keys", "link", "clients"},
+        {
+            "issuer",
+            "redis_url",
+            "subject_salt",
+            "proxy_hops",
+            "lifetimes",
+            "limits",
+            "keys",
+            "link",
+            "clients",
+        },
     )
     issuer = _read_issuer(reader, data)
     redis_url = reader.text(data, "redis_url", required=False)
@@ -208,6 +221,7 @@ def settings_from_mapping(
     lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
     limits = _read_limits(reader, data.get("limits", {}))
     keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
+    proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
     clients = _read_clients(reader, data.get("clients"), keys.algorithms)
 
     if reader.problems:
@@ -221,6 +235,7 @@ def settings_from_mapping(
         lifetimes=lifetimes,
         limits=limits,
         keys=keys,
+        proxy_hops=proxy_hops,
     )
 
 

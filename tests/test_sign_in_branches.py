@@ -342,3 +342,25 @@ def test_a_user_signs_in_through_the_live_link_client_end_to_end(
 
     assert claims["email"] == user.email.lower()
     assert claims.get("name") == (user.name if dialect == "loginwithlink" else None)
+
+
+def test_behind_a_proxy_the_lookup_limit_counts_each_client_address(
+    live_clock: FixedClock, console: list[str]
+) -> None:
+    config = provider_config() | {"proxy_hops": 1, "limits": {"lookups_per_ip": 1}}
+    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    services = build_services(
+        settings, clock=live_clock, redis_client=fakeredis.FakeRedis(decode_responses=True)
+    )
+    app = create_app(settings, services)
+
+    def lookup_from(address: str) -> int:
+        browser = Browser(app, ISSUER)
+        browser.client.environ_base["HTTP_X_FORWARDED_FOR"] = address
+        shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
+        browser.start(shop.authorization_request().url)
+        return browser.submit("/email", email="nobody@example.com").status_code
+
+    assert lookup_from("198.51.100.7") == 200
+    assert lookup_from("198.51.100.8") == 200  # the proxy's own address is shared, not counted
+    assert lookup_from("198.51.100.7") == 429

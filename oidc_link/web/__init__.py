@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oidc_link.ids import new_id
 from oidc_link.interaction import Interaction
@@ -44,6 +45,10 @@ def create_web_app(services: Services, interaction: Interaction, provider: Provi
         static_folder=asset_dir("static"),
     )
     app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider)
+    hops = services.settings.proxy_hops
+    if hops:
+        # Trust exactly the configured proxies, so a client cannot pick its own address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.register_blueprint(protocol)
     app.register_blueprint(pages)
 
