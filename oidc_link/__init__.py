@@ -20,6 +20,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from oidc_link.interaction import Interaction
     from oidc_link.oauth import Provider
     from oidc_link.services import build_services
+    from oidc_link.sessions import Sessions
     from oidc_link.web import create_web_app
 
     # Authlib logs issued tokens at DEBUG level: never let those records through.
@@ -31,4 +32,5 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         services.store, services.link, services.clock, settings.lifetimes, settings.limits
     )
     provider = Provider(settings, services.store, services.keys, services.clock)
-    return create_web_app(services, interaction, provider)
+    sessions = Sessions(services.store, services.clock, settings.lifetimes)
+    return create_web_app(services, interaction, provider, sessions)

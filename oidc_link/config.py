@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from oidc_link.errors import ConfigError, ConfigProblem
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-SUPPORTED_SCOPES = ("openid", "email", "profile")
+SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
 LINK_MODES = ("sandbox", "live")
 LINK_DIALECTS = ("loginwithlink", "stripe")
 BODY_ENCODINGS = ("json", "form")
@@ -101,6 +101,8 @@ class ClientSettings:
     name: str | None = None
     scopes: tuple[str, ...] = SUPPORTED_SCOPES
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
+    # Refresh tokens even without the offline_access scope (a client the operator trusts).
+    refresh_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -119,6 +121,13 @@ class Lifetimes:
     code: int = 60
     access_token: int = 3600
     id_token: int = 3600
+    # The SSO session: ends after this long unused, and this long after the SMS sign-in.
+    session_idle: int = 86_400
+    session_absolute: int = 7 * 86_400
+    # Refresh tokens: each one lives this long from its issue (rotation gives a fresh one).
+    refresh_token: int = 30 * 86_400
+    # How long a just-rotated refresh token may still be presented (concurrent refreshes).
+    refresh_grace: int = 10
 
 
 @dataclass(frozen=True)
@@ -489,14 +498,13 @@ def _read_limits(reader: _Reader, raw: Any) -> Limits:
 def _read_lifetimes(reader: _Reader, raw: Any) -> Lifetimes:
     table = reader.table(raw, "lifetimes")
     defaults = Lifetimes()
-    reader.reject_unknown(table, "lifetimes.", {"flow", "code", "access_token", "id_token"})
+    names = list(defaults.__dataclass_fields__)
+    reader.reject_unknown(table, "lifetimes.", set(names))
     return Lifetimes(
-        flow=reader.positive_int(table, "flow", "lifetimes.flow", defaults.flow),
-        code=reader.positive_int(table, "code", "lifetimes.code", defaults.code),
-        access_token=reader.positive_int(
-            table, "access_token", "lifetimes.access_token", defaults.access_token
-        ),
-        id_token=reader.positive_int(table, "id_token", "lifetimes.id_token", defaults.id_token),
+        **{
+            name: reader.positive_int(table, name, f"lifetimes.{name}", getattr(defaults, name))
+            for name in names
+        }
     )
 
 
@@ -508,6 +516,7 @@ _CLIENT_FIELDS = {
     "name",
     "scopes",
     "id_token_signed_response_alg",
+    "refresh_tokens",
 }
 
 
@@ -586,6 +595,9 @@ def _read_client(
     alg = reader.text(table, "id_token_signed_response_alg", field_name, required=False)
     if alg is not None and alg not in algorithms:
         reader.problem(field_name, f"must be one of the enabled keys.algorithms: {algorithms}")
+    refresh_tokens = table.get("refresh_tokens", False)
+    if not isinstance(refresh_tokens, bool):
+        reader.problem(f"{name}.refresh_tokens", "must be true or false")
 
     if client_id is None:
         return None
@@ -597,6 +609,7 @@ def _read_client(
         name=display_name,
         scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
         id_token_signed_response_alg=alg if alg in algorithms else "RS256",
+        refresh_tokens=refresh_tokens is True,
     )
 
 

@@ -39,6 +39,10 @@ _THUMBPRINT_MEMBERS = {
 }
 
 
+# What verify() raises for a token it rejects (bad signature, unknown kid, expired...).
+TokenError = jwt.PyJWTError
+
+
 class KeyEncryptionError(Exception):
     """The key-encryption key does not open the stored keys: refuse to start, change nothing."""
 
@@ -187,8 +191,11 @@ class SigningKeys:
         headers = {"kid": key.kid, "typ": "JWT"}
         return jwt.encode(claims, self._private[key.kid], algorithm=alg, headers=headers)
 
-    def verify(self, token: str, audience: str) -> dict[str, Any]:
-        """Check one of our own tokens; an unknown kid makes this instance reload first."""
+    def verify(self, token: str, audience: str, *, check_expiry: bool = True) -> dict[str, Any]:
+        """Check one of our own tokens; an unknown kid makes this instance reload first.
+
+        ``check_expiry=False`` is for hints (``id_token_hint``), which may have expired.
+        """
         kid = jwt.get_unverified_header(token).get("kid")
         key = self._find(kid)
         if key is None:
@@ -206,7 +213,7 @@ class SigningKeys:
             options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
         now = self._clock.now()
-        if "exp" in claims and now >= int(claims["exp"]):
+        if check_expiry and "exp" in claims and now >= int(claims["exp"]):
             raise jwt.ExpiredSignatureError("Signature has expired")
         if "nbf" in claims and now < int(claims["nbf"]):
             raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")

@@ -72,6 +72,24 @@ class Flow(Record):
 
 
 @dataclass(frozen=True)
+class SsoSession(Record):
+    """A browser's sign-in, kept so the next authorization request needs no new SMS.
+
+    Stored under the digest of the cookie value; ``sid`` is its public name.
+    """
+
+    sid: str
+    identity: Identity
+    created_at: int
+    absolute_expiry: int
+    idle_expiry: int
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+
+
+@dataclass(frozen=True)
 class FinishedFlow(Record):
     """What stays of a flow after it ended, so a late request gets a page, not an error.
 
@@ -106,12 +124,39 @@ class AuthorizationCode(Record):
 
 @dataclass(frozen=True)
 class AccessToken(Record):
-    """An issued access token, stored under its digest; enough to answer /userinfo."""
+    """An issued access token, stored under its digest; enough to answer /userinfo.
+
+    ``family_id`` names the token family (one per redeemed code) that revocation acts on;
+    records from before families existed have none and stand alone.
+    """
 
     client_id: str
     subject: str
     scope: str
     identity: Identity
+    expires_at: int
+    family_id: str | None = None
+    issued_at: int | None = None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+
+
+@dataclass(frozen=True)
+class RefreshToken(Record):
+    """An issued refresh token, stored under its digest; rotated on every use.
+
+    ``scope`` is what was originally granted: a refresh may narrow the access token's
+    scope, but the next refresh token keeps the original one (RFC 6749 §6).
+    """
+
+    client_id: str
+    subject: str
+    scope: str
+    identity: Identity
+    family_id: str
+    issued_at: int
     expires_at: int
 
     @classmethod

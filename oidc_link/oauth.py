@@ -37,13 +37,15 @@ from authlib.oidc.core.util import create_half_hash
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import new_secret, same
-from oidc_link.keys import SigningKeys
-from oidc_link.models import AccessToken, AuthorizationCode, Identity
+from oidc_link.keys import SigningKeys, TokenError
+from oidc_link.models import AccessToken, AuthorizationCode, Identity, SsoSession
 from oidc_link.store import Store
 
 log = logging.getLogger(__name__)
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
+SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,12 @@ class AuthorizationPageError(Exception):
 
 @dataclass(frozen=True)
 class ValidAuthorization:
-    """A validated authorization request, ready to become a hosted sign-in flow."""
+    """A validated authorization request: answered from the SSO session when ``signed_in``
+    is set, else it becomes a hosted sign-in flow."""
 
     client: ClientSettings
     parameters: dict[str, str]
+    signed_in: Identity | None = None
 
 
 class InvalidAccessTokenError(Exception):
@@ -265,6 +269,11 @@ class _LinkOpenIDCode(OpenIDCode):
 
     def _refuse_unsupported(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
+        prompts = (data.get("prompt") or "").split()
+        if set(prompts) - SUPPORTED_PROMPTS:
+            raise InvalidRequestError("Unsupported 'prompt' value.")
+        if "max_age" in data and not data["max_age"].isdigit():
+            raise InvalidRequestError("'max_age' must be a whole number of seconds.")
         if "openid" not in (scope_to_list(data.get("scope")) or []):
             raise InvalidScopeError("This is an OpenID provider: the 'openid' scope is required.")
         # OIDC Core §6: refuse request objects rather than silently ignore them.
@@ -274,6 +283,9 @@ class _LinkOpenIDCode(OpenIDCode):
             raise RequestURINotSupportedError()
         if data.get("response_mode", "query") != "query":
             raise InvalidRequestError("Only response_mode=query is supported.")
+        if grant.request.user is None:
+            # Before Authlib's prompt check: prompt=none succeeds only with a usable session.
+            grant.request.user = self.provider.session_identity(grant.request)
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         # The nonce is the relying party's replay check (OIDC Core §3.1.3.7): we echo it
@@ -335,18 +347,48 @@ class Provider(AuthorizationServer):
     # What the web layer calls.
 
     def validate_authorization(
-        self, request: ProtocolRequest
+        self, request: ProtocolRequest, session: SsoSession | None = None
     ) -> ValidAuthorization | ProtocolResponse:
         """Check an authorization request before any page is shown.
 
-        Returns the request to start a flow with, or an error redirect to the RP. Raises
-        AuthorizationPageError when the client or redirect URI cannot be trusted.
+        Returns the request (with the session's identity when the session may answer it),
+        or an error redirect to the RP. Raises AuthorizationPageError when the client or
+        redirect URI cannot be trusted.
         """
-        grant = self._consent_grant(request, None)
+        oauth_request = self.create_oauth2_request(request)
+        oauth_request.sso_session = session
+        grant = self._consent_grant(oauth_request, None)
         if isinstance(grant, ProtocolResponse):
             return grant
         parameters = dict(grant.request.payload.data)
-        return ValidAuthorization(grant.request.client.settings, parameters)
+        return ValidAuthorization(grant.request.client.settings, parameters, grant.request.user)
+
+    def session_identity(self, request: OAuth2Request) -> Identity | None:
+        """The session's identity if it may answer this request without a new sign-in.
+
+        Not when the RP asks for a fresh login (``prompt=login``, ``max_age`` exceeded or
+        0, OIDC Core §3.1.2.1), nor when its ``id_token_hint`` names someone else.
+        """
+        session: SsoSession | None = getattr(request, "sso_session", None)
+        if session is None:
+            return None
+        data = request.payload.data
+        if "login" in (data.get("prompt") or "").split():
+            return None
+        if "max_age" in data:  # already checked to be digits
+            max_age = int(data["max_age"])
+            if max_age == 0 or self.clock.now() - session.identity.auth_time > max_age:
+                return None
+        hint = data.get("id_token_hint")
+        client: OAuthClient = request.client
+        if hint:
+            try:
+                claims = self.keys.verify(hint, audience=client.get_client_id(), check_expiry=False)
+            except TokenError:
+                return None
+            if claims.get("sub") != self.subject_for(client.settings, session.identity.email):
+                return None
+        return session.identity
 
     def approve(self, parameters: dict[str, str], identity: Identity) -> ProtocolResponse:
         """Issue a code for a finished sign-in and redirect back to the RP."""

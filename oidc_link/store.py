@@ -12,7 +12,15 @@ import redis
 
 from oidc_link.clock import Clock
 from oidc_link.ids import digest, new_secret, same
-from oidc_link.models import AccessToken, AuthorizationCode, FinishedFlow, Flow, SigningKey
+from oidc_link.models import (
+    AccessToken,
+    AuthorizationCode,
+    FinishedFlow,
+    Flow,
+    RefreshToken,
+    SigningKey,
+    SsoSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,9 @@ PREFIX = "oidc-link:v1:"
 # A flow outlives its expiry by this much, only so that a late visit can be told what
 # happened and sent back to the right site instead of meeting a bare "not found".
 FLOW_AFTERLIFE = 3600
+# The two values of a token family's key (see "Token families" below).
+FAMILY_LIVE = "live"
+FAMILY_REVOKED = "revoked"
 
 
 def connect(redis_url: str | None) -> redis.Redis:
@@ -104,6 +115,23 @@ class Store:
         if held is not None and same(held, token):
             self._redis.delete(key)
 
+    # SSO sessions: keyed by the cookie's digest; losing one means signing in again.
+
+    def save_session(self, secret: str, session: SsoSession) -> None:
+        expires_at = min(session.idle_expiry, session.absolute_expiry)
+        self._redis.set(
+            PREFIX + "session:" + digest(secret),
+            session.to_record(),
+            ex=self._ttl_until(expires_at),
+        )
+
+    def load_session(self, secret: str) -> SsoSession | None:
+        raw = self._redis.get(PREFIX + "session:" + digest(secret))
+        return SsoSession.from_record(raw) if raw else None
+
+    def delete_session(self, secret: str) -> None:
+        self._redis.delete(PREFIX + "session:" + digest(secret))
+
     # Rate-limit counters: fixed windows; losing them only forgives a few requests.
 
     def count_event(self, kind: str, subject: str, window: int) -> int:
@@ -159,3 +187,71 @@ class Store:
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
+
+    # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
+    #
+    # Every token issued from one authorization code, and every token refreshed from
+    # those, belongs to one family. Token records carry the family id; ``family:<id>``
+    # holds FAMILY_LIVE while the family may be used. Revoking writes FAMILY_REVOKED:
+    # one SET, no scan. A token whose family key is missing counts as revoked too, so a
+    # lost or evicted family key fails closed.
+
+    def open_family(self, family_id: str, ttl: int, code: str, spent_ttl: int) -> bool:
+        """Start the family of a just-redeemed code, and remember the spent code.
+
+        SET NX: a family revoked before it opened (a racing replay) stays revoked.
+        """
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.set(PREFIX + "family:" + family_id, FAMILY_LIVE, ex=ttl, nx=True)
+        pipeline.set(PREFIX + "code_spent:" + digest(code), family_id, ex=spent_ttl)
+        opened, _ = pipeline.execute()
+        return bool(opened)
+
+    def family_of_spent_code(self, code: str) -> str | None:
+        return self._redis.get(PREFIX + "code_spent:" + digest(code))
+
+    def extend_family(self, family_id: str, expires_at: int) -> None:
+        """Keep the family key at least until ``expires_at`` (never shortens it)."""
+        self._redis.expire(PREFIX + "family:" + family_id, self._ttl_until(expires_at), gt=True)
+
+    def family_is_live(self, family_id: str) -> bool:
+        return self._redis.get(PREFIX + "family:" + family_id) == FAMILY_LIVE
+
+    def revoke_family(self, family_id: str, ttl: int) -> None:
+        """Revoke every token of a family; remembered for ``ttl``, then the missing key
+        still reads as revoked."""
+        self._redis.set(PREFIX + "family:" + family_id, FAMILY_REVOKED, ex=ttl)
+
+    def save_refresh_token(self, token: str, record: RefreshToken) -> None:
+        self._redis.set(
+            PREFIX + "refresh_token:" + digest(token),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
+        )
+
+    def load_refresh_token(self, token: str) -> tuple[RefreshToken | None, int | None]:
+        """The record, and when it was rotated (None while it is unused)."""
+        key = digest(token)
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.get(PREFIX + "refresh_token:" + key)
+        pipeline.get(PREFIX + "refresh_used:" + key)
+        raw, used = pipeline.execute()
+        if not raw:
+            return None, None
+        return RefreshToken.from_record(raw), int(used) if used else None
+
+    def mark_refresh_token_used(self, token: str, record: RefreshToken) -> int | None:
+        """Atomically mark a refresh token as rotated now.
+
+        Returns None for the first use, else when the first use happened: of two
+        concurrent refreshes exactly one is first (SET NX).
+        """
+        key = PREFIX + "refresh_used:" + digest(token)
+        now = self._clock.now()
+        if self._redis.set(key, str(now), nx=True, ex=self._ttl_until(record.expires_at)):
+            return None
+        used = self._redis.get(key)
+        return int(used) if used else now
+
+    def revoke_access_token(self, token: str) -> None:
+        self._redis.delete(PREFIX + "access_token:" + digest(token))

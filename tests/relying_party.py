@@ -124,7 +124,7 @@ class RelyingParty:
             {"iss": {"values": [self.metadata["issuer"]]}},
             {"nonce": nonce, "client_id": self.client_id, "access_token": token["access_token"]},
         )
-        claims.validate()
+        claims.validate(leeway=120)  # the leeway Authlib's own OpenID clients allow
         return dict(claims)
 
 

@@ -23,6 +23,7 @@ LAYERS = {
     "sealed": 1,
     "services": 4,
     "interaction": 5,
+    "sessions": 5,
     "oauth": 5,
     "web": 6,
     "": 7,  # oidc_link/__init__.py: create_app, the composition root

@@ -16,6 +16,7 @@ from oidc_link.ids import new_id
 from oidc_link.interaction import Interaction
 from oidc_link.oauth import Provider
 from oidc_link.services import Services
+from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
 
@@ -35,7 +36,9 @@ def asset_dir(name: str) -> str:
     return str(installed if installed.is_dir() else package.parent / name)
 
 
-def create_web_app(services: Services, interaction: Interaction, provider: Provider) -> Flask:
+def create_web_app(
+    services: Services, interaction: Interaction, provider: Provider, sessions: Sessions
+) -> Flask:
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol
 
@@ -44,7 +47,7 @@ def create_web_app(services: Services, interaction: Interaction, provider: Provi
         template_folder=asset_dir("templates"),
         static_folder=asset_dir("static"),
     )
-    app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider)
+    app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider, sessions)
     hops = services.settings.proxy_hops
     if hops:
         # Trust exactly the configured proxies, so a client cannot pick its own address.

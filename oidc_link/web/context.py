@@ -9,6 +9,7 @@ from flask import current_app
 from oidc_link.interaction import Interaction
 from oidc_link.oauth import Provider
 from oidc_link.services import Services
+from oidc_link.sessions import Sessions
 
 EXTENSION_NAME = "oidc_link"
 
@@ -18,6 +19,7 @@ class WebContext:
     services: Services
     interaction: Interaction
     provider: Provider
+    sessions: Sessions
 
 
 def web_context() -> WebContext:

@@ -22,7 +22,7 @@ from oidc_link.errors import (
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
-from oidc_link.web.browser import browser_id
+from oidc_link.web.browser import browser_id, set_session_cookie
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
 
@@ -107,7 +107,14 @@ def submit_code(flow_id: str) -> Response:
         _flow_request(flow_id), request.form.get("code", ""), finish
     )
     if isinstance(outcome, Completion):
-        return redirect(outcome.redirect_to, 302)
+        response = redirect(outcome.redirect_to, 302)
+        set_session_cookie(
+            response,
+            context.sessions.start(outcome.identity),
+            secure=context.services.settings.issuer.startswith("https:"),
+            max_age=context.sessions.cookie_lifetime,
+        )
+        return response
     return _after(outcome)
 
 

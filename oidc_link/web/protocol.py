@@ -16,7 +16,7 @@ from oidc_link.oauth import (
     ProtocolRequest,
     ProtocolResponse,
 )
-from oidc_link.web.browser import bind_browser, browser_id_or_new
+from oidc_link.web.browser import bind_browser, browser_id_or_new, session_secret
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
 
@@ -100,8 +100,9 @@ def jwks() -> Response:
 @protocol.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
     context = web_context()
+    session = context.sessions.find(session_secret())
     try:
-        outcome = context.provider.validate_authorization(protocol_request())
+        outcome = context.provider.validate_authorization(protocol_request(), session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
         return error_page(
@@ -113,6 +114,10 @@ def authorize() -> Response | tuple[str, int]:
         )
     if isinstance(outcome, ProtocolResponse):
         return to_flask(outcome)
+    if outcome.signed_in is not None:
+        # Single sign-on: the session answers, no page and no SMS (auth_time stays the
+        # time of the real sign-in).
+        return to_flask(context.provider.approve(outcome.parameters, outcome.signed_in))
     browser = browser_id_or_new()
     flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
     response = redirect(url_for("pages.show", flow_id=flow.id), 303)

@@ -1,0 +1,62 @@
+"""SSO sessions: after one SMS sign-in, the same browser signs in at any client without another.
+
+The browser holds a random secret in a cookie; Redis holds the session under its digest,
+with an idle and an absolute lifetime.
+"""
+
+from __future__ import annotations
+
+from oidc_link.clock import Clock
+from oidc_link.config import Lifetimes
+from oidc_link.ids import new_id, new_secret
+from oidc_link.models import Identity, SsoSession
+from oidc_link.store import Store
+
+
+class Sessions:
+    def __init__(self, store: Store, clock: Clock, lifetimes: Lifetimes) -> None:
+        self._store = store
+        self._clock = clock
+        self._lifetimes = lifetimes
+
+    def start(self, identity: Identity) -> str:
+        """A new session for a fresh SMS sign-in; returns the cookie's secret value."""
+        now = self._clock.now()
+        secret = new_secret(32)
+        self._store.save_session(
+            secret,
+            SsoSession(
+                sid=new_id("sid", 16),
+                identity=identity,
+                created_at=now,
+                absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
+                idle_expiry=now + self._lifetimes.session_idle,
+            ),
+        )
+        return secret
+
+    def find(self, secret: str | None) -> SsoSession | None:
+        """The live session behind a cookie, its idle time renewed; None when there is none."""
+        if not secret:
+            return None
+        session = self._store.load_session(secret)
+        now = self._clock.now()
+        if session is None or now >= min(session.idle_expiry, session.absolute_expiry):
+            return None
+        renewed = SsoSession(
+            sid=session.sid,
+            identity=session.identity,
+            created_at=session.created_at,
+            absolute_expiry=session.absolute_expiry,
+            idle_expiry=now + self._lifetimes.session_idle,
+        )
+        self._store.save_session(secret, renewed)
+        return renewed
+
+    def end(self, secret: str | None) -> None:
+        if secret:
+            self._store.delete_session(secret)
+
+    @property
+    def cookie_lifetime(self) -> int:
+        return self._lifetimes.session_absolute
