@@ -38,8 +38,15 @@ from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
-from oidc_link.models import AccessToken, AuthorizationCode, Identity, SsoSession
+from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
 from oidc_link.store import Store
+from oidc_link.tokens import (
+    Introspection,
+    RefreshGrant,
+    RefreshIDToken,
+    Revocation,
+    TokenLifecycle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +170,18 @@ class OAuthClient(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "authorization_code"
+        # Every client may refresh; whether it ever gets a refresh token is decided at
+        # issue time (TokenLifecycle.offers_refresh).
+        return grant_type in ("authorization_code", "refresh_token")
 
 
 class _IssuedCode:
     """An AuthorizationCode record with the accessors Authlib's grants call."""
 
-    def __init__(self, record: AuthorizationCode) -> None:
+    def __init__(self, record: AuthorizationCode, family_id: str) -> None:
         self.record = record
+        # The token family everything issued from this code belongs to (tokens.py).
+        self.family_id = family_id
         self.code_challenge = record.code_challenge
         self.code_challenge_method = record.code_challenge_method
 
@@ -241,11 +252,15 @@ class _CodeGrant(AuthorizationCodeGrant):
         # Taken, not read: a code is spent on its first presentation, right or wrong,
         # so two concurrent redemptions can never both succeed.
         record = self.server.store.take_code(code)
-        if record is None or record.client_id != client.get_client_id():
+        if record is None:
+            self.server.tokens.revoke_spent_code(code)
+            return None
+        if record.client_id != client.get_client_id():
             return None
         if record.expires_at <= self.server.clock.now():
             return None
-        return _IssuedCode(record)
+        family_id = self.server.tokens.open_family(code)
+        return _IssuedCode(record, family_id) if family_id else None
 
     def delete_authorization_code(self, authorization_code: _IssuedCode) -> None:
         """Nothing to do: query_authorization_code already consumed it."""
@@ -304,14 +319,17 @@ class Provider(AuthorizationServer):
         self.keys = keys
         self.clock = clock
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
+        self.tokens = TokenLifecycle(settings, store, clock)
         self.register_grant(_CodeGrant, [_S256CodeChallenge(required=True), _LinkOpenIDCode(self)])
-        self.register_token_generator(
-            "default",
-            BearerTokenGenerator(
-                access_token_generator=lambda **_: new_secret(32),
-                expires_generator=lambda client, grant_type: settings.lifetimes.access_token,
-            ),
+        self.register_grant(RefreshGrant, [RefreshIDToken(self)])
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+        self._bearer = BearerTokenGenerator(
+            access_token_generator=lambda **_: new_secret(32),
+            refresh_token_generator=lambda **_: new_secret(32),
+            expires_generator=lambda client, grant_type: settings.lifetimes.access_token,
         )
+        self.register_token_generator("default", self._generate_token)
 
     # Authlib's framework hooks.
 
@@ -319,17 +337,27 @@ class Provider(AuthorizationServer):
         return self._clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        record: AuthorizationCode = request.authorization_code.record
-        self.store.save_access_token(
-            token["access_token"],
-            AccessToken(
-                client_id=record.client_id,
-                subject=record.subject,
-                scope=token.get("scope", record.scope),
-                identity=record.identity,
-                expires_at=self.clock.now() + int(token["expires_in"]),
-            ),
+        if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
+            record = request.refresh_token.record
+            self.tokens.save(token, record, record.family_id)
+        else:
+            code: _IssuedCode = request.authorization_code
+            self.tokens.save(token, code.record, code.family_id)
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: Identity | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh always rotates; a code gives a refresh token only when offered.
+        include_refresh_token = include_refresh_token and (
+            grant_type == "refresh_token" or self.tokens.offers_refresh(client.settings, scope)
         )
+        return self._bearer(grant_type, client, user, scope, expires_in, include_refresh_token)
 
     def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
@@ -420,16 +448,26 @@ class Provider(AuthorizationServer):
     def token(self, request: ProtocolRequest) -> ProtocolResponse:
         return self.create_token_response(request)
 
+    def revocation(self, request: ProtocolRequest) -> ProtocolResponse:
+        """``POST /revoke`` (RFC 7009), answered by tokens.Revocation."""
+        return self.create_endpoint_response(Revocation.ENDPOINT_NAME, request)
+
+    def introspection(self, request: ProtocolRequest) -> ProtocolResponse:
+        """``POST /introspect`` (RFC 7662), answered by tokens.Introspection."""
+        return self.create_endpoint_response(Introspection.ENDPOINT_NAME, request)
+
     def userinfo(self, access_token: str | None) -> dict[str, Any]:
-        record = self.store.load_access_token(access_token) if access_token else None
-        if record is None or record.expires_at <= self.clock.now():
+        found = self.tokens.find_access_token(access_token) if access_token else None
+        if found is None or found.expired or found.revoked:
             raise InvalidAccessTokenError()
+        record = found.record
         return {"sub": record.subject, **claims_for_scope(record.identity, record.scope)}
 
     def subject_for(self, client: ClientSettings, email: str) -> str:
         return pairwise_subject(self.settings.subject_salt, client.client_id, email)
 
-    def id_token(self, token: dict[str, Any], code: AuthorizationCode) -> str:
+    def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
+        """The ID token of a code exchange, or of a refresh (then without a nonce)."""
         now = self.clock.now()
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
@@ -440,7 +478,7 @@ class Provider(AuthorizationServer):
             "auth_time": code.identity.auth_time,
             "amr": list(code.identity.amr),
         }
-        if code.nonce:
+        if isinstance(code, AuthorizationCode) and code.nonce:
             claims["nonce"] = code.nonce
         client = self.settings.client(code.client_id)
         alg = client.id_token_signed_response_alg if client else "RS256"
@@ -448,7 +486,7 @@ class Provider(AuthorizationServer):
         at_hash = create_half_hash(token["access_token"], alg)
         if at_hash is not None:
             claims["at_hash"] = at_hash.decode()
-        claims.update(claims_for_scope(code.identity, code.scope))
+        claims.update(claims_for_scope(code.identity, token.get("scope", code.scope)))
         return self.keys.sign(claims, alg)
 
     def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:

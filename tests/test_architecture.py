@@ -25,6 +25,7 @@ LAYERS = {
     "interaction": 5,
     "sessions": 5,
     "oauth": 5,
+    "tokens": 5,
     "web": 6,
     "": 7,  # oidc_link/__init__.py: create_app, the composition root
     "cli": 7,
@@ -39,7 +40,7 @@ OWNERS = {
     "fakeredis": {"store"},
     "cryptography": {"keys", "sealed"},
     "jwt": {"keys"},
-    "authlib": {"oauth", "demo"},
+    "authlib": {"oauth", "tokens", "demo"},
     "joserfc": {"demo"},
     "requests": {"link"},
 }

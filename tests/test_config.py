@@ -123,7 +123,7 @@ def test_a_valid_file_loads_into_frozen_settings(tmp_path: Path) -> None:
     assert spa.is_public
     assert spa.client_secret is None
     assert spa.display_name == "spa"
-    assert spa.scopes == ("openid", "email", "profile")
+    assert spa.scopes == ("openid", "email", "profile", "offline_access")
     assert settings.client("nobody") is None
     with pytest.raises(AttributeError):
         settings.issuer = "https://elsewhere.example.com"  # type: ignore[misc]
@@ -335,7 +335,7 @@ issuer = "https://login.example.com"
 isuer = "typo"
 
 [lifetimes]
-refresh_token = 60
+acess_token = 60
 
 [link]
 mdoe = "sandbox"
@@ -358,7 +358,7 @@ redirect_uri = "https://shop.example.com/cb"
 
     assert problems == {
         "isuer": ["unknown setting"],
-        "lifetimes.refresh_token": ["unknown setting"],
+        "lifetimes.acess_token": ["unknown setting"],
         "link.mdoe": ["unknown setting"],
         "link.sandbox.user": ["unknown setting"],
         "link.sandbox.users[0].nickname": ["unknown setting"],
@@ -664,3 +664,21 @@ def test_an_empty_client_list_is_a_problem() -> None:
         settings_from_mapping({"issuer": "https://login.example.test", "clients": []}, {})
 
     assert [p.field for p in raised.value.problems] == ["clients"]
+
+
+def test_refresh_token_settings_load_with_their_defaults(tmp_path: Path) -> None:
+    text = VALID.replace('[[clients]]', '[[clients]]\nrefresh_tokens = true', 1)
+    settings = load_settings(write_config(tmp_path, text), {})
+
+    assert settings.clients[0].refresh_tokens is True
+    assert settings.clients[1].refresh_tokens is False
+    assert settings.lifetimes.refresh_token == 30 * 86_400
+    assert settings.lifetimes.refresh_grace == 10
+
+
+def test_refresh_tokens_must_be_a_boolean(tmp_path: Path) -> None:
+    text = VALID.replace('[[clients]]', '[[clients]]\nrefresh_tokens = "yes"', 1)
+
+    problems = config_problems(tmp_path, text)
+
+    assert problems == {"clients[0].refresh_tokens": ["must be true or false"]}

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-JSON_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/")
+JSON_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known/")
 
 
 def asset_dir(name: str) -> str:

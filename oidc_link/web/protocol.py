@@ -1,4 +1,4 @@
-"""Protocol endpoints: discovery, JWKS, authorize, token and userinfo."""
+"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revoke and introspect."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from oidc_link.oauth import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from oidc_link.web.browser import bind_browser, browser_id_or_new, session_secret
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
@@ -53,11 +54,15 @@ def discovery() -> Response:
         "authorization_endpoint": issuer + "/authorize",
         "token_endpoint": issuer + "/token",
         "userinfo_endpoint": issuer + "/userinfo",
+        "revocation_endpoint": issuer + "/revoke",
+        "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
+        "introspection_endpoint": issuer + "/introspect",
+        "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
         "jwks_uri": issuer + "/jwks.json",
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -128,6 +133,16 @@ def authorize() -> Response | tuple[str, int]:
 @protocol.post("/token")
 def token() -> Response:
     return to_flask(web_context().provider.token(protocol_request()))
+
+
+@protocol.post("/revoke")
+def revoke() -> Response:
+    return to_flask(web_context().provider.revocation(protocol_request()))
+
+
+@protocol.post("/introspect")
+def introspect() -> Response:
+    return to_flask(web_context().provider.introspection(protocol_request()))
 
 
 @protocol.route("/userinfo", methods=["GET", "POST"])

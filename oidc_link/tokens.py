@@ -1,0 +1,311 @@
+"""The token lifecycle after a code is redeemed: families, refresh rotation, revocation.
+
+Authlib's refresh grant and RFC 7009 / RFC 7662 endpoints, over the store. Framework-free;
+oauth.py registers these on the Provider. Nothing here issues codes or shows pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Request,
+    RefreshTokenGrant,
+    scope_to_list,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import OpenIDToken
+
+from oidc_link.clock import Clock
+from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
+from oidc_link.ids import new_id
+from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
+from oidc_link.store import Store
+
+if TYPE_CHECKING:
+    from oidc_link.oauth import Provider
+
+log = logging.getLogger(__name__)
+
+ACCESS_TOKEN = "access_token"  # noqa: S105 - a token type name, not a secret
+REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a token type name, not a secret
+# The token endpoint's methods, each client with its own (as for grant_type=code).
+CLIENT_AUTH_METHODS = list(AUTH_METHODS)
+# Revocation: each client with its own method; a public client names itself by client_id,
+# as RFC 7009 §2.1 allows, since holding the token is what proves the right to drop it.
+REVOCATION_AUTH_METHODS = CLIENT_AUTH_METHODS
+# Introspection tells who a token is for, so the caller must really authenticate
+# (RFC 7662 §2.1, §4): public clients have nothing to authenticate with.
+INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+@dataclass(frozen=True)
+class FoundToken:
+    """An access or refresh token looked up by its value, with what makes it usable.
+
+    ``revoked`` means its family (or, for an access token, the token itself) was revoked;
+    ``rotated_at`` is set once a refresh token has been exchanged for a new one.
+    """
+
+    value: str
+    kind: str
+    record: AccessToken | RefreshToken
+    expired: bool
+    revoked: bool
+    rotated_at: int | None = None
+
+    def check_client(self, client: ClientMixin) -> bool:
+        return self.record.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.record.scope
+
+    def is_expired(self) -> bool:
+        return self.expired
+
+    def is_revoked(self) -> bool:
+        # A rotated refresh token is no longer the client's current one (RFC 9700 §4.14.2).
+        return self.revoked or self.rotated_at is not None
+
+
+class TokenLifecycle:
+    """Families of tokens: opened when a code is redeemed, revoked as a whole.
+
+    A family is everything descended from one authorization code: its access tokens and
+    every refresh token rotated from the first one. The family id is in each token record,
+    and ``store.family_is_live`` is one GET, so revocation never looks for its members.
+    """
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        lifetimes = settings.lifetimes
+        # How long a spent code, and a revoked family's tombstone, are remembered: a code
+        # replayed later than this has nothing left to revoke but its refresh tokens, and
+        # those read as revoked anyway once the family key is gone.
+        self.memory = lifetimes.code + lifetimes.access_token
+
+    def offers_refresh(self, client: ClientSettings, scope: str | None) -> bool:
+        """OIDC Core §11: refresh tokens with ``offline_access``, or when the client opts in."""
+        return client.refresh_tokens or "offline_access" in (scope_to_list(scope) or [])
+
+    # Codes.
+
+    def open_family(self, code: str) -> str | None:
+        """Start the family of a code being redeemed; None if it was revoked meanwhile."""
+        family_id = new_id("fam")
+        if self.store.open_family(family_id, self.memory, code, self.memory):
+            return family_id
+        return None
+
+    def revoke_spent_code(self, code: str) -> None:
+        """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""
+        family_id = self.store.family_of_spent_code(code)
+        if family_id is not None:
+            log.warning("Authorization code replayed: revoking token family %s", family_id)
+            self.revoke_family(family_id)
+
+    # Issuing.
+
+    def save(
+        self, token: dict[str, Any], source: AuthorizationCode | RefreshToken, family_id: str
+    ) -> None:
+        """Store a token response's access (and refresh) token in ``family_id``."""
+        now = self.clock.now()
+        expires_at = now + int(token["expires_in"])
+        self.store.save_access_token(
+            token["access_token"],
+            AccessToken(
+                client_id=source.client_id,
+                subject=source.subject,
+                scope=token.get("scope", source.scope),
+                identity=source.identity,
+                expires_at=expires_at,
+                family_id=family_id,
+                issued_at=now,
+            ),
+        )
+        if token.get("refresh_token"):
+            refresh = RefreshToken(
+                client_id=source.client_id,
+                subject=source.subject,
+                # The original grant, even when this refresh narrowed the access token.
+                scope=source.scope,
+                identity=source.identity,
+                family_id=family_id,
+                issued_at=now,
+                expires_at=now + self.settings.lifetimes.refresh_token,
+            )
+            self.store.save_refresh_token(token["refresh_token"], refresh)
+            expires_at = max(expires_at, refresh.expires_at)
+        self.store.extend_family(family_id, expires_at)
+
+    # Looking up.
+
+    def find(self, value: str, hint: str | None = None) -> FoundToken | None:
+        """The token with this value; the hint says where to look first (RFC 7009 §2.1)."""
+        if hint == REFRESH_TOKEN:
+            return self.find_refresh_token(value) or self.find_access_token(value)
+        return self.find_access_token(value) or self.find_refresh_token(value)
+
+    def find_access_token(self, value: str) -> FoundToken | None:
+        record = self.store.load_access_token(value)
+        if record is None:
+            return None
+        revoked = record.family_id is not None and not self.store.family_is_live(record.family_id)
+        expired = record.expires_at <= self.clock.now()
+        return FoundToken(value, ACCESS_TOKEN, record, expired, revoked)
+
+    def find_refresh_token(self, value: str) -> FoundToken | None:
+        record, rotated_at = self.store.load_refresh_token(value)
+        if record is None:
+            return None
+        revoked = not self.store.family_is_live(record.family_id)
+        expired = record.expires_at <= self.clock.now()
+        return FoundToken(value, REFRESH_TOKEN, record, expired, revoked, rotated_at)
+
+    # Rotation and revocation.
+
+    def rotate(self, found: FoundToken) -> None:
+        """Spend a refresh token, or raise invalid_grant and revoke its family on reuse.
+
+        The first presentation wins an atomic SET NX. A presentation within
+        ``lifetimes.refresh_grace`` of the first succeeds too and gets its own new pair in
+        the same family: two tabs refreshing at once, or a retry after a lost response, do
+        not sign the user out. Later than that it is a replay (RFC 9700 §4.14.2).
+        """
+        assert isinstance(found.record, RefreshToken)
+        first_use = self.store.mark_refresh_token_used(found.value, found.record)
+        if first_use is None:
+            return
+        if self.clock.now() - first_use <= self.settings.lifetimes.refresh_grace:
+            return
+        log.warning("Refresh token reused: revoking token family %s", found.record.family_id)
+        self.revoke_family(found.record.family_id)
+        raise InvalidGrantError("The refresh token was already used.")
+
+    def revoke(self, found: FoundToken) -> None:
+        """RFC 7009 §2.1: a refresh token takes its whole family with it; an access token
+        goes alone (the "MAY" of §2.1 is not taken: the client keeps its refresh token)."""
+        if isinstance(found.record, RefreshToken):
+            self.revoke_family(found.record.family_id)
+        else:
+            self.store.revoke_access_token(found.value)
+
+    def revoke_family(self, family_id: str) -> None:
+        self.store.revoke_family(family_id, self.memory)
+
+    def introspection(self, found: FoundToken) -> dict[str, Any]:
+        """RFC 7662 §2.2, for an active token. No personal data beyond the pairwise sub."""
+        record = found.record
+        claims: dict[str, Any] = {
+            "active": True,
+            "client_id": record.client_id,
+            "scope": record.scope,
+            "sub": record.subject,
+            "aud": record.client_id,
+            "iss": self.settings.issuer,
+            "exp": record.expires_at,
+        }
+        if found.kind == ACCESS_TOKEN:
+            claims["token_type"] = "Bearer"  # noqa: S105 - RFC 6750's token type
+        if record.issued_at is not None:
+            claims["iat"] = record.issued_at
+        return claims
+
+
+class RefreshGrant(RefreshTokenGrant):
+    """``grant_type=refresh_token`` with rotation on every use (RFC 9700 §4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: Provider
+
+    def authenticate_refresh_token(self, refresh_token: str) -> FoundToken | None:
+        found = self.server.tokens.find_refresh_token(refresh_token)
+        if found is None or found.expired or found.revoked:
+            return None
+        return found
+
+    def validate_token_request(self) -> None:
+        # Authlib checks the client, the token's owner and the scope first, so a request
+        # that fails those does not spend the token.
+        super().validate_token_request()
+        self.server.tokens.rotate(self.request.refresh_token)
+
+    def authenticate_user(self, refresh_token: FoundToken) -> Any:
+        # The original sign-in, auth_time included (OIDC Core §12.2).
+        return refresh_token.record.identity
+
+    def revoke_old_credential(self, refresh_token: FoundToken) -> None:
+        """Nothing to do: rotate() spent it before the new pair was issued."""
+
+
+class RefreshIDToken(OpenIDToken):
+    """A new ID token in the refresh response (OIDC Core §12.2): same iss, sub, aud and
+    auth_time as the first one, and no nonce."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        return self.provider.id_token(token, request.refresh_token.record)
+
+
+def _require_token(request: OAuth2Request) -> None:
+    """RFC 7009 §2.1, RFC 7662 §2.1: ``token`` is required. The hint only says where to look
+    first; we look everywhere anyway, so an unknown hint is ignored rather than refused
+    (Authlib would answer a 401 unsupported_token_type)."""
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token'.")
+
+
+class Revocation(RevocationEndpoint):
+    """``POST /revoke`` (RFC 7009)."""
+
+    CLIENT_AUTH_METHODS = REVOCATION_AUTH_METHODS
+    server: Provider
+
+    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
+        _require_token(request)
+
+    def authenticate_token(self, request: OAuth2Request, client: ClientMixin) -> Any:
+        self.check_params(request, client)
+        found = self.server.tokens.find(request.form["token"], request.form.get("token_type_hint"))
+        # Another client's token is treated like an unknown one: 200, nothing revoked, and
+        # nothing said about whether it exists.
+        return found if found is not None and found.check_client(client) else None
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return self.server.tokens.find(token_string, token_type_hint)
+
+    def revoke_token(self, token: FoundToken, request: OAuth2Request) -> None:
+        self.server.tokens.revoke(token)
+
+
+class Introspection(IntrospectionEndpoint):
+    """``POST /introspect`` (RFC 7662): a client may introspect its own tokens only."""
+
+    CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
+    server: Provider
+
+    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
+        _require_token(request)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return self.server.tokens.find(token_string, token_type_hint)
+
+    def check_permission(
+        self, token: FoundToken, client: ClientMixin, request: OAuth2Request
+    ) -> bool:
+        return token.check_client(client)
+
+    def introspect_token(self, token: FoundToken) -> dict[str, Any]:
+        return self.server.tokens.introspection(token)
