@@ -64,14 +64,14 @@ def test_a_person_signs_in_at_the_demo_shop_without_javascript(
     page.goto(demo.rp_url)
     page.get_by_role("link", name="Log in with Link").click()
     assert page.url.startswith(demo.provider_url + "/signin/")
-    assert page.get_by_text("Sandbox").first.is_visible()
+    playwright_api.expect(page.get_by_text("Sandbox").first).to_be_visible()
     page.get_by_label("Email").fill(DEMO_EMAIL)
     page.get_by_role("button", name="Continue").click()
     page.get_by_label("Verification code").fill(announced_code(console))
     page.get_by_role("button", name="Verify").click()
 
     assert page.url.startswith(demo.rp_url)
-    body = page.locator("body").inner_text()
+    body = _body(page)
     assert DEMO_EMAIL in body
     assert "Jenny Rosen" in body
     context.close()
@@ -98,7 +98,7 @@ def test_a_wrong_code_is_announced_and_the_right_one_still_works(
     page.get_by_label("Verification code").fill("000000")
     page.get_by_role("button", name="Verify").click()
 
-    assert DEMO_EMAIL in page.locator("body").inner_text()
+    assert DEMO_EMAIL in _body(page)
     assert not [v for v in violations if "Content Security Policy" in v]
     context.close()
 
@@ -111,11 +111,11 @@ def test_an_unknown_email_can_go_back_to_the_shop(chromium, demo: RunningDemo) -
     page.get_by_role("link", name="Log in with Link").click()
     page.get_by_label("Email").fill("nobody@example.com")
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_role("link", name="Sign up for Link").is_visible()
+    playwright_api.expect(page.get_by_role("link", name="Sign up for Link")).to_be_visible()
     page.get_by_role("button", name="Back to Demo Shop").click()
 
     assert page.url.startswith(demo.rp_url)
-    assert "access_denied" in page.locator("body").inner_text()
+    assert "access_denied" in _body(page)
     context.close()
 
 
@@ -133,7 +133,7 @@ def _reach_code_page(page, demo: RunningDemo, console: list[str]) -> str:
     _open_sign_in(page, demo)
     page.get_by_label("Email").fill(DEMO_EMAIL)
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_role("heading", name="Enter your code").is_visible()
+    playwright_api.expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     return announced_code(console)
 
 
@@ -143,6 +143,7 @@ def _posted_to(step: str):
 
 
 def _body(page) -> str:
+    page.wait_for_load_state()
     return page.locator("body").inner_text()
 
 
@@ -171,7 +172,9 @@ def test_five_wrong_codes_end_the_sign_in_and_lead_back_to_the_shop(
     with page.expect_navigation() as answer:
         page.get_by_role("button", name="Verify").click()
     assert answer.value.status == 400  # the page the POST redirects to
-    assert page.get_by_role("heading", name="This sign-in has ended").is_visible()
+    playwright_api.expect(
+        page.get_by_role("heading", name="This sign-in has ended")
+    ).to_be_visible()
     assert "Too many wrong codes" in page.get_by_role("alert").inner_text()
     assert page.get_by_label("Verification code").count() == 0
 
@@ -191,13 +194,15 @@ def test_someone_not_on_link_can_use_another_email_and_then_sign_in(
     _open_sign_in(page, demo)
     page.get_by_label("Email").fill("nobody@example.com")
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_role("heading", name="nobody@example.com isn't on Link yet").is_visible()
+    playwright_api.expect(
+        page.get_by_role("heading", name="nobody@example.com isn't on Link yet")
+    ).to_be_visible()
     signup = page.get_by_role("link", name="Sign up for Link")
     assert signup.get_attribute("href") == "https://link.com/"
     assert console == []  # nobody to text
 
     page.get_by_role("button", name="Use another email").click()
-    assert page.get_by_role("heading", name="Sign in to Demo Shop").is_visible()
+    playwright_api.expect(page.get_by_role("heading", name="Sign in to Demo Shop")).to_be_visible()
     page.get_by_label("Email").fill(DEMO_EMAIL)
     page.get_by_role("button", name="Continue").click()
     page.get_by_label("Verification code").fill(announced_code(console))
@@ -234,7 +239,7 @@ def test_asking_for_a_new_code_right_away_says_to_wait_and_stays_on_the_code_pag
         page.get_by_role("button", name="Send a new code").click()
 
     assert answer.value.status == 429  # the page the POST redirects to
-    assert page.get_by_role("heading", name="Enter your code").is_visible()
+    playwright_api.expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     assert "A code is on its way" in page.get_by_role("alert").inner_text()
     assert len(console) == 1  # no second SMS
     page.get_by_label("Verification code").fill(code)
@@ -257,7 +262,7 @@ def test_an_expired_code_says_so_and_offers_a_new_one(
     assert answer.value.status == 400  # the page the POST redirects to
     assert "That code has expired" in page.get_by_role("alert").inner_text()
     assert page.get_by_label("Verification code").get_attribute("aria-invalid") == "true"
-    assert page.get_by_role("button", name="Send a new code").is_visible()
+    playwright_api.expect(page.get_by_role("button", name="Send a new code")).to_be_visible()
     context.close()
 
 
@@ -354,12 +359,12 @@ def test_the_back_button_after_signing_in_shows_a_calm_page_with_the_way_back(
     back = page.go_back()
     assert page.url.startswith(demo.provider_url + "/signin/")
     assert back is None or back.status == 200
-    assert page.get_by_role("heading", name="You're done here").is_visible()
+    playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
     assert "error" not in page.title().lower()
 
     again = page.reload()
     assert again is not None and again.status == 200
-    assert page.get_by_role("heading", name="You're done here").is_visible()
+    playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
 
     page.get_by_role("link", name="Back to Demo Shop").click()
     assert _is_signed_in_at_shop(page, demo)
@@ -381,8 +386,8 @@ def test_the_back_button_after_a_wrong_code_and_then_signing_in_shows_the_calm_p
 
     try:
         page.go_back()
-        assert page.get_by_role("heading", name="You're done here").is_visible()
+        playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
         page.reload()
-        assert page.get_by_role("heading", name="You're done here").is_visible()
+        playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
     finally:
         context.close()
