@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from oidc_link.errors import ConfigError, ConfigProblem
@@ -32,6 +32,7 @@ DEVELOPMENT_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZW5jcnlwdGlvbi0="
 # Used only in sandbox mode when no salt is configured; live mode must set its own.
 SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
 
+_T = TypeVar("_T")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -483,26 +484,22 @@ def _is_key_encryption_key(value: str) -> bool:
 
 
 def _read_limits(reader: _Reader, raw: Any) -> Limits:
-    table = reader.table(raw, "limits")
-    defaults = Limits()
-    names = list(defaults.__dataclass_fields__)
-    reader.reject_unknown(table, "limits.", set(names))
-    return Limits(
-        **{
-            name: reader.positive_int(table, name, f"limits.{name}", getattr(defaults, name))
-            for name in names
-        }
-    )
+    return _read_positive_ints(reader, raw, "limits", Limits)
 
 
 def _read_lifetimes(reader: _Reader, raw: Any) -> Lifetimes:
-    table = reader.table(raw, "lifetimes")
-    defaults = Lifetimes()
-    names = list(defaults.__dataclass_fields__)
-    reader.reject_unknown(table, "lifetimes.", set(names))
-    return Lifetimes(
+    return _read_positive_ints(reader, raw, "lifetimes", Lifetimes)
+
+
+def _read_positive_ints(reader: _Reader, raw: Any, section: str, kind: type[_T]) -> _T:
+    """A table whose every field is a positive whole number with a default in ``kind``."""
+    table = reader.table(raw, section)
+    defaults = kind()
+    names = list(defaults.__dataclass_fields__)  # type: ignore[attr-defined]
+    reader.reject_unknown(table, f"{section}.", set(names))
+    return kind(
         **{
-            name: reader.positive_int(table, name, f"lifetimes.{name}", getattr(defaults, name))
+            name: reader.positive_int(table, name, f"{section}.{name}", getattr(defaults, name))
             for name in names
         }
     )
