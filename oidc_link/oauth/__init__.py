@@ -1,0 +1,231 @@
+"""The OAuth 2.0 / OpenID Connect server: Authlib grants and hooks, framework-free.
+
+The web layer hands in a ``ProtocolRequest`` and gets a ``ProtocolResponse`` back; nothing
+here knows Flask. Authlib validates requests and shapes errors; we supply storage, the
+signing key and the claims.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import AuthorizationServer, OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oidc.core.util import create_half_hash
+
+from oidc_link.clock import Clock
+from oidc_link.config import ClientSettings, Settings
+from oidc_link.ids import new_secret
+from oidc_link.keys import SigningKeys, TokenError
+from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
+from oidc_link.oauth.claims import OAuthClient, claims_for_scope, pairwise_subject
+from oidc_link.oauth.grants import CodeGrant, IssuedCode, LinkOpenIDCode, S256CodeChallenge
+from oidc_link.oauth.messages import (
+    AuthlibRequest,
+    AuthorizationPageError,
+    InvalidAccessTokenError,
+    ProtocolRequest,
+    ProtocolResponse,
+    ValidAuthorization,
+)
+from oidc_link.store import Store
+from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
+
+log = logging.getLogger(__name__)
+
+
+class Provider(AuthorizationServer):
+    def __init__(self, settings: Settings, store: Store, keys: SigningKeys, clock: Clock) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
+        self.tokens = TokenLifecycle(settings, store, clock)
+        self.register_grant(CodeGrant, [S256CodeChallenge(required=True), LinkOpenIDCode(self)])
+        self.register_grant(RefreshGrant, [RefreshIDToken(self)])
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+        self._bearer = BearerTokenGenerator(
+            access_token_generator=lambda **_: new_secret(32),
+            refresh_token_generator=lambda **_: new_secret(32),
+            expires_generator=lambda client, grant_type: settings.lifetimes.access_token,
+        )
+        self.register_token_generator("default", self._generate_token)
+
+    # Authlib's framework hooks.
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return self._clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
+            record = request.refresh_token.record
+            self.tokens.save(token, record, record.family_id)
+        else:
+            code: IssuedCode = request.authorization_code
+            self.tokens.save(token, code.record, code.family_id)
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: Identity | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh always rotates; a code gives a refresh token only when offered.
+        include_refresh_token = include_refresh_token and (
+            grant_type == "refresh_token" or self.tokens.offers_refresh(client.settings, scope)
+        )
+        return self._bearer(grant_type, client, user, scope, expires_in, include_refresh_token)
+
+    def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return AuthlibRequest(self.settings.issuer, request)
+
+    def handle_response(
+        self, status: int, body: str | dict[str, Any], headers: list[tuple[str, str]]
+    ) -> ProtocolResponse:
+        return ProtocolResponse(status, body, list(headers))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Authlib's signals are not used: logging and metrics hook in elsewhere."""
+
+    # What the web layer calls.
+
+    def validate_authorization(
+        self, request: ProtocolRequest, session: SsoSession | None = None
+    ) -> ValidAuthorization | ProtocolResponse:
+        """Check an authorization request before any page is shown.
+
+        Returns the request (with the session's identity when the session may answer it),
+        or an error redirect to the RP. Raises AuthorizationPageError when the client or
+        redirect URI cannot be trusted.
+        """
+        oauth_request = self.create_oauth2_request(request)
+        oauth_request.sso_session = session
+        grant = self._consent_grant(oauth_request, None)
+        if isinstance(grant, ProtocolResponse):
+            return grant
+        parameters = dict(grant.request.payload.data)
+        return ValidAuthorization(grant.request.client.settings, parameters, grant.request.user)
+
+    def session_identity(self, request: OAuth2Request) -> Identity | None:
+        """The session's identity if it may answer this request without a new sign-in.
+
+        Not when the RP asks for a fresh login (``prompt=login``, ``max_age`` exceeded or
+        0, OIDC Core §3.1.2.1), nor when its ``id_token_hint`` names someone else.
+        """
+        session: SsoSession | None = getattr(request, "sso_session", None)
+        if session is None:
+            return None
+        data = request.payload.data
+        if "login" in (data.get("prompt") or "").split():
+            return None
+        if "max_age" in data:  # already checked to be digits
+            max_age = int(data["max_age"])
+            if max_age == 0 or self.clock.now() - session.identity.auth_time > max_age:
+                return None
+        hint = data.get("id_token_hint")
+        client: OAuthClient = request.client
+        if hint:
+            try:
+                claims = self.keys.verify(hint, audience=client.get_client_id(), check_expiry=False)
+            except TokenError:
+                return None
+            if claims.get("sub") != self.subject_for(client.settings, session.identity.email):
+                return None
+        return session.identity
+
+    def approve(self, parameters: dict[str, str], identity: Identity) -> ProtocolResponse:
+        """Issue a code for a finished sign-in and redirect back to the RP."""
+        return self._respond(parameters, identity)
+
+    def deny(self, parameters: dict[str, str]) -> ProtocolResponse:
+        """Tell the RP the user cancelled: ``access_denied`` (RFC 6749 §4.1.2.1)."""
+        return self._respond(parameters, None)
+
+    def _respond(self, parameters: dict[str, str], identity: Identity | None) -> ProtocolResponse:
+        # The stored request is validated again: the client's registration may have
+        # changed while the user was signing in.
+        request = ProtocolRequest("GET", "/authorize", query=list(parameters.items()))
+        grant = self._consent_grant(request, identity)
+        if isinstance(grant, ProtocolResponse):
+            return grant
+        return self._with_issuer(self.create_authorization_response(grant.request, identity, grant))
+
+    def _consent_grant(
+        self, request: ProtocolRequest, identity: Identity | None
+    ) -> Any | ProtocolResponse:
+        try:
+            return self.get_consent_grant(request, end_user=identity)
+        except OAuth2Error as error:
+            if not error.redirect_uri:
+                raise AuthorizationPageError(error) from None
+            return self._with_issuer(self.handle_error_response(None, error))
+
+    def token(self, request: ProtocolRequest) -> ProtocolResponse:
+        return self.create_token_response(request)
+
+    def revocation(self, request: ProtocolRequest) -> ProtocolResponse:
+        """``POST /revoke`` (RFC 7009), answered by tokens.Revocation."""
+        return self.create_endpoint_response(Revocation.ENDPOINT_NAME, request)
+
+    def introspection(self, request: ProtocolRequest) -> ProtocolResponse:
+        """``POST /introspect`` (RFC 7662), answered by tokens.Introspection."""
+        return self.create_endpoint_response(Introspection.ENDPOINT_NAME, request)
+
+    def userinfo(self, access_token: str | None) -> dict[str, Any]:
+        found = self.tokens.find_access_token(access_token) if access_token else None
+        if found is None or found.expired or found.revoked:
+            raise InvalidAccessTokenError()
+        record = found.record
+        return {"sub": record.subject, **claims_for_scope(record.identity, record.scope)}
+
+    def subject_for(self, client: ClientSettings, email: str) -> str:
+        return pairwise_subject(self.settings.subject_salt, client.client_id, email)
+
+    def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
+        """The ID token of a code exchange, or of a refresh (then without a nonce)."""
+        now = self.clock.now()
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": code.subject,
+            "aud": code.client_id,
+            "iat": now,
+            "exp": now + self.settings.lifetimes.id_token,
+            "auth_time": code.identity.auth_time,
+            "amr": list(code.identity.amr),
+        }
+        if isinstance(code, AuthorizationCode) and code.nonce:
+            claims["nonce"] = code.nonce
+        client = self.settings.client(code.client_id)
+        alg = client.id_token_signed_response_alg if client else "RS256"
+        # OIDC Core §3.1.3.6: the hash that matches the ID token's signing algorithm.
+        at_hash = create_half_hash(token["access_token"], alg)
+        if at_hash is not None:
+            claims["at_hash"] = at_hash.decode()
+        claims.update(claims_for_scope(code.identity, token.get("scope", code.scope)))
+        return self.keys.sign(claims, alg)
+
+    def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:
+        """Add ``iss`` to an authorization response redirect (RFC 9207 §2)."""
+        location = response.location
+        if location:
+            response.headers = [
+                (
+                    k,
+                    add_params_to_uri(v, [("iss", self.settings.issuer)])
+                    if k.lower() == "location"
+                    else v,
+                )
+                for k, v in response.headers
+            ]
+        return response

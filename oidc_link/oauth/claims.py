@@ -1,0 +1,75 @@
+"""Who the tokens are about: registered clients as Authlib asks about them, `sub`, claims."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    list_to_scope,
+    scope_to_list,
+)
+
+from oidc_link.config import ClientSettings
+from oidc_link.ids import same
+from oidc_link.models import Identity
+
+
+class OAuthClient(ClientMixin):
+    """A registered relying party, as Authlib asks about it."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+
+    def get_client_id(self) -> str:
+        return self.settings.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OpenID Connect Core §3.1.2.1 makes redirect_uri required: never guess one.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        if not scope:
+            return None
+        allowed = [s for s in scope_to_list(scope) if s in self.settings.scopes]
+        return list_to_scope(allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string comparison (RFC 9700 §4.1.3): no prefix or pattern matching.
+        return redirect_uri in self.settings.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        expected = self.settings.client_secret
+        return expected is not None and same(client_secret, expected)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.settings.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        # Every client may refresh; whether it ever gets a refresh token is decided at
+        # issue time (TokenLifecycle.offers_refresh).
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+def pairwise_subject(salt: str, sector: str, email: str) -> str:
+    """A ``sub`` stable per user and client, unlinkable across clients (OIDC Core §8.1)."""
+    mac = hmac.new(salt.encode(), f"{sector}\x00{email.lower()}".encode(), hashlib.sha256)
+    return "usr_" + base64.b32encode(mac.digest()[:20]).decode().lower()
+
+
+def claims_for_scope(identity: Identity, scope: str) -> dict[str, Any]:
+    """The user claims that the granted scopes allow (OIDC Core §5.4)."""
+    scopes = scope_to_list(scope) or []
+    claims: dict[str, Any] = {}
+    if "email" in scopes:
+        claims["email"] = identity.email
+        claims["email_verified"] = True  # Link verified this address with an SMS code.
+    if "profile" in scopes and identity.name:
+        claims["name"] = identity.name
+    return claims

@@ -1,0 +1,144 @@
+"""The authorization code grant with PKCE and OpenID Connect, on our storage and keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749 import (
+    AuthorizationCodeGrant,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Request,
+    scope_to_list,
+)
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
+
+from oidc_link.models import AuthorizationCode, Identity
+from oidc_link.oauth.claims import OAuthClient
+
+if TYPE_CHECKING:
+    from oidc_link.oauth import Provider
+
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
+SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+
+
+class IssuedCode:
+    """An AuthorizationCode record with the accessors Authlib's grants call."""
+
+    def __init__(self, record: AuthorizationCode, family_id: str) -> None:
+        self.record = record
+        # The token family everything issued from this code belongs to (tokens.py).
+        self.family_id = family_id
+        self.code_challenge = record.code_challenge
+        self.code_challenge_method = record.code_challenge_method
+
+    def get_redirect_uri(self) -> str | None:
+        return self.record.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.record.scope
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1), and required of public clients."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib reads a class attribute
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        client: OAuthClient = grant.request.client
+        if client.settings.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("Public clients must use PKCE: send 'code_challenge' (S256).")
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    server: Provider
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        identity: Identity = request.user
+        client: OAuthClient = request.client
+        data = request.payload.data
+        self.server.store.save_code(
+            code,
+            AuthorizationCode(
+                client_id=client.get_client_id(),
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                subject=self.server.subject_for(client.settings, identity.email),
+                identity=identity,
+                expires_at=self.server.clock.now() + self.server.settings.lifetimes.code,
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+            ),
+        )
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> IssuedCode | None:
+        # Taken, not read: a code is spent on its first presentation, right or wrong,
+        # so two concurrent redemptions can never both succeed.
+        record = self.server.store.take_code(code)
+        if record is None:
+            self.server.tokens.revoke_spent_code(code)
+            return None
+        if record.client_id != client.get_client_id():
+            return None
+        if record.expires_at <= self.server.clock.now():
+            return None
+        family_id = self.server.tokens.open_family(code)
+        return IssuedCode(record, family_id) if family_id else None
+
+    def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
+        """Nothing to do: query_authorization_code already consumed it."""
+
+    def authenticate_user(self, authorization_code: IssuedCode) -> Identity:
+        return authorization_code.record.identity
+
+
+class LinkOpenIDCode(OpenIDCode):
+    """OpenID Connect on top of the code grant: request checks and the ID token."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(require_nonce=False)
+        self.provider = provider
+
+    def __call__(self, grant: Any) -> None:
+        super().__call__(grant)
+        grant.register_hook(
+            "after_validate_authorization_request_payload", self._refuse_unsupported
+        )
+
+    def _refuse_unsupported(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        prompts = (data.get("prompt") or "").split()
+        if set(prompts) - SUPPORTED_PROMPTS:
+            raise InvalidRequestError("Unsupported 'prompt' value.")
+        if "max_age" in data and not data["max_age"].isdigit():
+            raise InvalidRequestError("'max_age' must be a whole number of seconds.")
+        if "openid" not in (scope_to_list(data.get("scope")) or []):
+            raise InvalidScopeError("This is an OpenID provider: the 'openid' scope is required.")
+        # OIDC Core §6: refuse request objects rather than silently ignore them.
+        if "request" in data:
+            raise RequestNotSupportedError()
+        if "request_uri" in data:
+            raise RequestURINotSupportedError()
+        if data.get("response_mode", "query") != "query":
+            raise InvalidRequestError("Only response_mode=query is supported.")
+        if grant.request.user is None:
+            # Before Authlib's prompt check: prompt=none succeeds only with a usable session.
+            grant.request.user = self.provider.session_identity(grant.request)
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        # The nonce is the relying party's replay check (OIDC Core §3.1.3.7): we echo it
+        # into the ID token and do not reject a repeated one.
+        return False
+
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        return self.provider.id_token(token, request.authorization_code.record)

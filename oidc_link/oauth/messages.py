@@ -1,0 +1,98 @@
+"""Requests and answers as the protocol sees them, with no web framework attached."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import (
+    OAuth2Payload,
+    OAuth2Request,
+)
+
+from oidc_link.config import ClientSettings
+from oidc_link.models import Identity
+
+
+@dataclass(frozen=True)
+class ProtocolRequest:
+    """An HTTP request as the protocol sees it, independent of any web framework."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    form: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ProtocolResponse:
+    status: int
+    body: str | dict[str, Any]
+    headers: list[tuple[str, str]]
+
+    @property
+    def location(self) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == "location"), None)
+
+
+class AuthorizationPageError(Exception):
+    """An authorization request we must not redirect back for (unknown client or redirect URI)."""
+
+    def __init__(self, error: OAuth2Error) -> None:
+        self.error = error
+        super().__init__(error.error)
+
+    @property
+    def description(self) -> str:
+        return self.error.get_error_description() or self.error.error
+
+
+@dataclass(frozen=True)
+class ValidAuthorization:
+    """A validated authorization request: answered from the SSO session when ``signed_in``
+    is set, else it becomes a hosted sign-in flow."""
+
+    client: ClientSettings
+    parameters: dict[str, str]
+    signed_in: Identity | None = None
+
+
+class InvalidAccessTokenError(Exception):
+    """A bearer token at /userinfo that is missing, unknown or expired (RFC 6750 §3.1)."""
+
+
+class AuthlibPayload(OAuth2Payload):
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in pairs:
+            self._datalist[key].append(value)
+        self._data = {key: values[0] for key, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class AuthlibRequest(OAuth2Request):
+    def __init__(self, issuer: str, request: ProtocolRequest) -> None:
+        query = f"?{urlencode(request.query)}" if request.query else ""
+        super().__init__(request.method, issuer + request.path + query, headers=request.headers)
+        self.payload = AuthlibPayload(request.query + request.form)
+        self._args = dict(request.query)
+        self._form = dict(request.form)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
