@@ -4,6 +4,7 @@ and each outside library is used by the one module that owns it."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,16 @@ def test_modules_import_only_lower_layers_and_the_libraries_they_own(path: Path)
 
 def test_every_module_is_in_a_known_layer() -> None:
     assert {layer_of(path) for path in MODULES} <= set(LAYERS)
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """pyproject lists packages by hand (templates/ and static/ are mapped in): a new
+    subpackage missing from that list would be absent from a non-editable install."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts)
+        for init in PACKAGE.rglob("__init__.py")
+    }
+
+    assert found <= listed
