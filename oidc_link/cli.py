@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -194,10 +195,25 @@ def serve_provider(config: str | None, host: str, port: int) -> int:
     return 0
 
 
+class _QueryStringFilter(logging.Filter):
+    """Drop query strings from the request lines the server logs: they can carry an
+    ``id_token_hint``, a ``login_hint`` (an email) or, at a client's callback, a code."""
+
+    _QUERY = re.compile(r"\?[^\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._QUERY.sub("?…", record.getMessage())
+        record.args = ()
+        return True
+
+
 def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    server_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _QueryStringFilter) for f in server_log.filters):
+        server_log.addFilter(_QueryStringFilter())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import queue
 import re
 import shutil
@@ -185,3 +186,23 @@ def test_generate_kek_prints_32_random_bytes(capsys: pytest.CaptureFixture) -> N
 
     assert len(base64.urlsafe_b64decode(first)) == 32
     assert capsys.readouterr().out.strip() != first
+
+
+def test_the_servers_request_log_leaves_out_query_strings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    main(["keys", "generate-kek"])  # any command sets up logging
+    caplog.set_level(logging.INFO, logger="werkzeug")
+
+    logging.getLogger("werkzeug").info(
+        '%s - - [%s] "%s" %s %s',
+        "127.0.0.1",
+        "now",
+        "GET /authorize?client_id=shop&id_token_hint=eyJ.secret.sig&login_hint=a@b.c HTTP/1.1",
+        302,
+        "-",
+    )
+
+    assert "GET /authorize?… HTTP/1.1" in caplog.text
+    assert "eyJ.secret.sig" not in caplog.text
+    assert "a@b.c" not in caplog.text
