@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--now", action="store_true", help="emergency: sign with a new key now, retire the old"
     )
     retire = actions.add_parser("retire", help="remove a key that no longer signs")
-    retire.add_argument("kid")
+    # A kid is base64url and may start with '-': write `retire -- KID` for those.
+    retire.add_argument("kid", help="the key id; put -- before it if it starts with '-'")
     export = actions.add_parser("export", help="write an encrypted backup of every key")
     export.add_argument("file")
     restore = actions.add_parser("import", help="restore keys missing from Redis")

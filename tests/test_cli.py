@@ -154,7 +154,8 @@ def test_keys_commands_rotate_back_up_and_restore_the_signing_keys(
     assert "Restored 2 key(s)" in capsys.readouterr().out
 
     next_kid = next(k["kid"] for k in json.loads(backup.read_text())["keys"] if k["slot"] != 0)
-    assert main(["keys", "--config", config, "retire", next_kid]) == 0
+    # "--": a kid is base64url and may start with "-", like an option would.
+    assert main(["keys", "--config", config, "retire", "--", next_kid]) == 0
     assert main(["keys", "--config", config, "list"]) == 0
     assert next_kid not in capsys.readouterr().out.split("STATE", 1)[1]
 
