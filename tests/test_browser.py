@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -44,6 +44,21 @@ def chromium() -> Iterator[object]:
 
 
 @pytest.fixture
+def new_page(chromium) -> Iterator[Callable[..., object]]:
+    """Pages in fresh browser contexts (no shared cookies), closed after the test."""
+    contexts: list[object] = []
+
+    def open_page(javascript: bool = False) -> object:
+        context = chromium.new_context(java_script_enabled=javascript)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def console() -> list[str]:
     return []
 
@@ -56,10 +71,9 @@ def demo(console: list[str]) -> Iterator[RunningDemo]:
 
 
 def test_a_person_signs_in_at_the_demo_shop_without_javascript(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
 
     page.goto(demo.rp_url)
     page.get_by_role("link", name="Log in with Link").click()
@@ -74,14 +88,12 @@ def test_a_person_signs_in_at_the_demo_shop_without_javascript(
     body = _body(page)
     assert DEMO_EMAIL in body
     assert "Jenny Rosen" in body
-    context.close()
 
 
 def test_a_wrong_code_is_announced_and_the_right_one_still_works(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context()
-    page = context.new_page()
+    page = new_page(javascript=True)
     violations: list[str] = []
     page.on("console", lambda message: violations.append(message.text))
 
@@ -100,12 +112,10 @@ def test_a_wrong_code_is_announced_and_the_right_one_still_works(
 
     assert DEMO_EMAIL in _body(page)
     assert not [v for v in violations if "Content Security Policy" in v]
-    context.close()
 
 
-def test_an_unknown_email_can_go_back_to_the_shop(chromium, demo: RunningDemo) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+def test_an_unknown_email_can_go_back_to_the_shop(new_page, demo: RunningDemo) -> None:
+    page = new_page()
 
     page.goto(demo.rp_url)
     page.get_by_role("link", name="Log in with Link").click()
@@ -116,7 +126,6 @@ def test_an_unknown_email_can_go_back_to_the_shop(chromium, demo: RunningDemo) -
 
     assert page.url.startswith(demo.rp_url)
     assert "access_denied" in _body(page)
-    context.close()
 
 
 # Helpers: the steps every branch shares, taken as a person would.
@@ -152,10 +161,9 @@ def _is_signed_in_at_shop(page, demo: RunningDemo) -> bool:
 
 
 def test_five_wrong_codes_end_the_sign_in_and_lead_back_to_the_shop(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
     wrong = wrong_code_for(_reach_code_page(page, demo, console))
 
     for tries_left in (4, 3, 2, 1):
@@ -182,14 +190,12 @@ def test_five_wrong_codes_end_the_sign_in_and_lead_back_to_the_shop(
     assert page.url.startswith(demo.rp_url)
     assert "access_denied" in _body(page)
     assert len(console) == 1
-    context.close()
 
 
 def test_someone_not_on_link_can_use_another_email_and_then_sign_in(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
 
     _open_sign_in(page, demo)
     page.get_by_label("Email").fill("nobody@example.com")
@@ -210,14 +216,12 @@ def test_someone_not_on_link_can_use_another_email_and_then_sign_in(
 
     assert _is_signed_in_at_shop(page, demo)
     assert DEMO_EMAIL in _body(page)
-    context.close()
 
 
 def test_going_back_to_the_shop_from_the_email_page_tells_the_shop_access_was_denied(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
 
     _open_sign_in(page, demo)
     page.get_by_role("button", name="Back to Demo Shop").click()
@@ -225,14 +229,12 @@ def test_going_back_to_the_shop_from_the_email_page_tells_the_shop_access_was_de
     assert page.url.startswith(demo.rp_url)
     assert "access_denied" in page.get_by_role("alert").inner_text()
     assert console == []
-    context.close()
 
 
 def test_asking_for_a_new_code_right_away_says_to_wait_and_stays_on_the_code_page(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
     code = _reach_code_page(page, demo, console)
 
     with page.expect_navigation() as answer:
@@ -245,14 +247,12 @@ def test_asking_for_a_new_code_right_away_says_to_wait_and_stays_on_the_code_pag
     page.get_by_label("Verification code").fill(code)
     page.get_by_role("button", name="Verify").click()
     assert _is_signed_in_at_shop(page, demo)
-    context.close()
 
 
 def test_an_expired_code_says_so_and_offers_a_new_one(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
     _reach_code_page(page, demo, console)
 
     page.get_by_label("Verification code").fill("000002")  # the sandbox's "expired" code
@@ -263,7 +263,6 @@ def test_an_expired_code_says_so_and_offers_a_new_one(
     assert "That code has expired" in page.get_by_role("alert").inner_text()
     assert page.get_by_label("Verification code").get_attribute("aria-invalid") == "true"
     playwright_api.expect(page.get_by_role("button", name="Send a new code")).to_be_visible()
-    context.close()
 
 
 def _click_twice_while_the_first_is_on_its_way(page, button: str, step: str):
@@ -300,10 +299,9 @@ def _click_twice_while_the_first_is_on_its_way(page, button: str, step: str):
 
 @pytest.mark.parametrize("javascript", [False, True], ids=["without-js", "with-js"])
 def test_submitting_the_email_twice_sends_one_code(
-    chromium, demo: RunningDemo, console: list[str], javascript: bool
+    new_page, demo: RunningDemo, console: list[str], javascript: bool
 ) -> None:
-    context = chromium.new_context(java_script_enabled=javascript)
-    page = context.new_page()
+    page = new_page(javascript=javascript)
     errors: list[str] = []
     page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
     _open_sign_in(page, demo)
@@ -318,15 +316,13 @@ def test_submitting_the_email_twice_sends_one_code(
     page.get_by_label("Verification code").fill(announced_code(console))
     page.get_by_role("button", name="Verify").click()
     assert _is_signed_in_at_shop(page, demo)
-    context.close()
 
 
 @pytest.mark.parametrize("javascript", [False, True], ids=["without-js", "with-js"])
 def test_submitting_the_code_twice_lands_where_the_first_submit_went(
-    chromium, demo: RunningDemo, console: list[str], javascript: bool
+    new_page, demo: RunningDemo, console: list[str], javascript: bool
 ) -> None:
-    context = chromium.new_context(java_script_enabled=javascript)
-    page = context.new_page()
+    page = new_page(javascript=javascript)
     errors: list[str] = []
     page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
     code = _reach_code_page(page, demo, console)
@@ -343,14 +339,12 @@ def test_submitting_the_code_twice_lands_where_the_first_submit_went(
     assert DEMO_EMAIL in _body(page)
     assert errors == []
     assert len(console) == 1
-    context.close()
 
 
 def test_the_back_button_after_signing_in_shows_a_calm_page_with_the_way_back(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
     code = _reach_code_page(page, demo, console)
     page.get_by_label("Verification code").fill(code)
     page.get_by_role("button", name="Verify").click()
@@ -369,14 +363,12 @@ def test_the_back_button_after_signing_in_shows_a_calm_page_with_the_way_back(
     page.get_by_role("link", name="Back to Demo Shop").click()
     assert _is_signed_in_at_shop(page, demo)
     assert len(console) == 1
-    context.close()
 
 
 def test_the_back_button_after_a_wrong_code_and_then_signing_in_shows_the_calm_page(
-    chromium, demo: RunningDemo, console: list[str]
+    new_page, demo: RunningDemo, console: list[str]
 ) -> None:
-    context = chromium.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page()
     code = _reach_code_page(page, demo, console)
     page.get_by_label("Verification code").fill(wrong_code_for(code))
     page.get_by_role("button", name="Verify").click()
@@ -384,10 +376,7 @@ def test_the_back_button_after_a_wrong_code_and_then_signing_in_shows_the_calm_p
     page.get_by_role("button", name="Verify").click()
     assert _is_signed_in_at_shop(page, demo)
 
-    try:
-        page.go_back()
-        playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
-        page.reload()
-        playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
-    finally:
-        context.close()
+    page.go_back()
+    playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
+    page.reload()
+    playwright_api.expect(page.get_by_role("heading", name="You're done here")).to_be_visible()
