@@ -57,10 +57,13 @@ class FlowFinishedError(FlowError):
         client_id: str | None = None,
         redirect_uri: str | None = None,
         resume_at: str | None = None,
+        response_mode: str = "query",
     ) -> None:
         super().__init__(client_id, redirect_uri)
-        # Where a double-submitted form should land: the answer the first submit produced.
+        # Where a double-submitted form should land: the answer the first submit produced,
+        # delivered the way the relying party asked for it.
         self.resume_at = resume_at
+        self.response_mode = response_mode
 
 
 class FlowBrowserMismatchError(FlowError):

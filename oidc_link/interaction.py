@@ -313,7 +313,9 @@ class Interaction:
         )
         if double_submit and ended.sealed_redirect and request.browser_id:
             resume_at = unseal(ended.sealed_redirect, request.browser_id, request.flow_id)
-        return FlowFinishedError(ended.client_id, ended.redirect_uri, resume_at)
+        return FlowFinishedError(
+            ended.client_id, ended.redirect_uri, resume_at, ended.response_mode
+        )
 
     def _remember_end(self, flow: Flow, request: FlowRequest, redirect_to: str) -> None:
         sealed = seal(redirect_to, request.browser_id, flow.id) if request.browser_id else None
@@ -324,6 +326,7 @@ class Interaction:
                 redirect_uri=flow.authorization.get("redirect_uri"),
                 sealed_redirect=sealed,
                 redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
+                response_mode=flow.authorization.get("response_mode", "query"),
             ),
         )
 

@@ -101,6 +101,7 @@ class FinishedFlow(Record):
     redirect_uri: str | None
     sealed_redirect: str | None
     redirect_valid_until: int
+    response_mode: str = "query"
 
 
 @dataclass(frozen=True)

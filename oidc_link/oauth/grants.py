@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 # OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# OAuth 2.0 Form Post Response Mode: the web layer turns the redirect into a posted form.
+RESPONSE_MODES = ("query", "form_post")
 
 
 class IssuedCode:
@@ -129,8 +131,8 @@ class LinkOpenIDCode(OpenIDCode):
             raise RequestNotSupportedError()
         if "request_uri" in data:
             raise RequestURINotSupportedError()
-        if data.get("response_mode", "query") != "query":
-            raise InvalidRequestError("Only response_mode=query is supported.")
+        if data.get("response_mode", "query") not in RESPONSE_MODES:
+            raise InvalidRequestError("'response_mode' must be query or form_post.")
         if grant.request.user is None:
             # Before Authlib's prompt check: prompt=none succeeds only with a usable session.
             grant.request.user = self.provider.session_identity(grant.request)

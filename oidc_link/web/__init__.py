@@ -19,13 +19,10 @@ from oidc_link.services import Services
 from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
+from oidc_link.web.headers import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
-# Pages may load our own stylesheet and images and nothing else (DESIGN.md §7.9).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
 JSON_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known/")
 
 

@@ -22,6 +22,7 @@ from oidc_link.errors import (
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
+from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, set_session_cookie
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
@@ -66,7 +67,9 @@ _FLOW_ERROR_PAGES: dict[type[FlowError], tuple[int, str]] = {
 def flow_error(error: FlowError) -> Response | tuple[str, int]:
     if isinstance(error, FlowFinishedError) and error.resume_at:
         # A double submit: go where the first submit went (a code, or access_denied).
-        return redirect(error.resume_at, 303)
+        return authorization_answer(
+            error.resume_at, error.redirect_uri, error.response_mode, status=303
+        )
     status, title = _FLOW_ERROR_PAGES.get(type(error), (400, "This sign-in can't continue"))
     back_url, site = _site_of(error.client_id, error.redirect_uri)
     return error_page(title, error.message, status, back_url=back_url, site=site)
@@ -107,7 +110,12 @@ def submit_code(flow_id: str) -> Response:
         _flow_request(flow_id), request.form.get("code", ""), finish
     )
     if isinstance(outcome, Completion):
-        response = redirect(outcome.redirect_to, 302)
+        authorization = outcome.flow.authorization
+        response = authorization_answer(
+            outcome.redirect_to,
+            authorization.get("redirect_uri"),
+            authorization.get("response_mode"),
+        )
         set_session_cookie(
             response,
             context.sessions.start(outcome.identity),
@@ -133,10 +141,17 @@ def restart(flow_id: str) -> Response:
 def cancel(flow_id: str) -> Response:
     context = web_context()
 
+    ended: list[Flow] = []
+
     def deny(flow: Flow) -> str:
+        ended.append(flow)
         return _location(context.provider.deny(flow.authorization))
 
-    return redirect(context.interaction.cancel(_flow_request(flow_id), deny), 302)
+    location = context.interaction.cancel(_flow_request(flow_id), deny)
+    authorization = ended[0].authorization
+    return authorization_answer(
+        location, authorization.get("redirect_uri"), authorization.get("response_mode")
+    )
 
 
 def _flow_request(flow_id: str, *, form: bool = True) -> FlowRequest:

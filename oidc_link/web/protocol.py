@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
@@ -16,7 +17,9 @@ from oidc_link.oauth import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.oauth.grants import RESPONSE_MODES
 from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
+from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import bind_browser, browser_id_or_new, session_secret
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
@@ -61,7 +64,7 @@ def discovery() -> Response:
         "jwks_uri": issuer + "/jwks.json",
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
@@ -118,11 +121,12 @@ def authorize() -> Response | tuple[str, int]:
             400,
         )
     if isinstance(outcome, ProtocolResponse):
-        return to_flask(outcome)
+        return _deliver(outcome, request.values)
     if outcome.signed_in is not None:
         # Single sign-on: the session answers, no page and no SMS (auth_time stays the
         # time of the real sign-in).
-        return to_flask(context.provider.approve(outcome.parameters, outcome.signed_in))
+        answer = context.provider.approve(outcome.parameters, outcome.signed_in)
+        return _deliver(answer, outcome.parameters)
     browser = browser_id_or_new()
     flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
     response = redirect(url_for("pages.show", flow_id=flow.id), 303)
@@ -177,3 +181,11 @@ def _sentence(text: str) -> str:
     """A library's error description as part of our sentence: lower-case start, one stop."""
     text = text.strip().rstrip(".")
     return (text[:1].lower() + text[1:] + ".") if text else ""
+
+
+def _deliver(response: ProtocolResponse, parameters: Mapping[str, str]) -> Response:
+    """An authorization response, redirected or posted as the request's response_mode says."""
+    if response.location is None:
+        return to_flask(response)
+    mode = parameters.get("response_mode")
+    return authorization_answer(response.location, parameters.get("redirect_uri"), mode)
