@@ -682,3 +682,104 @@ def test_refresh_tokens_must_be_a_boolean(tmp_path: Path) -> None:
     problems = config_problems(tmp_path, text)
 
     assert problems == {"clients[0].refresh_tokens": ["must be true or false"]}
+
+
+# Client options of the complete provider (issue 5)
+
+
+def test_client_options_for_logout_consent_par_and_sectors_load(tmp_path: Path) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="shop",
+            client_secret=SECRET,
+            redirect_uris=["https://shop.example.com/cb"],
+            post_logout_redirect_uris=["https://shop.example.com/"],
+            backchannel_logout_uri="https://shop.example.com/backchannel",
+            sector="example-group",
+        )
+        + "third_party = true\nrequire_pushed_authorization_requests = true\n"
+    )
+
+    client = load_settings(write_config(tmp_path, text), {}).clients[0]
+
+    assert client.post_logout_redirect_uris == ("https://shop.example.com/",)
+    assert client.backchannel_logout_uri == "https://shop.example.com/backchannel"
+    assert client.subject_sector == "example-group"
+    assert client.third_party is True
+    assert client.require_pushed_authorization_requests is True
+    assert client.backchannel_logout_session_required is False
+
+
+def test_a_client_without_a_sector_is_its_own_sector(tmp_path: Path) -> None:
+    client = load_settings(write_config(tmp_path, minimal()), {}).clients[0]
+
+    assert client.subject_sector == "shop"
+
+
+def test_private_key_jwt_takes_an_inline_jwk_set_and_no_secret(tmp_path: Path) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="api",
+            token_endpoint_auth_method="private_key_jwt",
+            redirect_uris=["https://api.example.com/cb"],
+        )
+        + '[[clients.jwks.keys]]\nkty = "EC"\ncrv = "P-256"\nx = "AAAA"\ny = "BBBB"\n'
+    )
+
+    client = load_settings(write_config(tmp_path, text), {}).clients[0]
+
+    assert client.client_secret is None
+    assert client.jwks == {"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB"}]}
+
+
+def test_private_key_jwt_needs_exactly_one_source_of_keys(tmp_path: Path) -> None:
+    neither = minimal(
+        clients=client_toml(
+            client_id="api",
+            token_endpoint_auth_method="private_key_jwt",
+            redirect_uris=["https://api.example.com/cb"],
+        )
+    )
+    both = neither + 'jwks_uri = "https://api.example.com/jwks"\n' + (
+        '[[clients.jwks.keys]]\nkty = "EC"\n'
+    )
+
+    assert "clients[0].jwks" in config_problems(tmp_path, neither)
+    assert "clients[0].jwks" in config_problems(tmp_path, both)
+
+
+def test_client_keys_and_secrets_belong_to_their_own_methods(tmp_path: Path) -> None:
+    keys_with_a_secret_method = minimal() + 'jwks_uri = "https://shop.example.com/jwks"\n'
+    secret_with_keys = minimal(
+        clients=client_toml(
+            client_id="api",
+            token_endpoint_auth_method="private_key_jwt",
+            client_secret=SECRET,
+            jwks_uri="https://api.example.com/jwks",
+            redirect_uris=["https://api.example.com/cb"],
+        )
+    )
+
+    assert "clients[0].jwks" in config_problems(tmp_path, keys_with_a_secret_method)
+    assert list(config_problems(tmp_path, secret_with_keys)) == ["clients[0].client_secret"]
+
+
+def test_logout_uris_follow_the_redirect_uri_rules(tmp_path: Path) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="shop",
+            client_secret=SECRET,
+            redirect_uris=["https://shop.example.com/cb"],
+            post_logout_redirect_uris=["http://shop.example.com/bye"],
+            backchannel_logout_uri="https://shop.example.com/logout#frag",
+        )
+        + 'third_party = "yes"\n'
+    )
+
+    problems = config_problems(tmp_path, text)
+
+    assert set(problems) == {
+        "clients[0].post_logout_redirect_uris",
+        "clients[0].backchannel_logout_uri",
+        "clients[0].third_party",
+    }

@@ -190,7 +190,7 @@ class Provider(AuthorizationServer):
         return {"sub": record.subject, **claims_for_scope(record.identity, record.scope)}
 
     def subject_for(self, client: ClientSettings, email: str) -> str:
-        return pairwise_subject(self.settings.subject_salt, client.client_id, email)
+        return pairwise_subject(self.settings.subject_salt, client.subject_sector, email)
 
     def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
         """The ID token of a code exchange, or of a refresh (then without a nonce)."""

@@ -10,14 +10,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from oidc_link.config import AUTH_METHODS, SUPPORTED_SCOPES
+from oidc_link.config import SUPPORTED_SCOPES
 from oidc_link.oauth import (
     AuthorizationPageError,
     InvalidAccessTokenError,
     ProtocolRequest,
     ProtocolResponse,
 )
-from oidc_link.oauth.grants import RESPONSE_MODES
+from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
 from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import bind_browser, browser_id_or_new, session_secret
@@ -68,7 +68,7 @@ def discovery() -> Response:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "iss",

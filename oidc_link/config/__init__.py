@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import re
 import tomllib
@@ -17,10 +16,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from oidc_link.config.clients import AUTH_METHODS, SUPPORTED_SCOPES, ClientSettings, read_clients
+from oidc_link.config.reader import Reader, is_https_or_loopback
 from oidc_link.errors import ConfigError, ConfigProblem
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
+__all__ = [
+    "AUTH_METHODS",
+    "SUPPORTED_SCOPES",
+    "ClientSettings",
+    "Settings",
+    "load_settings",
+    "settings_from_mapping",
+]
+
 LINK_MODES = ("sandbox", "live")
 LINK_DIALECTS = ("loginwithlink", "stripe")
 BODY_ENCODINGS = ("json", "form")
@@ -33,7 +41,6 @@ DEVELOPMENT_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZW5jcnlwdGlvbi0="
 SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
 
 _T = TypeVar("_T")
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -94,27 +101,6 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class ClientSettings:
-    client_id: str
-    redirect_uris: tuple[str, ...]
-    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name, not a secret
-    client_secret: str | None = None
-    name: str | None = None
-    scopes: tuple[str, ...] = SUPPORTED_SCOPES
-    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
-    # Refresh tokens even without the offline_access scope (a client the operator trusts).
-    refresh_tokens: bool = False
-
-    @property
-    def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"  # noqa: S105
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.client_id
-
-
-@dataclass(frozen=True)
 class Lifetimes:
     """Seconds each kind of state lives."""
 
@@ -129,6 +115,10 @@ class Lifetimes:
     refresh_token: int = 30 * 86_400
     # How long a just-rotated refresh token may still be presented (concurrent refreshes).
     refresh_grace: int = 10
+    # A pushed authorization request's request_uri (RFC 9126 §2.2: short-lived).
+    pushed_request: int = 90
+    # A user's approval of a third-party client, unless revoked sooner.
+    consent: int = 365 * 86_400
 
 
 @dataclass(frozen=True)
@@ -201,7 +191,7 @@ def settings_from_mapping(
     data: Mapping[str, Any], environ: Mapping[str, str], source: str = "configuration"
 ) -> Settings:
     """Validate raw configuration data; raises ConfigError listing every problem found."""
-    reader = _Reader(environ)
+    reader = Reader(environ)
     data = dict(data)
     for variable, name in ENV_OVERRIDES:
         if environ.get(variable):
@@ -232,7 +222,7 @@ def settings_from_mapping(
     limits = _read_limits(reader, data.get("limits", {}))
     keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
     proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
-    clients = _read_clients(reader, data.get("clients"), keys.algorithms)
+    clients = read_clients(reader, data.get("clients"), keys.algorithms)
 
     if reader.problems:
         raise ConfigError(reader.problems, source)
@@ -249,92 +239,7 @@ def settings_from_mapping(
     )
 
 
-class _Reader:
-    """Reads typed fields, resolving ``${VAR}`` references and collecting problems."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[ConfigProblem] = []
-
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(ConfigProblem(name, message))
-
-    def reject_unknown(self, table: Mapping[str, Any], prefix: str, known: set[str]) -> None:
-        for key in sorted(set(table) - known):
-            self.problem(f"{prefix}{key}", "unknown setting")
-
-    def table(self, value: Any, name: str) -> Mapping[str, Any]:
-        if isinstance(value, Mapping):
-            return value
-        self.problem(name, "must be a table")
-        return {}
-
-    def text(
-        self, table: Mapping[str, Any], key: str, name: str | None = None, *, required: bool = True
-    ) -> str | None:
-        name = name or key
-        value = table.get(key)
-        if value is None or value == "":
-            if required:
-                self.problem(name, "is required")
-            return None
-        if not isinstance(value, str):
-            self.problem(name, "must be a string")
-            return None
-        return self._resolve(value, name)
-
-    def text_list(self, table: Mapping[str, Any], key: str, name: str) -> tuple[str, ...] | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.problem(name, "must be a list of strings")
-            return ()
-        resolved = (self._resolve(item, name) for item in value)
-        return tuple(item for item in resolved if item is not None)
-
-    def choice(
-        self, table: Mapping[str, Any], key: str, name: str, choices: tuple[str, ...]
-    ) -> str:
-        """One of ``choices``; the first is the default."""
-        value = self.text(table, key, name, required=False) or choices[0]
-        if value not in choices:
-            self.problem(name, f"must be one of {', '.join(choices)}")
-            return choices[0]
-        return value
-
-    def positive_number(
-        self, table: Mapping[str, Any], key: str, name: str, default: float
-    ) -> float:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self.problem(name, "must be a positive number of seconds")
-            return default
-        return float(value)
-
-    def count(self, table: Mapping[str, Any], key: str, name: str, default: int) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.problem(name, "must be a whole number, 0 or more")
-            return default
-        return value
-
-    def positive_int(self, table: Mapping[str, Any], key: str, name: str, default: int) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.problem(name, "must be a positive whole number")
-            return default
-        return value
-
-    def _resolve(self, value: str, name: str) -> str | None:
-        missing = [m for m in _ENV_REFERENCE.findall(value) if m not in self.environ]
-        if missing:
-            self.problem(name, f"refers to unset environment variable {', '.join(missing)}")
-            return None
-        return _ENV_REFERENCE.sub(lambda m: self.environ[m.group(1)], value)
-
-
-def _read_issuer(reader: _Reader, data: Mapping[str, Any]) -> str:
+def _read_issuer(reader: Reader, data: Mapping[str, Any]) -> str:
     issuer = reader.text(data, "issuer")
     if issuer is None:
         return ""
@@ -343,12 +248,12 @@ def _read_issuer(reader: _Reader, data: Mapping[str, Any]) -> str:
         reader.problem("issuer", "must not have a query or fragment (OpenID Discovery 1.0 §2)")
     elif issuer.endswith("/"):
         reader.problem("issuer", "must not end with '/': relying parties compare it exactly")
-    elif not _is_https_or_loopback(issuer):
+    elif not is_https_or_loopback(issuer):
         reader.problem("issuer", "must be an https URL (http only on localhost/loopback)")
     return issuer
 
 
-def _read_link(reader: _Reader, raw: Any) -> LinkSettings:
+def _read_link(reader: Reader, raw: Any) -> LinkSettings:
     table = reader.table(raw, "link")
     reader.reject_unknown(table, "link.", {"mode", "sandbox", "live"})
     mode = reader.text(table, "mode", "link.mode", required=False) or "sandbox"
@@ -382,7 +287,7 @@ def _read_link(reader: _Reader, raw: Any) -> LinkSettings:
     return LinkSettings(mode=mode, sandbox_users=tuple(users), live=live)
 
 
-def _read_live_link(reader: _Reader, raw: Any, *, required: bool) -> LiveLinkSettings | None:
+def _read_live_link(reader: Reader, raw: Any, *, required: bool) -> LiveLinkSettings | None:
     if raw is None:
         if required:
             reader.problem("link.live", "is required when link.mode is 'live'")
@@ -404,7 +309,7 @@ def _read_live_link(reader: _Reader, raw: Any, *, required: bool) -> LiveLinkSet
         },
     )
     base_url = reader.text(table, "base_url", "link.live.base_url") or ""
-    if base_url and not _is_https_or_loopback(base_url):
+    if base_url and not is_https_or_loopback(base_url):
         reader.problem("link.live.base_url", "must be an https URL (http only on loopback)")
     key = reader.text(table, "publishable_key", "link.live.publishable_key") or ""
     if key and not key.startswith("pk_"):
@@ -430,7 +335,7 @@ def _read_live_link(reader: _Reader, raw: Any, *, required: bool) -> LiveLinkSet
     )
 
 
-def _read_keys(reader: _Reader, raw: Any, *, required: bool) -> KeySettings:
+def _read_keys(reader: Reader, raw: Any, *, required: bool) -> KeySettings:
     table = dict(reader.table(raw, "keys"))
     defaults = KeySettings()
     reader.reject_unknown(
@@ -483,15 +388,15 @@ def _is_key_encryption_key(value: str) -> bool:
         return False
 
 
-def _read_limits(reader: _Reader, raw: Any) -> Limits:
+def _read_limits(reader: Reader, raw: Any) -> Limits:
     return _read_positive_ints(reader, raw, "limits", Limits)
 
 
-def _read_lifetimes(reader: _Reader, raw: Any) -> Lifetimes:
+def _read_lifetimes(reader: Reader, raw: Any) -> Lifetimes:
     return _read_positive_ints(reader, raw, "lifetimes", Lifetimes)
 
 
-def _read_positive_ints(reader: _Reader, raw: Any, section: str, kind: type[_T]) -> _T:
+def _read_positive_ints(reader: Reader, raw: Any, section: str, kind: type[_T]) -> _T:
     """A table whose every field is a positive whole number with a default in ``kind``."""
     table = reader.table(raw, section)
     defaults = kind()
@@ -503,133 +408,3 @@ def _read_positive_ints(reader: _Reader, raw: Any, section: str, kind: type[_T])
             for name in names
         }
     )
-
-
-_CLIENT_FIELDS = {
-    "client_id",
-    "client_secret",
-    "redirect_uris",
-    "token_endpoint_auth_method",
-    "name",
-    "scopes",
-    "id_token_signed_response_alg",
-    "refresh_tokens",
-}
-
-
-def _read_clients(
-    reader: _Reader, raw: Any, algorithms: tuple[str, ...]
-) -> tuple[ClientSettings, ...]:
-    if raw is None:
-        reader.problem("clients", "at least one [[clients]] entry is required")
-        return ()
-    if not isinstance(raw, list):
-        reader.problem("clients", "must be an array of tables ([[clients]])")
-        return ()
-    if not raw:
-        reader.problem("clients", "at least one [[clients]] entry is required")
-    clients: list[ClientSettings] = []
-    seen: set[str] = set()
-    for index, raw_client in enumerate(raw):
-        client = _read_client(reader, raw_client, f"clients[{index}]", algorithms)
-        if client is None:
-            continue
-        if client.client_id in seen:
-            reader.problem(f"clients[{index}].client_id", f"{client.client_id!r} appears twice")
-        seen.add(client.client_id)
-        clients.append(client)
-    return tuple(clients)
-
-
-def _read_client(
-    reader: _Reader, raw: Any, name: str, algorithms: tuple[str, ...]
-) -> ClientSettings | None:
-    table = reader.table(raw, name)
-    reader.reject_unknown(table, f"{name}.", _CLIENT_FIELDS)
-    client_id = reader.text(table, "client_id", f"{name}.client_id")
-    method = (
-        reader.text(
-            table,
-            "token_endpoint_auth_method",
-            f"{name}.token_endpoint_auth_method",
-            required=False,
-        )
-        or "client_secret_basic"
-    )
-    if method not in AUTH_METHODS:
-        reader.problem(
-            f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}"
-        )
-    secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
-    if method not in AUTH_METHODS:
-        pass  # the method is already reported; which secret rule applies is unknown
-    elif method == "none" and "client_secret" in table:
-        reader.problem(f"{name}.client_secret", "a public client (method 'none') has no secret")
-    elif method != "none" and table.get("client_secret") in (None, ""):
-        # An empty string counts as missing: reader.text() turns it into None, and a
-        # confidential client without a secret must not load.
-        reader.problem(f"{name}.client_secret", f"is required for {method}")
-    elif secret is not None and len(secret) < 16:
-        reader.problem(f"{name}.client_secret", "must be at least 16 characters")
-
-    redirect_uris = reader.text_list(table, "redirect_uris", f"{name}.redirect_uris")
-    if not redirect_uris:
-        reader.problem(f"{name}.redirect_uris", "at least one redirect URI is required")
-    for uri in redirect_uris or ():
-        problem = _redirect_uri_problem(uri)
-        if problem:
-            reader.problem(f"{name}.redirect_uris", f"{uri!r} {problem}")
-
-    scopes = reader.text_list(table, "scopes", f"{name}.scopes")
-    if scopes is not None:
-        unknown = sorted(set(scopes) - set(SUPPORTED_SCOPES))
-        if unknown:
-            reader.problem(f"{name}.scopes", f"unsupported: {', '.join(unknown)}")
-        if "openid" not in scopes:
-            reader.problem(f"{name}.scopes", "must include 'openid'")
-    display_name = reader.text(table, "name", f"{name}.name", required=False)
-    field_name = f"{name}.id_token_signed_response_alg"
-    alg = reader.text(table, "id_token_signed_response_alg", field_name, required=False)
-    if alg is not None and alg not in algorithms:
-        reader.problem(field_name, f"must be one of the enabled keys.algorithms: {algorithms}")
-    refresh_tokens = table.get("refresh_tokens", False)
-    if not isinstance(refresh_tokens, bool):
-        reader.problem(f"{name}.refresh_tokens", "must be true or false")
-
-    if client_id is None:
-        return None
-    return ClientSettings(
-        client_id=client_id,
-        redirect_uris=redirect_uris or (),
-        token_endpoint_auth_method=method,
-        client_secret=secret if method != "none" else None,
-        name=display_name,
-        scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
-        id_token_signed_response_alg=alg if alg in algorithms else "RS256",
-        refresh_tokens=refresh_tokens is True,
-    )
-
-
-def _redirect_uri_problem(uri: str) -> str | None:
-    parts = urlsplit(uri)
-    if parts.fragment or "#" in uri:
-        return "must not contain a fragment (RFC 6749 §3.1.2)"
-    if not parts.scheme or not parts.netloc:
-        return "must be an absolute URL"
-    if not _is_https_or_loopback(uri):
-        return "must use https (http only on localhost/loopback)"
-    return None
-
-
-def _is_https_or_loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False

@@ -1,0 +1,236 @@
+"""The ``[[clients]]`` tables: registered relying parties and how they authenticate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from oidc_link.config.reader import Reader, is_https_or_loopback
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+# Methods that authenticate with a shared secret (the others carry none).
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name, not a secret
+    client_secret: str | None = None
+    name: str | None = None
+    scopes: tuple[str, ...] = SUPPORTED_SCOPES
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
+    # Refresh tokens even without the offline_access scope (a client the operator trusts).
+    refresh_tokens: bool = False
+    # Clients of one owner that share a sector share ``sub`` values (OIDC Core §8.1).
+    sector: str | None = None
+    # Not the operator's own site: the user approves the scopes once (then remembered).
+    third_party: bool = False
+    # Authorization requests only through PAR (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    # private_key_jwt: the client's public keys, inline (a JWK Set) or fetched from a URL.
+    jwks: Mapping[str, Any] | None = None
+    jwks_uri: str | None = None
+    # RP-Initiated Logout 1.0 §3: where the user may be sent after logging out.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    # Back-Channel Logout 1.0 §2.2.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"  # noqa: S105
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.client_id
+
+    @property
+    def subject_sector(self) -> str:
+        """What pairwise ``sub`` values are computed for: the sector, else the client."""
+        return self.sector or self.client_id
+
+
+_CLIENT_FIELDS = {
+    "client_id",
+    "client_secret",
+    "redirect_uris",
+    "token_endpoint_auth_method",
+    "name",
+    "scopes",
+    "id_token_signed_response_alg",
+    "refresh_tokens",
+    "sector",
+    "third_party",
+    "require_pushed_authorization_requests",
+    "jwks",
+    "jwks_uri",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+}
+_FLAGS = (
+    "refresh_tokens",
+    "third_party",
+    "require_pushed_authorization_requests",
+    "backchannel_logout_session_required",
+)
+
+
+def read_clients(
+    reader: Reader, raw: Any, algorithms: tuple[str, ...]
+) -> tuple[ClientSettings, ...]:
+    if raw is None:
+        reader.problem("clients", "at least one [[clients]] entry is required")
+        return ()
+    if not isinstance(raw, list):
+        reader.problem("clients", "must be an array of tables ([[clients]])")
+        return ()
+    if not raw:
+        reader.problem("clients", "at least one [[clients]] entry is required")
+    clients: list[ClientSettings] = []
+    seen: set[str] = set()
+    for index, raw_client in enumerate(raw):
+        client = _read_client(reader, raw_client, f"clients[{index}]", algorithms)
+        if client is None:
+            continue
+        if client.client_id in seen:
+            reader.problem(f"clients[{index}].client_id", f"{client.client_id!r} appears twice")
+        seen.add(client.client_id)
+        clients.append(client)
+    return tuple(clients)
+
+
+def _read_client(
+    reader: Reader, raw: Any, name: str, algorithms: tuple[str, ...]
+) -> ClientSettings | None:
+    table = reader.table(raw, name)
+    reader.reject_unknown(table, f"{name}.", _CLIENT_FIELDS)
+    client_id = reader.text(table, "client_id", f"{name}.client_id")
+    method = (
+        reader.text(
+            table,
+            "token_endpoint_auth_method",
+            f"{name}.token_endpoint_auth_method",
+            required=False,
+        )
+        or "client_secret_basic"
+    )
+    if method not in AUTH_METHODS:
+        reader.problem(
+            f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}"
+        )
+    secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
+    if method not in AUTH_METHODS:
+        pass  # the method is already reported; which secret rule applies is unknown
+    elif method not in SECRET_AUTH_METHODS and "client_secret" in table:
+        kind = "a public client (method 'none')" if method == "none" else f"a {method} client"
+        reader.problem(f"{name}.client_secret", f"{kind} has no secret")
+    elif method in SECRET_AUTH_METHODS and table.get("client_secret") in (None, ""):
+        # An empty string counts as missing: reader.text() turns it into None, and a
+        # confidential client without a secret must not load.
+        reader.problem(f"{name}.client_secret", f"is required for {method}")
+    elif secret is not None and len(secret) < 16:
+        reader.problem(f"{name}.client_secret", "must be at least 16 characters")
+
+    redirect_uris = reader.text_list(table, "redirect_uris", f"{name}.redirect_uris")
+    if not redirect_uris:
+        reader.problem(f"{name}.redirect_uris", "at least one redirect URI is required")
+    for uri in redirect_uris or ():
+        problem = _redirect_uri_problem(uri)
+        if problem:
+            reader.problem(f"{name}.redirect_uris", f"{uri!r} {problem}")
+
+    scopes = reader.text_list(table, "scopes", f"{name}.scopes")
+    if scopes is not None:
+        unknown = sorted(set(scopes) - set(SUPPORTED_SCOPES))
+        if unknown:
+            reader.problem(f"{name}.scopes", f"unsupported: {', '.join(unknown)}")
+        if "openid" not in scopes:
+            reader.problem(f"{name}.scopes", "must include 'openid'")
+    display_name = reader.text(table, "name", f"{name}.name", required=False)
+    field_name = f"{name}.id_token_signed_response_alg"
+    alg = reader.text(table, "id_token_signed_response_alg", field_name, required=False)
+    if alg is not None and alg not in algorithms:
+        reader.problem(field_name, f"must be one of the enabled keys.algorithms: {algorithms}")
+    flags = {flag: reader.flag(table, flag, f"{name}.{flag}") for flag in _FLAGS}
+    sector = reader.text(table, "sector", f"{name}.sector", required=False)
+    jwks, jwks_uri = _read_client_keys(reader, table, name, method)
+    post_logout = reader.text_list(
+        table, "post_logout_redirect_uris", f"{name}.post_logout_redirect_uris"
+    )
+    for uri in post_logout or ():
+        problem = _redirect_uri_problem(uri)
+        if problem:
+            reader.problem(f"{name}.post_logout_redirect_uris", f"{uri!r} {problem}")
+    backchannel = reader.text(
+        table, "backchannel_logout_uri", f"{name}.backchannel_logout_uri", required=False
+    )
+    if backchannel:
+        problem = _redirect_uri_problem(backchannel)
+        if problem:
+            reader.problem(f"{name}.backchannel_logout_uri", f"{backchannel!r} {problem}")
+
+    if client_id is None:
+        return None
+    return ClientSettings(
+        client_id=client_id,
+        redirect_uris=redirect_uris or (),
+        token_endpoint_auth_method=method,
+        client_secret=secret if method in SECRET_AUTH_METHODS else None,
+        name=display_name,
+        scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
+        id_token_signed_response_alg=alg if alg in algorithms else "RS256",
+        sector=sector,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        post_logout_redirect_uris=post_logout or (),
+        backchannel_logout_uri=backchannel,
+        **flags,
+    )
+
+
+def _read_client_keys(
+    reader: Reader, table: Mapping[str, Any], name: str, method: str
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """``jwks`` or ``jwks_uri``: exactly one for private_key_jwt, neither otherwise.
+
+    Only the shape is checked here; the oauth layer parses the keys themselves.
+    """
+    jwks = table.get("jwks")
+    jwks_uri = reader.text(table, "jwks_uri", f"{name}.jwks_uri", required=False)
+    if jwks is not None and not _is_jwk_set(jwks):
+        reader.problem(f"{name}.jwks", "must be a JWK Set: a table with a non-empty 'keys' list")
+        return None, jwks_uri
+    if jwks_uri and not is_https_or_loopback(jwks_uri):
+        reader.problem(f"{name}.jwks_uri", "must use https (http only on localhost/loopback)")
+    if method == "private_key_jwt":
+        if (jwks is None) == (jwks_uri is None):
+            reader.problem(f"{name}.jwks", "private_key_jwt needs exactly one of jwks or jwks_uri")
+    elif jwks is not None or jwks_uri:
+        reader.problem(f"{name}.jwks", "client keys are only used with private_key_jwt")
+    return (dict(jwks) if jwks is not None else None), jwks_uri
+
+
+def _is_jwk_set(value: Any) -> bool:
+    keys = value.get("keys") if isinstance(value, Mapping) else None
+    return (
+        isinstance(keys, list)
+        and bool(keys)
+        and all(isinstance(key, Mapping) and "kty" in key for key in keys)
+    )
+
+
+def _redirect_uri_problem(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    if parts.fragment or "#" in uri:
+        return "must not contain a fragment (RFC 6749 §3.1.2)"
+    if not parts.scheme or not parts.netloc:
+        return "must be an absolute URL"
+    if not is_https_or_loopback(uri):
+        return "must use https (http only on localhost/loopback)"
+    return None
