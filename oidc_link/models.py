@@ -117,6 +117,10 @@ class AuthorizationCode(Record):
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
+    # The SSO session the code was issued in (``sid`` claim, back-channel logout).
+    sid: str | None = None
+    # The request's ``claims`` parameter (OIDC Core §5.5), as the JSON text it came in.
+    claims: str | None = None
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
@@ -138,6 +142,8 @@ class AccessToken(Record):
     expires_at: int
     family_id: str | None = None
     issued_at: int | None = None
+    sid: str | None = None
+    claims: str | None = None
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
@@ -159,6 +165,8 @@ class RefreshToken(Record):
     family_id: str
     issued_at: int
     expires_at: int
+    sid: str | None = None
+    claims: str | None = None
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:

@@ -130,6 +130,8 @@ class TokenLifecycle:
                 expires_at=expires_at,
                 family_id=family_id,
                 issued_at=now,
+                sid=source.sid,
+                claims=source.claims,
             ),
         )
         if token.get("refresh_token"):
@@ -142,6 +144,8 @@ class TokenLifecycle:
                 family_id=family_id,
                 issued_at=now,
                 expires_at=now + self.settings.lifetimes.refresh_token,
+                sid=source.sid,
+                claims=source.claims,
             )
             self.store.save_refresh_token(token["refresh_token"], refresh)
             expires_at = max(expires_at, refresh.expires_at)
