@@ -11,13 +11,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
+    from oidc_link.backchannel import BackchannelDelivery
     from oidc_link.config import Settings
     from oidc_link.services import Services
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Flask:
-    """Build the provider's WSGI app; tests pass services with fakeredis and a fixed clock."""
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    backchannel: BackchannelDelivery | None = None,
+) -> Flask:
+    """Build the provider's WSGI app; tests pass services with fakeredis and a fixed clock,
+    and may pass a back-channel logout delivery with short retry delays."""
+    from oidc_link.backchannel import BackchannelDelivery
     from oidc_link.interaction import Interaction
+    from oidc_link.logout import Logout
     from oidc_link.oauth import Provider
     from oidc_link.services import build_services
     from oidc_link.sessions import Sessions
@@ -33,4 +41,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     )
     provider = Provider(settings, services.store, services.keys, services.clock)
     sessions = Sessions(services.store, services.clock, settings.lifetimes)
-    return create_web_app(services, interaction, provider, sessions)
+    logout = Logout(
+        settings,
+        services.store,
+        services.keys,
+        services.clock,
+        sessions,
+        provider,
+        backchannel or BackchannelDelivery(),
+    )
+    return create_web_app(services, interaction, provider, sessions, logout)

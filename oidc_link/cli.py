@@ -78,13 +78,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check_config(path: str) -> int:
+    from oidc_link.clock import SystemClock
     from oidc_link.config import load_settings
+    from oidc_link.oauth.client_keys import ClientKeys
 
     try:
         settings = load_settings(path)
     except ConfigError as error:
         for problem in error.problems:
             print(f"{error.source}: {problem}")
+        print(f"{len(error.problems)} problem(s) found.")
+        return 1
+    try:
+        # Inline client keys are parsed by the oauth layer; a bad one stops start-up too.
+        ClientKeys(settings.clients, SystemClock())
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{path}: {problem}")
         print(f"{len(error.problems)} problem(s) found.")
         return 1
     print(

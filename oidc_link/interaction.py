@@ -1,4 +1,4 @@
-"""The hosted sign-in as a state machine: email -> code -> verified identity.
+"""The hosted sign-in as a state machine: email -> code -> verified identity (-> consent).
 
 No HTTP and no Authlib here: the web layer renders each step, oauth.py turns the verified
 identity into an authorization response. Each step runs under a per-flow lock, so a double
@@ -132,6 +132,27 @@ class Interaction:
         self._store.add_flow(flow)
         return flow
 
+    def start_consent(
+        self, client_id: str, authorization: dict[str, str], browser_id: str, identity: Identity
+    ) -> Flow:
+        """A flow for someone already signed in (by SMS just now, or by the SSO session)
+        whose client needs their consent: it begins at the consent step."""
+        now = self._clock.now()
+        flow = Flow(
+            id=new_id("flow", 24),
+            browser_digest=digest(browser_id),
+            client_id=client_id,
+            authorization=authorization,
+            csrf_token=new_secret(24),
+            created_at=now,
+            expires_at=now + self._lifetimes.flow,
+            step=FlowStep.CONSENT,
+            email=identity.email,
+            identity=identity,
+        )
+        self._store.add_flow(flow)
+        return flow
+
     def view(self, request: FlowRequest) -> Flow:
         """The flow behind a hosted page, for the browser that started it."""
         return self._resume(request, check_form=False)
@@ -201,6 +222,25 @@ class Interaction:
             redirect_to = finish(finished, identity)
             self._remember_end(finished, request, redirect_to)
             return Completion(flow=finished, identity=identity, redirect_to=redirect_to)
+
+    def allow(
+        self, request: FlowRequest, approve: Callable[[Flow, Identity], str]
+    ) -> StepResult | Completion:
+        """The person allowed the client: the flow ends and ``approve`` says where to go.
+
+        Like ``submit_code``, ``approve`` runs under the lock, so a double submit is sent
+        where the first went; Deny is ``cancel``.
+        """
+        with self._locked(request.flow_id):
+            flow = self._resume(request)
+            if flow.step != FlowStep.CONSENT or flow.identity is None:
+                return StepResult(flow)
+            finished = self._store.take_flow(flow.id)
+            if finished is None or finished.identity is None:
+                raise FlowNotFoundError()
+            redirect_to = approve(finished, finished.identity)
+            self._remember_end(finished, request, redirect_to)
+            return Completion(flow=finished, identity=finished.identity, redirect_to=redirect_to)
 
     def use_another_email(self, request: FlowRequest) -> Flow:
         with self._locked(request.flow_id):
@@ -285,7 +325,9 @@ class Interaction:
         return self._refuse(flow, Problem.LINK_UNAVAILABLE)
 
     def _restart(self, flow: Flow) -> Flow:
-        return flow.advance(step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None)
+        return flow.advance(
+            step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None, identity=None
+        )
 
     # Plumbing.
 

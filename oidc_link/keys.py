@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -183,18 +184,23 @@ class SigningKeys:
 
     # What the provider uses.
 
-    def sign(self, claims: dict[str, Any], alg: str = "RS256") -> str:
+    def sign(self, claims: dict[str, Any], alg: str = "RS256", *, typ: str = "JWT") -> str:
+        """Sign with the current key; ``typ`` types the JWT explicitly (RFC 8725 §3.11),
+        e.g. ``logout+jwt`` for logout tokens (Back-Channel Logout 1.0 §2.4)."""
         self.refresh_if_due()
         key = self._current(self._rings.get(alg, []), self._clock.now())
         if key is None:
             raise RuntimeError(f"no current {alg} signing key")
-        headers = {"kid": key.kid, "typ": "JWT"}
+        headers = {"kid": key.kid, "typ": typ}
         return jwt.encode(claims, self._private[key.kid], algorithm=alg, headers=headers)
 
-    def verify(self, token: str, audience: str, *, check_expiry: bool = True) -> dict[str, Any]:
+    def verify(
+        self, token: str, audience: str | Sequence[str], *, check_expiry: bool = True
+    ) -> dict[str, Any]:
         """Check one of our own tokens; an unknown kid makes this instance reload first.
 
         ``check_expiry=False`` is for hints (``id_token_hint``), which may have expired.
+        ``audience`` may list several accepted audiences (any one must match).
         """
         kid = jwt.get_unverified_header(token).get("kid")
         key = self._find(kid)

@@ -43,6 +43,8 @@ class FlowStep:
     NOT_ON_LINK = "not_on_link"
     # Too many wrong codes: nothing left to do but go back to the site.
     LOCKED = "locked"
+    # Signed in (``Flow.identity``); a third-party client waits for Allow or Deny.
+    CONSENT = "consent"
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,16 @@ class Flow(Record):
     code_attempts: int = 0
     sms_sent: int = 0
     sms_sent_at: int = 0
+    # Who signed in, at the consent step only.
+    identity: Identity | None = None
 
     def advance(self, **changes: Any) -> Flow:
         return replace(self, **changes)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        identity = data.get("identity")
+        return cls(**{**data, "identity": Identity._from_dict(identity) if identity else None})
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,23 @@ class SsoSession(Record):
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+
+
+@dataclass(frozen=True)
+class PendingLogout(Record):
+    """A logout request waiting for the user's answer on the confirmation page.
+
+    Bound to the browser that was asked (like a Flow) and answered at most once; it holds
+    only what was already validated: the client, the post-logout redirect and ``state``.
+    """
+
+    id: str
+    browser_digest: str
+    csrf_token: str
+    expires_at: int
+    client_id: str | None = None
+    post_logout_redirect_uri: str | None = None
+    state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,3 +215,13 @@ class SigningKey(Record):
     signs_from: int
     sealed_private: str
     public_jwk: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PushedRequest(Record):
+    """A pushed authorization request (RFC 9126), stored under the digest of its
+    ``request_uri``: the validated parameters, used at most once at /authorize."""
+
+    client_id: str
+    parameters: dict[str, str]
+    expires_at: int

@@ -21,19 +21,22 @@ class Sessions:
 
     def start(self, identity: Identity) -> str:
         """A new session for a fresh SMS sign-in; returns the cookie's secret value."""
+        return self.begin(identity)[0]
+
+    def begin(self, identity: Identity) -> tuple[str, SsoSession]:
+        """A new session, and its cookie secret: started before the code is issued, so the
+        code (and the ID token) carry its ``sid``."""
         now = self._clock.now()
         secret = new_secret(32)
-        self._store.save_session(
-            secret,
-            SsoSession(
-                sid=new_id("sid", 16),
-                identity=identity,
-                created_at=now,
-                absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
-                idle_expiry=now + self._lifetimes.session_idle,
-            ),
+        session = SsoSession(
+            sid=new_id("sid", 16),
+            identity=identity,
+            created_at=now,
+            absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
+            idle_expiry=now + self._lifetimes.session_idle,
         )
-        return secret
+        self._store.save_session(secret, session)
+        return secret, session
 
     def find(self, secret: str | None) -> SsoSession | None:
         """The live session behind a cookie, its idle time renewed; None when there is none."""

@@ -17,6 +17,8 @@ from oidc_link.models import (
     AuthorizationCode,
     FinishedFlow,
     Flow,
+    PendingLogout,
+    PushedRequest,
     RefreshToken,
     SigningKey,
     SsoSession,
@@ -131,6 +133,57 @@ class Store:
 
     def delete_session(self, secret: str) -> None:
         self._redis.delete(PREFIX + "session:" + digest(secret))
+
+    # What a session signed in to, by its public sid: the clients it issued codes to (told
+    # at logout, Back-Channel Logout 1.0 §2.5) and the token families to revoke with it
+    # (§2.7). One set, "client:<id>" and "family:<id>" members, living as long as the
+    # session can (its absolute expiry); losing it only means logout tells fewer clients.
+
+    def remember_session_client(self, sid: str, client_id: str, session_expires_at: int) -> None:
+        key = PREFIX + "session_links:" + sid
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.sadd(key, "client:" + client_id)
+        pipeline.expire(key, self._ttl_until(session_expires_at))
+        pipeline.execute()
+
+    def remember_session_family(self, sid: str, family_id: str, fallback_ttl: int) -> None:
+        """Link a token family to its session. The set keeps the session's TTL; EXPIRE NX
+        gives ``fallback_ttl`` only to a set that had to be created here (it was lost)."""
+        key = PREFIX + "session_links:" + sid
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.sadd(key, "family:" + family_id)
+        pipeline.expire(key, fallback_ttl, nx=True)
+        pipeline.execute()
+
+    def take_session_links(self, sid: str) -> tuple[list[str], list[str]]:
+        """Atomically read and forget a session's clients and families, so that of two
+        concurrent logouts only one notifies the clients."""
+        key = PREFIX + "session_links:" + sid
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.smembers(key)
+        pipeline.delete(key)
+        members, _ = pipeline.execute()
+        clients = sorted(m.removeprefix("client:") for m in members if m.startswith("client:"))
+        families = sorted(m.removeprefix("family:") for m in members if m.startswith("family:"))
+        return clients, families
+
+    # Logout confirmations: answered once; losing one means the user asks again.
+
+    def add_pending_logout(self, record: PendingLogout) -> None:
+        self._redis.set(
+            PREFIX + "logout:" + record.id,
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
+            nx=True,
+        )
+
+    def load_pending_logout(self, logout_id: str) -> PendingLogout | None:
+        raw = self._redis.get(PREFIX + "logout:" + logout_id)
+        return PendingLogout.from_record(raw) if raw else None
+
+    def take_pending_logout(self, logout_id: str) -> PendingLogout | None:
+        raw = self._redis.getdel(PREFIX + "logout:" + logout_id)
+        return PendingLogout.from_record(raw) if raw else None
 
     # Rate-limit counters: fixed windows; losing them only forgives a few requests.
 
@@ -255,3 +308,53 @@ class Store:
 
     def revoke_access_token(self, token: str) -> None:
         self._redis.delete(PREFIX + "access_token:" + digest(token))
+
+    # Consents: scopes a user allowed a third-party client, one hash per (client, user) whose
+    # fields are scopes and values the epoch second each grant ends. Losing one only means
+    # the consent page is shown again.
+
+    def load_consent(self, user: str, client_id: str) -> dict[str, int]:
+        raw = self._redis.hgetall(f"{PREFIX}consent:{client_id}:{user}")
+        return {scope: int(until) for scope, until in raw.items()}
+
+    def add_consent(
+        self, user: str, client_id: str, scopes: dict[str, int], expires_at: int
+    ) -> None:
+        """Add (or renew) scopes in one transaction; the key lives until ``expires_at``."""
+        if not scopes:
+            return
+        key = f"{PREFIX}consent:{client_id}:{user}"
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.hset(key, mapping={scope: str(until) for scope, until in scopes.items()})
+        pipeline.expire(key, self._ttl_until(expires_at))
+        pipeline.execute()
+
+    def delete_consent(self, user: str, client_id: str) -> None:
+        self._redis.delete(f"{PREFIX}consent:{client_id}:{user}")
+
+    # Client assertion ids (RFC 7523 §3 item 7, OIDC Core §9): a private_key_jwt assertion
+    # is accepted once. Losing these only reopens a replay window as short as the assertion.
+
+    def remember_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        """Record a client's assertion ``jti`` until ``expires_at``; False if already seen.
+
+        SET NX: of two requests carrying the same assertion exactly one gets True.
+        """
+        key = PREFIX + "assertion_jti:" + digest(client_id + "\x00" + jti)
+        return bool(self._redis.set(key, "1", nx=True, ex=self._ttl_until(expires_at)))
+
+    # Pushed authorization requests (RFC 9126): keyed by the request_uri's digest,
+    # short-lived and used once (§4); losing one means the RP pushes again.
+
+    def save_pushed_request(self, request_uri: str, record: PushedRequest) -> None:
+        self._redis.set(
+            PREFIX + "pushed:" + digest(request_uri),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
+            nx=True,
+        )
+
+    def take_pushed_request(self, request_uri: str) -> PushedRequest | None:
+        """Atomically consume a pushed request: of two uses only one gets it."""
+        raw = self._redis.getdel(PREFIX + "pushed:" + digest(request_uri))
+        return PushedRequest.from_record(raw) if raw else None

@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 ACCESS_TOKEN = "access_token"  # noqa: S105 - a token type name, not a secret
 REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a token type name, not a secret
 # The token endpoint's methods, each client with its own (as for grant_type=code).
-CLIENT_AUTH_METHODS = [m for m in AUTH_METHODS if m != "private_key_jwt"]  # until registered
+CLIENT_AUTH_METHODS = list(AUTH_METHODS)
 # Revocation: each client with its own method; a public client names itself by client_id,
 # as RFC 7009 §2.1 allows, since holding the token is what proves the right to drop it.
 REVOCATION_AUTH_METHODS = CLIENT_AUTH_METHODS
 # Introspection tells who a token is for, so the caller must really authenticate
 # (RFC 7662 §2.1, §4): public clients have nothing to authenticate with.
-INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 @dataclass(frozen=True)

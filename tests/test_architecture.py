@@ -20,13 +20,16 @@ LAYERS = {
     "models": 1,
     "store": 2,
     "link": 2,
+    "backchannel": 2,
     "keys": 3,
     "sealed": 1,
     "services": 4,
     "interaction": 5,
     "sessions": 5,
+    "consents": 5,
     "oauth": 5,
     "tokens": 5,
+    "logout": 5,
     "web": 6,
     "": 7,  # oidc_link/__init__.py: create_app, the composition root
     "cli": 7,
@@ -42,8 +45,10 @@ OWNERS = {
     "cryptography": {"keys", "sealed"},
     "jwt": {"keys"},
     "authlib": {"oauth", "tokens", "demo"},
-    "joserfc": {"demo"},
-    "requests": {"link"},
+    # oauth: private_key_jwt checks client assertions with Authlib's JOSE library.
+    "joserfc": {"demo", "oauth"},
+    # oauth: fetching private_key_jwt clients' jwks_uri (oauth/client_keys.py).
+    "requests": {"link", "oauth", "backchannel"},
 }
 
 

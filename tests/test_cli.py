@@ -67,6 +67,30 @@ def test_check_config_lists_every_problem_with_its_field_and_exits_1(
     assert "3 problem(s) found." in out
 
 
+def test_check_config_parses_inline_client_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        GOOD
+        + """
+[[clients]]
+client_id = "api"
+token_endpoint_auth_method = "private_key_jwt"
+redirect_uris = ["https://api.example.test/callback"]
+[[clients.jwks.keys]]
+kty = "oct"
+k = "c2VjcmV0LWtleS1tYXRlcmlhbC1ub3QtYWxsb3dlZA"
+"""
+    )
+
+    assert main(["check-config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: " in out
+    assert "'api'" in out
+    assert "1 problem(s) found." in out
+
+
 def test_serve_refuses_an_invalid_config_before_listening(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

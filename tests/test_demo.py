@@ -129,8 +129,15 @@ def test_a_browser_signs_in_at_the_demo_shop_with_the_code_from_the_console(demo
     action, fields = form_with_button(page, "Sign out")
     page = browser.post(action, data=fields, timeout=10)
     assert page.url == demo.running.rp_url + "/"
+    assert [step.headers["Location"].split("?")[0] for step in page.history[:2]] == [
+        demo.running.provider_url + "/logout",
+        demo.running.rp_url + "/signed-out",
+    ]
     assert "Log in with Link" in page.text
     assert "jenny@example.com" not in page.text
+    # The Link session ended too: the next sign-in asks for the email again.
+    again = browser.get(demo.running.rp_url + "/login", timeout=10)
+    assert "/signin/" in again.url
 
 
 def test_the_authorization_code_works_only_once_at_the_shop(demo: Demo) -> None:

@@ -37,6 +37,7 @@ def test_discovery_publishes_every_required_member_and_the_exact_issuer(app: Fla
     assert set(document["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     }
     assert answer.headers["Access-Control-Allow-Origin"] == "*"

@@ -277,10 +277,12 @@ def test_discovery_advertises_refresh_revocation_and_introspection(app: Flask) -
     assert metadata["revocation_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     ]
     assert metadata["introspection_endpoint"] == ISSUER + "/introspect"
     assert metadata["introspection_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]

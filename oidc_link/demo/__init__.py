@@ -40,6 +40,7 @@ def demo_settings(provider_url: str, rp_url: str) -> Settings:
                 "name": "Demo Shop",
                 "client_secret": secrets.token_urlsafe(32),
                 "redirect_uris": [rp_url + "/callback"],
+                "post_logout_redirect_uris": [rp_url + "/signed-out"],
                 "token_endpoint_auth_method": "client_secret_basic",
             }
         ],

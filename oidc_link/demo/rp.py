@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Flask, redirect, render_template_string, request, session, url_for
@@ -153,11 +154,33 @@ def create_rp_app(issuer: str, client_id: str, client_secret: str, rp_base_url: 
         if not claims:
             return failure("invalid_id_token", "the token response carried no ID token")
         session["claims"] = dict(claims)
+        session["id_token"] = token.get("id_token")
         return redirect(url_for("home"))
 
     @app.post("/logout")
     def logout() -> Response:
+        """Forget the user here, then end their Link session too (RP-Initiated Logout 1.0)."""
+        id_token = session.get("id_token")
         session.clear()
+        end_session = link.load_server_metadata().get("end_session_endpoint")
+        if not end_session or not id_token:
+            return redirect(url_for("home"))
+        state = secrets.token_urlsafe(16)
+        session["logout_state"] = state
+        query = urlencode(
+            {
+                "id_token_hint": id_token,
+                "post_logout_redirect_uri": rp_base_url + "/signed-out",
+                "state": state,
+            }
+        )
+        return redirect(f"{end_session}?{query}", 303)
+
+    @app.get("/signed-out")
+    def signed_out() -> Response | tuple[str, int]:
+        expected = session.pop("logout_state", None)
+        if expected is None or request.args.get("state") != expected:
+            return failure("logout_failed", "the logout answer did not carry our state")
         return redirect(url_for("home"))
 
     return app

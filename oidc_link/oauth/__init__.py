@@ -7,21 +7,33 @@ signing key and the claims.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749 import OAuth2Request, UnsupportedResponseTypeError, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
 
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
+from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
 from oidc_link.ids import new_secret
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
-from oidc_link.oauth.claims import OAuthClient, claims_for_scope, pairwise_subject
+from oidc_link.oauth.claims import (
+    OAuthClient,
+    authentication_claims,
+    claims_for_scope,
+    pairwise_subject,
+)
+from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
+from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
+from oidc_link.oauth.client_keys import ClientKeys
 from oidc_link.oauth.grants import CodeGrant, IssuedCode, LinkOpenIDCode, S256CodeChallenge
 from oidc_link.oauth.messages import (
     AuthlibRequest,
@@ -31,6 +43,7 @@ from oidc_link.oauth.messages import (
     ProtocolResponse,
     ValidAuthorization,
 )
+from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.store import Store
 from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
 
@@ -45,9 +58,17 @@ class Provider(AuthorizationServer):
         self.keys = keys
         self.clock = clock
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
+        # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
+        self.client_keys = ClientKeys(settings.clients, clock)
+        self.register_client_auth_method(
+            PRIVATE_KEY_JWT,
+            PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
+        )
         self.tokens = TokenLifecycle(settings, store, clock)
+        self.consents = Consents(store, clock, settings.lifetimes)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True), LinkOpenIDCode(self)])
         self.register_grant(RefreshGrant, [RefreshIDToken(self)])
+        self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
         self._bearer = BearerTokenGenerator(
@@ -69,6 +90,12 @@ class Provider(AuthorizationServer):
         else:
             code: IssuedCode = request.authorization_code
             self.tokens.save(token, code.record, code.family_id)
+            if code.record.sid and "offline_access" not in code.record.scope.split():
+                # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with the
+                # session that issued them, so logout needs to find their family.
+                self.store.remember_session_family(
+                    code.record.sid, code.family_id, self.settings.lifetimes.refresh_token
+                )
 
     def _generate_token(
         self,
@@ -84,6 +111,15 @@ class Provider(AuthorizationServer):
             grant_type == "refresh_token" or self.tokens.offers_refresh(client.settings, scope)
         )
         return self._bearer(grant_type, client, user, scope, expires_in, include_refresh_token)
+
+    def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        # Authlib quotes an unknown response_type in its error description, where RFC 6749
+        # §4.1.2.1 forbids some characters (a quote, non-ASCII): that crashed instead of
+        # answering. Such a value gets the error without a redirect (an error page, or
+        # JSON at /par).
+        if invalid_error_characters(request.payload.response_type or ""):
+            raise UnsupportedResponseTypeError("(not printable)")
+        return super().get_authorization_grant(request)
 
     def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
@@ -109,6 +145,8 @@ class Provider(AuthorizationServer):
         or an error redirect to the RP. Raises AuthorizationPageError when the client or
         redirect URI cannot be trusted.
         """
+        if not isinstance(request, ResolvedAuthorizationRequest):
+            request = self.resolve_authorization_request(request)
         oauth_request = self.create_oauth2_request(request)
         oauth_request.sso_session = session
         grant = self._consent_grant(oauth_request, None)
@@ -116,6 +154,18 @@ class Provider(AuthorizationServer):
             return grant
         parameters = dict(grant.request.payload.data)
         return ValidAuthorization(grant.request.client.settings, parameters, grant.request.user)
+
+    def resolve_authorization_request(
+        self, request: ProtocolRequest
+    ) -> ResolvedAuthorizationRequest:
+        """The parameters /authorize must use: a pushed request's (RFC 9126 §4), consumed
+        here, else the request's own. Raises AuthorizationPageError for a pushed
+        ``request_uri`` that is unknown, expired, used or another client's."""
+        return self.pushed.resolve(request)
+
+    def push_authorization(self, request: ProtocolRequest) -> ProtocolResponse:
+        """``POST /par`` (RFC 9126 §2)."""
+        return self.pushed.push(request)
 
     def session_identity(self, request: OAuth2Request) -> Identity | None:
         """The session's identity if it may answer this request without a new sign-in.
@@ -142,27 +192,66 @@ class Provider(AuthorizationServer):
                 return None
             if claims.get("sub") != self.subject_for(client.settings, session.identity.email):
                 return None
+        # OIDC Core §5.5.1: a ``sub`` asked for by value is a user the session may not be.
+        wanted = parse_claims_request(data.get("claims"))
+        if not wanted.allows_subject(self.subject_for(client.settings, session.identity.email)):
+            return None
         return session.identity
 
-    def approve(self, parameters: dict[str, str], identity: Identity) -> ProtocolResponse:
-        """Issue a code for a finished sign-in and redirect back to the RP."""
-        return self._respond(parameters, identity)
+    def approve(
+        self, parameters: dict[str, str], identity: Identity, session: SsoSession | None = None
+    ) -> ProtocolResponse:
+        """Issue a code for a finished sign-in and redirect back to the RP.
+
+        ``session`` is the SSO session the sign-in belongs to: the code carries its ``sid``
+        and the session remembers the client, for logout.
+        """
+        return self._respond(parameters, identity, session)
+
+    def consent_request(
+        self, client_id: str, parameters: Mapping[str, str], identity: Identity
+    ) -> ConsentRequest:
+        """What the person must approve before this client hears of them (OIDC Core
+        §3.1.2.4): third-party clients only, when not yet remembered or ``prompt=consent``."""
+        client = self.settings.client(client_id)
+        if client is None or not client.third_party:
+            return NOT_NEEDED
+        again = "consent" in (parameters.get("prompt") or "").split()
+        user = self.subject_for(client, identity.email)
+        return self.consents.ask(user, client_id, _asked_scopes(client, parameters), again=again)
+
+    def remember_consent(
+        self, client_id: str, parameters: Mapping[str, str], identity: Identity
+    ) -> None:
+        """The person allowed what this request asks; later requests for no more go through."""
+        client = self.settings.client(client_id)
+        if client is not None and client.third_party:
+            user = self.subject_for(client, identity.email)
+            self.consents.remember(user, client_id, _asked_scopes(client, parameters))
 
     def deny(self, parameters: dict[str, str]) -> ProtocolResponse:
         """Tell the RP the user cancelled: ``access_denied`` (RFC 6749 §4.1.2.1)."""
         return self._respond(parameters, None)
 
-    def _respond(self, parameters: dict[str, str], identity: Identity | None) -> ProtocolResponse:
+    def _respond(
+        self,
+        parameters: dict[str, str],
+        identity: Identity | None,
+        session: SsoSession | None = None,
+    ) -> ProtocolResponse:
         # The stored request is validated again: the client's registration may have
         # changed while the user was signing in.
-        request = ProtocolRequest("GET", "/authorize", query=list(parameters.items()))
+        request = self.create_oauth2_request(
+            ProtocolRequest("GET", "/authorize", query=list(parameters.items()))
+        )
+        request.sso_session = session
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant
         return self._with_issuer(self.create_authorization_response(grant.request, identity, grant))
 
     def _consent_grant(
-        self, request: ProtocolRequest, identity: Identity | None
+        self, request: ProtocolRequest | OAuth2Request, identity: Identity | None
     ) -> Any | ProtocolResponse:
         try:
             return self.get_consent_grant(request, end_user=identity)
@@ -187,7 +276,19 @@ class Provider(AuthorizationServer):
         if found is None or found.expired or found.revoked:
             raise InvalidAccessTokenError()
         record = found.record
-        return {"sub": record.subject, **claims_for_scope(record.identity, record.scope)}
+        # OIDC Core §5.5: claims the code's ``claims`` parameter asked for at /userinfo.
+        requested = parse_claims_request(record.claims).names(USERINFO)
+        client = self.settings.client(record.client_id)
+        registered = client.scopes if client else ()
+        return {
+            "sub": record.subject,
+            **claims_for_scope(record.identity, record.scope, requested, registered),
+            **{
+                name: value
+                for name, value in authentication_claims(record.identity).items()
+                if name in requested
+            },
+        }
 
     def subject_for(self, client: ClientSettings, email: str) -> str:
         return pairwise_subject(self.settings.subject_salt, client.subject_sector, email)
@@ -206,13 +307,21 @@ class Provider(AuthorizationServer):
         }
         if isinstance(code, AuthorizationCode) and code.nonce:
             claims["nonce"] = code.nonce
+        if code.sid:
+            # Back-Channel Logout 1.0 §2.1 (and §2.4): the session the RP can be logged out of.
+            claims["sid"] = code.sid
         client = self.settings.client(code.client_id)
         alg = client.id_token_signed_response_alg if client else "RS256"
         # OIDC Core §3.1.3.6: the hash that matches the ID token's signing algorithm.
         at_hash = create_half_hash(token["access_token"], alg)
         if at_hash is not None:
             claims["at_hash"] = at_hash.decode()
-        claims.update(claims_for_scope(code.identity, token.get("scope", code.scope)))
+        # OIDC Core §5.5: claims the ``claims`` parameter asked for in the ID token too.
+        requested = parse_claims_request(code.claims).names(ID_TOKEN)
+        registered = client.scopes if client else ()
+        scope = token.get("scope", code.scope)
+        claims.update(claims_for_scope(code.identity, scope, requested, registered))
+        claims.update(authentication_claims(code.identity))  # acr, in every ID token
         return self.keys.sign(claims, alg)
 
     def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:
@@ -229,3 +338,22 @@ class Provider(AuthorizationServer):
                 for k, v in response.headers
             ]
         return response
+
+
+# The claims of the ``claims`` parameter (OIDC Core §5.5) and the scope that reveals the same.
+_SCOPE_OF_CLAIM = {"email": "email", "email_verified": "email", "name": "profile"}
+
+
+def _asked_scopes(client: ClientSettings, parameters: Mapping[str, str]) -> list[str]:
+    """The scopes a request asks of the person: those the client may have (as Authlib
+    grants them), plus any that individual claims of a ``claims`` request would reveal."""
+    asked = [s for s in scope_to_list(parameters.get("scope")) or [] if s in client.scopes]
+    try:
+        claims = json.loads(parameters.get("claims") or "{}")
+    except ValueError:
+        claims = {}  # not ours to judge here: the request's validation refuses it
+    for member in ("userinfo", "id_token"):
+        wanted = claims.get(member) if isinstance(claims, dict) else None
+        if isinstance(wanted, dict):
+            asked += [_SCOPE_OF_CLAIM[name] for name in wanted if name in _SCOPE_OF_CLAIM]
+    return list(dict.fromkeys(asked))

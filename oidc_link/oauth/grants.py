@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
     AuthorizationCodeGrant,
     InvalidRequestError,
     InvalidScopeError,
@@ -13,15 +14,21 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
-from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 
-from oidc_link.models import AuthorizationCode, Identity
-from oidc_link.oauth.claims import OAuthClient
+from oidc_link.models import AuthorizationCode, Identity, SsoSession
+from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
+from oidc_link.oauth.claims_request import parse_claims_request
+from oidc_link.oauth.par import PUSHED_MARKER
 
 if TYPE_CHECKING:
     from oidc_link.oauth import Provider
 
-TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # OAuth 2.0 Form Post Response Mode: the web layer turns the redirect into a posted form.
@@ -64,10 +71,26 @@ class CodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     server: Provider
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: OAuthClient) -> str:
+        # Authlib quotes the URI in its error description, and a URI holding a character
+        # RFC 6749 §4.1.2.1 forbids there (a quote, non-ASCII) made that a crash, not an error.
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError("The redirect URI is not supported by this client.")
+        return AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         identity: Identity = request.user
         client: OAuthClient = request.client
         data = request.payload.data
+        # The SSO session this sign-in belongs to (Provider.approve): its sid goes into the
+        # code, and the session remembers the client so that logout can tell it.
+        session: SsoSession | None = getattr(request, "sso_session", None)
+        if session is not None:
+            self.server.store.remember_session_client(
+                session.sid, client.get_client_id(), session.absolute_expiry
+            )
         self.server.store.save_code(
             code,
             AuthorizationCode(
@@ -80,6 +103,9 @@ class CodeGrant(AuthorizationCodeGrant):
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
+                sid=session.sid if session is not None else None,
+                # Validated with the request (LinkOpenIDCode); read when tokens are issued.
+                claims=data.get("claims"),
             ),
         )
 
@@ -133,9 +159,32 @@ class LinkOpenIDCode(OpenIDCode):
             raise RequestURINotSupportedError()
         if data.get("response_mode", "query") not in RESPONSE_MODES:
             raise InvalidRequestError("'response_mode' must be query or form_post.")
+        # RFC 9126 §6: this client's requests must come through PAR (par.py marks them).
+        registered = grant.request.client.settings
+        if registered.require_pushed_authorization_requests and PUSHED_MARKER not in data:
+            raise InvalidRequestError("This client must push its authorization requests (PAR).")
+        # OIDC Core §5.5: the claims request must be well formed; an essential acr must be
+        # one we can give, else the authentication counts as failed (§5.5.1.1).
+        claims_request = parse_claims_request(data.get("claims"))
+        if not claims_request.allows_acr(ACR_SMS_OTP):
+            raise AccessDeniedError("The requested authentication context (acr) is not offered.")
         if grant.request.user is None:
             # Before Authlib's prompt check: prompt=none succeeds only with a usable session.
             grant.request.user = self.provider.session_identity(grant.request)
+            if grant.request.user is not None and prompts == ["none"]:
+                # OIDC Core §3.1.2.6: no page may be shown, so consent the client still
+                # needs is an error, not the consent page. (prompt=none with any other
+                # value is Authlib's invalid_request, §3.1.2.1.)
+                client: OAuthClient = grant.request.client
+                if self.provider.consent_request(
+                    client.get_client_id(), data, grant.request.user
+                ).needed:
+                    raise ConsentRequiredError()
+        elif not claims_request.allows_subject(
+            self.provider.subject_for(registered, grant.request.user.email)
+        ):
+            # OIDC Core §5.5.1: never an answer about another user than the requested sub.
+            raise AccessDeniedError("The signed-in user is not the one the client asked for.")
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         # The nonce is the relying party's replay check (OIDC Core §3.1.3.7): we echo it

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oidc_link.ids import new_id
 from oidc_link.interaction import Interaction
+from oidc_link.logout import Logout
 from oidc_link.oauth import Provider
 from oidc_link.services import Services
 from oidc_link.sessions import Sessions
@@ -23,7 +24,15 @@ from oidc_link.web.headers import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
-JSON_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known/")
+JSON_PATHS = (
+    "/token",
+    "/par",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks.json",
+    "/.well-known/",
+)
 
 
 def asset_dir(name: str) -> str:
@@ -34,8 +43,13 @@ def asset_dir(name: str) -> str:
 
 
 def create_web_app(
-    services: Services, interaction: Interaction, provider: Provider, sessions: Sessions
+    services: Services,
+    interaction: Interaction,
+    provider: Provider,
+    sessions: Sessions,
+    logout: Logout,
 ) -> Flask:
+    from oidc_link.web.logout import LOGOUT_EXTENSION, logout_pages
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol
 
@@ -45,12 +59,14 @@ def create_web_app(
         static_folder=asset_dir("static"),
     )
     app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider, sessions)
+    app.extensions[LOGOUT_EXTENSION] = logout
     hops = services.settings.proxy_hops
     if hops:
         # Trust exactly the configured proxies, so a client cannot pick its own address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.register_blueprint(protocol)
     app.register_blueprint(pages)
+    app.register_blueprint(logout_pages)
 
     @app.before_request
     def assign_request_id() -> None:

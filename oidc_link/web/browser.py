@@ -41,3 +41,8 @@ def set_session_cookie(response: Response, secret: str, *, secure: bool, max_age
         samesite="Lax",
         path="/",
     )
+
+
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
+    """Logout: the browser forgets the session (Redis has already dropped it)."""
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Lax")

@@ -1,4 +1,4 @@
-"""Hosted sign-in pages: email, code, not-on-Link, locked out.
+"""Hosted sign-in pages: email, code, not-on-Link, locked out, consent.
 
 Each POST either redirects (post/redirect/get) or shows the same step with a message.
 """
@@ -23,7 +23,7 @@ from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Proble
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
 from oidc_link.web.answers import authorization_answer
-from oidc_link.web.browser import browser_id, set_session_cookie
+from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
 
@@ -51,6 +51,7 @@ _TEMPLATES = {
     FlowStep.CODE: "code.html",
     FlowStep.NOT_ON_LINK: "not_on_link.html",
     FlowStep.LOCKED: "locked.html",
+    FlowStep.CONSENT: "consent.html",
 }
 # (status, title) of the page for each way a flow can stop.
 _FLOW_ERROR_PAGES: dict[type[FlowError], tuple[int, str]] = {
@@ -103,8 +104,15 @@ def submit_email(flow_id: str) -> Response:
 def submit_code(flow_id: str) -> Response:
     context = web_context()
 
+    started: list[str] = []
+
     def finish(flow: Flow, identity: Identity) -> str:
-        return _location(context.provider.approve(flow.authorization, identity))
+        # The session starts before the code is issued, so the code carries its sid.
+        secret, session = context.sessions.begin(identity)
+        started.append(secret)
+        if context.provider.consent_request(flow.client_id, flow.authorization, identity).needed:
+            return _consent_page(flow, identity)
+        return _location(context.provider.approve(flow.authorization, identity, session))
 
     outcome = context.interaction.submit_code(
         _flow_request(flow_id), request.form.get("code", ""), finish
@@ -118,12 +126,47 @@ def submit_code(flow_id: str) -> Response:
         )
         set_session_cookie(
             response,
-            context.sessions.start(outcome.identity),
+            started[0],
             secure=context.services.settings.issuer.startswith("https:"),
             max_age=context.sessions.cookie_lifetime,
         )
         return response
     return _after(outcome)
+
+
+@pages.post("/signin/<flow_id>/allow")
+def allow(flow_id: str) -> Response:
+    """Allow on the consent page: remembered for this client, then the code goes to the RP."""
+    context = web_context()
+    session = context.sessions.find(session_secret())
+
+    def approve(flow: Flow, identity: Identity) -> str:
+        context.provider.remember_consent(flow.client_id, flow.authorization, identity)
+        # The code carries the sid of the session this very sign-in started (or came from).
+        same_sign_in = session if session is not None and session.identity == identity else None
+        return _location(context.provider.approve(flow.authorization, identity, same_sign_in))
+
+    outcome = context.interaction.allow(_flow_request(flow_id), approve)
+    if isinstance(outcome, Completion):
+        authorization = outcome.flow.authorization
+        return authorization_answer(
+            outcome.redirect_to,
+            authorization.get("redirect_uri"),
+            authorization.get("response_mode"),
+        )
+    return _after(outcome)
+
+
+def _consent_page(flow: Flow, identity: Identity) -> str:
+    """Where a signed-in person is asked to consent: a new flow at the consent step, bound
+    to this browser. (The sign-in's own flow has ended, so a double submit lands here too.)"""
+    browser = browser_id()
+    if browser is None:  # _resume has checked the binding cookie: never the case
+        raise FlowNotFoundError()
+    consent = web_context().interaction.start_consent(
+        flow.client_id, flow.authorization, browser, identity
+    )
+    return url_for("pages.show", flow_id=consent.id)
 
 
 @pages.post("/signin/<flow_id>/resend")
@@ -197,13 +240,20 @@ def _status_of(problem: Problem) -> int:
 
 
 def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[str, int]:
-    client = web_context().services.settings.client(flow.client_id)
+    context = web_context()
+    client = context.services.settings.client(flow.client_id)
+    consent = None
+    if flow.step == FlowStep.CONSENT and flow.identity is not None:
+        consent = context.provider.consent_request(
+            flow.client_id, flow.authorization, flow.identity
+        )
     page = render_template(
         _TEMPLATES[flow.step],
         flow=flow,
         client_name=client.display_name if client else flow.client_id,
         email_value=flow.email or flow.authorization.get("login_hint", ""),
         error=error,
+        consent=consent,
     )
     return page, status
 

@@ -1,4 +1,4 @@
-"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, revoke and introspect."""
+"""Protocol endpoints: discovery, JWKS, authorize, PAR, token, userinfo, revoke, introspect."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from oidc_link.oauth import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.oauth.claims import ACR_SMS_OTP
+from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
 from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
 from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from oidc_link.web.answers import authorization_answer
@@ -59,8 +61,10 @@ def discovery() -> Response:
         "userinfo_endpoint": issuer + "/userinfo",
         "revocation_endpoint": issuer + "/revoke",
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint": issuer + "/introspect",
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "jwks_uri": issuer + "/jwks.json",
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
@@ -69,6 +73,8 @@ def discovery() -> Response:
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
         "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        # private_key_jwt assertions (OIDC Discovery §3, RFC 8414 §2).
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "iss",
@@ -79,17 +85,31 @@ def discovery() -> Response:
             "auth_time",
             "nonce",
             "amr",
+            "acr",
             "at_hash",
             "email",
             "email_verified",
             "name",
+            "sid",
         ],
         "claim_types_supported": ["normal"],
         "ui_locales_supported": ["en"],
         "authorization_response_iss_parameter_supported": True,
-        "claims_parameter_supported": False,
+        # OIDC Core §5.5; our one authentication context (oauth/claims.py).
+        "claims_parameter_supported": True,
+        "acr_values_supported": [ACR_SMS_OTP],
         "request_parameter_supported": False,
+        # Only our own PAR URNs are accepted as request_uri, and PAR is announced by its
+        # endpoint (RFC 9126 §5); this flag is about request objects fetched by reference
+        # (OIDC Core §6.2), which we do not do.
         "request_uri_parameter_supported": False,
+        "pushed_authorization_request_endpoint": issuer + "/par",
+        "require_pushed_authorization_requests": False,
+        # RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0 §2.1.
+        "end_session_endpoint": issuer + "/logout",
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     return _public_json(document)
 
@@ -110,7 +130,9 @@ def authorize() -> Response | tuple[str, int]:
     context = web_context()
     session = context.sessions.find(session_secret())
     try:
-        outcome = context.provider.validate_authorization(protocol_request(), session)
+        # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
+        authorization = context.provider.resolve_authorization_request(protocol_request())
+        outcome = context.provider.validate_authorization(authorization, session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
         return error_page(
@@ -121,22 +143,49 @@ def authorize() -> Response | tuple[str, int]:
             400,
         )
     if isinstance(outcome, ProtocolResponse):
-        return _deliver(outcome, request.values)
+        return _deliver(outcome, authorization.parameters)
+    signed_in, client_id = outcome.signed_in, outcome.client.client_id
+    provider = context.provider
+    if signed_in and provider.consent_request(client_id, outcome.parameters, signed_in).needed:
+        # A third-party client not (yet, or no longer) approved, or prompt=consent: the
+        # session spares the SMS, and the flow begins at the consent step (OIDC Core §3.1.2.4).
+        browser = browser_id_or_new()
+        flow = context.interaction.start_consent(client_id, outcome.parameters, browser, signed_in)
+        return _to_flow_page(flow.id, browser)
     if outcome.signed_in is not None:
         # Single sign-on: the session answers, no page and no SMS (auth_time stays the
         # time of the real sign-in).
-        answer = context.provider.approve(outcome.parameters, outcome.signed_in)
+        answer = context.provider.approve(outcome.parameters, outcome.signed_in, session)
         return _deliver(answer, outcome.parameters)
     browser = browser_id_or_new()
     flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
-    response = redirect(url_for("pages.show", flow_id=flow.id), 303)
-    bind_browser(response, browser, secure=context.services.settings.issuer.startswith("https:"))
+    return _to_flow_page(flow.id, browser)
+
+
+def _to_flow_page(flow_id: str, browser: str) -> Response:
+    """To a hosted page of a new flow, with the cookie that binds it to this browser."""
+    response = redirect(url_for("pages.show", flow_id=flow_id), 303)
+    secure = web_context().services.settings.issuer.startswith("https:")
+    bind_browser(response, browser, secure=secure)
     return response
 
 
 @protocol.post("/token")
 def token() -> Response:
     return to_flask(web_context().provider.token(protocol_request()))
+
+
+@protocol.post("/par")
+def pushed_authorization_request() -> Response:
+    """RFC 9126 §2: the parameters come form-encoded in the body."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        response = jsonify(
+            error="invalid_request",
+            error_description="Send the request as application/x-www-form-urlencoded.",
+        )
+        response.status_code = 400
+        return response
+    return to_flask(web_context().provider.push_authorization(protocol_request()))
 
 
 @protocol.post("/revoke")
