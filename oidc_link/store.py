@@ -206,10 +206,28 @@ class Store:
             ex=self._ttl_until(record.expires_at),
         )
 
-    def take_code(self, code: str) -> AuthorizationCode | None:
-        """Atomically consume a code: of two concurrent redemptions only one gets it."""
-        raw = self._redis.getdel(PREFIX + "code:" + digest(code))
-        return AuthorizationCode.from_record(raw) if raw else None
+    def take_code(
+        self, code: str, family_id: str, remember_for: int
+    ) -> AuthorizationCode | None:
+        """Consume a code, and in the same step remember it as spent into ``family_id``.
+
+        Of two concurrent redemptions only one gets it (WATCH/MULTI: the other's EXEC
+        fails), and a replay at any moment afterwards finds the family to revoke.
+        """
+        key = PREFIX + "code:" + digest(code)
+        with self._redis.pipeline(transaction=True) as pipeline:
+            try:
+                pipeline.watch(key)
+                raw = pipeline.get(key)
+                if raw is None:
+                    return None
+                pipeline.multi()
+                pipeline.delete(key)
+                pipeline.set(PREFIX + "code_spent:" + digest(code), family_id, ex=remember_for)
+                pipeline.execute()
+            except redis.WatchError:
+                return None  # another redemption took it between our GET and EXEC
+        return AuthorizationCode.from_record(raw)
 
     # Access tokens: opaque, looked up by /userinfo.
 
@@ -249,16 +267,12 @@ class Store:
     # one SET, no scan. A token whose family key is missing counts as revoked too, so a
     # lost or evicted family key fails closed.
 
-    def open_family(self, family_id: str, ttl: int, code: str, spent_ttl: int) -> bool:
-        """Start the family of a just-redeemed code, and remember the spent code.
+    def open_family(self, family_id: str, ttl: int) -> bool:
+        """Start the family of a just-redeemed code.
 
         SET NX: a family revoked before it opened (a racing replay) stays revoked.
         """
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.set(PREFIX + "family:" + family_id, FAMILY_LIVE, ex=ttl, nx=True)
-        pipeline.set(PREFIX + "code_spent:" + digest(code), family_id, ex=spent_ttl)
-        opened, _ = pipeline.execute()
-        return bool(opened)
+        return bool(self._redis.set(PREFIX + "family:" + family_id, FAMILY_LIVE, ex=ttl, nx=True))
 
     def family_of_spent_code(self, code: str) -> str | None:
         return self._redis.get(PREFIX + "code_spent:" + digest(code))

@@ -98,12 +98,20 @@ class TokenLifecycle:
 
     # Codes.
 
-    def open_family(self, code: str) -> str | None:
-        """Start the family of a code being redeemed; None if it was revoked meanwhile."""
+    def take_code(self, code: str) -> tuple[AuthorizationCode, str] | None:
+        """Consume a code and name the family its tokens will belong to, in one atomic
+        step, so a replay even a moment later revokes them; a replay of a spent code is
+        revoked here."""
         family_id = new_id("fam")
-        if self.store.open_family(family_id, self.memory, code, self.memory):
-            return family_id
-        return None
+        record = self.store.take_code(code, family_id, self.memory)
+        if record is None:
+            self.revoke_spent_code(code)
+            return None
+        return record, family_id
+
+    def open_family(self, family_id: str) -> bool:
+        """Start a taken code's family; False if a replay revoked it meanwhile."""
+        return self.store.open_family(family_id, self.memory)
 
     def revoke_spent_code(self, code: str) -> None:
         """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""

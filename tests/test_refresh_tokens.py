@@ -362,7 +362,7 @@ def test_a_family_revoked_before_it_opened_stays_revoked(store: Store) -> None:
     # A replay racing the first redemption may revoke first: opening must not undo that.
     store.revoke_family("fam_race", 60)
 
-    assert store.open_family("fam_race", 60, "some-code", 60) is False
+    assert store.open_family("fam_race", 60) is False
     assert store.family_is_live("fam_race") is False
 
 

@@ -141,14 +141,14 @@ def test_a_code_is_taken_once(store: Store, clock: FixedClock) -> None:
     record = make_code_record(clock)
     store.save_code(code, record)
 
-    assert store.take_code(code) == record
-    assert store.take_code(code) is None
+    assert store.take_code(code, "fam_1", 60) == record
+    assert store.take_code(code, "fam_2", 60) is None
 
 
 def test_an_unknown_code_is_none(store: Store, clock: FixedClock) -> None:
     store.save_code(new_secret(), make_code_record(clock))
 
-    assert store.take_code(new_secret()) is None
+    assert store.take_code(new_secret(), "fam_1", 60) is None
 
 
 def test_codes_are_stored_under_a_digest_and_never_raw(
@@ -165,6 +165,28 @@ def test_codes_are_stored_under_a_digest_and_never_raw(
         assert code not in value
 
 
+def test_taking_a_code_remembers_it_as_spent_in_the_same_step(
+    store: Store, clock: FixedClock
+) -> None:
+    # A replay right after the take (before any token is issued) must find the family.
+    code = new_secret()
+    store.save_code(code, make_code_record(clock))
+
+    store.take_code(code, "fam_taken", 60)
+
+    assert store.family_of_spent_code(code) == "fam_taken"
+    assert store.take_code(code, "fam_replay", 60) is None
+    assert store.family_of_spent_code(code) == "fam_taken"
+
+
+def test_an_unknown_code_leaves_nothing_behind(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    assert store.take_code(new_secret(), "fam_x", 60) is None
+
+    assert everything_in(redis_client) == {}
+
+
 def test_concurrent_takers_of_one_code_get_it_exactly_once(store: Store, clock: FixedClock) -> None:
     code = new_secret()
     record = make_code_record(clock)
@@ -174,7 +196,7 @@ def test_concurrent_takers_of_one_code_get_it_exactly_once(store: Store, clock: 
 
     def take() -> AuthorizationCode | None:
         barrier.wait(timeout=10)
-        return store.take_code(code)
+        return store.take_code(code, new_id("fam"), 60)
 
     with ThreadPoolExecutor(max_workers=takers) as pool:
         results = list(pool.map(lambda _: take(), range(takers)))

@@ -26,6 +26,7 @@ from oidc_link.ids import new_secret
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
 from oidc_link.oauth.claims import (
+    SCOPE_CLAIMS,
     OAuthClient,
     authentication_claims,
     claims_for_scope,
@@ -341,7 +342,7 @@ class Provider(AuthorizationServer):
 
 
 # The claims of the ``claims`` parameter (OIDC Core §5.5) and the scope that reveals the same.
-_SCOPE_OF_CLAIM = {"email": "email", "email_verified": "email", "name": "profile"}
+_SCOPE_OF_CLAIM = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
 
 
 def _asked_scopes(client: ClientSettings, parameters: Mapping[str, str]) -> list[str]:
@@ -356,4 +357,6 @@ def _asked_scopes(client: ClientSettings, parameters: Mapping[str, str]) -> list
         wanted = claims.get(member) if isinstance(claims, dict) else None
         if isinstance(wanted, dict):
             asked += [_SCOPE_OF_CLAIM[name] for name in wanted if name in _SCOPE_OF_CLAIM]
-    return list(dict.fromkeys(asked))
+    # A claim is released only within the client's registered scopes (claims_for_scope),
+    # so consent is never asked for a scope that could not be released anyway.
+    return [scope for scope in dict.fromkeys(asked) if scope in client.scopes]

@@ -112,16 +112,17 @@ class CodeGrant(AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: OAuthClient) -> IssuedCode | None:
         # Taken, not read: a code is spent on its first presentation, right or wrong,
         # so two concurrent redemptions can never both succeed.
-        record = self.server.store.take_code(code)
-        if record is None:
-            self.server.tokens.revoke_spent_code(code)
+        taken = self.server.tokens.take_code(code)
+        if taken is None:
             return None
+        record, family_id = taken
         if record.client_id != client.get_client_id():
             return None
         if record.expires_at <= self.server.clock.now():
             return None
-        family_id = self.server.tokens.open_family(code)
-        return IssuedCode(record, family_id) if family_id else None
+        if not self.server.tokens.open_family(family_id):
+            return None
+        return IssuedCode(record, family_id)
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Nothing to do: query_authorization_code already consumed it."""
