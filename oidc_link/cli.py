@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oidc_link.errors import ConfigError
+from oidc_link.errors import ConfigError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from oidc_link.keys import SigningKeys
@@ -59,12 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore.add_argument("file")
     actions.add_parser("generate-kek", help="print a new random key-encryption key")
 
+    hash_secret = commands.add_parser(
+        "hash-secret", help="print the SHA-256 of an API secret key (read from stdin)"
+    )
+    hash_secret.add_argument(
+        "--new",
+        nargs="?",
+        const="live",
+        choices=("live", "test"),
+        help="generate a new random key (sk_live_... or, with 'test', sk_test_...)",
+    )
+
     args = parser.parse_args(argv)
     _configure_logging()
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "keys":
         return keys_command(args)
+    if args.command == "hash-secret":
+        return hash_secret_command(args.new)
     if args.command == "demo":
         from oidc_link.demo import run_demo
 
@@ -104,6 +117,24 @@ def check_config(path: str) -> int:
     return 0
 
 
+def hash_secret_command(new: str | None) -> int:
+    """``oidc-link hash-secret``: what goes in a client's ``api_keys``; the key itself is
+    given to the platform and stored nowhere here."""
+    from oidc_link.ids import digest, new_secret
+
+    if new:
+        key = f"sk_{new}_{new_secret(32)}"
+        print(f"secret key: {key}")
+        print(f"api_keys hash: {digest(key)}")
+        return 0
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("Give the secret key on standard input (or use --new).", file=sys.stderr)
+        return 1
+    print(digest(key))
+    return 0
+
+
 def keys_command(args: argparse.Namespace) -> int:
     """``oidc-link keys ...``: the operator's handle on the signing-key lifecycle."""
     if args.action == "generate-kek":
@@ -130,7 +161,7 @@ def keys_command(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
     except (KeyError, ValueError, OSError) as error:
         print(f"Cannot {args.action}: {error}", file=sys.stderr)
-    except redis.RedisError as error:
+    except (redis.RedisError, StoreUnavailableError) as error:
         print(f"Cannot use Redis: {error}", file=sys.stderr)
     return 1
 
@@ -188,7 +219,7 @@ def serve_provider(config: str | None, host: str, port: int) -> int:
         return 1
     try:
         app = create_app(settings)
-    except redis.RedisError as error:
+    except (redis.RedisError, StoreUnavailableError) as error:
         print(f"Cannot use Redis: {error}", file=sys.stderr)
         return 1
     except KeyEncryptionError as error:

@@ -36,7 +36,7 @@ NOT_NEEDED = ConsentRequest()
 
 class Consents:
     """Per (user, client) grants. ``user`` is the pairwise ``sub`` the client knows the
-    person by (oauth.claims.pairwise_subject), so the stored keys say nothing about them."""
+    person by (accounts.sign_in_account_id), so the stored keys say nothing about them."""
 
     def __init__(self, store: Store, clock: Clock, lifetimes: Lifetimes) -> None:
         self._store = store

@@ -82,3 +82,12 @@ class FlowStepError(FlowError):
 
 class FlowFormExpiredError(FlowError):
     message = "This form is out of date. Go back, reload the page and try again."
+
+
+class StoreUnavailableError(Exception):
+    """Redis cannot be reached (refused, reset or timed out) after the client's bounded
+    retries; the request may succeed if repeated in a few seconds.
+
+    Raised by every Store method in place of redis-py's errors, so that the layers above
+    need not import redis to tell an outage from a bug.
+    """

@@ -118,7 +118,15 @@ class Interaction:
         self._limits = limits
         self._sleep = sleep
 
-    def start(self, client_id: str, authorization: dict[str, str], browser_id: str) -> Flow:
+    def start(
+        self,
+        client_id: str,
+        authorization: dict[str, str],
+        browser_id: str,
+        identity: Identity | None = None,
+    ) -> Flow:
+        """A new sign-in at the email step; or, for someone already signed in (by SMS just
+        now, or by the SSO session) whose client needs their consent, at the consent step."""
         now = self._clock.now()
         flow = Flow(
             id=new_id("flow", 24),
@@ -128,6 +136,11 @@ class Interaction:
             csrf_token=new_secret(24),
             created_at=now,
             expires_at=now + self._lifetimes.flow,
+            **(
+                {"step": FlowStep.CONSENT, "email": identity.email, "identity": identity}
+                if identity
+                else {}
+            ),
         )
         self._store.add_flow(flow)
         return flow
@@ -135,23 +148,8 @@ class Interaction:
     def start_consent(
         self, client_id: str, authorization: dict[str, str], browser_id: str, identity: Identity
     ) -> Flow:
-        """A flow for someone already signed in (by SMS just now, or by the SSO session)
-        whose client needs their consent: it begins at the consent step."""
-        now = self._clock.now()
-        flow = Flow(
-            id=new_id("flow", 24),
-            browser_digest=digest(browser_id),
-            client_id=client_id,
-            authorization=authorization,
-            csrf_token=new_secret(24),
-            created_at=now,
-            expires_at=now + self._lifetimes.flow,
-            step=FlowStep.CONSENT,
-            email=identity.email,
-            identity=identity,
-        )
-        self._store.add_flow(flow)
-        return flow
+        """A flow that begins at the consent step (see ``start``)."""
+        return self.start(client_id, authorization, browser_id, identity)
 
     def view(self, request: FlowRequest) -> Flow:
         """The flow behind a hosted page, for the browser that started it."""

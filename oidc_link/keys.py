@@ -25,6 +25,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from oidc_link.clock import Clock
 from oidc_link.config import KeySettings
+from oidc_link.errors import StoreUnavailableError
 from oidc_link.models import SigningKey
 from oidc_link.sealed import decrypt, encrypt
 from oidc_link.store import Store
@@ -32,6 +33,10 @@ from oidc_link.store import Store
 log = logging.getLogger(__name__)
 
 BACKUP_FORMAT = "oidc-link-keys/1"
+# While Redis is unreachable, a due refresh is tried again this many seconds after it failed
+# (not on every request: each try can cost a connection timeout), and the keys held in
+# memory keep serving JWKS, discovery and signing meanwhile.
+OUTAGE_RETRY_INTERVAL = 5
 # RFC 7638 §3.2: the members of each key type that make up its thumbprint.
 _THUMBPRINT_MEMBERS = {
     "RSA": ("e", "kty", "n"),
@@ -93,6 +98,8 @@ class SigningKeys:
         self._rings: dict[str, list[SigningKey]] = {}
         self._private: dict[str, Any] = {}
         self._loaded_at: int | None = None
+        # Set while refreshes fail because Redis is unreachable: when to try again.
+        self._outage_retry_at: int | None = None
         self._refreshing = threading.Lock()
 
     @property
@@ -140,8 +147,34 @@ class SigningKeys:
             due = (
                 self._loaded_at is None or now - self._loaded_at >= self._settings.refresh_interval
             )
-            if due:
+            if not due or (self._outage_retry_at is not None and now < self._outage_retry_at):
+                return
+            try:
                 self.load()
+            except StoreUnavailableError:
+                if self._loaded_at is None:
+                    raise  # nothing in memory to serve
+                if self._outage_retry_at is None:
+                    log.warning(
+                        "Cannot refresh signing keys: Redis is unreachable. Serving the keys "
+                        "loaded %d s ago until it is back.",
+                        now - self._loaded_at,
+                    )
+                self._outage_retry_at = now + OUTAGE_RETRY_INTERVAL
+                return
+            if self._outage_retry_at is not None:
+                self._outage_retry_at = None
+                log.warning("Signing keys refreshed from Redis again")
+
+    def ready(self) -> bool:
+        """Whether every configured algorithm has a key signing now, judged from memory
+        alone: the readiness probe asks this, and must not reload keys or touch Redis."""
+        if self._loaded_at is None:
+            return False
+        now = self._clock.now()
+        return all(
+            self._current(self._rings.get(alg, []), now) for alg in self._settings.algorithms
+        )
 
     def rotate(self, alg: str = "RS256", *, immediately: bool = False) -> SigningKey | None:
         """Schedule a new key one lead time from now, or, for a leaked key, sign with a new

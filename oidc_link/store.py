@@ -6,11 +6,18 @@ consumed with GETDEL; every key has a TTL unless a comment says why not.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from oidc_link.clock import Clock
+from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import digest, new_secret, same
 from oidc_link.models import (
     AccessToken,
@@ -33,13 +40,32 @@ FLOW_AFTERLIFE = 3600
 # The two values of a token family's key (see "Token families" below).
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
+# Seconds to connect and to wait for an answer, and how many times a failed connection is
+# retried (with 50-500 ms of jittered backoff): an outage answers 503 within about a second
+# when Redis refuses connections, and within REDIS_TIMEOUT when it does not answer at all.
+REDIS_TIMEOUT = 2
+REDIS_RETRIES = 2
+# What counts as Redis being unreachable rather than as a bug: no connection (refused, reset,
+# no master found by Sentinel, still loading its data set) or no answer in time.
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
 def connect(redis_url: str | None) -> redis.Redis:
     """A client for ``redis_url``, or an embedded in-process fakeredis when there is none."""
     if redis_url:
         return redis.Redis.from_url(
-            redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            redis_url,
+            decode_responses=True,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            # Retry only when the connection failed (refused, reset, closed by a restarting
+            # or failing-over server), never after a timeout: a command that timed out may
+            # have run, and running GETDEL or INCR twice is not harmless.
+            retry=Retry(
+                ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+                REDIS_RETRIES,
+                supported_errors=(redis.ConnectionError,),
+            ),
         )
     import fakeredis
 
@@ -50,10 +76,53 @@ def connect(redis_url: str | None) -> redis.Redis:
     return fakeredis.FakeRedis(decode_responses=True)
 
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _outage_translated(method: Method) -> Method:
+    """``method``, raising StoreUnavailableError when Redis cannot be reached."""
+
+    @functools.wraps(method)
+    def call(store: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(store, *args, **kwargs)
+        except OUTAGE_ERRORS as error:
+            store._outage_began(error)
+            raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
+        if store._unreachable_since is not None:
+            store._outage_ended()
+        return result
+
+    return call  # type: ignore[return-value]
+
+
+def _translating_outages(cls: type[Store]) -> type[Store]:
+    """Wrap every public method, including ones added later, so that no caller needs to
+    know redis-py's exceptions and no method needs a try/except of its own."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _outage_translated(member))
+    return cls
+
+
+@_translating_outages
 class Store:
     def __init__(self, client: redis.Redis, clock: Clock) -> None:
         self._redis = client
         self._clock = clock
+        # When the running outage began (by the clock), to log its start and end once
+        # each rather than once per failed request.
+        self._unreachable_since: int | None = None
+
+    def _outage_began(self, error: Exception) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = self._clock.now()
+            log.error("Redis is unreachable (%s): answering 503 until it is back", error)
+
+    def _outage_ended(self) -> None:
+        since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            log.warning("Redis is reachable again, after %d s", self._clock.now() - since)
 
     def _ttl_until(self, expires_at: int) -> int:
         # Expiry is computed from the injected clock, so tests with a fixed clock see the
@@ -257,6 +326,7 @@ class Store:
         self._redis.hdel(PREFIX + "keys:" + key.alg, str(key.slot))
 
     def ping(self) -> bool:
+        """One PING round trip; raises StoreUnavailableError when Redis cannot be reached."""
         return bool(self._redis.ping())
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
@@ -372,3 +442,69 @@ class Store:
         """Atomically consume a pushed request: of two uses only one gets it."""
         raw = self._redis.getdel(PREFIX + "pushed:" + digest(request_uri))
         return PushedRequest.from_record(raw) if raw else None
+
+    # Accounts (the /v1 API): one record per account, and per owner (a client, or its
+    # sector) a sorted set of account ids scored by creation time, for newest-first lists.
+    # No TTL: an account is a durable record that a platform creates and deletes through
+    # the API, like a customer row; expiring it would silently drop a platform's user.
+    # Losing them means the platform's users onboard again (see the ops guide).
+
+    def add_account(self, owner: str, account_id: str, record: str, created: int) -> None:
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.set(PREFIX + "account:" + account_id, record, nx=True)
+        pipeline.zadd(PREFIX + "accounts_of:" + owner, {account_id: created}, nx=True)
+        pipeline.execute()
+
+    def load_account(self, account_id: str) -> str | None:
+        return self._redis.get(PREFIX + "account:" + account_id)
+
+    def delete_account(self, owner: str, account_id: str) -> bool:
+        """Forget an account; False when it was already gone (of two deletes, one wins)."""
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.delete(PREFIX + "account:" + account_id)
+        pipeline.zrem(PREFIX + "accounts_of:" + owner, account_id)
+        deleted, _ = pipeline.execute()
+        return bool(deleted)
+
+    def account_page(
+        self, owner: str, limit: int, starting_after: str | None
+    ) -> tuple[list[str], bool] | None:
+        """Up to ``limit`` account records, newest first, after ``starting_after``; and
+        whether more follow. None when ``starting_after`` is not one of the owner's."""
+        key = PREFIX + "accounts_of:" + owner
+        start = 0
+        if starting_after is not None:
+            rank = self._redis.zrevrank(key, starting_after)
+            if rank is None:
+                return None
+            start = int(rank) + 1
+        # One more than asked, to know whether another page follows.
+        ids = self._redis.zrevrange(key, start, start + limit)
+        page = ids[:limit]
+        records = self._redis.mget([PREFIX + "account:" + account_id for account_id in page])
+        return [record for record in records if record], len(ids) > limit
+
+    # Idempotency keys (the /v1 API): per API key (its digest) and Idempotency-Key (its
+    # digest, as it is the client's choice of text), first an in-flight marker with a short
+    # TTL (SET NX: of two concurrent requests one runs), then the stored response for 24 h.
+
+    def _idempotency_key(self, scope: str, key: str) -> str:
+        return PREFIX + "idempotency:" + scope + ":" + digest(key)
+
+    def claim_idempotency_key(self, scope: str, key: str, record: str, seconds: int) -> bool:
+        return bool(
+            self._redis.set(self._idempotency_key(scope, key), record, nx=True, ex=seconds)
+        )
+
+    def load_idempotency_record(self, scope: str, key: str) -> str | None:
+        return self._redis.get(self._idempotency_key(scope, key))
+
+    def save_idempotency_record(self, scope: str, key: str, record: str, seconds: int) -> None:
+        self._redis.set(self._idempotency_key(scope, key), record, ex=seconds)
+
+    def release_idempotency_key(self, scope: str, key: str, record: str) -> None:
+        """Drop an in-flight marker, only if it is still the one this request set."""
+        name = self._idempotency_key(scope, key)
+        held = self._redis.get(name)
+        if held is not None and same(held, record):
+            self._redis.delete(name)

@@ -30,6 +30,8 @@ LAYERS = {
     "oauth": 5,
     "tokens": 5,
     "logout": 5,
+    "accounts": 5,
+    "idempotency": 5,
     "web": 6,
     "": 7,  # oidc_link/__init__.py: create_app, the composition root
     "cli": 7,

@@ -188,7 +188,7 @@ def test_introspection_describes_an_active_access_token(
     assert answer["iss"] == ISSUER
     assert answer["token_type"] == "Bearer"
     assert answer["scope"] == OFFLINE
-    assert answer["sub"].startswith("usr_")
+    assert answer["sub"].startswith("acct_")
     assert answer["iat"] == live_clock.now()
     assert answer["exp"] == live_clock.now() + 3600
     assert "email" not in answer

@@ -46,7 +46,7 @@ def test_clients_of_one_sector_see_the_same_sub_and_others_a_different_one(
 
     assert at_blog == at_shop
     assert at_spa != at_shop
-    assert at_shop.startswith("usr_")
+    assert at_shop.startswith("acct_")
 
 
 def test_the_sub_is_stable_across_sign_ins_and_the_same_at_userinfo(

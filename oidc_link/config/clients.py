@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", 
 # Methods that authenticate with a shared secret (the others carry none).
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
+# An API secret key is configured only as its SHA-256 (`oidc-link hash-secret`).
+_API_KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ClientSettings:
     # Back-Channel Logout 1.0 §2.2.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # /v1 API secret keys (sk_...), as SHA-256 hex digests; the keys themselves are never stored.
+    api_keys: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -72,6 +77,7 @@ _CLIENT_FIELDS = {
     "post_logout_redirect_uris",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
+    "api_keys",
 }
 _FLAGS = (
     "refresh_tokens",
@@ -174,6 +180,14 @@ def _read_client(
         problem = _redirect_uri_problem(backchannel)
         if problem:
             reader.problem(f"{name}.backchannel_logout_uri", f"{backchannel!r} {problem}")
+    api_keys = reader.text_list(table, "api_keys", f"{name}.api_keys") or ()
+    for key_hash in api_keys:
+        if not _API_KEY_HASH.match(key_hash):
+            reader.problem(
+                f"{name}.api_keys",
+                "each entry must be a SHA-256 hash of a secret key: 64 lowercase hex characters "
+                "(see `oidc-link hash-secret`)",
+            )
 
     if client_id is None:
         return None
@@ -190,6 +204,7 @@ def _read_client(
         jwks_uri=jwks_uri,
         post_logout_redirect_uris=post_logout or (),
         backchannel_logout_uri=backchannel,
+        api_keys=api_keys,
         **flags,
     )
 

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request, UnsupportedResponseTypeError, 
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
 
+from oidc_link.accounts import Accounts, sign_in_account_id
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
@@ -30,7 +31,6 @@ from oidc_link.oauth.claims import (
     OAuthClient,
     authentication_claims,
     claims_for_scope,
-    pairwise_subject,
 )
 from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
@@ -67,6 +67,7 @@ class Provider(AuthorizationServer):
         )
         self.tokens = TokenLifecycle(settings, store, clock)
         self.consents = Consents(store, clock, settings.lifetimes)
+        self.accounts = Accounts(store, clock)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True), LinkOpenIDCode(self)])
         self.register_grant(RefreshGrant, [RefreshIDToken(self)])
         self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
@@ -292,7 +293,9 @@ class Provider(AuthorizationServer):
         }
 
     def subject_for(self, client: ClientSettings, email: str) -> str:
-        return pairwise_subject(self.settings.subject_salt, client.subject_sector, email)
+        """The ``sub`` a client knows the user by: their account id at the client's owner
+        (its sector, else the client itself; issue 6), pairwise per OIDC Core §8.1."""
+        return sign_in_account_id(self.settings.subject_salt, client.subject_sector, email)
 
     def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
         """The ID token of a code exchange, or of a refresh (then without a nonce)."""

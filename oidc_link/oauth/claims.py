@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Collection
 from typing import Any
 
@@ -66,12 +63,6 @@ class OAuthClient(ClientMixin):
         # Every client may refresh; whether it ever gets a refresh token is decided at
         # issue time (TokenLifecycle.offers_refresh).
         return grant_type in ("authorization_code", "refresh_token")
-
-
-def pairwise_subject(salt: str, sector: str, email: str) -> str:
-    """A ``sub`` stable per user and client, unlinkable across clients (OIDC Core §8.1)."""
-    mac = hmac.new(salt.encode(), f"{sector}\x00{email.lower()}".encode(), hashlib.sha256)
-    return "usr_" + base64.b32encode(mac.digest()[:20]).decode().lower()
 
 
 def claims_for_scope(

@@ -91,13 +91,18 @@ class CodeGrant(AuthorizationCodeGrant):
             self.server.store.remember_session_client(
                 session.sid, client.get_client_id(), session.absolute_expiry
             )
+        subject = self.server.subject_for(client.settings, identity.email)
+        # The user's account at this client's owner, created on the first sign-in (issue 6).
+        self.server.accounts.record_sign_in(
+            client.settings.subject_sector, subject, identity.email
+        )
         self.server.store.save_code(
             code,
             AuthorizationCode(
                 client_id=client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.scope,
-                subject=self.server.subject_for(client.settings, identity.email),
+                subject=subject,
                 identity=identity,
                 expires_at=self.server.clock.now() + self.server.settings.lifetimes.code,
                 nonce=data.get("nonce"),

@@ -12,6 +12,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import new_id
 from oidc_link.interaction import Interaction
 from oidc_link.logout import Logout
@@ -32,7 +33,12 @@ JSON_PATHS = (
     "/introspect",
     "/jwks.json",
     "/.well-known/",
+    "/healthz",
+    "/readyz",
 )
+# RFC 9110 §10.2.3: how long a client should wait before repeating a request that met a
+# Redis outage; long enough for a restart or failover to finish, short for a person.
+OUTAGE_RETRY_AFTER = 5
 
 
 def asset_dir(name: str) -> str:
@@ -49,6 +55,8 @@ def create_web_app(
     sessions: Sessions,
     logout: Logout,
 ) -> Flask:
+    from oidc_link.web.api import API_PREFIX, error_response, install_api
+    from oidc_link.web.health import health
     from oidc_link.web.logout import LOGOUT_EXTENSION, logout_pages
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol
@@ -67,6 +75,8 @@ def create_web_app(
     app.register_blueprint(protocol)
     app.register_blueprint(pages)
     app.register_blueprint(logout_pages)
+    install_api(app, services)
+    app.register_blueprint(health)
 
     @app.before_request
     def assign_request_id() -> None:
@@ -91,15 +101,44 @@ def create_web_app(
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response | str, int]:
         status = error.code or 500
+        if request.path.startswith(API_PREFIX + "/"):
+            # DESIGN.md §6: never an HTML page on the /v1 API (unknown path, wrong method...).
+            return error_response(status, "invalid_request_error", error.description or error.name)
         if request.path.startswith(JSON_PATHS):
             return jsonify(error="invalid_request", error_description=error.description), status
         return error_page(
             error.name, HTTP_MESSAGES.get(status, "Please go back and try again."), status
         )
 
+    @app.errorhandler(StoreUnavailableError)
+    def store_unavailable(
+        error: StoreUnavailableError,
+    ) -> tuple[Response | str, int, dict[str, str]]:
+        # The store logs the outage once when it begins; here only which request met it.
+        log.info("Answered 503 while Redis is unreachable (request id %s)", g.get("request_id"))
+        retry = {"Retry-After": str(OUTAGE_RETRY_AFTER)}
+        message = "The service is briefly unavailable. Please try again in a few seconds."
+        if request.path.startswith(API_PREFIX + "/"):
+            # DESIGN.md §6: the /v1 API answers in Stripe's error shape.
+            answer, status = error_response(503, "api_error", message, code="service_unavailable")
+            return answer, status, retry
+        if request.path.startswith(JSON_PATHS):
+            # temporarily_unavailable is RFC 6749 §4.1.2.1's name for exactly this state;
+            # the token endpoint's own list (§5.2) has none, so RPs go by the 503 status.
+            return jsonify(error="temporarily_unavailable", error_description=message), 503, retry
+        page, status = error_page(
+            "Sign-in is briefly unavailable",
+            "We can't continue your sign-in right now. Please wait a few seconds and reload "
+            "this page, or go back to the site and try again.",
+            503,
+        )
+        return page, status, retry
+
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> tuple[Response | str, int]:
         log.exception("Unhandled error (request id %s)", g.get("request_id"))
+        if request.path.startswith(API_PREFIX + "/"):
+            return error_response(500, "api_error", "Unexpected error; please retry later.")
         if request.path.startswith(JSON_PATHS):
             return jsonify(error="server_error", error_description="Unexpected error."), 500
         return error_page(

@@ -1,0 +1,209 @@
+"""Accounts: a platform's users as seen through the /v1 API, owned by a client or its sector.
+
+Validates and stores accounts through the store; knows nothing of HTTP (the web layer's
+``api`` module speaks the Stripe-shaped dialect on top of this).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from oidc_link.clock import Clock
+from oidc_link.ids import new_id
+from oidc_link.store import Store
+
+ACCOUNT_TYPES = ("express", "custom")
+# Stripe's metadata limits (docs.stripe.com/metadata): 50 keys, 40-character keys,
+# 500-character values.
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+EMAIL_MAX_LENGTH = 254  # RFC 5321 §4.5.3.1.3: the longest usable address path
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class AccountParameterError(Exception):
+    """A parameter the caller must fix: which one, a machine code and a message."""
+
+    def __init__(self, param: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+        self.message = message
+
+
+class UnknownStartingPointError(Exception):
+    """``starting_after`` names no account of this owner."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    owner: str
+    created: int
+    type: str
+    email: str | None = None
+    # True once onboarding has bound a verified Link identity (Account Links, next step).
+    details_submitted: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "owner": self.owner,
+                "created": self.created,
+                "type": self.type,
+                "email": self.email,
+                "details_submitted": self.details_submitted,
+                "metadata": self.metadata,
+            }
+        )
+
+    @classmethod
+    def from_record(cls, raw: str) -> Account:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            owner=data["owner"],
+            created=int(data["created"]),
+            type=data["type"],
+            email=data.get("email"),
+            details_submitted=bool(data.get("details_submitted", False)),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    accounts: list[Account]
+    has_more: bool
+
+
+class Accounts:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def create(
+        self,
+        owner: str,
+        account_type: str | None,
+        email: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Account:
+        """A new account for ``owner``; raises AccountParameterError before storing anything."""
+        if account_type is None or account_type == "":
+            raise AccountParameterError(
+                "type", "parameter_missing", "Missing required param: type."
+            )
+        if account_type not in ACCOUNT_TYPES:
+            raise AccountParameterError(
+                "type",
+                "parameter_invalid_string",
+                f"Invalid type: must be one of {', '.join(ACCOUNT_TYPES)}.",
+            )
+        if email is not None:
+            email = email.strip()
+            if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email):
+                raise AccountParameterError("email", "email_invalid", "Invalid email address.")
+        account = Account(
+            id=new_id("acct", 16),
+            owner=owner,
+            created=self._clock.now(),
+            type=account_type,
+            email=email or None,
+            metadata=checked_metadata(metadata or {}),
+        )
+        self._store.add_account(owner, account.id, account.to_record(), account.created)
+        return account
+
+    def record_sign_in(self, owner: str, account_id: str, email: str) -> None:
+        """The account of a user who signed in through OIDC, created on the first sign-in:
+        an ``express`` account whose details are the verified Link identity."""
+        if self._store.load_account(account_id) is not None:
+            return
+        account = Account(
+            id=account_id,
+            owner=owner,
+            created=self._clock.now(),
+            type="express",
+            email=email,
+            details_submitted=True,
+        )
+        # SET NX inside: of two first sign-ins at once, the first record stays.
+        self._store.add_account(owner, account.id, account.to_record(), account.created)
+
+    def find(self, owner: str, account_id: str) -> Account | None:
+        """The owner's account, or None: another owner's account is as absent as none."""
+        raw = self._store.load_account(account_id)
+        if raw is None:
+            return None
+        account = Account.from_record(raw)
+        return account if account.owner == owner else None
+
+    def delete(self, owner: str, account_id: str) -> bool:
+        if self.find(owner, account_id) is None:
+            return False
+        return self._store.delete_account(owner, account_id)
+
+    def page(self, owner: str, limit: int, starting_after: str | None = None) -> AccountPage:
+        found = self._store.account_page(owner, limit, starting_after)
+        if found is None:
+            raise UnknownStartingPointError(starting_after or "")
+        records, has_more = found
+        return AccountPage([Account.from_record(raw) for raw in records], has_more)
+
+
+def sign_in_account_id(salt: str, owner: str, email: str) -> str:
+    """The account id of a user who signs in at ``owner``'s clients: the OIDC ``sub``.
+
+    Derived, not drawn at random: pairwise per owner (OIDC Core §8.1, unlinkable across
+    owners without the salt) and the same after Redis loses the account record, so a
+    relying party never sees its users change ``sub``.
+    """
+    mac = hmac.new(salt.encode(), f"{owner}\x00{email.lower()}".encode(), hashlib.sha256)
+    return "acct_" + base64.b32encode(mac.digest()[:20]).decode().lower()
+
+
+def checked_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """Stripe's rules: string keys and values within the limits; an empty value unsets
+    the key, so on creation it is simply left out."""
+    kept: dict[str, str] = {}
+    for key, value in metadata.items():
+        param = f"metadata[{key}]"
+        if not isinstance(key, str) or not key or "[" in key or "]" in key:
+            raise AccountParameterError(
+                "metadata", "parameter_invalid_string", "Metadata keys must be non-empty text."
+            )
+        if len(key) > METADATA_MAX_KEY_LENGTH:
+            raise AccountParameterError(
+                param,
+                "parameter_invalid_string",
+                f"Metadata keys can have at most {METADATA_MAX_KEY_LENGTH} characters.",
+            )
+        if not isinstance(value, str):
+            raise AccountParameterError(
+                param, "parameter_invalid_string", "Metadata values must be strings."
+            )
+        if len(value) > METADATA_MAX_VALUE_LENGTH:
+            raise AccountParameterError(
+                param,
+                "parameter_invalid_string",
+                f"Metadata values can have at most {METADATA_MAX_VALUE_LENGTH} characters.",
+            )
+        if value:
+            kept[key] = value
+    if len(kept) > METADATA_MAX_KEYS:
+        raise AccountParameterError(
+            "metadata",
+            "parameter_invalid_string",
+            f"Metadata can have at most {METADATA_MAX_KEYS} keys.",
+        )
+    return kept

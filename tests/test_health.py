@@ -1,0 +1,143 @@
+"""/healthz and /readyz against a redis-server of the test's own, stopped and started."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from oidc_link import create_app
+from oidc_link.clock import FixedClock
+from oidc_link.config import Settings
+from oidc_link.keys import SigningKeys
+from oidc_link.services import Services, build_services
+from oidc_link.store import Store, connect
+from tests.conftest import ISSUER
+from tests.redis_process import RedisProcess, stoppable_redis
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    with stoppable_redis(tmp_path) as process:
+        yield process
+
+
+@pytest.fixture
+def services(settings: Settings, redis_process: RedisProcess, clock: FixedClock) -> Services:
+    # The production client (timeouts, bounded retries), not a test double.
+    return build_services(settings, clock=clock, redis_client=connect(redis_process.url))
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services) -> Flask:
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def probe(client: FlaskClient, path: str) -> tuple[int, dict[str, object], str]:
+    answer = client.get(path, base_url=ISSUER)
+    assert answer.mimetype == "application/json"
+    return answer.status_code, answer.get_json(), answer.headers["Cache-Control"]
+
+
+@pytest.fixture
+def admin(redis_process: RedisProcess) -> Iterator[redis.Redis]:
+    """A connection of the test's own to read the server's statistics (opened once, so
+    that its own handshake is not counted between two readings)."""
+    with redis.Redis.from_url(redis_process.url) as connection:
+        connection.ping()
+        yield connection
+
+
+def commands_served(admin: redis.Redis) -> dict[str, int]:
+    """Calls per command the server has answered, leaving out the INFO that asks."""
+    stats = admin.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(stat["calls"])
+        for name, stat in stats.items()
+        if name != "cmdstat_info"
+    }
+
+
+def test_healthz_answers_ok_and_is_never_cached(client: FlaskClient) -> None:
+    assert probe(client, "/healthz") == (200, {"status": "ok"}, "no-store")
+
+
+def test_healthz_answers_ok_while_redis_is_down(
+    client: FlaskClient, redis_process: RedisProcess
+) -> None:
+    redis_process.stop()
+
+    assert probe(client, "/healthz") == (200, {"status": "ok"}, "no-store")
+
+
+def test_readyz_is_ready_when_redis_answers_and_the_signing_keys_are_loaded(
+    client: FlaskClient,
+) -> None:
+    status, body, cache = probe(client, "/readyz")
+
+    assert status == 200
+    assert body == {"status": "ok", "checks": {"redis": "ok", "signing_keys": "ok"}}
+    assert cache == "no-store"
+
+
+def test_readyz_turns_unready_while_redis_is_down_and_ready_again_when_it_is_back(
+    client: FlaskClient, redis_process: RedisProcess
+) -> None:
+    assert probe(client, "/readyz")[0] == 200
+
+    redis_process.stop()
+    status, body, cache = probe(client, "/readyz")
+
+    assert status == 503
+    assert body == {
+        "status": "unavailable",
+        "checks": {"redis": "unreachable", "signing_keys": "ok"},
+    }
+    assert cache == "no-store"
+
+    redis_process.start()
+
+    assert probe(client, "/readyz")[0] == 200
+
+
+def test_readyz_costs_one_ping_and_no_key_reload_even_when_a_refresh_is_due(
+    client: FlaskClient, admin: redis.Redis, clock: FixedClock, settings: Settings
+) -> None:
+    clock.advance(settings.keys.refresh_interval + 1)
+    before = commands_served(admin)
+
+    for _ in range(3):
+        assert probe(client, "/readyz")[0] == 200
+
+    after = commands_served(admin)
+    spent = {name: after[name] - before.get(name, 0) for name in after}
+    assert {name: calls for name, calls in spent.items() if calls} == {"ping": 3}
+
+
+def test_healthz_makes_no_redis_call(client: FlaskClient, admin: redis.Redis) -> None:
+    before = commands_served(admin)
+
+    assert probe(client, "/healthz")[0] == 200
+
+    assert commands_served(admin) == before
+
+
+def test_signing_keys_are_ready_only_once_loaded(settings: Settings, clock: FixedClock) -> None:
+    store = Store(fakeredis.FakeRedis(decode_responses=True), clock)
+    keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
+
+    assert keys.ready() is False
+
+    keys.load()
+
+    assert keys.ready() is True

@@ -1,0 +1,184 @@
+"""docs/openapi.json tells the truth: real /v1 responses validate against its schemas, and
+every documented operation and status is exercised here."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from werkzeug.test import TestResponse
+
+from oidc_link.clock import FixedClock
+from oidc_link.config import Settings
+from oidc_link.idempotency import Idempotency, Started, fingerprint
+from oidc_link.ids import digest
+from oidc_link.store import Store
+from tests.api_client import BLOG_KEY, SHOP_KEY, Platform, api_settings
+
+DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+DOCUMENT = json.loads(DOCUMENT_PATH.read_text())
+DOCUMENT_URI = "urn:oidc-link:openapi"
+REGISTRY = Registry().with_resource(
+    DOCUMENT_URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT202012)
+)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return api_settings()
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (components/responses, headers, parameters)."""
+    while "$ref" in node:
+        target: Any = DOCUMENT
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def operation_for(method: str, path: str) -> tuple[str, dict[str, Any]]:
+    for template, item in DOCUMENT["paths"].items():
+        pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path) and method.lower() in item:
+            return template, item[method.lower()]
+    raise AssertionError(f"{method} {path} is not documented")
+
+
+def schema_validator(pointer: str) -> Draft202012Validator:
+    return Draft202012Validator({"$ref": f"{DOCUMENT_URI}#{pointer}"}, registry=REGISTRY)
+
+
+class Checker:
+    """Validates responses against the document and records what was covered."""
+
+    def __init__(self) -> None:
+        self.covered: set[tuple[str, str, str]] = set()
+
+    def check(self, method: str, path: str, response: TestResponse) -> TestResponse:
+        template, operation = operation_for(method, path)
+        status = str(response.status_code)
+        assert status in operation["responses"], f"{method} {template} {status} undocumented"
+        documented = resolve(operation["responses"][status])
+        assert response.mimetype in documented["content"]
+        for name, header in documented.get("headers", {}).items():
+            header = resolve(header)
+            if header.get("required"):
+                assert name in response.headers, f"{name} missing"
+            if name in response.headers:
+                errors = list(
+                    Draft202012Validator(header["schema"]).iter_errors(response.headers[name])
+                )
+                assert not errors, errors
+        schema = documented["content"][response.mimetype]["schema"]
+        pointer = schema["$ref"].removeprefix("#")
+        errors = list(schema_validator(pointer).iter_errors(response.get_json()))
+        assert not errors, [error.message for error in errors]
+        self.covered.add((template, method.lower(), status))
+        return response
+
+
+def documented_responses() -> set[tuple[str, str, str]]:
+    return {
+        (template, method, status)
+        for template, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+        for status in operation["responses"]
+    }
+
+
+def test_the_document_is_openapi_3_1_with_valid_json_schemas() -> None:
+    assert DOCUMENT["openapi"].startswith("3.1.")
+    for schema in DOCUMENT["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    # Every $ref points at something that exists.
+    for ref in re.findall(r'"\$ref": "#/([^"]+)"', DOCUMENT_PATH.read_text()):
+        target: Any = DOCUMENT
+        for part in ref.split("/"):
+            assert part in target, ref
+            target = target[part]
+
+
+def test_the_documented_request_parameters_accept_what_the_api_accepts() -> None:
+    validator = schema_validator("/components/schemas/AccountCreateParams")
+
+    assert validator.is_valid({"type": "express", "email": "a@b.co", "metadata": {"k": "v"}})
+    assert not validator.is_valid({"type": "standard"})
+    assert not validator.is_valid({"type": "express", "color": "blue"})
+    assert not validator.is_valid({"email": "a@b.co"})
+    assert not validator.is_valid({"type": "express", "metadata": {"k" * 41: "v"}})
+
+
+def test_every_documented_response_is_what_the_api_sends(
+    app: Flask, redis_client: redis.Redis, live_clock: FixedClock
+) -> None:
+    checker = Checker()
+    shop, blog = Platform(app, SHOP_KEY), Platform(app, BLOG_KEY)
+    nobody = Platform(app, "sk_test_unknown")
+
+    # POST /v1/accounts
+    created = checker.check(
+        "POST",
+        "/v1/accounts",
+        shop.post(
+            "/v1/accounts",
+            {"type": "express", "email": "jenny@example.com", "metadata[a]": "b"},
+            idempotency_key="first",
+        ),
+    ).get_json()
+    replay = shop.post(
+        "/v1/accounts",
+        {"type": "express", "email": "jenny@example.com", "metadata[a]": "b"},
+        idempotency_key="first",
+    )
+    checker.check("POST", "/v1/accounts", replay)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    checker.check("POST", "/v1/accounts", shop.post("/v1/accounts", {"type": "x"}))
+    checker.check("POST", "/v1/accounts", nobody.post("/v1/accounts", {"type": "custom"}))
+    started = Idempotency(Store(redis_client, live_clock)).begin(
+        digest(SHOP_KEY), "running", fingerprint("POST", "/v1/accounts", {"type": "custom"})
+    )
+    assert isinstance(started, Started)
+    checker.check(
+        "POST",
+        "/v1/accounts",
+        shop.post("/v1/accounts", {"type": "custom"}, idempotency_key="running"),
+    )
+    live_clock.advance(1)
+    shop.create_account()
+
+    # GET /v1/accounts
+    checker.check("GET", "/v1/accounts", shop.get("/v1/accounts", {"limit": "1"}))
+    checker.check("GET", "/v1/accounts", shop.get("/v1/accounts", {"limit": "1000"}))
+    checker.check("GET", "/v1/accounts", nobody.get("/v1/accounts"))
+
+    # GET and DELETE /v1/accounts/{account}
+    path = f"/v1/accounts/{created['id']}"
+    checker.check("GET", path, shop.get(path))
+    checker.check("GET", path, shop.get(path, {"expand": "x"}))
+    checker.check("GET", path, nobody.get(path))
+    checker.check("GET", path, blog.get(path))
+    checker.check("DELETE", path, shop.delete(path + "?x=1"))
+    checker.check("DELETE", path, nobody.delete(path))
+    checker.check("DELETE", path, shop.delete(path))
+    checker.check("DELETE", path, shop.delete(path))
+
+    # Every operation answers 429 once the key's requests for this second are spent.
+    spent = [shop.get("/v1/accounts").status_code for _ in range(101)]
+    assert spent[-1] == 429
+    checker.check("POST", "/v1/accounts", shop.post("/v1/accounts", {"type": "custom"}))
+    checker.check("GET", "/v1/accounts", shop.get("/v1/accounts"))
+    checker.check("GET", path, shop.get(path))
+    checker.check("DELETE", path, shop.delete(path))
+
+    assert checker.covered == documented_responses()
