@@ -145,12 +145,6 @@ class Interaction:
         self._store.add_flow(flow)
         return flow
 
-    def start_consent(
-        self, client_id: str, authorization: dict[str, str], browser_id: str, identity: Identity
-    ) -> Flow:
-        """A flow that begins at the consent step (see ``start``)."""
-        return self.start(client_id, authorization, browser_id, identity)
-
     def view(self, request: FlowRequest) -> Flow:
         """The flow behind a hosted page, for the browser that started it."""
         return self._resume(request, check_form=False)

@@ -163,7 +163,7 @@ def _consent_page(flow: Flow, identity: Identity) -> str:
     browser = browser_id()
     if browser is None:  # _resume has checked the binding cookie: never the case
         raise FlowNotFoundError()
-    consent = web_context().interaction.start_consent(
+    consent = web_context().interaction.start(
         flow.client_id, flow.authorization, browser, identity
     )
     return url_for("pages.show", flow_id=consent.id)

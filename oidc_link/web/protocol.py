@@ -150,7 +150,7 @@ def authorize() -> Response | tuple[str, int]:
         # A third-party client not (yet, or no longer) approved, or prompt=consent: the
         # session spares the SMS, and the flow begins at the consent step (OIDC Core §3.1.2.4).
         browser = browser_id_or_new()
-        flow = context.interaction.start_consent(client_id, outcome.parameters, browser, signed_in)
+        flow = context.interaction.start(client_id, outcome.parameters, browser, signed_in)
         return _to_flow_page(flow.id, browser)
     if outcome.signed_in is not None:
         # Single sign-on: the session answers, no page and no SMS (auth_time stays the
