@@ -37,9 +37,16 @@ def create_app(
     # Load (or create) the signing key now, so a broken Redis fails start-up, not a request.
     services.keys.load()
     interaction = Interaction(
-        services.store, services.link, services.clock, settings.lifetimes, settings.limits
+        services.store,
+        services.link,
+        services.clock,
+        settings.lifetimes,
+        settings.limits,
+        metrics=services.metrics,
     )
-    provider = Provider(settings, services.store, services.keys, services.clock)
+    provider = Provider(
+        settings, services.store, services.keys, services.clock, metrics=services.metrics
+    )
     sessions = Sessions(services.store, services.clock, settings.lifetimes)
     logout = Logout(
         settings,

@@ -7,11 +7,12 @@ Validates and stores accounts through the store; knows nothing of HTTP (the web 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oidc_link.clock import Clock
@@ -49,9 +50,11 @@ class Account:
     created: int
     type: str
     email: str | None = None
-    # True once onboarding has bound a verified Link identity (Account Links, next step).
+    # True once a verified Link identity is bound (first sign-in, or onboarding).
     details_submitted: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    # The name Link gave at the last verification; shown on the hosted account page only.
+    name: str | None = None
 
     def to_record(self) -> str:
         return json.dumps(
@@ -63,6 +66,7 @@ class Account:
                 "email": self.email,
                 "details_submitted": self.details_submitted,
                 "metadata": self.metadata,
+                "name": self.name,
             }
         )
 
@@ -77,7 +81,18 @@ class Account:
             email=data.get("email"),
             details_submitted=bool(data.get("details_submitted", False)),
             metadata=dict(data.get("metadata") or {}),
+            name=data.get("name"),
         )
+
+
+class Binding(enum.Enum):
+    """How binding a verified identity to an account went."""
+
+    BOUND = "bound"
+    # The email is already some other account's at this owner (it signed in, or onboarded).
+    EMAIL_TAKEN = "email_taken"
+    # The account was deleted while its link was being used.
+    ACCOUNT_GONE = "account_gone"
 
 
 @dataclass(frozen=True)
@@ -87,9 +102,43 @@ class AccountPage:
 
 
 class Accounts:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, subject_salt: str) -> None:
         self._store = store
         self._clock = clock
+        self._salt = subject_salt
+
+    def subject_of(self, owner: str, email: str) -> str:
+        """The account id (the OIDC ``sub``) of a verified email at ``owner``: the account it
+        onboarded into or moved to, else the id derived from the email."""
+        bound = self._store.account_for_email(owner, email)
+        return bound or sign_in_account_id(self._salt, owner, email)
+
+    def bind(self, owner: str, account_id: str, email: str, name: str | None) -> Binding:
+        """Onboarding or an update verified ``email`` for this account: from now on a
+        sign-in with it at the owner's clients gives this account id as ``sub``."""
+        account = self.find(owner, account_id)
+        if account is None:
+            return Binding.ACCOUNT_GONE
+        email = email.lower()
+        previous = account.email.lower() if account.details_submitted and account.email else None
+        if email != previous:
+            current = self.subject_of(owner, email)
+            taken = current != account_id and (
+                self._store.account_for_email(owner, email) is not None
+                or self._store.load_account(current) is not None
+            )
+            if taken or not self._store.bind_account_email(owner, email, account_id):
+                return Binding.EMAIL_TAKEN
+            if previous is not None:
+                self._store.unbind_account_email(owner, previous, account_id)
+                if sign_in_account_id(self._salt, owner, previous) == account_id:
+                    # The old email's derived id is this account: a later sign-in with the
+                    # old email must not land here, so it gets an account of its own.
+                    self._store.bind_account_email(owner, previous, new_id("acct", 16))
+        updated = replace(account, email=email, name=name, details_submitted=True)
+        if not self._store.replace_account(account_id, updated.to_record()):
+            return Binding.ACCOUNT_GONE
+        return Binding.BOUND
 
     def create(
         self,
@@ -124,7 +173,9 @@ class Accounts:
         self._store.add_account(owner, account.id, account.to_record(), account.created)
         return account
 
-    def record_sign_in(self, owner: str, account_id: str, email: str) -> None:
+    def record_sign_in(
+        self, owner: str, account_id: str, email: str, name: str | None = None
+    ) -> None:
         """The account of a user who signed in through OIDC, created on the first sign-in:
         an ``express`` account whose details are the verified Link identity."""
         if self._store.load_account(account_id) is not None:
@@ -136,6 +187,7 @@ class Accounts:
             type="express",
             email=email,
             details_submitted=True,
+            name=name,
         )
         # SET NX inside: of two first sign-ins at once, the first record stays.
         self._store.add_account(owner, account.id, account.to_record(), account.created)
@@ -149,8 +201,11 @@ class Accounts:
         return account if account.owner == owner else None
 
     def delete(self, owner: str, account_id: str) -> bool:
-        if self.find(owner, account_id) is None:
+        account = self.find(owner, account_id)
+        if account is None:
             return False
+        if account.email and account.details_submitted:
+            self._store.unbind_account_email(owner, account.email, account_id)
         return self._store.delete_account(owner, account_id)
 
     def page(self, owner: str, limit: int, starting_after: str | None = None) -> AccountPage:

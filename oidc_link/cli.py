@@ -6,7 +6,6 @@ import argparse
 import base64
 import json
 import logging
-import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oidc_link.errors import ConfigError, StoreUnavailableError
+from oidc_link.logs import configure_logging
 
 if TYPE_CHECKING:
     from oidc_link.keys import SigningKeys
@@ -30,8 +30,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the provider")
     serve.add_argument("--config", help="TOML file (default: $OIDC_LINK_CONFIG)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    # Flags win over [server] in the configuration (see docs/configuration.md).
+    serve.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: [server] port, 8000)")
+    serve.add_argument("--workers", type=_positive, help="worker processes ([server] workers)")
+    serve.add_argument("--threads", type=_positive, help="threads per worker ([server] threads)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="Flask's development server with the reloader; allows the sandbox and fakeredis",
+    )
+    serve.add_argument(
+        "--allow-sandbox",
+        action="store_true",
+        help="production server with the sandbox Link network (staging, benchmarks)",
+    )
 
     demo = commands.add_parser("demo", help="run the provider and a sample relying party")
     demo.add_argument("--host", default="127.0.0.1")
@@ -40,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="report every problem in a config file")
     check.add_argument("file")
+    check.add_argument(
+        "--production",
+        action="store_true",
+        help="also apply what `serve` refuses in production (fakeredis, sandbox, http issuer)",
+    )
+    check.add_argument(
+        "--allow-sandbox", action="store_true", help="with --production: accept the sandbox"
+    )
 
     keys = commands.add_parser("keys", help="list, rotate, retire, back up the signing keys")
     keys.add_argument("--config", help="TOML file (default: $OIDC_LINK_CONFIG)")
@@ -71,9 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    _configure_logging()
+    from oidc_link.config import log_settings_from_environment
+
+    # From the environment for now; serve applies its configuration file's once read.
+    early = log_settings_from_environment()
+    configure_logging(early.format_or(default_log_format(args)), early.level)
     if args.command == "check-config":
-        return check_config(args.file)
+        return check_config(
+            args.file, production=args.production, allow_sandbox=args.allow_sandbox
+        )
     if args.command == "keys":
         return keys_command(args)
     if args.command == "hash-secret":
@@ -87,12 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Cannot start the demo: {error}", file=sys.stderr)
             return 1
         return 0
-    return serve_provider(args.config, args.host, args.port)
+    return serve_provider(args)
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, *, production: bool = False, allow_sandbox: bool = False) -> int:
     from oidc_link.clock import SystemClock
     from oidc_link.config import load_settings
+    from oidc_link.config.production import production_problems
     from oidc_link.oauth.client_keys import ClientKeys
 
     try:
@@ -110,6 +138,13 @@ def check_config(path: str) -> int:
             print(f"{path}: {problem}")
         print(f"{len(error.problems)} problem(s) found.")
         return 1
+    if production:
+        problems = production_problems(settings, allow_sandbox=allow_sandbox)
+        for problem in problems:
+            print(f"{path}: {problem}")
+        if problems:
+            print(f"{len(problems)} problem(s) found for production.")
+            return 1
     print(
         f"{path}: OK ({len(settings.clients)} client(s), issuer {settings.issuer}, "
         f"Link mode {settings.link.mode})"
@@ -204,58 +239,62 @@ def _when(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def serve_provider(config: str | None, host: str, port: int) -> int:
+def serve_provider(args: argparse.Namespace) -> int:
+    """``oidc-link serve``: the production server, unless ``--dev``."""
     import redis
-    from werkzeug.serving import make_server
 
-    from oidc_link import create_app
     from oidc_link.config import load_settings
+    from oidc_link.config.production import production_problems
     from oidc_link.keys import KeyEncryptionError
+    from oidc_link.server import listen_from, run_development_server, run_production_server
 
     try:
-        settings = load_settings(config)
+        settings = load_settings(args.config)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    configure_logging(settings.logs.format_or(default_log_format(args)), settings.logs.level)
+    listen = listen_from(settings, args.host, args.port, args.workers, args.threads)
+    problems = [] if args.dev else production_problems(settings, allow_sandbox=args.allow_sandbox)
+    if problems:
+        source = args.config or "configuration"
+        lines = "\n".join(f"  {source}: {problem}" for problem in problems)
+        print(
+            f"Refusing to serve in production, {len(problems)} problem(s):\n{lines}\n"
+            "(`oidc-link serve --dev` and `oidc-link demo` allow these for development.)",
+            file=sys.stderr,
+        )
+        return 1
+    if settings.is_sandbox and not args.dev:
+        log.warning(
+            "--allow-sandbox: serving with the sandbox Link network; made-up users sign in "
+            "with codes written to the log. Never for real users."
+        )
     try:
-        app = create_app(settings)
+        if args.dev:
+            return run_development_server(settings, listen)
+        return run_production_server(settings, listen)
     except (redis.RedisError, StoreUnavailableError) as error:
         print(f"Cannot use Redis: {error}", file=sys.stderr)
         return 1
     except KeyEncryptionError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
-    # A threaded WSGI server; the production server choice is issue 7.
-    server = make_server(host, port, app, threaded=True)
-    log.info("oidc-link serving %s on http://%s:%d", settings.issuer, host, server.server_port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
 
 
-class _QueryStringFilter(logging.Filter):
-    """Drop query strings from the request lines the server logs: they can carry an
-    ``id_token_hint``, a ``login_hint`` (an email) or, at a client's callback, a code."""
-
-    _QUERY = re.compile(r"\?[^\s\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._QUERY.sub("?…", record.getMessage())
-        record.args = ()
-        return True
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    server_log = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _QueryStringFilter) for f in server_log.filters):
-        server_log.addFilter(_QueryStringFilter())
+def default_log_format(args: argparse.Namespace) -> str:
+    """JSON lines for a production server, which a log pipeline reads; text for a person
+    at a terminal (the demo, ``--dev``, the operator's commands)."""
+    if args.command == "serve" and not getattr(args, "dev", False):
+        return "json"
+    return "text"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oidc_link.ids import digest, new_secret
+from oidc_link.sealed import seal, unseal
 from oidc_link.store import Store
 
 # Stripe keeps keys for at least 24 hours (docs.stripe.com/api/idempotent_requests).
@@ -62,7 +63,7 @@ class Idempotency:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def begin(self, scope: str, key: str, request_fingerprint: str) -> Outcome:
+    def begin(self, scope: str, key: str, request_fingerprint: str, api_key: str) -> Outcome:
         """Claim ``key`` for this request, or say why it cannot run.
 
         ``scope`` is the API key's digest, so two platforms never share keys.
@@ -82,15 +83,22 @@ class Idempotency:
             return Mismatch()
         if record.get("state") == "running":
             return InFlight()
-        return Replay(StoredResponse(int(record["status"]), record["body"]))
+        opened = unseal(record["sealed_body"], api_key, digest(key))
+        if opened is None:
+            return Mismatch()
+        return Replay(StoredResponse(int(record["status"]), json.loads(opened)))
 
-    def finish(self, scope: str, key: str, started: Started, response: StoredResponse) -> None:
+    def finish(
+        self, scope: str, key: str, started: Started, response: StoredResponse, api_key: str
+    ) -> None:
+        """Keep the response for replays, sealed with the API key that Redis never holds:
+        a response can carry a bearer URL (Account and Login Links) or personal data."""
         request_fingerprint = json.loads(started.marker)["fingerprint"]
         record = {
             "state": "done",
             "fingerprint": request_fingerprint,
             "status": response.status,
-            "body": response.body,
+            "sealed_body": seal(json.dumps(response.body), api_key, digest(key)),
         }
         self._store.save_idempotency_record(scope, key, json.dumps(record), REPLAY_SECONDS)
 

@@ -27,7 +27,9 @@ from oidc_link.errors import (
 )
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
-from oidc_link.models import FinishedFlow, Flow, FlowStep, Identity
+from oidc_link.logs import masked_email
+from oidc_link.metrics import Metrics
+from oidc_link.models import AccountLinkTarget, FinishedFlow, Flow, FlowStep, Identity
 from oidc_link.sealed import seal, unseal
 from oidc_link.store import Store
 
@@ -60,6 +62,17 @@ class Problem(enum.Enum):
     LINK_UNAVAILABLE = "link_unavailable"
     LINK_MISMATCH = "link_mismatch"
     LINK_SESSION_EXPIRED = "link_session_expired"
+    # Account Links: the verified email is already another account's at the platform.
+    EMAIL_TAKEN = "email_taken"
+
+
+# The rate-limit counters of the store, by the [limits] setting they are held to.
+LIMIT_OF_COUNTER = {
+    "lookup_ip": "lookups_per_ip",
+    "sms_email": "sms_per_email",
+    "sms_phone": "sms_per_phone",
+    "client_sms": "client_daily_sms",
+}
 
 
 # Problems that are a limit being hit: the page answers 429 Too Many Requests.
@@ -110,6 +123,7 @@ class Interaction:
         lifetimes: Lifetimes,
         limits: Limits,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._link = link
@@ -117,6 +131,7 @@ class Interaction:
         self._lifetimes = lifetimes
         self._limits = limits
         self._sleep = sleep
+        self._metrics = metrics or Metrics.standalone()
 
     def start(
         self,
@@ -124,6 +139,7 @@ class Interaction:
         authorization: dict[str, str],
         browser_id: str,
         identity: Identity | None = None,
+        account_link: AccountLinkTarget | None = None,
     ) -> Flow:
         """A new sign-in at the email step; or, for someone already signed in (by SMS just
         now, or by the SSO session) whose client needs their consent, at the consent step."""
@@ -136,6 +152,7 @@ class Interaction:
             csrf_token=new_secret(24),
             created_at=now,
             expires_at=now + self._lifetimes.flow,
+            account_link=account_link,
             **(
                 {"step": FlowStep.CONSENT, "email": identity.email, "identity": identity}
                 if identity
@@ -143,6 +160,8 @@ class Interaction:
             ),
         )
         self._store.add_flow(flow)
+        if identity is None:
+            self._metrics.sign_in_started(client_id)
         return flow
 
     def view(self, request: FlowRequest) -> Flow:
@@ -173,6 +192,8 @@ class Interaction:
             except LinkError as error:
                 return self._link_problem(typed, error)
             if not found.exists or not found.client_secret:
+                self._metrics.sign_in_failed(flow.client_id, "not_on_link")
+                _log_failure(flow, "not_on_link")
                 return self._save(
                     self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
@@ -213,6 +234,15 @@ class Interaction:
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
             redirect_to = finish(finished, identity)
             self._remember_end(finished, request, redirect_to)
+            self._metrics.sign_in_completed(finished.client_id)
+            log.info(
+                "Sign-in completed",
+                extra={
+                    "event": "sign_in.completed",
+                    "client_id": finished.client_id,
+                    "email": masked_email(identity.email),
+                },
+            )
             return Completion(flow=finished, identity=identity, redirect_to=redirect_to)
 
     def allow(
@@ -250,6 +280,9 @@ class Interaction:
                 raise FlowNotFoundError()
             redirect_to = deny(finished)
             self._remember_end(finished, request, redirect_to)
+            denied = "consent_denied" if finished.step == FlowStep.CONSENT else "cancelled"
+            self._metrics.sign_in_failed(finished.client_id, denied)
+            _log_failure(finished, denied)
             return redirect_to
 
     # Steps.
@@ -261,8 +294,10 @@ class Interaction:
         limits = self._limits
         if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
             wait = limits.resend_cooldown - (now - flow.sms_sent_at)
+            self._metrics.rate_limited("resend_cooldown")
             return self._refuse(flow, Problem.RESEND_TOO_SOON, wait)
         if flow.sms_sent > limits.resends:
+            self._metrics.rate_limited("resends")
             return self._refuse(flow, Problem.NO_MORE_RESENDS)
         if (
             self._over("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email)
@@ -279,6 +314,15 @@ class Interaction:
                 # Link's session behind this flow is over: only a fresh lookup can go on.
                 return self._refuse(self._restart(flow), Problem.LINK_SESSION_EXPIRED)
             return self._link_problem(flow, error)
+        self._metrics.sms_sent(flow.client_id)
+        log.info(
+            "SMS code sent",
+            extra={
+                "event": "sms.sent",
+                "client_id": flow.client_id,
+                "sms_in_flow": flow.sms_sent + 1,
+            },
+        )
         return self._save(
             flow.advance(
                 step=FlowStep.CODE,
@@ -293,6 +337,7 @@ class Interaction:
         if error.kind is LinkErrorKind.INVALID_CODE:
             attempts = flow.code_attempts + 1
             if attempts >= self._limits.code_attempts:
+                self._metrics.rate_limited("code_attempts")
                 return self._lock_out(flow)
             left = self._limits.code_attempts - attempts
             return self._refuse(flow.advance(code_attempts=attempts), Problem.WRONG_CODE, left)
@@ -329,8 +374,13 @@ class Interaction:
             raise self._missing(request)
         redirect_uri = flow.authorization.get("redirect_uri")
         if flow.expires_at <= self._clock.now():
+            if check_form:  # someone acting on it, not each reload of its page
+                self._metrics.sign_in_failed(flow.client_id, "expired")
+                _log_failure(flow, "expired")
             raise FlowExpiredError(flow.client_id, redirect_uri)
         if not request.browser_id or not same(flow.browser_digest, digest(request.browser_id)):
+            self._metrics.sign_in_failed(flow.client_id, "wrong_browser")
+            _log_failure(flow, "wrong_browser")
             raise FlowBrowserMismatchError(flow.client_id, redirect_uri)
         if check_form and not same(request.csrf_token or "", flow.csrf_token):
             raise FlowFormExpiredError(flow.client_id, redirect_uri)
@@ -365,7 +415,10 @@ class Interaction:
         )
 
     def _over(self, kind: str, subject: str, window: int, limit: int) -> bool:
-        return self._store.count_event(kind, subject or "unknown", window) > limit
+        if self._store.count_event(kind, subject or "unknown", window) <= limit:
+            return False
+        self._metrics.rate_limited(LIMIT_OF_COUNTER[kind])
+        return True
 
     @contextmanager
     def _locked(self, flow_id: str) -> Iterator[None]:
@@ -384,9 +437,20 @@ class Interaction:
 
     def _refuse(self, flow: Flow, problem: Problem, detail: int | None = None) -> StepResult:
         """Keep the flow as the page will show it, so the page can be a plain GET again."""
+        self._metrics.sign_in_failed(flow.client_id, problem.value)
+        _log_failure(flow, problem.value)
         return StepResult(self._save(flow).flow, problem, detail)
 
     def _save(self, flow: Flow) -> StepResult:
         if not self._store.save_flow(flow):
             raise FlowNotFoundError()
         return StepResult(flow)
+
+
+def _log_failure(flow: Flow, reason: str) -> None:
+    """A sign-in step that did not move forward, and why (the metrics' reasons)."""
+    log.info(
+        "Sign-in step failed: %s",
+        reason,
+        extra={"event": "sign_in.failed", "reason": reason, "client_id": flow.client_id},
+    )

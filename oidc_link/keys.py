@@ -192,7 +192,13 @@ class SigningKeys:
             new = self._create(alg, slot=slot, signs_from=now)
             if new is not None and leaked is not None:
                 self._store.remove_key(leaked)
-                log.warning("Emergency rotation: %s key %s retired now", alg, leaked.kid)
+                # kid as a field too: it tells the log mask this value is public.
+                log.warning(
+                    "Emergency rotation: %s key %s retired now",
+                    alg,
+                    leaked.kid,
+                    extra={"event": "key.retired", "kid": leaked.kid},
+                )
         elif any(key.signs_from > now for key in ring):
             return None
         else:
@@ -365,7 +371,13 @@ class SigningKeys:
         )
         if not self._store.add_key(key):
             return None  # another instance created this slot's key first
-        log.warning("Created %s signing key %s, signing from %d", alg, kid, signs_from)
+        log.warning(
+            "Created %s signing key %s, signing from %d",
+            alg,
+            kid,
+            signs_from,
+            extra={"event": "key.created", "kid": kid},
+        )
         return key
 
     def _retire_expired(self, ring: list[SigningKey]) -> list[SigningKey]:
@@ -375,7 +387,12 @@ class SigningKeys:
             retires_at = self._retires_at(key, ring)
             if retires_at is not None and now >= retires_at:
                 self._store.remove_key(key)
-                log.info("Retired %s signing key %s", key.alg, key.kid)
+                log.info(
+                    "Retired %s signing key %s",
+                    key.alg,
+                    key.kid,
+                    extra={"event": "key.retired", "kid": key.kid},
+                )
             else:
                 kept.append(key)
         return kept

@@ -194,6 +194,19 @@ class Logout:
     def end(self, secret: str, session: SsoSession) -> None:
         """End the SSO session, revoke what must go with it, and tell its relying parties."""
         self._sessions.end(secret)
+        self._close(session)
+
+    def end_everywhere(self, email: str) -> int:
+        """End every SSO session of a person (the account page's "Sign out everywhere"),
+        each as a logout of its own; returns how many were ended."""
+        ended = 0
+        for session_digest, session in self._sessions.of_person(email):
+            self._sessions.end_stored(session_digest)
+            self._close(session)
+            ended += 1
+        return ended
+
+    def _close(self, session: SsoSession) -> None:
         client_ids, families = self._store.take_session_links(session.sid)
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
         # with the session (only those families were linked to it).

@@ -48,6 +48,17 @@ class FlowStep:
 
 
 @dataclass(frozen=True)
+class AccountLinkTarget(Record):
+    """What a flow started by an Account Link verifies for: which account, of which owner,
+    and where the browser returns. Set only by a link's visit, never from request input."""
+
+    kind: str  # account_onboarding | account_update
+    account_id: str
+    owner: str
+    return_url: str
+
+
+@dataclass(frozen=True)
 class Flow(Record):
     """One pending sign-in: the validated authorization request and how far the user got.
 
@@ -70,6 +81,8 @@ class Flow(Record):
     sms_sent_at: int = 0
     # Who signed in, at the consent step only.
     identity: Identity | None = None
+    # Set when the flow verifies an identity for an account (Account Links), not for an RP.
+    account_link: AccountLinkTarget | None = None
 
     def advance(self, **changes: Any) -> Flow:
         return replace(self, **changes)
@@ -77,7 +90,14 @@ class Flow(Record):
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         identity = data.get("identity")
-        return cls(**{**data, "identity": Identity._from_dict(identity) if identity else None})
+        target = data.get("account_link")
+        return cls(
+            **{
+                **data,
+                "identity": Identity._from_dict(identity) if identity else None,
+                "account_link": AccountLinkTarget._from_dict(target) if target else None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,9 @@ class SsoSession(Record):
     created_at: int
     absolute_expiry: int
     idle_expiry: int
+    # What the browser said it was (a short description of its User-Agent), for the
+    # account page's list of signed-in devices.
+    device: str | None = None
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:

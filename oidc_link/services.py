@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from oidc_link.clock import Clock, SystemClock
 from oidc_link.config import Settings
 from oidc_link.keys import SigningKeys
 from oidc_link.link import LinkClient, make_link_client
+from oidc_link.link.measured import MeasuredLinkClient
+from oidc_link.metrics import Metrics
 from oidc_link.store import Store, connect
 
 if TYPE_CHECKING:
     import redis
+    from prometheus_client import CollectorRegistry
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Services:
     store: Store
     keys: SigningKeys
     link: LinkClient
+    # Services assembled by hand (tests) count on a registry of their own.
+    metrics: Metrics = field(default_factory=Metrics.standalone)
 
 
 def build_services(
@@ -31,10 +36,19 @@ def build_services(
     clock: Clock | None = None,
     redis_client: redis.Redis | None = None,
     announce: Callable[[str], None] | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> Services:
-    """Wire the services from settings; tests pass a fixed clock, a Redis and a console."""
+    """Wire the services from settings; tests pass a fixed clock, a Redis and a console.
+
+    Metrics go on ``metrics_registry``, else on a registry of this app's own.
+    """
     clock = clock or SystemClock()
-    store = Store(redis_client if redis_client is not None else connect(settings.redis_url), clock)
+    if redis_client is None:
+        redis_client = connect(settings.redis_url, settings.redis)
+    store = Store(redis_client, clock)
     keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
-    link = make_link_client(settings.link, clock, announce)
-    return Services(settings=settings, clock=clock, store=store, keys=keys, link=link)
+    metrics = Metrics.for_settings(settings, metrics_registry)
+    link = MeasuredLinkClient(make_link_client(settings.link, clock, announce), metrics)
+    return Services(
+        settings=settings, clock=clock, store=store, keys=keys, link=link, metrics=metrics
+    )

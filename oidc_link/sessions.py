@@ -6,6 +6,8 @@ with an idle and an absolute lifetime.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes
 from oidc_link.ids import new_id, new_secret
@@ -23,7 +25,7 @@ class Sessions:
         """A new session for a fresh SMS sign-in; returns the cookie's secret value."""
         return self.begin(identity)[0]
 
-    def begin(self, identity: Identity) -> tuple[str, SsoSession]:
+    def begin(self, identity: Identity, device: str | None = None) -> tuple[str, SsoSession]:
         """A new session, and its cookie secret: started before the code is issued, so the
         code (and the ID token) carry its ``sid``."""
         now = self._clock.now()
@@ -34,8 +36,10 @@ class Sessions:
             created_at=now,
             absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
             idle_expiry=now + self._lifetimes.session_idle,
+            device=device,
         )
         self._store.save_session(secret, session)
+        self._store.add_person_session(identity.email, secret, session.absolute_expiry)
         return secret, session
 
     def find(self, secret: str | None) -> SsoSession | None:
@@ -46,19 +50,26 @@ class Sessions:
         now = self._clock.now()
         if session is None or now >= min(session.idle_expiry, session.absolute_expiry):
             return None
-        renewed = SsoSession(
-            sid=session.sid,
-            identity=session.identity,
-            created_at=session.created_at,
-            absolute_expiry=session.absolute_expiry,
-            idle_expiry=now + self._lifetimes.session_idle,
-        )
+        renewed = replace(session, idle_expiry=now + self._lifetimes.session_idle)
         self._store.save_session(secret, renewed)
         return renewed
 
     def end(self, secret: str | None) -> None:
         if secret:
             self._store.delete_session(secret)
+
+    def of_person(self, email: str) -> list[tuple[str, SsoSession]]:
+        """A person's live sessions (cookie digest, session), oldest first."""
+        now = self._clock.now()
+        return [
+            (key, session)
+            for key, session in self._store.person_sessions(email)
+            if now < min(session.idle_expiry, session.absolute_expiry)
+        ]
+
+    def end_stored(self, session_digest: str) -> None:
+        """End a session known by its cookie's digest (the account page's list)."""
+        self._store.delete_session_by_digest(session_digest)
 
     @property
     def cookie_lifetime(self) -> int:

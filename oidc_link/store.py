@@ -13,8 +13,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from oidc_link.clock import Clock
 from oidc_link.errors import StoreUnavailableError
@@ -31,6 +29,12 @@ from oidc_link.models import (
     SsoSession,
 )
 
+# Building the client (URL forms, TLS, Sentinel, timeouts, retries) is redis_connection's
+# job; these names are re-exported for the callers that have always found them here.
+from oidc_link.redis_connection import REDIS_RETRIES as REDIS_RETRIES
+from oidc_link.redis_connection import REDIS_TIMEOUT as REDIS_TIMEOUT
+from oidc_link.redis_connection import connect as connect
+
 log = logging.getLogger(__name__)
 
 PREFIX = "oidc-link:v1:"
@@ -40,40 +44,9 @@ FLOW_AFTERLIFE = 3600
 # The two values of a token family's key (see "Token families" below).
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
-# Seconds to connect and to wait for an answer, and how many times a failed connection is
-# retried (with 50-500 ms of jittered backoff): an outage answers 503 within about a second
-# when Redis refuses connections, and within REDIS_TIMEOUT when it does not answer at all.
-REDIS_TIMEOUT = 2
-REDIS_RETRIES = 2
 # What counts as Redis being unreachable rather than as a bug: no connection (refused, reset,
 # no master found by Sentinel, still loading its data set) or no answer in time.
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-def connect(redis_url: str | None) -> redis.Redis:
-    """A client for ``redis_url``, or an embedded in-process fakeredis when there is none."""
-    if redis_url:
-        return redis.Redis.from_url(
-            redis_url,
-            decode_responses=True,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            # Retry only when the connection failed (refused, reset, closed by a restarting
-            # or failing-over server), never after a timeout: a command that timed out may
-            # have run, and running GETDEL or INCR twice is not harmless.
-            retry=Retry(
-                ExponentialWithJitterBackoff(base=0.05, cap=0.5),
-                REDIS_RETRIES,
-                supported_errors=(redis.ConnectionError,),
-            ),
-        )
-    import fakeredis
-
-    log.warning(
-        "No REDIS_URL: using an embedded in-process Redis. State is lost on restart and not "
-        "shared between processes; set REDIS_URL for anything but a demo."
-    )
-    return fakeredis.FakeRedis(decode_responses=True)
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -117,12 +90,20 @@ class Store:
     def _outage_began(self, error: Exception) -> None:
         if self._unreachable_since is None:
             self._unreachable_since = self._clock.now()
-            log.error("Redis is unreachable (%s): answering 503 until it is back", error)
+            log.error(
+                "Redis is unreachable (%s): answering 503 until it is back",
+                error,
+                extra={"event": "redis.unreachable"},
+            )
 
     def _outage_ended(self) -> None:
         since, self._unreachable_since = self._unreachable_since, None
         if since is not None:
-            log.warning("Redis is reachable again, after %d s", self._clock.now() - since)
+            log.warning(
+                "Redis is reachable again, after %d s",
+                self._clock.now() - since,
+                extra={"event": "redis.reachable", "outage_seconds": self._clock.now() - since},
+            )
 
     def _ttl_until(self, expires_at: int) -> int:
         # Expiry is computed from the injected clock, so tests with a fixed clock see the
@@ -508,3 +489,122 @@ class Store:
         held = self._redis.get(name)
         if held is not None and same(held, record):
             self._redis.delete(name)
+
+    # Account Links and Login Links (issue 6): the token's grant under the token's digest,
+    # taken with GETDEL on the first visit; the link's public half (its refresh_url) under
+    # its id, kept a day longer so that a dead link still finds its way back. Losing them
+    # means the platform mints a new link.
+
+    def save_link(
+        self,
+        link_id: str,
+        public: str,
+        token: str,
+        grant: str,
+        expires_at: int,
+        afterlife: int,
+    ) -> None:
+        ttl = self._ttl_until(expires_at)
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.set(PREFIX + "link:" + link_id, public, ex=ttl + afterlife)
+        pipeline.set(PREFIX + "link_token:" + digest(token), grant, ex=ttl)
+        pipeline.execute()
+
+    def load_link(self, link_id: str) -> str | None:
+        return self._redis.get(PREFIX + "link:" + link_id)
+
+    def take_link_token(self, token: str) -> str | None:
+        """Atomically consume a link's token: of two concurrent visits only one gets it."""
+        return self._redis.getdel(PREFIX + "link_token:" + digest(token))
+
+    # Account-page sessions: what a Login Link's visit turns into (a cookie's digest ->
+    # the account); losing one means asking the platform for a new Login Link.
+
+    def save_account_session(self, secret: str, record: str, expires_at: int) -> None:
+        self._redis.set(
+            PREFIX + "account_session:" + digest(secret),
+            record,
+            ex=self._ttl_until(expires_at),
+        )
+
+    def load_account_session(self, secret: str) -> str | None:
+        return self._redis.get(PREFIX + "account_session:" + digest(secret))
+
+    def delete_account_session(self, secret: str) -> None:
+        self._redis.delete(PREFIX + "account_session:" + digest(secret))
+
+    # Which account a verified email is at an owner, when it is not the derived id: set by
+    # onboarding into a pre-created account and by an email change (no TTL, like accounts).
+
+    def _email_index(self, owner: str, email: str) -> str:
+        return PREFIX + "account_email:" + owner + ":" + digest(email.lower())
+
+    def account_for_email(self, owner: str, email: str) -> str | None:
+        return self._redis.get(self._email_index(owner, email))
+
+    def bind_account_email(self, owner: str, email: str, account_id: str) -> bool:
+        """Point ``email`` at ``account_id``; False when it already points elsewhere."""
+        key = self._email_index(owner, email)
+        if self._redis.set(key, account_id, nx=True):
+            return True
+        return self._redis.get(key) == account_id
+
+    def unbind_account_email(self, owner: str, email: str, account_id: str) -> None:
+        key = self._email_index(owner, email)
+        if self._redis.get(key) == account_id:
+            self._redis.delete(key)
+
+    def replace_account(self, account_id: str, record: str) -> bool:
+        """Overwrite an existing account record (XX: a deleted account stays deleted)."""
+        return bool(self._redis.set(PREFIX + "account:" + account_id, record, xx=True))
+
+    # A person's SSO sessions, by their email's digest: the account page lists them and
+    # "sign out everywhere" ends them. Members are the sessions' cookie digests; the set
+    # lives as long as its newest session can; dead members are dropped when read.
+
+    def add_person_session(self, email: str, secret: str, expires_at: int) -> None:
+        key = PREFIX + "person_sessions:" + digest(email.lower())
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.sadd(key, digest(secret))
+        pipeline.expire(key, self._ttl_until(expires_at), gt=True)
+        pipeline.expire(key, self._ttl_until(expires_at), nx=True)
+        pipeline.execute()
+
+    def person_sessions(self, email: str) -> list[tuple[str, SsoSession]]:
+        """The live sessions (cookie digest, session) of a person, oldest first."""
+        key = PREFIX + "person_sessions:" + digest(email.lower())
+        members = sorted(self._redis.smembers(key))
+        if not members:
+            return []
+        records = self._redis.mget([PREFIX + "session:" + member for member in members])
+        found = []
+        gone = []
+        for member, raw in zip(members, records, strict=True):
+            if raw:
+                found.append((member, SsoSession.from_record(raw)))
+            else:
+                gone.append(member)
+        if gone:
+            self._redis.srem(key, *gone)
+        return sorted(found, key=lambda pair: pair[1].created_at)
+
+    def delete_session_by_digest(self, session_digest: str) -> bool:
+        return bool(self._redis.delete(PREFIX + "session:" + session_digest))
+
+    # Token families issued for an account (its sub): revoked by "sign out everywhere".
+    # The set lives as long as its newest family can.
+
+    def remember_account_family(self, account_id: str, family_id: str, ttl: int) -> None:
+        key = PREFIX + "account_families:" + account_id
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.sadd(key, family_id)
+        pipeline.expire(key, ttl)
+        pipeline.execute()
+
+    def take_account_families(self, account_id: str) -> list[str]:
+        key = PREFIX + "account_families:" + account_id
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.smembers(key)
+        pipeline.delete(key)
+        members, _ = pipeline.execute()
+        return sorted(members)

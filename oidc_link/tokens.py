@@ -214,6 +214,14 @@ class TokenLifecycle:
     def revoke_family(self, family_id: str) -> None:
         self.store.revoke_family(family_id, self.memory)
 
+    def revoke_account(self, account_id: str) -> int:
+        """Revoke every token family issued for an account (its ``sub``), offline_access
+        included: the account page's "Sign out everywhere". Returns how many."""
+        families = self.store.take_account_families(account_id)
+        for family_id in families:
+            self.revoke_family(family_id)
+        return len(families)
+
     def introspection(self, found: FoundToken) -> dict[str, Any]:
         """RFC 7662 §2.2, for an active token. No personal data beyond the pairwise sub."""
         record = found.record

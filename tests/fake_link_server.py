@@ -86,6 +86,7 @@ class FakeLinkServer:
     # 0 picks a free port; start() remembers it, so stop() and start() again keep the URL.
     port: int = 0
     _sessions: dict[str, _Session] = field(default_factory=dict)
+    _issued_secrets: list[str] = field(default_factory=list)
     _codes: dict[str, str] = field(default_factory=dict)
     _faults: deque[_Fault] = field(default_factory=deque)
     _requests: list[RecordedRequest] = field(default_factory=list)
@@ -143,6 +144,13 @@ class FakeLinkServer:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def session_secrets(self) -> list[str]:
+        """Every consumer-session client secret handed out, ended sessions' too (log tests
+        search for them)."""
+        with self._lock:
+            return list(self._issued_secrets)
 
     def count(self, path: str) -> int:
         """How many requests went to ``path``."""
@@ -221,6 +229,7 @@ class FakeLinkServer:
     def _new_session(self, user: FakeUser) -> str:
         secret = "cs_fake_" + secrets.token_urlsafe(18)
         self._sessions[secret] = _Session(email=user.email.lower())
+        self._issued_secrets.append(secret)
         return secret
 
     def _send_code(self, session: _Session) -> None:
@@ -351,6 +360,7 @@ class FakeLinkServer:
         # that keeps the old one fails.
         secret = "cs_fake_" + secrets.token_urlsafe(18)
         self._sessions[secret] = session
+        self._issued_secrets.append(secret)
         self._send_code(session)
         return _Answer(200, {"consumer_session": self._consumer_session(secret, "STARTED")})
 

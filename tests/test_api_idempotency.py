@@ -96,7 +96,7 @@ def test_a_key_in_use_by_a_running_request_is_a_conflict(
     params = {"type": "express"}
     idempotency = Idempotency(Store(redis_client, live_clock))
     started = idempotency.begin(
-        digest(SHOP_KEY), "slow-key", fingerprint("POST", "/v1/accounts", params)
+        digest(SHOP_KEY), "slow-key", fingerprint("POST", "/v1/accounts", params), SHOP_KEY
     )
     assert isinstance(started, Started)
     shop_api = Platform(app, SHOP_KEY)

@@ -228,6 +228,6 @@ def test_the_servers_request_log_leaves_out_query_strings(
         "-",
     )
 
-    assert "GET /authorize?… HTTP/1.1" in caplog.text
+    assert "GET /authorize?[redacted] HTTP/1.1" in caplog.text
     assert "eyJ.secret.sig" not in caplog.text
     assert "a@b.c" not in caplog.text

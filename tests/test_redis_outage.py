@@ -28,6 +28,7 @@ from tests.conftest import ISSUER, SHOP_CALLBACK, SHOP_SECRET
 from tests.redis_process import RedisProcess, stoppable_redis
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+from tests.test_openapi import Checker, documented_responses
 
 
 @pytest.fixture
@@ -203,6 +204,26 @@ def test_the_v1_api_answers_503_in_its_stripe_shaped_errors_while_redis_is_down(
     assert error["type"] == "api_error"
     assert error["code"] == "service_unavailable"
     assert "redis" not in error["message"].lower()
+
+
+def test_every_v1_operation_documents_the_503_it_answers_while_redis_is_down(
+    redis_process: RedisProcess, live_clock: FixedClock
+) -> None:
+    settings = api_settings()
+    services = build_services(settings, clock=live_clock, redis_client=connect(redis_process.url))
+    platform = Platform(create_app(settings, services), SHOP_KEY)
+    checker = Checker()
+
+    redis_process.stop()
+    account = "/v1/accounts/acct_x"
+    checker.check("POST", "/v1/accounts", platform.post("/v1/accounts", {"type": "express"}))
+    checker.check("GET", "/v1/accounts", platform.get("/v1/accounts"))
+    checker.check("GET", account, platform.get(account))
+    checker.check("DELETE", account, platform.delete(account))
+    checker.check("POST", "/v1/account_links", platform.post("/v1/account_links", {}))
+    checker.check("POST", account + "/login_links", platform.post(account + "/login_links"))
+
+    assert checker.covered == documented_responses("503")
 
 
 def test_discovery_and_jwks_keep_serving_from_memory_while_redis_is_down(

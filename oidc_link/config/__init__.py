@@ -17,15 +17,30 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from oidc_link.config.clients import AUTH_METHODS, SUPPORTED_SCOPES, ClientSettings, read_clients
+from oidc_link.config.logs import LogSettings, log_settings_from_environment, read_log_settings
+from oidc_link.config.metrics import MetricsSettings, read_metrics
 from oidc_link.config.reader import Reader, is_https_or_loopback
+from oidc_link.config.redis_settings import (
+    RedisAddress,
+    RedisSettings,
+    RedisUrlError,
+    parse_redis_url,
+    read_redis_settings,
+)
+from oidc_link.config.server import ServerSettings, read_server_settings
 from oidc_link.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "AUTH_METHODS",
     "SUPPORTED_SCOPES",
     "ClientSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "RedisSettings",
+    "ServerSettings",
     "Settings",
     "load_settings",
+    "log_settings_from_environment",
     "settings_from_mapping",
 ]
 
@@ -119,6 +134,11 @@ class Lifetimes:
     pushed_request: int = 90
     # A user's approval of a third-party client, unless revoked sooner.
     consent: int = 365 * 86_400
+    # Account Links and Login Links (issue 6; Stripe's defaults): until the first visit.
+    account_link: int = 3600
+    login_link: int = 300
+    # The hosted account page after a Login Link's visit; ends sooner on "Sign out".
+    account_session: int = 3600
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,14 @@ class Settings:
     # How many reverse proxies (load balancers) stand in front of us and append to
     # X-Forwarded-For: the client address, used by the rate limits, is read past them.
     proxy_hops: int = 0
+    # [redis]: TLS files and Sentinel credentials for redis_url (config/redis_settings.py).
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    # Prometheus metrics on a separate, private address (config/metrics.py).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # log_format and log_level (config/logs.py; oidc_link/logs.py writes the lines).
+    logs: LogSettings = field(default_factory=LogSettings)
+    # [server]: how `oidc-link serve` runs the production server (config/server.py).
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def client(self, client_id: str) -> ClientSettings | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
@@ -210,12 +238,17 @@ def settings_from_mapping(
             "keys",
             "link",
             "clients",
+            "redis",
+            "metrics",
+            "log_format",
+            "log_level",
+            "server",
         },
     )
     issuer = _read_issuer(reader, data)
     redis_url = reader.text(data, "redis_url", required=False)
-    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        reader.problem("redis_url", "must start with redis://, rediss:// or unix://")
+    redis_address = _read_redis_address(reader, redis_url)
+    redis = read_redis_settings(reader, data.get("redis", {}), redis_url, redis_address)
     link = _read_link(reader, data.get("link", {}))
     subject_salt = reader.text(data, "subject_salt", required=link.mode != "sandbox")
     lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
@@ -223,6 +256,9 @@ def settings_from_mapping(
     keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
     proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
     clients = read_clients(reader, data.get("clients"), keys.algorithms)
+    metrics = read_metrics(reader, data.get("metrics", {}))
+    logs = read_log_settings(reader, data)
+    server = read_server_settings(reader, data.get("server", {}))
 
     if reader.problems:
         raise ConfigError(reader.problems, source)
@@ -236,7 +272,22 @@ def settings_from_mapping(
         limits=limits,
         keys=keys,
         proxy_hops=proxy_hops,
+        redis=redis,
+        metrics=metrics,
+        logs=logs,
+        server=server,
     )
+
+
+def _read_redis_address(reader: Reader, redis_url: str | None) -> RedisAddress | None:
+    """The parsed ``redis_url``; a problem names what is wrong, never the URL's text."""
+    if not redis_url:
+        return None
+    try:
+        return parse_redis_url(redis_url)
+    except RedisUrlError as error:
+        reader.problem("redis_url", str(error))
+        return None
 
 
 def _read_issuer(reader: Reader, data: Mapping[str, Any]) -> str:

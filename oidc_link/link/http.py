@@ -265,12 +265,20 @@ class LiveLinkClient:
         else:
             level = logging.WARNING
         hint = " (check link.live.publishable_key)" if status in (401, 403) else ""
+        duration_ms = _millis(started)
         log.log(
             level,
             "Link %s: %s (%s) in %.0f ms%s",
             operation,
             outcome,
             shown,
-            _millis(started),
+            duration_ms,
             hint,
+            extra={
+                "event": "link.call",
+                "operation": operation,
+                "outcome": outcome,
+                "link_status": status,
+                "duration_ms": round(duration_ms, 1),
+            },
         )

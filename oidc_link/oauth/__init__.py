@@ -19,12 +19,13 @@ from authlib.oauth2.rfc6749 import OAuth2Request, UnsupportedResponseTypeError, 
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
 
-from oidc_link.accounts import Accounts, sign_in_account_id
+from oidc_link.accounts import Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
 from oidc_link.ids import new_secret
 from oidc_link.keys import SigningKeys, TokenError
+from oidc_link.metrics import Metrics
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
 from oidc_link.oauth.claims import (
     SCOPE_CLAIMS,
@@ -52,12 +53,20 @@ log = logging.getLogger(__name__)
 
 
 class Provider(AuthorizationServer):
-    def __init__(self, settings: Settings, store: Store, keys: SigningKeys, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keys: SigningKeys,
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.store = store
         self.keys = keys
         self.clock = clock
+        self.metrics = metrics or Metrics.standalone()
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
         self.client_keys = ClientKeys(settings.clients, clock)
@@ -67,7 +76,7 @@ class Provider(AuthorizationServer):
         )
         self.tokens = TokenLifecycle(settings, store, clock)
         self.consents = Consents(store, clock, settings.lifetimes)
-        self.accounts = Accounts(store, clock)
+        self.accounts = Accounts(store, clock, settings.subject_salt)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True), LinkOpenIDCode(self)])
         self.register_grant(RefreshGrant, [RefreshIDToken(self)])
         self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
@@ -89,15 +98,33 @@ class Provider(AuthorizationServer):
         if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
             record = request.refresh_token.record
             self.tokens.save(token, record, record.family_id)
+            grant_type = "refresh_token"
         else:
             code: IssuedCode = request.authorization_code
             self.tokens.save(token, code.record, code.family_id)
+            grant_type = "authorization_code"
+            # "Sign out everywhere" on the account page revokes every family of the account.
+            self.store.remember_account_family(
+                code.record.subject, code.family_id, self.settings.lifetimes.refresh_token
+            )
             if code.record.sid and "offline_access" not in code.record.scope.split():
                 # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with the
                 # session that issued them, so logout needs to find their family.
                 self.store.remember_session_family(
                     code.record.sid, code.family_id, self.settings.lifetimes.refresh_token
                 )
+        # Saved means issued: Authlib returns the response right after this hook.
+        self.metrics.token_issued(grant_type, request.client.get_client_id())
+        log.info(
+            "Tokens issued (%s)",
+            grant_type,
+            extra={
+                "event": "tokens.issued",
+                "grant_type": grant_type,
+                "client_id": request.client.get_client_id(),
+                "with_refresh_token": "refresh_token" in token,
+            },
+        )
 
     def _generate_token(
         self,
@@ -196,7 +223,9 @@ class Provider(AuthorizationServer):
                 return None
         # OIDC Core §5.5.1: a ``sub`` asked for by value is a user the session may not be.
         wanted = parse_claims_request(data.get("claims"))
-        if not wanted.allows_subject(self.subject_for(client.settings, session.identity.email)):
+        if wanted.names_subject and not wanted.allows_subject(
+            self.subject_for(client.settings, session.identity.email)
+        ):
             return None
         return session.identity
 
@@ -295,7 +324,7 @@ class Provider(AuthorizationServer):
     def subject_for(self, client: ClientSettings, email: str) -> str:
         """The ``sub`` a client knows the user by: their account id at the client's owner
         (its sector, else the client itself; issue 6), pairwise per OIDC Core §8.1."""
-        return sign_in_account_id(self.settings.subject_salt, client.subject_sector, email)
+        return self.accounts.subject_of(client.subject_sector, email)
 
     def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
         """The ID token of a code exchange, or of a refresh (then without a nonce)."""

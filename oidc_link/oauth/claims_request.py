@@ -40,6 +40,11 @@ class ClaimsRequest:
     def names(self, member: str) -> frozenset[str]:
         return frozenset(self.id_token if member == ID_TOKEN else self.userinfo)
 
+    @property
+    def names_subject(self) -> bool:
+        """Whether ``sub`` is asked for at all: only then is the user's subject needed."""
+        return "sub" in self.id_token or "sub" in self.userinfo
+
     def allows_subject(self, subject: str) -> bool:
         """False when ``sub`` is asked for with a value that is not ``subject`` (§5.5.1:
         never answer for a different user)."""

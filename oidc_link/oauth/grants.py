@@ -94,7 +94,7 @@ class CodeGrant(AuthorizationCodeGrant):
         subject = self.server.subject_for(client.settings, identity.email)
         # The user's account at this client's owner, created on the first sign-in (issue 6).
         self.server.accounts.record_sign_in(
-            client.settings.subject_sector, subject, identity.email
+            client.settings.subject_sector, subject, identity.email, identity.name
         )
         self.server.store.save_code(
             code,
@@ -186,7 +186,7 @@ class LinkOpenIDCode(OpenIDCode):
                     client.get_client_id(), data, grant.request.user
                 ).needed:
                     raise ConsentRequiredError()
-        elif not claims_request.allows_subject(
+        elif claims_request.names_subject and not claims_request.allows_subject(
             self.provider.subject_for(registered, grant.request.user.email)
         ):
             # OIDC Core §5.5.1: never an answer about another user than the requested sub.

@@ -22,6 +22,7 @@ from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
 from oidc_link.web.headers import CONTENT_SECURITY_POLICY
+from oidc_link.web.request_metrics import install_request_metrics
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,21 @@ def create_web_app(
     sessions: Sessions,
     logout: Logout,
 ) -> Flask:
+    from oidc_link.web.account import install_account_pages
     from oidc_link.web.api import API_PREFIX, error_response, install_api
     from oidc_link.web.health import health
     from oidc_link.web.logout import LOGOUT_EXTENSION, logout_pages
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol
+    from oidc_link.web.request_log import install_request_log
 
     app = Flask(
         "oidc_link",
         template_folder=asset_dir("templates"),
         static_folder=asset_dir("static"),
     )
+    # First, so that every other hook's time is part of the request's.
+    install_request_metrics(app, services.metrics)
     app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider, sessions)
     app.extensions[LOGOUT_EXTENSION] = logout
     hops = services.settings.proxy_hops
@@ -76,11 +81,14 @@ def create_web_app(
     app.register_blueprint(pages)
     app.register_blueprint(logout_pages)
     install_api(app, services)
+    install_account_pages(app, services, provider.accounts, logout)
     app.register_blueprint(health)
 
     @app.before_request
     def assign_request_id() -> None:
         g.request_id = new_id("req")
+
+    install_request_log(app, services.settings)
 
     @app.context_processor
     def page_globals() -> dict[str, object]:

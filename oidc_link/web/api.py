@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from oidc_link.account_links import AccountLinks, LinkAccountError, MintedLink
 from oidc_link.accounts import (
     Account,
     AccountParameterError,
@@ -34,6 +35,7 @@ from oidc_link.idempotency import (
 from oidc_link.ids import digest, same
 from oidc_link.services import Services
 from oidc_link.store import Store
+from oidc_link.web.context import web_context
 
 API_EXTENSION = "oidc_link_api"
 API_PREFIX = "/v1"
@@ -54,6 +56,7 @@ class ApiContext:
     accounts: Accounts
     idempotency: Idempotency
     store: Store
+    links: AccountLinks
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Caller:
 
     client: ClientSettings
     key_digest: str
+    # The key itself, in memory for this request only: it seals stored idempotent replies.
+    key: str
 
     @property
     def owner(self) -> str:
@@ -90,11 +95,16 @@ class ApiError(Exception):
 
 
 def install_api(app: Flask, services: Services) -> None:
+    settings = services.settings
+    accounts = Accounts(services.store, services.clock, settings.subject_salt)
     app.extensions[API_EXTENSION] = ApiContext(
-        clients=services.settings.clients,
-        accounts=Accounts(services.store, services.clock),
+        clients=settings.clients,
+        accounts=accounts,
         idempotency=Idempotency(services.store),
         store=services.store,
+        links=AccountLinks(
+            services.store, services.clock, settings.lifetimes, accounts, settings.issuer
+        ),
     )
     app.register_blueprint(api)
 
@@ -150,13 +160,14 @@ def authenticate() -> None:
     if found is None:
         raise ApiError(401, "authentication_error", "Invalid API key provided.")
     if _context().store.count_event("api", presented, 1) > REQUESTS_PER_SECOND:
+        web_context().services.metrics.rate_limited("api_requests_per_second")
         raise ApiError(
             429,
             "rate_limit_error",
             "Too many requests hit the API too quickly; retry after a short pause.",
             code="rate_limit",
         )
-    g.api_caller = Caller(found, presented)
+    g.api_caller = Caller(found, presented, key)
 
 
 def _caller() -> Caller:
@@ -276,7 +287,8 @@ def run_idempotently(
         )
     idempotency = _context().idempotency
     scope = _caller().key_digest
-    outcome = idempotency.begin(scope, key, fingerprint("POST", request.path, params))
+    api_key = _caller().key
+    outcome = idempotency.begin(scope, key, fingerprint("POST", request.path, params), api_key)
     if isinstance(outcome, Replay):
         response = jsonify(outcome.response.body)
         response.headers["Idempotent-Replayed"] = "true"
@@ -305,7 +317,7 @@ def run_idempotently(
         idempotency.abandon(scope, key, started)
         raise
     if status < 400:
-        idempotency.finish(scope, key, started, StoredResponse(status, body))
+        idempotency.finish(scope, key, started, StoredResponse(status, body), api_key)
     else:
         idempotency.abandon(scope, key, started)
     response = jsonify(body)
@@ -400,3 +412,63 @@ def delete_account(account_id: str) -> Response:
     if not _context().accounts.delete(_caller().owner, account_id):
         raise _no_such_account(account_id)
     return jsonify(id=account_id, object="account", deleted=True)
+
+
+# --- Account Links and Login Links: minted here, never retrieved, listed or changed. ---
+
+
+def _link_account_error(error: LinkAccountError) -> ApiError:
+    status = 404 if error.missing else 400
+    return ApiError(
+        status, "invalid_request_error", error.message, code=error.code, param=error.param
+    )
+
+
+@api.post("/account_links")
+def create_account_link() -> tuple[Response, int]:
+    params = request_params()
+    only(params, ("account", "type", "refresh_url", "return_url"))
+    caller = _caller()
+
+    def create() -> tuple[dict[str, Any], int]:
+        try:
+            minted = _context().links.create_account_link(
+                caller.owner,
+                caller.client.client_id,
+                text_param(params, "account"),
+                text_param(params, "type"),
+                text_param(params, "refresh_url"),
+                text_param(params, "return_url"),
+            )
+        except AccountParameterError as error:
+            raise ApiError(
+                400, "invalid_request_error", error.message, code=error.code, param=error.param
+            ) from None
+        except LinkAccountError as error:
+            raise _link_account_error(error) from None
+        return {
+            "object": "account_link",
+            "created": minted.grant.created,
+            "expires_at": minted.grant.expires_at,
+            "url": minted.url,
+        }, 200
+
+    return run_idempotently(params, create)
+
+
+@api.post("/accounts/<account_id>/login_links")
+def create_login_link(account_id: str) -> tuple[Response, int]:
+    params = request_params()
+    only(params, ())
+    caller = _caller()
+
+    def create() -> tuple[dict[str, Any], int]:
+        try:
+            minted: MintedLink = _context().links.create_login_link(
+                caller.owner, caller.client.client_id, account_id
+            )
+        except LinkAccountError as error:
+            raise _link_account_error(error) from None
+        return {"object": "login_link", "created": minted.grant.created, "url": minted.url}, 200
+
+    return run_idempotently(params, create)

@@ -22,9 +22,11 @@ from oidc_link.errors import (
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
+from oidc_link.web.account import finish_link_flow, is_link_flow, leave_link_flow
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
 from oidc_link.web.context import web_context
+from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import error_page
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ PROBLEM_MESSAGES = {
     Problem.LINK_UNAVAILABLE: "Link is not answering right now. Please try again in a moment.",
     Problem.LINK_MISMATCH: "Link could not confirm this email. Please enter it again.",
     Problem.LINK_SESSION_EXPIRED: "That code request expired. Enter your email to get a new code.",
+    Problem.EMAIL_TAKEN: "That email is already connected to another account here. "
+    "Enter a different email.",
 }
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
@@ -107,8 +111,11 @@ def submit_code(flow_id: str) -> Response:
     started: list[str] = []
 
     def finish(flow: Flow, identity: Identity) -> str:
+        if is_link_flow(flow):
+            # Onboarding or an update (Account Links): no SSO session, no code.
+            return finish_link_flow(flow, identity) or _email_taken(flow)
         # The session starts before the code is issued, so the code carries its sid.
-        secret, session = context.sessions.begin(identity)
+        secret, session = context.sessions.begin(identity, _device())
         started.append(secret)
         if context.provider.consent_request(flow.client_id, flow.authorization, identity).needed:
             return _consent_page(flow, identity)
@@ -118,6 +125,9 @@ def submit_code(flow_id: str) -> Response:
         _flow_request(flow_id), request.form.get("code", ""), finish
     )
     if isinstance(outcome, Completion):
+        if is_link_flow(outcome.flow):
+            # Back to the platform (or the account page): a plain GET after the POST.
+            return redirect(outcome.redirect_to, 303)
         authorization = outcome.flow.authorization
         response = authorization_answer(
             outcome.redirect_to,
@@ -157,6 +167,23 @@ def allow(flow_id: str) -> Response:
     return _after(outcome)
 
 
+def _email_taken(flow: Flow) -> str:
+    """The verified email is another account's at this platform: a fresh flow at the
+    email step, saying so (the ended flow can't be resumed)."""
+    browser = browser_id()
+    if browser is None:  # _resume has checked the binding cookie: never the case
+        raise FlowNotFoundError()
+    again = web_context().interaction.start(
+        flow.client_id, flow.authorization, browser, account_link=flow.account_link
+    )
+    return url_for("pages.show", flow_id=again.id, notice=Problem.EMAIL_TAKEN.value)
+
+
+def _device() -> str | None:
+    """What the account page will call this browser."""
+    return describe_device(request.headers.get("User-Agent"))
+
+
 def _consent_page(flow: Flow, identity: Identity) -> str:
     """Where a signed-in person is asked to consent: a new flow at the consent step, bound
     to this browser. (The sign-in's own flow has ended, so a double submit lands here too.)"""
@@ -188,6 +215,8 @@ def cancel(flow_id: str) -> Response:
 
     def deny(flow: Flow) -> str:
         ended.append(flow)
+        if is_link_flow(flow):
+            return leave_link_flow(flow)
         return _location(context.provider.deny(flow.authorization))
 
     location = context.interaction.cancel(_flow_request(flow_id), deny)
@@ -254,6 +283,7 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
         email_value=flow.email or flow.authorization.get("login_hint", ""),
         error=error,
         consent=consent,
+        verifying=is_link_flow(flow),
     )
     return page, status
 

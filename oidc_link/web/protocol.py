@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
 from oidc_link.config import SUPPORTED_SCOPES
 from oidc_link.oauth import (
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 protocol = Blueprint("protocol", __name__)
 
 PUBLIC_CACHE = "public, max-age=300"
+DOCUMENTS_EXTENSION = "oidc_link_documents"
 
 
 def protocol_request() -> ProtocolRequest:
@@ -53,7 +54,18 @@ def to_flask(response: ProtocolResponse) -> Response:
 @protocol.get("/.well-known/openid-configuration")
 def discovery() -> Response:
     context = web_context()
-    issuer = context.services.settings.issuer
+    algorithms = context.services.keys.signing_algorithms()
+    # The document changes only with the signing algorithms (a key rotation): it is
+    # encoded once per set of them, not on every request.
+    body, _ = _encoded_documents().get(
+        ("discovery", *algorithms), lambda: _discovery_document(algorithms)
+    )
+    return _public_json_body(body)
+
+
+def _discovery_document(signing_algorithms: list[str]) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3 (and RFC 8414 §2) provider metadata."""
+    issuer = web_context().services.settings.issuer
     document: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": issuer + "/authorize",
@@ -71,7 +83,7 @@ def discovery() -> Response:
         "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": context.services.keys.signing_algorithms(),
+        "id_token_signing_alg_values_supported": signing_algorithms,
         "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
         # private_key_jwt assertions (OIDC Discovery §3, RFC 8414 §2).
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
@@ -111,17 +123,23 @@ def discovery() -> Response:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
     }
-    return _public_json(document)
+    return document
 
 
 @protocol.get("/jwks.json")
 def jwks() -> Response:
     services = web_context().services
-    response = _public_json(services.keys.jwks())
+    key_set = services.keys.jwks()
+    # A key id names one public key (keys.py: the JWK thumbprint), so the published kids
+    # say what the set holds: it is encoded, and its ETag computed, once per set of keys.
+    body, etag = _encoded_documents().get(
+        ("jwks", *(key["kid"] for key in key_set["keys"])), lambda: key_set
+    )
+    response = _public_json_body(body)
     # Consistent with the rotation schedule: a new key is published at least this long,
     # plus a margin, before it signs (keys.py).
     response.headers["Cache-Control"] = f"public, max-age={services.settings.keys.jwks_max_age}"
-    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    response.set_etag(etag)
     return response.make_conditional(request)
 
 
@@ -219,11 +237,49 @@ def userinfo() -> Response:
     return jsonify(claims)
 
 
-def _public_json(document: dict[str, Any]) -> Response:
-    response = jsonify(document)
-    response.headers["Cache-Control"] = PUBLIC_CACHE
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _public_json_body(body: bytes) -> Response:
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Cache-Control": PUBLIC_CACHE, "Access-Control-Allow-Origin": "*"},
+    )
+
+
+class EncodedDocuments:
+    """Public JSON documents (discovery, JWKS) encoded once per content, with their ETag.
+
+    Each is looked up by a key that names its content; the few there ever are (one per key
+    rotation) are kept, and the cache starts over if it ever holds more than a handful.
+    """
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, ...], tuple[bytes, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(
+        self, key: tuple[str, ...], document: Callable[[], Mapping[str, Any]]
+    ) -> tuple[bytes, str]:
+        found = self._bodies.get(key)
+        if found is None:
+            # Encoded as jsonify would: the app's JSON provider, and a final newline.
+            body = (current_app.json.dumps(document()) + "\n").encode()
+            found = (body, hashlib.sha256(body).hexdigest()[:32])
+            if len(self._bodies) >= self.LIMIT:
+                self._bodies.clear()
+            self._bodies[key] = found
+        return found
+
+
+def _encoded_documents() -> EncodedDocuments:
+    # One per app, made on first use; threads that race here build the same bytes.
+    documents = current_app.extensions.get(DOCUMENTS_EXTENSION)
+    if documents is None:
+        documents = current_app.extensions.setdefault(DOCUMENTS_EXTENSION, EncodedDocuments())
+    return documents
 
 
 def _sentence(text: str) -> str:

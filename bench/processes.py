@@ -1,0 +1,314 @@
+"""The processes a benchmark run starts: one redis-server per server under test, oidc-link
+with its production server, and node-oidc-provider; and the CPU time of a process tree.
+
+Everything listens on 127.0.0.1 only, and everything started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+BENCH = Path(__file__).resolve().parent
+NODE_DIR = BENCH / "node"
+CLIENT_ID = "shop"
+CLIENT_SECRET = "bench-secret-0123456789abcdef"  # noqa: S105 - a loopback benchmark's client
+# The relying party's callback: never contacted, the driver reads the code off the redirect.
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+EMAIL = "jenny@example.com"
+SANDBOX_CODE = "000000"  # the sandbox's magic code that always signs in (link/sandbox.py)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_tree_cpu_ms(root: int) -> float:
+    """User + system CPU of ``root`` and all its descendants, from /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it exited meanwhile
+        # The command name is in parentheses and may hold spaces: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        times[pid] = int(fields[11]) + int(fields[12])  # utime, stime (proc(5) fields 14, 15)
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += times.get(pid, 0)
+        pending.extend(children.get(pid, []))
+    return total * 1000 / CLOCK_TICKS
+
+
+def _wait_until(
+    check: Callable[[], bool], what: str, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited at start-up:\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except (OSError, redis.ConnectionError, urllib.error.URLError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start in 30 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+class RedisServer:
+    """A redis-server of its own on a loopback port; no persistence, for either server alike."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        log = workdir / f"redis-{name}.log"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--logfile", str(log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.client = redis.Redis.from_url(self.url, decode_responses=True)
+        _wait_until(self.client.ping, "redis-server", self.process, log)
+
+    def command_calls(self) -> int:
+        """Commands run so far, leaving out what the benchmark itself asks (INFO, SCAN...)."""
+        ours = {"info", "scan", "memory|usage", "memory", "config|resetstat", "ping", "type"}
+        stats = self.client.info("commandstats")
+        return sum(
+            value["calls"]
+            for name, value in stats.items()
+            if name.removeprefix("cmdstat_") not in ours
+        )
+
+    def keys(self) -> set[str]:
+        return set(self.client.scan_iter(count=1000))
+
+    def memory_usage(self, keys: set[str]) -> int:
+        return sum(self.client.memory_usage(key, samples=0) or 0 for key in keys)
+
+    def stop(self) -> None:
+        self.client.close()
+        _stop(self.process)
+
+
+@dataclass
+class ServerUnderTest:
+    """A running server and what the driver needs to know to sign in against it."""
+
+    name: str
+    issuer: str
+    process: subprocess.Popen[bytes]
+    redis: RedisServer
+    # Where a sign-in waits for the user: the page asking for this field, or the redirect
+    # to this path (the driver stops there to measure a pending flow's Redis bytes).
+    pending: dict[str, str]
+    scope: str = "openid email profile offline_access"
+    notes: list[str] = field(default_factory=list)
+    command: str = ""
+
+    def driver_spec(self) -> dict[str, object]:
+        return {
+            "issuer": self.issuer,
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+            "redirectUri": REDIRECT_URI,
+            "email": EMAIL,
+            "code": SANDBOX_CODE,
+            "scope": self.scope,
+        }
+
+    def cpu_ms(self) -> float:
+        return process_tree_cpu_ms(self.process.pid)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.redis.stop()
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        return response.status == 200
+
+
+OIDC_LINK_CONFIG = """\
+issuer = "{issuer}"
+subject_salt = "bench-subject-salt"
+redis_url = "{redis_url}"
+
+# Abuse limits far above what the benchmark does: it signs one user in thousands of times
+# from one address, which the defaults rightly stop after a few.
+[limits]
+sms_per_email = 1000000000
+sms_per_phone = 1000000000
+lookups_per_ip = 1000000000
+client_daily_sms = 1000000000
+
+[link]
+mode = "sandbox"
+
+[[link.sandbox.users]]
+email = "{email}"
+phone = "+14155550123"
+name = "Jenny Rosen"
+
+[[clients]]
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+redirect_uris = ["{redirect_uri}"]
+token_endpoint_auth_method = "client_secret_basic"
+name = "Bench Shop"
+refresh_tokens = true
+"""
+
+
+def serve_options() -> str:
+    """What ``oidc-link serve --help`` offers, to pass the production-server flags it has."""
+    return subprocess.run(
+        [sys.executable, "-m", "oidc_link.cli", "serve", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def start_oidc_link(workdir: Path, workers: int) -> ServerUnderTest:
+    redis_server = RedisServer(workdir, "oidc-link")
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    config = workdir / "oidc-link.toml"
+    config.write_text(
+        OIDC_LINK_CONFIG.format(
+            issuer=issuer, redis_url=redis_server.url, email=EMAIL, client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
+        )
+    )  # fmt: skip
+    command = [sys.executable, "-m", "oidc_link.cli", "serve", "--config", str(config),
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    options = serve_options()
+    notes = []
+    if "--workers" in options:
+        command += ["--workers", str(workers)]
+    else:
+        notes.append("this oidc-link has no --workers: one process (werkzeug, threaded)")
+    if "--allow-sandbox" in options:
+        command.append("--allow-sandbox")
+    log = workdir / "oidc-link.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _wait_until(
+            lambda: _http_ok(issuer + "/.well-known/openid-configuration"),
+            "oidc-link", process, log,
+        )  # fmt: skip
+    except BaseException:
+        _stop(process)
+        redis_server.stop()
+        raise
+    shown = " ".join(["oidc-link", *command[3:]]).replace(str(config), "FILE")
+    return ServerUnderTest(
+        "oidc-link",
+        issuer,
+        process,
+        redis_server,
+        {"pendingAtField": "code"},
+        notes=notes,
+        command=shown,
+    )
+
+
+def node_ready() -> str | None:
+    """Why the peer cannot run here, or None when it can."""
+    if shutil.which("node") is None:
+        return "node is not installed (apt-get install nodejs npm)"
+    if not (NODE_DIR / "node_modules" / "oidc-provider").is_dir():
+        return f"the peer's packages are not installed: run (cd {NODE_DIR} && npm ci)"
+    return None
+
+
+def start_peer(workdir: Path, workers: int) -> ServerUnderTest:
+    problem = node_ready()
+    if problem:
+        raise RuntimeError(problem)
+    redis_server = RedisServer(workdir, "peer")
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    environment = {
+        **os.environ,
+        "NODE_ENV": "production",
+        "PEER_PORT": str(port),
+        "PEER_ISSUER": issuer,
+        "PEER_REDIS_URL": redis_server.url,
+        "PEER_WORKERS": str(workers),
+        "PEER_CLIENT_ID": CLIENT_ID,
+        "PEER_CLIENT_SECRET": CLIENT_SECRET,
+        "PEER_REDIRECT_URI": REDIRECT_URI,
+        "PEER_EMAIL": EMAIL,
+    }
+    log = workdir / "peer.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["node", str(NODE_DIR / "peer.mjs")], cwd=NODE_DIR, env=environment,
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_until(
+            lambda: _http_ok(issuer + "/.well-known/openid-configuration")
+            and "listening" in log.read_text(),
+            "node-oidc-provider", process, log,
+        )  # fmt: skip
+    except BaseException:
+        _stop(process)
+        redis_server.stop()
+        raise
+    return ServerUnderTest(
+        "node-oidc-provider",
+        issuer,
+        process,
+        redis_server,
+        {"pendingBeforePath": "/interaction/"},
+        command=f"node bench/node/peer.mjs (cluster, PEER_WORKERS={workers})",
+    )
+
+
+def peer_version() -> str | None:
+    package = NODE_DIR / "node_modules" / "oidc-provider" / "package.json"
+    if not package.exists():
+        return None
+    return json.loads(package.read_text())["version"]

@@ -1,0 +1,380 @@
+"""``python -m bench.redis_round_trips``: what one sign-in costs in Redis, step by step.
+
+Starts a throwaway redis-server, builds the provider on it with the production client
+(``connect``), and walks whole sign-ins through the real pages in-process: authorize, email,
+code, redirect, token exchange (+ ID-token check), userinfo. For each step it prints the
+commands and network round trips (a pipeline or a MULTI/EXEC block is one) the provider
+sent, cross-checked against the server's ``INFO commandstats``, and the bytes one pending
+flow occupies (``MEMORY USAGE`` of its keys). ``--commands`` also prints each step's
+command sequence and flags a key read twice in one step. Needs the test extras (the
+browser and relying party of tests/relying_party.py drive the pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import flask
+import redis
+
+from oidc_link import create_app
+from oidc_link.config import settings_from_mapping
+from oidc_link.services import build_services
+from oidc_link.store import PREFIX, connect
+from tests.relying_party import Browser, RelyingParty
+from tests.sandbox_console import announced_code
+
+ISSUER = "https://login.example.test"
+CALLBACK = "https://shop.example.test/callback"
+CLIENT_SECRET = "bench-secret-0123456789abcdef"  # noqa: S105 - a loopback-only benchmark
+RETURNING = "returning@example.com"
+NEWCOMER = "newcomer@example.com"
+# Commands that only read: reading a key the step already read or wrote is a round trip
+# that the earlier answer (or the value written) could have saved.
+READS = {"GET", "HGET", "HGETALL", "MGET", "SMEMBERS", "EXISTS", "TTL", "ZRANGE", "SISMEMBER"}
+PACKAGE = str(Path(__file__).resolve().parent.parent / "oidc_link")
+# The frames skipped to find who asked for a command: the store and the client builder.
+PLUMBING = ("store.py", "redis_connection.py")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    key: str  # "" for a command without one
+    # Where in oidc_link the store method was called from, and from where that was called.
+    caller: str
+    # Which HTTP request of the step sent it (0, 1, ...).
+    request: int
+
+
+def _caller() -> str:
+    """The three innermost oidc_link frames outside the store: 'a.py:1 < b.py:2 < c.py:3'."""
+    frames = [
+        f"{frame.filename.removeprefix(PACKAGE + '/')}:{frame.lineno}"
+        for frame in reversed(traceback.extract_stack())
+        if frame.filename.startswith(PACKAGE) and not frame.filename.endswith(PLUMBING)
+    ]
+    return " < ".join(frames[:3]) or "?"
+
+
+@dataclass
+class Step:
+    name: str
+    round_trips: int = 0
+    commands: list[Command] = field(default_factory=list)
+    # The HTTP requests the step made (method and path), in order.
+    requests: list[str] = field(default_factory=list)
+    # What the server counted for this step (INFO commandstats delta), by command.
+    server_counts: Counter[str] = field(default_factory=Counter)
+
+    def counts(self) -> Counter[str]:
+        return Counter(command.name for command in self.commands)
+
+    def repeated_reads(self) -> list[Command]:
+        """Reads of a key that the same HTTP request had already read or written."""
+        seen: set[tuple[int, str]] = set()
+        repeated = []
+        for command in self.commands:
+            if command.name in READS and (command.request, command.key) in seen:
+                repeated.append(command)
+            if command.key and command.name != "WATCH":
+                seen.add((command.request, command.key))
+        return repeated
+
+
+class Journal:
+    """What the provider's Redis client sent, step by step."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    @property
+    def current(self) -> Step | None:
+        return self.steps[-1] if self.steps else None
+
+
+def counting_connection(journal: Journal) -> type[redis.Connection]:
+    """A redis-py Connection that records into ``journal``: one send is one round trip."""
+
+    class CountingConnection(redis.Connection):
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if journal.current is not None:
+                journal.current.round_trips += 1
+            super().send_packed_command(command, check_health)
+
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            self._record([args])
+            super().send_command(*args, **kwargs)
+
+        def pack_commands(self, commands: Any) -> Any:
+            commands = list(commands)
+            self._record(commands)
+            return super().pack_commands(commands)
+
+        @staticmethod
+        def _record(commands: list[Any]) -> None:
+            if journal.current is None:
+                return
+            caller = _caller()
+            step = journal.current
+            for arguments in commands:
+                name = str(arguments[0]).upper()
+                key = str(arguments[1]) if len(arguments) > 1 else ""
+                step.commands.append(Command(name, key, caller, len(step.requests) - 1))
+
+    return CountingConnection
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server of its own on a loopback port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            with redis.Redis.from_url(url) as client:
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        client.ping()
+                        break
+                    except redis.ConnectionError:
+                        if time.monotonic() > deadline or process.poll() is not None:
+                            raise
+                        time.sleep(0.05)
+            yield url
+        finally:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def provider_config() -> dict[str, Any]:
+    return {
+        "issuer": ISSUER,
+        "subject_salt": "bench-subject-salt",
+        "link": {
+            "mode": "sandbox",
+            "sandbox": {
+                "users": [
+                    {"email": RETURNING, "phone": "+14155550123", "name": "Rita Returning"},
+                    {"email": NEWCOMER, "phone": "+14155550124", "name": "Nina Newcomer"},
+                ]
+            },
+        },
+        "clients": [
+            {
+                "client_id": "shop",
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [CALLBACK],
+                "name": "Example Shop",
+            }
+        ],
+    }
+
+
+@dataclass
+class Scenario:
+    title: str
+    steps: list[Step]
+    # Bytes and keys of one pending flow: after authorize, and while waiting for the code.
+    pending: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The browser, signed in at the end: the next sign-in may reuse its SSO session.
+    browser: Browser | None = None
+
+
+class Measurement:
+    """The provider on a real redis-server, with a counting client and a stats reader."""
+
+    def __init__(self, redis_url: str, scope: str) -> None:
+        settings = settings_from_mapping(provider_config(), {}, "bench")
+        self.journal = Journal()
+        client = connect(redis_url)
+        # Before the first command: every connection the pool makes will count.
+        client.connection_pool.connection_class = counting_connection(self.journal)
+        self.console: list[str] = []
+        services = build_services(settings, redis_client=client, announce=self.console.append)
+        self.app = create_app(settings, services)
+        self.app.before_request(self._request_began)
+        self.scope = scope
+        self.stats = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def _request_began(self) -> None:
+        if self.journal.current is not None:
+            self.journal.current.requests.append(f"{flask.request.method} {flask.request.path}")
+
+    def _server_counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for name, value in self.stats.info("commandstats").items():
+            counts[name.removeprefix("cmdstat_").upper()] = int(value["calls"])
+        return counts
+
+    def _keys(self) -> set[str]:
+        return set(self.stats.scan_iter(match=PREFIX + "*", count=1000))
+
+    def _bytes_by_kind(self, keys: set[str]) -> dict[str, int]:
+        sizes: Counter[str] = Counter()
+        for key in keys:
+            kind = key.removeprefix(PREFIX).split(":")[0]
+            sizes[kind] += self.stats.memory_usage(key, samples=0) or 0
+        return dict(sorted(sizes.items()))
+
+    @contextmanager
+    def step(self, steps: list[Step], name: str) -> Iterator[None]:
+        step = Step(name)
+        before = self._server_counts()
+        self.journal.steps.append(step)
+        steps.append(step)
+        try:
+            yield
+        finally:
+            self.journal.steps.append(Step("(measuring)"))
+            after = self._server_counts()
+            step.server_counts = after - before
+            # The INFO that read "after" ran on the server before it answered.
+            step.server_counts["INFO"] -= 1
+            step.server_counts = +step.server_counts
+
+    def sign_in(self, title: str, email: str, browser: Browser | None = None) -> Scenario:
+        """One sign-in through the pages; with a signed-in ``browser``, the SSO path."""
+        steps: list[Step] = []
+        scenario = Scenario(title, steps)
+        rp = RelyingParty(self.app, ISSUER, "shop", CALLBACK, CLIENT_SECRET, scope=self.scope)
+        request = rp.authorization_request()
+        signed_in = browser is not None
+        browser = browser or Browser(self.app, ISSUER)
+        keys_before = self._keys()
+        with self.step(steps, "authorize"):
+            answer = browser.start(request.url)
+        if not signed_in:
+            scenario.pending["after authorize"] = self._bytes_by_kind(self._keys() - keys_before)
+            with self.step(steps, "email"):
+                browser.submit("/email", email=email)
+            scenario.pending["waiting for the code"] = self._bytes_by_kind(
+                self._keys() - keys_before
+            )
+            code = announced_code(self.console)
+            with self.step(steps, "code"):
+                answer = browser.submit("/code", code=code)
+        if answer.status_code != 302 or not answer.headers["Location"].startswith(CALLBACK):
+            raise RuntimeError(f"{title}: the sign-in did not return to the client")
+        callback = answer.headers["Location"]
+        with self.step(steps, "token"):
+            token = rp.exchange(callback, request)
+        with self.step(steps, "id-token check (JWKS)"):
+            rp.validate_id_token(token, request.nonce)
+        with self.step(steps, "userinfo"):
+            reply = rp.session.get(rp.metadata["userinfo_endpoint"])
+            if reply.status_code != 200:
+                raise RuntimeError(f"userinfo answered {reply.status_code}")
+        scenario.browser = browser
+        return scenario
+
+
+def measure(redis_url: str, scope: str) -> list[Scenario]:
+    """Warm up (keys, first account), then measure three kinds of sign-in."""
+    measurement = Measurement(redis_url, scope)
+    measurement.sign_in("warm-up", RETURNING)
+    newcomer = measurement.sign_in("first sign-in of a new user", NEWCOMER)
+    returning = measurement.sign_in("returning user, new browser", RETURNING)
+    sso = measurement.sign_in(
+        "signed-in browser (SSO session)",
+        RETURNING,
+        browser=returning.browser,
+    )
+    for scenario in (newcomer, returning, sso):
+        for step in scenario.steps:
+            sent = step.counts()
+            if sent != step.server_counts:
+                raise RuntimeError(
+                    f"{scenario.title}/{step.name}: client sent {dict(sent)}, "
+                    f"server counted {dict(step.server_counts)}"
+                )
+    return [newcomer, returning, sso]
+
+
+def _short(key: str) -> str:
+    """A key without the prefix, ids and digests cut to 8 characters."""
+    kind, *parts = key.removeprefix(PREFIX).split(":")
+    return ":".join([kind] + [part if len(part) <= 12 else part[:8] + "…" for part in parts])
+
+
+def report(scenarios: list[Scenario], show_commands: bool) -> str:
+    lines: list[str] = []
+    for scenario in scenarios:
+        lines.append(f"\n## {scenario.title}\n")
+        lines.append(f"{'step':22} {'HTTP':>4} {'round trips':>11} {'commands':>8}  by command")
+        total_http = total_trips = total_commands = 0
+        for step in scenario.steps:
+            counts = step.counts()
+            total_http += len(step.requests)
+            total_trips += step.round_trips
+            total_commands += sum(counts.values())
+            by_command = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+            lines.append(
+                f"{step.name:22} {len(step.requests):>4} {step.round_trips:>11} "
+                f"{sum(counts.values()):>8}  {by_command}"
+            )
+        lines.append(f"{'total':22} {total_http:>4} {total_trips:>11} {total_commands:>8}")
+        for moment, sizes in scenario.pending.items():
+            listed = ", ".join(f"{kind} {size}" for kind, size in sizes.items())
+            lines.append(f"pending flow, {moment}: {sum(sizes.values())} bytes ({listed})")
+        for step in scenario.steps:
+            for command in step.repeated_reads():
+                lines.append(
+                    f"already known in '{step.name}': {command.name} {_short(command.key)} "
+                    f"from {command.caller}"
+                )
+        if show_commands:
+            for step in scenario.steps:
+                for index, request in enumerate(step.requests):
+                    lines.append(f"\n{step.name}: {request}")
+                    lines.extend(
+                        f"  {c.name:8} {_short(c.key):40} {c.caller}"
+                        for c in step.commands
+                        if c.request == index
+                    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scope", default="openid email profile", help="the RP's scope")
+    parser.add_argument("--commands", action="store_true", help="print each step's commands")
+    args = parser.parse_args(argv)
+    with redis_server() as url:
+        scenarios = measure(url, args.scope)
+    print(f"Redis round trips per sign-in (scope: {args.scope}); the server's")
+    print("INFO commandstats agreed with every count below.")
+    print(report(scenarios, args.commands))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

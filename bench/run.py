@@ -1,0 +1,256 @@
+"""``python -m bench.run``: oidc-link against node-oidc-provider, in alternating rounds.
+
+Starts a redis-server per server, oidc-link with its production server and the peer (Node
+cluster), both with ``--workers`` processes, warms both up, then runs every phase against
+one server and then the other, round after round (the order flips each round), and prints
+the median of the per-round ratios oidc-link / peer beside CPU per sign-in. Loopback only;
+each phase is bounded by its duration, the whole run by rounds x phases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.phases import PendingFlow, PhaseResult, measure_pending_flow, run_phase
+from bench.processes import ServerUnderTest, node_ready, peer_version, start_oidc_link, start_peer
+
+OIDC_LINK = "oidc-link"
+PEER = "node-oidc-provider"
+SIGN_IN_CONCURRENCY = (1, 8, 32)
+ENDPOINTS = ("refresh", "discovery", "jwks")
+# Issue 7 item 8: the ratios oidc-link / peer to reach (higher is better unless noted).
+TARGETS = {
+    "flows/s @32": 1.5,
+    "server CPU ms / sign-in": 0.67,  # at most
+    "refresh/s": 1.5,
+    "discovery/s": 1.0,
+    "jwks/s": 1.0,
+}
+LOWER_IS_BETTER = {"server CPU ms / sign-in"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every phase (>= 1)")
+    parser.add_argument("--duration", type=float, help="seconds per phase (default 5)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 round, 2 s phases")
+    parser.add_argument("--workers", type=int, default=2, help="processes per server")
+    parser.add_argument(
+        "--endpoint-users", type=int, default=16, help="concurrent users for refresh/discovery/jwks"
+    )
+    parser.add_argument("--only", choices=(OIDC_LINK, "peer"), help="run one server only")
+    parser.add_argument("--json", type=Path, help="also write every raw result here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = 1
+    if args.duration is None:
+        args.duration = 2.0 if args.quick else 5.0
+    args.rounds = max(1, min(args.rounds, 50))
+    args.duration = max(0.5, min(args.duration, 120.0))
+    if args.only != OIDC_LINK and (problem := node_ready()):
+        print(f"Cannot run the peer: {problem}", file=sys.stderr)
+        return 2
+
+    results: list[tuple[int, PhaseResult]] = []
+    pending: list[PendingFlow] = []
+    commands: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="oidc-link-bench-") as temporary:
+        workdir = Path(temporary)
+        servers: list[ServerUnderTest] = []
+        try:
+            if args.only != "peer":
+                servers.append(start_oidc_link(workdir, args.workers))
+            if args.only != OIDC_LINK:
+                servers.append(start_peer(workdir, args.workers))
+            for server in servers:
+                commands.append(server.command)
+                for note in server.notes:
+                    print(f"note: {server.name}: {note}")
+                # Warm-up, not recorded: imports, JIT, connection pools, first key loads.
+                run_phase(server, "signin", 8, min(2.0, args.duration))
+            for round_number in range(args.rounds):
+                order = servers if round_number % 2 == 0 else list(reversed(servers))
+                for server in order:
+                    for phase_result in _one_round(server, args):
+                        results.append((round_number, phase_result))
+                        _print_progress(round_number, phase_result)
+            pending = [measure_pending_flow(server) for server in servers]
+        finally:
+            for server in servers:
+                server.stop()
+
+    report = build_report(results, pending, args, argv, commands)
+    print(report)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "environment": environment(),
+                    "results": [{"round": n, **asdict(r)} for n, r in results],
+                    "pending_flows": [asdict(p) for p in pending],
+                },
+                indent=2,
+            )
+        )
+    return 1 if any(r.errors for _, r in results) else 0
+
+
+def _one_round(server: ServerUnderTest, args: argparse.Namespace) -> list[PhaseResult]:
+    phases = [run_phase(server, "signin", users, args.duration) for users in SIGN_IN_CONCURRENCY]
+    phases += [run_phase(server, name, args.endpoint_users, args.duration) for name in ENDPOINTS]
+    return phases
+
+
+def _print_progress(round_number: int, result: PhaseResult) -> None:
+    errors = f", {result.errors} errors {result.error_samples}" if result.errors else ""
+    print(
+        f"round {round_number + 1} {result.server:19} {result.phase:9} x{result.concurrency:<3}"
+        f" {result.per_second:8.1f}/s  p50 {_ms(result.p50_ms)}  p99 {_ms(result.p99_ms)}"
+        f"  server {result.server_cpu_ms / result.seconds / 10:4.0f}% CPU"
+        f"  driver {result.driver_cpu_ms / result.seconds / 10:4.0f}% CPU{errors}",
+        flush=True,
+    )
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:7.1f} ms" if value is not None else "      -   "
+
+
+def round_metrics(phases: list[PhaseResult]) -> dict[str, float]:
+    """One server's figures in one round."""
+    metrics: dict[str, float] = {}
+    sign_ins = [p for p in phases if p.phase == "signin"]
+    for phase in sign_ins:
+        metrics[f"flows/s @{phase.concurrency}"] = phase.per_second
+        if phase.p50_ms is not None and phase.p99_ms is not None:
+            metrics[f"p50 ms @{phase.concurrency}"] = phase.p50_ms
+            metrics[f"p99 ms @{phase.concurrency}"] = phase.p99_ms
+    flows = sum(p.completed for p in sign_ins)
+    if flows:
+        metrics["server CPU ms / sign-in"] = sum(p.server_cpu_ms for p in sign_ins) / flows
+        metrics["Redis CPU ms / sign-in"] = sum(p.redis_cpu_ms for p in sign_ins) / flows
+        metrics["Redis commands / sign-in"] = sum(p.redis_commands for p in sign_ins) / flows
+        exchanges = [p.exchanges_per_sign_in for p in sign_ins if p.exchanges_per_sign_in]
+        if exchanges:
+            metrics["HTTP exchanges / sign-in"] = statistics.mean(exchanges)
+    for phase in phases:
+        if phase.phase in ENDPOINTS:
+            metrics[f"{phase.phase}/s"] = phase.per_second
+            if phase.completed:
+                metrics[f"server CPU ms / {phase.phase}"] = phase.server_cpu_ms / phase.completed
+    seconds = sum(p.seconds for p in phases)
+    metrics["driver CPU % of a core"] = sum(p.driver_cpu_ms for p in phases) / seconds / 10
+    return metrics
+
+
+def build_report(
+    results: list[tuple[int, PhaseResult]],
+    pending: list[PendingFlow],
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    commands: list[str],
+) -> str:
+    by_round: dict[tuple[str, int], list[PhaseResult]] = {}
+    for round_number, result in results:
+        by_round.setdefault((result.server, round_number), []).append(result)
+    per_round = {key: round_metrics(phases) for key, phases in by_round.items()}
+    servers = [name for name in (OIDC_LINK, PEER) if any(k[0] == name for k in per_round)]
+    names = list(dict.fromkeys(name for m in per_round.values() for name in m))
+    lines = [
+        "",
+        f"# oidc-link benchmark, {args.rounds} round(s) of {args.duration:g} s phases",
+        "",
+        *(f"- {key}: {value}" for key, value in environment().items()),
+        f"- command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}",
+        *(f"- started: {command}" for command in commands),
+        "",
+        "Medians over rounds; the ratio is the median of the per-round ratios oidc-link / peer.",
+        "",
+        "| figure | " + " | ".join(servers) + (" | ratio | target |" if len(servers) > 1 else ""),
+        "|---|" + "---|" * len(servers) + ("---|---|" if len(servers) > 1 else ""),
+    ]
+    for name in names:
+        medians = []
+        for server in servers:
+            values = [m[name] for (s, _), m in per_round.items() if s == server and name in m]
+            medians.append(_figure(statistics.median(values)) if values else "-")
+        row = f"| {name} | " + " | ".join(medians) + " |"
+        if len(servers) > 1:
+            ratios = [
+                per_round[(OIDC_LINK, n)][name] / per_round[(PEER, n)][name]
+                for n in range(args.rounds)
+                if name in per_round.get((OIDC_LINK, n), {})
+                and per_round.get((PEER, n), {}).get(name)
+            ]
+            ratio = statistics.median(ratios) if ratios else None
+            row += f" {ratio:.2f}x |" if ratio is not None else " - |"
+            row += f" {_target(name, ratio)} |"
+        lines.append(row)
+    lines += ["", "Redis per pending sign-in (waiting for the user):", ""]
+    for flow in pending:
+        lines.append(
+            f"- {flow.server}: {flow.bytes} bytes in {flow.keys} key(s) "
+            f"({', '.join(flow.key_kinds)}), after {flow.exchanges} HTTP exchange(s)"
+        )
+    errors = sum(r.errors for _, r in results)
+    lines += ["", f"Errors: {errors}" + (" (see the progress lines)" if errors else "")]
+    return "\n".join(lines)
+
+
+def _figure(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def _target(name: str, ratio: float | None) -> str:
+    if name not in TARGETS:
+        return ""
+    target = TARGETS[name]
+    if name in LOWER_IS_BETTER:
+        met = ratio is not None and ratio <= target
+        return f"<= {target:.2f}x {'met' if met else 'missed'}"
+    met = ratio is not None and ratio >= target
+    return f">= {target:.2f}x {'met' if met else 'missed'}"
+
+
+def _version(command: list[str]) -> str:
+    if shutil.which(command[0]) is None:
+        return "not installed"
+    answer = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (answer.stdout or answer.stderr).strip().splitlines()[0]
+
+
+def environment() -> dict[str, str]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    repository = Path(__file__).resolve().parent.parent
+    revision = _version(["git", "-C", str(repository), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(repository), "status", "--porcelain"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{_version(['nproc'])} CPU(s), {model}",
+        "Python": platform.python_version(),
+        "Node": _version(["node", "--version"]),
+        "oidc-provider": peer_version() or "not installed",
+        "redis-server": _version(["redis-server", "--version"]),
+        "oidc-link": revision + (" with uncommitted changes" if dirty else ""),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

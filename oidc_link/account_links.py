@@ -1,0 +1,199 @@
+"""Account Links and Login Links: single-use, short-lived bearer URLs into hosted pages.
+
+Owns minting a link (random token, stored only under its digest), consuming it once on the
+first visit, and what a visit may lead to. Knows nothing of HTTP; ``web/account.py`` turns a
+visit into cookies and redirects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oidc_link.accounts import Account, AccountParameterError, Accounts
+from oidc_link.clock import Clock
+from oidc_link.config import Lifetimes
+from oidc_link.config.reader import is_https_or_loopback
+from oidc_link.ids import new_id, new_secret
+from oidc_link.models import Record
+from oidc_link.store import Store
+
+ACCOUNT_LINK_TYPES = ("account_onboarding", "account_update")
+LOGIN = "login"
+# 32 random bytes: twice the 128 bits issue 6 asks for, URL-safe base64 (43 characters).
+TOKEN_BYTES = 32
+URL_MAX_LENGTH = 2048
+# The public half of a link (its id and refresh_url) outlives the token by this much, so a
+# visit of a used or expired link can still be sent to the platform's refresh_url.
+LINK_AFTERLIFE = 86_400
+VISIT_PATH = "/links"
+
+
+@dataclass(frozen=True)
+class LinkGrant(Record):
+    """What a link's token grants, stored under the token's digest and taken on first visit."""
+
+    link_id: str
+    kind: str  # account_onboarding | account_update | login
+    owner: str
+    client_id: str
+    account_id: str
+    refresh_url: str | None
+    return_url: str | None
+    created: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class LinkPublic(Record):
+    """The non-secret half of a link, found by the id in its URL: where a dead link goes."""
+
+    refresh_url: str | None
+
+
+@dataclass(frozen=True)
+class MintedLink:
+    grant: LinkGrant
+    url: str
+
+
+@dataclass(frozen=True)
+class Visit:
+    """The outcome of a visit: the grant (first visit in time), else where to send the
+    browser instead (the platform's refresh_url; None when even the link id is unknown)."""
+
+    grant: LinkGrant | None
+    refresh_url: str | None = None
+
+
+class LinkAccountError(Exception):
+    """The account named in a link request cannot have this link (absent, wrong type)."""
+
+    def __init__(self, param: str, code: str, message: str, *, missing: bool) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+        self.message = message
+        self.missing = missing
+
+
+class AccountLinks:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        lifetimes: Lifetimes,
+        accounts: Accounts,
+        issuer: str,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._lifetimes = lifetimes
+        self._accounts = accounts
+        self._issuer = issuer.rstrip("/")
+
+    def create_account_link(
+        self,
+        owner: str,
+        client_id: str,
+        account_id: str | None,
+        link_type: str | None,
+        refresh_url: str | None,
+        return_url: str | None,
+    ) -> MintedLink:
+        """An onboarding or update link; raises before storing anything."""
+        for name, value in (
+            ("account", account_id),
+            ("type", link_type),
+            ("refresh_url", refresh_url),
+            ("return_url", return_url),
+        ):
+            if not value:
+                raise AccountParameterError(
+                    name, "parameter_missing", f"Missing required param: {name}."
+                )
+        assert account_id and link_type and refresh_url and return_url
+        if link_type not in ACCOUNT_LINK_TYPES:
+            raise AccountParameterError(
+                "type",
+                "parameter_invalid_string",
+                f"Invalid type: must be one of {', '.join(ACCOUNT_LINK_TYPES)}.",
+            )
+        for name, value in (("refresh_url", refresh_url), ("return_url", return_url)):
+            if len(value) > URL_MAX_LENGTH or not is_https_or_loopback(value):
+                raise AccountParameterError(
+                    name,
+                    "url_invalid",
+                    f"Invalid {name}: must be an https URL (http only on loopback).",
+                )
+        account = self._account(owner, account_id)
+        lifetime = self._lifetimes.account_link
+        return self._mint(link_type, owner, client_id, account, refresh_url, return_url, lifetime)
+
+    def create_login_link(self, owner: str, client_id: str, account_id: str) -> MintedLink:
+        """A link into the hosted account page; only express accounts have one."""
+        account = self._account(owner, account_id)
+        if account.type != "express":
+            raise LinkAccountError(
+                "account",
+                "account_invalid",
+                "Login Links can only be created for express accounts.",
+                missing=False,
+            )
+        return self._mint(LOGIN, owner, client_id, account, None, None, self._lifetimes.login_link)
+
+    def visit(self, link_id: str, token: str) -> Visit:
+        """Consume the token (GETDEL: of two visits, one gets the grant). A used, expired or
+        garbled token gives only the refresh_url, and the same for all three."""
+        public_raw = self._store.load_link(link_id)
+        public = LinkPublic.from_record(public_raw) if public_raw else None
+        refresh_url = public.refresh_url if public else None
+        raw = self._store.take_link_token(token)
+        grant = LinkGrant.from_record(raw) if raw else None
+        if grant is None or grant.link_id != link_id or grant.expires_at <= self._clock.now():
+            return Visit(None, refresh_url)
+        return Visit(grant)
+
+    def _account(self, owner: str, account_id: str) -> Account:
+        account = self._accounts.find(owner, account_id)
+        if account is None:
+            raise LinkAccountError(
+                "account",
+                "resource_missing",
+                f"No such account: '{account_id[:100]}'",
+                missing=True,
+            )
+        return account
+
+    def _mint(
+        self,
+        kind: str,
+        owner: str,
+        client_id: str,
+        account: Account,
+        refresh_url: str | None,
+        return_url: str | None,
+        lifetime: int,
+    ) -> MintedLink:
+        now = self._clock.now()
+        link_id = new_id("link", 12)
+        token = new_secret(TOKEN_BYTES)
+        grant = LinkGrant(
+            link_id=link_id,
+            kind=kind,
+            owner=owner,
+            client_id=client_id,
+            account_id=account.id,
+            refresh_url=refresh_url,
+            return_url=return_url,
+            created=now,
+            expires_at=now + lifetime,
+        )
+        self._store.save_link(
+            link_id,
+            LinkPublic(refresh_url).to_record(),
+            token,
+            grant.to_record(),
+            grant.expires_at,
+            LINK_AFTERLIFE,
+        )
+        return MintedLink(grant, f"{self._issuer}{VISIT_PATH}/{link_id}/{token}")

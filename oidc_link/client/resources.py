@@ -1,0 +1,110 @@
+"""The API's resources as the client exposes them (``client.accounts``,
+``client.account_links``, ``client.login_links``): one method per endpoint, no HTTP here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from oidc_link.client.objects import ListObject, OidcLinkObject, convert
+from oidc_link.client.transport import Answer, Transport
+
+AccountType = Literal["express", "custom"]
+AccountLinkType = Literal["account_onboarding", "account_update"]
+
+
+def _object(answer: Answer) -> OidcLinkObject:
+    made = convert(answer.body)
+    made.last_response = answer.response
+    return made
+
+
+def _segment(account_id: str) -> str:
+    """An id as one path segment: ``/`` or ``..`` in a caller's value cannot reach another
+    endpoint."""
+    if not isinstance(account_id, str) or not account_id:
+        raise ValueError("an account id must be a non-empty string such as 'acct_...'")
+    return quote(account_id, safe="")
+
+
+class Accounts:
+    """``/v1/accounts``: the platform's accounts."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def create(
+        self,
+        *,
+        type: AccountType,  # the API's parameter name, as in Stripe's SDKs
+        email: str | None = None,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> OidcLinkObject:
+        params: dict[str, Any] = {"type": type, "email": email, "metadata": metadata}
+        answer = self._transport.request(
+            "POST", "/v1/accounts", params, idempotency_key=idempotency_key
+        )
+        return _object(answer)
+
+    def retrieve(self, account_id: str) -> OidcLinkObject:
+        return _object(self._transport.request("GET", f"/v1/accounts/{_segment(account_id)}"))
+
+    def list(self, *, limit: int | None = None, starting_after: str | None = None) -> ListObject:
+        """One page, newest first; ``auto_paging_iter()`` on it walks every page."""
+        params = {"limit": limit, "starting_after": starting_after}
+        answer = self._transport.request("GET", "/v1/accounts", params)
+
+        def next_page(last_id: str) -> ListObject:
+            return self.list(limit=limit, starting_after=last_id)
+
+        page = ListObject(convert(answer.body), next_page)
+        page.last_response = answer.response
+        return page
+
+    def delete(self, account_id: str) -> OidcLinkObject:
+        """Delete an account; answers ``{"id", "object": "account", "deleted": true}``."""
+        path = f"/v1/accounts/{_segment(account_id)}"
+        return _object(self._transport.request("DELETE", path))
+
+
+class AccountLinks:
+    """``/v1/account_links``: single-use URLs for onboarding or updating an account."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def create(
+        self,
+        *,
+        account: str,
+        type: AccountLinkType,  # the API's parameter name
+        refresh_url: str,
+        return_url: str,
+        idempotency_key: str | None = None,
+    ) -> OidcLinkObject:
+        """The answer's ``url`` is a bearer secret: send the user there, do not log it."""
+        params = {
+            "account": account,
+            "type": type,
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        }
+        answer = self._transport.request(
+            "POST", "/v1/account_links", params, idempotency_key=idempotency_key
+        )
+        return _object(answer)
+
+
+class LoginLinks:
+    """``/v1/accounts/{account}/login_links``: single-use URLs into the hosted account page
+    (express accounts only)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def create(self, account: str, *, idempotency_key: str | None = None) -> OidcLinkObject:
+        """The answer's ``url`` is a bearer secret: send the user there, do not log it."""
+        path = f"/v1/accounts/{_segment(account)}/login_links"
+        answer = self._transport.request("POST", path, {}, idempotency_key=idempotency_key)
+        return _object(answer)

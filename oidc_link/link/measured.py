@@ -1,0 +1,44 @@
+"""A LinkClient that times each call of the client it wraps, by operation and outcome.
+
+It changes nothing it passes on: the same answers, the same LinkErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from oidc_link.link import LinkClient, LinkError, LinkUser, LookupResult, VerificationStarted
+from oidc_link.metrics import Metrics
+
+
+class MeasuredLinkClient:
+    def __init__(self, inner: LinkClient, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def lookup(self, email: str) -> LookupResult:
+        with self._timed("lookup"):
+            return self._inner.lookup(email)
+
+    def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
+        with self._timed("start_verification"):
+            return self._inner.start_verification(email, client_secret)
+
+    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+        with self._timed("authenticate"):
+            return self._inner.authenticate(email, client_secret, code)
+
+    @contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        timer: Callable[[], float] = self._metrics.timer
+        started = timer()
+        outcome = "error"  # anything but an answer or a LinkError: a bug, still timed
+        try:
+            yield
+            outcome = "ok"
+        except LinkError as error:
+            outcome = error.kind.value
+            raise
+        finally:
+            self._metrics.link_call(operation, outcome, timer() - started)

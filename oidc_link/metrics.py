@@ -1,0 +1,274 @@
+"""Prometheus metrics: every metric name and label, the functions that record what happened,
+and the private endpoint that serves them.
+
+Label values come from fixed sets or the configured clients, so no request can create a new
+series; nothing recorded here names a person, a code or a token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Thread
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
+from prometheus_client.exposition import start_http_server
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from oidc_link.config import Settings
+
+# What any label value outside its fixed set is recorded as.
+OTHER = "other"
+
+# Why a sign-in step did not move forward (interaction.Problem's values), or why a flow
+# ended without a signed-in user.
+SIGN_IN_FAILURE_REASONS = frozenset(
+    {
+        "invalid_email",
+        "invalid_code_format",
+        "wrong_code",
+        "code_expired",
+        "too_many_attempts",
+        "resend_too_soon",
+        "no_more_resends",
+        "too_many_lookups",
+        "too_many_sms",
+        "link_rate_limited",
+        "link_unavailable",
+        "link_mismatch",
+        "link_session_expired",
+        "email_taken",
+        "not_on_link",
+        "cancelled",
+        "consent_denied",
+        "expired",
+        "wrong_browser",
+    }
+)
+# The limits of [limits] that requests run into, and the /v1 API's per-key rate.
+RATE_LIMITS = frozenset(
+    {
+        "code_attempts",
+        "resend_cooldown",
+        "resends",
+        "lookups_per_ip",
+        "sms_per_email",
+        "sms_per_phone",
+        "client_daily_sms",
+        "api_requests_per_second",
+    }
+)
+LINK_OPERATIONS = frozenset({"lookup", "start_verification", "authenticate"})
+# "ok", a link.LinkErrorKind value, or "error" for anything the client did not expect.
+LINK_OUTCOMES = frozenset(
+    {
+        "ok",
+        "not_found",
+        "invalid_code",
+        "code_expired",
+        "too_many_attempts",
+        "rate_limited",
+        "unavailable",
+        "bad_response",
+        "error",
+    }
+)
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A request no route matched (404, or 405 for an unknown method).
+UNMATCHED_ENDPOINT = "unmatched"
+# Link calls go over the internet and may retry: their buckets reach the longest timeout.
+LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
+
+
+def _bounded(value: str, allowed: Iterable[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+class Metrics:
+    """The provider's metrics on one registry; build one per app (tests: one per test).
+
+    In multi-process mode (``PROMETHEUS_MULTIPROC_DIR``) prometheus-client writes every
+    value to that directory as well, where ``serve_metrics`` adds up all the processes.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        client_ids: Iterable[str] = (),
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.registry = registry
+        # A monotonic clock in seconds for durations (the injected Clock counts whole
+        # seconds of wall time); tests pass one they move.
+        self.timer = timer
+        self._clients = frozenset(client_ids)
+        self._started = Counter(
+            "oidc_link_sign_ins_started",
+            "Sign-ins that reached the hosted email page.",
+            ["client_id"],
+            registry=registry,
+        )
+        self._completed = Counter(
+            "oidc_link_sign_ins_completed",
+            "Sign-ins whose SMS code Link confirmed.",
+            ["client_id"],
+            registry=registry,
+        )
+        self._failed = Counter(
+            "oidc_link_sign_ins_failed",
+            "Sign-in steps that failed, by reason; a flow may fail more than once.",
+            ["client_id", "reason"],
+            registry=registry,
+        )
+        self._sms = Counter(
+            "oidc_link_sms_sent",
+            "Codes Link was asked to text, and accepted.",
+            ["client_id"],
+            registry=registry,
+        )
+        self._link = Histogram(
+            "oidc_link_link_request_duration_seconds",
+            "Calls to the Link network, by operation and outcome.",
+            ["operation", "outcome"],
+            buckets=LINK_BUCKETS,
+            registry=registry,
+        )
+        self._tokens = Counter(
+            "oidc_link_tokens_issued",
+            "Token responses issued by the token endpoint, by grant type.",
+            ["grant_type", "client_id"],
+            registry=registry,
+        )
+        self._http = Histogram(
+            "oidc_link_http_request_duration_seconds",
+            "HTTP requests, by Flask endpoint name (not the path), method and status.",
+            ["endpoint", "method", "status"],
+            registry=registry,
+        )
+        self._limited = Counter(
+            "oidc_link_rate_limited",
+            "Requests refused because a limit was reached, by limit.",
+            ["limit"],
+            registry=registry,
+        )
+
+    @classmethod
+    def for_settings(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Metrics:
+        """Metrics for the configured clients, on ``registry`` or a fresh one of their own."""
+        shared = settings.metrics.multiprocess_dir
+        if shared and not is_multiprocess():
+            # prometheus-client picks its mode when first imported: set too late, each
+            # worker would count alone and the scrape would show none of it.
+            raise RuntimeError(
+                f"PROMETHEUS_MULTIPROC_DIR ({shared}) was set after prometheus_client was "
+                "imported: set it in the environment before oidc-link starts"
+            )
+        return cls(registry or CollectorRegistry(), [c.client_id for c in settings.clients])
+
+    @classmethod
+    def standalone(cls) -> Metrics:
+        """Metrics on a registry of their own, knowing no clients: for parts assembled by
+        hand (tests); build_services gives the app ``for_settings``."""
+        return cls(CollectorRegistry())
+
+    def _client(self, client_id: str | None) -> str:
+        return _bounded(client_id or "", self._clients)
+
+    def sign_in_started(self, client_id: str) -> None:
+        self._started.labels(client_id=self._client(client_id)).inc()
+
+    def sign_in_completed(self, client_id: str) -> None:
+        self._completed.labels(client_id=self._client(client_id)).inc()
+
+    def sign_in_failed(self, client_id: str | None, reason: str) -> None:
+        self._failed.labels(
+            client_id=self._client(client_id), reason=_bounded(reason, SIGN_IN_FAILURE_REASONS)
+        ).inc()
+
+    def sms_sent(self, client_id: str) -> None:
+        self._sms.labels(client_id=self._client(client_id)).inc()
+
+    def link_call(self, operation: str, outcome: str, seconds: float) -> None:
+        self._link.labels(
+            operation=_bounded(operation, LINK_OPERATIONS),
+            outcome=_bounded(outcome, LINK_OUTCOMES),
+        ).observe(seconds)
+
+    def token_issued(self, grant_type: str, client_id: str) -> None:
+        self._tokens.labels(
+            grant_type=_bounded(grant_type, GRANT_TYPES), client_id=self._client(client_id)
+        ).inc()
+
+    def http_request(self, endpoint: str | None, method: str, status: int, seconds: float) -> None:
+        """``endpoint`` is the Flask endpoint name (one per route, whatever its path holds)."""
+        self._http.labels(
+            endpoint=endpoint or UNMATCHED_ENDPOINT,
+            method=_bounded(method, HTTP_METHODS),
+            status=str(status),
+        ).observe(seconds)
+
+    def rate_limited(self, limit: str) -> None:
+        self._limited.labels(limit=_bounded(limit, RATE_LIMITS)).inc()
+
+
+def is_multiprocess() -> bool:
+    """Whether prometheus-client records into ``PROMETHEUS_MULTIPROC_DIR`` in this process."""
+    return values.ValueClass is not values.MutexValue
+
+
+@dataclass(frozen=True)
+class MetricsServer:
+    """The running scrape endpoint (a daemon thread); ``close`` stops it."""
+
+    server: WSGIServer
+    thread: Thread
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.server.server_address[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def serve_metrics(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> MetricsServer | None:
+    """Serve ``/metrics`` in the Prometheus text format on ``[metrics] host:port``; nothing
+    when metrics are disabled.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` the values of every worker process are added up from
+    that directory (call this in the pre-fork server's master). Without it, one process
+    serves its own ``registry``: the app's, ``services.metrics.registry``.
+    """
+    config = settings.metrics
+    if not config.enabled:
+        return None
+    if config.multiprocess_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=config.multiprocess_dir)
+    elif registry is None:
+        raise ValueError(
+            "Without PROMETHEUS_MULTIPROC_DIR, serve_metrics needs the app's registry "
+            "(services.metrics.registry)"
+        )
+    server, thread = start_http_server(config.port, config.host, registry)
+    return MetricsServer(server, thread)
+
+
+def wipe_shared_values(settings: Settings) -> None:
+    """Empty ``PROMETHEUS_MULTIPROC_DIR`` before the workers start: prometheus-client asks
+    for a clean directory per run, or the last run's counts would be added to this one's."""
+    shared = settings.metrics.multiprocess_dir
+    if shared:
+        for values_file in Path(shared).glob("*.db"):
+            values_file.unlink(missing_ok=True)

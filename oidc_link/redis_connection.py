@@ -1,0 +1,111 @@
+"""The redis-py client for ``redis_url``: one server (plain or TLS), a Unix socket, or the
+master that Sentinels name, all with the same timeouts and retry policy; or, without a URL,
+an embedded fakeredis. Builds clients only: every key and command lives in store.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from oidc_link.config.redis_settings import RedisAddress, RedisSettings, parse_redis_url
+
+log = logging.getLogger(__name__)
+
+# Seconds to connect and to wait for an answer, and how many times a failed connection is
+# retried (with 50-500 ms of jittered backoff): an outage answers 503 within about a second
+# when Redis refuses connections, and within REDIS_TIMEOUT when it does not answer at all.
+REDIS_TIMEOUT = 2
+REDIS_RETRIES = 2
+
+
+def connect(redis_url: str | None, options: RedisSettings | None = None) -> redis.Redis:
+    """A client for ``redis_url``, or an embedded in-process fakeredis when there is none.
+
+    The URL was checked when the settings were loaded; here a bad one raises RedisUrlError.
+    """
+    if not redis_url:
+        import fakeredis
+
+        log.warning(
+            "No REDIS_URL: using an embedded in-process Redis. State is lost on restart and "
+            "not shared between processes; set REDIS_URL for anything but a demo."
+        )
+        return fakeredis.FakeRedis(decode_responses=True)
+    address = parse_redis_url(redis_url)
+    options = options or RedisSettings()
+    tls = _tls_options(options) if address.tls else {}
+    if address.uses_sentinel:
+        return _sentinel_master(address, options, tls)
+    credentials = {"db": address.db, "username": address.username, "password": address.password}
+    if address.socket_path is not None:
+        return redis.Redis(unix_socket_path=address.socket_path, **credentials, **_client_policy())
+    host, port = address.hosts[0]
+    return redis.Redis(host=host, port=port, **credentials, **tls, **_client_policy())
+
+
+def _client_policy() -> dict[str, Any]:
+    """What every connection to the data server shares, whichever way it was found."""
+    return {
+        "decode_responses": True,
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        # Retry only when the connection failed (refused, reset, closed by a restarting or
+        # failing-over server), never after a timeout: a command that timed out may have
+        # run, and running GETDEL or INCR twice is not harmless.
+        "retry": Retry(
+            ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+            REDIS_RETRIES,
+            supported_errors=(redis.ConnectionError,),
+        ),
+    }
+
+
+def _tls_options(options: RedisSettings) -> dict[str, Any]:
+    """redis-py's TLS arguments: the server's certificate is always verified, host name
+    included (RFC 6125), against ``tls_ca_file`` or else the system's trusted CAs."""
+    return {
+        "ssl": True,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+        "ssl_ca_certs": options.tls_ca_file,
+        "ssl_certfile": options.tls_cert_file,
+        "ssl_keyfile": options.tls_key_file,
+        "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+    }
+
+
+def _sentinel_master(
+    address: RedisAddress, options: RedisSettings, tls: dict[str, Any]
+) -> redis.Redis:
+    """A client that asks the Sentinels where the master is before each new connection, and
+    again whenever a connection breaks or the old master answers READONLY after a failover
+    (redis-py's SentinelManagedConnection), so that it follows the master on its own."""
+    sentinels = Sentinel(
+        list(address.hosts),
+        sentinel_kwargs={
+            "username": options.sentinel_username,
+            "password": options.sentinel_password,
+            "socket_timeout": REDIS_TIMEOUT,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            # No retries of a Sentinel on its own: asking the next Sentinel is the retry, and
+            # the master connection's retry asks them all again.
+            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 0),
+            **tls,
+        },
+    )
+    return sentinels.master_for(
+        address.service_name,
+        redis_class=redis.Redis,
+        db=address.db,
+        username=address.username,
+        password=address.password,
+        **tls,
+        **_client_policy(),
+    )

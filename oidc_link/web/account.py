@@ -1,0 +1,299 @@
+"""Link visits and the hosted account page.
+
+A visit swaps a link's token for a cookie and redirects to a clean URL, so the token leaves
+the address bar at once and never reaches a Referer (every answer is ``no-referrer`` and
+``no-store``). Onboarding and updates reuse the sign-in pages; a Login Link opens the
+account page: the verified email, name, platform, signed-in devices, consents, sign-out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from oidc_link.account_links import LOGIN, AccountLinks, LinkGrant
+from oidc_link.account_sessions import AccountSession, AccountSessions
+from oidc_link.accounts import Account, Accounts, Binding
+from oidc_link.ids import same
+from oidc_link.logout import Logout
+from oidc_link.models import AccountLinkTarget, Flow, Identity
+from oidc_link.services import Services
+from oidc_link.web.browser import bind_browser, browser_id_or_new
+from oidc_link.web.context import web_context
+from oidc_link.web.errors import error_page
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_EXTENSION = "oidc_link_account"
+ACCOUNT_COOKIE = "oidc_link_account"
+ACCOUNT_PATH = "/account"
+NOTICES = {
+    "signed_out_everywhere": "You're signed out on every device, and apps must ask you "
+    "to sign in again.",
+    "consent_revoked": "Access removed. The app will ask again if you use it.",
+}
+
+account_pages = Blueprint("account_pages", __name__)
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    links: AccountLinks
+    account_sessions: AccountSessions
+    accounts: Accounts
+    logout: Logout
+    secure_cookies: bool
+
+
+def install_account_pages(
+    app: Flask, services: Services, accounts: Accounts, logout: Logout
+) -> None:
+    settings = services.settings
+    app.extensions[ACCOUNT_EXTENSION] = AccountContext(
+        links=AccountLinks(
+            services.store, services.clock, settings.lifetimes, accounts, settings.issuer
+        ),
+        account_sessions=AccountSessions(services.store, services.clock, settings.lifetimes),
+        accounts=accounts,
+        logout=logout,
+        secure_cookies=settings.issuer.startswith("https:"),
+    )
+    app.register_blueprint(account_pages)
+
+
+@account_pages.app_template_filter("timestamp")
+def timestamp(epoch: int) -> str:
+    """An epoch time as the account page shows it (UTC: the page knows no time zone)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+def account_context() -> AccountContext:
+    return current_app.extensions[ACCOUNT_EXTENSION]
+
+
+# --- The visit. ---
+
+
+@account_pages.get("/links/<link_id>/<token>")
+def visit(link_id: str, token: str) -> Response | tuple[str, int]:
+    context = account_context()
+    outcome = context.links.visit(link_id, token)
+    grant = outcome.grant
+    if grant is None:
+        # Used, expired or garbled: the platform's refresh_url mints a fresh link, and we
+        # don't say which of the three it was.
+        if outcome.refresh_url:
+            return redirect(outcome.refresh_url, 303)
+        return error_page(
+            "This link can't be used",
+            "Links work once and for a short time. Go back to the site that sent you and "
+            "ask for a new one.",
+            404,
+        )
+    if grant.kind == LOGIN:
+        secret, _ = context.account_sessions.start(grant.account_id, grant.owner, grant.client_id)
+        response = redirect(url_for("account_pages.show"), 303)
+        response.set_cookie(
+            ACCOUNT_COOKIE,
+            secret,
+            max_age=context.account_sessions.lifetime,
+            httponly=True,
+            secure=context.secure_cookies,
+            samesite="Lax",
+            path=ACCOUNT_PATH,
+        )
+        return response
+    account = context.accounts.find(grant.owner, grant.account_id)
+    if account is None:
+        return _refresh(grant)
+    return _start_verification(grant.kind, grant, account, grant.return_url or "")
+
+
+def _refresh(grant: LinkGrant) -> Response:
+    return redirect(grant.refresh_url or "/", 303)
+
+
+def _start_verification(
+    kind: str, grant: LinkGrant | AccountSession, account: Account, return_url: str
+) -> Response:
+    """Onboarding or an update: the sign-in pages, in a flow that ends in the account."""
+    browser = browser_id_or_new()
+    target = AccountLinkTarget(kind, account.id, account.owner, return_url)
+    prefill = {"login_hint": account.email} if account.email else {}
+    flow = web_context().interaction.start(grant.client_id, prefill, browser, account_link=target)
+    response = redirect(url_for("pages.show", flow_id=flow.id), 303)
+    bind_browser(response, browser, secure=account_context().secure_cookies)
+    return response
+
+
+# --- What the sign-in pages call for link flows. ---
+
+
+def is_link_flow(flow: Flow) -> bool:
+    """A flow a link's visit started (the target is set only there, never from a request)."""
+    return flow.account_link is not None
+
+
+def finish_link_flow(flow: Flow, identity: Identity) -> str | None:
+    """Bind the verified identity to the account; where the browser goes next, or None
+    when the email belongs to another account here (the page asks for another one)."""
+    target = flow.account_link
+    assert target is not None
+    outcome = account_context().accounts.bind(
+        target.owner, target.account_id, identity.email, identity.name
+    )
+    if outcome is Binding.EMAIL_TAKEN:
+        return None
+    if outcome is Binding.ACCOUNT_GONE:
+        log.info("Account of a link flow was deleted meanwhile")
+    return target.return_url
+
+
+def leave_link_flow(flow: Flow) -> str:
+    """Leaving a link flow goes to return_url: it proves nothing, the platform checks."""
+    target = flow.account_link
+    assert target is not None
+    return target.return_url
+
+
+# --- The account page. ---
+
+
+def _session() -> tuple[str | None, AccountSession | None]:
+    secret = request.cookies.get(ACCOUNT_COOKIE)
+    return secret, account_context().account_sessions.find(secret)
+
+
+def _expired_page() -> tuple[str, int]:
+    return error_page(
+        "Your account page has closed",
+        "For your safety it stays open only for a short time. Go back to the site you came "
+        "from and open your account from there again.",
+        401,
+    )
+
+
+def _checked_form(session: AccountSession) -> None:
+    if not same(request.form.get("csrf_token", ""), session.csrf_token):
+        abort(400)
+
+
+@account_pages.get(ACCOUNT_PATH)
+def show() -> tuple[str, int]:
+    _, session = _session()
+    if session is None:
+        return _expired_page()
+    context = account_context()
+    account = context.accounts.find(session.owner, session.account_id)
+    if account is None:
+        return _expired_page()
+    services = web_context().services
+    client = services.settings.client(session.client_id)
+    platform = client.display_name if client else session.client_id
+    devices = (
+        web_context().sessions.of_person(account.email)
+        if account.email and account.details_submitted
+        else []
+    )
+    consents = _consents(account)
+    notice = NOTICES.get(request.args.get("notice", ""))
+    page = render_template(
+        "account.html",
+        account=account,
+        platform=platform,
+        devices=devices,
+        consents=consents,
+        notice=notice,
+        csrf_token=session.csrf_token,
+        now=services.clock.now(),
+    )
+    return page, 200
+
+
+def _consents(account: Account) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(client id, client name, scopes) of every third-party client the person allowed."""
+    provider = web_context().provider
+    found = []
+    for client in web_context().services.settings.clients:
+        if client.subject_sector != account.owner or not client.third_party:
+            continue
+        scopes = provider.consents.granted(account.id, client.client_id)
+        if scopes:
+            found.append((client.client_id, client.display_name, tuple(sorted(scopes))))
+    return found
+
+
+@account_pages.post(ACCOUNT_PATH + "/sign-out-everywhere")
+def sign_out_everywhere() -> Response | tuple[str, int]:
+    _, session = _session()
+    if session is None:
+        return _expired_page()
+    _checked_form(session)
+    context = account_context()
+    account = context.accounts.find(session.owner, session.account_id)
+    if account is None:
+        return _expired_page()
+    ended = context.logout.end_everywhere(account.email) if account.email else 0
+    revoked = web_context().provider.tokens.revoke_account(account.id)
+    log.info(
+        "Sign out everywhere: %d session(s) ended, %d token family(ies) revoked", ended, revoked
+    )
+    return redirect(url_for("account_pages.show", notice="signed_out_everywhere"), 303)
+
+
+@account_pages.post(ACCOUNT_PATH + "/consents/<client_id>/revoke")
+def revoke_consent(client_id: str) -> Response | tuple[str, int]:
+    _, session = _session()
+    if session is None:
+        return _expired_page()
+    _checked_form(session)
+    web_context().provider.consents.revoke(session.account_id, client_id)
+    return redirect(url_for("account_pages.show", notice="consent_revoked"), 303)
+
+
+@account_pages.post(ACCOUNT_PATH + "/update")
+def start_update() -> Response | tuple[str, int]:
+    _, session = _session()
+    if session is None:
+        return _expired_page()
+    _checked_form(session)
+    account = account_context().accounts.find(session.owner, session.account_id)
+    if account is None:
+        return _expired_page()
+    return _start_verification("account_update", session, account, url_for("account_pages.show"))
+
+
+@account_pages.post(ACCOUNT_PATH + "/sign-out")
+def sign_out() -> Response:
+    secret, session = _session()
+    if session is not None:
+        _checked_form(session)
+    account_context().account_sessions.end(secret)
+    page, status = error_page(
+        "You've left your account page",
+        "To open it again, go back to the site you came from.",
+        200,
+    )
+    response = make_response(page, status)
+    response.delete_cookie(
+        ACCOUNT_COOKIE,
+        path=ACCOUNT_PATH,
+        secure=account_context().secure_cookies,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response

@@ -1,0 +1,90 @@
+"""One log line per request: request id, client, route, method, status and duration.
+
+Never the raw path or its query string (a login_hint, an id_token_hint, a link token), never
+a header or a body: only the route's pattern and a client id that is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import suppress
+from urllib.parse import unquote_plus
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from oidc_link.config import Settings
+from oidc_link.logs import current_request_id
+
+log = logging.getLogger("oidc_link.requests")
+
+REQUEST_EVENT = "http.request"
+
+
+def install_request_log(app: Flask, settings: Settings) -> None:
+    """Call after the hook that assigns ``g.request_id``: hooks run in the order added."""
+
+    @app.before_request
+    def note_start() -> None:
+        g.request_log_started = time.perf_counter()
+        g.request_log_context = current_request_id.set(g.get("request_id"))
+
+    @app.teardown_request
+    def forget_request(_error: BaseException | None) -> None:
+        token = g.pop("request_log_context", None)
+        if token is not None:
+            try:
+                current_request_id.reset(token)
+            except ValueError:  # torn down in another context than set: just forget it
+                current_request_id.set(None)
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        started = g.get("request_log_started")
+        duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+        route = request.url_rule.rule if request.url_rule is not None else None
+        status = response.status_code
+        log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "%s %s %d in %s ms",
+            request.method,
+            route or "(no route)",
+            status,
+            duration_ms,
+            extra={
+                "event": REQUEST_EVENT,
+                "request_id": g.get("request_id"),
+                "client_id": _client_id(settings),
+                "route": route,
+                "method": request.method,
+                "status": status,
+                "duration_ms": duration_ms,
+            },
+        )
+        return response
+
+
+def _client_id(settings: Settings) -> str | None:
+    """The configured client the request names, or None: an unknown value is whatever the
+    sender typed (an email, a secret pasted in the wrong field) and stays out of the log."""
+    caller = g.get("api_caller")
+    if caller is not None:
+        return caller.client.client_id
+    for named in _named_client_ids():
+        if named and settings.client(named) is not None:
+            return named
+    return None
+
+
+def _named_client_ids() -> list[str | None]:
+    named = [request.args.get("client_id")]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        # A body too large to parse raises here: the answer has already said so.
+        with suppress(HTTPException):
+            named.append(request.form.get("client_id"))
+    authorization = request.authorization
+    if authorization is not None and authorization.type == "basic":
+        # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
+        named.append(unquote_plus(authorization.username or ""))
+    return named

@@ -1,0 +1,53 @@
+"""The benchmark's quick mode against oidc-link alone: its load driver really completes
+sign-ins (every page, the token exchange, the ID-token check) on a real redis-server and
+oidc-link's own server. No timing is asserted; the peer (node-oidc-provider) is left out,
+as it needs ``npm ci`` in bench/node."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REQUIRE_REAL_REDIS
+
+ROOT = Path(__file__).resolve().parent.parent
+# CI installs Node for the interop tests and requires it there; the driver needs no npm ci.
+REQUIRED = {
+    "redis-server": REQUIRE_REAL_REDIS,
+    "node": os.environ.get("OIDC_LINK_TEST_INTEROP") == "required",
+}
+
+
+def _require(binary: str) -> None:
+    if shutil.which(binary) is None:
+        if REQUIRED[binary]:
+            pytest.fail(f"{binary} is required for the benchmark smoke test in CI")
+        pytest.skip(f"{binary} is not installed")
+
+
+def test_quick_benchmark_completes_sign_ins_without_errors(tmp_path: Path) -> None:
+    _require("redis-server")
+    _require("node")
+    results_file = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "oidc-link",
+         "--duration", "1", "--json", str(results_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(results_file.read_text())["results"]
+    sign_ins = [r for r in results if r["phase"] == "signin"]
+    assert [r["concurrency"] for r in sign_ins] == [1, 8, 32]
+    for phase in results:
+        assert phase["errors"] == 0, phase["error_samples"]
+        assert phase["completed"] > 0, phase
+    # authorize -> email page -> email -> code page -> code (redirect to the RP) -> token
+    assert all(r["exchanges_per_sign_in"] >= 4 for r in sign_ins)
+    assert all(r["redis_commands"] > 0 and r["server_cpu_ms"] > 0 for r in sign_ins)
+    assert "flows/s @32" in run.stdout
