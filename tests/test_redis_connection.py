@@ -268,14 +268,17 @@ def _wait_until(condition: Callable[[], bool], seconds: float, what: str) -> Non
         time.sleep(0.1)
 
 
-def _round_trip(store: Store) -> str:
-    """A real round trip through the Store: take a flow's lock, find it held, release it."""
+def _round_trip(store: Store, seconds: int = 30) -> str:
+    """A real round trip through the Store: take a flow's lock, find it held, release it.
+
+    The lock left behind lives ``seconds``: long enough for a test that checks it later.
+    """
     flow_id = f"flow-{time.monotonic_ns()}"
-    token = store.lock_flow(flow_id, 30)
+    token = store.lock_flow(flow_id, seconds)
     assert token is not None
-    assert store.lock_flow(flow_id, 30) is None
+    assert store.lock_flow(flow_id, seconds) is None
     store.unlock_flow(flow_id, token)
-    assert store.lock_flow(flow_id, 30) is not None
+    assert store.lock_flow(flow_id, seconds) is not None
     return PREFIX + "flow_lock:" + flow_id
 
 
@@ -685,14 +688,23 @@ def test_the_store_follows_the_new_master_after_a_sentinel_failover(
     sentinel_setup: SentinelSetup,
 ) -> None:
     store = build_services(sentinel_settings(sentinel_setup), clock=FixedClock()).store
-    before = _round_trip(store)
+    # The waits below may add up to a minute on a loaded machine: the lock written before
+    # the failover must outlive them, or its absence afterwards would prove nothing.
+    before = _round_trip(store, seconds=600)
 
     def sentinel_knows_the_replica() -> bool:
         with sentinel_setup.sentinel_client() as sentinel:
             replicas = sentinel.execute_command("SENTINEL", "REPLICAS", SERVICE)
         return any(replica.get("master-link-status") == "ok" for replica in replicas)
 
+    def replica_holds_the_write() -> bool:
+        with sentinel_setup.data_client(sentinel_setup.replica_port) as replica:
+            return bool(replica.exists(before))
+
     _wait_until(sentinel_knows_the_replica, 20, "Sentinel discovers the replica")
+    # Replication is asynchronous: a failover forced before the replica has the write
+    # would lose it, as Redis documents. The store's promise starts once it is replicated.
+    _wait_until(replica_holds_the_write, 20, "the replica receives the write")
     with sentinel_setup.sentinel_client() as sentinel:
         # SENTINEL FAILOVER: a forced failover, as if the master were unreachable.
         assert sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
