@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from bench.processes import (
     CLIENT_ID,
@@ -38,6 +39,7 @@ from bench.processes import (
 )
 from oidc_link import create_app
 from oidc_link.config import load_settings
+from oidc_link.logs import configure_logging
 
 ISSUER = "http://127.0.0.1:9999"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -52,8 +54,11 @@ class SignIns:
         self.app = app
         self.refresh_token = ""
 
-    def _form(self, client: FlaskClient, location: str, suffix: str) -> tuple[str, str]:
-        page = client.get(location, base_url=ISSUER).get_data(as_text=True)
+    def _form(self, client: FlaskClient, answer: TestResponse, suffix: str) -> tuple[str, str]:
+        """The form of the page ``answer`` is, or redirects to (a 303 after a POST)."""
+        if answer.status_code in (302, 303):
+            answer = client.get(answer.headers["Location"], base_url=ISSUER)
+        page = answer.get_data(as_text=True)
         return next((a, t) for a, t in FORM.findall(page) if a.endswith(suffix))
 
     def sign_in(self) -> dict[str, Any]:
@@ -68,10 +73,11 @@ class SignIns:
                 "code_challenge_method": "S256",
             }
         )  # fmt: skip
+        # The email page is /authorize's answer (a 303 to it before 2026-12-03).
         answer = client.get("/authorize?" + query, base_url=ISSUER)
-        action, csrf = self._form(client, answer.headers["Location"], "/email")
+        action, csrf = self._form(client, answer, "/email")
         answer = client.post(action, data={"csrf_token": csrf, "email": EMAIL}, base_url=ISSUER)
-        action, csrf = self._form(client, answer.headers["Location"], "/code")
+        action, csrf = self._form(client, answer, "/code")
         answer = client.post(
             action, data={"csrf_token": csrf, "code": SANDBOX_CODE}, base_url=ISSUER
         )
@@ -127,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.in_process", description=__doc__)
     parser.add_argument("--count", type=int, default=200, help="operations of each kind")
     parser.add_argument("--profile", choices=("signin", "refresh", "discovery", "jwks"))
+    parser.add_argument(
+        "--request-log",
+        action="store_true",
+        help="write the JSON request log as `oidc-link serve` does (INFO, to a scratch file) "
+        "instead of keeping warnings only",
+    )
     args = parser.parse_args(argv)
     count = max(10, min(args.count, 20_000))
     with tempfile.TemporaryDirectory(prefix="oidc-link-in-process-") as temporary:
@@ -141,8 +153,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )  # fmt: skip
             app = create_app(load_settings(str(config)))
-            # The sandbox prints every code and each request logs a line: keep the warnings.
-            logging.disable(logging.INFO)
+            if args.request_log:
+                # What a production server pays per request: one masked JSON line.
+                log_file = open(workdir / "oidc-link.log", "w")  # noqa: SIM115 - until exit
+                configure_logging("json", "INFO", stream=log_file)
+            else:
+                # The sandbox prints every code and each request logs a line: keep warnings.
+                logging.disable(logging.INFO)
             flows = SignIns(app)
             operations = {
                 "signin": flows.sign_in,

@@ -2,17 +2,20 @@
 
 Starts a throwaway redis-server, builds the provider on it with the production client
 (``connect``), and walks whole sign-ins through the real pages in-process: authorize, email,
-code, redirect, token exchange (+ ID-token check), userinfo. For each step it prints the
-commands and network round trips (a pipeline or a MULTI/EXEC block is one) the provider
-sent, cross-checked against the server's ``INFO commandstats``, and the bytes one pending
-flow occupies (``MEMORY USAGE`` of its keys). ``--commands`` also prints each step's
-command sequence and flags a key read twice in one step. Needs the test extras (the
-browser and relying party of tests/relying_party.py drive the pages).
+code, redirect, token exchange (+ ID-token check), userinfo; then one refresh grant. For each
+step it prints the network round trips (a pipeline, a MULTI/EXEC block or a script is one)
+and the commands Redis ran (those the provider sent, plus those its Lua scripts ran), all
+cross-checked against the server's ``INFO commandstats``, and the bytes one pending flow
+occupies (``MEMORY USAGE`` of its keys). ``--commands`` also prints each step's command
+sequence and flags a key read twice in one step. Needs the test extras (the browser and
+relying party of tests/relying_party.py drive the pages).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import shutil
 import socket
 import subprocess
@@ -30,7 +33,8 @@ from typing import Any
 import flask
 import redis
 
-from oidc_link import create_app
+from oidc_link import create_app, store
+from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import PREFIX, connect
@@ -48,6 +52,23 @@ READS = {"GET", "HGET", "HGETALL", "MGET", "SMEMBERS", "EXISTS", "TTL", "ZRANGE"
 PACKAGE = str(Path(__file__).resolve().parent.parent / "oidc_link")
 # The frames skipped to find who asked for a command: the store and the client builder.
 PLUMBING = ("store.py", "redis_connection.py")
+
+
+def _script_commands() -> dict[str, set[str]]:
+    """The Lua scripts of the store, by SHA-1 (what EVALSHA names): the commands each may run.
+
+    Redis counts a script's own commands in INFO commandstats, as it runs them: a script is
+    one round trip, but as many commands as it runs.
+    """
+    scripts = {}
+    for value in vars(store).values():
+        if isinstance(value, str) and "redis.call(" in value:
+            sha = hashlib.sha1(value.encode()).hexdigest()  # noqa: S324 - Redis's script id
+            scripts[sha] = {name.upper() for name in re.findall(r"redis\.call\('(\w+)'", value)}
+    return scripts
+
+
+SCRIPT_COMMANDS = _script_commands()
 
 
 @dataclass(frozen=True)
@@ -79,9 +100,30 @@ class Step:
     requests: list[str] = field(default_factory=list)
     # What the server counted for this step (INFO commandstats delta), by command.
     server_counts: Counter[str] = field(default_factory=Counter)
+    # The commands the provider's scripts ran (the server's count less what was sent).
+    script_counts: Counter[str] = field(default_factory=Counter)
+
+    def sent(self) -> Counter[str]:
+        return Counter(command.name for command in self.commands)
 
     def counts(self) -> Counter[str]:
-        return Counter(command.name for command in self.commands)
+        """The commands Redis ran: those sent, and those the scripts ran."""
+        return self.sent() + self.script_counts
+
+    def check_against_server(self) -> None:
+        """Fail unless the server ran what was sent, plus only what the scripts sent may run."""
+        sent = self.sent()
+        if sent - self.server_counts:
+            raise RuntimeError(f"{self.name}: sent {dict(sent)}, server: {self.server_counts}")
+        scripts = [c.key for c in self.commands if c.name == "EVALSHA"]
+        allowed = set().union(*(SCRIPT_COMMANDS.get(sha, set()) for sha in scripts))
+        extra = self.server_counts - sent
+        if set(extra) - allowed:
+            raise RuntimeError(
+                f"{self.name}: the server ran {dict(extra)} more than was sent, "
+                f"scripts {len(scripts)} may run only {sorted(allowed)}"
+            )
+        self.script_counts = extra
 
     def repeated_reads(self) -> list[Command]:
         """Reads of a key that the same HTTP request had already read or written."""
@@ -194,6 +236,8 @@ def provider_config() -> dict[str, Any]:
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": [CALLBACK],
                 "name": "Example Shop",
+                # As in bench.run: every code exchange gives a refresh token.
+                "refresh_tokens": True,
             }
         ],
     }
@@ -207,6 +251,9 @@ class Scenario:
     pending: dict[str, dict[str, int]] = field(default_factory=dict)
     # The browser, signed in at the end: the next sign-in may reuse its SSO session.
     browser: Browser | None = None
+    # The relying party and the tokens it got, for a refresh grant after the sign-in.
+    rp: RelyingParty | None = None
+    token: dict[str, Any] = field(default_factory=dict)
 
 
 class Measurement:
@@ -219,7 +266,14 @@ class Measurement:
         # Before the first command: every connection the pool makes will count.
         client.connection_pool.connection_class = counting_connection(self.journal)
         self.console: list[str] = []
-        services = build_services(settings, redis_client=client, announce=self.console.append)
+        # Now, and standing still: every rate-limit window of the run is the same one, so
+        # the counts do not depend on when a window happens to roll over.
+        services = build_services(
+            settings,
+            clock=FixedClock(int(time.time())),
+            redis_client=client,
+            announce=self.console.append,
+        )
         self.app = create_app(settings, services)
         self.app.before_request(self._request_began)
         self.scope = scope
@@ -294,13 +348,31 @@ class Measurement:
             if reply.status_code != 200:
                 raise RuntimeError(f"userinfo answered {reply.status_code}")
         scenario.browser = browser
+        scenario.rp = rp
+        scenario.token = token
         return scenario
+
+    def refresh(self, title: str, signed_in: Scenario) -> Scenario:
+        """One refresh grant with the refresh token of ``signed_in`` (which it rotates)."""
+        steps: list[Step] = []
+        rp = signed_in.rp
+        if rp is None or "refresh_token" not in signed_in.token:
+            raise RuntimeError(f"{title}: the sign-in gave no refresh token")
+        with self.step(steps, "refresh"):
+            token = rp.session.refresh_token(
+                rp.metadata["token_endpoint"], refresh_token=signed_in.token["refresh_token"]
+            )
+        if "id_token" not in token or token["refresh_token"] == signed_in.token["refresh_token"]:
+            raise RuntimeError(f"{title}: the refresh did not rotate the token")
+        return Scenario(title, steps)
 
 
 def measure(redis_url: str, scope: str) -> list[Scenario]:
-    """Warm up (keys, first account), then measure three kinds of sign-in."""
+    """Warm up (keys, first account, scripts loaded), then measure three kinds of sign-in
+    and a refresh grant."""
     measurement = Measurement(redis_url, scope)
-    measurement.sign_in("warm-up", RETURNING)
+    warm_up = measurement.sign_in("warm-up", RETURNING)
+    measurement.refresh("warm-up", warm_up)
     newcomer = measurement.sign_in("first sign-in of a new user", NEWCOMER)
     returning = measurement.sign_in("returning user, new browser", RETURNING)
     sso = measurement.sign_in(
@@ -308,15 +380,14 @@ def measure(redis_url: str, scope: str) -> list[Scenario]:
         RETURNING,
         browser=returning.browser,
     )
-    for scenario in (newcomer, returning, sso):
+    refresh = measurement.refresh("refresh grant", returning)
+    for scenario in (newcomer, returning, sso, refresh):
         for step in scenario.steps:
-            sent = step.counts()
-            if sent != step.server_counts:
-                raise RuntimeError(
-                    f"{scenario.title}/{step.name}: client sent {dict(sent)}, "
-                    f"server counted {dict(step.server_counts)}"
-                )
-    return [newcomer, returning, sso]
+            try:
+                step.check_against_server()
+            except RuntimeError as error:
+                raise RuntimeError(f"{scenario.title}/{error}") from None
+    return [newcomer, returning, sso, refresh]
 
 
 def _short(key: str) -> str:
@@ -329,7 +400,10 @@ def report(scenarios: list[Scenario], show_commands: bool) -> str:
     lines: list[str] = []
     for scenario in scenarios:
         lines.append(f"\n## {scenario.title}\n")
-        lines.append(f"{'step':22} {'HTTP':>4} {'round trips':>11} {'commands':>8}  by command")
+        lines.append(
+            f"{'step':22} {'HTTP':>4} {'round trips':>11} {'commands':>8}  by command "
+            "(run by Redis, scripts' own commands included)"
+        )
         total_http = total_trips = total_commands = 0
         for step in scenario.steps:
             counts = step.counts()
@@ -371,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     with redis_server() as url:
         scenarios = measure(url, args.scope)
     print(f"Redis round trips per sign-in (scope: {args.scope}); the server's")
-    print("INFO commandstats agreed with every count below.")
+    print("INFO commandstats agreed with every count below (a script is one round trip")
+    print("and, like EVALSHA, each command it runs is a command).")
     print(report(scenarios, args.commands))
     return 0
 

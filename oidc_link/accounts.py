@@ -17,7 +17,7 @@ from typing import Any
 
 from oidc_link.clock import Clock
 from oidc_link.ids import new_id
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
 
 ACCOUNT_TYPES = ("express", "custom")
 # Stripe's metadata limits (docs.stripe.com/metadata): 50 keys, 40-character keys,
@@ -173,24 +173,34 @@ class Accounts:
         self._store.add_account(owner, account.id, account.to_record(), account.created)
         return account
 
-    def record_sign_in(
-        self, owner: str, account_id: str, email: str, name: str | None = None
-    ) -> None:
-        """The account of a user who signed in through OIDC, created on the first sign-in:
-        an ``express`` account whose details are the verified Link identity."""
-        if self._store.load_account(account_id) is not None:
-            return
-        account = Account(
-            id=account_id,
-            owner=owner,
-            created=self._clock.now(),
-            type="express",
-            email=email,
-            details_submitted=True,
-            name=name,
-        )
-        # SET NX inside: of two first sign-ins at once, the first record stays.
-        self._store.add_account(owner, account.id, account.to_record(), account.created)
+    def sign_in(self, owner: str, email: str, name: str | None, writes: Writes) -> str:
+        """The account id (the OIDC ``sub``) of a user signing in at ``owner``'s clients, as
+        ``subject_of`` gives it; on their first sign-in their account is created, queued
+        into ``writes``: an ``express`` account whose details are the verified Link identity.
+
+        One round trip unless the email is bound to another account than its derived one:
+        the binding and the derived account are read together.
+        """
+        derived = sign_in_account_id(self._salt, owner, email)
+        bound, record = self._store.account_for_email_and_record(owner, email, derived)
+        account_id = bound or derived
+        if account_id != derived:
+            record = self._store.load_account(account_id)
+        if record is None:
+            account = Account(
+                id=account_id,
+                owner=owner,
+                created=self._clock.now(),
+                type="express",
+                email=email,
+                details_submitted=True,
+                name=name,
+            )
+            # SET NX inside: of two first sign-ins at once, the first record stays.
+            self._store.add_account(
+                owner, account.id, account.to_record(), account.created, writes=writes
+            )
+        return account_id
 
     def find(self, owner: str, account_id: str) -> Account | None:
         """The owner's account, or None: another owner's account is as absent as none."""

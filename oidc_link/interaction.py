@@ -31,7 +31,7 @@ from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, FinishedFlow, Flow, FlowStep, Identity
 from oidc_link.sealed import seal, unseal
-from oidc_link.store import Store
+from oidc_link.store import RateLimit, Store
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,17 @@ class StepResult:
     detail: int | None = None
 
 
+@dataclass
+class HeldFlow:
+    """A flow locked for one step: the flow as read under the lock (None: gone), and the
+    write that ends the step (the flow's new state, or how it ended), sent with the lock's
+    release. Each step's last store write is one of these two."""
+
+    flow: Flow | None
+    save: Flow | None = None
+    finished: FinishedFlow | None = None
+
+
 @dataclass(frozen=True)
 class Completion:
     """A finished flow: who signed in and where the browser goes next."""
@@ -166,12 +177,12 @@ class Interaction:
 
     def view(self, request: FlowRequest) -> Flow:
         """The flow behind a hosted page, for the browser that started it."""
-        return self._resume(request, check_form=False)
+        return self._resume(request, self._store.load_flow(request.flow_id), check_form=False)
 
     def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             if flow.step == FlowStep.LOCKED:
                 return StepResult(flow)
             if flow.step == FlowStep.CODE and email == flow.email:
@@ -181,30 +192,35 @@ class Interaction:
             # page shows it again; the code step is saved only once a code is on its way.
             typed = self._restart(flow).advance(email=email[:254] or None)
             if not _EMAIL.match(email) or len(email) > 254:
-                return self._refuse(typed, Problem.INVALID_EMAIL)
+                return self._refuse(held, typed, Problem.INVALID_EMAIL)
             limits = self._limits
             if self._over(
-                "lookup_ip", request.client_ip, limits.lookups_per_ip_window, limits.lookups_per_ip
+                RateLimit(
+                    "lookup_ip",
+                    request.client_ip or "unknown",
+                    limits.lookups_per_ip_window,
+                    limits.lookups_per_ip,
+                )
             ):
-                return self._refuse(typed, Problem.TOO_MANY_LOOKUPS)
+                return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS)
             try:
                 found = self._link.lookup(email)
             except LinkError as error:
-                return self._link_problem(typed, error)
+                return self._link_problem(held, typed, error)
             if not found.exists or not found.client_secret:
                 self._metrics.sign_in_failed(flow.client_id, "not_on_link")
                 _log_failure(flow, "not_on_link")
                 return self._save(
-                    self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
+                    held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
-            return self._send_code(typed, found.client_secret, found.redacted_phone or "")
+            return self._send_code(held, typed, found.client_secret, found.redacted_phone or "")
 
     def resend_code(self, request: FlowRequest) -> StepResult:
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
                 return StepResult(flow)
-            return self._send_code(flow, flow.link_client_secret, flow.redacted_phone or "")
+            return self._send_code(held, flow, flow.link_client_secret, flow.redacted_phone or "")
 
     def submit_code(
         self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
@@ -215,25 +231,25 @@ class Interaction:
         and is sent where the first submit went.
         """
         code = re.sub(r"\s", "", code)
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
                 return StepResult(flow)
             if not _CODE.match(code):
-                return self._refuse(flow, Problem.INVALID_CODE_FORMAT)
+                return self._refuse(held, flow, Problem.INVALID_CODE_FORMAT)
             try:
                 user = self._link.authenticate(flow.email, flow.link_client_secret, code)
             except LinkError as error:
-                return self._code_failure(flow, error)
+                return self._code_failure(held, flow, error)
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
-                return self._refuse(self._restart(flow), Problem.LINK_MISMATCH)
+                return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
             finished = self._store.take_flow(flow.id)
             if finished is None:
                 raise FlowNotFoundError()
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
             redirect_to = finish(finished, identity)
-            self._remember_end(finished, request, redirect_to)
+            self._remember_end(held, finished, request, redirect_to)
             self._metrics.sign_in_completed(finished.client_id)
             log.info(
                 "Sign-in completed",
@@ -253,33 +269,33 @@ class Interaction:
         Like ``submit_code``, ``approve`` runs under the lock, so a double submit is sent
         where the first went; Deny is ``cancel``.
         """
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CONSENT or flow.identity is None:
                 return StepResult(flow)
             finished = self._store.take_flow(flow.id)
             if finished is None or finished.identity is None:
                 raise FlowNotFoundError()
             redirect_to = approve(finished, finished.identity)
-            self._remember_end(finished, request, redirect_to)
+            self._remember_end(held, finished, request, redirect_to)
             return Completion(flow=finished, identity=finished.identity, redirect_to=redirect_to)
 
     def use_another_email(self, request: FlowRequest) -> Flow:
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             if flow.step == FlowStep.LOCKED:
                 return flow
-            return self._save(self._restart(flow)).flow
+            return self._save(held, self._restart(flow)).flow
 
     def cancel(self, request: FlowRequest, deny: Callable[[Flow], str]) -> str:
         """The user walks away; ``deny`` builds the ``access_denied`` redirect to the RP."""
-        with self._locked(request.flow_id):
-            flow = self._resume(request)
+        with self._locked(request.flow_id) as held:
+            flow = self._resume(request, held.flow)
             finished = self._store.take_flow(flow.id)
             if finished is None:
                 raise FlowNotFoundError()
             redirect_to = deny(finished)
-            self._remember_end(finished, request, redirect_to)
+            self._remember_end(held, finished, request, redirect_to)
             denied = "consent_denied" if finished.step == FlowStep.CONSENT else "cancelled"
             self._metrics.sign_in_failed(finished.client_id, denied)
             _log_failure(finished, denied)
@@ -287,7 +303,9 @@ class Interaction:
 
     # Steps.
 
-    def _send_code(self, flow: Flow, client_secret: str, redacted_phone: str) -> StepResult:
+    def _send_code(
+        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str
+    ) -> StepResult:
         """Ask Link to text a code, within the per-flow and global SMS limits."""
         assert flow.email
         now = self._clock.now()
@@ -295,25 +313,28 @@ class Interaction:
         if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
             wait = limits.resend_cooldown - (now - flow.sms_sent_at)
             self._metrics.rate_limited("resend_cooldown")
-            return self._refuse(flow, Problem.RESEND_TOO_SOON, wait)
+            return self._refuse(held, flow, Problem.RESEND_TOO_SOON, wait)
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
-            return self._refuse(flow, Problem.NO_MORE_RESENDS)
-        if (
-            self._over("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email)
-            or self._over(
-                "sms_phone", redacted_phone, limits.sms_per_phone_window, limits.sms_per_phone
-            )
-            or self._over("client_sms", flow.client_id, 86_400, limits.client_daily_sms)
+            return self._refuse(held, flow, Problem.NO_MORE_RESENDS)
+        if self._over(
+            RateLimit("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email),
+            RateLimit(
+                "sms_phone",
+                redacted_phone or "unknown",
+                limits.sms_per_phone_window,
+                limits.sms_per_phone,
+            ),
+            RateLimit("client_sms", flow.client_id, 86_400, limits.client_daily_sms),
         ):
-            return self._refuse(flow, Problem.TOO_MANY_SMS)
+            return self._refuse(held, flow, Problem.TOO_MANY_SMS)
         try:
             started = self._link.start_verification(flow.email, client_secret)
         except LinkError as error:
             if error.kind is LinkErrorKind.CODE_EXPIRED:
                 # Link's session behind this flow is over: only a fresh lookup can go on.
-                return self._refuse(self._restart(flow), Problem.LINK_SESSION_EXPIRED)
-            return self._link_problem(flow, error)
+                return self._refuse(held, self._restart(flow), Problem.LINK_SESSION_EXPIRED)
+            return self._link_problem(held, flow, error)
         self._metrics.sms_sent(flow.client_id)
         log.info(
             "SMS code sent",
@@ -324,42 +345,45 @@ class Interaction:
             },
         )
         return self._save(
+            held,
             flow.advance(
                 step=FlowStep.CODE,
                 redacted_phone=started.redacted_phone or redacted_phone,
                 link_client_secret=started.client_secret,
                 sms_sent=flow.sms_sent + 1,
                 sms_sent_at=now,
-            )
+            ),
         )
 
-    def _code_failure(self, flow: Flow, error: LinkError) -> StepResult:
+    def _code_failure(self, held: HeldFlow, flow: Flow, error: LinkError) -> StepResult:
         if error.kind is LinkErrorKind.INVALID_CODE:
             attempts = flow.code_attempts + 1
             if attempts >= self._limits.code_attempts:
                 self._metrics.rate_limited("code_attempts")
-                return self._lock_out(flow)
+                return self._lock_out(held, flow)
             left = self._limits.code_attempts - attempts
-            return self._refuse(flow.advance(code_attempts=attempts), Problem.WRONG_CODE, left)
+            return self._refuse(
+                held, flow.advance(code_attempts=attempts), Problem.WRONG_CODE, left
+            )
         if error.kind is LinkErrorKind.TOO_MANY_ATTEMPTS:
-            return self._lock_out(flow)
+            return self._lock_out(held, flow)
         if error.kind is LinkErrorKind.CODE_EXPIRED:
-            return self._refuse(flow, Problem.CODE_EXPIRED)
-        return self._link_problem(flow, error)
+            return self._refuse(held, flow, Problem.CODE_EXPIRED)
+        return self._link_problem(held, flow, error)
 
-    def _lock_out(self, flow: Flow) -> StepResult:
+    def _lock_out(self, held: HeldFlow, flow: Flow) -> StepResult:
         """Too many wrong codes: the flow ends; only the way back to the site is left."""
         locked = flow.advance(
             step=FlowStep.LOCKED, link_client_secret=None, code_attempts=self._limits.code_attempts
         )
-        return self._refuse(locked, Problem.TOO_MANY_ATTEMPTS)
+        return self._refuse(held, locked, Problem.TOO_MANY_ATTEMPTS)
 
-    def _link_problem(self, flow: Flow, error: LinkError) -> StepResult:
+    def _link_problem(self, held: HeldFlow, flow: Flow, error: LinkError) -> StepResult:
         """Link failed: the flow stays exactly as it was, so the user can simply retry."""
         log.warning("Link call failed: %s", error.kind.value)
         if error.kind is LinkErrorKind.RATE_LIMITED:
-            return self._refuse(flow, Problem.LINK_RATE_LIMITED)
-        return self._refuse(flow, Problem.LINK_UNAVAILABLE)
+            return self._refuse(held, flow, Problem.LINK_RATE_LIMITED)
+        return self._refuse(held, flow, Problem.LINK_UNAVAILABLE)
 
     def _restart(self, flow: Flow) -> Flow:
         return flow.advance(
@@ -368,8 +392,8 @@ class Interaction:
 
     # Plumbing.
 
-    def _resume(self, request: FlowRequest, *, check_form: bool = True) -> Flow:
-        flow = self._store.load_flow(request.flow_id)
+    def _resume(self, request: FlowRequest, flow: Flow | None, *, check_form: bool = True) -> Flow:
+        """``flow``, as stored for ``request`` (None: gone), if this request may act on it."""
         if flow is None:
             raise self._missing(request)
         redirect_uri = flow.authorization.get("redirect_uri")
@@ -401,49 +425,61 @@ class Interaction:
             ended.client_id, ended.redirect_uri, resume_at, ended.response_mode
         )
 
-    def _remember_end(self, flow: Flow, request: FlowRequest, redirect_to: str) -> None:
+    def _remember_end(
+        self, held: HeldFlow, flow: Flow, request: FlowRequest, redirect_to: str
+    ) -> None:
+        """Remember how the flow ended, written as its lock is released (one round trip)."""
         sealed = seal(redirect_to, request.browser_id, flow.id) if request.browser_id else None
-        self._store.save_finished_flow(
-            flow.id,
-            FinishedFlow(
-                client_id=flow.client_id,
-                redirect_uri=flow.authorization.get("redirect_uri"),
-                sealed_redirect=sealed,
-                redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
-                response_mode=flow.authorization.get("response_mode", "query"),
-            ),
+        held.finished = FinishedFlow(
+            client_id=flow.client_id,
+            redirect_uri=flow.authorization.get("redirect_uri"),
+            sealed_redirect=sealed,
+            redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
+            response_mode=flow.authorization.get("response_mode", "query"),
         )
 
-    def _over(self, kind: str, subject: str, window: int, limit: int) -> bool:
-        if self._store.count_event(kind, subject or "unknown", window) <= limit:
+    def _over(self, *limits: RateLimit) -> bool:
+        """Count the event against each limit in order (one round trip); True when one is
+        over, and the later ones are then left uncounted, as before they were one call each."""
+        reached = self._store.first_limit_reached(limits)
+        if reached is None:
             return False
-        self._metrics.rate_limited(LIMIT_OF_COUNTER[kind])
+        self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
         return True
 
     @contextmanager
-    def _locked(self, flow_id: str) -> Iterator[None]:
-        token = self._store.lock_flow(flow_id, LOCK_SECONDS)
+    def _locked(self, flow_id: str) -> Iterator[HeldFlow]:
+        """Hold the flow's lock for the block: the block gets the flow as read under the
+        lock, in the same round trip as the lock, and the write that ends the step goes
+        with the lock's release, in one round trip too."""
+        token, flow = self._store.lock_and_load_flow(flow_id, LOCK_SECONDS)
         waited = 0.0
         while token is None and waited < LOCK_WAIT_SECONDS:
             self._sleep(LOCK_POLL_SECONDS)
             waited += LOCK_POLL_SECONDS
-            token = self._store.lock_flow(flow_id, LOCK_SECONDS)
+            token, flow = self._store.lock_and_load_flow(flow_id, LOCK_SECONDS)
         if token is None:
             raise FlowBusyError()
+        held = HeldFlow(flow)
         try:
-            yield
+            yield held
         finally:
-            self._store.unlock_flow(flow_id, token)
+            saved = self._store.release_flow(flow_id, token, held.save, held.finished)
+        if held.save is not None and not saved:
+            raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone
 
-    def _refuse(self, flow: Flow, problem: Problem, detail: int | None = None) -> StepResult:
+    def _refuse(
+        self, held: HeldFlow, flow: Flow, problem: Problem, detail: int | None = None
+    ) -> StepResult:
         """Keep the flow as the page will show it, so the page can be a plain GET again."""
         self._metrics.sign_in_failed(flow.client_id, problem.value)
         _log_failure(flow, problem.value)
-        return StepResult(self._save(flow).flow, problem, detail)
+        return StepResult(self._save(held, flow).flow, problem, detail)
 
-    def _save(self, flow: Flow) -> StepResult:
-        if not self._store.save_flow(flow):
-            raise FlowNotFoundError()
+    def _save(self, held: HeldFlow, flow: Flow) -> StepResult:
+        """Keep ``flow`` as the step's outcome: saved as the lock is released, and if it is
+        gone by then (finished or expired) the step fails with FlowNotFoundError."""
+        held.save = flow
         return StepResult(flow)
 
 

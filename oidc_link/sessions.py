@@ -6,13 +6,14 @@ with an idle and an absolute lifetime.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes
 from oidc_link.ids import new_id, new_secret
 from oidc_link.models import Identity, SsoSession
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
 
 
 class Sessions:
@@ -25,9 +26,12 @@ class Sessions:
         """A new session for a fresh SMS sign-in; returns the cookie's secret value."""
         return self.begin(identity)[0]
 
-    def begin(self, identity: Identity, device: str | None = None) -> tuple[str, SsoSession]:
+    def begin(
+        self, identity: Identity, device: str | None = None, writes: Writes | None = None
+    ) -> tuple[str, SsoSession]:
         """A new session, and its cookie secret: started before the code is issued, so the
-        code (and the ID token) carry its ``sid``."""
+        code (and the ID token) carry its ``sid``. With ``writes``, stored with them (the
+        code's, say: one round trip for both)."""
         now = self._clock.now()
         secret = new_secret(32)
         session = SsoSession(
@@ -38,8 +42,12 @@ class Sessions:
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
         )
-        self._store.save_session(secret, session)
-        self._store.add_person_session(identity.email, secret, session.absolute_expiry)
+        # The session and the person's list of sessions in one MULTI: one round trip.
+        with nullcontext(writes) if writes is not None else self._store.writes() as queued:
+            self._store.save_session(secret, session, writes=queued)
+            self._store.add_person_session(
+                identity.email, secret, session.absolute_expiry, writes=queued
+            )
         return secret, session
 
     def find(self, secret: str | None) -> SsoSession | None:

@@ -1,7 +1,8 @@
 """Every Redis key, TTL and command lives here, behind domain methods.
 
 Bearer secrets (codes, tokens) are keyed by their SHA-256 digest; single-use things are
-consumed with GETDEL; every key has a TTL unless a comment says why not.
+consumed with GETDEL (or in a script, atomic too); every key has a TTL unless a comment says
+why not. Writes of several methods can share one round trip (``Store.writes``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -48,8 +51,71 @@ FAMILY_REVOKED = "revoked"
 # no master found by Sentinel, still loading its data set) or no answer in time.
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
+# Lua scripts, for the steps that must decide on the server to stay atomic in one round trip
+# (Redis runs a script as one command: nothing else runs in between).
+
+# A flow lock is released only by its holder: if it timed out and another request took it,
+# that one stays. (GET then DEL from the client could delete a lock taken in between.)
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Fixed-window counters, one event each, in order: KEYS[i] is limit i's counter of the
+# current window, ARGV[2i-1] the window (the key's TTL, set when the window's key is
+# created, in the same atomic step), ARGV[2i] the limit. Stops at the first limit the event
+# goes over and returns its position (0: none), so the later counters are not charged for
+# an event that an earlier limit refused.
+COUNT_WITHIN_LIMITS = """
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then
+    redis.call('EXPIRE', key, ARGV[2 * i - 1])
+  end
+  if count > tonumber(ARGV[2 * i]) then
+    return i
+  end
+end
+return 0
+"""
+# Consume a code (KEYS[1]); when it was there, remember it as spent into family ARGV[1]
+# (KEYS[2]) and open that family (KEYS[3], NX: a family revoked first stays revoked), both
+# for ARGV[2] seconds. A code consumed twice at once is consumed once (RFC 6749 §4.1.2), and
+# a replay finds the family to revoke (RFC 9700 §4.2.4).
+TAKE_CODE = """
+local record = redis.call('GETDEL', KEYS[1])
+if record then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2], 'NX')
+end
+return record
+"""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` events of ``kind`` per ``subject`` in a fixed ``window`` (seconds)."""
+
+    kind: str
+    subject: str
+    window: int
+    limit: int
+
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+@contextmanager
+def _outages_translated(store: Store) -> Iterator[None]:
+    """Raise StoreUnavailableError when Redis cannot be reached; note when it is back."""
+    try:
+        yield
+    except OUTAGE_ERRORS as error:
+        store._outage_began(error)
+        raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
+    if store._unreachable_since is not None:
+        store._outage_ended()
 
 
 def _outage_translated(method: Method) -> Method:
@@ -57,25 +123,55 @@ def _outage_translated(method: Method) -> Method:
 
     @functools.wraps(method)
     def call(store: Store, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = method(store, *args, **kwargs)
-        except OUTAGE_ERRORS as error:
-            store._outage_began(error)
-            raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
-        if store._unreachable_since is not None:
-            store._outage_ended()
-        return result
+        if kwargs.get("writes") is not None:
+            return method(store, *args, **kwargs)  # only queued: Writes sends it
+        with _outages_translated(store):
+            return method(store, *args, **kwargs)
 
     return call  # type: ignore[return-value]
+
+
+def _sends_nothing(method: Method) -> Method:
+    """Mark a public method that does not talk to Redis, so it is not taken for one that did."""
+    method._sends_nothing = True  # type: ignore[attr-defined]
+    return method
 
 
 def _translating_outages(cls: type[Store]) -> type[Store]:
     """Wrap every public method, including ones added later, so that no caller needs to
     know redis-py's exceptions and no method needs a try/except of its own."""
     for name, member in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.isfunction(member):
+        if (
+            not name.startswith("_")
+            and inspect.isfunction(member)
+            and not getattr(member, "_sends_nothing", False)
+        ):
             setattr(cls, name, _outage_translated(member))
     return cls
+
+
+class Writes:
+    """Writes of several store methods, queued and sent together: one round trip.
+
+    Atomic (MULTI/EXEC, the default): all or nothing, so a set is never left without its TTL.
+    Sent when the ``with`` block ends without an exception; dropped otherwise.
+    """
+
+    def __init__(self, store: Store, pipeline: Any) -> None:
+        self._store = store
+        self.pipeline = pipeline
+
+    def __enter__(self) -> Writes:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if kind is not None:
+            self.pipeline.reset()
+            return
+        if len(self.pipeline) == 0:
+            return
+        with _outages_translated(self._store):
+            self.pipeline.execute()
 
 
 @_translating_outages
@@ -86,6 +182,11 @@ class Store:
         # When the running outage began (by the clock), to log its start and end once
         # each rather than once per failed request.
         self._unreachable_since: int | None = None
+        # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
+        # the server does not know it yet (a new or restarted server, a failover).
+        self._release_lock = client.register_script(RELEASE_LOCK)
+        self._count_within_limits = client.register_script(COUNT_WITHIN_LIMITS)
+        self._take_code = client.register_script(TAKE_CODE)
 
     def _outage_began(self, error: Exception) -> None:
         if self._unreachable_since is None:
@@ -110,6 +211,29 @@ class Store:
         # same lifetimes as production; Redis still drops the key on its own.
         return max(1, expires_at - self._clock.now())
 
+    # Writes of several methods in one round trip: each such method takes ``writes=``.
+
+    @_sends_nothing
+    def writes(self, atomic: bool = True) -> Writes:
+        """Queue the writes of several methods (``writes=`` on each), sent together at the
+        end of the ``with`` block; ``atomic=False`` for writes that need no MULTI/EXEC."""
+        return Writes(self, self._redis.pipeline(transaction=atomic))
+
+    def _target(self, writes: Writes | None) -> Any:
+        """Where a one-command write goes: into ``writes``, else straight to Redis."""
+        return writes.pipeline if writes is not None else self._redis
+
+    @contextmanager
+    def _transaction(self, writes: Writes | None) -> Iterator[Any]:
+        """Where a write of several commands goes: into ``writes``, else a MULTI of its own,
+        sent at once (all or nothing: a set never without its TTL)."""
+        if writes is not None:
+            yield writes.pipeline
+            return
+        pipeline = self._redis.pipeline(transaction=True)
+        yield pipeline
+        pipeline.execute()
+
     # Flows: pending sign-ins. Losing one means the user starts again.
 
     def add_flow(self, flow: Flow) -> None:
@@ -125,13 +249,14 @@ class Store:
 
         SET XX, so a late write from another request can never bring a finished flow back.
         """
-        return bool(
-            self._redis.set(
-                PREFIX + "flow:" + flow.id,
-                flow.to_record(),
-                ex=self._ttl_until(flow.expires_at) + FLOW_AFTERLIFE,
-                xx=True,
-            )
+        return bool(self._update_flow(self._redis, flow))
+
+    def _update_flow(self, target: Any, flow: Flow) -> Any:
+        return target.set(
+            PREFIX + "flow:" + flow.id,
+            flow.to_record(),
+            ex=self._ttl_until(flow.expires_at) + FLOW_AFTERLIFE,
+            xx=True,
         )
 
     def load_flow(self, flow_id: str) -> Flow | None:
@@ -144,7 +269,10 @@ class Store:
         return Flow.from_record(raw) if raw else None
 
     def save_finished_flow(self, flow_id: str, record: FinishedFlow) -> None:
-        self._redis.set(PREFIX + "flow_done:" + flow_id, record.to_record(), ex=FLOW_AFTERLIFE)
+        self._save_finished_flow(self._redis, flow_id, record)
+
+    def _save_finished_flow(self, target: Any, flow_id: str, record: FinishedFlow) -> None:
+        target.set(PREFIX + "flow_done:" + flow_id, record.to_record(), ex=FLOW_AFTERLIFE)
 
     def load_finished_flow(self, flow_id: str) -> FinishedFlow | None:
         raw = self._redis.get(PREFIX + "flow_done:" + flow_id)
@@ -160,18 +288,61 @@ class Store:
             return token
         return None
 
+    def lock_and_load_flow(self, flow_id: str, seconds: int) -> tuple[str | None, Flow | None]:
+        """``lock_flow``, and the flow as it is once locked, in one round trip.
+
+        The GET follows the SET NX in one pipeline: when the lock is ours, the flow was read
+        under it. When it is not (None), the flow read is no one's business and is dropped.
+        """
+        token = new_secret(12)
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.set(PREFIX + "flow_lock:" + flow_id, token, nx=True, ex=seconds)
+        pipeline.get(PREFIX + "flow:" + flow_id)
+        locked, raw = pipeline.execute()
+        if not locked:
+            return None, None
+        return token, Flow.from_record(raw) if raw else None
+
     def unlock_flow(self, flow_id: str, token: str) -> None:
-        key = PREFIX + "flow_lock:" + flow_id
-        held = self._redis.get(key)
-        # Only our own lock: if it timed out and another request took it, leave that one.
-        if held is not None and same(held, token):
-            self._redis.delete(key)
+        """Release our own lock only: if it timed out and another request took it, that one
+        stays. Compared and deleted in one atomic step (a script)."""
+        self._release_lock(keys=[PREFIX + "flow_lock:" + flow_id], args=[token])
+
+    def release_flow(
+        self,
+        flow_id: str,
+        token: str,
+        save: Flow | None = None,
+        finished: FinishedFlow | None = None,
+    ) -> bool:
+        """What ends a locked step, then ``unlock_flow``, in one round trip: ``save`` as in
+        ``save_flow`` (the return value: False when it was gone), ``finished`` as in
+        ``save_finished_flow``. The writes run before the release, in this order."""
+        lock = PREFIX + "flow_lock:" + flow_id
+        pipeline = self._redis.pipeline(transaction=False)
+        if save is not None:
+            self._update_flow(pipeline, save)
+        if finished is not None:
+            self._save_finished_flow(pipeline, flow_id, finished)
+        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+        pipeline.evalsha(self._release_lock.sha, 1, lock, token)
+        *written, released = pipeline.execute(raise_on_error=False)
+        for result in written:
+            if isinstance(result, Exception):
+                raise result
+        if isinstance(released, redis.exceptions.NoScriptError):
+            self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
+        elif isinstance(released, Exception):
+            raise released
+        return save is None or bool(written[0])
 
     # SSO sessions: keyed by the cookie's digest; losing one means signing in again.
 
-    def save_session(self, secret: str, session: SsoSession) -> None:
+    def save_session(
+        self, secret: str, session: SsoSession, *, writes: Writes | None = None
+    ) -> None:
         expires_at = min(session.idle_expiry, session.absolute_expiry)
-        self._redis.set(
+        self._target(writes).set(
             PREFIX + "session:" + digest(secret),
             session.to_record(),
             ex=self._ttl_until(expires_at),
@@ -189,21 +360,28 @@ class Store:
     # (§2.7). One set, "client:<id>" and "family:<id>" members, living as long as the
     # session can (its absolute expiry); losing it only means logout tells fewer clients.
 
-    def remember_session_client(self, sid: str, client_id: str, session_expires_at: int) -> None:
+    def remember_session_client(
+        self,
+        sid: str,
+        client_id: str,
+        session_expires_at: int,
+        *,
+        writes: Writes | None = None,
+    ) -> None:
         key = PREFIX + "session_links:" + sid
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.sadd(key, "client:" + client_id)
-        pipeline.expire(key, self._ttl_until(session_expires_at))
-        pipeline.execute()
+        with self._transaction(writes) as pipeline:
+            pipeline.sadd(key, "client:" + client_id)
+            pipeline.expire(key, self._ttl_until(session_expires_at))
 
-    def remember_session_family(self, sid: str, family_id: str, fallback_ttl: int) -> None:
+    def remember_session_family(
+        self, sid: str, family_id: str, fallback_ttl: int, *, writes: Writes | None = None
+    ) -> None:
         """Link a token family to its session. The set keeps the session's TTL; EXPIRE NX
         gives ``fallback_ttl`` only to a set that had to be created here (it was lost)."""
         key = PREFIX + "session_links:" + sid
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.sadd(key, "family:" + family_id)
-        pipeline.expire(key, fallback_ttl, nx=True)
-        pipeline.execute()
+        with self._transaction(writes) as pipeline:
+            pipeline.sadd(key, "family:" + family_id)
+            pipeline.expire(key, fallback_ttl, nx=True)
 
     def take_session_links(self, sid: str) -> tuple[list[str], list[str]]:
         """Atomically read and forget a session's clients and families, so that of two
@@ -247,10 +425,27 @@ class Store:
         count, _ = pipeline.execute()
         return int(count)
 
+    def first_limit_reached(self, limits: Sequence[RateLimit]) -> RateLimit | None:
+        """Count one event against each limit, in order, in one round trip; the first limit
+        the event goes over, or None. The limits after that one are not counted: an event an
+        earlier limit refused does not use up a later limit (a person over their own limit
+        cannot spend a client's daily allowance). Same fixed windows as ``count_event``."""
+        keys: list[str] = []
+        args: list[int] = []
+        now = self._clock.now()
+        for limit in limits:
+            index = now // limit.window
+            keys.append(f"{PREFIX}rate:{limit.kind}:{digest(limit.subject)}:{index}")
+            args += [limit.window + 1, limit.limit]
+        reached = int(self._count_within_limits(keys=keys, args=args))
+        return limits[reached - 1] if reached else None
+
     # Authorization codes: single use; a lost code only means the RP starts again.
 
-    def save_code(self, code: str, record: AuthorizationCode) -> None:
-        self._redis.set(
+    def save_code(
+        self, code: str, record: AuthorizationCode, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
             PREFIX + "code:" + digest(code),
             record.to_record(),
             ex=self._ttl_until(record.expires_at),
@@ -259,30 +454,30 @@ class Store:
     def take_code(
         self, code: str, family_id: str, remember_for: int
     ) -> AuthorizationCode | None:
-        """Consume a code, and in the same step remember it as spent into ``family_id``.
+        """Consume a code, and in the same step remember it as spent into ``family_id`` and
+        open that family (for ``remember_for`` seconds; ``extend_family`` lengthens it).
 
-        Of two concurrent redemptions only one gets it (WATCH/MULTI: the other's EXEC
-        fails), and a replay at any moment afterwards finds the family to revoke.
+        One script, so atomic: of two concurrent redemptions only one gets the code, and a
+        replay at any moment afterwards finds the family to revoke. An unknown code writes
+        nothing.
         """
-        key = PREFIX + "code:" + digest(code)
-        with self._redis.pipeline(transaction=True) as pipeline:
-            try:
-                pipeline.watch(key)
-                raw = pipeline.get(key)
-                if raw is None:
-                    return None
-                pipeline.multi()
-                pipeline.delete(key)
-                pipeline.set(PREFIX + "code_spent:" + digest(code), family_id, ex=remember_for)
-                pipeline.execute()
-            except redis.WatchError:
-                return None  # another redemption took it between our GET and EXEC
-        return AuthorizationCode.from_record(raw)
+        key = digest(code)
+        raw = self._take_code(
+            keys=[
+                PREFIX + "code:" + key,
+                PREFIX + "code_spent:" + key,
+                PREFIX + "family:" + family_id,
+            ],
+            args=[family_id, remember_for, FAMILY_LIVE],
+        )
+        return AuthorizationCode.from_record(raw) if raw else None
 
     # Access tokens: opaque, looked up by /userinfo.
 
-    def save_access_token(self, token: str, record: AccessToken) -> None:
-        self._redis.set(
+    def save_access_token(
+        self, token: str, record: AccessToken, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
             PREFIX + "access_token:" + digest(token),
             record.to_record(),
             ex=self._ttl_until(record.expires_at),
@@ -318,19 +513,16 @@ class Store:
     # one SET, no scan. A token whose family key is missing counts as revoked too, so a
     # lost or evicted family key fails closed.
 
-    def open_family(self, family_id: str, ttl: int) -> bool:
-        """Start the family of a just-redeemed code.
-
-        SET NX: a family revoked before it opened (a racing replay) stays revoked.
-        """
-        return bool(self._redis.set(PREFIX + "family:" + family_id, FAMILY_LIVE, ex=ttl, nx=True))
-
     def family_of_spent_code(self, code: str) -> str | None:
         return self._redis.get(PREFIX + "code_spent:" + digest(code))
 
-    def extend_family(self, family_id: str, expires_at: int) -> None:
+    def extend_family(
+        self, family_id: str, expires_at: int, *, writes: Writes | None = None
+    ) -> None:
         """Keep the family key at least until ``expires_at`` (never shortens it)."""
-        self._redis.expire(PREFIX + "family:" + family_id, self._ttl_until(expires_at), gt=True)
+        self._target(writes).expire(
+            PREFIX + "family:" + family_id, self._ttl_until(expires_at), gt=True
+        )
 
     def family_is_live(self, family_id: str) -> bool:
         return self._redis.get(PREFIX + "family:" + family_id) == FAMILY_LIVE
@@ -340,8 +532,10 @@ class Store:
         still reads as revoked."""
         self._redis.set(PREFIX + "family:" + family_id, FAMILY_REVOKED, ex=ttl)
 
-    def save_refresh_token(self, token: str, record: RefreshToken) -> None:
-        self._redis.set(
+    def save_refresh_token(
+        self, token: str, record: RefreshToken, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
             PREFIX + "refresh_token:" + digest(token),
             record.to_record(),
             ex=self._ttl_until(record.expires_at),
@@ -350,10 +544,9 @@ class Store:
     def load_refresh_token(self, token: str) -> tuple[RefreshToken | None, int | None]:
         """The record, and when it was rotated (None while it is unused)."""
         key = digest(token)
-        pipeline = self._redis.pipeline(transaction=False)
-        pipeline.get(PREFIX + "refresh_token:" + key)
-        pipeline.get(PREFIX + "refresh_used:" + key)
-        raw, used = pipeline.execute()
+        raw, used = self._redis.mget(
+            [PREFIX + "refresh_token:" + key, PREFIX + "refresh_used:" + key]
+        )
         if not raw:
             return None, None
         return RefreshToken.from_record(raw), int(used) if used else None
@@ -366,10 +559,11 @@ class Store:
         """
         key = PREFIX + "refresh_used:" + digest(token)
         now = self._clock.now()
-        if self._redis.set(key, str(now), nx=True, ex=self._ttl_until(record.expires_at)):
-            return None
-        used = self._redis.get(key)
-        return int(used) if used else now
+        # SET NX GET: sets only when unset, and answers what was there (None: we were first).
+        used = self._redis.set(
+            key, str(now), nx=True, ex=self._ttl_until(record.expires_at), get=True
+        )
+        return int(used) if used is not None else None
 
     def revoke_access_token(self, token: str) -> None:
         self._redis.delete(PREFIX + "access_token:" + digest(token))
@@ -430,11 +624,18 @@ class Store:
     # the API, like a customer row; expiring it would silently drop a platform's user.
     # Losing them means the platform's users onboard again (see the ops guide).
 
-    def add_account(self, owner: str, account_id: str, record: str, created: int) -> None:
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.set(PREFIX + "account:" + account_id, record, nx=True)
-        pipeline.zadd(PREFIX + "accounts_of:" + owner, {account_id: created}, nx=True)
-        pipeline.execute()
+    def add_account(
+        self,
+        owner: str,
+        account_id: str,
+        record: str,
+        created: int,
+        *,
+        writes: Writes | None = None,
+    ) -> None:
+        with self._transaction(writes) as pipeline:
+            pipeline.set(PREFIX + "account:" + account_id, record, nx=True)
+            pipeline.zadd(PREFIX + "accounts_of:" + owner, {account_id: created}, nx=True)
 
     def load_account(self, account_id: str) -> str | None:
         return self._redis.get(PREFIX + "account:" + account_id)
@@ -542,6 +743,15 @@ class Store:
     def account_for_email(self, owner: str, email: str) -> str | None:
         return self._redis.get(self._email_index(owner, email))
 
+    def account_for_email_and_record(
+        self, owner: str, email: str, account_id: str
+    ) -> tuple[str | None, str | None]:
+        """``account_for_email`` and ``load_account(account_id)``, in one round trip."""
+        bound, record = self._redis.mget(
+            [self._email_index(owner, email), PREFIX + "account:" + account_id]
+        )
+        return bound, record
+
     def bind_account_email(self, owner: str, email: str, account_id: str) -> bool:
         """Point ``email`` at ``account_id``; False when it already points elsewhere."""
         key = self._email_index(owner, email)
@@ -562,13 +772,14 @@ class Store:
     # "sign out everywhere" ends them. Members are the sessions' cookie digests; the set
     # lives as long as its newest session can; dead members are dropped when read.
 
-    def add_person_session(self, email: str, secret: str, expires_at: int) -> None:
+    def add_person_session(
+        self, email: str, secret: str, expires_at: int, *, writes: Writes | None = None
+    ) -> None:
         key = PREFIX + "person_sessions:" + digest(email.lower())
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.sadd(key, digest(secret))
-        pipeline.expire(key, self._ttl_until(expires_at), gt=True)
-        pipeline.expire(key, self._ttl_until(expires_at), nx=True)
-        pipeline.execute()
+        with self._transaction(writes) as pipeline:
+            pipeline.sadd(key, digest(secret))
+            pipeline.expire(key, self._ttl_until(expires_at), gt=True)
+            pipeline.expire(key, self._ttl_until(expires_at), nx=True)
 
     def person_sessions(self, email: str) -> list[tuple[str, SsoSession]]:
         """The live sessions (cookie digest, session) of a person, oldest first."""
@@ -594,12 +805,13 @@ class Store:
     # Token families issued for an account (its sub): revoked by "sign out everywhere".
     # The set lives as long as its newest family can.
 
-    def remember_account_family(self, account_id: str, family_id: str, ttl: int) -> None:
+    def remember_account_family(
+        self, account_id: str, family_id: str, ttl: int, *, writes: Writes | None = None
+    ) -> None:
         key = PREFIX + "account_families:" + account_id
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.sadd(key, family_id)
-        pipeline.expire(key, ttl)
-        pipeline.execute()
+        with self._transaction(writes) as pipeline:
+            pipeline.sadd(key, family_id)
+            pipeline.expire(key, ttl)
 
     def take_account_families(self, account_id: str) -> list[str]:
         key = PREFIX + "account_families:" + account_id

@@ -26,7 +26,7 @@ from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
 from oidc_link.ids import new_id
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
 
 if TYPE_CHECKING:
     from oidc_link.oauth import Provider
@@ -99,7 +99,7 @@ class TokenLifecycle:
     # Codes.
 
     def take_code(self, code: str) -> tuple[AuthorizationCode, str] | None:
-        """Consume a code and name the family its tokens will belong to, in one atomic
+        """Consume a code and open the family its tokens will belong to, in one atomic
         step, so a replay even a moment later revokes them; a replay of a spent code is
         revoked here."""
         family_id = new_id("fam")
@@ -108,10 +108,6 @@ class TokenLifecycle:
             self.revoke_spent_code(code)
             return None
         return record, family_id
-
-    def open_family(self, family_id: str) -> bool:
-        """Start a taken code's family; False if a replay revoked it meanwhile."""
-        return self.store.open_family(family_id, self.memory)
 
     def revoke_spent_code(self, code: str) -> None:
         """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""
@@ -123,9 +119,14 @@ class TokenLifecycle:
     # Issuing.
 
     def save(
-        self, token: dict[str, Any], source: AuthorizationCode | RefreshToken, family_id: str
+        self,
+        token: dict[str, Any],
+        source: AuthorizationCode | RefreshToken,
+        family_id: str,
+        writes: Writes,
     ) -> None:
-        """Store a token response's access (and refresh) token in ``family_id``."""
+        """Queue a token response's access (and refresh) token in ``family_id`` into
+        ``writes``, and the family's lengthened life."""
         now = self.clock.now()
         expires_at = now + int(token["expires_in"])
         self.store.save_access_token(
@@ -141,6 +142,7 @@ class TokenLifecycle:
                 sid=source.sid,
                 claims=source.claims,
             ),
+            writes=writes,
         )
         if token.get("refresh_token"):
             refresh = RefreshToken(
@@ -155,9 +157,9 @@ class TokenLifecycle:
                 sid=source.sid,
                 claims=source.claims,
             )
-            self.store.save_refresh_token(token["refresh_token"], refresh)
+            self.store.save_refresh_token(token["refresh_token"], refresh, writes=writes)
             expires_at = max(expires_at, refresh.expires_at)
-        self.store.extend_family(family_id, expires_at)
+        self.store.extend_family(family_id, expires_at, writes=writes)
 
     # Looking up.
 

@@ -146,11 +146,18 @@ class Browser:
         return self.page
 
     def start(self, authorization_url: str) -> TestResponse:
-        """Follow the RP's redirect to us, and our redirect to the hosted page."""
+        """Follow the RP's redirect to us: a new sign-in's email page is /authorize's answer;
+        other flows (consent) are a 303 to their hosted page, followed."""
         answer = self.get(authorization_url)
         if answer.status_code == 303:
             return self.get(answer.headers["Location"])
         return answer
+
+    def flow_path(self) -> str:
+        """The address of the flow behind the page shown (``/signin/<id>``), from its form."""
+        action = self.soup().find("form", action=lambda a: a and a.startswith("/signin/"))
+        assert action is not None, "no form of a flow on this page"
+        return action["action"].rsplit("/", 1)[0]
 
     def soup(self) -> BeautifulSoup:
         assert self.page is not None

@@ -77,7 +77,8 @@ def test_a_person_signs_in_at_the_demo_shop_without_javascript(
 
     page.goto(demo.rp_url)
     page.get_by_role("link", name="Log in with Link").click()
-    assert page.url.startswith(demo.provider_url + "/signin/")
+    # The email page is the answer to /authorize itself: no redirect to another address.
+    assert page.url.startswith(demo.provider_url + "/authorize?")
     playwright_api.expect(page.get_by_text("Sandbox").first).to_be_visible()
     page.get_by_label("Email").fill(DEMO_EMAIL)
     page.get_by_role("button", name="Continue").click()
@@ -134,7 +135,12 @@ def test_an_unknown_email_can_go_back_to_the_shop(new_page, demo: RunningDemo) -
 def _open_sign_in(page, demo: RunningDemo) -> None:
     page.goto(demo.rp_url)
     page.get_by_role("link", name="Log in with Link").click()
-    assert page.url.startswith(demo.provider_url + "/signin/")
+    assert page.url.startswith(demo.provider_url + "/authorize?")
+    playwright_api.expect(page.get_by_role("heading", name="Sign in to Demo Shop")).to_be_visible()
+
+
+def _email_form_action(page) -> str:
+    return page.locator("form:has(input[name=email])").get_attribute("action")
 
 
 def _reach_code_page(page, demo: RunningDemo, console: list[str]) -> str:
@@ -158,6 +164,47 @@ def _body(page) -> str:
 
 def _is_signed_in_at_shop(page, demo: RunningDemo) -> bool:
     return page.url.startswith(demo.rp_url) and "Signed in as" in _body(page)
+
+
+def test_reloading_the_email_page_keeps_the_same_sign_in_which_then_completes(
+    new_page, demo: RunningDemo, console: list[str]
+) -> None:
+    page = new_page()
+    _open_sign_in(page, demo)
+    action = _email_form_action(page)
+    assert action.startswith("/signin/flow_") and action.endswith("/email")
+
+    again = page.reload()
+
+    assert again is not None and again.status == 200
+    assert page.url.startswith(demo.provider_url + "/authorize?")
+    assert _email_form_action(page) == action  # the same flow, not a second one
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Verification code").fill(announced_code(console))
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+    assert len(console) == 1
+
+
+def test_back_from_the_code_page_shows_the_code_page_again_and_sends_no_second_sms(
+    new_page, demo: RunningDemo, console: list[str]
+) -> None:
+    page = new_page()
+    code = _reach_code_page(page, demo, console)
+    assert page.url.startswith(demo.provider_url + "/signin/flow_")
+
+    page.go_back()
+
+    # Back at the /authorize address, which shows where this browser's sign-in stands.
+    assert page.url.startswith(demo.provider_url + "/authorize?")
+    playwright_api.expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    page.reload()
+    playwright_api.expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    page.get_by_label("Verification code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    assert _is_signed_in_at_shop(page, demo)
+    assert len(console) == 1
 
 
 def test_five_wrong_codes_end_the_sign_in_and_lead_back_to_the_shop(

@@ -120,7 +120,7 @@ def test_the_installed_demo_command_serves_the_hosted_sign_in_page(tmp_path: Pat
             page = browser.get(rp_url + "/login", timeout=10)
             stylesheet = browser.get(provider_url + "/static/site.css", timeout=10)
 
-        assert page.url.startswith(provider_url + "/signin/")
+        assert page.url.startswith(provider_url + "/authorize?")  # its answer: the email page
         assert 'autocomplete="email"' in page.text
         assert "Sandbox" in page.text
         assert stylesheet.status_code == 200

@@ -88,7 +88,8 @@ def sign_in_until_code_redirect(demo: Demo, browser: requests.Session) -> str:
     """Walk the hosted pages and return the provider's redirect back to the RP, unfollowed."""
     page = browser.get(demo.running.rp_url + "/login", timeout=10)
     assert page.status_code == 200
-    assert page.url.startswith(demo.running.provider_url + "/signin/")
+    # The email page is the answer to /authorize itself; the code page is the flow's own.
+    assert page.url.startswith(demo.running.provider_url + "/authorize?")
 
     action, fields = form_with(page, "email")
     assert fields["csrf_token"]
@@ -137,7 +138,8 @@ def test_a_browser_signs_in_at_the_demo_shop_with_the_code_from_the_console(demo
     assert "jenny@example.com" not in page.text
     # The Link session ended too: the next sign-in asks for the email again.
     again = browser.get(demo.running.rp_url + "/login", timeout=10)
-    assert "/signin/" in again.url
+    assert again.url.startswith(demo.running.provider_url + "/authorize?")
+    assert 'name="email"' in again.text
 
 
 def test_the_authorization_code_works_only_once_at_the_shop(demo: Demo) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -15,8 +18,11 @@ from oidc_link.cli import default_log_format, main
 from oidc_link.config import settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.logs import (
+    _RULES,
+    JsonFormatter,
     SecretMask,
     TextFormatter,
+    _may_hold_secret,
     configure_logging,
     mask,
     mask_value,
@@ -336,3 +342,87 @@ def test_the_environment_chooses_json_for_any_command(
 
     (line,) = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     assert line["message"] == "hello from j***@example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("BEARER abc.def-ghi", "BEARER [redacted]"),
+        ("basic c2hvcDpzZWNyZXQ", "basic [redacted]"),
+        ("sk_test_abc", "sk_test_[redacted]"),
+        ("eyJa.b.c", "[jwt]"),
+        ("a@b.io", "a***@b.io"),
+        ("x%40example.com", "x***%40example.com"),
+        ("/cb?x", "/cb?[redacted]"),
+        ("code=1", "code=[redacted]"),
+    ],
+)
+def test_a_short_secret_is_masked_even_without_any_other_sign_of_one(
+    text: str, masked: str
+) -> None:
+    assert mask(text) == masked
+
+
+def test_text_the_quick_check_passes_over_holds_nothing_any_rule_would_match() -> None:
+    # The mask skips its rules for text with none of their marks (logs._may_hold_secret):
+    # that must never skip a match. Random text from an alphabet of those marks says so.
+    alphabet = "aZ9_-./ ?=:@%'\"eyJkbBsrlivtes" + "Qm9xZ2V0" * 2
+    chance = random.Random(20261203)  # noqa: S311 - repeatable test input, no secret
+    skipped = 0
+    for _ in range(20_000):
+        text = "".join(chance.choice(alphabet) for _ in range(chance.randint(1, 60)))
+        if chance.random() < 0.2:
+            text += "".join(chance.choice("AbCd0123_-") for _ in range(chance.randint(28, 40)))
+        if not _may_hold_secret(text):
+            skipped += 1
+            assert all(pattern.search(text) is None for pattern, _ in _RULES), text
+    assert skipped > 1000  # the check did let most plain text through
+
+
+def test_json_time_is_written_as_datetime_would_write_it() -> None:
+    formatter = JsonFormatter()
+    chance = random.Random(7)  # noqa: S311 - repeatable test input, no secret
+    moments = [chance.uniform(0, 4e9) for _ in range(5000)]
+    # Fractions that round up to the next millisecond or second at the microsecond.
+    moments += [1_800_000_000 + fraction for fraction in (0.9999995, 0.9995, 0.0005, 0.1234995)]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert formatter._time(moment) == expected
+
+
+def test_lines_logged_by_many_threads_at_once_are_each_whole(output: io.StringIO) -> None:
+    def write_lines(number: int) -> None:
+        for line in range(200):
+            log.info("thread %d line %d", number, line, extra={"note": "x" * 50})
+
+    threads = [threading.Thread(target=write_lines, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    written = lines(output)  # every line parses as JSON
+    assert len(written) == 8 * 200
+    assert {line["message"] for line in written} == {
+        f"thread {n} line {i}" for n in range(8) for i in range(200)
+    }
+
+
+def test_below_the_log_level_requests_write_no_line_but_a_server_error_does(
+    app: Flask,
+) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "WARNING", stream=stream)
+
+    @app.get("/_failing_probe")
+    def failing() -> str:
+        raise RuntimeError("probe")
+
+    client = app.test_client()
+    client.post("/token", data={"grant_type": "x", "client_id": "shop"})
+    client.get("/_failing_probe")
+
+    requests = [line for line in lines(stream) if line.get("event") == "http.request"]
+    assert [(line["route"], line["status"], line["level"]) for line in requests] == [
+        ("/_failing_probe", 500, "error")
+    ]

@@ -137,9 +137,31 @@ def test_a_request_uri_can_be_used_only_once(app: Flask, shop: RelyingParty) -> 
     first = Browser(app, ISSUER).get(url)
     again = Browser(app, ISSUER).get(url)
 
-    assert first.status_code == 303
+    assert first.status_code == 200
+    assert 'name="email"' in first.get_data(as_text=True)
     assert_error_page(again)
     assert "already used" in again.get_data(as_text=True)
+
+
+def test_reloading_a_pushed_requests_page_shows_the_same_sign_in_which_then_completes(
+    app: Flask, browser: Browser, shop: RelyingParty, console: list[str]
+) -> None:
+    # RFC 9126 §4 lets a reload of the user agent reuse the request_uri: the browser shows
+    # /authorize?request_uri=... (the email page is its answer), and Reload must not meet
+    # the used URN's error page.
+    request, params = pushed_request(shop)
+    url = authorize_url("shop", push(app, params).get_json()["request_uri"])
+    browser.start(url)
+    flow = browser.flow_path()
+
+    again = browser.get(url)
+
+    assert again.status_code == 200
+    assert browser.flow_path() == flow
+    browser.submit("/email", email=JENNY)
+    answer = browser.submit("/code", code=announced_code(console))
+    assert query_of(answer.headers["Location"])["state"] == request.state
+    assert shop.validate_id_token(shop.exchange(answer.headers["Location"], request), request.nonce)
 
 
 def test_a_request_uri_expires_after_its_lifetime(
@@ -161,7 +183,7 @@ def test_a_request_uri_is_still_good_just_before_it_expires(
 
     live_clock.advance(89)
 
-    assert Browser(app, ISSUER).get(url).status_code == 303
+    assert Browser(app, ISSUER).get(url).status_code == 200
 
 
 @pytest.mark.parametrize("client_id", ["spa", "unknown", None])

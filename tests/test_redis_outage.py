@@ -75,19 +75,23 @@ def assert_outage_json(answer: TestResponse) -> None:
 def test_a_sign_in_page_answers_503_while_redis_is_down_and_works_again_after(
     browser: Browser, shop: RelyingParty, redis_process: RedisProcess
 ) -> None:
-    page = browser.start(shop.authorization_request().url)
+    url = shop.authorization_request().url
+    page = browser.start(url)
     assert 'name="email"' in page.get_data(as_text=True)
+    flow = browser.flow_path()
 
     redis_process.stop()
-    reload = browser.client.get(page.request.path, base_url=ISSUER)
+    reload = browser.get(url)
 
     assert_outage_page(reload)
 
     redis_process.start()
-    again = browser.client.get(page.request.path, base_url=ISSUER)
+    again = browser.get(url)
 
     assert again.status_code == 200
-    assert 'name="email"' in again.get_data(as_text=True)  # the same step, not a new flow
+    assert 'name="email"' in again.get_data(as_text=True)
+    assert browser.flow_path() == flow  # the same step of the same flow, not a new flow
+    assert browser.get(flow).status_code == 200  # and at its own address too
 
 
 def test_submitting_the_email_answers_503_while_redis_is_down(

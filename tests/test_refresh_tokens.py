@@ -32,6 +32,7 @@ from tests.conftest import (
 )
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+from tests.test_store import make_code_record
 
 OFFLINE = "openid email profile offline_access"
 GRACE = 10
@@ -360,12 +361,24 @@ def test_every_token_key_has_a_ttl_and_no_secret_is_stored_in_the_clear(
         assert secret not in dump
 
 
-def test_a_family_revoked_before_it_opened_stays_revoked(store: Store) -> None:
-    # A replay racing the first redemption may revoke first: opening must not undo that.
+def test_a_family_revoked_before_it_opened_stays_revoked(
+    store: Store, clock: FixedClock
+) -> None:
+    # A replay racing the first redemption may revoke first: taking the code, which opens
+    # its family, must not undo that.
     store.revoke_family("fam_race", 60)
+    store.save_code("a-code", make_code_record(clock))
 
-    assert store.open_family("fam_race", 60) is False
+    assert store.take_code("a-code", "fam_race", 60) == make_code_record(clock)
     assert store.family_is_live("fam_race") is False
+
+
+def test_taking_a_code_opens_its_family(store: Store, clock: FixedClock) -> None:
+    store.save_code("a-code", make_code_record(clock))
+
+    store.take_code("a-code", "fam_new", 60)
+
+    assert store.family_is_live("fam_new") is True
 
 
 def test_a_missing_family_key_reads_as_revoked(store: Store) -> None:

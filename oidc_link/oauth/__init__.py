@@ -46,7 +46,7 @@ from oidc_link.oauth.messages import (
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
 from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
 
 log = logging.getLogger(__name__)
@@ -97,22 +97,34 @@ class Provider(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
             record = request.refresh_token.record
-            self.tokens.save(token, record, record.family_id)
+            # One round trip; no MULTI needed: each SET carries its own TTL, and the
+            # family's EXPIRE GT only ever lengthens an existing key.
+            with self.store.writes(atomic=False) as writes:
+                self.tokens.save(token, record, record.family_id, writes)
             grant_type = "refresh_token"
         else:
             code: IssuedCode = request.authorization_code
-            self.tokens.save(token, code.record, code.family_id)
-            grant_type = "authorization_code"
-            # "Sign out everywhere" on the account page revokes every family of the account.
-            self.store.remember_account_family(
-                code.record.subject, code.family_id, self.settings.lifetimes.refresh_token
-            )
-            if code.record.sid and "offline_access" not in code.record.scope.split():
-                # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with the
-                # session that issued them, so logout needs to find their family.
-                self.store.remember_session_family(
-                    code.record.sid, code.family_id, self.settings.lifetimes.refresh_token
+            # One MULTI, one round trip: the sets below get their TTLs in the same step.
+            with self.store.writes() as writes:
+                self.tokens.save(token, code.record, code.family_id, writes)
+                # "Sign out everywhere" on the account page revokes every family of the
+                # account.
+                self.store.remember_account_family(
+                    code.record.subject,
+                    code.family_id,
+                    self.settings.lifetimes.refresh_token,
+                    writes=writes,
                 )
+                if code.record.sid and "offline_access" not in code.record.scope.split():
+                    # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with
+                    # the session that issued them, so logout needs to find their family.
+                    self.store.remember_session_family(
+                        code.record.sid,
+                        code.family_id,
+                        self.settings.lifetimes.refresh_token,
+                        writes=writes,
+                    )
+            grant_type = "authorization_code"
         # Saved means issued: Authlib returns the response right after this hook.
         self.metrics.token_issued(grant_type, request.client.get_client_id())
         log.info(
@@ -230,14 +242,19 @@ class Provider(AuthorizationServer):
         return session.identity
 
     def approve(
-        self, parameters: dict[str, str], identity: Identity, session: SsoSession | None = None
+        self,
+        parameters: dict[str, str],
+        identity: Identity,
+        session: SsoSession | None = None,
+        writes: Writes | None = None,
     ) -> ProtocolResponse:
         """Issue a code for a finished sign-in and redirect back to the RP.
 
         ``session`` is the SSO session the sign-in belongs to: the code carries its ``sid``
-        and the session remembers the client, for logout.
+        and the session remembers the client, for logout. With ``writes``, what issuing the
+        code stores is queued there (with the new session's, say: one round trip).
         """
-        return self._respond(parameters, identity, session)
+        return self._respond(parameters, identity, session, writes)
 
     def consent_request(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
@@ -269,6 +286,7 @@ class Provider(AuthorizationServer):
         parameters: dict[str, str],
         identity: Identity | None,
         session: SsoSession | None = None,
+        writes: Writes | None = None,
     ) -> ProtocolResponse:
         # The stored request is validated again: the client's registration may have
         # changed while the user was signing in.
@@ -276,6 +294,7 @@ class Provider(AuthorizationServer):
             ProtocolRequest("GET", "/authorize", query=list(parameters.items()))
         )
         request.sso_session = session
+        request.store_writes = writes
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant

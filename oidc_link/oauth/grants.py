@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import (
@@ -24,6 +25,7 @@ from oidc_link.models import AuthorizationCode, Identity, SsoSession
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
 from oidc_link.oauth.par import PUSHED_MARKER
+from oidc_link.store import Writes
 
 if TYPE_CHECKING:
     from oidc_link.oauth import Provider
@@ -87,18 +89,21 @@ class CodeGrant(AuthorizationCodeGrant):
         # The SSO session this sign-in belongs to (Provider.approve): its sid goes into the
         # code, and the session remembers the client so that logout can tell it.
         session: SsoSession | None = getattr(request, "sso_session", None)
-        if session is not None:
-            self.server.store.remember_session_client(
-                session.sid, client.get_client_id(), session.absolute_expiry
+        store = self.server.store
+        # What issuing a code writes goes in one MULTI, one round trip: the caller's
+        # (Provider.approve's ``writes``), else one of its own.
+        given: Writes | None = getattr(request, "store_writes", None)
+        with nullcontext(given) if given is not None else store.writes() as writes:
+            if session is not None:
+                store.remember_session_client(
+                    session.sid, client.get_client_id(), session.absolute_expiry, writes=writes
+                )
+            # The user's account at this client's owner (its sub, as Provider.subject_for
+            # gives it), created on the first sign-in (issue 6).
+            subject = self.server.accounts.sign_in(
+                client.settings.subject_sector, identity.email, identity.name, writes
             )
-        subject = self.server.subject_for(client.settings, identity.email)
-        # The user's account at this client's owner, created on the first sign-in (issue 6).
-        self.server.accounts.record_sign_in(
-            client.settings.subject_sector, subject, identity.email, identity.name
-        )
-        self.server.store.save_code(
-            code,
-            AuthorizationCode(
+            record = AuthorizationCode(
                 client_id=client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.scope,
@@ -111,8 +116,8 @@ class CodeGrant(AuthorizationCodeGrant):
                 sid=session.sid if session is not None else None,
                 # Validated with the request (LinkOpenIDCode); read when tokens are issued.
                 claims=data.get("claims"),
-            ),
-        )
+            )
+            store.save_code(code, record, writes=writes)
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> IssuedCode | None:
         # Taken, not read: a code is spent on its first presentation, right or wrong,
@@ -120,12 +125,11 @@ class CodeGrant(AuthorizationCodeGrant):
         taken = self.server.tokens.take_code(code)
         if taken is None:
             return None
+        # Taking it opened its family too (a replay from now on revokes it).
         record, family_id = taken
         if record.client_id != client.get_client_id():
             return None
         if record.expires_at <= self.server.clock.now():
-            return None
-        if not self.server.tokens.open_family(family_id):
             return None
         return IssuedCode(record, family_id)
 

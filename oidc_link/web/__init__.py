@@ -21,7 +21,7 @@ from oidc_link.services import Services
 from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
-from oidc_link.web.headers import CONTENT_SECURITY_POLICY
+from oidc_link.web.headers import add_security_headers
 from oidc_link.web.request_metrics import install_request_metrics
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,12 @@ def create_web_app(
 
     @app.after_request
     def add_headers(response: Response) -> Response:
-        response.headers["Request-Id"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        if "Cache-Control" not in response.headers and not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+        add_security_headers(
+            response.headers,
+            g.get("request_id", ""),
+            page=response.mimetype == "text/html",
+            cacheable=request.path.startswith("/static/"),
+        )
         return response
 
     @app.errorhandler(HTTPException)

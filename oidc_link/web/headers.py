@@ -1,6 +1,43 @@
-"""Security headers shared by every page."""
+"""Security headers shared by every answer and page, and the hook step that adds them.
+
+A header a view set itself is kept (``answers.py``'s form_post policy, the public cache of
+discovery and the JWKS); every other answer gets the defaults.
+"""
+
+from __future__ import annotations
+
+from werkzeug.datastructures import Headers
 
 # Pages may load our own stylesheet and images and nothing else (DESIGN.md §7.9).
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+# On every answer, unless the view chose otherwise: (name, its lower case, value).
+ANSWER_HEADERS = (
+    ("X-Content-Type-Options", "x-content-type-options", "nosniff"),
+    ("Referrer-Policy", "referrer-policy", "no-referrer"),
+)
+# On HTML pages as well: no script or style from elsewhere, never inside a frame.
+PAGE_HEADERS = (
+    ("Content-Security-Policy", "content-security-policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "x-frame-options", "DENY"),
+)
+# Answers hold codes, flows and personal data: no cache keeps one unless the view says so.
+NO_STORE = ("Cache-Control", "cache-control", "no-store")
+
+
+def add_security_headers(headers: Headers, request_id: str, *, page: bool, cacheable: bool) -> None:
+    """``Request-Id`` (replacing any), then each default the view did not set: the page
+    headers when ``page``, and ``Cache-Control: no-store`` unless ``cacheable``.
+
+    The names present are gathered in one pass; each missing header is then appended
+    without another look through the list (what ``Headers.setdefault`` does per call).
+    """
+    headers["Request-Id"] = request_id
+    present = set(headers.keys(lower=True))
+    defaults = ANSWER_HEADERS + PAGE_HEADERS if page else ANSWER_HEADERS
+    if not cacheable:
+        defaults += (NO_STORE,)
+    for name, lowered, value in defaults:
+        if lowered not in present:
+            headers.add(name, value)

@@ -114,12 +114,18 @@ def submit_code(flow_id: str) -> Response:
         if is_link_flow(flow):
             # Onboarding or an update (Account Links): no SSO session, no code.
             return finish_link_flow(flow, identity) or _email_taken(flow)
-        # The session starts before the code is issued, so the code carries its sid.
-        secret, session = context.sessions.begin(identity, _device())
-        started.append(secret)
-        if context.provider.consent_request(flow.client_id, flow.authorization, identity).needed:
-            return _consent_page(flow, identity)
-        return _location(context.provider.approve(flow.authorization, identity, session))
+        # The session starts before the code is issued, so the code carries its sid; both
+        # are stored in one MULTI (one Redis round trip) as the block ends.
+        with context.services.store.writes() as writes:
+            secret, session = context.sessions.begin(identity, _device(), writes)
+            started.append(secret)
+            if context.provider.consent_request(
+                flow.client_id, flow.authorization, identity
+            ).needed:
+                return _consent_page(flow, identity)
+            return _location(
+                context.provider.approve(flow.authorization, identity, session, writes)
+            )
 
     outcome = context.interaction.submit_code(
         _flow_request(flow_id), request.form.get("code", ""), finish
@@ -165,6 +171,28 @@ def allow(flow_id: str) -> Response:
             authorization.get("response_mode"),
         )
     return _after(outcome)
+
+
+def flow_page(flow: Flow) -> tuple[str, int]:
+    """The page of a flow's current step, as ``GET /signin/<id>`` shows it; /authorize
+    answers a new sign-in with it (its email page) instead of a redirect here."""
+    return _render(flow)
+
+
+def pending_flow_page(flow_id: str) -> tuple[str, int] | None:
+    """The page of a pending flow this browser began, as ``GET /signin/<id>`` shows it;
+    None when the flow has finished, expired or is unknown: the caller starts over.
+
+    Not the calm page of a finished flow: the same URL may be a new request (a site with a
+    fixed ``state``), which the SSO session answers, as any provider's /authorize does.
+    """
+    if browser_id() is None:
+        return None  # the binding cookie is gone (a new browser session): nothing to show
+    try:
+        flow = web_context().interaction.view(_flow_request(flow_id, form=False))
+    except FlowError:
+        return None
+    return _render(flow)
 
 
 def _email_taken(flow: Flow) -> str:

@@ -8,9 +8,20 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    request,
+    url_for,
+)
 
 from oidc_link.config import SUPPORTED_SCOPES
+from oidc_link.ids import digest
+from oidc_link.models import Flow
 from oidc_link.oauth import (
     AuthorizationPageError,
     InvalidAccessTokenError,
@@ -22,15 +33,34 @@ from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
 from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
 from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from oidc_link.web.answers import authorization_answer
-from oidc_link.web.browser import bind_browser, browser_id_or_new, session_secret
+from oidc_link.web.browser import (
+    authorize_flow,
+    bind_browser,
+    browser_id_or_new,
+    remember_authorize_flow,
+    session_secret,
+)
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
+from oidc_link.web.pages import flow_page, pending_flow_page
 
 log = logging.getLogger(__name__)
 
 protocol = Blueprint("protocol", __name__)
 
 PUBLIC_CACHE = "public, max-age=300"
+# A GET carrying one of these (as WSGI names them) asks for a comparison with the ETag or a
+# range (RFC 9110 §13.1, §14.2); without one, the answer is the whole document.
+_CONDITIONAL_REQUEST_HEADERS = frozenset(
+    {
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_UNMODIFIED_SINCE",
+        "HTTP_IF_RANGE",
+        "HTTP_RANGE",
+    }
+)
 DOCUMENTS_EXTENSION = "oidc_link_documents"
 
 
@@ -60,7 +90,7 @@ def discovery() -> Response:
     body, _ = _encoded_documents().get(
         ("discovery", *algorithms), lambda: _discovery_document(algorithms)
     )
-    return _public_json_body(body)
+    return _public_json_body(body, PUBLIC_CACHE)
 
 
 def _discovery_document(signing_algorithms: list[str]) -> dict[str, Any]:
@@ -135,17 +165,29 @@ def jwks() -> Response:
     body, etag = _encoded_documents().get(
         ("jwks", *(key["kid"] for key in key_set["keys"])), lambda: key_set
     )
-    response = _public_json_body(body)
     # Consistent with the rotation schedule: a new key is published at least this long,
     # plus a margin, before it signs (keys.py).
-    response.headers["Cache-Control"] = f"public, max-age={services.settings.keys.jwks_max_age}"
-    response.set_etag(etag)
+    cache = f"public, max-age={services.settings.keys.jwks_max_age}"
+    response = _public_json_body(body, cache, etag)
+    if _CONDITIONAL_REQUEST_HEADERS.isdisjoint(request.environ):
+        return response  # nothing to compare: the whole document, as make_conditional would
+    # RFC 9110 §13.1.2: If-None-Match with the current ETag gets 304 Not Modified.
     return response.make_conditional(request)
 
 
 @protocol.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
     context = web_context()
+    fingerprint = _request_fingerprint()
+    remembered = authorize_flow(fingerprint)
+    if remembered is not None:
+        # Reload of (or Back to) the very request that began this browser's pending flow:
+        # that flow's page again, as /signin/<id> shows it, not a second flow counted as a
+        # second sign-in started. A pushed request_uri is not resolved again: it was used
+        # once, and RFC 9126 §4 lets a reload of the same authorization request be served.
+        page = pending_flow_page(remembered)
+        if page is not None:
+            return page
     session = context.sessions.find(session_secret())
     try:
         # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
@@ -177,7 +219,22 @@ def authorize() -> Response | tuple[str, int]:
         return _deliver(answer, outcome.parameters)
     browser = browser_id_or_new()
     flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
-    return _to_flow_page(flow.id, browser)
+    return _first_page(flow, browser, fingerprint)
+
+
+def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
+    """A new sign-in's email page as the answer to /authorize itself, not a 303 to
+    /signin/<id>: one HTTP exchange (on a phone, a network round trip) less per sign-in.
+
+    Its forms post to the flow's own URLs, whose answers redirect (post/redirect/get), so
+    Reload never sends a second SMS. The cookies bind the flow to this browser and remember
+    it under this request, for a reload of the URL the browser now shows.
+    """
+    response = make_response(flow_page(flow))
+    secure = web_context().services.settings.issuer.startswith("https:")
+    bind_browser(response, browser, secure=secure)
+    remember_authorize_flow(response, flow.id, fingerprint, secure=secure)
+    return response
 
 
 def _to_flow_page(flow_id: str, browser: str) -> Response:
@@ -186,6 +243,13 @@ def _to_flow_page(flow_id: str, browser: str) -> Response:
     secure = web_context().services.settings.issuer.startswith("https:")
     bind_browser(response, browser, secure=secure)
     return response
+
+
+def _request_fingerprint() -> str:
+    """What a reload repeats byte for byte: the request's method, query and form."""
+    form = list(request.form.items(multi=True)) if request.method == "POST" else []
+    query = request.query_string.decode("latin-1")
+    return digest(json.dumps([request.method, query, form]))[:32]
 
 
 @protocol.post("/token")
@@ -237,12 +301,17 @@ def userinfo() -> Response:
     return jsonify(claims)
 
 
-def _public_json_body(body: bytes) -> Response:
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Cache-Control": PUBLIC_CACHE, "Access-Control-Allow-Origin": "*"},
-    )
+def _public_json_body(body: bytes, cache_control: str, etag: str | None = None) -> Response:
+    # Every header in one list: Werkzeug then neither derives the content type nor looks
+    # for each header before setting it.
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", cache_control),
+        ("Access-Control-Allow-Origin", "*"),
+    ]
+    if etag is not None:
+        headers.append(("ETag", f'"{etag}"'))  # a strong validator (RFC 9110 §8.8.3)
+    return Response(body, headers=headers)
 
 
 class EncodedDocuments:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from urllib.parse import unquote_plus
 
@@ -20,6 +21,8 @@ from oidc_link.logs import current_request_id
 log = logging.getLogger("oidc_link.requests")
 
 REQUEST_EVENT = "http.request"
+REQUEST_MESSAGE = "%s %s %d in %s ms"
+_HOOK = "log_request"
 
 
 def install_request_log(app: Flask, settings: Settings) -> None:
@@ -41,26 +44,33 @@ def install_request_log(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def log_request(response: Response) -> Response:
+        status = response.status_code
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if not log.isEnabledFor(level):
+            # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave
+            # the body and the Authorization header that name the client unparsed.
+            return response
         started = g.get("request_log_started")
         duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
         route = request.url_rule.rule if request.url_rule is not None else None
-        status = response.status_code
-        log.log(
-            logging.ERROR if status >= 500 else logging.INFO,
-            "%s %s %d in %s ms",
-            request.method,
-            route or "(no route)",
-            status,
-            duration_ms,
-            extra={
-                "event": REQUEST_EVENT,
-                "request_id": g.get("request_id"),
-                "client_id": _client_id(settings),
-                "route": route,
-                "method": request.method,
-                "status": status,
-                "duration_ms": duration_ms,
-            },
+        method = request.method
+        fields = {
+            "event": REQUEST_EVENT,
+            "request_id": g.get("request_id"),
+            "client_id": _client_id(settings),
+            "route": route,
+            "method": method,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        arguments = (method, route or "(no route)", status, duration_ms)
+        # The record made here rather than by log.log(), which first walks the stack for the
+        # caller's file and line (no line of ours shows them). The handler masks it like
+        # any other record (logs.SecretMask).
+        log.handle(
+            log.makeRecord(
+                log.name, level, __file__, 0, REQUEST_MESSAGE, arguments, None, _HOOK, fields
+            )
         )
         return response
 
@@ -77,14 +87,21 @@ def _client_id(settings: Settings) -> str | None:
     return None
 
 
-def _named_client_ids() -> list[str | None]:
-    named = [request.args.get("client_id")]
-    if request.mimetype == "application/x-www-form-urlencoded":
+def _named_client_ids() -> Iterator[str | None]:
+    """The query's, the form's, then Basic auth's, each read only when asked for and only
+    if the request has one: a request without a query string, a body or an Authorization
+    header (discovery, JWKS, most pages) gets nothing parsed for its log line."""
+    environ = request.environ
+    if environ.get("QUERY_STRING"):
+        yield request.args.get("client_id")
+    if environ.get("CONTENT_TYPE") and request.mimetype == "application/x-www-form-urlencoded":
+        from_form = None
         # A body too large to parse raises here: the answer has already said so.
         with suppress(HTTPException):
-            named.append(request.form.get("client_id"))
-    authorization = request.authorization
-    if authorization is not None and authorization.type == "basic":
-        # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
-        named.append(unquote_plus(authorization.username or ""))
-    return named
+            from_form = request.form.get("client_id")
+        yield from_form
+    if environ.get("HTTP_AUTHORIZATION"):
+        authorization = request.authorization
+        if authorization is not None and authorization.type == "basic":
+            # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
+            yield unquote_plus(authorization.username or "")
