@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +30,7 @@ from typing import Any
 import flask
 import redis
 
+from bench.processes import RedisServer
 from oidc_link import create_app, store
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
@@ -178,43 +176,6 @@ def counting_connection(journal: Journal) -> type[redis.Connection]:
                 step.commands.append(Command(name, key, caller, len(step.requests) - 1))
 
     return CountingConnection
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """A redis-server of its own on a loopback port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", directory],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            with redis.Redis.from_url(url) as client:
-                deadline = time.monotonic() + 10
-                while True:
-                    try:
-                        client.ping()
-                        break
-                    except redis.ConnectionError:
-                        if time.monotonic() > deadline or process.poll() is not None:
-                            raise
-                        time.sleep(0.05)
-            yield url
-        finally:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def provider_config() -> dict[str, Any]:
@@ -442,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", default="openid email profile", help="the RP's scope")
     parser.add_argument("--commands", action="store_true", help="print each step's commands")
     args = parser.parse_args(argv)
-    with redis_server() as url:
-        scenarios = measure(url, args.scope)
+    with tempfile.TemporaryDirectory() as workdir:
+        server = RedisServer(Path(workdir), "round-trips")
+        try:
+            scenarios = measure(server.url, args.scope)
+        finally:
+            server.stop()
     print(f"Redis round trips per sign-in (scope: {args.scope}); the server's")
     print("INFO commandstats agreed with every count below (a script is one round trip")
     print("and, like EVALSHA, each command it runs is a command).")
