@@ -2,8 +2,8 @@
 
 Both serve the real app (``create_app`` on a real redis-server, sandbox Link) with the same
 number of worker processes and threads, and the same load drives each: keep-alive
-connections from several processes, each repeating discovery, JWKS, ``/authorize`` and the
-hosted email page it redirects to. The servers take turns for several rounds, since this
+connections from several processes, each repeating discovery, JWKS and ``/authorize`` (which
+answers with the hosted email page). The servers take turns for several rounds, since this
 machine's speed drifts; the report gives requests per second, latency and server CPU per
 request for each round, and the median of the per-round ratios. Loopback only, bounded in
 time: ``python bench/server_choice.py [--rounds 3 --seconds 8]``.
@@ -161,13 +161,15 @@ def drive(port: int, seconds: float, results: multiprocessing.Queue) -> None:  #
         get("/.well-known/openid-configuration")
         get("/jwks.json")
         started = get(f"/authorize?{AUTHORIZE_QUERY}")
-        location = started.getheader("Location") or "/"
-        cookies = [c.split(";", 1)[0] for c in started.headers.get_all("Set-Cookie") or []]
-        target = urlsplit(location)
-        get(
-            target.path + (f"?{target.query}" if target.query else ""),
-            {"Cookie": "; ".join(cookies)},
-        )
+        location = started.getheader("Location")
+        if started.status == 303 and location:
+            # Before /authorize answered with the email page itself, it redirected to it.
+            cookies = [c.split(";", 1)[0] for c in started.headers.get_all("Set-Cookie") or []]
+            target = urlsplit(location)
+            get(
+                target.path + (f"?{target.query}" if target.query else ""),
+                {"Cookie": "; ".join(cookies)},
+            )
     connection.close()
     results.put((latencies, errors))
 
