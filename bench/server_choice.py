@@ -301,6 +301,10 @@ def main() -> None:
             redis_process.terminate()
             redis_process.wait(timeout=10)
     summarize(rounds, args.rounds)
+    failed = sum(r.errors for r in rounds)
+    if failed:
+        # Error answers are cheap and fast: a run with any is no measurement of the servers.
+        sys.exit(f"{failed} request(s) failed: these figures do not measure the servers")
 
 
 def summarize(rounds: list[Round], count: int) -> None:
