@@ -268,9 +268,6 @@ class Store:
         raw = self._redis.getdel(PREFIX + "flow:" + flow_id)
         return Flow.from_record(raw) if raw else None
 
-    def save_finished_flow(self, flow_id: str, record: FinishedFlow) -> None:
-        self._save_finished_flow(self._redis, flow_id, record)
-
     def _save_finished_flow(self, target: Any, flow_id: str, record: FinishedFlow) -> None:
         target.set(PREFIX + "flow_done:" + flow_id, record.to_record(), ex=FLOW_AFTERLIFE)
 
@@ -316,8 +313,8 @@ class Store:
         finished: FinishedFlow | None = None,
     ) -> bool:
         """What ends a locked step, then ``unlock_flow``, in one round trip: ``save`` as in
-        ``save_flow`` (the return value: False when it was gone), ``finished`` as in
-        ``save_finished_flow``. The writes run before the release, in this order."""
+        ``save_flow`` (the return value: False when it was gone), ``finished``
+        kept for ``load_finished_flow``. The writes run before the release, in this order."""
         lock = PREFIX + "flow_lock:" + flow_id
         pipeline = self._redis.pipeline(transaction=False)
         if save is not None:

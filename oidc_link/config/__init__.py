@@ -184,6 +184,12 @@ class Settings:
         return next((c for c in self.clients if c.client_id == client_id), None)
 
     @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry Secure when the issuer is https: a browser drops a Secure cookie
+        set over plain http, which the development issuer on loopback is."""
+        return self.issuer.startswith("https:")
+
+    @property
     def is_sandbox(self) -> bool:
         return self.link.mode == "sandbox"
 

@@ -70,7 +70,7 @@ def install_account_pages(
         account_sessions=AccountSessions(services.store, services.clock, settings.lifetimes),
         accounts=accounts,
         logout=logout,
-        secure_cookies=settings.issuer.startswith("https:"),
+        secure_cookies=settings.secure_cookies,
     )
     app.register_blueprint(account_pages)
 

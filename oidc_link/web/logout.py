@@ -56,7 +56,7 @@ def _logout() -> Logout:
 
 
 def _secure() -> bool:
-    return web_context().services.settings.issuer.startswith("https:")
+    return web_context().services.settings.secure_cookies
 
 
 @logout_pages.route("/logout", methods=["GET", "POST"])

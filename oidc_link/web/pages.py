@@ -143,7 +143,7 @@ def submit_code(flow_id: str) -> Response:
         set_session_cookie(
             response,
             started[0],
-            secure=context.services.settings.issuer.startswith("https:"),
+            secure=context.services.settings.secure_cookies,
             max_age=context.sessions.cookie_lifetime,
         )
         return response

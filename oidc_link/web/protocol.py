@@ -231,7 +231,7 @@ def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
     it under this request, for a reload of the URL the browser now shows.
     """
     response = make_response(flow_page(flow))
-    secure = web_context().services.settings.issuer.startswith("https:")
+    secure = web_context().services.settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     remember_authorize_flow(response, flow.id, fingerprint, secure=secure)
     return response
@@ -240,7 +240,7 @@ def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
 def _to_flow_page(flow_id: str, browser: str) -> Response:
     """To a hosted page of a new flow, with the cookie that binds it to this browser."""
     response = redirect(url_for("pages.show", flow_id=flow_id), 303)
-    secure = web_context().services.settings.issuer.startswith("https:")
+    secure = web_context().services.settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     return response
 
