@@ -35,7 +35,7 @@ EXPOSE 8000
 # urlopen raises on anything but 2xx, and the exception exits 1.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-# gunicorn is PID 1: SIGTERM (docker stop) lets in-flight requests finish within
+# oidc-link (granian's main process) is PID 1: SIGTERM (docker stop) lets in-flight requests finish within
 # [server] graceful_timeout (30 s); give `docker stop` a longer --time (compose does: 40 s).
 STOPSIGNAL SIGTERM
 CMD ["oidc-link", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -107,6 +107,7 @@ def summarize(collapsed: str, top: int) -> str:
 # split of cProfile's figures.
 LIBRARIES = (
     ("redis-py + hiredis", ("redis/", "hiredis")),
+    ("granian (its Python side; HTTP itself runs in Rust)", ("granian/",)),
     ("gunicorn", ("gunicorn/", "concurrent/futures", "selectors.py", "socket.py")),
     ("Flask + Werkzeug", ("flask/", "werkzeug/")),
     ("Authlib", ("authlib/", "joserfc/")),

@@ -246,7 +246,12 @@ def serve_provider(args: argparse.Namespace) -> int:
     from oidc_link.config import load_settings
     from oidc_link.config.production import production_problems
     from oidc_link.keys import KeyEncryptionError
-    from oidc_link.server import listen_from, run_development_server, run_production_server
+    from oidc_link.server import (
+        AddressInUseError,
+        listen_from,
+        run_development_server,
+        run_production_server,
+    )
 
     try:
         settings = load_settings(args.config)
@@ -279,6 +284,9 @@ def serve_provider(args: argparse.Namespace) -> int:
         return 1
     except KeyEncryptionError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
+        return 1
+    except AddressInUseError as error:
+        print(f"Cannot listen: {error.strerror}", file=sys.stderr)
         return 1
 
 

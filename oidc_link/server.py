@@ -1,35 +1,58 @@
-"""Running the provider: gunicorn in production, Flask's (werkzeug's) reloader with ``--dev``.
+"""Running the provider: granian in production, Flask's (werkzeug's) reloader with ``--dev``.
 
-The app is built in each gunicorn worker after the fork, so no Redis connection, lock or
-thread crosses a fork; the master only checks once that Redis and the signing keys answer,
-and serves the Prometheus metrics of all the workers.
+granian parses HTTP in Rust and hands each request to the WSGI app on one of a worker's
+threads; per request it costs about a quarter of what gunicorn's gthread worker did (numbers
+in docs/operations.md "Why granian"). The app is built in each worker process after the fork,
+so no Redis connection, lock or thread crosses a fork; the main process only checks once that
+Redis and the signing keys answer, and serves the Prometheus metrics of all the workers.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import multiprocessing.util
 import os
 import shutil
+import signal
+import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from gunicorn import glogging
-from gunicorn.app.base import BaseApplication
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server import Server
 
 from oidc_link import create_app
 from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
 
 if TYPE_CHECKING:
-    from flask import Flask
-    from gunicorn.arbiter import Arbiter
-    from gunicorn.workers.base import Worker
-
     from oidc_link.config import Settings
     from oidc_link.metrics import MetricsServer
 
 log = logging.getLogger("oidc_link.server")
+
+# granian's own lines (start, workers spawned and stopped, errors) go to the root logger, so
+# they are JSON and masked like ours; its access log stays off (web/request_log.py writes
+# one line per request).
+GRANIAN_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {},
+    "handlers": {},
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": False},
+    },
+}
+# A worker stopping after its in-flight requests gives queued back-channel logout notices
+# this share of the grace period to go out rather than dropping them.
+BACKCHANNEL_SHARE_OF_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,32 @@ def listen_from(
         workers=server.workers if workers is None else workers,
         threads=server.threads if threads is None else threads,
     )
+
+
+class AddressInUseError(OSError):
+    """Another process listens on the address ``serve`` was given."""
+
+
+def claim_address(listen: Listen) -> Listen:
+    """Check the address is free, and pick a port for port 0.
+
+    granian's workers each bind the port with ``SO_REUSEPORT``, which would let a second
+    server (a forgotten old instance) silently take half the traffic: a plain bind first
+    fails with "address in use" whenever anything holds the port. Port 0 becomes one free
+    port here, so that every worker listens on the same one.
+    """
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((listen.host, listen.port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise AddressInUseError(
+                    error.errno, f"{listen.host}:{listen.port} is already in use"
+                ) from error
+            raise
+        port = probe.getsockname()[1]
+    return replace(listen, port=port)
 
 
 def with_metrics_directory(settings: Settings) -> tuple[Settings, str | None]:
@@ -89,89 +138,63 @@ def check_services(settings: Settings) -> None:
         client.close()
 
 
-class _ProviderLog(glogging.Logger):
-    """gunicorn's own lines (start, worker boot and exit, errors) go through the root logger,
-    so they are JSON and masked like ours. No access log: the app writes one line per
-    request (web/request_log.py)."""
+def build_worker_app(settings: Settings) -> Callable[..., Any]:
+    """In each worker, after the fork: its own Redis connection pool, keys and back-channel
+    threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
+    worker process ends (after granian has drained the in-flight requests), which is where
+    queued back-channel logout notices get their share of the grace period."""
+    backchannel = BackchannelDelivery()
+    grace = settings.server.graceful_timeout * BACKCHANNEL_SHARE_OF_GRACE
+    multiprocessing.util.Finalize(
+        None, partial(_finish_backchannel, backchannel, grace), exitpriority=10
+    )
+    return create_app(settings, backchannel=backchannel)
 
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        self.error_log.handlers.clear()
-        self.error_log.propagate = True
-        self.access_log.handlers.clear()
-        self.access_log.propagate = False
-        self.access_log.addHandler(logging.NullHandler())
+
+def _stop_signals_end_a_starting_worker() -> None:
+    """In a worker, just after the fork. Until granian's worker loop installs its own
+    handlers (once the app is built), the main process's handlers, inherited through the
+    fork, would swallow a SIGTERM: a worker stopped while still starting would serve on
+    until killed at the end of the grace period. A starting worker has no request in
+    flight, so the default action (exit) is right."""
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.SIG_DFL)
 
 
-class ProviderServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn's gthread workers: ``workers`` processes of ``threads`` threads each."""
+def _finish_backchannel(backchannel: BackchannelDelivery, seconds: float) -> None:
+    backchannel.wait_until_idle(seconds)
+    backchannel.close()
 
-    def __init__(self, settings: Settings, listen: Listen) -> None:
-        self.settings = settings
-        self.listen = listen
-        self.metrics_server: MetricsServer | None = None
-        # Per worker, set after the fork by load().
-        self.backchannel: BackchannelDelivery | None = None
-        super().__init__()
 
-    def load_config(self) -> None:
-        server = self.settings.server
-        options = {
-            "bind": [f"{self.listen.host}:{self.listen.port}"],
-            "workers": self.listen.workers,
-            "worker_class": "gthread",
-            "threads": self.listen.threads,
-            "keepalive": server.keepalive,
-            "graceful_timeout": server.graceful_timeout,
-            # Build the app in each worker, after the fork (see the module docstring).
-            "preload_app": False,
-            "proc_name": "oidc-link",
-            # gunicorn's runtime control socket sits at one path per user: two instances on a
-            # host would fight over it, and nothing here needs it (signals do the same).
-            "control_socket_disable": True,
-            "logger_class": _ProviderLog,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": self.settings.logs.level.lower(),
-            "when_ready": self._when_ready,
-            "worker_exit": self._worker_exit,
-            "on_exit": self._on_exit,
-        }
-        for name, value in options.items():
-            self.cfg.set(name, value)
-
-    def load(self) -> Flask:
-        """In each worker: its own Redis connection pool, keys and back-channel threads."""
-        self.backchannel = BackchannelDelivery()
-        return create_app(self.settings, backchannel=self.backchannel)
-
-    def _when_ready(self, arbiter: Arbiter) -> None:
-        # In the master, once it listens and before the first worker forks.
-        host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
-        log.info(
-            "oidc-link serving %s on http://%s:%d with %d worker(s) x %d thread(s)",
-            self.settings.issuer,
-            host,
-            port,
-            self.listen.workers,
-            self.listen.threads,
-        )
-        self.metrics_server = start_metrics(self.settings)
-
-    def _worker_exit(self, arbiter: Arbiter, worker: Worker) -> None:
-        # In a stopping worker, after its in-flight requests: give queued back-channel
-        # logout notices up to half the grace period to go out rather than drop them.
-        if self.backchannel is not None:
-            self.backchannel.wait_until_idle(self.settings.server.graceful_timeout / 2)
-            self.backchannel.close()
-
-    def _on_exit(self, arbiter: Arbiter) -> None:
-        if self.metrics_server is not None:
-            self.metrics_server.close()
+def provider_server(settings: Settings, listen: Listen) -> Server:
+    """granian, WSGI, HTTP/1.1: ``workers`` processes of ``threads`` threads each."""
+    server = settings.server
+    return Server(
+        # Not imported by name: build_worker_app is the loader (see serve() below).
+        "oidc_link.server:build_worker_app",
+        address=listen.host,
+        port=listen.port,
+        interface=Interfaces.WSGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        workers=listen.workers,
+        blocking_threads=listen.threads,
+        # An idle keep-alive connection is closed once no request header has arrived for
+        # this long. Set through the API: granian's command line caps it at 60 s, which is
+        # not above a 60 s load-balancer idle timeout.
+        http1_settings=HTTP1Settings(keep_alive=True, header_read_timeout=server.keepalive * 1000),
+        log_enabled=True,
+        log_level=LogLevels(settings.logs.level.lower()),
+        log_dictconfig=GRANIAN_LOGGING,
+        log_access=False,
+        # SIGTERM: stop accepting, let in-flight requests finish, then kill what remains.
+        workers_kill_timeout=server.graceful_timeout,
+        respawn_failed_workers=True,
+    )
 
 
 def start_metrics(settings: Settings) -> MetricsServer | None:
-    """The master's one ``/metrics`` endpoint, adding up every worker's values."""
+    """The main process's one ``/metrics`` endpoint, adding up every worker's values."""
     if not settings.metrics.enabled:
         return None
     from oidc_link.metrics import serve_metrics, wipe_shared_values
@@ -182,17 +205,43 @@ def start_metrics(settings: Settings) -> MetricsServer | None:
 
 
 def run_production_server(settings: Settings, listen: Listen) -> int:
-    """Serve until SIGTERM (what ``docker stop`` and Kubernetes send): the workers finish
-    their in-flight requests (up to ``graceful_timeout``), then the process exits 0.
-    SIGINT and SIGQUIT stop at once; SIGHUP replaces the workers (with the same settings:
-    restart the process to read the configuration again)."""
+    """Serve until SIGTERM or SIGINT (``docker stop``, Kubernetes, Ctrl-C): the workers
+    finish their in-flight requests (up to ``graceful_timeout``), then the process exits 0.
+    SIGHUP replaces the workers (with the same settings: restart the process to read the
+    configuration again)."""
+    listen = claim_address(listen)
+    # Only granian forks in this process (its workers, with multiprocessing's fork).
+    os.register_at_fork(after_in_child=_stop_signals_end_a_starting_worker)
     settings, metrics_directory = with_metrics_directory(settings)
+    metrics_server: list[MetricsServer] = []
     try:
         check_services(settings)
+        server = provider_server(settings, listen)
+
+        @server.on_startup
+        def announce() -> None:
+            # In the main process, once it listens and before the first worker starts.
+            log.info(
+                "oidc-link serving %s on http://%s:%d with %d worker(s) x %d thread(s)",
+                settings.issuer,
+                listen.host,
+                listen.port,
+                listen.workers,
+                listen.threads,
+            )
+            started = start_metrics(settings)
+            if started is not None:
+                metrics_server.append(started)
+
+        @server.on_shutdown
+        def stop_metrics() -> None:
+            for started in metrics_server:
+                started.close()
+
         try:
-            ProviderServer(settings, listen).run()
+            server.serve(target_loader=partial(build_worker_app, settings), wrap_loader=False)
         except SystemExit as stop:
-            # gunicorn's master ends with sys.exit(): 0 after a graceful stop.
+            # granian ends with sys.exit(1) when a worker died instead of stopping.
             return stop.code if isinstance(stop.code, int) else 1
         return 0
     finally:

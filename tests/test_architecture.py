@@ -46,7 +46,7 @@ LAYERS = {
     "web": 6,
     "": 7,  # oidc_link/__init__.py: create_app, the composition root
     "cli": 7,
-    # server.py: runs the app under gunicorn (production) or werkzeug's reloader (--dev).
+    # server.py: runs the app under granian (production) or werkzeug's reloader (--dev).
     "server": 7,
     "demo": 7,
 }
@@ -55,7 +55,7 @@ LAYERS = {
 OWNERS = {
     "flask": {"web", "demo"},
     "werkzeug": {"web", "demo", "cli", "server"},
-    "gunicorn": {"server"},
+    "granian": {"server"},
     "redis": {"store", "cli", "redis_connection"},
     "fakeredis": {"redis_connection"},
     "cryptography": {"keys", "sealed"},

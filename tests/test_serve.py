@@ -1,4 +1,4 @@
-"""``oidc-link serve`` as operators run it: a real gunicorn process on a real Redis, live Link
+"""``oidc-link serve`` as operators run it: a real granian server on a real Redis, live Link
 mode against the fake Link server; graceful SIGTERM, keep-alive, and what production refuses."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bs4 import BeautifulSoup
 from oidc_link.cli import main
 from oidc_link.config import settings_from_mapping
 from oidc_link.config.production import production_problems
+from oidc_link.server import listen_from, provider_server
 from tests.conftest import SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.fake_link_server import FakeLinkServer
 from tests.redis_process import RedisProcess, stoppable_redis
@@ -207,6 +208,38 @@ def test_sigterm_lets_an_in_flight_sign_in_step_finish_then_exits_0(
         requests.get(live.url + "/healthz", timeout=2)
 
 
+def test_sigterm_while_workers_are_still_starting_stops_at_once(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    # The grace period is long, so a worker that missed the SIGTERM (it arrived while the
+    # worker was still building the app) would keep the server up far past the wait below.
+    path = tmp_path / "oidc-link.toml"
+    path.write_text(
+        sandbox_config(free_port(), redis_server.url).replace(
+            "[server]", "[server]\ngraceful_timeout = 120\nworkers = 2"
+        )
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "oidc_link.cli", "serve", "--config", str(path),
+             "--allow-sandbox"],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "Spawning worker-2" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)  # the workers are building the app now
+
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_an_idle_keep_alive_connection_lasts_until_the_configured_keepalive(
     live: Served,
 ) -> None:
@@ -220,7 +253,7 @@ def test_an_idle_keep_alive_connection_lasts_until_the_configured_keepalive(
         connection.sendall(request)
         assert b" 200 " in _read_answer(connection)
 
-        time.sleep(4)  # past keepalive = 2 (gunicorn checks about once a second)
+        time.sleep(4)  # past keepalive = 2: no request header within it closes the connection
         assert connection.recv(1024) == b"", "the server kept an idle connection open"
 
 
@@ -228,6 +261,11 @@ def test_the_default_keepalive_outlasts_a_60_second_load_balancer() -> None:
     settings = settings_from_mapping(provider_config(), {"SHOP_SECRET": SHOP_SECRET})
 
     assert settings.server.keepalive == 75
+    # granian's command line caps its header read timeout (which closes idle keep-alive
+    # connections) at 60 s; the server is built through its API, which takes 75 s.
+    server = provider_server(settings, listen_from(settings))
+    assert server.http1_settings.header_read_timeout == 75_000
+    assert server.http1_settings.keep_alive
 
 
 def test_server_settings_come_from_the_environment_too() -> None:
@@ -256,7 +294,7 @@ def test_allow_sandbox_runs_the_production_server_with_a_warning(
     assert "--allow-sandbox: serving with the sandbox Link network" in served.output()
 
 
-def test_the_master_serves_the_metrics_of_every_worker(
+def test_the_main_process_serves_the_metrics_of_every_worker(
     tmp_path: Path, redis_server: RedisProcess
 ) -> None:
     metrics_port = free_port()
