@@ -63,7 +63,7 @@ def process_tree_cpu_ms(root: int) -> float:
     return total * 1000 / CLOCK_TICKS
 
 
-def _wait_until(
+def wait_until(
     check: Callable[[], bool], what: str, process: subprocess.Popen[bytes], log: Path
 ) -> None:
     deadline = time.monotonic() + 30
@@ -80,7 +80,7 @@ def _wait_until(
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -107,7 +107,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.client = redis.Redis.from_url(self.url, decode_responses=True)
-        _wait_until(self.client.ping, "redis-server", self.process, log)
+        wait_until(self.client.ping, "redis-server", self.process, log)
 
     def command_calls(self) -> int:
         """Commands run so far, leaving out what the benchmark itself asks (INFO, SCAN...)."""
@@ -127,7 +127,7 @@ class RedisServer:
 
     def stop(self) -> None:
         self.client.close()
-        _stop(self.process)
+        stop_process(self.process)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class ServerUnderTest:
         return process_tree_cpu_ms(self.process.pid)
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
         self.redis.stop()
 
 
@@ -233,12 +233,12 @@ def start_oidc_link(workdir: Path, workers: int) -> ServerUnderTest:
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
-        _wait_until(
+        wait_until(
             lambda: _http_ok(issuer + "/.well-known/openid-configuration"),
             "oidc-link", process, log,
         )  # fmt: skip
     except BaseException:
-        _stop(process)
+        stop_process(process)
         redis_server.stop()
         raise
     shown = " ".join(["oidc-link", *command[3:]]).replace(str(config), "FILE")
@@ -288,13 +288,13 @@ def start_peer(workdir: Path, workers: int) -> ServerUnderTest:
             stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait_until(
+        wait_until(
             lambda: _http_ok(issuer + "/.well-known/openid-configuration")
             and "listening" in log.read_text(),
             "node-oidc-provider", process, log,
         )  # fmt: skip
     except BaseException:
-        _stop(process)
+        stop_process(process)
         redis_server.stop()
         raise
     return ServerUnderTest(

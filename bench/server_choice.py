@@ -6,7 +6,8 @@ connections from several processes, each repeating discovery, JWKS and ``/author
 answers with the hosted email page). The servers take turns for several rounds, since this
 machine's speed drifts; the report gives requests per second, latency and server CPU per
 request for each round, and the median of the per-round ratios. Loopback only, bounded in
-time: ``python bench/server_choice.py [--rounds 3 --seconds 8]``.
+time: ``python -m bench.server_choice [--rounds 3 --seconds 8]`` (needs ``pip install
+".[bench]"`` for gunicorn).
 """
 
 from __future__ import annotations
@@ -269,12 +270,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0, help="load per server per round")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8, help="as [server] threads")
     parser.add_argument("--connections", type=int, default=8, help="load processes, one each")
     args = parser.parse_args()
     for name in SERVERS:
         if importlib.util.find_spec(name) is None:
-            sys.exit(f"{name} is not installed: pip install gunicorn~=27.0 granian~=2.8")
+            sys.exit(f"{name} is not installed: pip install '.[bench]'")
     print(
         f"{args.rounds} rounds x {args.seconds:g} s per server; {args.workers} workers x "
         f"{args.threads} threads; {args.connections} keep-alive connections; "

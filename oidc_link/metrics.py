@@ -247,8 +247,9 @@ def serve_metrics(
     when metrics are disabled.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` the values of every worker process are added up from
-    that directory (call this in the server's main process, before the workers start). Without it, one process
-    serves its own ``registry``: the app's, ``services.metrics.registry``.
+    that directory (call this in the server's main process, before the workers start).
+    Without it, one process serves its own ``registry``: the app's,
+    ``services.metrics.registry``.
     """
     config = settings.metrics
     if not config.enabled:

@@ -51,3 +51,17 @@ def test_quick_benchmark_completes_sign_ins_without_errors(tmp_path: Path) -> No
     assert all(r["exchanges_per_sign_in"] >= 4 for r in sign_ins)
     assert all(r["redis_commands"] > 0 and r["server_cpu_ms"] > 0 for r in sign_ins)
     assert "flows/s @32" in run.stdout
+
+
+def test_the_server_floor_benchmark_serves_its_documents_under_each_server() -> None:
+    _require("node")
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.server_floor", "--rounds", "1", "--seconds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    medians = [line.split() for line in run.stdout.splitlines() if line.startswith("median")]
+    # gunicorn only where the bench extra is installed; granian and Node always.
+    servers = {" ".join(fields[1:-6]) for fields in medians}
+    assert {"granian", "node http"} <= servers
+    assert all(float(fields[-6]) > 0 for fields in medians)
