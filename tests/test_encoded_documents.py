@@ -1,11 +1,11 @@
-"""Discovery and the JWKS are encoded once per content (web/protocol.py EncodedDocuments):
+"""Discovery and the JWKS are encoded once per content (web/public_documents.py EncodedDocuments):
 what is served stays what a fresh encoding of the current document would be."""
 
 from __future__ import annotations
 
 from flask import Flask, json
 
-from oidc_link.web.protocol import EncodedDocuments
+from oidc_link.web.public_documents import EncodedDocuments
 from tests.conftest import ISSUER
 
 
@@ -24,7 +24,7 @@ def test_discovery_and_jwks_are_served_as_jsonify_would_encode_them(app: Flask) 
 
 
 def test_a_document_is_built_once_per_key_and_the_cache_stays_small(app: Flask) -> None:
-    documents = EncodedDocuments()
+    documents = EncodedDocuments(app.json.dumps)
     builds: list[str] = []
 
     def document(name: str) -> dict[str, str]:

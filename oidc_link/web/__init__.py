@@ -22,7 +22,9 @@ from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
 from oidc_link.web.headers import add_security_headers
+from oidc_link.web.public_documents import DOCUMENTS_EXTENSION, PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
+from oidc_link.web.static_documents import StaticDocuments
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ def create_web_app(
     install_request_metrics(app, services.metrics)
     app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider, sessions)
     app.extensions[LOGOUT_EXTENSION] = logout
+    documents = PublicDocuments(services.settings, services.keys, app.json.dumps)
+    app.extensions[DOCUMENTS_EXTENSION] = documents
     hops = services.settings.proxy_hops
     if hops:
         # Trust exactly the configured proxies, so a client cannot pick its own address.
@@ -151,4 +155,9 @@ def create_web_app(
             "Something went wrong", "Please go back to the site and try again in a moment.", 500
         )
 
+    # Outermost, around ProxyFix too (the documents are the same for every client): a plain
+    # GET of discovery or the JWKS is answered before Flask, as Flask would answer it.
+    app.wsgi_app = StaticDocuments(
+        app.wsgi_app, documents, app.url_map, services.settings, services.metrics
+    )
     return app

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from flask import (
     Blueprint,
     Response,
-    current_app,
     jsonify,
     make_response,
     redirect,
@@ -19,7 +16,6 @@ from flask import (
     url_for,
 )
 
-from oidc_link.config import SUPPORTED_SCOPES
 from oidc_link.ids import digest
 from oidc_link.models import Flow
 from oidc_link.oauth import (
@@ -28,10 +24,6 @@ from oidc_link.oauth import (
     ProtocolRequest,
     ProtocolResponse,
 )
-from oidc_link.oauth.claims import ACR_SMS_OTP
-from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
-from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
-from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import (
     authorize_flow,
@@ -43,25 +35,16 @@ from oidc_link.web.browser import (
 from oidc_link.web.context import web_context
 from oidc_link.web.errors import error_page
 from oidc_link.web.pages import flow_page, pending_flow_page
+from oidc_link.web.public_documents import (
+    CONDITIONAL_REQUEST_HEADERS,
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    public_documents,
+)
 
 log = logging.getLogger(__name__)
 
 protocol = Blueprint("protocol", __name__)
-
-PUBLIC_CACHE = "public, max-age=300"
-# A GET carrying one of these (as WSGI names them) asks for a comparison with the ETag or a
-# range (RFC 9110 §13.1, §14.2); without one, the answer is the whole document.
-_CONDITIONAL_REQUEST_HEADERS = frozenset(
-    {
-        "HTTP_IF_MATCH",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_IF_UNMODIFIED_SINCE",
-        "HTTP_IF_RANGE",
-        "HTTP_RANGE",
-    }
-)
-DOCUMENTS_EXTENSION = "oidc_link_documents"
 
 
 def protocol_request() -> ProtocolRequest:
@@ -81,95 +64,16 @@ def to_flask(response: ProtocolResponse) -> Response:
     return Response(body, status=response.status, headers=response.headers)
 
 
-@protocol.get("/.well-known/openid-configuration")
+@protocol.get(DISCOVERY_PATH)
 def discovery() -> Response:
-    context = web_context()
-    algorithms = context.services.keys.signing_algorithms()
-    # The document changes only with the signing algorithms (a key rotation): it is
-    # encoded once per set of them, not on every request.
-    body, _ = _encoded_documents().get(
-        ("discovery", *algorithms), lambda: _discovery_document(algorithms)
-    )
-    return _public_json_body(body, PUBLIC_CACHE)
+    # Mostly answered before Flask (static_documents.py); the same document either way.
+    return public_documents().discovery().response()
 
 
-def _discovery_document(signing_algorithms: list[str]) -> dict[str, Any]:
-    """OpenID Connect Discovery 1.0 §3 (and RFC 8414 §2) provider metadata."""
-    issuer = web_context().services.settings.issuer
-    document: dict[str, Any] = {
-        "issuer": issuer,
-        "authorization_endpoint": issuer + "/authorize",
-        "token_endpoint": issuer + "/token",
-        "userinfo_endpoint": issuer + "/userinfo",
-        "revocation_endpoint": issuer + "/revoke",
-        "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
-        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "introspection_endpoint": issuer + "/introspect",
-        "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
-        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "jwks_uri": issuer + "/jwks.json",
-        "scopes_supported": list(SUPPORTED_SCOPES),
-        "response_types_supported": ["code"],
-        "response_modes_supported": list(RESPONSE_MODES),
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": signing_algorithms,
-        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
-        # private_key_jwt assertions (OIDC Discovery §3, RFC 8414 §2).
-        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": [
-            "iss",
-            "sub",
-            "aud",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "amr",
-            "acr",
-            "at_hash",
-            "email",
-            "email_verified",
-            "name",
-            "sid",
-        ],
-        "claim_types_supported": ["normal"],
-        "ui_locales_supported": ["en"],
-        "authorization_response_iss_parameter_supported": True,
-        # OIDC Core §5.5; our one authentication context (oauth/claims.py).
-        "claims_parameter_supported": True,
-        "acr_values_supported": [ACR_SMS_OTP],
-        "request_parameter_supported": False,
-        # Only our own PAR URNs are accepted as request_uri, and PAR is announced by its
-        # endpoint (RFC 9126 §5); this flag is about request objects fetched by reference
-        # (OIDC Core §6.2), which we do not do.
-        "request_uri_parameter_supported": False,
-        "pushed_authorization_request_endpoint": issuer + "/par",
-        "require_pushed_authorization_requests": False,
-        # RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0 §2.1.
-        "end_session_endpoint": issuer + "/logout",
-        "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": True,
-        "backchannel_logout_session_supported": True,
-    }
-    return document
-
-
-@protocol.get("/jwks.json")
+@protocol.get(JWKS_PATH)
 def jwks() -> Response:
-    services = web_context().services
-    key_set = services.keys.jwks()
-    # A key id names one public key (keys.py: the JWK thumbprint), so the published kids
-    # say what the set holds: it is encoded, and its ETag computed, once per set of keys.
-    body, etag = _encoded_documents().get(
-        ("jwks", *(key["kid"] for key in key_set["keys"])), lambda: key_set
-    )
-    # Consistent with the rotation schedule: a new key is published at least this long,
-    # plus a margin, before it signs (keys.py).
-    cache = f"public, max-age={services.settings.keys.jwks_max_age}"
-    response = _public_json_body(body, cache, etag)
-    if _CONDITIONAL_REQUEST_HEADERS.isdisjoint(request.environ):
+    response = public_documents().jwks().response()
+    if CONDITIONAL_REQUEST_HEADERS.isdisjoint(request.environ):
         return response  # nothing to compare: the whole document, as make_conditional would
     # RFC 9110 §13.1.2: If-None-Match with the current ETag gets 304 Not Modified.
     return response.make_conditional(request)
@@ -299,56 +203,6 @@ def userinfo() -> Response:
         response.headers["WWW-Authenticate"] = challenge
         return response
     return jsonify(claims)
-
-
-def _public_json_body(body: bytes, cache_control: str, etag: str | None = None) -> Response:
-    # Every header in one list: Werkzeug then neither derives the content type nor looks
-    # for each header before setting it.
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Cache-Control", cache_control),
-        ("Access-Control-Allow-Origin", "*"),
-    ]
-    if etag is not None:
-        headers.append(("ETag", f'"{etag}"'))  # a strong validator (RFC 9110 §8.8.3)
-    return Response(body, headers=headers)
-
-
-class EncodedDocuments:
-    """Public JSON documents (discovery, JWKS) encoded once per content, with their ETag.
-
-    Each is looked up by a key that names its content; the few there ever are (one per key
-    rotation) are kept, and the cache starts over if it ever holds more than a handful.
-    """
-
-    LIMIT = 16
-
-    def __init__(self) -> None:
-        self._bodies: dict[tuple[str, ...], tuple[bytes, str]] = {}
-
-    def __len__(self) -> int:
-        return len(self._bodies)
-
-    def get(
-        self, key: tuple[str, ...], document: Callable[[], Mapping[str, Any]]
-    ) -> tuple[bytes, str]:
-        found = self._bodies.get(key)
-        if found is None:
-            # Encoded as jsonify would: the app's JSON provider, and a final newline.
-            body = (current_app.json.dumps(document()) + "\n").encode()
-            found = (body, hashlib.sha256(body).hexdigest()[:32])
-            if len(self._bodies) >= self.LIMIT:
-                self._bodies.clear()
-            self._bodies[key] = found
-        return found
-
-
-def _encoded_documents() -> EncodedDocuments:
-    # One per app, made on first use; threads that race here build the same bytes.
-    documents = current_app.extensions.get(DOCUMENTS_EXTENSION)
-    if documents is None:
-        documents = current_app.extensions.setdefault(DOCUMENTS_EXTENSION, EncodedDocuments())
-    return documents
 
 
 def _sentence(text: str) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
@@ -44,64 +45,85 @@ def install_request_log(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        status = response.status_code
-        level = logging.ERROR if status >= 500 else logging.INFO
-        if not log.isEnabledFor(level):
-            # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave
-            # the body and the Authorization header that name the client unparsed.
-            return response
-        started = g.get("request_log_started")
-        duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
-        route = request.url_rule.rule if request.url_rule is not None else None
-        method = request.method
-        fields = {
-            "event": REQUEST_EVENT,
-            "request_id": g.get("request_id"),
-            "client_id": _client_id(settings),
-            "route": route,
-            "method": method,
-            "status": status,
-            "duration_ms": duration_ms,
-        }
-        arguments = (method, route or "(no route)", status, duration_ms)
-        # The record made here rather than by log.log(), which first walks the stack for the
-        # caller's file and line (no line of ours shows them). The handler masks it like
-        # any other record (logs.SecretMask).
-        log.handle(
-            log.makeRecord(
-                log.name, level, __file__, 0, REQUEST_MESSAGE, arguments, None, _HOOK, fields
-            )
+        rule = request.url_rule
+        write_request_line(
+            g.get("request_id"),
+            lambda: _client_id(settings),
+            rule.rule if rule is not None else None,
+            request.method,
+            response.status_code,
+            g.get("request_log_started"),
         )
         return response
 
 
+def write_request_line(
+    request_id: str | None,
+    client_id: Callable[[], str | None],
+    route: str | None,
+    method: str,
+    status: int,
+    started: float | None,
+) -> None:
+    """The request's line; ``started`` is its ``time.perf_counter()``. The hook above and the
+    answer before Flask (static_documents.py) both write theirs here."""
+    level = logging.ERROR if status >= 500 else logging.INFO
+    if not log.isEnabledFor(level):
+        # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave
+        # the body and the Authorization header that name the client unparsed.
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    fields = {
+        "event": REQUEST_EVENT,
+        "request_id": request_id,
+        "client_id": client_id(),
+        "route": route,
+        "method": method,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
+    arguments = (method, route or "(no route)", status, duration_ms)
+    # The record made here rather than by log.log(), which first walks the stack for the
+    # caller's file and line (no line of ours shows them). The handler masks it like
+    # any other record (logs.SecretMask).
+    log.handle(
+        log.makeRecord(
+            log.name, level, __file__, 0, REQUEST_MESSAGE, arguments, None, _HOOK, fields
+        )
+    )
+
+
 def _client_id(settings: Settings) -> str | None:
-    """The configured client the request names, or None: an unknown value is whatever the
-    sender typed (an email, a secret pasted in the wrong field) and stays out of the log."""
     caller = g.get("api_caller")
     if caller is not None:
         return caller.client.client_id
-    for named in _named_client_ids():
+    return configured_client_id(settings, request)
+
+
+def configured_client_id(settings: Settings, incoming: Request) -> str | None:
+    """The configured client the request names, or None: an unknown value is whatever the
+    sender typed (an email, a secret pasted in the wrong field) and stays out of the log."""
+    for named in _named_client_ids(incoming):
         if named and settings.client(named) is not None:
             return named
     return None
 
 
-def _named_client_ids() -> Iterator[str | None]:
+def _named_client_ids(incoming: Request) -> Iterator[str | None]:
     """The query's, the form's, then Basic auth's, each read only when asked for and only
     if the request has one: a request without a query string, a body or an Authorization
     header (discovery, JWKS, most pages) gets nothing parsed for its log line."""
-    environ = request.environ
+    environ = incoming.environ
     if environ.get("QUERY_STRING"):
-        yield request.args.get("client_id")
-    if environ.get("CONTENT_TYPE") and request.mimetype == "application/x-www-form-urlencoded":
+        yield incoming.args.get("client_id")
+    if environ.get("CONTENT_TYPE") and incoming.mimetype == "application/x-www-form-urlencoded":
         from_form = None
         # A body too large to parse raises here: the answer has already said so.
         with suppress(HTTPException):
-            from_form = request.form.get("client_id")
+            from_form = incoming.form.get("client_id")
         yield from_form
     if environ.get("HTTP_AUTHORIZATION"):
-        authorization = request.authorization
+        authorization = incoming.authorization
         if authorization is not None and authorization.type == "basic":
             # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
             yield unquote_plus(authorization.username or "")
