@@ -335,6 +335,7 @@ def test_a_wrong_method_answers_in_json(shop_api: Platform) -> None:
     response = shop_api.http.put("/v1/accounts", headers={"Authorization": f"Bearer {SHOP_KEY}"})
 
     assert error_of(response, 405)["type"] == "invalid_request_error"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
 
 
 # --- Configuration and the hash-secret command ---

@@ -179,3 +179,11 @@ def test_the_whole_flow_works_after_a_wrong_then_expired_magic_code(
 
     assert answer.status_code == 302
     assert len(console) == 2
+
+
+def test_a_wrong_method_on_a_hosted_page_names_the_allowed_ones(app: Flask) -> None:
+    answer = app.test_client().get("/signin/flow_unknown/email", base_url=ISSUER)
+
+    assert answer.status_code == 405
+    assert answer.mimetype == "text/html"
+    assert answer.headers["Allow"] == "OPTIONS, POST"  # RFC 9110 §15.5.6

@@ -193,6 +193,7 @@ def test_the_token_endpoint_only_accepts_post(app: Flask) -> None:
 
     assert answer.status_code == 405
     assert answer.is_json
+    assert answer.headers["Allow"] == "OPTIONS, POST"  # RFC 9110 §15.5.6
 
 
 def test_userinfo_without_a_token_asks_for_one(app: Flask) -> None:

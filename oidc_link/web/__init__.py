@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, g, jsonify, make_response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oidc_link.errors import StoreUnavailableError
@@ -109,16 +109,27 @@ def create_web_app(
         return response
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[Response | str, int]:
+    def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         if request.path.startswith(API_PREFIX + "/"):
             # DESIGN.md §6: never an HTML page on the /v1 API (unknown path, wrong method...).
-            return error_response(status, "invalid_request_error", error.description or error.name)
-        if request.path.startswith(JSON_PATHS):
-            return jsonify(error="invalid_request", error_description=error.description), status
-        return error_page(
-            error.name, HTTP_MESSAGES.get(status, "Please go back and try again."), status
-        )
+            answer = make_response(
+                error_response(status, "invalid_request_error", error.description or error.name)
+            )
+        elif request.path.startswith(JSON_PATHS):
+            answer = make_response(
+                jsonify(error="invalid_request", error_description=error.description), status
+            )
+        else:
+            answer = make_response(
+                error_page(
+                    error.name, HTTP_MESSAGES.get(status, "Please go back and try again."), status
+                )
+            )
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110 §15.5.6: a 405 names the methods the resource does allow.
+            answer.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return answer
 
     @app.errorhandler(StoreUnavailableError)
     def store_unavailable(
