@@ -17,7 +17,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -143,12 +143,24 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
     worker process ends (after granian has drained the in-flight requests), which is where
     queued back-channel logout notices get their share of the grace period."""
+    forget_configuration_environment(settings, os.environ)
     backchannel = BackchannelDelivery()
     grace = settings.server.graceful_timeout * BACKCHANNEL_SHARE_OF_GRACE
     multiprocessing.util.Finalize(
         None, partial(_finish_backchannel, backchannel, grace), exitpriority=10
     )
     return create_app(settings, backchannel=backchannel)
+
+
+def forget_configuration_environment(
+    settings: Settings, environ: MutableMapping[str, str]
+) -> None:
+    """Drop from a worker's environment every variable the configuration read: their values
+    are in ``settings`` already, and granian copies the process environment into each
+    request's WSGI environ, where a key-encryption key or a client secret has no business.
+    The metrics directory stays: prometheus-client reads it whenever it adds a series."""
+    for name in settings.environment_names - {MULTIPROCESS_DIR_VARIABLE}:
+        environ.pop(name, None)
 
 
 def _stop_signals_end_a_starting_worker() -> None:

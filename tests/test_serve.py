@@ -24,7 +24,12 @@ from bs4 import BeautifulSoup
 from oidc_link.cli import main
 from oidc_link.config import settings_from_mapping
 from oidc_link.config.production import production_problems
-from oidc_link.server import listen_from, provider_server
+from oidc_link.server import (
+    build_worker_app,
+    forget_configuration_environment,
+    listen_from,
+    provider_server,
+)
 from tests.conftest import SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.fake_link_server import FakeLinkServer
 from tests.redis_process import RedisProcess, stoppable_redis
@@ -279,6 +284,44 @@ def test_server_settings_come_from_the_environment_too() -> None:
     )
 
     assert (settings.server.workers, settings.server.keepalive) == (4, 90)
+
+
+def test_the_settings_name_every_environment_variable_the_configuration_read() -> None:
+    settings = settings_from_mapping(
+        provider_config(), {"SHOP_SECRET": SHOP_SECRET, "OIDC_LINK_SERVER_WORKERS": "4"}
+    )
+
+    # Referenced as ${SHOP_SECRET}, and an override that is set; overrides looked up but
+    # unset are named too (dropping them is harmless).
+    assert {"SHOP_SECRET", "OIDC_LINK_SERVER_WORKERS"} <= settings.environment_names
+    assert "OIDC_LINK_KEY_ENCRYPTION_KEY" in settings.environment_names
+
+
+def test_a_worker_drops_the_environment_the_configuration_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
+    monkeypatch.setenv("UNRELATED_SETTING", "kept")
+    settings = settings_from_mapping(provider_config(), os.environ)
+
+    build_worker_app(settings)  # what each granian worker runs before it serves
+
+    # granian copies os.environ into every request's WSGI environ after this point.
+    assert "SHOP_SECRET" not in os.environ
+    assert os.environ["UNRELATED_SETTING"] == "kept"
+
+
+def test_the_metrics_directory_stays_in_a_workers_environment() -> None:
+    settings = settings_from_mapping(
+        provider_config(), {"SHOP_SECRET": SHOP_SECRET, "PROMETHEUS_MULTIPROC_DIR": "/m"}
+    )
+    environ = {"SHOP_SECRET": SHOP_SECRET, "PROMETHEUS_MULTIPROC_DIR": "/m"}
+    assert "PROMETHEUS_MULTIPROC_DIR" in settings.environment_names  # [metrics] reads it
+
+    forget_configuration_environment(settings, environ)
+
+    # prometheus-client reads it whenever a worker adds a series.
+    assert environ == {"PROMETHEUS_MULTIPROC_DIR": "/m"}
 
 
 def test_allow_sandbox_runs_the_production_server_with_a_warning(

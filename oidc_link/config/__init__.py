@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from oidc_link.config.clients import AUTH_METHODS, SUPPORTED_SCOPES, ClientSettings, read_clients
 from oidc_link.config.logs import LogSettings, log_settings_from_environment, read_log_settings
 from oidc_link.config.metrics import MetricsSettings, read_metrics
-from oidc_link.config.reader import Reader, is_https_or_loopback
+from oidc_link.config.reader import Reader, RecordingEnvironment, is_https_or_loopback
 from oidc_link.config.redis_settings import (
     RedisAddress,
     RedisSettings,
@@ -179,6 +179,9 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     # [server]: how `oidc-link serve` runs the production server (config/server.py).
     server: ServerSettings = field(default_factory=ServerSettings)
+    # Environment variables the configuration read (present or not): their values are in
+    # these settings, and a server's workers drop them from their environment (server.py).
+    environment_names: frozenset[str] = frozenset()
 
     def client(self, client_id: str) -> ClientSettings | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
@@ -225,6 +228,7 @@ def settings_from_mapping(
     data: Mapping[str, Any], environ: Mapping[str, str], source: str = "configuration"
 ) -> Settings:
     """Validate raw configuration data; raises ConfigError listing every problem found."""
+    environ = RecordingEnvironment(environ)
     reader = Reader(environ)
     data = dict(data)
     for variable, name in ENV_OVERRIDES:
@@ -282,6 +286,7 @@ def settings_from_mapping(
         metrics=metrics,
         logs=logs,
         server=server,
+        environment_names=frozenset(environ.names),
     )
 
 
