@@ -307,6 +307,8 @@ def test_a_worker_drops_the_environment_the_configuration_read(
     monkeypatch.setenv("SHOP_SECRET", SHOP_SECRET)
     monkeypatch.setenv("UNRELATED_SETTING", "kept")
     settings = settings_from_mapping(provider_config(), os.environ)
+    for name in settings.environment_names & os.environ.keys():
+        monkeypatch.setenv(name, os.environ[name])  # restored for the tests after this one
 
     build_worker_app(settings)  # what each granian worker runs before it serves
 
