@@ -17,9 +17,7 @@ import http.client
 import importlib.util
 import multiprocessing
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
+
+from bench.processes import RedisServer, free_port, process_tree_cpu_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "shop"
@@ -98,27 +98,6 @@ def granian_command(port: int, workers: int, threads: int) -> list[str]:
 
 
 SERVERS = {"gunicorn": gunicorn_command, "granian": granian_command}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a process and all its descendants, from /proc (Linux)."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += cpu_seconds(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
 
 
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], name: str) -> None:
@@ -202,11 +181,11 @@ def measure(name: str, workdir: Path, redis_url: str, args: argparse.Namespace) 
     try:
         wait_until_serving(port, process, name)
         run_load(port, args.connections, 1.0)  # warm-up: imports, templates, connections
-        cpu_before = cpu_seconds(process.pid)
+        cpu_before = process_tree_cpu_ms(process.pid)
         started = time.monotonic()
         latencies, errors = run_load(port, args.connections, args.seconds)
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(process.pid) - cpu_before
+        cpu_ms = process_tree_cpu_ms(process.pid) - cpu_before
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -221,7 +200,7 @@ def measure(name: str, workdir: Path, redis_url: str, args: argparse.Namespace) 
         requests_per_second=count / elapsed,
         p50_ms=latencies[count // 2] * 1000,
         p99_ms=latencies[min(count - 1, int(count * 0.99))] * 1000,
-        cpu_ms_per_request=cpu * 1000 / count,
+        cpu_ms_per_request=cpu_ms / count,
         errors=errors,
     )
 
@@ -245,26 +224,6 @@ def run_load(port: int, connections: int, seconds: float) -> tuple[list[float], 
     return latencies, errors
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    sys.exit("redis-server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -284,7 +243,8 @@ def main() -> None:
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="server-choice-") as temporary:
         workdir = Path(temporary)
-        redis_process, redis_url = start_redis(workdir)
+        redis_server = RedisServer(workdir, "server-choice")
+        redis_url = redis_server.url
         try:
             for index in range(args.rounds):
                 order = list(SERVERS) if index % 2 == 0 else list(reversed(SERVERS))
@@ -299,8 +259,7 @@ def main() -> None:
                         flush=True,
                     )
         finally:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+            redis_server.stop()
     summarize(rounds, args.rounds)
     failed = sum(r.errors for r in rounds)
     if failed:
