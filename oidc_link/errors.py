@@ -77,7 +77,23 @@ class FlowBusyError(FlowError):
 
 
 class FlowStepError(FlowError):
-    message = "This step of the sign-in is not available right now. Please start again."
+    """A form for a step the flow is not at (a code after "Use another email" in another
+    tab, say); nothing was changed, and ``flow_id`` names the flow to continue."""
+
+    message = (
+        "This sign-in is no longer at the step this form was for, so nothing was changed. "
+        "Continue from where your sign-in is now."
+    )
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        *,
+        flow_id: str | None = None,
+    ) -> None:
+        super().__init__(client_id, redirect_uri)
+        self.flow_id = flow_id
 
 
 class FlowFormExpiredError(FlowError):

@@ -24,6 +24,7 @@ from oidc_link.errors import (
     FlowFinishedError,
     FlowFormExpiredError,
     FlowNotFoundError,
+    FlowStepError,
 )
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
@@ -36,6 +37,9 @@ from oidc_link.store import RateLimit, Store
 log = logging.getLogger(__name__)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Unicode's control characters (Cc: C0, DEL, C1), NUL included: never part of an address,
+# and never sent on to Link or kept in the flow.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CODE = re.compile(r"^[0-9]{6}$")
 # Longer than the slowest Link call we allow (timeouts plus retries).
 LOCK_SECONDS = 60
@@ -64,6 +68,8 @@ class Problem(enum.Enum):
     LINK_SESSION_EXPIRED = "link_session_expired"
     # Account Links: the verified email is already another account's at the platform.
     EMAIL_TAKEN = "email_taken"
+    # The email held control characters (pasted invisible ones, or a forged form).
+    EMAIL_CONTROL_CHARACTERS = "email_control_characters"
 
 
 # The rate-limit counters of the store, by the [limits] setting they are held to.
@@ -190,6 +196,11 @@ class Interaction:
                 return StepResult(flow)
             # Back at the email step with what was typed: if Link or a limit refuses, the
             # page shows it again; the code step is saved only once a code is on its way.
+            if _CONTROL.search(email):
+                # The form comes back with what was typed, minus the characters refused.
+                shown = _CONTROL.sub("", email)[:254] or None
+                typed = self._restart(flow).advance(email=shown)
+                return self._refuse(held, typed, Problem.EMAIL_CONTROL_CHARACTERS)
             typed = self._restart(flow).advance(email=email[:254] or None)
             if not _EMAIL.match(email) or len(email) > 254:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
@@ -234,7 +245,11 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
-                return StepResult(flow)
+                # Another tab moved the flow on (another email, a lock-out), or a forged
+                # post: nothing is changed, and the page offers the flow's current step.
+                raise FlowStepError(
+                    flow.client_id, flow.authorization.get("redirect_uri"), flow_id=flow.id
+                )
             if not _CODE.match(code):
                 return self._refuse(held, flow, Problem.INVALID_CODE_FORMAT)
             try:

@@ -43,6 +43,7 @@ SIGN_IN_FAILURE_REASONS = frozenset(
         "link_mismatch",
         "link_session_expired",
         "email_taken",
+        "email_control_characters",
         "not_on_link",
         "cancelled",
         "consent_denied",

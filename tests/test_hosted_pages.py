@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+from bs4 import BeautifulSoup
 from flask import Flask
 
 from oidc_link.clock import FixedClock
-from tests.conftest import ISSUER, JENNY, SHOP_SECRET
+from oidc_link.store import Store
+from tests.conftest import ISSUER, JENNY, SHOP_SECRET, SPA_CALLBACK
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
 
@@ -187,3 +189,142 @@ def test_a_wrong_method_on_a_hosted_page_names_the_allowed_ones(app: Flask) -> N
     assert answer.status_code == 405
     assert answer.mimetype == "text/html"
     assert answer.headers["Allow"] == "OPTIONS, POST"  # RFC 9110 §15.5.6
+
+
+# --- Form posts from other sites, control characters, a code at the wrong step ---
+
+
+def _email_form(browser: Browser) -> tuple[str, dict[str, str]]:
+    """The email form's action and fields, as the page shows them."""
+    form = browser.soup().find("form", action=lambda a: a and a.endswith("/email"))
+    fields = {field["name"]: field.get("value", "") for field in form.find_all("input")}
+    return form["action"], fields
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://login.example.test:8443"},
+        {"Origin": "http://login.example.test"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": ISSUER, "Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_a_sign_in_form_posted_from_another_site_is_refused_with_a_403_page(
+    browser: Browser,
+    shop: RelyingParty,
+    store: Store,
+    console: list[str],
+    headers: dict[str, str],
+) -> None:
+    browser.start(shop.authorization_request().url)
+    action, fields = _email_form(browser)
+    flow_id = action.split("/")[2]
+    before = store.load_flow(flow_id)
+
+    answer = browser.client.post(
+        action, data={**fields, "email": JENNY}, headers=headers, base_url=ISSUER
+    )
+
+    assert answer.status_code == 403
+    assert answer.mimetype == "text/html"
+    text = answer.get_data(as_text=True)
+    assert "another website" in text
+    assert "Go back to the site you came from" in text
+    assert answer.headers["Request-Id"] in text
+    # Refused before the view: no SMS, and the flow is as it was.
+    assert console == []
+    assert store.load_flow(flow_id) == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": ISSUER, "Sec-Fetch-Site": "same-origin"},
+        {"Origin": ISSUER.upper() + ":443"},
+        # Our pages send Referrer-Policy: no-referrer, so browsers post our forms with
+        # Origin: null; Sec-Fetch-Site then says where the form was.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},
+        {},
+    ],
+)
+def test_a_sign_in_form_posted_from_our_own_page_goes_through(
+    browser: Browser, shop: RelyingParty, console: list[str], headers: dict[str, str]
+) -> None:
+    browser.start(shop.authorization_request().url)
+    action, fields = _email_form(browser)
+
+    answer = browser.client.post(
+        action, data={**fields, "email": JENNY}, headers=headers, base_url=ISSUER
+    )
+
+    assert answer.status_code == 303
+    assert len(console) == 1
+
+
+def test_a_token_request_with_a_cross_site_origin_is_not_a_hosted_form_post(
+    app: Flask, browser: Browser, console: list[str]
+) -> None:
+    spa = RelyingParty(app, ISSUER, "spa", SPA_CALLBACK, auth_method="none")
+    request = spa.authorization_request()
+    browser.start(request.url)
+    browser.submit("/email", email=JENNY)
+    callback = browser.submit("/code", code=announced_code(console)).headers["Location"]
+    spa.session.headers.update({"Origin": "http://127.0.0.1:3000", "Sec-Fetch-Site": "cross-site"})
+
+    token = spa.exchange(callback, request)
+
+    assert token["access_token"]
+
+
+@pytest.mark.parametrize("email", ["jenny\x00@example.com", "jenny@example.com\x1b[2J"])
+def test_control_characters_in_the_email_show_the_form_again_with_a_message_and_400(
+    browser: Browser, shop: RelyingParty, console: list[str], email: str
+) -> None:
+    browser.start(shop.authorization_request().url)
+
+    answer = browser.submit("/email", email=email)
+
+    assert answer.status_code == 400
+    soup = browser.soup()
+    assert "invisible characters" in soup.find(attrs={"role": "alert"}).get_text()
+    field = soup.find("input", attrs={"name": "email"})
+    assert field["aria-invalid"] == "true"
+    assert field["value"].startswith("jenny@example.com")
+    assert "\x00" not in answer.get_data(as_text=True)
+    assert console == []
+
+
+def test_a_code_posted_to_a_sign_in_at_the_email_step_gets_a_409_and_changes_nothing(
+    browser: Browser, shop: RelyingParty, store: Store, console: list[str]
+) -> None:
+    browser.start(shop.authorization_request().url)
+    browser.submit("/email", email=JENNY)
+    code_form = browser.soup().find("form", action=lambda a: a and a.endswith("/code"))
+    csrf_token = code_form.find("input", attrs={"name": "csrf_token"})["value"]
+    flow_path = browser.flow_path()
+    # "Use another email" (in another tab, say): the flow is back at the email step.
+    browser.submit("/restart")
+    before = store.load_flow(flow_path.rsplit("/", 1)[1])
+    assert before is not None and before.step == "email"
+
+    answer = browser.client.post(
+        code_form["action"],
+        data={"csrf_token": csrf_token, "code": announced_code(console)},
+        base_url=ISSUER,
+    )
+
+    assert answer.status_code == 409
+    assert answer.mimetype == "text/html"
+    text = answer.get_data(as_text=True)
+    assert "nothing was changed" in text
+    assert answer.headers["Request-Id"] in text
+    link = BeautifulSoup(text, "html.parser").find("a", string="Continue signing in")
+    assert link["href"] == flow_path
+    assert store.load_flow(before.id) == before
+    # The way on works: the flow's email page.
+    assert browser.get(link["href"]).status_code == 200
+    assert browser.soup().find("input", attrs={"name": "email"}) is not None

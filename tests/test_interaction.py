@@ -21,6 +21,7 @@ from oidc_link.errors import (
     FlowFinishedError,
     FlowFormExpiredError,
     FlowNotFoundError,
+    FlowStepError,
 )
 from oidc_link.ids import digest
 from oidc_link.interaction import (
@@ -418,6 +419,30 @@ def test_an_invalid_email_is_a_problem_and_stays_on_the_email_step(
     assert messages == []
 
 
+@pytest.mark.parametrize(
+    "email", ["jenny\x00@example.com", "jenny@exa\x07mple.com", "jenny@example.com\x7f\x85"]
+)
+def test_control_characters_in_an_email_are_refused_before_link_is_asked(
+    interaction: Interaction,
+    flow: Flow,
+    store: Store,
+    link: ScriptedLink,
+    messages: list[str],
+    email: str,
+) -> None:
+    # Were Link asked, the problem would be this failure instead.
+    link.failures["lookup"] = LinkErrorKind.UNAVAILABLE
+
+    result = interaction.submit_email(post(flow), email)
+
+    assert result.problem is Problem.EMAIL_CONTROL_CHARACTERS
+    assert result.flow.step == FlowStep.EMAIL
+    # The form comes back with the address minus what was refused; nothing reached Link.
+    assert result.flow.email == "jenny@example.com"
+    assert stored_flow(store, flow) == result.flow
+    assert messages == []
+
+
 def test_an_overlong_email_is_invalid(interaction: Interaction, flow: Flow) -> None:
     email = "a" * 250 + "@example.com"
 
@@ -611,8 +636,9 @@ def test_a_locked_flow_only_lets_the_user_go_back_to_the_site(
 
     assert interaction.submit_email(post(locked), SAM) == StepResult(locked)
     assert interaction.submit_email(post(locked), JENNY) == StepResult(locked)
-    assert interaction.submit_code(post(locked), code, finish) == StepResult(locked)
-    assert interaction.submit_code(post(locked), "000000", finish) == StepResult(locked)
+    for attempt in (code, "000000"):
+        with pytest.raises(FlowStepError):
+            interaction.submit_code(post(locked), attempt, finish)
     assert interaction.resend_code(post(locked)) == StepResult(locked)
     assert interaction.use_another_email(post(locked)) == locked
     assert interaction.view(get(locked)) == locked
@@ -679,7 +705,9 @@ def test_a_right_code_after_wrong_ones_completes_the_flow(
 def test_a_code_step_action_on_an_email_step_flow_changes_nothing(
     interaction: Interaction, flow: Flow, store: Store, messages: list[str], finish: Finisher
 ) -> None:
-    assert interaction.submit_code(post(flow), "000000", finish) == StepResult(flow)
+    with pytest.raises(FlowStepError) as refused:
+        interaction.submit_code(post(flow), "000000", finish)
+    assert refused.value.flow_id == flow.id
     assert interaction.resend_code(post(flow)) == StepResult(flow)
     assert stored_flow(store, flow) == flow
     assert finish.calls == []
@@ -821,7 +849,9 @@ def test_use_another_email_returns_to_the_email_step(
     assert back.link_client_secret is None
     assert back.redacted_phone is None
     assert stored_flow(store, code_flow) == back
-    assert interaction.submit_code(post(code_flow), "000000", finish) == StepResult(back)
+    with pytest.raises(FlowStepError):
+        interaction.submit_code(post(code_flow), "000000", finish)
+    assert stored_flow(store, code_flow) == back
     assert finish.calls == []
 
 

@@ -423,3 +423,51 @@ def test_what_logout_keeps_in_redis_expires(
     lifetimes = app.extensions["oidc_link"].services.settings.lifetimes
     assert 0 < redis_client.ttl(links[0]) <= lifetimes.session_absolute
     assert 0 < redis_client.ttl(pending[0]) <= 600
+
+
+def test_a_confirmation_posted_from_another_site_is_refused_and_keeps_the_session(
+    browser: Browser, shop: RelyingParty, console: list[str]
+) -> None:
+    signed_in(browser, shop, console)
+    logout(browser, client_id="shop")
+    form = browser.soup().find("form")
+    fields = {"csrf_token": form.find("input", {"name": "csrf_token"})["value"]}
+
+    answer = browser.client.post(
+        form["action"],
+        data={**fields, "choice": "sign_out"},
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        base_url=ISSUER,
+    )
+
+    assert answer.status_code == 403
+    assert "another website" in answer.get_data(as_text=True)
+    assert "code" in silent_authorization(browser, shop)
+    # The question is still open for the person's own answer from our page.
+    own = browser.client.post(
+        form["action"],
+        data={**fields, "choice": "sign_out"},
+        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        base_url=ISSUER,
+    )
+    assert own.status_code == 200
+    assert silent_authorization(browser, shop)["error"] == "login_required"
+
+
+def test_a_relying_partys_cross_site_logout_post_is_still_answered(
+    browser: Browser, shop: RelyingParty, console: list[str]
+) -> None:
+    """RP-Initiated Logout 1.0 §2 lets the RP's own page POST to the end-session endpoint:
+    that is not one of our hosted forms, so its Origin is the RP's and that is fine."""
+    token, _ = signed_in(browser, shop, console)
+
+    answer = browser.client.post(
+        "/logout",
+        data={"id_token_hint": token["id_token"], "post_logout_redirect_uri": SHOP_SIGNED_OUT},
+        headers={"Origin": "https://shop.example.test", "Sec-Fetch-Site": "cross-site"},
+        base_url=ISSUER,
+    )
+
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == SHOP_SIGNED_OUT
+    assert silent_authorization(browser, shop)["error"] == "login_required"

@@ -21,6 +21,7 @@ from oidc_link.services import Services
 from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
+from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers
 from oidc_link.web.public_documents import DOCUMENTS_EXTENSION, PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
@@ -93,6 +94,7 @@ def create_web_app(
         g.request_id = new_id("req")
 
     install_request_log(app, services.settings)
+    install_form_origin_check(app, services.settings.issuer)
 
     @app.context_processor
     def page_globals() -> dict[str, object]:

@@ -17,7 +17,18 @@ def error_page(
     *,
     back_url: str | None = None,
     site: str | None = None,
+    next_url: str | None = None,
+    next_label: str | None = None,
 ) -> tuple[str, int]:
-    """A page that explains, and offers the way back to the site when we know it."""
-    page = render_template("error.html", title=title, message=message, back_url=back_url, site=site)
+    """A page that explains, and offers the way on (``next_url``, one of our own pages) or
+    back to the site when we know it."""
+    page = render_template(
+        "error.html",
+        title=title,
+        message=message,
+        back_url=back_url,
+        site=site,
+        next_url=next_url,
+        next_label=next_label,
+    )
     return page, status

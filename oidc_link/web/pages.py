@@ -18,6 +18,7 @@ from oidc_link.errors import (
     FlowFinishedError,
     FlowFormExpiredError,
     FlowNotFoundError,
+    FlowStepError,
 )
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
@@ -49,6 +50,8 @@ PROBLEM_MESSAGES = {
     Problem.LINK_SESSION_EXPIRED: "That code request expired. Enter your email to get a new code.",
     Problem.EMAIL_TAKEN: "That email is already connected to another account here. "
     "Enter a different email.",
+    Problem.EMAIL_CONTROL_CHARACTERS: "That email had invisible characters that can't be "
+    "part of an address. We took them out: check the address and try again.",
 }
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
@@ -65,6 +68,7 @@ _FLOW_ERROR_PAGES: dict[type[FlowError], tuple[int, str]] = {
     FlowBrowserMismatchError: (403, "Continue in the browser you started in"),
     FlowFormExpiredError: (400, "This page is out of date"),
     FlowBusyError: (409, "Still working on your last step"),
+    FlowStepError: (409, "Your sign-in has moved on"),
 }
 
 
@@ -77,6 +81,15 @@ def flow_error(error: FlowError) -> Response | tuple[str, int]:
         )
     status, title = _FLOW_ERROR_PAGES.get(type(error), (400, "This sign-in can't continue"))
     back_url, site = _site_of(error.client_id, error.redirect_uri)
+    if isinstance(error, FlowStepError) and error.flow_id:
+        # The way on is the flow's current page, not back to the site.
+        return error_page(
+            title,
+            error.message,
+            status,
+            next_url=url_for("pages.show", flow_id=error.flow_id),
+            next_label="Continue signing in",
+        )
     return error_page(title, error.message, status, back_url=back_url, site=site)
 
 
