@@ -65,6 +65,26 @@ class EndSessionRequest:
         return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+@dataclass(frozen=True)
+class SectorSession:
+    """One of a person's SSO sessions as an account page of a sector sees it: the
+    sector's clients it signed in to, and whether it signed in to other clients too."""
+
+    digest: str
+    session: SsoSession
+    clients: tuple[str, ...]
+    shared: bool
+
+
+@dataclass(frozen=True)
+class SectorSignOut:
+    """What the account page's sign-out did: sessions ended (only the sector used them),
+    and sessions left to other apps but signed out of the sector."""
+
+    ended: int
+    left: int
+
+
 class Logout:
     def __init__(
         self,
@@ -196,15 +216,51 @@ class Logout:
         self._sessions.end(secret)
         self._close(session)
 
-    def end_everywhere(self, email: str) -> int:
-        """End every SSO session of a person (the account page's "Sign out everywhere"),
-        each as a logout of its own; returns how many were ended."""
-        ended = 0
-        for session_digest, session in self._sessions.of_person(email):
-            self._sessions.end_stored(session_digest)
-            self._close(session)
-            ended += 1
-        return ended
+    # The account page: a platform's sign-out, within its sector only.
+
+    def sector_sessions(self, email: str, sector: str) -> list[SectorSession]:
+        """A verified person's SSO sessions that signed in to a client of ``sector`` (and
+        were not signed out of it yet): what the account page lists and can end.
+
+        A session is the person's, not the platform's: one that signed in nowhere in the
+        sector is not the platform's to see or end.
+        """
+        found = []
+        for session_digest, session, linked in self._sessions.with_clients(email):
+            if sector in session.left_sectors:
+                continue
+            ours = tuple(client for client in linked if self._sector_of(client) == sector)
+            if ours:
+                found.append(
+                    SectorSession(session_digest, session, ours, shared=len(ours) < len(linked))
+                )
+        return found
+
+    def end_in_sector(self, email: str, sector: str) -> SectorSignOut:
+        """The account page's sign-out: each session of ``sector_sessions`` ends when only
+        the sector used it (a logout of its own); a session other apps use too stays for
+        them, and the sector's clients are told and no longer signed in by it."""
+        ended = left = 0
+        for found in self.sector_sessions(email, sector):
+            if found.shared:
+                self._sessions.leave_sector(found.digest, found.session, sector)
+                taken = self._store.take_session_clients(found.session.sid, found.clients)
+                told = self._notify(taken, found.session)
+                log.info(
+                    "SSO session %s signed out of one sector: %d client(s) notified",
+                    found.session.sid,
+                    told,
+                )
+                left += 1
+            else:
+                self._sessions.end_stored(found.digest)
+                self._close(found.session)
+                ended += 1
+        return SectorSignOut(ended=ended, left=left)
+
+    def _sector_of(self, client_id: str) -> str | None:
+        client = self._settings.client(client_id)
+        return client.subject_sector if client else None
 
     def _close(self, session: SsoSession) -> None:
         client_ids, families = self._store.take_session_links(session.sid)
@@ -212,6 +268,16 @@ class Logout:
         # with the session (only those families were linked to it).
         for family_id in families:
             self._provider.tokens.revoke_family(family_id)
+        told = self._notify(client_ids, session)
+        log.info(
+            "Ended SSO session %s: %d client(s) notified, %d token family(ies) revoked",
+            session.sid,
+            told,
+            len(families),
+        )
+
+    def _notify(self, client_ids: list[str], session: SsoSession) -> int:
+        """Send each client with a back-channel URI its logout token; how many were sent."""
         told = 0
         for client_id in client_ids:
             client = self._settings.client(client_id)
@@ -221,12 +287,7 @@ class Logout:
                 client.client_id, client.backchannel_logout_uri, self.logout_token(client, session)
             )
             told += self._delivery.send(notice)
-        log.info(
-            "Ended SSO session %s: %d client(s) notified, %d token family(ies) revoked",
-            session.sid,
-            told,
-            len(families),
-        )
+        return told
 
     def logout_token(self, client: ClientSettings, session: SsoSession) -> str:
         """A logout token for ``client`` (Back-Channel Logout 1.0 §2.4): explicitly typed,

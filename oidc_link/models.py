@@ -115,10 +115,20 @@ class SsoSession(Record):
     # What the browser said it was (a short description of its User-Agent), for the
     # account page's list of signed-in devices.
     device: str | None = None
+    # Sectors (config ``sector``, else the client id) the person signed out of on an
+    # account page while this session stays for other apps: it no longer signs them in to
+    # those sectors' clients without a new SMS.
+    left_sectors: tuple[str, ...] = ()
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+        return cls(
+            **{
+                **data,
+                "identity": Identity._from_dict(data["identity"]),
+                "left_sectors": tuple(data.get("left_sectors", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)

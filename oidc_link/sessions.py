@@ -79,6 +79,22 @@ class Sessions:
         """End a session known by its cookie's digest (the account page's list)."""
         self._store.delete_session_by_digest(session_digest)
 
+    def with_clients(self, email: str) -> list[tuple[str, SsoSession, list[str]]]:
+        """A person's live sessions (cookie digest, session, the clients it signed in to),
+        oldest first; the clients of all of them in one round trip."""
+        found = self.of_person(email)
+        clients = self._store.session_clients([session.sid for _, session in found])
+        return [
+            (key, session, linked) for (key, session), linked in zip(found, clients, strict=True)
+        ]
+
+    def leave_sector(self, session_digest: str, session: SsoSession, sector: str) -> None:
+        """The session stays, but no longer signs the person in at ``sector``'s clients
+        without a new SMS (Provider.session_identity checks it)."""
+        if sector not in session.left_sectors:
+            left = replace(session, left_sectors=(*session.left_sectors, sector))
+            self._store.replace_session_by_digest(session_digest, left)
+
     @property
     def cookie_lifetime(self) -> int:
         return self._lifetimes.session_absolute

@@ -380,6 +380,30 @@ class Store:
             pipeline.sadd(key, "family:" + family_id)
             pipeline.expire(key, fallback_ttl, nx=True)
 
+    def session_clients(self, sids: Sequence[str]) -> list[list[str]]:
+        """The clients each session signed in to, in the order of ``sids``: one round trip."""
+        if not sids:
+            return []
+        pipeline = self._redis.pipeline(transaction=False)
+        for sid in sids:
+            pipeline.smembers(PREFIX + "session_links:" + sid)
+        return [
+            sorted(m.removeprefix("client:") for m in members if m.startswith("client:"))
+            for members in pipeline.execute()
+        ]
+
+    def take_session_clients(self, sid: str, client_ids: Sequence[str]) -> list[str]:
+        """Atomically forget some of a session's clients; those that were still there (of
+        two concurrent sign-outs only one gets each, and notifies it)."""
+        if not client_ids:
+            return []
+        key = PREFIX + "session_links:" + sid
+        pipeline = self._redis.pipeline(transaction=True)
+        for client_id in client_ids:
+            pipeline.srem(key, "client:" + client_id)
+        removed = pipeline.execute()
+        return [client_id for client_id, gone in zip(client_ids, removed, strict=True) if gone]
+
     def take_session_links(self, sid: str) -> tuple[list[str], list[str]]:
         """Atomically read and forget a session's clients and families, so that of two
         concurrent logouts only one notifies the clients."""
@@ -798,6 +822,14 @@ class Store:
 
     def delete_session_by_digest(self, session_digest: str) -> bool:
         return bool(self._redis.delete(PREFIX + "session:" + session_digest))
+
+    def replace_session_by_digest(self, session_digest: str, session: SsoSession) -> bool:
+        """Overwrite a live session, keeping its TTL (XX: an ended session stays ended)."""
+        return bool(
+            self._redis.set(
+                PREFIX + "session:" + session_digest, session.to_record(), xx=True, keepttl=True
+            )
+        )
 
     # Token families issued for an account (its sub): revoked by "sign out everywhere".
     # The set lives as long as its newest family can.

@@ -541,7 +541,7 @@ def test_the_account_page_lists_devices_and_signs_out_everywhere(
 
     answer = page.submit("/sign-out-everywhere")
 
-    assert "signed out on every device" in answer.get_data(as_text=True)
+    assert "signed out of Example Shop on every device" in answer.get_data(as_text=True)
     assert page.soup().find("ul", class_="devices") is None
     # The SSO sessions are gone: a new authorization asks for the email again.
     laptop.start(shop.authorization_request().url)

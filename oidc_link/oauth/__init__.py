@@ -212,7 +212,8 @@ class Provider(AuthorizationServer):
         """The session's identity if it may answer this request without a new sign-in.
 
         Not when the RP asks for a fresh login (``prompt=login``, ``max_age`` exceeded or
-        0, OIDC Core §3.1.2.1), nor when its ``id_token_hint`` names someone else.
+        0, OIDC Core §3.1.2.1), nor when its ``id_token_hint`` names someone else, nor at
+        a sector the person signed out of on its account page.
         """
         session: SsoSession | None = getattr(request, "sso_session", None)
         if session is None:
@@ -226,6 +227,10 @@ class Provider(AuthorizationServer):
                 return None
         hint = data.get("id_token_hint")
         client: OAuthClient = request.client
+        if client.settings.subject_sector in session.left_sectors:
+            # Signed out of this client's sector on an account page; the session stays
+            # only for other apps.
+            return None
         if hint:
             try:
                 claims = self.keys.verify(hint, audience=client.get_client_id(), check_expiry=False)

@@ -4,6 +4,8 @@ A visit swaps a link's token for a cookie and redirects to a clean URL, so the t
 the address bar at once and never reaches a Referer (every answer is ``no-referrer`` and
 ``no-store``). Onboarding and updates reuse the sign-in pages; a Login Link opens the
 account page: the verified email, name, platform, signed-in devices, consents, sign-out.
+A platform mints Login Links at will, so the page acts only within the platform's sector,
+and on the person's sessions only once the account's email is verified.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ ACCOUNT_EXTENSION = "oidc_link_account"
 ACCOUNT_COOKIE = "oidc_link_account"
 ACCOUNT_PATH = "/account"
 NOTICES = {
-    "signed_out_everywhere": "You're signed out on every device, and apps must ask you "
-    "to sign in again.",
+    "signed_out_everywhere": "You're signed out of {apps} on every device, and they must "
+    "ask you to sign in again. Other apps you use with Link were not touched.",
     "consent_revoked": "Access removed. The app will ask again if you use it.",
 }
 
@@ -204,24 +206,50 @@ def show() -> tuple[str, int]:
     services = web_context().services
     client = services.settings.client(session.client_id)
     platform = client.display_name if client else session.client_id
+    app_names = _joined(_sector_apps(account.owner))
     devices = (
-        web_context().sessions.of_person(account.email)
-        if account.email and account.details_submitted
+        context.logout.sector_sessions(account.email, account.owner)
+        if _verified(account) and account.email
         else []
     )
+    leaving = sum(1 for found in devices if found.shared)
     consents = _consents(account)
-    notice = NOTICES.get(request.args.get("notice", ""))
+    notice = NOTICES.get(request.args.get("notice", ""), "").format(apps=app_names) or None
     page = render_template(
         "account.html",
         account=account,
+        verified=_verified(account),
         platform=platform,
+        app_names=app_names,
         devices=devices,
+        ending=len(devices) - leaving,
+        leaving=leaving,
         consents=consents,
         notice=notice,
         csrf_token=session.csrf_token,
         now=services.clock.now(),
     )
     return page, 200
+
+
+def _verified(account: Account) -> bool:
+    """The person proved the email with an SMS code through an Account Link (or signed in
+    with it): only then may the page act on their sessions, which are theirs, not the
+    platform's (a platform can give any email in ``POST /v1/accounts``)."""
+    return bool(account.email and account.details_submitted)
+
+
+def _sector_apps(sector: str) -> list[str]:
+    """The names of the platform's clients: those sharing its sector (``sub`` values)."""
+    clients = web_context().services.settings.clients
+    return [client.display_name for client in clients if client.subject_sector == sector]
+
+
+def _joined(names: list[str]) -> str:
+    """Names as a sentence lists them: "A", "A and B", "A, B and C"."""
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _consents(account: Account) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -239,6 +267,9 @@ def _consents(account: Account) -> list[tuple[str, str, tuple[str, ...]]]:
 
 @account_pages.post(ACCOUNT_PATH + "/sign-out-everywhere")
 def sign_out_everywhere() -> Response | tuple[str, int]:
+    """Sign the person out of the platform's apps (its sector) on every device: the SSO
+    sessions only those apps used end, shared ones stop signing in there, and every token
+    family issued for the account (its ``sub``, which is the sector's) is revoked."""
     _, session = _session()
     if session is None:
         return _expired_page()
@@ -247,10 +278,23 @@ def sign_out_everywhere() -> Response | tuple[str, int]:
     account = context.accounts.find(session.owner, session.account_id)
     if account is None:
         return _expired_page()
-    ended = context.logout.end_everywhere(account.email) if account.email else 0
+    if not _verified(account) or account.email is None:
+        return error_page(
+            "Verify your email first",
+            "Signing out on every device works once you have confirmed your email with "
+            "Link on this page (Update your details). Nothing was changed.",
+            403,
+            next_url=url_for("account_pages.show"),
+            next_label="Back to your account",
+        )
+    done = context.logout.end_in_sector(account.email, account.owner)
     revoked = web_context().provider.tokens.revoke_account(account.id)
     log.info(
-        "Sign out everywhere: %d session(s) ended, %d token family(ies) revoked", ended, revoked
+        "Account page sign-out: %d session(s) ended, %d left to other apps, "
+        "%d token family(ies) revoked",
+        done.ended,
+        done.left,
+        revoked,
     )
     return redirect(url_for("account_pages.show", notice="signed_out_everywhere"), 303)
 
@@ -261,6 +305,17 @@ def revoke_consent(client_id: str) -> Response | tuple[str, int]:
     if session is None:
         return _expired_page()
     _checked_form(session)
+    client = web_context().services.settings.client(client_id)
+    if client is None or client.subject_sector != session.owner:
+        # Consents are kept per (sub, client) and the sub is the sector's: another
+        # sector's client has nothing here to remove.
+        return error_page(
+            "There is no such app here",
+            "This app is not one of the platform's. Nothing was changed.",
+            404,
+            next_url=url_for("account_pages.show"),
+            next_label="Back to your account",
+        )
     web_context().provider.consents.revoke(session.account_id, client_id)
     return redirect(url_for("account_pages.show", notice="consent_revoked"), 303)
 
