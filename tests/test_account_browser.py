@@ -164,3 +164,31 @@ def test_a_person_opens_the_account_page_and_signs_out_everywhere(
     expect(page.get_by_role("heading", level=1)).to_have_text("You've left your account page")
     page.goto(provider.url + "/account")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your account page has closed")
+
+
+def test_an_account_page_form_on_another_website_is_refused_in_a_real_browser(
+    new_page,  # noqa: F811 - the fixture
+    provider: LiveServer,
+) -> None:
+    account = api(provider, "/v1/accounts", type="express")
+    page = new_page()
+    page.goto(api(provider, f"/v1/accounts/{account['id']}/login_links")["url"])
+    csrf_token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    # Another website shows a copy of the page's form, token and all, posting to us.
+    forged = (
+        f'<form method="post" action="{provider.url}/account/sign-out-everywhere">'
+        f'<input type="hidden" name="csrf_token" value="{csrf_token}">'
+        "<button>Claim your prize</button></form>"
+    )
+    page.route(
+        "http://attacker.test/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=forged),
+    )
+    page.goto("http://attacker.test/prize")
+
+    page.get_by_role("button", name="Claim your prize").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "This form came from another website"
+    )
+    expect(page.get_by_text("Nothing was changed")).to_be_visible()
