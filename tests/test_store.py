@@ -6,13 +6,22 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.ids import digest, new_id, new_secret
-from oidc_link.models import AccessToken, AuthorizationCode, Flow, FlowStep, Identity, SigningKey
+from oidc_link.models import (
+    AccessToken,
+    AuthorizationCode,
+    Flow,
+    FlowStep,
+    Identity,
+    SigningKey,
+    SsoSession,
+)
 from oidc_link.store import FLOW_AFTERLIFE, PREFIX, Store, connect
 
 IDENTITY_EMAIL = "jenny@example.com"
@@ -450,3 +459,44 @@ def test_connect_with_a_url_talks_to_that_redis(redis_server_url: str, clock: Fi
     assert store.add_key(key)
     assert store.load_keyring("RS256") == [key]
     client.flushdb()
+
+
+# The account page's sign-out within a sector
+
+
+def test_a_sessions_clients_are_taken_once_and_only_those_asked_for(
+    store: Store, clock: FixedClock
+) -> None:
+    expires = clock.now() + 3600
+    for client_id in ("shop", "blog"):
+        store.remember_session_client("sid_1", client_id, expires)
+    store.remember_session_family("sid_1", "fam_1", 3600)
+
+    assert store.session_clients(["sid_1", "sid_none"]) == [["blog", "shop"], []]
+    assert store.take_session_clients("sid_1", ["shop", "acme"]) == ["shop"]
+    # Of two sign-outs, only the first gets the client (and tells it).
+    assert store.take_session_clients("sid_1", ["shop"]) == []
+    assert store.take_session_links("sid_1") == (["blog"], ["fam_1"])
+
+
+def test_a_replaced_session_keeps_its_ttl_and_an_ended_one_stays_ended(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    now = clock.now()
+    session = SsoSession(
+        sid="sid_1",
+        identity=make_identity(clock),
+        created_at=now,
+        absolute_expiry=now + 3600,
+        idle_expiry=now + 600,
+    )
+    store.save_session("secret-1", session)
+    key = PREFIX + "session:" + digest("secret-1")
+    left = replace(session, left_sectors=("shop",))
+
+    assert store.replace_session_by_digest(digest("secret-1"), left) is True
+    assert store.load_session("secret-1") == left
+    assert 0 < redis_client.ttl(key) <= 600
+    store.delete_session("secret-1")
+    assert store.replace_session_by_digest(digest("secret-1"), left) is False
+    assert store.load_session("secret-1") is None
