@@ -26,7 +26,10 @@ METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
 EMAIL_MAX_LENGTH = 254  # RFC 5321 §4.5.3.1.3: the longest usable address path
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No whitespace and no control characters (NUL, C0, DEL, C1): an Account Link prefills the
+# email into the hosted form, which refuses them too.
+_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+_EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
 class AccountParameterError(Exception):

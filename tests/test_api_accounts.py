@@ -256,6 +256,8 @@ def test_type_is_required(shop_api: Platform) -> None:
     [
         ({"type": "standard"}, "type"),
         ({"type": "express", "email": "not-an-email"}, "email"),
+        ({"type": "express", "email": "jenny\x00@example.com"}, "email"),
+        ({"type": "express", "email": "jenny@exam\x7fple.com"}, "email"),
         ({"type": "express", "color": "blue"}, "color"),
         ({"type": "express", "metadata[" + "k" * 41 + "]": "v"}, "metadata[" + "k" * 41 + "]"),
         ({"type": "express", "metadata[note]": "x" * 501}, "metadata[note]"),
