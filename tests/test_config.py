@@ -381,7 +381,9 @@ def test_a_confidential_client_needs_a_secret(tmp_path: Path, method: str) -> No
 
     problems = config_problems(tmp_path, text)
 
-    assert problems == {"clients[0].client_secret": [f"is required for {method}"]}
+    assert problems == {
+        "clients[0].client_secret": [f"is required for {method} (or client_secret_sha256)"]
+    }
 
 
 def test_an_empty_secret_does_not_satisfy_a_confidential_client(tmp_path: Path) -> None:
