@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "--production",
         action="store_true",
-        help="also apply what `serve` refuses in production (fakeredis, sandbox, http issuer)",
+        help="also apply what `serve` refuses in production (fakeredis, sandbox, http issuer, "
+        "placeholders, weak secrets)",
     )
     check.add_argument(
         "--allow-sandbox", action="store_true", help="with --production: accept the sandbox"
