@@ -8,6 +8,7 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
+from oidc_link.config import DEVELOPMENT_KEY_ENCRYPTION_KEY, SANDBOX_SUBJECT_SALT
 from oidc_link.config.placeholders import (
     is_documentation_url,
     is_placeholder,
@@ -100,18 +101,10 @@ def _secret_problems(settings: Settings) -> list[ConfigProblem]:
     In sandbox mode an unset salt or key falls back to a built-in development value, which
     ``--allow-sandbox`` accepts (the users are made up); anything configured is checked.
     """
-    from oidc_link.config import DEVELOPMENT_KEY_ENCRYPTION_KEY, SANDBOX_SUBJECT_SALT
-
     problems: list[ConfigProblem] = []
-    salt = settings.subject_salt
+    salt, keys = settings.subject_salt, settings.keys
     if not (settings.is_sandbox and salt == SANDBOX_SUBJECT_SALT):
-        weakness = (
-            _PLACEHOLDER
-            if is_placeholder(salt)
-            else "is the sandbox's built-in salt, which is no secret"
-            if salt == SANDBOX_SUBJECT_SALT
-            else text_weakness(salt)
-        )
+        weakness = _salt_weakness(salt)
         if weakness:
             problems.append(
                 ConfigProblem(
@@ -120,14 +113,8 @@ def _secret_problems(settings: Settings) -> list[ConfigProblem]:
                     "(openssl rand -hex 32)",
                 )
             )
-    keys = settings.keys
     if not (settings.is_sandbox and keys.development_encryption_key):
-        if keys.encryption_key == DEVELOPMENT_KEY_ENCRYPTION_KEY:
-            weakness = "is the development key built into oidc-link, which is no secret"
-        elif is_placeholder(keys.encryption_key):
-            weakness = _PLACEHOLDER
-        else:
-            weakness = _key_weakness(keys.encryption_key)
+        weakness = _encryption_key_weakness(keys.encryption_key)
         if weakness:
             problems.append(
                 ConfigProblem(
@@ -136,6 +123,29 @@ def _secret_problems(settings: Settings) -> list[ConfigProblem]:
                 )
             )
     return problems
+
+
+def _salt_weakness(salt: str) -> str | None:
+    if is_placeholder(salt):
+        return _PLACEHOLDER
+    if salt == SANDBOX_SUBJECT_SALT:
+        return "is the sandbox's built-in salt, which is no secret"
+    return text_weakness(salt)
+
+
+def _encryption_key_weakness(encryption_key: str) -> str | None:
+    """Decoded as the configuration and the key ring read it (base64url, 32 bytes checked)."""
+    if encryption_key == DEVELOPMENT_KEY_ENCRYPTION_KEY:
+        return "is the development key built into oidc-link, which is no secret"
+    if is_placeholder(encryption_key):
+        return _PLACEHOLDER
+    try:
+        key = base64.urlsafe_b64decode(encryption_key.encode())
+    except (ValueError, binascii.Error):
+        return "does not decode as base64url"
+    if len(key) != 32:
+        return f"decodes to {len(key)} bytes, not 32"
+    return key_weakness(key)
 
 
 def _client_problems(name: str, client: ClientSettings) -> list[ConfigProblem]:
@@ -193,14 +203,3 @@ def _redis_password_is_placeholder(redis_url: str | None) -> bool:
     except RedisUrlError:
         return False  # the configuration reports a bad URL itself
     return password is not None and is_placeholder(password)
-
-
-def _key_weakness(encryption_key: str) -> str | None:
-    """Decoded as the configuration and the key ring read it (base64url, 32 bytes checked)."""
-    try:
-        key = base64.urlsafe_b64decode(encryption_key.encode())
-    except (ValueError, binascii.Error):
-        return "does not decode as base64url"
-    if len(key) != 32:
-        return f"decodes to {len(key)} bytes, not 32"
-    return key_weakness(key)
