@@ -25,7 +25,8 @@ import redis
 BENCH = Path(__file__).resolve().parent
 NODE_DIR = BENCH / "node"
 CLIENT_ID = "shop"
-CLIENT_SECRET = "bench-secret-0123456789abcdef"  # noqa: S105 - a loopback benchmark's client
+# 32 characters or more, as `serve` requires outside --dev.
+CLIENT_SECRET = "bench-secret-0123456789abcdef-0123456789"  # noqa: S105 - a loopback benchmark's client
 # The relying party's callback: never contacted, the driver reads the code off the redirect.
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 EMAIL = "jenny@example.com"
@@ -171,7 +172,8 @@ def _http_ok(url: str) -> bool:
 
 OIDC_LINK_CONFIG = """\
 issuer = "{issuer}"
-subject_salt = "bench-subject-salt"
+# Generated (openssl rand -hex 32): `serve` refuses a made-up salt even with --allow-sandbox.
+subject_salt = "18c3a5e6cde7f903cea72366a5477b72c6d78eca95e0337a2feb0e4b74625330"
 redis_url = "{redis_url}"
 
 # Abuse limits far above what the benchmark does: it signs one user in thousands of times

@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "--production",
         action="store_true",
-        help="also apply what `serve` refuses in production (fakeredis, sandbox, http issuer)",
+        help="also apply what `serve` refuses in production (fakeredis, sandbox, http issuer, "
+        "placeholders, weak secrets)",
     )
     check.add_argument(
         "--allow-sandbox", action="store_true", help="with --production: accept the sandbox"
@@ -81,14 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     actions.add_parser("generate-kek", help="print a new random key-encryption key")
 
     hash_secret = commands.add_parser(
-        "hash-secret", help="print the SHA-256 of an API secret key (read from stdin)"
+        "hash-secret",
+        help="print the SHA-256 of an API secret key or a client secret (read from stdin)",
     )
     hash_secret.add_argument(
         "--new",
         nargs="?",
         const="live",
-        choices=("live", "test"),
-        help="generate a new random key (sk_live_... or, with 'test', sk_test_...)",
+        choices=("live", "test", "client"),
+        help="generate a new random secret: an API key (sk_live_... or, with 'test', "
+        "sk_test_...) or, with 'client', a client secret",
     )
 
     args = parser.parse_args(argv)
@@ -153,10 +156,16 @@ def check_config(path: str, *, production: bool = False, allow_sandbox: bool = F
 
 
 def hash_secret_command(new: str | None) -> int:
-    """``oidc-link hash-secret``: what goes in a client's ``api_keys``; the key itself is
-    given to the platform and stored nowhere here."""
+    """``oidc-link hash-secret``: what goes in a client's ``api_keys`` or
+    ``client_secret_sha256``; the secret itself is given to the platform or relying party and
+    stored nowhere here."""
     from oidc_link.ids import digest, new_secret
 
+    if new == "client":
+        secret = new_secret(32)  # 43 base64url characters: 256 bits
+        print(f"client secret: {secret}")
+        print(f"client_secret_sha256 hash: {digest(secret)}")
+        return 0
     if new:
         key = f"sk_{new}_{new_secret(32)}"
         print(f"secret key: {key}")
@@ -164,7 +173,7 @@ def hash_secret_command(new: str | None) -> int:
         return 0
     key = sys.stdin.readline().strip()
     if not key:
-        print("Give the secret key on standard input (or use --new).", file=sys.stderr)
+        print("Give the secret on standard input (or use --new).", file=sys.stderr)
         return 1
     print(digest(key))
     return 0

@@ -108,8 +108,8 @@ def store(redis_client: redis.Redis, clock: FixedClock) -> Store:
 
 
 ISSUER = "https://login.example.test"
-SHOP_SECRET = "shop-secret-0123456789abcdef"
-POST_SECRET = "post-secret-0123456789abcdef"
+SHOP_SECRET = "shop-secret-0123456789abcdef-0123456789"
+POST_SECRET = "post-secret-0123456789abcdef-0123456789"
 SHOP_CALLBACK = "https://shop.example.test/callback"
 SPA_CALLBACK = "http://127.0.0.1:3000/callback"
 JENNY = "jenny@example.com"

@@ -17,6 +17,7 @@ from oidc_link.config import (
     settings_from_mapping,
 )
 from oidc_link.errors import ConfigError
+from oidc_link.ids import digest
 
 SECRET = "s3cret-value-long-enough"
 
@@ -381,7 +382,9 @@ def test_a_confidential_client_needs_a_secret(tmp_path: Path, method: str) -> No
 
     problems = config_problems(tmp_path, text)
 
-    assert problems == {"clients[0].client_secret": [f"is required for {method}"]}
+    assert problems == {
+        "clients[0].client_secret": [f"is required for {method} (or client_secret_sha256)"]
+    }
 
 
 def test_an_empty_secret_does_not_satisfy_a_confidential_client(tmp_path: Path) -> None:
@@ -422,6 +425,85 @@ def test_a_public_client_must_not_have_a_secret(tmp_path: Path) -> None:
 
     assert list(problems) == ["clients[0].client_secret"]
     assert "public client" in problems["clients[0].client_secret"][0]
+
+
+def test_client_secrets_may_be_given_as_two_sha256_hashes(tmp_path: Path) -> None:
+    old, new = digest("the-old-secret-of-the-shop"), digest("the-new-secret-of-the-shop")
+    text = minimal(
+        clients=client_toml(
+            client_id="shop",
+            client_secret_sha256=[old, new],
+            redirect_uris=["https://shop.example.com/cb"],
+        )
+    )
+
+    shop = load_settings(write_config(tmp_path, text), {}).clients[0]
+
+    assert shop.client_secret is None
+    assert shop.client_secret_sha256 == (old, new)
+    assert shop.secret_digests == (old, new)
+
+
+def test_a_plain_secret_counts_among_the_digests_a_client_authenticates_with(
+    tmp_path: Path,
+) -> None:
+    new = digest("the-new-secret-of-the-shop")
+    text = minimal(
+        clients=client_toml(
+            client_id="shop",
+            client_secret=SECRET,
+            client_secret_sha256=[new],
+            redirect_uris=["https://shop.example.com/cb"],
+        )
+    )
+
+    shop = load_settings(write_config(tmp_path, text), {}).clients[0]
+
+    assert shop.secret_digests == (digest(SECRET), new)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "why"),
+    [
+        ({"client_secret_sha256": ["ABCDEF" * 10 + "ABCD"]}, "64 lowercase hex characters"),
+        ({"client_secret_sha256": [SECRET]}, "64 lowercase hex characters"),
+        ({"client_secret_sha256": [digest("a"), digest("a")]}, "the same hash twice"),
+        ({"client_secret_sha256": [digest("a"), digest("b"), digest("c")]}, "at most 2"),
+        (
+            {"client_secret": SECRET, "client_secret_sha256": [digest("a"), digest("b")]},
+            "at most 2",
+        ),
+    ],
+)
+def test_client_secret_hashes_are_checked_and_named(
+    tmp_path: Path, secrets: dict[str, str | list[str]], why: str
+) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="shop", redirect_uris=["https://shop.example.com/cb"], **secrets
+        )
+    )
+
+    problems = config_problems(tmp_path, text)
+
+    assert list(problems) == ["clients[0].client_secret_sha256"]
+    assert why in problems["clients[0].client_secret_sha256"][0]
+
+
+def test_a_public_client_must_not_have_secret_hashes(tmp_path: Path) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="spa",
+            token_endpoint_auth_method="none",
+            client_secret_sha256=[digest(SECRET)],
+            redirect_uris=["https://spa.example.com/cb"],
+        )
+    )
+
+    problems = config_problems(tmp_path, text)
+
+    assert list(problems) == ["clients[0].client_secret_sha256"]
+    assert "public client" in problems["clients[0].client_secret_sha256"][0]
 
 
 def test_an_unsupported_auth_method_is_reported(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """The container files: docker-compose.yml validates (Debian's docker-compose, no engine
-needed), the sample config passes the production check with .env.example's values, and the
+needed), the sample config passes the production check once filled in (and not with
+.env.example's placeholders: tests/test_production_config.py names each), and the
 Dockerfile's health check really tells a serving provider from a dead one."""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -93,18 +95,49 @@ def test_the_compose_redis_persists_every_write_and_never_evicts() -> None:
     assert "condition: service_healthy" in text
 
 
-def test_the_sample_config_passes_the_production_check_with_the_example_values() -> None:
-    environment = {"PATH": os.environ["PATH"], **env_example()}
+def check_sample_for_production(
+    environment: dict[str, str], config: Path = SAMPLE_CONFIG
+) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": os.environ["PATH"], **environment}
     # As docker-compose.yml builds it for the provider.
     environment["REDIS_URL"] = f"redis://:{environment['REDIS_PASSWORD']}@redis:6379/0"
-
-    result = subprocess.run(
-        [sys.executable, "-m", "oidc_link.cli", "check-config", "--production", str(SAMPLE_CONFIG)],
+    return subprocess.run(
+        [sys.executable, "-m", "oidc_link.cli", "check-config", "--production", str(config)],
         capture_output=True,
         text=True,
         env=environment,
         timeout=60,
     )
+
+
+def test_the_sample_config_fails_the_production_check_with_the_example_values() -> None:
+    result = check_sample_for_production(env_example())
+
+    assert result.returncode == 1
+    assert "problem(s) found for production." in result.stdout
+
+
+def test_the_sample_config_passes_the_production_check_once_filled_in(tmp_path: Path) -> None:
+    # What docs/operations.md tells the operator to do: generate each secret, set the real
+    # addresses, and edit the sample client.
+    kek = subprocess.run(
+        [sys.executable, "-m", "oidc_link.cli", "keys", "generate-kek"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    filled = {
+        **env_example(),
+        "OIDC_LINK_ISSUER": "https://login.shop.test",
+        "REDIS_PASSWORD": secrets.token_hex(32),
+        "OIDC_LINK_KEY_ENCRYPTION_KEY": kek,
+        "OIDC_LINK_SUBJECT_SALT": secrets.token_hex(32),
+        "LINK_BASE_URL": "https://link.shop.test",
+        "LINK_PUBLISHABLE_KEY": "pk_live_" + secrets.token_urlsafe(24),
+        "SHOP_CLIENT_SECRET": secrets.token_hex(32),
+    }
+    config = tmp_path / "oidc-link.toml"
+    config.write_text(SAMPLE_CONFIG.read_text().replace("shop.example.com", "www.shop.test"))
+
+    result = check_sample_for_production(filled, config)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Link mode live" in result.stdout

@@ -3,7 +3,6 @@ mode against the fake Link server; graceful SIGTERM, keep-alive, and what produc
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import socket
@@ -34,7 +33,10 @@ from tests.conftest import SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.fake_link_server import FakeLinkServer
 from tests.redis_process import RedisProcess, stoppable_redis
 
-KEK = base64.urlsafe_b64encode(b"serve-test-key-encryption-key-32"[:32]).decode()
+# Generated once (as `oidc-link keys generate-kek` and `openssl rand -hex 32` would): production
+# refuses made-up ones.
+KEK = "fEqs5Yd8x7i7WH2vG93uEfxSe-0mEB6wogzEcqUnHp8="
+SUBJECT_SALT = "47b2e1ef4c2ccf716f718dc40a1f06d9edf03f297d08a485e32238322660862e"
 CLIENT = f"""
 [[clients]]
 client_id = "shop"
@@ -53,7 +55,7 @@ def live_config(port: int, redis_url: str, link: FakeLinkServer, server: str = "
     return f"""
 issuer = "http://127.0.0.1:{port}"
 redis_url = "{redis_url}"
-subject_salt = "serve-test-subject-salt"
+subject_salt = "{SUBJECT_SALT}"
 
 [keys]
 encryption_key = "{KEK}"
@@ -452,7 +454,12 @@ def test_serve_stops_with_a_message_before_any_worker_when_redis_does_not_answer
 def test_the_production_rules_cover_the_issuer_on_their_own() -> None:
     """The configuration refuses such an issuer first; the rule stays whole here too."""
     settings = settings_from_mapping(provider_config(), {"SHOP_SECRET": SHOP_SECRET})
-    plain_http = replace(settings, issuer="http://login.example.test", redis_url="redis://r")
+    plain_http = replace(
+        settings,
+        issuer="http://login.example.test",
+        redis_url="redis://r",
+        subject_salt=SUBJECT_SALT,
+    )
 
     problems = production_problems(plain_http, allow_sandbox=True)
 

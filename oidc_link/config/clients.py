@@ -9,13 +9,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oidc_link.config.reader import Reader, is_https_or_loopback
+from oidc_link.ids import digest
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 # Methods that authenticate with a shared secret (the others carry none).
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
-# An API secret key is configured only as its SHA-256 (`oidc-link hash-secret`).
+# An API secret key is configured only as its SHA-256 (`oidc-link hash-secret`); a client
+# secret may be too.
 _API_KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
+# Two at once: the new secret beside the old while the relying party switches over.
+MAX_CLIENT_SECRETS = 2
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class ClientSettings:
     redirect_uris: tuple[str, ...]
     token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name, not a secret
     client_secret: str | None = None
+    # The secrets as SHA-256 hex digests (`oidc-link hash-secret`): the secret itself is
+    # stored nowhere here. With client_secret, at most MAX_CLIENT_SECRETS in all.
+    client_secret_sha256: tuple[str, ...] = ()
     name: str | None = None
     scopes: tuple[str, ...] = SUPPORTED_SCOPES
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
@@ -51,6 +58,12 @@ class ClientSettings:
         return self.token_endpoint_auth_method == "none"  # noqa: S105
 
     @property
+    def secret_digests(self) -> tuple[str, ...]:
+        """The SHA-256 of every secret the client may authenticate with, plain or hashed."""
+        plain = () if self.client_secret is None else (digest(self.client_secret),)
+        return plain + self.client_secret_sha256
+
+    @property
     def display_name(self) -> str:
         return self.name or self.client_id
 
@@ -63,6 +76,7 @@ class ClientSettings:
 _CLIENT_FIELDS = {
     "client_id",
     "client_secret",
+    "client_secret_sha256",
     "redirect_uris",
     "token_endpoint_auth_method",
     "name",
@@ -131,15 +145,20 @@ def _read_client(
             f"{name}.token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}"
         )
     secret = reader.text(table, "client_secret", f"{name}.client_secret", required=False)
+    hashes = _read_secret_hashes(reader, table, name)
     if method not in AUTH_METHODS:
         pass  # the method is already reported; which secret rule applies is unknown
-    elif method not in SECRET_AUTH_METHODS and "client_secret" in table:
+    elif method not in SECRET_AUTH_METHODS:
         kind = "a public client (method 'none')" if method == "none" else f"a {method} client"
-        reader.problem(f"{name}.client_secret", f"{kind} has no secret")
-    elif method in SECRET_AUTH_METHODS and table.get("client_secret") in (None, ""):
+        for key in ("client_secret", "client_secret_sha256"):
+            if key in table:
+                reader.problem(f"{name}.{key}", f"{kind} has no secret")
+    elif table.get("client_secret") in (None, "") and not table.get("client_secret_sha256"):
         # An empty string counts as missing: reader.text() turns it into None, and a
         # confidential client without a secret must not load.
-        reader.problem(f"{name}.client_secret", f"is required for {method}")
+        reader.problem(
+            f"{name}.client_secret", f"is required for {method} (or client_secret_sha256)"
+        )
     elif secret is not None and len(secret) < 16:
         reader.problem(f"{name}.client_secret", "must be at least 16 characters")
 
@@ -196,6 +215,7 @@ def _read_client(
         redirect_uris=redirect_uris or (),
         token_endpoint_auth_method=method,
         client_secret=secret if method in SECRET_AUTH_METHODS else None,
+        client_secret_sha256=hashes if method in SECRET_AUTH_METHODS else (),
         name=display_name,
         scopes=scopes if scopes is not None else SUPPORTED_SCOPES,
         id_token_signed_response_alg=alg if alg in algorithms else "RS256",
@@ -207,6 +227,30 @@ def _read_client(
         api_keys=api_keys,
         **flags,
     )
+
+
+def _read_secret_hashes(reader: Reader, table: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """``client_secret_sha256``: SHA-256 hex digests, as many as MAX_CLIENT_SECRETS counting
+    a plain ``client_secret``; more would only widen what a guess can match."""
+    field_name = f"{name}.client_secret_sha256"
+    hashes = reader.text_list(table, "client_secret_sha256", field_name) or ()
+    if any(not _API_KEY_HASH.match(entry) for entry in hashes):
+        reader.problem(
+            field_name,
+            "each entry must be the SHA-256 of a secret: 64 lowercase hex characters "
+            "(see `oidc-link hash-secret`)",
+        )
+        return ()
+    if len(set(hashes)) < len(hashes):
+        reader.problem(field_name, "lists the same hash twice")
+    given = len(hashes) + (table.get("client_secret") not in (None, ""))
+    if given > MAX_CLIENT_SECRETS:
+        reader.problem(
+            field_name,
+            f"a client has at most {MAX_CLIENT_SECRETS} secrets at once (client_secret "
+            "included): the old one and the new one while rotating",
+        )
+    return hashes
 
 
 def _read_client_keys(

@@ -12,7 +12,7 @@ from authlib.oauth2.rfc6749 import (
 )
 
 from oidc_link.config import ClientSettings
-from oidc_link.ids import same
+from oidc_link.ids import digest, same
 from oidc_link.models import Identity
 
 # The authentication context of every sign-in here (OIDC Core §2 ``acr``): an SMS one-time
@@ -50,8 +50,13 @@ class OAuthClient(ClientMixin):
         return redirect_uri in self.settings.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        expected = self.settings.client_secret
-        return expected is not None and same(client_secret, expected)
+        """Against every configured secret, each compared in constant time and none skipped
+        after a match: the time taken says nothing about which secret, if any, matched."""
+        presented = digest(client_secret)
+        matched = False
+        for expected in self.settings.secret_digests:
+            matched |= same(presented, expected)
+        return matched
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.settings.token_endpoint_auth_method
