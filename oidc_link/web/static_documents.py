@@ -97,6 +97,7 @@ class StaticDocuments:
     ) -> None:
         self.app = app
         self._settings = settings
+        self._https = is_https_issuer(settings.issuer)
         self._metrics = metrics
         # The rule and endpoint the request log and the metrics name, as Flask routes them.
         adapter = url_map.bind("localhost")
@@ -150,7 +151,7 @@ class StaticDocuments:
         document = route.document()
         answer = self._answers.get(path)
         if answer is None or answer.body is not document.body:
-            answer = _Answer.of(document, is_https_issuer(self._settings.issuer))
+            answer = _Answer.of(document, self._https)
             self._answers[path] = answer
         return answer
 
