@@ -174,7 +174,10 @@ class Outbound:
         self._exact_loopback = exact_loopback
         self._resolve = resolve
         self._stand_ins = public_stand_ins
-        self._ssl_context = ssl_context or ssl.create_default_context()
+        # Made on the first https fetch: loading the system's CA store takes tens of ms,
+        # and most apps never fetch anything.
+        self._ssl_context = ssl_context
+        self._ssl_lock = threading.Lock()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Outbound:
@@ -317,13 +320,19 @@ class Outbound:
             if not hop.https:
                 return sock
             try:
-                return self._ssl_context.wrap_socket(
+                return self._tls().wrap_socket(
                     sock, server_hostname=hop.host, do_handshake_on_connect=False
                 )
             except (OSError, ValueError):
                 sock.close()
                 raise OutboundError(f"{hop.host}: TLS could not start", retryable=True) from None
         raise OutboundError(f"cannot connect to {hop.host} ({failure})", retryable=True)
+
+    def _tls(self) -> ssl.SSLContext:
+        with self._ssl_lock:
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            return self._ssl_context
 
 
 def _literal_address(host: str) -> Address | None:

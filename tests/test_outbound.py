@@ -237,6 +237,29 @@ def test_a_public_host_is_reached_at_its_checked_address_under_its_own_name(
     assert public.seen == [Seen("/jwks.json", f"{PUBLIC_NAME}:{public.port}", PUBLIC_NAME)]
 
 
+def test_a_name_that_turns_to_loopback_after_the_check_is_still_reached_where_checked(
+    certificate: Certificate, public: Listener, internal: Listener
+) -> None:
+    """DNS rebinding: the first answer is public, every later one loopback. The fetch asks
+    once per hop and connects to the address it checked."""
+    answers = iter([[STAND_IN]])
+
+    def rebinding(host: str, port: int) -> list[Address]:
+        return next(answers, [INTERNAL])
+
+    public.routes["/jwks.json"] = ok()
+    fetch = Outbound(
+        resolve=rebinding,
+        public_stand_ins=frozenset({STAND_IN}),
+        ssl_context=certificate.client_context(),
+    )
+
+    assert get(fetch, f"https://{PUBLIC_NAME}:{public.port}/jwks.json").status == 200
+    assert internal.connections == 0
+    # The port is the public listener's: had the fetch asked again, it would have gone to
+    # 127.0.0.1, where nothing (or the internal service) listens.
+
+
 @pytest.mark.parametrize("by_name", [False, True], ids=["address", "name"])
 def test_a_redirect_to_a_loopback_listener_is_refused_before_connecting(
     certificate: Certificate, public: Listener, internal: Listener, by_name: bool
