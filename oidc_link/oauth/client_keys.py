@@ -217,5 +217,5 @@ class ClientKeys:
                     # Where (no query) and the reason, never the answer's text.
                     log.warning("Fetching jwks_uri %s failed: %s", for_log(remote.uri), error)
             if remote.keys is None:
-                raise KeysUnavailableError(f"no keys from {remote.uri}")
+                raise KeysUnavailableError(f"no keys from {for_log(remote.uri)}")
             return remote.keys
