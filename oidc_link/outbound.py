@@ -265,7 +265,7 @@ class Outbound:
         until: float,
         deadline: float,
         max_bytes: int,
-        redirects_followed: bool,
+        follow_redirects: bool,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One request on a fresh connection to a checked address; reads the body (GET)
         unless the answer is a redirect about to be followed."""
@@ -284,7 +284,7 @@ class Outbound:
                     )
                     response = connection.getresponse()
                     answer_headers = {name.title(): value for name, value in response.getheaders()}
-                    following = redirects_followed and response.status in REDIRECT_STATUSES
+                    following = follow_redirects and response.status in REDIRECT_STATUSES
                     if method != "GET" or following:
                         return response.status, answer_headers, b""
                     content = _read_capped(response, max_bytes, until, deadline)
