@@ -27,6 +27,7 @@ def create_app(
     from oidc_link.interaction import Interaction
     from oidc_link.logout import Logout
     from oidc_link.oauth import Provider
+    from oidc_link.outbound import Outbound
     from oidc_link.services import build_services
     from oidc_link.sessions import Sessions
     from oidc_link.web import create_web_app
@@ -55,6 +56,6 @@ def create_app(
         services.clock,
         sessions,
         provider,
-        backchannel or BackchannelDelivery(),
+        backchannel or BackchannelDelivery(Outbound.for_settings(settings)),
     )
     return create_web_app(services, interaction, provider, sessions, logout)

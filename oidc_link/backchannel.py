@@ -1,7 +1,8 @@
 """Back-Channel Logout 1.0 delivery: logout tokens POSTed to relying parties, off the request path.
 
 A bounded queue drained by a few daemon worker threads, so a slow or dead relying party never
-holds up the user's page. Knows HTTP and nothing of sessions or keys; logout.py builds the tokens.
+holds up the user's page. The POSTs go through outbound.py (checked addresses, one deadline);
+this module knows nothing of sessions or keys: logout.py builds the tokens.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-import requests
+from oidc_link.outbound import Outbound, OutboundError, for_log
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,21 @@ class BackchannelDelivery:
     ``retry_delays`` are the waits before the second, third... attempt: retried are only
     failures that may pass (no connection, a timeout, a 5xx). A 4xx is the relying party
     refusing the token (Back-Channel Logout 1.0 §2.8) and is final; so is a redirect,
-    which is not followed (the token goes to the registered URI only).
+    which is not followed (the token goes to the registered URI only), and so is an
+    address the outbound policy refuses. ``deadline``: seconds for one whole attempt.
     """
 
     def __init__(
         self,
+        outbound: Outbound | None = None,
         *,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 5.0,
+        deadline: float = 5.0,
         retry_delays: tuple[float, ...] = (1.0, 4.0),
         capacity: int = 1000,
         workers: int = 2,
     ) -> None:
-        self._timeout = (connect_timeout, read_timeout)
+        self._outbound = outbound or Outbound()
+        self._deadline = deadline
         self._retry_delays = retry_delays
         self._queue: queue.Queue[LogoutNotice] = queue.Queue(maxsize=capacity)
         self._workers = workers
@@ -108,7 +111,7 @@ class BackchannelDelivery:
                 log.info(
                     "Back-channel logout to client %s at %s: %s (attempt %d)",
                     notice.client_id,
-                    notice.uri,
+                    for_log(notice.uri),
                     outcome,
                     attempt,
                 )
@@ -126,7 +129,7 @@ class BackchannelDelivery:
         log.warning(
             "Back-channel logout to client %s at %s: gave up after %d attempts (%s)",
             notice.client_id,
-            notice.uri,
+            for_log(notice.uri),
             attempts,
             outcome,
         )
@@ -134,17 +137,13 @@ class BackchannelDelivery:
     def _attempt(self, notice: LogoutNotice) -> tuple[str, bool]:
         """One POST (§2.5); returns what happened and whether it is final."""
         try:
-            # A plain requests.post: a fresh session each time, so no cookies carried over.
-            response = requests.post(
-                notice.uri,
-                data={"logout_token": notice.logout_token},
-                timeout=self._timeout,
-                allow_redirects=False,
+            # A fresh connection each time: nothing (no cookie) carried over between POSTs.
+            answer = self._outbound.post_form(
+                notice.uri, {"logout_token": notice.logout_token}, deadline=self._deadline
             )
-        except requests.RequestException as error:
-            return type(error).__name__, False
-        status = response.status_code
-        response.close()
+        except OutboundError as error:
+            return error.reason, not error.retryable
+        status = answer.status
         if 200 <= status < 300:
             return f"delivered ({status})", True
         if status >= 500:

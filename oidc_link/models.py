@@ -112,6 +112,10 @@ class SsoSession(Record):
     created_at: int
     absolute_expiry: int
     idle_expiry: int
+    # Started since an https issuer names its cookies "__Host-..." (web/browser.py): such a
+    # session is never taken from the old cookie name, which a sibling subdomain can plant.
+    # Sessions stored before lack it and move to the new name once.
+    host_cookie: bool = False
     # What the browser said it was (a short description of its User-Agent), for the
     # account page's list of signed-in devices.
     device: str | None = None

@@ -30,6 +30,7 @@ from granian.server import Server
 from oidc_link import create_app
 from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
+from oidc_link.outbound import Outbound
 
 if TYPE_CHECKING:
     from oidc_link.config import Settings
@@ -144,7 +145,7 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     worker process ends (after granian has drained the in-flight requests), which is where
     queued back-channel logout notices get their share of the grace period."""
     forget_configuration_environment(settings, os.environ)
-    backchannel = BackchannelDelivery()
+    backchannel = BackchannelDelivery(Outbound.for_settings(settings))
     grace = settings.server.graceful_timeout * BACKCHANNEL_SHARE_OF_GRACE
     multiprocessing.util.Finalize(
         None, partial(_finish_backchannel, backchannel, grace), exitpriority=10

@@ -41,6 +41,7 @@ class Sessions:
             absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
+            host_cookie=True,
         )
         # The session and the person's list of sessions in one MULTI: one round trip.
         with nullcontext(writes) if writes is not None else self._store.writes() as queued:

@@ -30,6 +30,9 @@ LAYERS = {
     "metrics": 2,
     "link": 2,
     "backchannel": 2,
+    # outbound.py: every fetch of a URL a client's configuration names (jwks_uri,
+    # back-channel logout): the address policy, redirects, deadline and size cap.
+    "outbound": 2,
     "keys": 3,
     "sealed": 1,
     "services": 4,
@@ -63,8 +66,9 @@ OWNERS = {
     "authlib": {"oauth", "tokens", "demo"},
     # oauth: private_key_jwt checks client assertions with Authlib's JOSE library.
     "joserfc": {"demo", "oauth"},
-    # oauth: fetching private_key_jwt clients' jwks_uri (oauth/client_keys.py).
-    "requests": {"link", "oauth", "backchannel"},
+    # Link's API only: URLs a client's configuration names go through outbound.py, which
+    # speaks http.client to the address it checked.
+    "requests": {"link"},
     "prometheus_client": {"metrics"},
 }
 

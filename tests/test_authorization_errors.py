@@ -35,7 +35,7 @@ def test_a_valid_request_by_post_starts_a_sign_in_too(app: Flask) -> None:
     assert answer.status_code == 200
     assert 'action="/signin/flow_' in answer.get_data(as_text=True)
     binding = next(
-        c for c in answer.headers.getlist("Set-Cookie") if c.startswith("oidc_link_browser=")
+        c for c in answer.headers.getlist("Set-Cookie") if c.startswith("__Host-oidc_link_browser=")
     )
     assert "HttpOnly" in binding
     assert "SameSite=Lax" in binding

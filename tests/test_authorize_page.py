@@ -48,7 +48,7 @@ def test_authorize_answers_a_new_sign_in_with_the_email_page_and_the_flows_cooki
     assert actions == [flow + "/email", flow + "/cancel"]
     assert soup.find("link", rel="stylesheet")["href"] == "/static/site.css"
     cookies = set_cookies(answer)
-    binding = cookies["oidc_link_browser"]
+    binding = cookies["__Host-oidc_link_browser"]
     for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/;"):
         assert attribute in binding + ";"
     remembered = cookies["oidc_link_authorize"]

@@ -7,6 +7,7 @@ embedded fakeredis (this is about behaviour, not storage).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ import redis
 from flask import Flask
 
 from oidc_link import create_app
-from oidc_link.backchannel import BackchannelDelivery
+from oidc_link.backchannel import BackchannelDelivery, LogoutNotice
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
+from oidc_link.outbound import Outbound
 from oidc_link.services import build_services
 from tests.conftest import ISSUER, POST_SECRET, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
@@ -93,9 +95,12 @@ def receiver() -> Iterator[LogoutReceiver]:
 
 @pytest.fixture
 def delivery() -> Iterator[BackchannelDelivery]:
-    # Short waits between attempts; the read timeout is long enough that a hanging receiver
-    # would visibly hold a logout that waited for it.
-    running = BackchannelDelivery(retry_delays=(0.05, 0.1), read_timeout=20.0)
+    # Short waits between attempts; the deadline is long enough that a hanging receiver
+    # would visibly hold a logout that waited for it. The receiver is on loopback: the
+    # sandbox's policy (Outbound.for_settings) lets that exact URI be reached.
+    running = BackchannelDelivery(
+        Outbound(exact_loopback=True), retry_delays=(0.05, 0.1), deadline=20.0
+    )
     yield running
     running.close()
 
@@ -208,6 +213,26 @@ def test_a_receiver_that_refuses_the_token_is_not_asked_again(
 
     assert delivery.wait_until_idle(10)
     assert len(receiver.received) == 1
+
+
+def test_outside_development_a_loopback_receiver_is_refused_once_and_never_contacted(
+    receiver: LogoutReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The address policy (outbound.py) is final: no retry could change it."""
+    strict = BackchannelDelivery(Outbound(), retry_delays=(0.05, 0.1))
+    notice = LogoutNotice("shop", receiver.url + "?secret=x", "a-logout-token")
+
+    with caplog.at_level(logging.INFO, "oidc_link.backchannel"):
+        assert strict.send(notice)
+        assert strict.wait_until_idle(10)
+    strict.close()
+
+    assert receiver.received == []
+    assert (
+        f"Back-channel logout to client shop at {receiver.url}: the URL's host 127.0.0.1 is "
+        "a loopback address (127.0.0.1) (attempt 1)" in caplog.text
+    )
+    assert "secret=x" not in caplog.text
 
 
 def test_a_receiver_that_hangs_does_not_hold_up_the_logout_page(

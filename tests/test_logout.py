@@ -83,7 +83,7 @@ def silent_authorization(browser: Browser, rp: RelyingParty) -> dict[str, str]:
 
 def session_cookie_cleared(answer) -> bool:
     return any(
-        c.startswith("oidc_link_session=;") and "Max-Age=0" in c
+        c.startswith("__Host-oidc_link_session=;") and "Max-Age=0" in c
         for c in answer.headers.getlist("Set-Cookie")
     )
 

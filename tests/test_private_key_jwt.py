@@ -9,7 +9,6 @@ since the replay check lives in Redis.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 import secrets
@@ -21,19 +20,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
-from requests.adapters import BaseAdapter
 from werkzeug.test import TestResponse
 
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.errors import ConfigError
-from oidc_link.oauth.client_keys import CACHE_SECONDS, REFETCH_INTERVAL, JwksFetcher
+from oidc_link.oauth.client_keys import CACHE_SECONDS, MAX_JWKS_BYTES, REFETCH_INTERVAL
 from oidc_link.services import build_services
 from tests.conftest import ISSUER, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
@@ -44,8 +41,6 @@ API_CALLBACK = "https://api.example.test/callback"
 WORKER_CALLBACK = "https://worker.example.test/callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 OFFLINE = "openid email offline_access"
-# An https host that only exists inside a requests session (StaticJwks).
-KEYS_HOST = "https://keys.example.test"
 
 
 # --- Keys: the clients' private keys; only their public halves are registered. ---
@@ -81,8 +76,8 @@ def public_set(*keys: Key) -> dict[str, Any]:
 @dataclass
 class JwksServer:
     """Serves ``document`` at /jwks.json and counts the fetches; ``fault`` changes the answer:
-    "status" (HTTP 500), "redirect_http" (a 302 to a plain-http URL), "redirect_https" (a 302
-    to KEYS_HOST) or "huge" (a 300 KB body)."""
+    "status" (HTTP 500), "redirect_http" (a 302 to a plain-http URL), "redirect_loopback" (a
+    302 to an https URL on loopback) or "huge" (a 300 KB body)."""
 
     document: dict[str, Any] = field(default_factory=dict)
     fault: str | None = None
@@ -101,9 +96,9 @@ class JwksServer:
                     self.send_header("Location", f"http://127.0.0.1:{server.port}/other.json")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                elif server.fault == "redirect_https":
+                elif server.fault == "redirect_loopback":
                     self.send_response(302)
-                    self.send_header("Location", KEYS_HOST + "/jwks.json")
+                    self.send_header("Location", f"https://localhost:{server.port}/other.json")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 elif server.fault == "huge":
@@ -139,25 +134,6 @@ def jwks_server(keys: ClientKeyPairs) -> Iterator[JwksServer]:
     server = JwksServer(public_set(keys.worker))
     yield server
     server.close()
-
-
-class StaticJwks(BaseAdapter):
-    """A requests transport answering every request with one JWK Set."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        super().__init__()
-        self.document = document
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        response = requests.Response()
-        response.status_code = 200
-        response.raw = io.BytesIO(json.dumps(self.document).encode())
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 def closed_port() -> int:
@@ -657,28 +633,34 @@ def test_a_new_kid_soon_after_a_fetch_waits_for_the_refetch_interval(
     assert jwks_server.fetches == 2
 
 
-@pytest.mark.parametrize("fault", ["status", "redirect_http", "huge"])
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("status", "jwks_uri answered HTTP 500"),
+        ("redirect_http", "a redirect to 127.0.0.1 is a loopback address"),
+        ("redirect_loopback", "a redirect to localhost is a loopback address"),
+        ("huge", f"an answer of more than {MAX_JWKS_BYTES} bytes"),
+    ],
+)
 def test_a_jwks_uri_that_answers_badly_means_invalid_client(
-    app: Flask, keys: ClientKeyPairs, live_clock: FixedClock, jwks_server: JwksServer, fault: str
+    app: Flask,
+    keys: ClientKeyPairs,
+    live_clock: FixedClock,
+    jwks_server: JwksServer,
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    reason: str,
 ) -> None:
     jwks_server.fault = fault
 
     assertion = make_assertion(keys.worker, live_clock.now(), "worker", alg="ES256")
 
-    assert_invalid_client(introspect(app, assertion))
-    assert jwks_server.fetches == 1  # a redirect is not followed to plain http
-
-
-def test_a_jwks_uri_redirect_is_followed_to_https_only(
-    keys: ClientKeyPairs, jwks_server: JwksServer
-) -> None:
-    session = requests.Session()
-    session.mount(KEYS_HOST, StaticJwks(public_set(keys.worker_next)))
-    jwks_server.fault = "redirect_https"
-
-    fetched = JwksFetcher(session)(jwks_server.uri)
-
-    assert [key.kid for key in fetched] == ["worker-2"]
+    with caplog.at_level(logging.WARNING, "oidc_link.oauth.client_keys"):
+        assert_invalid_client(introspect(app, assertion))
+    # A redirect is followed neither to plain http nor to loopback, in development too:
+    # only the configured URI itself may be on loopback (tests/test_outbound.py).
+    assert jwks_server.fetches == 1
+    assert f"Fetching jwks_uri {jwks_server.uri} failed: {reason}" in caplog.text
 
 
 def test_keys_already_fetched_stay_in_use_while_the_jwks_uri_fails(

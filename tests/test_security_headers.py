@@ -3,11 +3,28 @@ the view chose itself."""
 
 from __future__ import annotations
 
+import pytest
+import redis
 from flask import Flask
 from werkzeug.datastructures import Headers
 
+from oidc_link import create_app
+from oidc_link.clock import FixedClock
+from oidc_link.config import settings_from_mapping
+from oidc_link.services import build_services
 from oidc_link.web.headers import CONTENT_SECURITY_POLICY, add_security_headers
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, SHOP_SECRET, provider_config
+
+LOOPBACK_ISSUER = "http://127.0.0.1:8000"
+# Every kind of answer: a page, protocol JSON, discovery and the JWKS (answered before Flask,
+# web/static_documents.py), a static file.
+EVERY_KIND = (
+    "/signin/flow_unknown",
+    "/userinfo",
+    "/.well-known/openid-configuration",
+    "/jwks.json",
+    "/static/site.css",
+)
 
 DEFAULTS = ("X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
 PAGE_ONLY = ("Content-Security-Policy", "X-Frame-Options")
@@ -71,10 +88,44 @@ def test_headers_a_view_set_are_kept_and_request_id_is_replaced() -> None:
         ]
     )
 
-    add_security_headers(headers, "req_abc", page=True, cacheable=False)
+    add_security_headers(headers, "req_abc", page=True, cacheable=False, https=False)
 
     assert headers["Content-Security-Policy"] == "default-src 'none'; script-src 'self'"
     assert headers["Cache-Control"] == "private"
     assert headers.getlist("Request-Id") == ["req_abc"]
     assert headers["X-Frame-Options"] == "DENY"
     assert all(count == 1 for count in counts(headers).values())
+
+
+# --- Strict-Transport-Security: with an https issuer only. ---
+
+
+@pytest.fixture
+def loopback_app(embedded_redis: redis.Redis, live_clock: FixedClock) -> Flask:
+    """The development setup: the issuer is plain http on loopback."""
+    config = {**provider_config(), "issuer": LOOPBACK_ISSUER}
+    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    return create_app(
+        settings, build_services(settings, clock=live_clock, redis_client=embedded_redis)
+    )
+
+
+def test_every_answer_of_an_https_issuer_asks_browsers_to_keep_to_https(app: Flask) -> None:
+    client = app.test_client()
+    for path in EVERY_KIND:
+        answer = client.get(path, base_url=ISSUER)
+
+        assert answer.headers.getlist("Strict-Transport-Security") == ["max-age=63072000"], path
+        answer.close()
+
+
+def test_a_plain_http_issuer_on_loopback_sends_no_strict_transport_security(
+    loopback_app: Flask,
+) -> None:
+    client = loopback_app.test_client()
+    for path in EVERY_KIND:
+        answer = client.get(path, base_url=LOOPBACK_ISSUER)
+
+        assert answer.status_code in (200, 401, 404), path
+        assert "Strict-Transport-Security" not in answer.headers, path
+        answer.close()

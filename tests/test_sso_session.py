@@ -65,7 +65,7 @@ def test_the_session_cookie_is_secure_httponly_and_lax(
     answer = browser.submit("/code", code=console[-1].rsplit(" ", 1)[-1])
 
     cookie = next(
-        c for c in answer.headers.getlist("Set-Cookie") if c.startswith("oidc_link_session=")
+        c for c in answer.headers.getlist("Set-Cookie") if c.startswith("__Host-oidc_link_session=")
     )
     assert "Secure" in cookie
     assert "HttpOnly" in cookie

@@ -35,7 +35,7 @@ from oidc_link.oauth.claims import (
 )
 from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
-from oidc_link.oauth.client_keys import ClientKeys
+from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
 from oidc_link.oauth.grants import CodeGrant, IssuedCode, LinkOpenIDCode, S256CodeChallenge
 from oidc_link.oauth.messages import (
     AuthlibRequest,
@@ -46,6 +46,7 @@ from oidc_link.oauth.messages import (
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
+from oidc_link.outbound import Outbound
 from oidc_link.store import Store, Writes
 from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
 
@@ -69,7 +70,9 @@ class Provider(AuthorizationServer):
         self.metrics = metrics or Metrics.standalone()
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
-        self.client_keys = ClientKeys(settings.clients, clock)
+        self.client_keys = ClientKeys(
+            settings.clients, clock, JwksFetcher(Outbound.for_settings(settings))
+        )
         self.register_client_auth_method(
             PRIVATE_KEY_JWT,
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),

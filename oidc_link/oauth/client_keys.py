@@ -10,19 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
-import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
 
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings
 from oidc_link.errors import ConfigError, ConfigProblem
+from oidc_link.outbound import Outbound, OutboundError, for_log
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,8 @@ ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 MIN_RSA_BITS = 2048
 
 # jwks_uri: how long a fetched set is used before it is fetched again, and how often at
-# most it is fetched when an assertion names a kid we do not know (the client rotated).
+# most it is fetched when an assertion names a kid we do not know (the client rotated);
+# the whole fetch (every redirect, the body) must end within FETCH_TIMEOUT seconds.
 CACHE_SECONDS = 300
 REFETCH_INTERVAL = 30
 FETCH_TIMEOUT = 5.0
@@ -134,50 +133,28 @@ class _RemoteKeySet:
 
 
 class JwksFetcher:
-    """GET a ``jwks_uri`` with a timeout, a size cap and redirects to https only."""
+    """GET a ``jwks_uri`` through the guarded outbound fetch (outbound.py): checked
+    addresses at every hop, redirects to https only, one deadline and a size cap."""
 
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self._session = session or requests.Session()
+    def __init__(self, outbound: Outbound | None = None) -> None:
+        self._outbound = outbound or Outbound()
 
     def __call__(self, uri: str) -> list[Key]:
-        """The keys published at ``uri``; ClientKeysError or requests' errors otherwise."""
-        deadline = time.monotonic() + FETCH_TIMEOUT
-        url = uri
-        for _ in range(MAX_REDIRECTS + 1):
-            with self._session.get(
-                url,
-                timeout=FETCH_TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-                headers={"Accept": "application/jwk-set+json, application/json"},
-            ) as response:
-                if response.is_redirect:
-                    url = urljoin(url, response.headers.get("Location", ""))
-                    # The registered URI may be loopback http; where it sends us may not.
-                    if urlsplit(url).scheme != "https":
-                        raise ClientKeysError("jwks_uri redirected to a non-https URL")
-                    continue
-                if response.status_code != 200:
-                    raise ClientKeysError(f"jwks_uri answered HTTP {response.status_code}")
-                body = self._read_capped(response, deadline)
-            try:
-                document = json.loads(body)
-            except (ValueError, RecursionError):
-                raise ClientKeysError("jwks_uri did not answer JSON") from None
-            return parse_key_set(document)
-        raise ClientKeysError("jwks_uri redirected too many times")
-
-    @staticmethod
-    def _read_capped(response: requests.Response, deadline: float) -> bytes:
-        body = bytearray()
-        for chunk in response.iter_content(chunk_size=16 * 1024):
-            body.extend(chunk)
-            if len(body) > MAX_JWKS_BYTES:
-                raise ClientKeysError(f"jwks_uri answered more than {MAX_JWKS_BYTES} bytes")
-            # requests' timeout is per read; this bounds the whole download too.
-            if time.monotonic() > deadline:
-                raise ClientKeysError("jwks_uri took too long to answer")
-        return bytes(body)
+        """The keys published at ``uri``; ClientKeysError or OutboundError otherwise."""
+        answer = self._outbound.get(
+            uri,
+            accept="application/jwk-set+json, application/json",
+            deadline=FETCH_TIMEOUT,
+            max_bytes=MAX_JWKS_BYTES,
+            max_redirects=MAX_REDIRECTS,
+        )
+        if answer.status != 200:
+            raise ClientKeysError(f"jwks_uri answered HTTP {answer.status}")
+        try:
+            document = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            raise ClientKeysError("jwks_uri did not answer JSON") from None
+        return parse_key_set(document)
 
 
 class ClientKeys:
@@ -236,15 +213,9 @@ class ClientKeys:
                 try:
                     remote.keys = self._fetch(remote.uri)
                     remote.fetched_at = now
-                except (ClientKeysError, requests.RequestException) as error:
-                    # The reason only: the URI is the operator's own configuration.
-                    log.warning("Fetching jwks_uri %s failed: %s", remote.uri, _reason(error))
+                except (ClientKeysError, OutboundError) as error:
+                    # Where (no query) and the reason, never the answer's text.
+                    log.warning("Fetching jwks_uri %s failed: %s", for_log(remote.uri), error)
             if remote.keys is None:
-                raise KeysUnavailableError(f"no keys from {remote.uri}")
+                raise KeysUnavailableError(f"no keys from {for_log(remote.uri)}")
             return remote.keys
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, ClientKeysError):
-        return str(error)
-    return type(error).__name__

@@ -22,7 +22,7 @@ from oidc_link.sessions import Sessions
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import HTTP_MESSAGES, error_page
 from oidc_link.web.form_origin import install_form_origin_check
-from oidc_link.web.headers import add_security_headers
+from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.public_documents import DOCUMENTS_EXTENSION, PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
 from oidc_link.web.static_documents import StaticDocuments
@@ -100,6 +100,8 @@ def create_web_app(
     def page_globals() -> dict[str, object]:
         return {"sandbox": services.settings.is_sandbox, "request_id": g.get("request_id", "")}
 
+    https_issuer = is_https_issuer(services.settings.issuer)
+
     @app.after_request
     def add_headers(response: Response) -> Response:
         add_security_headers(
@@ -107,6 +109,7 @@ def create_web_app(
             g.get("request_id", ""),
             page=response.mimetype == "text/html",
             cacheable=request.path.startswith("/static/"),
+            https=https_issuer,
         )
         return response
 

@@ -1,21 +1,41 @@
 """Our cookies: the browser binding (ties a flow to the browser that began it), the SSO
 session (lets that browser sign in again without an SMS), and which flow the browser's last
-/authorize request started (so that reloading that URL shows the flow again)."""
+/authorize request started (so that reloading that URL shows the flow again).
+
+With an https issuer the two ``Path=/`` cookies are named ``__Host-...``: a browser takes
+such a cookie only from this very host, Secure and without Domain, so a sibling subdomain
+cannot plant one. On plain http (the loopback development issuer) browsers refuse that
+prefix, so the plain names stay.
+"""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, after_this_request, request
 
 from oidc_link.ids import new_secret, same
+from oidc_link.web.context import web_context
 
 BROWSER_COOKIE = "oidc_link_browser"
 SESSION_COOKIE = "oidc_link_session"
 AUTHORIZE_COOKIE = "oidc_link_authorize"
 AUTHORIZE_PATH = "/authorize"
+# RFC 6265bis §4.1.3.2: Secure, Path=/ and no Domain, or the browser drops the cookie.
+HOST_PREFIX = "__Host-"
+
+
+def cookie_name(name: str, *, secure: bool) -> str:
+    """A ``Path=/`` cookie's name: ``__Host-`` prefixed when the issuer is https."""
+    return HOST_PREFIX + name if secure else name
+
+
+def _secure() -> bool:
+    return web_context().services.settings.secure_cookies
 
 
 def browser_id() -> str | None:
-    return request.cookies.get(BROWSER_COOKIE)
+    # Never the plain name on https: that is the cookie a sibling subdomain could plant. A
+    # sign-in begun before the rename starts again (its flow lives minutes).
+    return request.cookies.get(cookie_name(BROWSER_COOKIE, secure=_secure()))
 
 
 def browser_id_or_new() -> str:
@@ -25,18 +45,64 @@ def browser_id_or_new() -> str:
 def bind_browser(response: Response, value: str, *, secure: bool) -> None:
     # Lax, so the cookie comes along when the RP sends the user here with a top-level GET.
     response.set_cookie(
-        BROWSER_COOKIE, value, httponly=True, secure=secure, samesite="Lax", path="/"
+        cookie_name(BROWSER_COOKIE, secure=secure),
+        value,
+        httponly=True,
+        secure=secure,
+        samesite="Lax",
+        path="/",
     )
 
 
 def session_secret() -> str | None:
-    return request.cookies.get(SESSION_COOKIE)
+    """The SSO session cookie's value. On https, a session from before the rename may still
+    come under the plain name: it is used, and moved to the ``__Host-`` name (see
+    ``_moved_session``), so nobody signs in again because of the rename."""
+    if not _secure():
+        return request.cookies.get(SESSION_COOKIE)
+    secret = request.cookies.get(HOST_PREFIX + SESSION_COOKIE)
+    if secret:
+        return secret
+    legacy = request.cookies.get(SESSION_COOKIE)
+    return _moved_session(legacy) if legacy else None
+
+
+def _moved_session(legacy: str) -> str | None:
+    """The plain-named cookie's value if it names a session started before the rename (and
+    the answer then sets it under the new name); None otherwise. Either way the answer
+    deletes the plain one.
+
+    A session started since (``host_cookie``) only ever had the ``__Host-`` name: under the
+    plain name it can only be a plant, like another's session set from a sibling subdomain
+    to sign this browser in as them. Older sessions end within ``session_absolute``, after
+    which no plain cookie is taken at all.
+    """
+    context = web_context()
+    session = context.services.store.load_session(legacy)
+    moved = session is not None and not session.host_cookie
+
+    @after_this_request
+    def move(response: Response) -> Response:
+        already = {header.partition("=")[0] for header in response.headers.getlist("Set-Cookie")}
+        # A view that set or cleared the session cookie itself (a new sign-in, a logout)
+        # has the last word on the new name.
+        if moved and HOST_PREFIX + SESSION_COOKIE not in already:
+            set_session_cookie(
+                response, legacy, secure=True, max_age=context.sessions.cookie_lifetime
+            )
+        if SESSION_COOKIE not in already:
+            response.delete_cookie(
+                SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax"
+            )
+        return response
+
+    return legacy if moved else None
 
 
 def set_session_cookie(response: Response, secret: str, *, secure: bool, max_age: int) -> None:
     # HttpOnly and Lax: sent on the RP's top-level redirect to /authorize, never to scripts.
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(SESSION_COOKIE, secure=secure),
         secret,
         max_age=max_age,
         httponly=True,
@@ -47,8 +113,17 @@ def set_session_cookie(response: Response, secret: str, *, secure: bool, max_age
 
 
 def clear_session_cookie(response: Response, *, secure: bool) -> None:
-    """Logout: the browser forgets the session (Redis has already dropped it)."""
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Lax")
+    """Logout: the browser forgets the session (Redis has already dropped it), under
+    either name."""
+    response.delete_cookie(
+        cookie_name(SESSION_COOKIE, secure=secure),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    if secure:
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
 
 
 def remember_authorize_flow(
@@ -59,6 +134,8 @@ def remember_authorize_flow(
     Only /authorize receives it (its path), and, like the binding cookie, it lasts as long
     as the browser session: the two are read together. It names a flow, which is no secret
     (flow ids are in the pages' URLs); the binding cookie is what lets a browser use one.
+    Not at ``Path=/``, so it cannot take the ``__Host-`` name; it needs no protection of its
+    own, since without the binding cookie the flow it names is of no use.
     """
     response.set_cookie(
         AUTHORIZE_COOKIE,

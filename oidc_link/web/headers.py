@@ -24,11 +24,28 @@ PAGE_HEADERS = (
 )
 # Answers hold codes, flows and personal data: no cache keeps one unless the view says so.
 NO_STORE = ("Cache-Control", "cache-control", "no-store")
+# With an https issuer (RFC 6797): browsers go on using https for two years, so a network
+# attacker cannot strip it from a later visit. Without includeSubDomains: the issuer's
+# parent domain holds the operator's other sites, which this must not bind to https.
+STRICT_TRANSPORT_SECURITY = (
+    "Strict-Transport-Security",
+    "strict-transport-security",
+    "max-age=63072000",
+)
 
 
-def add_security_headers(headers: Headers, request_id: str, *, page: bool, cacheable: bool) -> None:
+def is_https_issuer(issuer: str) -> bool:
+    """Whether pages go out over https: HSTS and ``__Host-`` cookies only make sense then
+    (the development issuer on loopback is plain http)."""
+    return issuer.startswith("https:")
+
+
+def add_security_headers(
+    headers: Headers, request_id: str, *, page: bool, cacheable: bool, https: bool
+) -> None:
     """``Request-Id`` (replacing any), then each default the view did not set: the page
-    headers when ``page``, and ``Cache-Control: no-store`` unless ``cacheable``.
+    headers when ``page``, ``Cache-Control: no-store`` unless ``cacheable``, and
+    ``Strict-Transport-Security`` when the issuer is ``https``.
 
     The names present are gathered in one pass; each missing header is then appended
     without another look through the list (what ``Headers.setdefault`` does per call).
@@ -38,6 +55,8 @@ def add_security_headers(headers: Headers, request_id: str, *, page: bool, cache
     defaults = ANSWER_HEADERS + PAGE_HEADERS if page else ANSWER_HEADERS
     if not cacheable:
         defaults += (NO_STORE,)
+    if https:
+        defaults += (STRICT_TRANSPORT_SECURITY,)
     for name, lowered, value in defaults:
         if lowered not in present:
             headers.add(name, value)

@@ -21,7 +21,7 @@ from oidc_link.config import Settings
 from oidc_link.ids import new_id
 from oidc_link.logs import current_request_id
 from oidc_link.metrics import Metrics
-from oidc_link.web.headers import add_security_headers
+from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.public_documents import (
     CONDITIONAL_REQUEST_HEADERS,
     DISCOVERY_PATH,
@@ -63,11 +63,11 @@ class _Answer:
     request_id_at: int
 
     @classmethod
-    def of(cls, document: PublicDocument) -> _Answer:
+    def of(cls, document: PublicDocument, https: bool) -> _Answer:
         # Built as the view builds its answer, then given the headers the app's after-request
         # hook adds (web/__init__.py add_headers: not a page, not under /static/).
         response = document.response()
-        add_security_headers(response.headers, "", page=False, cacheable=False)
+        add_security_headers(response.headers, "", page=False, cacheable=False, https=https)
         headers = tuple(response.headers.to_wsgi_list())
         names = [name for name, _ in headers]
         return cls(
@@ -97,6 +97,7 @@ class StaticDocuments:
     ) -> None:
         self.app = app
         self._settings = settings
+        self._https = is_https_issuer(settings.issuer)
         self._metrics = metrics
         # The rule and endpoint the request log and the metrics name, as Flask routes them.
         adapter = url_map.bind("localhost")
@@ -150,7 +151,7 @@ class StaticDocuments:
         document = route.document()
         answer = self._answers.get(path)
         if answer is None or answer.body is not document.body:
-            answer = _Answer.of(document)
+            answer = _Answer.of(document, self._https)
             self._answers[path] = answer
         return answer
 
