@@ -363,3 +363,18 @@ def test_serve_and_check_config_refuse_the_env_example_naming_every_field(
         assert f"{SAMPLE_CONFIG}: {field}: " in error
         assert f"{SAMPLE_CONFIG}: {field}: " in out
     assert "Refusing to serve in production" in error
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://127.0.0.1:9000/logout", "https://localhost/logout", "https://10.1.2.3/logout"],
+)
+def test_a_loopback_or_private_back_channel_uri_is_refused_outside_sandbox(uri: str) -> None:
+    problems = live_problems(client_backchannel_logout_uri=uri)
+
+    assert fields(problems) == ["clients[0].backchannel_logout_uri"]
+    assert "loopback or private address" in problems[0].message
+
+
+def test_a_public_back_channel_uri_passes() -> None:
+    assert live_problems(client_backchannel_logout_uri="https://shop.test/logout") == []

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from oidc_link.config import DEVELOPMENT_KEY_ENCRYPTION_KEY, SANDBOX_SUBJECT_SALT
 from oidc_link.config.placeholders import (
@@ -61,7 +63,36 @@ def production_problems(settings: Settings, *, allow_sandbox: bool = False) -> l
     problems += _secret_problems(settings)
     for index, client in enumerate(settings.clients):
         problems += _client_problems(f"clients[{index}]", client)
+        if not settings.is_sandbox:
+            problems += _inner_fetch_problems(f"clients[{index}]", client)
     return problems
+
+
+def _inner_fetch_problems(name: str, client: ClientSettings) -> list[ConfigProblem]:
+    """URIs the server itself fetches must be public outside sandbox mode: outbound.py refuses
+    loopback and private hosts then, so such a client would only fail at its first fetch."""
+    fetched = {"jwks_uri": client.jwks_uri, "backchannel_logout_uri": client.backchannel_logout_uri}
+    return [
+        ConfigProblem(
+            f"{name}.{field}",
+            f"{uri!r} is on a loopback or private address, which the server refuses to fetch "
+            "outside sandbox mode (it could reach internal services): give a public https URL",
+        )
+        for field, uri in fetched.items()
+        if uri and _is_inner_host(urlsplit(uri).hostname or "")
+    ]
+
+
+def _is_inner_host(host: str) -> bool:
+    """A literal loopback, private or link-local address, or localhost; names that resolve
+    to one are caught by outbound.py when fetched."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 def _placeholder_problems(settings: Settings) -> list[ConfigProblem]:
