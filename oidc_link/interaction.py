@@ -30,6 +30,7 @@ from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, FinishedFlow, Flow, FlowStep, Identity
+from oidc_link.networks import client_network
 from oidc_link.sealed import seal, unseal
 from oidc_link.store import RateLimit, Store
 
@@ -66,12 +67,20 @@ class Problem(enum.Enum):
     EMAIL_TAKEN = "email_taken"
 
 
-# The rate-limit counters of the store, by the [limits] setting they are held to.
+# The rate-limit counters of the store, by the [limits] setting they are held to. None is
+# keyed on a value that unrelated people share (such as a redacted phone number), so no one
+# can spend another person's allowance: see docs/security.md.
 LIMIT_OF_COUNTER = {
     "lookup_ip": "lookups_per_ip",
-    "sms_email": "sms_per_email",
-    "sms_phone": "sms_per_phone",
+    "sms_email_network": "sms_per_email",
+    "sms_email": "sms_per_email_ceiling",
     "client_sms": "client_daily_sms",
+}
+# Sandbox only: emails whose local part answers as if one of our limits was reached, so a
+# developer can see each limit page with the SMS limits off (docs/configuration.md).
+REHEARSED_LIMITS = {
+    "too-many-lookups": "too_many_lookups",
+    "too-many-sms": "too_many_sms",
 }
 
 
@@ -135,7 +144,10 @@ class Interaction:
         limits: Limits,
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
+        *,
+        rehearse_limits: bool = False,
     ) -> None:
+        """``rehearse_limits``: answer the REHEARSED_LIMITS emails (the sandbox's)."""
         self._store = store
         self._link = link
         self._clock = clock
@@ -143,6 +155,7 @@ class Interaction:
         self._limits = limits
         self._sleep = sleep
         self._metrics = metrics or Metrics.standalone()
+        self._rehearse_limits = rehearse_limits
 
     def start(
         self,
@@ -193,14 +206,13 @@ class Interaction:
             typed = self._restart(flow).advance(email=email[:254] or None)
             if not _EMAIL.match(email) or len(email) > 254:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
+            rehearsed = self._rehearsed_limit(email)
+            if rehearsed is not None:
+                return self._refuse(held, typed, rehearsed)
+            network = client_network(request.client_ip)
             limits = self._limits
             if self._over(
-                RateLimit(
-                    "lookup_ip",
-                    request.client_ip or "unknown",
-                    limits.lookups_per_ip_window,
-                    limits.lookups_per_ip,
-                )
+                RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
             ):
                 return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS)
             try:
@@ -213,14 +225,22 @@ class Interaction:
                 return self._save(
                     held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
-            return self._send_code(held, typed, found.client_secret, found.redacted_phone or "")
+            return self._send_code(
+                held, typed, found.client_secret, found.redacted_phone or "", network
+            )
 
     def resend_code(self, request: FlowRequest) -> StepResult:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
                 return StepResult(flow)
-            return self._send_code(held, flow, flow.link_client_secret, flow.redacted_phone or "")
+            return self._send_code(
+                held,
+                flow,
+                flow.link_client_secret,
+                flow.redacted_phone or "",
+                client_network(request.client_ip),
+            )
 
     def submit_code(
         self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
@@ -304,9 +324,10 @@ class Interaction:
     # Steps.
 
     def _send_code(
-        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str
+        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str, network: str
     ) -> StepResult:
-        """Ask Link to text a code, within the per-flow and global SMS limits."""
+        """Ask Link to text a code, within the per-flow and global SMS limits; ``network``
+        is the client network asking (see client_network)."""
         assert flow.email
         now = self._clock.now()
         limits = self._limits
@@ -317,16 +338,28 @@ class Interaction:
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
             return self._refuse(held, flow, Problem.NO_MORE_RESENDS)
-        if self._over(
-            RateLimit("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email),
-            RateLimit(
-                "sms_phone",
-                redacted_phone or "unknown",
-                limits.sms_per_phone_window,
-                limits.sms_per_phone,
-            ),
-            RateLimit("client_sms", flow.client_id, 86_400, limits.client_daily_sms),
-        ):
+        # In this order: an event the person's own network is over does not count towards
+        # the email's ceiling, so an attacker's spent networks cannot keep filling it.
+        counted = [
+            RateLimit(kind, subject, window, limit)
+            for kind, subject, window, limit in (
+                (
+                    "sms_email_network",
+                    flow.email + "\n" + network,
+                    limits.sms_per_email_window,
+                    limits.sms_per_email,
+                ),
+                (
+                    "sms_email",
+                    flow.email,
+                    limits.sms_per_email_ceiling_window,
+                    limits.sms_per_email_ceiling,
+                ),
+                ("client_sms", flow.client_id, 86_400, limits.client_daily_sms),
+            )
+            if limit is not None
+        ]
+        if counted and self._over(*counted):
             return self._refuse(held, flow, Problem.TOO_MANY_SMS)
         try:
             started = self._link.start_verification(flow.email, client_secret)
@@ -437,6 +470,13 @@ class Interaction:
             redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
             response_mode=flow.authorization.get("response_mode", "query"),
         )
+
+    def _rehearsed_limit(self, email: str) -> Problem | None:
+        """The limit a sandbox email rehearses, by its local part (None: a real email)."""
+        if not self._rehearse_limits:
+            return None
+        rehearsed = REHEARSED_LIMITS.get(email.partition("@")[0])
+        return Problem(rehearsed) if rehearsed else None
 
     def _over(self, *limits: RateLimit) -> bool:
         """Count the event against each limit in order (one round trip); True when one is

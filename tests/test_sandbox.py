@@ -14,6 +14,7 @@ from oidc_link.link.sandbox import (
     SandboxLinkClient,
     redact_phone,
 )
+from oidc_link.store import Store
 from tests.sandbox_console import announced_code, wrong_code_for
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
@@ -26,8 +27,8 @@ def messages() -> list[str]:
 
 
 @pytest.fixture
-def link(clock: FixedClock, messages: list[str]) -> SandboxLinkClient:
-    return SandboxLinkClient([JENNY, SAM], clock, messages.append)
+def link(clock: FixedClock, messages: list[str], store: Store) -> SandboxLinkClient:
+    return SandboxLinkClient([JENNY, SAM], clock, messages.append, store)
 
 
 def start(link: LinkClient, email: str = JENNY.email) -> str:
@@ -108,10 +109,13 @@ def test_the_announced_code_works_when_the_email_is_typed_in_another_case(
 
 
 def test_a_user_configured_in_mixed_case_can_sign_in(
-    clock: FixedClock, messages: list[str]
+    clock: FixedClock, messages: list[str], store: Store
 ) -> None:
     link = SandboxLinkClient(
-        [SandboxUser(email="Mixed@Example.com", phone="+14155550199")], clock, messages.append
+        [SandboxUser(email="Mixed@Example.com", phone="+14155550199")],
+        clock,
+        messages.append,
+        store,
     )
 
     secret = start(link, "mixed@example.com")
@@ -272,11 +276,11 @@ def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: 
 
 
 def test_make_link_client_builds_the_sandbox_from_link_settings(
-    clock: FixedClock, messages: list[str]
+    clock: FixedClock, messages: list[str], store: Store
 ) -> None:
     settings = LinkSettings(mode="sandbox", sandbox_users=(JENNY,))
 
-    link = make_link_client(settings, clock, messages.append)
+    link = make_link_client(settings, clock, messages.append, store)
 
     assert isinstance(link, SandboxLinkClient)
     assert not link.lookup(SAM.email).exists
@@ -286,9 +290,9 @@ def test_make_link_client_builds_the_sandbox_from_link_settings(
 
 
 def test_make_link_client_prints_codes_to_the_console_by_default(
-    clock: FixedClock, capsys: pytest.CaptureFixture[str]
+    clock: FixedClock, capsys: pytest.CaptureFixture[str], store: Store
 ) -> None:
-    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock)
+    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock, sandbox_sessions=store)
 
     start(link, JENNY.email)
 
