@@ -1245,3 +1245,22 @@ def test_the_lock_is_released_after_each_call_even_when_it_fails(
 
     assert sleep.calls == []
     assert redis_client.get(PREFIX + "flow_lock:" + flow.id) is None
+
+
+def test_only_the_sandbox_rehearses_limits_for_its_magic_emails(
+    make_interaction: Callable[..., Interaction],
+    store: Store,
+    clock: FixedClock,
+    link: ScriptedLink,
+) -> None:
+    live = make_interaction()
+    rehearsing = Interaction(
+        store, link, clock, Lifetimes(), Limits(), sleep=lambda _: None, rehearse_limits=True
+    )
+
+    assert start_and_submit(live, "too-many-sms@example.com").flow.step == FlowStep.NOT_ON_LINK
+    assert start_and_submit(rehearsing, "too-many-sms@example.com").problem is Problem.TOO_MANY_SMS
+    assert (
+        start_and_submit(rehearsing, "too-many-lookups@example.net").problem
+        is Problem.TOO_MANY_LOOKUPS
+    )
