@@ -3,18 +3,24 @@ attempt limits, single-use sessions, and make_link_client choosing it from LinkS
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import LinkSettings, SandboxUser
+from oidc_link.ids import digest
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser, make_link_client
 from oidc_link.link.sandbox import (
     CODE_LIFETIME,
     MAX_ATTEMPTS,
+    SESSION_LIFETIME,
     SandboxLinkClient,
     redact_phone,
 )
-from oidc_link.store import Store
+from oidc_link.store import PREFIX, Store
 from tests.sandbox_console import announced_code, wrong_code_for
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
@@ -270,6 +276,78 @@ def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: 
         assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
     with pytest.raises(LinkError):
         link.start_verification(JENNY.email, secret)
+
+
+# Sessions shared by every worker and instance (the store)
+
+
+def test_a_session_opened_by_one_worker_takes_its_code_at_another(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    first, second = (SandboxLinkClient([JENNY], clock, messages.append, store) for _ in "ab")
+    found = first.lookup(JENNY.email)
+    assert found.client_secret is not None
+    second.start_verification(JENNY.email, found.client_secret)
+
+    user = first.authenticate(JENNY.email, found.client_secret, announced_code(messages))
+
+    assert user.email == JENNY.email
+
+
+def test_wrong_codes_at_different_workers_add_up_to_the_same_attempt_limit(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(2)]
+    secret = start(workers[0])
+    wrong = wrong_code_for(announced_code(messages))
+    kinds = []
+    for attempt in range(MAX_ATTEMPTS):
+        with pytest.raises(LinkError) as caught:
+            workers[attempt % 2].authenticate(JENNY.email, secret, wrong)
+        kinds.append(kind_of(caught))
+
+    assert kinds[-1] is LinkErrorKind.TOO_MANY_ATTEMPTS
+    assert kinds[:-1] == [LinkErrorKind.INVALID_CODE] * (MAX_ATTEMPTS - 1)
+
+
+def test_of_concurrent_checks_of_one_session_each_counts_once_and_one_code_signs_in_once(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(8)]
+    secret = start(workers[0])
+    code = announced_code(messages)
+    barrier = threading.Barrier(8)
+
+    def check(index: int) -> str:
+        barrier.wait(timeout=10)
+        guess = code if index == 7 else wrong_code_for(code)
+        try:
+            workers[index].authenticate(JENNY.email, secret, guess)
+        except LinkError as error:
+            return error.kind.value
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(check, range(8)))
+
+    # Four wrong codes, then the fifth ends the session: whatever the order, never more than
+    # MAX_ATTEMPTS wrong codes count, and the right one signs in at most once.
+    assert outcomes.count("invalid_code") <= MAX_ATTEMPTS - 1
+    assert outcomes.count("too_many_attempts") <= 1
+    assert outcomes.count("signed in") <= 1
+    assert outcomes.count("signed in") + outcomes.count("too_many_attempts") == 1
+    assert store.sandbox_session_email(secret) is None
+
+
+def test_a_session_is_kept_under_its_secrets_digest_with_a_ttl(
+    link: SandboxLinkClient, redis_client: redis.Redis
+) -> None:
+    secret = start(link)
+
+    keys = list(redis_client.scan_iter(PREFIX + "sandbox_session:*"))
+
+    assert keys == [PREFIX + "sandbox_session:" + digest(secret)]
+    assert 0 < redis_client.ttl(keys[0]) <= SESSION_LIFETIME
 
 
 # make_link_client
