@@ -79,8 +79,8 @@ LIMIT_OF_COUNTER = {
 # Sandbox only: emails whose local part answers as if one of our limits was reached, so a
 # developer can see each limit page with the SMS limits off (docs/configuration.md).
 REHEARSED_LIMITS = {
-    "too-many-lookups": "too_many_lookups",
-    "too-many-sms": "too_many_sms",
+    "too-many-lookups": Problem.TOO_MANY_LOOKUPS,
+    "too-many-sms": Problem.TOO_MANY_SMS,
 }
 
 
@@ -338,27 +338,7 @@ class Interaction:
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
             return self._refuse(held, flow, Problem.NO_MORE_RESENDS)
-        # In this order: an event the person's own network is over does not count towards
-        # the email's ceiling, so an attacker's spent networks cannot keep filling it.
-        counted = [
-            RateLimit(kind, subject, window, limit)
-            for kind, subject, window, limit in (
-                (
-                    "sms_email_network",
-                    flow.email + "\n" + network,
-                    limits.sms_per_email_window,
-                    limits.sms_per_email,
-                ),
-                (
-                    "sms_email",
-                    flow.email,
-                    limits.sms_per_email_ceiling_window,
-                    limits.sms_per_email_ceiling,
-                ),
-                ("client_sms", flow.client_id, 86_400, limits.client_daily_sms),
-            )
-            if limit is not None
-        ]
+        counted = self._sms_limits(flow.email, network, flow.client_id)
         if counted and self._over(*counted):
             return self._refuse(held, flow, Problem.TOO_MANY_SMS)
         try:
@@ -387,6 +367,27 @@ class Interaction:
                 sms_sent_at=now,
             ),
         )
+
+    def _sms_limits(self, email: str, network: str, client_id: str) -> list[RateLimit]:
+        """The limits one more SMS counts against, in this order: an SMS the asking network
+        is over its own allowance for is not counted towards the email's ceiling, so spent
+        networks cannot keep filling it. Limits set to None (off) are left out."""
+        limits = self._limits
+        every = (
+            (
+                "sms_email_network",
+                email + "\n" + network,
+                limits.sms_per_email_window,
+                limits.sms_per_email,
+            ),
+            ("sms_email", email, limits.sms_per_email_ceiling_window, limits.sms_per_email_ceiling),
+            ("client_sms", client_id, 86_400, limits.client_daily_sms),
+        )
+        return [
+            RateLimit(kind, subject, window, limit)
+            for kind, subject, window, limit in every
+            if limit is not None
+        ]
 
     def _code_failure(self, held: HeldFlow, flow: Flow, error: LinkError) -> StepResult:
         if error.kind is LinkErrorKind.INVALID_CODE:
@@ -475,8 +476,7 @@ class Interaction:
         """The limit a sandbox email rehearses, by its local part (None: a real email)."""
         if not self._rehearse_limits:
             return None
-        rehearsed = REHEARSED_LIMITS.get(email.partition("@")[0])
-        return Problem(rehearsed) if rehearsed else None
+        return REHEARSED_LIMITS.get(email.partition("@")[0])
 
     def _over(self, *limits: RateLimit) -> bool:
         """Count the event against each limit in order (one round trip); True when one is
