@@ -82,6 +82,7 @@ REHEARSED_LIMITS = {
     "too-many-lookups": Problem.TOO_MANY_LOOKUPS,
     "too-many-sms": Problem.TOO_MANY_SMS,
 }
+REHEARSED_WAIT = 300  # seconds the rehearsed limit pages say to wait
 
 
 # Problems that are a limit being hit: the page answers 429 Too Many Requests.
@@ -110,7 +111,8 @@ class FlowRequest:
 class StepResult:
     flow: Flow
     problem: Problem | None = None
-    # Attempts left after a wrong code, or seconds to wait before a new code.
+    # Attempts left after a wrong code, or seconds to wait before a new code (a resend, or
+    # a limit's window to end).
     detail: int | None = None
 
 
@@ -208,13 +210,14 @@ class Interaction:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
             rehearsed = self._rehearsed_limit(email)
             if rehearsed is not None:
-                return self._refuse(held, typed, rehearsed)
+                return self._refuse(held, typed, rehearsed, REHEARSED_WAIT)
             network = client_network(request.client_ip)
             limits = self._limits
-            if self._over(
+            wait = self._wait_for(
                 RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
-            ):
-                return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS)
+            )
+            if wait is not None:
+                return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS, wait)
             try:
                 found = self._link.lookup(email)
             except LinkError as error:
@@ -339,8 +342,9 @@ class Interaction:
             self._metrics.rate_limited("resends")
             return self._refuse(held, flow, Problem.NO_MORE_RESENDS)
         counted = self._sms_limits(flow.email, network, flow.client_id)
-        if counted and self._over(*counted):
-            return self._refuse(held, flow, Problem.TOO_MANY_SMS)
+        wait = self._wait_for(*counted) if counted else None
+        if wait is not None:
+            return self._refuse(held, flow, Problem.TOO_MANY_SMS, wait)
         try:
             started = self._link.start_verification(flow.email, client_secret)
         except LinkError as error:
@@ -478,14 +482,15 @@ class Interaction:
             return None
         return REHEARSED_LIMITS.get(email.partition("@")[0])
 
-    def _over(self, *limits: RateLimit) -> bool:
-        """Count the event against each limit in order (one round trip); True when one is
-        over, and the later ones are then left uncounted, as before they were one call each."""
+    def _wait_for(self, *limits: RateLimit) -> int | None:
+        """Count the event against each limit in order (one round trip); when one is over
+        (the later ones are then left uncounted), the seconds until its window ends, for
+        the page to say when to try again; None when none is over."""
         reached = self._store.first_limit_reached(limits)
         if reached is None:
-            return False
+            return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
-        return True
+        return reached.window - self._clock.now() % reached.window
 
     @contextmanager
     def _locked(self, flow_id: str) -> Iterator[HeldFlow]:

@@ -90,9 +90,7 @@ def hour_clock() -> FixedClock:
 def test_a_thousand_users_whose_phones_redact_alike_all_get_a_code_from_fifty_networks(
     redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
-    users = [
-        {"email": f"user{n}@example.com", "phone": f"+1415{n:04d}623"} for n in range(1000)
-    ]
+    users = [{"email": f"user{n}@example.com", "phone": f"+1415{n:04d}623"} for n in range(1000)]
     assert len({redact_phone(user["phone"]) for user in users}) == 1
     config = provider_config() | {"proxy_hops": 1, "limits": dict(DEFAULT_SMS_LIMITS)}
     config["link"] = {"mode": "sandbox", "sandbox": {"users": users}}
@@ -144,7 +142,10 @@ def test_strangers_hammering_an_email_keep_its_owner_out_at_most_for_the_ceiling
 
     assert refused.page is not None
     assert refused.page.status_code == 429
-    assert "Too many codes" in alert(refused)
+    # The page says when: the ceiling's window (5 minutes) ends within 4 minutes from here.
+    assert "Too many codes were sent to this email. Please try again in 4 minutes." in alert(
+        refused
+    )
     # Every attacker network got its own allowance, and together they filled the ceiling.
     assert len(console) == limits.sms_per_email_ceiling
     assert (
@@ -154,8 +155,7 @@ def test_strangers_hammering_an_email_keep_its_owner_out_at_most_for_the_ceiling
         or 0
     ) > 0
     assert (
-        registry.get_sample_value("oidc_link_rate_limited_total", {"limit": "sms_per_email"})
-        or 0
+        registry.get_sample_value("oidc_link_rate_limited_total", {"limit": "sms_per_email"}) or 0
     ) > 0
 
     hour_clock.advance(limits.sms_per_email_ceiling_window)
@@ -211,8 +211,16 @@ def test_the_sandbox_banner_says_sms_limits_are_off(
 @pytest.mark.parametrize(
     ("email", "status", "message"),
     [
-        ("too-many-lookups@example.com", 429, "Too many tries from your network"),
-        ("too-many-sms@example.com", 429, "Too many codes"),
+        (
+            "too-many-lookups@example.com",
+            429,
+            "Too many tries from your network. Please try again in 5 minutes.",
+        ),
+        (
+            "too-many-sms@example.com",
+            429,
+            "Too many codes were sent to this email. Please try again in 5 minutes.",
+        ),
         ("link-rate-limited@example.com", 429, "Link is busy"),
         ("link-unavailable@example.org", 503, "Link is not answering"),
     ],
