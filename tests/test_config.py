@@ -1,12 +1,9 @@
 """Settings from TOML and the environment: valid files, every problem reported at once with its
-field, ``${VAR}`` secrets, env overrides, the client, issuer and sandbox-user rules, and which
-[limits] the sandbox leaves off."""
+field, ``${VAR}`` secrets, env overrides, and the client, issuer and sandbox-user rules."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,14 +11,12 @@ from oidc_link.config import (
     SANDBOX_SUBJECT_SALT,
     ClientSettings,
     Lifetimes,
-    Limits,
     SandboxUser,
     Settings,
     load_settings,
     settings_from_mapping,
 )
 from oidc_link.errors import ConfigError
-from tests.conftest import provider_config
 
 SECRET = "s3cret-value-long-enough"
 
@@ -788,53 +783,3 @@ def test_logout_uris_follow_the_redirect_uri_rules(tmp_path: Path) -> None:
         "clients[0].backchannel_logout_uri",
         "clients[0].third_party",
     }
-
-
-# [limits]
-
-
-LIVE_LINK = {
-    "mode": "live",
-    "live": {"base_url": "https://link.example.com", "publishable_key": "pk_test_123"},
-}
-KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
-
-
-def limits_of(link: dict[str, Any], limits: dict[str, Any] | None = None) -> Limits:
-    config = provider_config() | {"link": link, "keys": {"encryption_key": KEK}}
-    if limits is not None:
-        config["limits"] = limits
-    return settings_from_mapping(config, {"SHOP_SECRET": "s" * 32}, "test").limits
-
-
-def test_live_mode_counts_sent_sms_by_default() -> None:
-    assert limits_of(LIVE_LINK) == Limits()
-    assert Limits().sms_per_email == 5
-    assert Limits().sms_per_email_ceiling == 10
-    assert Limits().sms_per_email_ceiling_window == 300
-
-
-def test_the_sandbox_counts_sent_sms_only_for_the_limits_its_config_sets() -> None:
-    assert limits_of({"mode": "sandbox"}) == Limits(
-        sms_per_email=None, sms_per_email_ceiling=None, client_daily_sms=None
-    )
-    assert limits_of({"mode": "sandbox"}, {"sms_per_email": 3}) == Limits(
-        sms_per_email=3, sms_per_email_ceiling=None, client_daily_sms=None
-    )
-    # A window alone turns nothing on; the limits that count no SMS stay on.
-    assert limits_of({"mode": "sandbox"}, {"sms_per_email_window": 60}).sms_per_email is None
-    assert limits_of({"mode": "sandbox"}).lookups_per_ip == Limits().lookups_per_ip
-    assert limits_of({"mode": "sandbox"}).resends == Limits().resends
-
-
-def test_the_removed_per_phone_limit_is_refused_naming_what_replaces_it(
-    tmp_path: Path,
-) -> None:
-    text = minimal() + "\n[limits]\nsms_per_phone = 5\nsms_per_phone_window = 3600\n"
-
-    problems = config_problems(tmp_path, text)
-
-    assert set(problems) == {"limits.sms_per_phone", "limits.sms_per_phone_window"}
-    assert "sms_per_email_ceiling" in problems["limits.sms_per_phone"][0]
-    assert "redacted phone number" in problems["limits.sms_per_phone"][0]
-    assert "removed" in problems["limits.sms_per_phone_window"][0]

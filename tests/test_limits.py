@@ -7,6 +7,7 @@ These run on the embedded fakeredis and on a real redis-server.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from werkzeug.test import Client, TestResponse
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import SMS_COUNTING_LIMITS, Limits, Settings, settings_from_mapping
+from oidc_link.errors import ConfigError
 from oidc_link.link.sandbox import redact_phone
 from oidc_link.services import build_services
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
@@ -82,6 +84,56 @@ def hour_clock() -> FixedClock:
     """Now, a minute into a fixed hour window, so that a test advancing a few minutes does
     not cross into the next hour (when hourly allowances start again)."""
     return FixedClock(int(time.time()) // 3600 * 3600 + 60)
+
+
+# Which limits are on: the sandbox counts no sent SMS unless [limits] says so.
+
+
+LIVE_LINK = {
+    "mode": "live",
+    "live": {"base_url": "https://link.example.com", "publishable_key": "pk_test_123"},
+}
+KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
+
+
+def limits_of(link: dict[str, Any], limits: dict[str, Any] | None = None) -> Limits:
+    config = provider_config() | {"link": link, "keys": {"encryption_key": KEK}}
+    if limits is not None:
+        config["limits"] = limits
+    return settings_from_mapping(config, {"SHOP_SECRET": "s" * 32}, "test").limits
+
+
+def test_live_mode_counts_sent_sms_by_default() -> None:
+    assert limits_of(LIVE_LINK) == Limits()
+    assert Limits().sms_per_email == 5
+    assert Limits().sms_per_email_ceiling == 10
+    assert Limits().sms_per_email_ceiling_window == 300
+
+
+def test_the_sandbox_counts_sent_sms_only_for_the_limits_its_config_sets() -> None:
+    assert limits_of({"mode": "sandbox"}) == Limits(
+        sms_per_email=None, sms_per_email_ceiling=None, client_daily_sms=None
+    )
+    assert limits_of({"mode": "sandbox"}, {"sms_per_email": 3}) == Limits(
+        sms_per_email=3, sms_per_email_ceiling=None, client_daily_sms=None
+    )
+    # A window alone turns nothing on; the limits that count no SMS stay on.
+    assert limits_of({"mode": "sandbox"}, {"sms_per_email_window": 60}).sms_per_email is None
+    assert limits_of({"mode": "sandbox"}).lookups_per_ip == Limits().lookups_per_ip
+    assert limits_of({"mode": "sandbox"}).resends == Limits().resends
+
+
+def test_the_removed_per_phone_limit_is_refused_naming_what_replaces_it() -> None:
+    config = provider_config() | {"limits": {"sms_per_phone": 5, "sms_per_phone_window": 3600}}
+
+    with pytest.raises(ConfigError) as caught:
+        settings_for(config)
+
+    problems = {problem.field: [problem.message] for problem in caught.value.problems}
+    assert set(problems) == {"limits.sms_per_phone", "limits.sms_per_phone_window"}
+    assert "sms_per_email_ceiling" in problems["limits.sms_per_phone"][0]
+    assert "redacted phone number" in problems["limits.sms_per_phone"][0]
+    assert "removed" in problems["limits.sms_per_phone_window"][0]
 
 
 # No limit is keyed on a value that unrelated people share.
