@@ -180,7 +180,7 @@ redis_url = "{redis_url}"
 # from one address, which the defaults rightly stop after a few.
 [limits]
 sms_per_email = 1000000000
-sms_per_phone = 1000000000
+sms_per_email_ceiling = 1000000000
 lookups_per_ip = 1000000000
 client_daily_sms = 1000000000
 

@@ -182,6 +182,8 @@ def provider_config() -> dict[str, Any]:
     return {
         "issuer": ISSUER,
         "subject_salt": "bench-subject-salt",
+        # Set, so that the sandbox counts sent SMS as a live provider does (the defaults).
+        "limits": {"sms_per_email": 5, "sms_per_email_ceiling": 10, "client_daily_sms": 10_000},
         "link": {
             "mode": "sandbox",
             "sandbox": {

@@ -44,6 +44,7 @@ def create_app(
         settings.lifetimes,
         settings.limits,
         metrics=services.metrics,
+        rehearse_limits=settings.is_sandbox,
     )
     provider = Provider(
         settings, services.store, services.keys, services.clock, metrics=services.metrics

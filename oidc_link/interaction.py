@@ -31,6 +31,7 @@ from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, FinishedFlow, Flow, FlowStep, Identity
+from oidc_link.networks import client_network
 from oidc_link.sealed import seal, unseal
 from oidc_link.store import RateLimit, Store
 
@@ -72,13 +73,22 @@ class Problem(enum.Enum):
     EMAIL_CONTROL_CHARACTERS = "email_control_characters"
 
 
-# The rate-limit counters of the store, by the [limits] setting they are held to.
+# The rate-limit counters of the store, by the [limits] setting they are held to. None is
+# keyed on a value that unrelated people share (such as a redacted phone number), so no one
+# can spend another person's allowance: see docs/security.md.
 LIMIT_OF_COUNTER = {
     "lookup_ip": "lookups_per_ip",
-    "sms_email": "sms_per_email",
-    "sms_phone": "sms_per_phone",
+    "sms_email_network": "sms_per_email",
+    "sms_email": "sms_per_email_ceiling",
     "client_sms": "client_daily_sms",
 }
+# Sandbox only: emails whose local part answers as if one of our limits was reached, so a
+# developer can see each limit page with the SMS limits off (docs/configuration.md).
+REHEARSED_LIMITS = {
+    "too-many-lookups": Problem.TOO_MANY_LOOKUPS,
+    "too-many-sms": Problem.TOO_MANY_SMS,
+}
+REHEARSED_WAIT = 300  # seconds the rehearsed limit pages say to wait
 
 
 # Problems that are a limit being hit: the page answers 429 Too Many Requests.
@@ -107,7 +117,8 @@ class FlowRequest:
 class StepResult:
     flow: Flow
     problem: Problem | None = None
-    # Attempts left after a wrong code, or seconds to wait before a new code.
+    # Attempts left after a wrong code, or seconds to wait before a new code (a resend, or
+    # a limit's window to end).
     detail: int | None = None
 
 
@@ -141,7 +152,10 @@ class Interaction:
         limits: Limits,
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
+        *,
+        rehearse_limits: bool = False,
     ) -> None:
+        """``rehearse_limits``: answer the REHEARSED_LIMITS emails (the sandbox's)."""
         self._store = store
         self._link = link
         self._clock = clock
@@ -149,6 +163,7 @@ class Interaction:
         self._limits = limits
         self._sleep = sleep
         self._metrics = metrics or Metrics.standalone()
+        self._rehearse_limits = rehearse_limits
 
     def start(
         self,
@@ -204,16 +219,16 @@ class Interaction:
             typed = self._restart(flow).advance(email=email[:254] or None)
             if not _EMAIL.match(email) or len(email) > 254:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
+            rehearsed = self._rehearsed_limit(email)
+            if rehearsed is not None:
+                return self._refuse(held, typed, rehearsed, REHEARSED_WAIT)
+            network = client_network(request.client_ip)
             limits = self._limits
-            if self._over(
-                RateLimit(
-                    "lookup_ip",
-                    request.client_ip or "unknown",
-                    limits.lookups_per_ip_window,
-                    limits.lookups_per_ip,
-                )
-            ):
-                return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS)
+            wait = self._wait_for(
+                RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
+            )
+            if wait is not None:
+                return self._refuse(held, typed, Problem.TOO_MANY_LOOKUPS, wait)
             try:
                 found = self._link.lookup(email)
             except LinkError as error:
@@ -224,14 +239,22 @@ class Interaction:
                 return self._save(
                     held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
-            return self._send_code(held, typed, found.client_secret, found.redacted_phone or "")
+            return self._send_code(
+                held, typed, found.client_secret, found.redacted_phone or "", network
+            )
 
     def resend_code(self, request: FlowRequest) -> StepResult:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
             if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
                 return StepResult(flow)
-            return self._send_code(held, flow, flow.link_client_secret, flow.redacted_phone or "")
+            return self._send_code(
+                held,
+                flow,
+                flow.link_client_secret,
+                flow.redacted_phone or "",
+                client_network(request.client_ip),
+            )
 
     def submit_code(
         self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
@@ -319,9 +342,10 @@ class Interaction:
     # Steps.
 
     def _send_code(
-        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str
+        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str, network: str
     ) -> StepResult:
-        """Ask Link to text a code, within the per-flow and global SMS limits."""
+        """Ask Link to text a code, within the per-flow and global SMS limits; ``network``
+        is the client network asking (see client_network)."""
         assert flow.email
         now = self._clock.now()
         limits = self._limits
@@ -332,17 +356,10 @@ class Interaction:
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
             return self._refuse(held, flow, Problem.NO_MORE_RESENDS)
-        if self._over(
-            RateLimit("sms_email", flow.email, limits.sms_per_email_window, limits.sms_per_email),
-            RateLimit(
-                "sms_phone",
-                redacted_phone or "unknown",
-                limits.sms_per_phone_window,
-                limits.sms_per_phone,
-            ),
-            RateLimit("client_sms", flow.client_id, 86_400, limits.client_daily_sms),
-        ):
-            return self._refuse(held, flow, Problem.TOO_MANY_SMS)
+        counted = self._sms_limits(flow.email, network, flow.client_id)
+        wait = self._wait_for(*counted) if counted else None
+        if wait is not None:
+            return self._refuse(held, flow, Problem.TOO_MANY_SMS, wait)
         try:
             started = self._link.start_verification(flow.email, client_secret)
         except LinkError as error:
@@ -369,6 +386,27 @@ class Interaction:
                 sms_sent_at=now,
             ),
         )
+
+    def _sms_limits(self, email: str, network: str, client_id: str) -> list[RateLimit]:
+        """The limits one more SMS counts against, in this order: an SMS the asking network
+        is over its own allowance for is not counted towards the email's ceiling, so spent
+        networks cannot keep filling it. Limits set to None (off) are left out."""
+        limits = self._limits
+        every = (
+            (
+                "sms_email_network",
+                email + "\n" + network,
+                limits.sms_per_email_window,
+                limits.sms_per_email,
+            ),
+            ("sms_email", email, limits.sms_per_email_ceiling_window, limits.sms_per_email_ceiling),
+            ("client_sms", client_id, 86_400, limits.client_daily_sms),
+        )
+        return [
+            RateLimit(kind, subject, window, limit)
+            for kind, subject, window, limit in every
+            if limit is not None
+        ]
 
     def _code_failure(self, held: HeldFlow, flow: Flow, error: LinkError) -> StepResult:
         if error.kind is LinkErrorKind.INVALID_CODE:
@@ -453,14 +491,21 @@ class Interaction:
             response_mode=flow.authorization.get("response_mode", "query"),
         )
 
-    def _over(self, *limits: RateLimit) -> bool:
-        """Count the event against each limit in order (one round trip); True when one is
-        over, and the later ones are then left uncounted, as before they were one call each."""
+    def _rehearsed_limit(self, email: str) -> Problem | None:
+        """The limit a sandbox email rehearses, by its local part (None: a real email)."""
+        if not self._rehearse_limits:
+            return None
+        return REHEARSED_LIMITS.get(email.partition("@")[0])
+
+    def _wait_for(self, *limits: RateLimit) -> int | None:
+        """Count the event against each limit in order (one round trip); when one is over
+        (the later ones are then left uncounted), the seconds until its window ends, for
+        the page to say when to try again; None when none is over."""
         reached = self._store.first_limit_reached(limits)
         if reached is None:
-            return False
+            return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
-        return True
+        return reached.window - self._clock.now() % reached.window
 
     @contextmanager
     def _locked(self, flow_id: str) -> Iterator[HeldFlow]:

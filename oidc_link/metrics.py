@@ -59,7 +59,7 @@ RATE_LIMITS = frozenset(
         "resends",
         "lookups_per_ip",
         "sms_per_email",
-        "sms_per_phone",
+        "sms_per_email_ceiling",
         "client_daily_sms",
         "api_requests_per_second",
     }

@@ -92,6 +92,43 @@ end
 return record
 """
 
+# The sandbox's Link sessions (link/sandbox.py), a hash per session: email, code (its
+# SHA-256: digests compare in Redis without leaking the code through timing), expires_at,
+# attempts. Issue a code (ARGV[2], until ARGV[3]) to the session (KEYS[1]) only if it is
+# the live session of email ARGV[1]; 1 when it was.
+ISSUE_SANDBOX_CODE = """
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'code', ARGV[2], 'expires_at', ARGV[3], 'attempts', 0)
+return 1
+"""
+# Check code ARGV[2] ('' accepts any: the magic code) of email ARGV[1]'s session at time
+# ARGV[3]; the session ends when the code is accepted or on the ARGV[4]-th wrong one. One
+# script: workers racing with the same or different codes each get a consistent answer.
+TRY_SANDBOX_CODE = """
+local found = redis.call('HMGET', KEYS[1], 'email', 'code', 'expires_at')
+if found[1] ~= ARGV[1] then
+  return 'unknown'
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return 'accepted'
+end
+if not found[2] or tonumber(found[3]) <= tonumber(ARGV[3]) then
+  return 'expired'
+end
+if found[2] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 'accepted'
+end
+if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  return 'locked'
+end
+return 'wrong'
+"""
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -187,6 +224,8 @@ class Store:
         self._release_lock = client.register_script(RELEASE_LOCK)
         self._count_within_limits = client.register_script(COUNT_WITHIN_LIMITS)
         self._take_code = client.register_script(TAKE_CODE)
+        self._issue_sandbox_code = client.register_script(ISSUE_SANDBOX_CODE)
+        self._try_sandbox_code = client.register_script(TRY_SANDBOX_CODE)
 
     def _outage_began(self, error: Exception) -> None:
         if self._unreachable_since is None:
@@ -849,3 +888,31 @@ class Store:
         pipeline.delete(key)
         members, _ = pipeline.execute()
         return sorted(members)
+
+    # The sandbox's Link sessions (link/sandbox.py SandboxSessions), by their client
+    # secret's digest, so every worker and instance can take any step; losing one means
+    # that sign-in starts again. Sandbox only: the live Link keeps its own sessions.
+
+    def open_sandbox_session(self, secret: str, email: str, ttl: int) -> None:
+        key = PREFIX + "sandbox_session:" + digest(secret)
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.hset(key, mapping={"email": email, "attempts": 0})
+        pipeline.expire(key, ttl)
+        pipeline.execute()
+
+    def sandbox_session_email(self, secret: str) -> str | None:
+        return self._redis.hget(PREFIX + "sandbox_session:" + digest(secret), "email")
+
+    def issue_sandbox_code(self, secret: str, email: str, code: str, expires_at: int) -> bool:
+        key = PREFIX + "sandbox_session:" + digest(secret)
+        return bool(self._issue_sandbox_code(keys=[key], args=[email, digest(code), expires_at]))
+
+    def try_sandbox_code(
+        self, secret: str, email: str, code: str | None, now: int, max_attempts: int
+    ) -> str:
+        """One of link/sandbox.py's CodeOutcome values (see TRY_SANDBOX_CODE)."""
+        key = PREFIX + "sandbox_session:" + digest(secret)
+        outcome = self._try_sandbox_code(
+            keys=[key], args=[email, digest(code) if code is not None else "", now, max_attempts]
+        )
+        return outcome.decode() if isinstance(outcome, bytes) else outcome

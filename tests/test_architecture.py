@@ -16,6 +16,8 @@ LAYERS = {
     "clock": 0,
     "errors": 0,
     "ids": 0,
+    # networks.py: the client network an address counts as for the rate limits.
+    "networks": 0,
     # logs.py: formatters and the secret mask, standard library only; config reads its names.
     "logs": 0,
     # client/: the platforms' SDK for /v1 (issue 6); standalone, so it may import nothing of

@@ -144,8 +144,8 @@ def sleep() -> RecordingSleep:
 
 
 @pytest.fixture
-def link(clock: FixedClock, messages: list[str]) -> ScriptedLink:
-    return ScriptedLink(SandboxLinkClient(USERS, clock, messages.append))
+def link(clock: FixedClock, messages: list[str], store: Store) -> ScriptedLink:
+    return ScriptedLink(SandboxLinkClient(USERS, clock, messages.append, store))
 
 
 @pytest.fixture
@@ -498,7 +498,12 @@ def test_the_sms_code_is_stored_nowhere_in_redis(
 
     keys = list(redis_client.scan_iter("*"))
     assert PREFIX + "flow:" + code_flow.id in keys
-    for key in keys:
+    # The sandbox, standing in for Link, keeps the code's digest in its own session (as
+    # Link keeps the code): never the code itself.
+    sandbox = [key for key in keys if key.startswith(PREFIX + "sandbox_session:")]
+    assert len(sandbox) == 1
+    assert code not in redis_client.hvals(sandbox[0])
+    for key in set(keys) - set(sandbox):
         assert code not in key.split(":")
         value = redis_client.get(key)
         assert digest(code) not in value
@@ -1112,19 +1117,87 @@ def test_resends_count_towards_the_sms_per_email(
     assert len(messages) == 2
 
 
-def test_sms_are_limited_per_redacted_phone(
-    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+def test_phones_that_redact_alike_do_not_share_an_allowance(
+    make_interaction: Callable[..., Interaction], messages: list[str]
 ) -> None:
-    interaction = make_interaction(Limits(sms_per_phone=1, sms_per_phone_window=3600))
+    interaction = make_interaction(Limits(sms_per_email=1, sms_per_email_ceiling=1))
     assert start_and_submit(interaction, JENNY).problem is None
 
     # Jen's phone is another number, but Link shows it redacted just like Jenny's.
-    assert start_and_submit(interaction, JEN).problem is Problem.TOO_MANY_SMS
-    assert start_and_submit(interaction, SAM).problem is None
+    assert start_and_submit(interaction, JEN).problem is None
     assert len(messages) == 2
 
-    clock.advance(3600)
-    assert start_and_submit(interaction, JEN).problem is None
+
+def test_sms_per_email_are_counted_per_client_network(
+    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(sms_per_email=2, sms_per_email_window=3600))
+    assert start_and_submit(interaction, JENNY).problem is None
+    assert start_and_submit(interaction, JENNY).problem is None
+
+    assert start_and_submit(interaction, JENNY).problem is Problem.TOO_MANY_SMS
+    assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is None
+    assert len(messages) == 3
+
+
+def test_an_ipv6_network_counts_as_one_per_64_and_an_ipv4_mapped_address_as_ipv4(
+    make_interaction: Callable[..., Interaction], messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(sms_per_email=1))
+    assert start_and_submit(interaction, JENNY, ip="2001:db8:1:2::10").problem is None
+    # Another address of the same /64: the same line, the same allowance.
+    assert (
+        start_and_submit(interaction, JENNY, ip="2001:db8:1:2:aaaa::1").problem
+        is Problem.TOO_MANY_SMS
+    )
+    assert start_and_submit(interaction, JENNY, ip="2001:db8:1:3::10").problem is None
+    assert start_and_submit(interaction, JENNY, ip="::ffff:" + CLIENT_IP).problem is None
+    assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is Problem.TOO_MANY_SMS
+    assert len(messages) == 3
+
+
+def test_the_ceiling_per_email_counts_every_network_and_forgives_after_its_window(
+    make_interaction: Callable[..., Interaction], clock: FixedClock, messages: list[str]
+) -> None:
+    interaction = make_interaction(
+        Limits(sms_per_email_ceiling=3, sms_per_email_ceiling_window=300)
+    )
+    clock.advance(300 - clock.now() % 300)  # the start of a window
+    for n in range(3):
+        assert start_and_submit(interaction, JENNY, ip=f"198.51.100.{n}").problem is None
+
+    assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is Problem.TOO_MANY_SMS
+    assert start_and_submit(interaction, SAM, ip=CLIENT_IP).problem is None
+
+    clock.advance(300)
+    assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is None
+    assert len(messages) == 5
+
+
+def test_a_network_over_its_own_allowance_no_longer_fills_the_ceiling(
+    make_interaction: Callable[..., Interaction], messages: list[str]
+) -> None:
+    interaction = make_interaction(Limits(sms_per_email=1, sms_per_email_ceiling=2))
+    assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is None
+    for _ in range(5):
+        assert (
+            start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is Problem.TOO_MANY_SMS
+        )
+
+    assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is None
+    assert len(messages) == 2
+
+
+def test_sms_limits_set_to_none_are_not_counted(
+    make_interaction: Callable[..., Interaction], store: Store, messages: list[str]
+) -> None:
+    interaction = make_interaction(
+        Limits(sms_per_email=None, sms_per_email_ceiling=None, client_daily_sms=None)
+    )
+    for _ in range(12):
+        assert start_and_submit(interaction, JENNY).problem is None
+
+    assert len(messages) == 12
 
 
 def test_sms_are_limited_per_client_per_day(
@@ -1202,3 +1275,22 @@ def test_the_lock_is_released_after_each_call_even_when_it_fails(
 
     assert sleep.calls == []
     assert redis_client.get(PREFIX + "flow_lock:" + flow.id) is None
+
+
+def test_only_the_sandbox_rehearses_limits_for_its_magic_emails(
+    make_interaction: Callable[..., Interaction],
+    store: Store,
+    clock: FixedClock,
+    link: ScriptedLink,
+) -> None:
+    live = make_interaction()
+    rehearsing = Interaction(
+        store, link, clock, Lifetimes(), Limits(), sleep=lambda _: None, rehearse_limits=True
+    )
+
+    assert start_and_submit(live, "too-many-sms@example.com").flow.step == FlowStep.NOT_ON_LINK
+    assert start_and_submit(rehearsing, "too-many-sms@example.com").problem is Problem.TOO_MANY_SMS
+    assert (
+        start_and_submit(rehearsing, "too-many-lookups@example.net").problem
+        is Problem.TOO_MANY_LOOKUPS
+    )

@@ -7,13 +7,16 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import fakeredis
 import pytest
+import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import SandboxUser
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.link.http import LiveLinkClient
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
+from oidc_link.store import Store
 from tests.fake_link_server import USERS, FakeLinkServer
 from tests.sandbox_console import announced_code, wrong_code_for
 
@@ -32,14 +35,30 @@ class LinkWorld:
     gives_names: bool
 
 
-@pytest.fixture(params=["sandbox", "live-loginwithlink", "live-stripe"])
+def sandbox_sessions(request: pytest.FixtureRequest, clock: FixedClock) -> Store:
+    """The sandbox's session table: the store, on fakeredis or on the real redis-server."""
+    if request.param == "sandbox-fakeredis":
+        return Store(fakeredis.FakeRedis(decode_responses=True), clock)
+    client = redis.Redis.from_url(
+        request.getfixturevalue("redis_server_url"), decode_responses=True
+    )
+    client.flushdb()
+    request.addfinalizer(client.close)
+    return Store(client, clock)
+
+
+@pytest.fixture(
+    params=["sandbox-fakeredis", "sandbox-redis-server", "live-loginwithlink", "live-stripe"]
+)
 def world(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[LinkWorld]:
-    if request.param == "sandbox":
+    if request.param.startswith("sandbox"):
         messages: list[str] = []
         # As config.py does, the sandbox is given lower-cased emails.
         users = [SandboxUser(user.email.lower(), user.phone, user.name) for user in USERS]
         yield LinkWorld(
-            client=SandboxLinkClient(users, clock, messages.append),
+            client=SandboxLinkClient(
+                users, clock, messages.append, sandbox_sessions(request, clock)
+            ),
             sent_code=lambda email: announced_code(messages),
             expire_codes=lambda: clock.advance(CODE_LIFETIME),
             gives_names=True,

@@ -3,17 +3,24 @@ attempt limits, single-use sessions, and make_link_client choosing it from LinkS
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import LinkSettings, SandboxUser
+from oidc_link.ids import digest
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser, make_link_client
 from oidc_link.link.sandbox import (
     CODE_LIFETIME,
     MAX_ATTEMPTS,
+    SESSION_LIFETIME,
     SandboxLinkClient,
     redact_phone,
 )
+from oidc_link.store import PREFIX, Store
 from tests.sandbox_console import announced_code, wrong_code_for
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
@@ -26,8 +33,8 @@ def messages() -> list[str]:
 
 
 @pytest.fixture
-def link(clock: FixedClock, messages: list[str]) -> SandboxLinkClient:
-    return SandboxLinkClient([JENNY, SAM], clock, messages.append)
+def link(clock: FixedClock, messages: list[str], store: Store) -> SandboxLinkClient:
+    return SandboxLinkClient([JENNY, SAM], clock, messages.append, store)
 
 
 def start(link: LinkClient, email: str = JENNY.email) -> str:
@@ -108,10 +115,13 @@ def test_the_announced_code_works_when_the_email_is_typed_in_another_case(
 
 
 def test_a_user_configured_in_mixed_case_can_sign_in(
-    clock: FixedClock, messages: list[str]
+    clock: FixedClock, messages: list[str], store: Store
 ) -> None:
     link = SandboxLinkClient(
-        [SandboxUser(email="Mixed@Example.com", phone="+14155550199")], clock, messages.append
+        [SandboxUser(email="Mixed@Example.com", phone="+14155550199")],
+        clock,
+        messages.append,
+        store,
     )
 
     secret = start(link, "mixed@example.com")
@@ -268,15 +278,87 @@ def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: 
         link.start_verification(JENNY.email, secret)
 
 
+# Sessions shared by every worker and instance (the store)
+
+
+def test_a_session_opened_by_one_worker_takes_its_code_at_another(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    first, second = (SandboxLinkClient([JENNY], clock, messages.append, store) for _ in "ab")
+    found = first.lookup(JENNY.email)
+    assert found.client_secret is not None
+    second.start_verification(JENNY.email, found.client_secret)
+
+    user = first.authenticate(JENNY.email, found.client_secret, announced_code(messages))
+
+    assert user.email == JENNY.email
+
+
+def test_wrong_codes_at_different_workers_add_up_to_the_same_attempt_limit(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(2)]
+    secret = start(workers[0])
+    wrong = wrong_code_for(announced_code(messages))
+    kinds = []
+    for attempt in range(MAX_ATTEMPTS):
+        with pytest.raises(LinkError) as caught:
+            workers[attempt % 2].authenticate(JENNY.email, secret, wrong)
+        kinds.append(kind_of(caught))
+
+    assert kinds[-1] is LinkErrorKind.TOO_MANY_ATTEMPTS
+    assert kinds[:-1] == [LinkErrorKind.INVALID_CODE] * (MAX_ATTEMPTS - 1)
+
+
+def test_of_concurrent_checks_of_one_session_each_counts_once_and_one_code_signs_in_once(
+    clock: FixedClock, messages: list[str], store: Store
+) -> None:
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(8)]
+    secret = start(workers[0])
+    code = announced_code(messages)
+    barrier = threading.Barrier(8)
+
+    def check(index: int) -> str:
+        barrier.wait(timeout=10)
+        guess = code if index == 7 else wrong_code_for(code)
+        try:
+            workers[index].authenticate(JENNY.email, secret, guess)
+        except LinkError as error:
+            return error.kind.value
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(check, range(8)))
+
+    # Four wrong codes, then the fifth ends the session: whatever the order, never more than
+    # MAX_ATTEMPTS wrong codes count, and the right one signs in at most once.
+    assert outcomes.count("invalid_code") <= MAX_ATTEMPTS - 1
+    assert outcomes.count("too_many_attempts") <= 1
+    assert outcomes.count("signed in") <= 1
+    assert outcomes.count("signed in") + outcomes.count("too_many_attempts") == 1
+    assert store.sandbox_session_email(secret) is None
+
+
+def test_a_session_is_kept_under_its_secrets_digest_with_a_ttl(
+    link: SandboxLinkClient, redis_client: redis.Redis
+) -> None:
+    secret = start(link)
+
+    keys = list(redis_client.scan_iter(PREFIX + "sandbox_session:*"))
+
+    assert keys == [PREFIX + "sandbox_session:" + digest(secret)]
+    assert 0 < redis_client.ttl(keys[0]) <= SESSION_LIFETIME
+
+
 # make_link_client
 
 
 def test_make_link_client_builds_the_sandbox_from_link_settings(
-    clock: FixedClock, messages: list[str]
+    clock: FixedClock, messages: list[str], store: Store
 ) -> None:
     settings = LinkSettings(mode="sandbox", sandbox_users=(JENNY,))
 
-    link = make_link_client(settings, clock, messages.append)
+    link = make_link_client(settings, clock, messages.append, store)
 
     assert isinstance(link, SandboxLinkClient)
     assert not link.lookup(SAM.email).exists
@@ -286,9 +368,9 @@ def test_make_link_client_builds_the_sandbox_from_link_settings(
 
 
 def test_make_link_client_prints_codes_to_the_console_by_default(
-    clock: FixedClock, capsys: pytest.CaptureFixture[str]
+    clock: FixedClock, capsys: pytest.CaptureFixture[str], store: Store
 ) -> None:
-    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock)
+    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock, sandbox_sessions=store)
 
     start(link, JENNY.email)
 

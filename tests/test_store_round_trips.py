@@ -197,7 +197,7 @@ def test_a_person_over_their_sms_limit_does_not_use_up_the_clients_daily_allowan
     messages: list[str] = []
     interaction = Interaction(
         store,
-        SandboxLinkClient(USERS, clock, messages.append),
+        SandboxLinkClient(USERS, clock, messages.append, store),
         clock,
         Lifetimes(),
         Limits(sms_per_email=1, client_daily_sms=2),

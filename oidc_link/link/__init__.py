@@ -14,6 +14,7 @@ from oidc_link.clock import Clock
 
 if TYPE_CHECKING:
     from oidc_link.config import LinkSettings
+    from oidc_link.link.sandbox import SandboxSessions
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,21 @@ class LinkClient(Protocol):
 
 
 def make_link_client(
-    settings: LinkSettings, clock: Clock, announce: Callable[[str], None] | None = None
+    settings: LinkSettings,
+    clock: Clock,
+    announce: Callable[[str], None] | None = None,
+    sandbox_sessions: SandboxSessions | None = None,
 ) -> LinkClient:
-    """Build the client the settings ask for. ``announce`` shows sandbox codes to the operator."""
+    """Build the client the settings ask for. ``announce`` shows sandbox codes to the
+    operator; ``sandbox_sessions`` (the store) keeps the sandbox's sessions."""
     if settings.mode == "sandbox":
         from oidc_link.link.sandbox import SandboxLinkClient, print_to_console
 
-        return SandboxLinkClient(settings.sandbox_users, clock, announce or print_to_console)
+        if sandbox_sessions is None:
+            raise ValueError("the sandbox needs a table for its sessions (the store)")
+        return SandboxLinkClient(
+            settings.sandbox_users, clock, announce or print_to_console, sandbox_sessions
+        )
     if settings.mode == "live" and settings.live is not None:
         from oidc_link.link.http import LiveLinkClient
 

@@ -12,6 +12,7 @@ from flask import Flask, Response, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from oidc_link.config import SMS_COUNTING_LIMITS
 from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import new_id
 from oidc_link.interaction import Interaction
@@ -96,9 +97,17 @@ def create_web_app(
     install_request_log(app, services.settings)
     install_form_origin_check(app, services.settings.issuer)
 
+    # The sandbox's banner says which limits on sent codes it leaves off (none configured).
+    limits = services.settings.limits
+    uncounted = [name for name in SMS_COUNTING_LIMITS if getattr(limits, name) is None]
+
     @app.context_processor
     def page_globals() -> dict[str, object]:
-        return {"sandbox": services.settings.is_sandbox, "request_id": g.get("request_id", "")}
+        return {
+            "sandbox": services.settings.is_sandbox,
+            "sandbox_sms_limits_off": bool(uncounted),
+            "request_id": g.get("request_id", ""),
+        }
 
     https_issuer = is_https_issuer(services.settings.issuer)
 

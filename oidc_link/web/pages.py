@@ -42,8 +42,8 @@ PROBLEM_MESSAGES = {
     Problem.TOO_MANY_ATTEMPTS: "Too many wrong codes. For your safety this sign-in has ended.",
     Problem.RESEND_TOO_SOON: "A code is on its way. You can ask for a new one in {detail} s.",
     Problem.NO_MORE_RESENDS: "No more codes can be sent for this sign-in. Start again later.",
-    Problem.TOO_MANY_LOOKUPS: "Too many tries from your network. Please wait a few minutes.",
-    Problem.TOO_MANY_SMS: "Too many codes were sent to this email or phone. Try again later.",
+    Problem.TOO_MANY_LOOKUPS: "Too many tries from your network. Please try again in {wait}.",
+    Problem.TOO_MANY_SMS: "Too many codes were sent to this email. Please try again in {wait}.",
     Problem.LINK_RATE_LIMITED: "Link is busy right now. Please wait a moment and try again.",
     Problem.LINK_UNAVAILABLE: "Link is not answering right now. Please try again in a moment.",
     Problem.LINK_MISMATCH: "Link could not confirm this email. Please enter it again.",
@@ -107,8 +107,17 @@ def show(flow_id: str) -> tuple[str, int]:
     problem = _notice()
     if problem is None:
         return _render(flow)
-    message = PROBLEM_MESSAGES[problem].format(detail=request.args.get("detail", type=int))
+    detail = request.args.get("detail", type=int)
+    message = PROBLEM_MESSAGES[problem].format(detail=detail, wait=_in_words(detail))
     return _render(flow, message, _status_of(problem))
+
+
+def _in_words(seconds: int | None) -> str:
+    """How long to wait, in whole minutes rounded up: "1 minute", "5 minutes"."""
+    if seconds is None or seconds <= 0:
+        return "a few minutes"
+    minutes = -(-seconds // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 @pages.post("/signin/<flow_id>/email")
