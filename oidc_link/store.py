@@ -498,6 +498,16 @@ class Store:
     def remove_key(self, key: SigningKey) -> None:
         self._redis.hdel(PREFIX + "keys:" + key.alg, str(key.slot))
 
+    # Which key rings this Redis has held: a hash, one field per algorithm, the time its ring
+    # was first seen. No TTL, and kept when the ring empties: it is how keys.py tells a new
+    # installation (no ring yet) from a ring that existed and is gone.
+
+    def record_keyring(self, alg: str, since: int) -> None:
+        self._redis.hsetnx(PREFIX + "keyrings", alg, since)
+
+    def keyring_existed(self, alg: str) -> bool:
+        return bool(self._redis.hexists(PREFIX + "keyrings", alg))
+
     def ping(self) -> bool:
         """One PING round trip; raises StoreUnavailableError when Redis cannot be reached."""
         return bool(self._redis.ping())
