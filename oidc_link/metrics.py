@@ -79,6 +79,8 @@ LINK_OUTCOMES = frozenset(
     }
 )
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
+# Why Redis could not serve a request (errors.StoreUnavailableError's causes).
+STORE_UNAVAILABLE_CAUSES = frozenset({"unreachable", "out_of_memory", "read_only", "misconf"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"
@@ -158,6 +160,13 @@ class Metrics:
             registry=registry,
         )
 
+        self._store_unavailable = Counter(
+            "oidc_link_store_unavailable",
+            "Requests answered 503 because Redis was unreachable or refused writes, by cause.",
+            ["cause"],
+            registry=registry,
+        )
+
     @classmethod
     def for_settings(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Metrics:
         """Metrics for the configured clients, on ``registry`` or a fresh one of their own."""
@@ -215,6 +224,9 @@ class Metrics:
 
     def rate_limited(self, limit: str) -> None:
         self._limited.labels(limit=_bounded(limit, RATE_LIMITS)).inc()
+
+    def store_unavailable(self, cause: str) -> None:
+        self._store_unavailable.labels(cause=_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
 
 
 def is_multiprocess() -> bool:
