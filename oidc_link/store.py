@@ -563,6 +563,12 @@ class Store:
         """One PING round trip; raises StoreUnavailableError when Redis cannot be reached."""
         return bool(self._redis.ping())
 
+    def server_time(self) -> int:
+        """Redis's clock (TIME), in whole seconds since the epoch: one round trip, which
+        also tells that Redis answers (StoreUnavailableError when it does not)."""
+        seconds, _microseconds = self._redis.time()
+        return int(seconds)
+
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
     # Every token issued from one authorization code, and every token refreshed from

@@ -31,6 +31,8 @@ LAYERS = {
     "link": 2,
     "backchannel": 2,
     "keys": 3,
+    # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
+    "clock_skew": 3,
     "sealed": 1,
     "services": 4,
     "interaction": 5,
