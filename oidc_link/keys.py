@@ -395,7 +395,9 @@ class SigningKeys:
         )
         if not self._store.add_key(key):
             return None  # another instance created this slot's key first
-        log.warning(
+        # Routine, like a retirement: the schedule's and a new installation's keys. What is
+        # not routine (an emergency rotation, keys gone) has its own line.
+        log.info(
             "Created %s signing key %s, signing from %d",
             alg,
             kid,
