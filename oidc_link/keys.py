@@ -143,8 +143,11 @@ class SigningKeys:
             self._rings[alg] = ring
             if ring and alg not in self._recorded:
                 # Once per process: rings from before the record existed get it too.
-                self._store.record_keyring(alg, self._clock.now())
-                self._recorded.add(alg)
+                try:
+                    self._store.record_keyring(alg, self._clock.now())
+                    self._recorded.add(alg)
+                except StoreUnavailableError:
+                    pass  # Redis refuses writes (full, read-only): at a later load, then
         self._loaded_at = self._clock.now()
 
     def refresh_if_due(self) -> None:
@@ -159,13 +162,14 @@ class SigningKeys:
                 return
             try:
                 self.load()
-            except StoreUnavailableError:
+            except StoreUnavailableError as error:
                 if self._loaded_at is None:
                     raise  # nothing in memory to serve
                 if self._outage_retry_at is None:
                     log.warning(
-                        "Cannot refresh signing keys: Redis is unreachable. Serving the keys "
-                        "loaded %d s ago until it is back.",
+                        "Cannot refresh signing keys: Redis %s. Serving the keys loaded %d s "
+                        "ago until it is back.",
+                        error.cause.replace("_", " "),
                         now - self._loaded_at,
                     )
                 self._outage_retry_at = now + OUTAGE_RETRY_INTERVAL

@@ -141,6 +141,23 @@ def test_a_full_redis_answers_503_names_the_cause_and_pending_sign_ins_finish_af
     assert shop.validate_id_token(later, waiting_request.nonce)["email"] == JENNY
 
 
+def test_an_instance_starting_while_redis_is_full_serves_with_the_stored_keys(
+    app: Flask,
+    settings: Settings,
+    redis_process: RedisProcess,
+    admin: redis.Redis,
+    live_clock: FixedClock,
+) -> None:
+    jwks = app.test_client().get("/jwks.json", base_url=ISSUER).get_json()
+
+    fill_up(admin)
+    # A restart (a deploy, a crash) during the incident: it only needs to read the keys.
+    restarted = build_services(settings, clock=live_clock, redis_client=connect(redis_process.url))
+    second = create_app(settings, restarted)
+
+    assert second.test_client().get("/jwks.json", base_url=ISSUER).get_json() == jwks
+
+
 def test_a_redis_turned_into_a_read_only_replica_answers_503_and_serves_again_as_master(
     app: Flask,
     services: Services,
