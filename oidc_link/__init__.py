@@ -37,6 +37,8 @@ def create_app(
     services = services or build_services(settings)
     # Load (or create) the signing key now, so a broken Redis fails start-up, not a request.
     services.keys.load()
+    # A clock far from Redis's is logged now, before this instance signs anything.
+    services.clock_skew.check()
     interaction = Interaction(
         services.store,
         services.link,

@@ -102,8 +102,16 @@ class FlowFormExpiredError(FlowError):
 
 class StoreUnavailableError(Exception):
     """Redis cannot be reached (refused, reset or timed out) after the client's bounded
-    retries; the request may succeed if repeated in a few seconds.
+    retries, or answers but refuses writes; the request may succeed if repeated in a few
+    seconds.
 
     Raised by every Store method in place of redis-py's errors, so that the layers above
-    need not import redis to tell an outage from a bug.
+    need not import redis to tell an outage from a bug. ``cause`` names which, for logs
+    and metrics: ``unreachable``, ``out_of_memory`` (maxmemory reached under noeviction),
+    ``read_only`` (a replica, as after a failover) or ``misconf`` (Redis cannot persist
+    and stops writes).
     """
+
+    def __init__(self, message: str, cause: str = "unreachable") -> None:
+        super().__init__(message)
+        self.cause = cause

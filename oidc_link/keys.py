@@ -98,6 +98,8 @@ class SigningKeys:
         self._rings: dict[str, list[SigningKey]] = {}
         self._private: dict[str, Any] = {}
         self._loaded_at: int | None = None
+        # The algorithms whose ring this process has recorded as existing (Store.record_keyring).
+        self._recorded: set[str] = set()
         # Set while refreshes fail because Redis is unreachable: when to try again.
         self._outage_retry_at: int | None = None
         self._refreshing = threading.Lock()
@@ -122,6 +124,8 @@ class SigningKeys:
         for ring in rings.values():
             self._open(ring)
         for alg, ring in rings.items():
+            if not ring:
+                self._recorded.discard(alg)  # Redis lost the ring: perhaps its record too
             if not ring and self._rings.get(alg):
                 log.error(
                     "Redis holds no %s signing keys; restoring the %d this instance holds",
@@ -137,6 +141,13 @@ class SigningKeys:
                 ring = self._store.load_keyring(alg)
                 self._open(ring)
             self._rings[alg] = ring
+            if ring and alg not in self._recorded:
+                # Once per process: rings from before the record existed get it too.
+                try:
+                    self._store.record_keyring(alg, self._clock.now())
+                    self._recorded.add(alg)
+                except StoreUnavailableError:
+                    pass  # Redis refuses writes (full, read-only): at a later load, then
         self._loaded_at = self._clock.now()
 
     def refresh_if_due(self) -> None:
@@ -151,13 +162,14 @@ class SigningKeys:
                 return
             try:
                 self.load()
-            except StoreUnavailableError:
+            except StoreUnavailableError as error:
                 if self._loaded_at is None:
                     raise  # nothing in memory to serve
                 if self._outage_retry_at is None:
                     log.warning(
-                        "Cannot refresh signing keys: Redis is unreachable. Serving the keys "
-                        "loaded %d s ago until it is back.",
+                        "Cannot refresh signing keys: Redis %s. Serving the keys loaded %d s "
+                        "ago until it is back.",
+                        error.cause.replace("_", " "),
                         now - self._loaded_at,
                     )
                 self._outage_retry_at = now + OUTAGE_RETRY_INTERVAL
@@ -333,11 +345,7 @@ class SigningKeys:
         """Create the next key when it is due; True if one was created (by anyone)."""
         now = self._clock.now()
         if not ring:
-            log.error(
-                "No %s signing key anywhere: creating one now. If keys were expected, restore "
-                "a backup with 'oidc-link keys import'.",
-                alg,
-            )
+            self._announce_first_key(alg)
             self._create(alg, slot=0, signs_from=now)
             return True
         if any(key.signs_from > now for key in ring):
@@ -350,6 +358,26 @@ class SigningKeys:
             return False
         self._create(alg, slot=slot, signs_from=max(slot, now + self.lead_time))
         return True
+
+    def _announce_first_key(self, alg: str) -> None:
+        """A new installation's first key is routine (INFO); a ring that existed and is gone
+        is not (ERROR): tokens its keys signed stop verifying unless a backup comes back.
+
+        Reached only when Redis holds no key of ``alg`` and this instance holds none in
+        memory to write back (``load`` does that first). What tells the two apart is Redis's
+        record of the rings it has held, kept apart from the rings. A Redis that lost
+        everything, that record included, looks like a new installation: only an instance
+        still running, or a backup, can know better.
+        """
+        if self._store.keyring_existed(alg):
+            log.error(
+                "The %s signing keys are gone from Redis and no running instance held them "
+                "to write back: creating a new key. Tokens the lost keys signed no longer "
+                "verify; restore a backup with 'oidc-link keys import'.",
+                alg,
+            )
+        else:
+            log.info("Creating the first %s signing key of this installation", alg)
 
     def _create(self, alg: str, *, slot: int, signs_from: int) -> SigningKey | None:
         private_key = _generate_private_key(alg)
@@ -371,7 +399,9 @@ class SigningKeys:
         )
         if not self._store.add_key(key):
             return None  # another instance created this slot's key first
-        log.warning(
+        # Routine, like a retirement: the schedule's and a new installation's keys. What is
+        # not routine (an emergency rotation, keys gone) has its own line.
+        log.info(
             "Created %s signing key %s, signing from %d",
             alg,
             kid,

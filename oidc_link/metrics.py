@@ -14,7 +14,7 @@ from pathlib import Path
 from threading import Thread
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import start_http_server
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ LINK_OUTCOMES = frozenset(
     }
 )
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
+# Why Redis could not serve a request (errors.StoreUnavailableError's causes).
+STORE_UNAVAILABLE_CAUSES = frozenset({"unreachable", "out_of_memory", "read_only", "misconf"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"
@@ -159,6 +161,20 @@ class Metrics:
             registry=registry,
         )
 
+        self._clock_skew = Gauge(
+            "oidc_link_clock_skew_seconds",
+            "This instance's clock minus Redis's TIME, in whole seconds, when last measured.",
+            registry=registry,
+            # Several workers (and instances' scrapes) measure the same clock: the latest.
+            multiprocess_mode="mostrecent",
+        )
+        self._store_unavailable = Counter(
+            "oidc_link_store_unavailable",
+            "Requests answered 503 because Redis was unreachable or refused writes, by cause.",
+            ["cause"],
+            registry=registry,
+        )
+
     @classmethod
     def for_settings(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Metrics:
         """Metrics for the configured clients, on ``registry`` or a fresh one of their own."""
@@ -216,6 +232,12 @@ class Metrics:
 
     def rate_limited(self, limit: str) -> None:
         self._limited.labels(limit=_bounded(limit, RATE_LIMITS)).inc()
+
+    def clock_skew(self, seconds: int) -> None:
+        self._clock_skew.set(seconds)
+
+    def store_unavailable(self, cause: str) -> None:
+        self._store_unavailable.labels(cause=_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
 
 
 def is_multiprocess() -> bool:

@@ -88,15 +88,19 @@ class AddressInUseError(OSError):
 
 
 def claim_address(listen: Listen) -> Listen:
-    """Check the address is free, and pick a port for port 0.
+    """Check that no other process listens on the address, and pick a port for port 0.
 
     granian's workers each bind the port with ``SO_REUSEPORT``, which would let a second
-    server (a forgotten old instance) silently take half the traffic: a plain bind first
-    fails with "address in use" whenever anything holds the port. Port 0 becomes one free
-    port here, so that every worker listens on the same one.
+    server (a forgotten old instance) silently take half the traffic, so a probe binds
+    first, without ``SO_REUSEPORT``: any live listener makes that fail with "address in
+    use". The probe does set ``SO_REUSEADDR``, as servers do: on Linux that lets it past the
+    connections a stopped instance left in TIME_WAIT (or FIN_WAIT) for up to a minute, so a
+    restart serves at once, while a listening socket still refuses it. Port 0 becomes one
+    free port here, so that every worker listens on the same one.
     """
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((listen.host, listen.port))
         except OSError as error:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from oidc_link.clock import Clock, SystemClock
+from oidc_link.clock_skew import ClockSkew
 from oidc_link.config import Settings
 from oidc_link.keys import SigningKeys
 from oidc_link.link import LinkClient, make_link_client
@@ -28,6 +30,12 @@ class Services:
     link: LinkClient
     # Services assembled by hand (tests) count on a registry of their own.
     metrics: Metrics = field(default_factory=Metrics.standalone)
+
+    @cached_property
+    def clock_skew(self) -> ClockSkew:
+        """Built from the parts above on first use (create_app, at start), so Services
+        assembled by hand have it too."""
+        return ClockSkew(self.store, self.clock, self.settings.max_clock_skew, self.metrics)
 
 
 def build_services(

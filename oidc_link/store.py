@@ -50,6 +50,21 @@ FAMILY_REVOKED = "revoked"
 # What counts as Redis being unreachable rather than as a bug: no connection (refused, reset,
 # no master found by Sentinel, still loading its data set) or no answer in time.
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# Redis answering but refusing writes, which the callers meet like an outage (503, retry
+# later); each has its cause, as StoreUnavailableError names them. MISCONF (a failed save
+# with stop-writes-on-bgsave-error, or a failing AOF) has no class of its own in redis-py.
+REFUSAL_CAUSES: tuple[tuple[type[redis.RedisError], str], ...] = (
+    (redis.exceptions.OutOfMemoryError, "out_of_memory"),
+    (redis.exceptions.ReadOnlyError, "read_only"),
+)
+REFUSAL_WORDS = {
+    "out_of_memory": "is out of memory (maxmemory reached)",
+    "read_only": "is a read-only replica",
+    "misconf": "cannot persist its data (MISCONF)",
+}
+# While writes keep being refused for one cause, it is logged again after this many seconds
+# without a refusal: reads still succeed meanwhile, so success says nothing about writes.
+REFUSAL_LOG_QUIET = 60
 
 # Lua scripts, for the steps that must decide on the server to stay atomic in one round trip
 # (Redis runs a script as one command: nothing else runs in between).
@@ -82,12 +97,15 @@ return 0
 # Consume a code (KEYS[1]); when it was there, remember it as spent into family ARGV[1]
 # (KEYS[2]) and open that family (KEYS[3], NX: a family revoked first stays revoked), both
 # for ARGV[2] seconds. A code consumed twice at once is consumed once (RFC 6749 §4.1.2), and
-# a replay finds the family to revoke (RFC 9700 §4.2.4).
+# a replay finds the family to revoke (RFC 9700 §4.2.4). The SETs come before the DEL: a
+# Redis out of memory refuses a script's first write that can grow memory but must let
+# every later one run, so a DEL first would spend the code and then be made to go on.
 TAKE_CODE = """
-local record = redis.call('GETDEL', KEYS[1])
+local record = redis.call('GET', KEYS[1])
 if record then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2], 'NX')
+  redis.call('DEL', KEYS[1])
 end
 return record
 """
@@ -143,14 +161,31 @@ class RateLimit:
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
+def refusal_cause(error: redis.RedisError) -> str | None:
+    """Why Redis refused a command it received, if it was a refusal to write."""
+    for kind, cause in REFUSAL_CAUSES:
+        if isinstance(error, kind):
+            return cause
+    if isinstance(error, redis.ResponseError) and str(error).startswith("MISCONF"):
+        return "misconf"
+    return None
+
+
 @contextmanager
 def _outages_translated(store: Store) -> Iterator[None]:
-    """Raise StoreUnavailableError when Redis cannot be reached; note when it is back."""
+    """Raise StoreUnavailableError when Redis cannot be reached or refuses writes; note
+    when it is reachable again."""
     try:
         yield
     except OUTAGE_ERRORS as error:
         store._outage_began(error)
         raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
+    except redis.ResponseError as error:
+        cause = refusal_cause(error)
+        if cause is None:
+            raise
+        store._writes_refused(cause, error)
+        raise StoreUnavailableError(f"Redis refuses writes ({cause}): {error}", cause) from error
     if store._unreachable_since is not None:
         store._outage_ended()
 
@@ -219,6 +254,9 @@ class Store:
         # When the running outage began (by the clock), to log its start and end once
         # each rather than once per failed request.
         self._unreachable_since: int | None = None
+        # The cause of the last refused write, and when (by the clock), to log a run of
+        # refusals once rather than once per request.
+        self._last_refusal: tuple[str, int] | None = None
         # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
         # the server does not know it yet (a new or restarted server, a failover).
         self._release_lock = client.register_script(RELEASE_LOCK)
@@ -235,6 +273,19 @@ class Store:
                 error,
                 extra={"event": "redis.unreachable"},
             )
+
+    def _writes_refused(self, cause: str, error: Exception) -> None:
+        now = self._clock.now()
+        last, self._last_refusal = self._last_refusal, (cause, now)
+        if last is not None and last[0] == cause and now - last[1] < REFUSAL_LOG_QUIET:
+            return
+        log.error(
+            "Redis %s and refuses writes (%s): answering 503 to requests that write until "
+            "it accepts them again",
+            REFUSAL_WORDS[cause],
+            error,
+            extra={"event": "redis.refusing_writes", "cause": cause},
+        )
 
     def _outage_ended(self) -> None:
         since, self._unreachable_since = self._unreachable_since, None
@@ -561,9 +612,25 @@ class Store:
     def remove_key(self, key: SigningKey) -> None:
         self._redis.hdel(PREFIX + "keys:" + key.alg, str(key.slot))
 
+    # Which key rings this Redis has held: a hash, one field per algorithm, the time its ring
+    # was first seen. No TTL, and kept when the ring empties: it is how keys.py tells a new
+    # installation (no ring yet) from a ring that existed and is gone.
+
+    def record_keyring(self, alg: str, since: int) -> None:
+        self._redis.hsetnx(PREFIX + "keyrings", alg, since)
+
+    def keyring_existed(self, alg: str) -> bool:
+        return bool(self._redis.hexists(PREFIX + "keyrings", alg))
+
     def ping(self) -> bool:
         """One PING round trip; raises StoreUnavailableError when Redis cannot be reached."""
         return bool(self._redis.ping())
+
+    def server_time(self) -> int:
+        """Redis's clock (TIME), in whole seconds since the epoch: one round trip, which
+        also tells that Redis answers (StoreUnavailableError when it does not)."""
+        seconds, _microseconds = self._redis.time()
+        return int(seconds)
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #

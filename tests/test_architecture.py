@@ -36,6 +36,8 @@ LAYERS = {
     # back-channel logout): the address policy, redirects, deadline and size cap.
     "outbound": 2,
     "keys": 3,
+    # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
+    "clock_skew": 3,
     "sealed": 1,
     "services": 4,
     "interaction": 5,

@@ -271,18 +271,22 @@ def test_an_id_token_from_before_a_rotation_validates_against_the_jwks_until_ret
 # Start-up
 
 
-def test_start_up_with_an_empty_redis_creates_keys_and_says_so_loudly(
+def test_the_first_start_of_a_new_installation_creates_keys_and_says_so_at_info(
     services: Services, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert ring_snapshot(redis_client) == {}
 
-    with caplog.at_level(logging.ERROR, logger="oidc_link.keys"):
+    with caplog.at_level(logging.INFO, logger="oidc_link.keys"):
         app = create_app(services.settings, services)
 
     assert signing_algorithms(app) == ["RS256", "ES256", "EdDSA"]
-    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
-    assert [record.args[0] for record in errors] == ["RS256", "ES256", "EdDSA"]
-    assert all("No %s signing key anywhere" in record.msg for record in errors)
+    firsts = [record for record in caplog.records if "first %s signing key" in record.msg]
+    assert [(record.levelno, record.args[0]) for record in firsts] == [
+        (logging.INFO, "RS256"),
+        (logging.INFO, "ES256"),
+        (logging.INFO, "EdDSA"),
+    ]
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 @EDDSA_IS_ASKED_FOR

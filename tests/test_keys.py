@@ -141,12 +141,12 @@ def keys(store: Store, clock: FixedClock) -> SigningKeys:
 # Start-up
 
 
-def test_an_empty_redis_gets_one_current_key_and_a_loud_log(
+def test_a_new_installation_gets_one_current_key_announced_as_info_not_as_an_error(
     store: Store, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     keys = new_instance(store, clock)
 
-    with caplog.at_level(logging.ERROR, logger="oidc_link.keys"):
+    with caplog.at_level(logging.INFO, logger="oidc_link.keys"):
         keys.load()
 
     [key] = store.load_keyring("RS256")
@@ -156,8 +156,45 @@ def test_an_empty_redis_gets_one_current_key_and_a_loud_log(
     assert [status.state for status in keys.statuses()] == ["current"]
     assert published_kids(keys) == [key.kid]
     assert kid_of(keys.sign(claims_at(clock))) == key.kid
-    assert "No RS256 signing key anywhere" in caplog.text
-    assert "oidc-link keys import" in caplog.text
+    [first] = [r for r in caplog.records if "first RS256 signing key" in r.getMessage()]
+    assert first.levelno == logging.INFO
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_key_ring_that_existed_and_is_gone_is_recreated_with_an_error(
+    keys: SigningKeys,
+    store: Store,
+    redis_client: redis.Redis,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lost = published_kids(keys)
+    redis_client.delete(PREFIX + "keys:RS256")  # lost: evicted, deleted, a partial restore
+    clock.advance(60)
+
+    fresh = new_instance(store, clock)  # every instance restarted: none holds the old keys
+    with caplog.at_level(logging.INFO, logger="oidc_link.keys"):
+        fresh.load()
+
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "RS256 signing keys are gone from Redis" in error.getMessage()
+    assert "oidc-link keys import" in error.getMessage()
+    assert "first RS256 signing key" not in caplog.text
+    assert published_kids(fresh) != lost  # a new key signs; the lost one is gone for good
+
+
+def test_a_ring_from_before_the_record_existed_is_recorded_at_the_next_start(
+    store: Store, redis_client: redis.Redis, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    new_instance(store, clock).load()
+    redis_client.delete(PREFIX + "keyrings")  # as an installation upgraded from before it
+
+    new_instance(store, clock).load()  # the upgraded version starts
+    redis_client.delete(PREFIX + "keys:RS256")
+    with caplog.at_level(logging.ERROR, logger="oidc_link.keys"):
+        new_instance(store, clock).load()
+
+    assert "RS256 signing keys are gone from Redis" in caplog.text
 
 
 def test_a_second_instance_uses_the_keys_already_in_redis(

@@ -26,7 +26,9 @@ RETURNING_USER = {
     # Lock + flow, the sandbox's code check, take the flow, the account, SSO session + code
     # (one MULTI), how the flow ended + unlock.
     "code": (6, 20),
-    "token": (2, 13),  # take the code (script), tokens and their family sets (one MULTI)
+    # Take the code (script: GET, its spent mark and family, then DEL, so that a full Redis
+    # refuses it before it spends anything), tokens and their family sets (one MULTI).
+    "token": (2, 14),
     "id-token check (JWKS)": (0, 0),
     "userinfo": (2, 2),  # the access token, then its family
 }
@@ -37,7 +39,7 @@ FIRST_SIGN_IN = RETURNING_USER | {"email": (7, 22), "code": (6, 22)}
 # A signed-in browser: the session is read and renewed, then the code issued as above.
 SSO = {
     "authorize": (4, 8),
-    "token": (2, 13),
+    "token": (2, 14),
     "id-token check (JWKS)": (0, 0),
     "userinfo": (2, 2),
 }

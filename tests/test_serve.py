@@ -24,7 +24,9 @@ from oidc_link.cli import main
 from oidc_link.config import settings_from_mapping
 from oidc_link.config.production import production_problems
 from oidc_link.server import (
+    Listen,
     build_worker_app,
+    claim_address,
     forget_configuration_environment,
     listen_from,
     provider_server,
@@ -42,6 +44,18 @@ CLIENT = f"""
 client_id = "shop"
 client_secret = "{SHOP_SECRET}"
 redirect_uris = ["{SHOP_CALLBACK}"]
+"""
+# Another program listening on a port (argv[1]) with SO_REUSEADDR and SO_REUSEPORT set, as
+# granian's workers do; it says "listening" once it does, then waits to be killed.
+HOLD_PORT = """
+import signal, socket, sys
+holder = socket.socket()
+holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+holder.bind(("127.0.0.1", int(sys.argv[1])))
+holder.listen()
+print("listening", flush=True)
+signal.pause()
 """
 
 
@@ -266,6 +280,63 @@ def test_an_idle_keep_alive_connection_lasts_until_the_configured_keepalive(
 
         time.sleep(4)  # past keepalive = 2: no request header within it closes the connection
         assert connection.recv(1024) == b"", "the server kept an idle connection open"
+
+
+def test_a_new_instance_serves_on_the_port_at_once_after_one_with_keep_alive_clients_stopped(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    port = free_port()
+    config = sandbox_config(port, redis_server.url)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = serve(tmp_path / "first", config, "--allow-sandbox")
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]
+    try:
+        for connection in clients:  # served, then left open as keep-alive connections
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert b" 200 " in _read_answer(connection)
+        assert first.stop() == 0
+
+        # The connections the old instance closed linger in the kernel (FIN_WAIT, then
+        # TIME_WAIT for a minute): a plain bind, the check as it was, would refuse the port.
+        with socket.socket() as plain, pytest.raises(OSError, match="in use"):
+            plain.bind(("127.0.0.1", port))
+        listen = Listen("127.0.0.1", port, workers=2, threads=1)
+        assert claim_address(listen) == listen  # the check serve makes lets it through
+
+        second = serve(tmp_path / "second", config, "--allow-sandbox")
+        try:
+            assert requests.get(second.url + "/jwks.json", timeout=5).status_code == 200
+        finally:
+            assert second.stop() == 0
+    finally:
+        for connection in clients:
+            connection.close()
+    assert "Cannot listen" not in second.output()
+
+
+def test_a_port_another_live_process_listens_on_is_refused_with_a_clear_message(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    port = free_port()
+    # Held the way granian's own workers hold theirs, SO_REUSEPORT included: serve must not
+    # quietly share the port with it.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_PORT, str(port)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"listening\n"
+        path = tmp_path / "oidc-link.toml"
+        path.write_text(sandbox_config(port, redis_server.url))
+        refused = subprocess.run(
+            [sys.executable, "-m", "oidc_link.cli", "serve", "--config", str(path),
+             "--allow-sandbox"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert refused.returncode == 1
+    assert f"Cannot listen: 127.0.0.1:{port} is already in use" in refused.stderr.decode()
 
 
 def test_the_default_keepalive_outlasts_a_60_second_load_balancer() -> None:

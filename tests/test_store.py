@@ -254,7 +254,7 @@ def test_identity_amr_survives_the_round_trip_as_a_tuple(store: Store, clock: Fi
 # TTLs
 
 
-def test_every_key_has_a_ttl_except_the_key_rings(
+def test_every_key_has_a_ttl_except_the_key_rings_and_their_record(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     store.add_flow(make_flow(clock))
@@ -262,13 +262,14 @@ def test_every_key_has_a_ttl_except_the_key_rings(
     store.save_access_token(new_secret(), make_access_token(clock))
     store.add_key(make_signing_key("kid-1", clock))
     store.add_key(make_signing_key("kid-2", clock, alg="ES256"))
+    store.record_keyring("RS256", clock.now())
 
     keys = sorted(redis_client.scan_iter("*"))
 
-    assert len(keys) == 5
+    assert len(keys) == 6
     assert all(key.startswith(PREFIX) for key in keys)
     for key in keys:
-        if key in (PREFIX + "keys:RS256", PREFIX + "keys:ES256"):
+        if key in (PREFIX + "keys:RS256", PREFIX + "keys:ES256", PREFIX + "keyrings"):
             assert redis_client.ttl(key) == -1  # kept on purpose: it must outlive its tokens
         else:
             assert redis_client.ttl(key) > 0, key

@@ -190,6 +190,9 @@ class Settings:
     # How many reverse proxies (load balancers) stand in front of us and append to
     # X-Forwarded-For: the client address, used by the rate limits, is read past them.
     proxy_hops: int = 0
+    # Seconds this instance's clock may differ from Redis's TIME before it logs an ERROR
+    # and /readyz reports it (clock_skew.py): ID tokens carry times from this clock.
+    max_clock_skew: int = 5
     # [redis]: TLS files and Sentinel credentials for redis_url (config/redis_settings.py).
     redis: RedisSettings = field(default_factory=RedisSettings)
     # Prometheus metrics on a separate, private address (config/metrics.py).
@@ -262,6 +265,7 @@ def settings_from_mapping(
             "redis_url",
             "subject_salt",
             "proxy_hops",
+            "max_clock_skew",
             "lifetimes",
             "limits",
             "keys",
@@ -284,6 +288,7 @@ def settings_from_mapping(
     limits = _read_limits(reader, data.get("limits", {}), sandbox=link.mode == "sandbox")
     keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
     proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
+    max_clock_skew = reader.positive_int(data, "max_clock_skew", "max_clock_skew", 5)
     clients = read_clients(reader, data.get("clients"), keys.algorithms)
     metrics = read_metrics(reader, data.get("metrics", {}))
     logs = read_log_settings(reader, data)
@@ -301,6 +306,7 @@ def settings_from_mapping(
         limits=limits,
         keys=keys,
         proxy_hops=proxy_hops,
+        max_clock_skew=max_clock_skew,
         redis=redis,
         metrics=metrics,
         logs=logs,

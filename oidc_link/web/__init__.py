@@ -149,8 +149,15 @@ def create_web_app(
     def store_unavailable(
         error: StoreUnavailableError,
     ) -> tuple[Response | str, int, dict[str, str]]:
-        # The store logs the outage once when it begins; here only which request met it.
-        log.info("Answered 503 while Redis is unreachable (request id %s)", g.get("request_id"))
+        # The store logs the outage (or the refused writes) once when it begins; here only
+        # which request met it, and the count by cause.
+        log.info(
+            "Answered 503: Redis %s (request id %s)",
+            error.cause.replace("_", " "),
+            g.get("request_id"),
+            extra={"cause": error.cause},
+        )
+        services.metrics.store_unavailable(error.cause)
         retry = {"Retry-After": str(OUTAGE_RETRY_AFTER)}
         message = "The service is briefly unavailable. Please try again in a few seconds."
         if request.path.startswith(API_PREFIX + "/"):

@@ -1,7 +1,9 @@
 """Health probes for load balancers and orchestrators: /healthz (the process answers) and
-/readyz (this instance can serve sign-ins: Redis answers, signing keys are in memory).
+/readyz (this instance can serve sign-ins: Redis answers, signing keys are in memory, its
+clock agrees with Redis's).
 
-Both are cheap by design: no key reload, at most one Redis round trip, nothing logged.
+Both are cheap by design: no key reload, at most one Redis round trip, nothing logged but
+a clock going beyond the allowed skew (once).
 """
 
 from __future__ import annotations
@@ -31,18 +33,29 @@ def liveness() -> Response:
 
 @health.get("/readyz")
 def readiness() -> Response:
-    """Ready: one PING to Redis (bounded by the client's timeouts) and the signing keys
-    checked in memory. 503 names the check that failed."""
+    """Ready: one TIME to Redis (bounded by the client's timeouts: it answers, and its clock
+    is compared with ours) and the signing keys checked in memory. 503 names the check that
+    failed.
+
+    A clock beyond ``max_clock_skew`` makes the instance unready: its ID tokens carry times
+    that far off, which strict relying parties reject (from the future) or take for
+    expired, so the balancer had better send sign-ins to an instance with the right time.
+    """
     services = web_context().services
     try:
-        redis_ok = services.store.ping()
+        reading = services.clock_skew.check()
     except StoreUnavailableError:
-        redis_ok = False
+        reading = None
     keys_ok = services.keys.ready()
+    clock = "unknown" if reading is None else "ok" if reading.within_limit else "skewed"
     checks = {
-        "redis": "ok" if redis_ok else "unreachable",
+        "redis": "unreachable" if reading is None else "ok",
         "signing_keys": "ok" if keys_ok else "not_loaded",
+        "clock": clock,
     }
-    if redis_ok and keys_ok:
-        return _probe_answer({"status": "ok", "checks": checks}, 200)
-    return _probe_answer({"status": "unavailable", "checks": checks}, 503)
+    body: dict[str, object] = {"checks": checks}
+    if reading is not None:
+        body["clock_skew_seconds"] = reading.seconds
+    if reading is not None and keys_ok and clock == "ok":
+        return _probe_answer({"status": "ok", **body}, 200)
+    return _probe_answer({"status": "unavailable", **body}, 503)
