@@ -103,6 +103,7 @@ def test_an_untrusted_client_or_redirect_uri_gets_an_error_page_and_no_redirect(
         ({"code_challenge": "a" * 42 + "="}, "invalid_request"),
         ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
         ({"request_uri": "https://shop.example.test/r/1"}, "request_uri_not_supported"),
+        ({"registration": '{"logo_uri": "x"}'}, "registration_not_supported"),
         ({"response_mode": "fragment"}, "invalid_request"),
         ({"prompt": "none"}, "login_required"),
     ],

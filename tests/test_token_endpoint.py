@@ -201,6 +201,8 @@ def test_a_verifier_for_a_code_issued_without_a_challenge_is_an_invalid_grant(
         (None, {}),
         (None, {"client_id": "blog", "client_secret": "wrong-secret-0123456789"}),
         (("blog", POST_SECRET), {}),
+        (None, {"client_id": "nobody", "client_secret": "any-secret-0123456789"}),
+        (None, {"client_id": "nobody"}),
     ],
     ids=[
         "basic-wrong-secret",
@@ -210,6 +212,8 @@ def test_a_verifier_for_a_code_issued_without_a_challenge_is_an_invalid_grant(
         "no-credentials",
         "post-client-wrong-secret",
         "post-client-using-basic",
+        "post-unknown-client",
+        "none-unknown-client",
     ],
 )
 def test_wrong_client_credentials_get_401_invalid_client(
@@ -221,6 +225,7 @@ def test_wrong_client_credentials_get_401_invalid_client(
 
     assert answer.status_code == 401
     assert error_of(answer) == "invalid_client"
+    assert answer.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_invalid_client_after_http_basic_is_401_with_a_basic_challenge(

@@ -16,6 +16,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
     InvalidRequestError,
     OAuth2Request,
     UnsupportedResponseTypeError,
@@ -183,6 +184,21 @@ class Provider(AuthorizationServer):
             # only where Authlib found the redirect URI trustworthy.
             raise InvalidRequestError(
                 "Missing 'response_type'.", redirect_uri=error.redirect_uri
+            ) from None
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> OAuthClient:
+        # Authlib answers an unknown client_id sent in the body with a 400, and a wrong
+        # secret with a 401. RFC 6749 §5.2 allows 401 for every invalid_client; one status
+        # keeps the answer uniform (and the WWW-Authenticate challenge of §5.2 with it).
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            if error.status_code == 401:
+                raise
+            raise InvalidClientError(
+                status_code=401, description=error.get_error_description()
             ) from None
 
     def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:

@@ -20,6 +20,7 @@ from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
+    RegistrationNotSupportedError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
@@ -224,6 +225,9 @@ class LinkOpenIDCode(OpenIDCode):
             raise RequestNotSupportedError()
         if "request_uri" in data:
             raise RequestURINotSupportedError()
+        # OIDC Core §7.2.1: the registration parameter is for Self-Issued OPs; we are none.
+        if "registration" in data:
+            raise RegistrationNotSupportedError()
         if data.get("response_mode", "query") not in RESPONSE_MODES:
             raise InvalidRequestError("'response_mode' must be query or form_post.")
         # RFC 9126 §6: this client's requests must come through PAR (par.py marks them).
