@@ -285,6 +285,19 @@ def test_more_than_one_client_authentication_method_is_an_invalid_request(
     assert "one client authentication method" in answer.get_json()["error_description"]
 
 
+def test_a_client_id_in_the_body_must_name_the_client_of_the_basic_header(
+    app: Flask, console: list[str]
+) -> None:
+    code = issued_code(app, console)
+
+    other = redeem(app, code, client_id="blog")
+    same = redeem(app, code, client_id="shop")
+
+    assert other.status_code == 400
+    assert error_of(other) == "invalid_request"
+    assert same.status_code == 200
+
+
 def test_a_missing_grant_type_is_an_invalid_request(app: Flask, console: list[str]) -> None:
     code = issued_code(app, console)
 

@@ -29,7 +29,7 @@ from oidc_link.accounts import Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
-from oidc_link.ids import new_secret
+from oidc_link.ids import new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.metrics import Metrics
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
@@ -193,13 +193,19 @@ class Provider(AuthorizationServer):
         # secret with a 401. RFC 6749 §5.2 allows 401 for every invalid_client; one status
         # keeps the answer uniform (and the WWW-Authenticate challenge of §5.2 with it).
         try:
-            return super().authenticate_client(request, methods, endpoint)
+            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
             if error.status_code == 401:
                 raise
             raise InvalidClientError(
                 status_code=401, description=error.get_error_description()
             ) from None
+        # HTTP Basic names the client in the header; a client_id in the body naming another
+        # is two conflicting credentials (RFC 6749 §5.2 invalid_request), not a detail to drop.
+        named = request.form.get("client_id")
+        if named is not None and not same(named, client.get_client_id()):
+            raise InvalidRequestError("'client_id' is not the authenticated client.")
+        return client
 
     def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
