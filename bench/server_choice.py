@@ -53,7 +53,7 @@ AUTHORIZE_QUERY = urlencode(
         "scope": "openid email",
         "state": "bench-state",
         "nonce": "bench-nonce",
-        "code_challenge": "E9Melhoe2OwvFrEMTJguCHaoeK1t8URWbuGpSTs2Hsc",  # RFC 7636 App. B
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",  # RFC 7636 App. B
         "code_challenge_method": "S256",
     }
 )

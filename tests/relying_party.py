@@ -24,6 +24,14 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import TestResponse
 
+# A PKCE pair (RFC 7636 Appendix B) for requests written by hand: every client must send
+# PKCE unless registered with require_pkce = false.
+PKCE_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+PKCE = {
+    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    "code_challenge_method": "S256",
+}
+
 
 class FlaskTransport(BaseAdapter):
     """A requests transport that hands each request to a Flask test client."""

@@ -140,6 +140,7 @@ def test_a_minimal_file_gets_defaults(tmp_path: Path) -> None:
     only = settings.clients[0]
     assert only.token_endpoint_auth_method == "client_secret_basic"
     assert only.display_name == "shop"
+    assert only.require_pkce
 
 
 def test_the_path_may_be_a_string(tmp_path: Path) -> None:
@@ -865,3 +866,47 @@ def test_logout_uris_follow_the_redirect_uri_rules(tmp_path: Path) -> None:
         "clients[0].backchannel_logout_uri",
         "clients[0].third_party",
     }
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_a_confidential_client_may_turn_pkce_off_as_a_legacy_client(
+    tmp_path: Path, method: str
+) -> None:
+    client = client_toml(
+        client_id="legacy",
+        client_secret=SECRET,
+        token_endpoint_auth_method=method,
+        redirect_uris=["https://legacy.example.com/cb"],
+    )
+    text = minimal(clients=client + "require_pkce = false\n")
+
+    settings = load_settings(write_config(tmp_path, text), {})
+
+    assert not settings.clients[0].require_pkce
+
+
+def test_a_public_client_cannot_turn_pkce_off(tmp_path: Path) -> None:
+    client = client_toml(
+        client_id="spa",
+        token_endpoint_auth_method="none",
+        redirect_uris=["https://spa.example.com/cb"],
+    )
+    text = minimal(clients=client + "require_pkce = false\n")
+
+    problems = config_problems(tmp_path, text)
+
+    assert list(problems) == ["clients[0].require_pkce"]
+    assert "public client" in problems["clients[0].require_pkce"][0]
+
+
+def test_require_pkce_must_be_true_or_false(tmp_path: Path) -> None:
+    text = minimal(
+        clients=client_toml(
+            client_id="shop",
+            client_secret=SECRET,
+            redirect_uris=["https://shop.example.com/cb"],
+            require_pkce="no",
+        )
+    )
+
+    assert config_problems(tmp_path, text) == {"clients[0].require_pkce": ["must be true or false"]}

@@ -20,6 +20,7 @@ from oidc_link import create_app
 from oidc_link.config import settings_from_mapping
 from oidc_link.demo import DEMO_EMAIL, DEMO_NAME, DEMO_PHONE
 from oidc_link.services import build_services
+from tests.relying_party import PKCE
 from tests.sandbox_console import announced_code
 from tests.test_browser import chromium, new_page, playwright_api  # noqa: F401 - fixtures
 
@@ -39,6 +40,7 @@ class Sites:
             "scope": "openid email profile",
             "state": "state-from-the-site",
             "nonce": "nonce-from-the-site",
+            **PKCE,
             **extra,
         }
         return f"{self.provider_url}/authorize?{urlencode(query)}"

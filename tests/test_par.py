@@ -259,6 +259,9 @@ def test_par_with_the_secret_in_the_body_is_refused_for_a_basic_client(
         ({"scope": "email"}, "invalid_scope"),
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge": "a" * 42}, "invalid_request"),
+        ({"response_type": None}, "invalid_request"),
         ({"prompt": "sometimes"}, "invalid_request"),
         ({"response_mode": "fragment"}, "invalid_request"),
         ({"claims": "{not json"}, "invalid_request"),
@@ -294,6 +297,19 @@ def test_a_repeated_parameter_is_refused(app: Flask, shop: RelyingParty) -> None
 
     assert answer.status_code == 400
     assert answer.get_json()["error"] == "invalid_request"
+
+
+def test_par_with_basic_and_a_secret_in_the_body_is_an_invalid_request(
+    app: Flask, shop: RelyingParty
+) -> None:
+    """RFC 6749 §2.3: one client authentication method per request (§5.2 invalid_request)."""
+    _, params = pushed_request(shop)
+
+    answer = push(app, {**params, "client_secret": SHOP_SECRET})
+
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "invalid_request"
+    assert "one client authentication method" in answer.get_json()["error_description"]
 
 
 def test_the_authenticated_client_may_leave_client_id_out_of_the_body(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
@@ -165,6 +166,35 @@ def test_introspection_without_a_token_is_an_invalid_request(app: Flask) -> None
 
     assert answer.status_code == 400
     assert answer.get_json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/revoke", "/introspect"])
+def test_a_repeated_parameter_is_an_invalid_request_that_changes_nothing(
+    app: Flask, shop_tokens: dict[str, Any], path: str
+) -> None:
+    token = shop_tokens["access_token"]
+    form = MultiDict([("token", token), ("token", token)])
+
+    answer = app.test_client().post(path, data=form, auth=SHOP, base_url=ISSUER)
+
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "invalid_request"
+    assert userinfo_status(app, token) == 200
+
+
+@pytest.mark.parametrize("path", ["/revoke", "/introspect"])
+def test_two_client_authentication_methods_are_an_invalid_request(
+    app: Flask, shop_tokens: dict[str, Any], path: str
+) -> None:
+    """RFC 7009 §2.2.1 and RFC 7662 §2.3 answer with RFC 6749 §5.2's errors (§2.3: one
+    method per request)."""
+    token = shop_tokens["access_token"]
+
+    answer = post(app, path, token, client_secret=SHOP_SECRET)
+
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "invalid_request"
+    assert userinfo_status(app, token) == 200
 
 
 def test_revocation_only_accepts_post(app: Flask) -> None:

@@ -6,20 +6,35 @@ import base64
 import hashlib
 
 import pytest
+import redis
 from flask import Flask
+from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
+from oidc_link import create_app
 from oidc_link.clock import FixedClock
-from tests.conftest import ISSUER, POST_SECRET, SHOP_CALLBACK, SHOP_SECRET, SPA_CALLBACK
-from tests.relying_party import Browser, RelyingParty, query_of
+from oidc_link.config import settings_from_mapping
+from oidc_link.services import build_services
+from tests.conftest import (
+    ISSUER,
+    POST_SECRET,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    SPA_CALLBACK,
+    provider_config,
+)
+from tests.relying_party import PKCE, PKCE_VERIFIER, Browser, RelyingParty, query_of
 from tests.test_oidc_flow import sign_in
 
 VERIFIER = "v" * 50
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=")
 
 
-def issued_code(app: Flask, console: list[str], client_id: str = "shop", **extra: str) -> str:
-    """Sign Jenny in at ``client_id`` and return the authorization code."""
+def issued_code(
+    app: Flask, console: list[str], client_id: str = "shop", **extra: str | None
+) -> str:
+    """Sign Jenny in at ``client_id`` and return the authorization code (PKCE_VERIFIER's,
+    unless ``extra`` changes or, given None, drops the challenge)."""
     callbacks = {"shop": SHOP_CALLBACK, "spa": SPA_CALLBACK}
     browser = Browser(app, ISSUER)
     params = {
@@ -28,8 +43,10 @@ def issued_code(app: Flask, console: list[str], client_id: str = "shop", **extra
         "redirect_uri": callbacks[client_id],
         "scope": "openid email",
         "state": "s",
+        **PKCE,
         **extra,
     }
+    params = {k: v for k, v in params.items() if v is not None}
     browser.start("/authorize?" + "&".join(f"{k}={v}" for k, v in params.items()))
     browser.submit("/email", email="jenny@example.com")
     answer = browser.submit("/code", code="000000")
@@ -37,14 +54,37 @@ def issued_code(app: Flask, console: list[str], client_id: str = "shop", **extra
 
 
 def redeem(
-    app: Flask, code: str, auth: tuple[str, str] | None = ("shop", SHOP_SECRET), **form: str
+    app: Flask,
+    code: str,
+    auth: tuple[str, str] | None = ("shop", SHOP_SECRET),
+    **form: str | None,
 ):
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": SHOP_CALLBACK, **form}
+    """Redeem ``code`` with PKCE_VERIFIER, unless ``form`` changes it (None drops a field)."""
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": SHOP_CALLBACK,
+        "code_verifier": PKCE_VERIFIER,
+        **form,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
     return app.test_client().post("/token", data=data, auth=auth, base_url=ISSUER)
 
 
 def error_of(answer: TestResponse) -> str:
     return answer.get_json()["error"]
+
+
+@pytest.fixture
+def legacy_app(redis_client: redis.Redis, live_clock: FixedClock, console: list[str]) -> Flask:
+    """The shop client registered as a legacy confidential client: ``require_pkce = false``."""
+    config = provider_config()
+    config["clients"][0]["require_pkce"] = False  # type: ignore[index]
+    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    services = build_services(
+        settings, clock=live_clock, redis_client=redis_client, announce=console.append
+    )
+    return create_app(settings, services)
 
 
 def test_a_code_can_be_redeemed_only_once(app: Flask, console: list[str]) -> None:
@@ -101,15 +141,30 @@ def test_a_code_is_bound_to_its_pkce_challenge(app: Flask, console: list[str]) -
     assert error_of(redeem(app, code, code_verifier="w" * 50)) == "invalid_grant"
 
 
-def test_a_code_issued_with_pkce_needs_the_verifier(app: Flask, console: list[str]) -> None:
-    code = issued_code(
-        app, console, code_challenge=CHALLENGE.decode(), code_challenge_method="S256"
-    )
+def test_a_code_issued_with_pkce_without_its_verifier_is_an_invalid_grant(
+    app: Flask, console: list[str]
+) -> None:
+    code = issued_code(app, console)
 
-    assert error_of(redeem(app, code)) == "invalid_request"
+    answer = redeem(app, code, code_verifier=None)
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_grant"
 
 
-def test_a_confidential_client_may_use_pkce_too(app: Flask, console: list[str]) -> None:
+@pytest.mark.parametrize("verifier", ["short", "v" * 129, "v" * 42 + "!"])
+def test_a_malformed_verifier_is_an_invalid_grant(
+    app: Flask, console: list[str], verifier: str
+) -> None:
+    code = issued_code(app, console)
+
+    answer = redeem(app, code, code_verifier=verifier)
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_grant"
+
+
+def test_a_confidential_client_redeems_with_its_verifier(app: Flask, console: list[str]) -> None:
     code = issued_code(
         app, console, code_challenge=CHALLENGE.decode(), code_challenge_method="S256"
     )
@@ -117,19 +172,23 @@ def test_a_confidential_client_may_use_pkce_too(app: Flask, console: list[str]) 
     assert redeem(app, code, code_verifier=VERIFIER).status_code == 200
 
 
-def test_a_public_client_redeems_with_its_verifier_and_no_secret(
-    app: Flask, console: list[str]
+def test_a_legacy_clients_code_without_pkce_is_redeemed_without_a_verifier(
+    legacy_app: Flask, console: list[str]
 ) -> None:
-    code = issued_code(
-        app, console, "spa", code_challenge=CHALLENGE.decode(), code_challenge_method="S256"
-    )
+    code = issued_code(legacy_app, console, code_challenge=None, code_challenge_method=None)
 
-    answer = redeem(
-        app, code, auth=None, client_id="spa", redirect_uri=SPA_CALLBACK, code_verifier=VERIFIER
-    )
+    assert redeem(legacy_app, code, code_verifier=None).status_code == 200
 
-    assert answer.status_code == 200
-    assert "id_token" in answer.get_json()
+
+def test_a_verifier_for_a_code_issued_without_a_challenge_is_an_invalid_grant(
+    legacy_app: Flask, console: list[str]
+) -> None:
+    code = issued_code(legacy_app, console, code_challenge=None, code_challenge_method=None)
+
+    answer = redeem(legacy_app, code)
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_grant"
 
 
 @pytest.mark.parametrize(
@@ -142,6 +201,8 @@ def test_a_public_client_redeems_with_its_verifier_and_no_secret(
         (None, {}),
         (None, {"client_id": "blog", "client_secret": "wrong-secret-0123456789"}),
         (("blog", POST_SECRET), {}),
+        (None, {"client_id": "nobody", "client_secret": "any-secret-0123456789"}),
+        (None, {"client_id": "nobody"}),
     ],
     ids=[
         "basic-wrong-secret",
@@ -151,6 +212,8 @@ def test_a_public_client_redeems_with_its_verifier_and_no_secret(
         "no-credentials",
         "post-client-wrong-secret",
         "post-client-using-basic",
+        "post-unknown-client",
+        "none-unknown-client",
     ],
 )
 def test_wrong_client_credentials_get_401_invalid_client(
@@ -162,6 +225,86 @@ def test_wrong_client_credentials_get_401_invalid_client(
 
     assert answer.status_code == 401
     assert error_of(answer) == "invalid_client"
+    assert answer.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_invalid_client_after_http_basic_is_401_with_a_basic_challenge(
+    app: Flask, console: list[str]
+) -> None:
+    code = issued_code(app, console)
+
+    answer = redeem(app, code, auth=("shop", "wrong-secret-0123456789"))
+
+    assert answer.status_code == 401
+    assert error_of(answer) == "invalid_client"
+    assert answer.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+@pytest.mark.parametrize("name", ["grant_type", "code", "redirect_uri", "code_verifier"])
+def test_a_repeated_parameter_is_an_invalid_request_and_spends_nothing(
+    app: Flask, console: list[str], name: str
+) -> None:
+    code = issued_code(app, console)
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": SHOP_CALLBACK,
+        "code_verifier": PKCE_VERIFIER,
+    }
+    form = MultiDict([*data.items(), (name, data[name])])
+
+    answer = app.test_client().post(
+        "/token", data=form, auth=("shop", SHOP_SECRET), base_url=ISSUER
+    )
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_request"
+    assert f"'{name}' is repeated" in answer.get_json()["error_description"]
+    assert redeem(app, code).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("auth", "form"),
+    [
+        (("shop", SHOP_SECRET), {"client_secret": SHOP_SECRET}),
+        (("shop", SHOP_SECRET), {"client_assertion": "a.b.c"}),
+        (None, {"client_id": "blog", "client_secret": POST_SECRET, "client_assertion": "a.b.c"}),
+        (None, {"client_secret": POST_SECRET, "client_assertion_type": "x"}),
+    ],
+    ids=["basic-and-post", "basic-and-assertion", "post-and-assertion", "post-and-assertion-type"],
+)
+def test_more_than_one_client_authentication_method_is_an_invalid_request(
+    app: Flask, console: list[str], auth: tuple[str, str] | None, form: dict[str, str]
+) -> None:
+    code = issued_code(app, console)
+
+    answer = redeem(app, code, auth=auth, **form)
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_request"
+    assert "one client authentication method" in answer.get_json()["error_description"]
+
+
+def test_a_client_id_in_the_body_must_name_the_client_of_the_basic_header(
+    app: Flask, console: list[str]
+) -> None:
+    code = issued_code(app, console)
+
+    other = redeem(app, code, client_id="blog")
+    same = redeem(app, code, client_id="shop")
+
+    assert other.status_code == 400
+    assert error_of(other) == "invalid_request"
+    assert same.status_code == 200
+
+
+def test_a_missing_grant_type_is_an_invalid_request(app: Flask, console: list[str]) -> None:
+    code = issued_code(app, console)
+
+    answer = redeem(app, code, grant_type=None)
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_request"
 
 
 def test_an_unsupported_grant_type_is_refused(app: Flask) -> None:

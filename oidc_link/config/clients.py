@@ -42,6 +42,9 @@ class ClientSettings:
     third_party: bool = False
     # Authorization requests only through PAR (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
+    # PKCE (S256) on every authorization request (RFC 9700 §2.1.1). False only for a legacy
+    # confidential client that cannot send it; a public client always must.
+    require_pkce: bool = True
     # private_key_jwt: the client's public keys, inline (a JWK Set) or fetched from a URL.
     jwks: Mapping[str, Any] | None = None
     jwks_uri: str | None = None
@@ -86,6 +89,7 @@ _CLIENT_FIELDS = {
     "sector",
     "third_party",
     "require_pushed_authorization_requests",
+    "require_pkce",
     "jwks",
     "jwks_uri",
     "post_logout_redirect_uris",
@@ -183,6 +187,14 @@ def _read_client(
     if alg is not None and alg not in algorithms:
         reader.problem(field_name, f"must be one of the enabled keys.algorithms: {algorithms}")
     flags = {flag: reader.flag(table, flag, f"{name}.{flag}") for flag in _FLAGS}
+    require_pkce = reader.flag(table, "require_pkce", f"{name}.require_pkce", default=True)
+    if not require_pkce and method == "none":
+        # RFC 9700 §2.1.1: nothing else protects a public client's code from injection.
+        reader.problem(
+            f"{name}.require_pkce",
+            "a public client (method 'none') must use PKCE: only confidential clients "
+            "may set require_pkce = false",
+        )
     sector = reader.text(table, "sector", f"{name}.sector", required=False)
     jwks, jwks_uri = _read_client_keys(reader, table, name, method)
     post_logout = reader.text_list(
@@ -225,6 +237,7 @@ def _read_client(
         post_logout_redirect_uris=post_logout or (),
         backchannel_logout_uri=backchannel,
         api_keys=api_keys,
+        require_pkce=require_pkce,
         **flags,
     )
 

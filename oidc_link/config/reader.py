@@ -77,11 +77,13 @@ class Reader:
         resolved = (self._resolve(item, name) for item in value)
         return tuple(item for item in resolved if item is not None)
 
-    def flag(self, table: Mapping[str, Any], key: str, name: str) -> bool:
-        value = table.get(key, False)
+    def flag(
+        self, table: Mapping[str, Any], key: str, name: str, default: bool = False
+    ) -> bool:
+        value = table.get(key, default)
         if not isinstance(value, bool):
             self.problem(name, "must be true or false")
-            return False
+            return default
         return value
 
     def choice(

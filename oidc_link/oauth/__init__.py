@@ -15,7 +15,13 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.base import invalid_error_characters
-from authlib.oauth2.rfc6749 import OAuth2Request, UnsupportedResponseTypeError, scope_to_list
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Request,
+    UnsupportedResponseTypeError,
+    scope_to_list,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
 
@@ -23,7 +29,7 @@ from oidc_link.accounts import Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
-from oidc_link.ids import new_secret
+from oidc_link.ids import new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.metrics import Metrics
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
@@ -36,7 +42,13 @@ from oidc_link.oauth.claims import (
 from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
-from oidc_link.oauth.grants import CodeGrant, IssuedCode, LinkOpenIDCode, S256CodeChallenge
+from oidc_link.oauth.grants import (
+    CodeGrant,
+    IssuedCode,
+    LinkOpenIDCode,
+    OneValueEach,
+    S256CodeChallenge,
+)
 from oidc_link.oauth.messages import (
     AuthlibRequest,
     AuthorizationPageError,
@@ -46,6 +58,7 @@ from oidc_link.oauth.messages import (
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
+from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
 from oidc_link.outbound import Outbound
 from oidc_link.store import Store, Writes
 from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
@@ -80,7 +93,9 @@ class Provider(AuthorizationServer):
         self.tokens = TokenLifecycle(settings, store, clock)
         self.consents = Consents(store, clock, settings.lifetimes)
         self.accounts = Accounts(store, clock, settings.subject_salt)
-        self.register_grant(CodeGrant, [S256CodeChallenge(required=True), LinkOpenIDCode(self)])
+        self.register_grant(
+            CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), LinkOpenIDCode(self)]
+        )
         self.register_grant(RefreshGrant, [RefreshIDToken(self)])
         self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
         self.register_endpoint(Revocation)
@@ -163,7 +178,37 @@ class Provider(AuthorizationServer):
         # JSON at /par).
         if invalid_error_characters(request.payload.response_type or ""):
             raise UnsupportedResponseTypeError("(not printable)")
-        return super().get_authorization_grant(request)
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            if request.payload.response_type:
+                raise
+            # RFC 6749 §4.1.2.1: a missing required parameter is invalid_request; redirected
+            # only where Authlib found the redirect URI trustworthy.
+            raise InvalidRequestError(
+                "Missing 'response_type'.", redirect_uri=error.redirect_uri
+            ) from None
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> OAuthClient:
+        # Authlib answers an unknown client_id sent in the body with a 400, and a wrong
+        # secret with a 401. RFC 6749 §5.2 allows 401 for every invalid_client; one status
+        # keeps the answer uniform (and the WWW-Authenticate challenge of §5.2 with it).
+        try:
+            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            if error.status_code == 401:
+                raise
+            raise InvalidClientError(
+                status_code=401, description=error.get_error_description()
+            ) from None
+        # HTTP Basic names the client in the header; a client_id in the body naming another
+        # is two conflicting credentials (RFC 6749 §5.2 invalid_request), not a detail to drop.
+        named = request.form.get("client_id")
+        if named is not None and not same(named, client.get_client_id()):
+            raise InvalidRequestError("'client_id' is not the authenticated client.")
+        return client
 
     def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
@@ -209,7 +254,7 @@ class Provider(AuthorizationServer):
 
     def push_authorization(self, request: ProtocolRequest) -> ProtocolResponse:
         """``POST /par`` (RFC 9126 §2)."""
-        return self.pushed.push(request)
+        return self._misshapen(request) or self.pushed.push(request)
 
     def session_identity(self, request: OAuth2Request) -> Identity | None:
         """The session's identity if it may answer this request without a new sign-in.
@@ -319,15 +364,38 @@ class Provider(AuthorizationServer):
             return self._with_issuer(self.handle_error_response(None, error))
 
     def token(self, request: ProtocolRequest) -> ProtocolResponse:
+        refused = self._misshapen(request)
+        if refused is not None:
+            return refused
+        if not any(name == "grant_type" and value for name, value in request.form):
+            # RFC 6749 §5.2: a missing required parameter is invalid_request (Authlib would
+            # say unsupported_grant_type, which is for a value it does not know).
+            return self.handle_error_response(None, InvalidRequestError("Missing 'grant_type'."))
         return self.create_token_response(request)
 
     def revocation(self, request: ProtocolRequest) -> ProtocolResponse:
         """``POST /revoke`` (RFC 7009), answered by tokens.Revocation."""
-        return self.create_endpoint_response(Revocation.ENDPOINT_NAME, request)
+        return self._misshapen(request) or self.create_endpoint_response(
+            Revocation.ENDPOINT_NAME, request
+        )
 
     def introspection(self, request: ProtocolRequest) -> ProtocolResponse:
         """``POST /introspect`` (RFC 7662), answered by tokens.Introspection."""
-        return self.create_endpoint_response(Introspection.ENDPOINT_NAME, request)
+        return self._misshapen(request) or self.create_endpoint_response(
+            Introspection.ENDPOINT_NAME, request
+        )
+
+    def _misshapen(self, request: ProtocolRequest) -> ProtocolResponse | None:
+        """The 400 ``invalid_request`` of a back-channel request (/token, /par, /revoke,
+        /introspect) that repeats a parameter or mixes client authentication methods
+        (RFC 6749 §2.3, §3.2, §5.2; RFC 7009 §2.2.1, RFC 7662 §2.3, RFC 9126 §2.3 reuse
+        it), before any of it is believed."""
+        try:
+            refuse_repeated_parameters([*request.query, *request.form])
+            refuse_mixed_client_auth(request.form, request.headers)
+        except InvalidRequestError as error:
+            return self.handle_error_response(None, error)
+        return None
 
     def userinfo(self, access_token: str | None) -> dict[str, Any]:
         found = self.tokens.find_access_token(access_token) if access_token else None

@@ -112,17 +112,8 @@ class PrivateKeyJWTAuthentication:
     def _authenticate(
         self, query_client: Callable[[str], OAuthClient | None], request: OAuth2Request
     ) -> OAuthClient:
-        data = request.payload.datalist
-        # RFC 6749 §3.2: no parameter more than once.
-        if any(
-            len(data.get(name, [])) > 1 for name in ("client_assertion", "client_assertion_type")
-        ):
-            raise RefusedAssertionError("repeated parameter", "Repeated client assertion.")
-        # RFC 6749 §2.3: one authentication method per request.
-        if request.form.get("client_secret") or request.headers.get("Authorization"):
-            raise RefusedAssertionError(
-                "also a secret", "Use one client authentication method per request."
-            )
+        # A repeated parameter, or a secret beside the assertion, never gets here: the
+        # Provider refuses both as invalid_request first (request_shape.py).
         if request.form.get("client_assertion_type") != ASSERTION_TYPE:
             raise RefusedAssertionError(
                 "wrong client_assertion_type",

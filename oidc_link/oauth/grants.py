@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
     AuthorizationCodeGrant,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
     scope_to_list,
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
+    RegistrationNotSupportedError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
 
+from oidc_link.ids import same
 from oidc_link.models import AuthorizationCode, Identity, SsoSession
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
 from oidc_link.oauth.par import PUSHED_MARKER
+from oidc_link.oauth.request_shape import refuse_repeated_parameters
 from oidc_link.store import Writes
 
 if TYPE_CHECKING:
@@ -35,6 +41,8 @@ TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # OAuth 2.0 Form Post Response Mode: the web layer turns the redirect into a posted form.
 RESPONSE_MODES = ("query", "form_post")
+# RFC 7636 §4.2: BASE64URL(SHA-256(code_verifier)), unpadded: exactly 43 characters.
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class IssuedCode:
@@ -54,19 +62,69 @@ class IssuedCode:
         return self.record.scope
 
 
+class OneValueEach:
+    """RFC 6749 §3.1: no authorization request parameter more than once.
+
+    Authlib refuses a repeated response_type, client_id, redirect_uri, scope or state
+    before the redirect URI is trusted (an error page); this hook refuses any other,
+    after it is trusted, so the client hears ``invalid_request`` at its redirect URI.
+    """
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.check)
+
+    @staticmethod
+    def check(grant: Any, redirect_uri: str) -> None:
+        datalist = grant.request.payload.datalist
+        refuse_repeated_parameters((name, "") for name, values in datalist.items() for _ in values)
+
+
 class S256CodeChallenge(CodeChallenge):
-    """PKCE with S256 only (RFC 9700 §2.1.1), and required of public clients."""
+    """PKCE with S256 only (RFC 9700 §2.1.1), required of every client unless its
+    registration says ``require_pkce = false`` (legacy confidential clients only)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib reads a class attribute
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
         client: OAuthClient = grant.request.client
-        if client.settings.is_public and not data.get("code_challenge"):
-            raise InvalidRequestError("Public clients must use PKCE: send 'code_challenge' (S256).")
-        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+        challenge = data.get("code_challenge")
+        # RFC 7636 §4.4.1: a server that requires PKCE answers a missing challenge with
+        # invalid_request.
+        if client.settings.require_pkce and not challenge:
+            raise InvalidRequestError("PKCE is required: send 'code_challenge' (S256).")
+        if challenge and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("'code_challenge_method' must be S256.")
         super().validate_code_challenge(grant, redirect_uri)
+        # RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA-256(verifier)) without padding,
+        # 43 characters; anything else can never match a verifier, so it is refused now,
+        # at /authorize, rather than after the person has signed in.
+        if challenge and not S256_CHALLENGE.fullmatch(challenge):
+            raise InvalidRequestError(
+                "'code_challenge' must be 43 base64url characters (an S256 hash)."
+            )
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        """RFC 7636 §4.6: a verifier that does not fit the code is ``invalid_grant``.
+
+        That includes a missing or malformed one for a code issued with a challenge, and
+        any verifier for a code issued without one (RFC 9700 §4.8.2): the code was spent
+        on this presentation either way (query_authorization_code).
+        """
+        request = grant.request
+        verifier = request.form.get("code_verifier")
+        challenge = request.authorization_code.code_challenge
+        if not challenge and not verifier:
+            return  # a legacy client's code, issued without PKCE (require_pkce = false)
+        if not challenge:
+            raise InvalidGrantError("This code was issued without 'code_challenge'.")
+        if not verifier:
+            raise InvalidGrantError("Missing 'code_verifier': this code was issued with PKCE.")
+        # RFC 7636 §4.1: 43-128 unreserved characters; compared in constant time.
+        if not CODE_VERIFIER_PATTERN.fullmatch(verifier) or not same(
+            create_s256_code_challenge(verifier), challenge
+        ):
+            raise InvalidGrantError("The 'code_verifier' does not match the 'code_challenge'.")
 
 
 class CodeGrant(AuthorizationCodeGrant):
@@ -167,6 +225,9 @@ class LinkOpenIDCode(OpenIDCode):
             raise RequestNotSupportedError()
         if "request_uri" in data:
             raise RequestURINotSupportedError()
+        # OIDC Core §7.2.1: the registration parameter is for Self-Issued OPs; we are none.
+        if "registration" in data:
+            raise RegistrationNotSupportedError()
         if data.get("response_mode", "query") not in RESPONSE_MODES:
             raise InvalidRequestError("'response_mode' must be query or form_post.")
         # RFC 9126 §6: this client's requests must come through PAR (par.py marks them).

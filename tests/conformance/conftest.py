@@ -38,6 +38,11 @@ def settings(client_private_key: RSAKey) -> Settings:
     assert isinstance(clients, list)
     shop = next(c for c in clients if c["client_id"] == "shop")
     shop["post_logout_redirect_uris"] = [SHOP_POST_LOGOUT]
+    # The plans' clients send no PKCE (only oidcc-ensure-request-with-valid-pkce does), so
+    # they are registered as legacy confidential clients, as for a hosted certification run.
+    for confidential in clients:
+        if confidential.get("token_endpoint_auth_method") != "none":
+            confidential["require_pkce"] = False
     # The plans' "client2": a second confidential client, for cross-client checks.
     clients.append(
         {
@@ -45,6 +50,7 @@ def settings(client_private_key: RSAKey) -> Settings:
             "client_secret": SECOND_SECRET,
             "redirect_uris": [SECOND_CALLBACK],
             "name": "Conformance Client 2",
+            "require_pkce": False,
         }
     )
     # The private_key_jwt variant: the client's public key registered inline (a JWK Set).
@@ -55,6 +61,7 @@ def settings(client_private_key: RSAKey) -> Settings:
             "jwks": {"keys": [client_private_key.as_dict(private=False)]},
             "redirect_uris": [KEY_CLIENT_CALLBACK],
             "name": "Conformance private_key_jwt client",
+            "require_pkce": False,
         }
     )
     return settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
