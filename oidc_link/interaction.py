@@ -2,7 +2,8 @@
 
 No HTTP and no Authlib here: the web layer renders each step, oauth.py turns the verified
 identity into an authorization response. Each step runs under a per-flow lock, so a double
-submit never sends a second SMS, and saves the flow only once Link has answered.
+submit never sends a second SMS, and saves the flow only once Link has answered. Each step
+first checks that the flow may take it (models.TRANSITIONS): else FlowStepError, unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from oidc_link.errors import (
     FlowFinishedError,
     FlowFormExpiredError,
     FlowNotFoundError,
-    FlowStepError,
 )
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
@@ -204,8 +204,7 @@ class Interaction:
         email = email.strip().lower()
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            if flow.step == FlowStep.LOCKED:
-                return StepResult(flow)
+            flow.check_move(FlowStep.EMAIL)  # what is typed is checked at the email step
             if flow.step == FlowStep.CODE and email == flow.email:
                 # A double submit, or the back button: the code is already on its way.
                 return StepResult(flow)
@@ -246,8 +245,8 @@ class Interaction:
     def resend_code(self, request: FlowRequest) -> StepResult:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
-                return StepResult(flow)
+            flow.check_at(FlowStep.CODE)
+            assert flow.link_client_secret  # set with every move to CODE (_send_code)
             return self._send_code(
                 held,
                 flow,
@@ -267,12 +266,9 @@ class Interaction:
         code = re.sub(r"\s", "", code)
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            if flow.step != FlowStep.CODE or not flow.email or not flow.link_client_secret:
-                # Another tab moved the flow on (another email, a lock-out), or a forged
-                # post: nothing is changed, and the page offers the flow's current step.
-                raise FlowStepError(
-                    flow.client_id, flow.authorization.get("redirect_uri"), flow_id=flow.id
-                )
+            # Another tab moved the flow on (another email, a lock-out), or a forged post.
+            flow.check_at(FlowStep.CODE)
+            assert flow.email and flow.link_client_secret  # set with every move to CODE
             if not _CODE.match(code):
                 return self._refuse(held, flow, Problem.INVALID_CODE_FORMAT)
             try:
@@ -299,9 +295,7 @@ class Interaction:
             )
             return Completion(flow=finished, identity=identity, redirect_to=redirect_to)
 
-    def allow(
-        self, request: FlowRequest, approve: Callable[[Flow, Identity], str]
-    ) -> StepResult | Completion:
+    def allow(self, request: FlowRequest, approve: Callable[[Flow, Identity], str]) -> Completion:
         """The person allowed the client: the flow ends and ``approve`` says where to go.
 
         Like ``submit_code``, ``approve`` runs under the lock, so a double submit is sent
@@ -309,8 +303,7 @@ class Interaction:
         """
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            if flow.step != FlowStep.CONSENT or flow.identity is None:
-                return StepResult(flow)
+            flow.check_at(FlowStep.CONSENT)
             finished = self._store.take_flow(flow.id)
             if finished is None or finished.identity is None:
                 raise FlowNotFoundError()
@@ -321,14 +314,14 @@ class Interaction:
     def use_another_email(self, request: FlowRequest) -> Flow:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            if flow.step == FlowStep.LOCKED:
-                return flow
+            flow.check_move(FlowStep.EMAIL)
             return self._save(held, self._restart(flow)).flow
 
     def cancel(self, request: FlowRequest, deny: Callable[[Flow], str]) -> str:
         """The user walks away; ``deny`` builds the ``access_denied`` redirect to the RP."""
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
+            flow.check_move(FlowStep.ENDED)  # from any step
             finished = self._store.take_flow(flow.id)
             if finished is None:
                 raise FlowNotFoundError()

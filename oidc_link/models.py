@@ -1,10 +1,40 @@
-"""What we keep in Redis, as dataclasses that turn into JSON records and back."""
+"""What we keep in Redis, as dataclasses that turn into JSON records and back; and the
+steps a sign-in flow may move between (FlowStep, TRANSITIONS), which Flow.advance enforces.
+
+A flow's steps (web/pages.py shows each as a page)::
+
+    start ──────► EMAIL ↺ refused: a bad email, a limit, Link down
+      │            │  │
+      │            │  └─────────► NOT_ON_LINK      Link has no such email
+      │  code sent ▼
+      │           CODE ↺ resend; a wrong or expired code
+      │            │  │
+      │            │  └─────────► LOCKED           too many wrong codes
+      │ right code ▼
+      │          ended            (then a new flow at CONSENT, if the client asks)
+      └─────────► CONSENT ──────► ended            Allow (SSO sign-ins start here)
+
+    any step but LOCKED ──► EMAIL    "Use another email", an email typed again
+    any step ──► ended               cancel: back to the site, or Deny
+
+As a table (tests/test_flow_steps.py reads this one against TRANSITIONS)::
+
+    email       -> email | code | not_on_link | ended
+    code        -> email | code | locked | ended
+    not_on_link -> email | ended
+    locked      -> ended
+    consent     -> email | ended
+"""
 
 from __future__ import annotations
 
+import enum
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Self
+
+from oidc_link.errors import FlowStepError
 
 
 class Record:
@@ -37,7 +67,9 @@ class Identity(Record):
         return cls(**{**data, "amr": tuple(data.get("amr", ()))})
 
 
-class FlowStep:
+class FlowStep(enum.StrEnum):
+    """Where a flow is; stored as its value, so records keep the plain strings."""
+
     EMAIL = "email"
     CODE = "code"
     NOT_ON_LINK = "not_on_link"
@@ -45,6 +77,21 @@ class FlowStep:
     LOCKED = "locked"
     # Signed in (``Flow.identity``); a third-party client waits for Allow or Deny.
     CONSENT = "consent"
+    # Never stored: the flow was taken from the store (signed in, allowed or cancelled) and
+    # only its FinishedFlow stays.
+    ENDED = "ended"
+
+
+# The moves a flow may make, from each stored step (the module docstring draws them).
+TRANSITIONS: Mapping[str, frozenset[FlowStep]] = {
+    FlowStep.EMAIL: frozenset(
+        {FlowStep.EMAIL, FlowStep.CODE, FlowStep.NOT_ON_LINK, FlowStep.ENDED}
+    ),
+    FlowStep.CODE: frozenset({FlowStep.EMAIL, FlowStep.CODE, FlowStep.LOCKED, FlowStep.ENDED}),
+    FlowStep.NOT_ON_LINK: frozenset({FlowStep.EMAIL, FlowStep.ENDED}),
+    FlowStep.LOCKED: frozenset({FlowStep.ENDED}),
+    FlowStep.CONSENT: frozenset({FlowStep.EMAIL, FlowStep.ENDED}),
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +132,29 @@ class Flow(Record):
     account_link: AccountLinkTarget | None = None
 
     def advance(self, **changes: Any) -> Flow:
+        """This flow with ``changes``; a new ``step`` must be a move TRANSITIONS allows."""
+        if "step" in changes:
+            if changes["step"] == FlowStep.ENDED:
+                raise ValueError("a flow ends by being taken from the store, not by a step")
+            self.check_move(changes["step"])
         return replace(self, **changes)
+
+    def check_move(self, to: str) -> None:
+        """Raise FlowStepError unless TRANSITIONS lets this flow move to ``to``."""
+        if to not in TRANSITIONS.get(self.step, frozenset()):
+            raise self._wrong_step()
+
+    def check_at(self, step: str) -> None:
+        """Raise FlowStepError unless this flow is at ``step``: the forms that act within
+        one step (a code, a resend, Allow) are refused anywhere else."""
+        if self.step != step:
+            raise self._wrong_step()
+
+    def _wrong_step(self) -> FlowStepError:
+        # Nothing changes; the error page offers the flow's current step.
+        return FlowStepError(
+            self.client_id, self.authorization.get("redirect_uri"), flow_id=self.id
+        )
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:

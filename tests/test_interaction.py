@@ -639,13 +639,18 @@ def test_a_locked_flow_only_lets_the_user_go_back_to_the_site(
     locked = wrong_codes(interaction, code_flow, 5, code)[-1].flow
     clock.advance(Limits().resend_cooldown)
 
-    assert interaction.submit_email(post(locked), SAM) == StepResult(locked)
-    assert interaction.submit_email(post(locked), JENNY) == StepResult(locked)
-    for attempt in (code, "000000"):
-        with pytest.raises(FlowStepError):
-            interaction.submit_code(post(locked), attempt, finish)
-    assert interaction.resend_code(post(locked)) == StepResult(locked)
-    assert interaction.use_another_email(post(locked)) == locked
+    refused_steps: list[Callable[[], object]] = [
+        lambda: interaction.submit_email(post(locked), SAM),
+        lambda: interaction.submit_email(post(locked), JENNY),
+        lambda: interaction.submit_code(post(locked), code, finish),
+        lambda: interaction.submit_code(post(locked), "000000", finish),
+        lambda: interaction.resend_code(post(locked)),
+        lambda: interaction.use_another_email(post(locked)),
+    ]
+    for step in refused_steps:
+        with pytest.raises(FlowStepError) as refused:
+            step()
+        assert refused.value.flow_id == locked.id
     assert interaction.view(get(locked)) == locked
     assert stored_flow(store, code_flow) == locked
     assert finish.calls == []
@@ -713,7 +718,8 @@ def test_a_code_step_action_on_an_email_step_flow_changes_nothing(
     with pytest.raises(FlowStepError) as refused:
         interaction.submit_code(post(flow), "000000", finish)
     assert refused.value.flow_id == flow.id
-    assert interaction.resend_code(post(flow)) == StepResult(flow)
+    with pytest.raises(FlowStepError):
+        interaction.resend_code(post(flow))
     assert stored_flow(store, flow) == flow
     assert finish.calls == []
     assert messages == []

@@ -185,14 +185,10 @@ def allow(flow_id: str) -> Response:
         return _location(context.provider.approve(flow.authorization, identity, same_sign_in))
 
     outcome = context.interaction.allow(_flow_request(flow_id), approve)
-    if isinstance(outcome, Completion):
-        authorization = outcome.flow.authorization
-        return authorization_answer(
-            outcome.redirect_to,
-            authorization.get("redirect_uri"),
-            authorization.get("response_mode"),
-        )
-    return _after(outcome)
+    authorization = outcome.flow.authorization
+    return authorization_answer(
+        outcome.redirect_to, authorization.get("redirect_uri"), authorization.get("response_mode")
+    )
 
 
 def flow_page(flow: Flow) -> tuple[str, int]:
