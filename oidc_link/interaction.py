@@ -204,7 +204,7 @@ class Interaction:
         email = email.strip().lower()
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
-            flow.check_move(FlowStep.EMAIL)  # what is typed is checked at the email step
+            flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
                 # A double submit, or the back button: the code is already on its way.
                 return StepResult(flow)

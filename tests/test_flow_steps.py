@@ -78,9 +78,9 @@ def test_a_move_in_the_table_is_allowed(start: FlowStep, to: FlowStep) -> None:
         assert flow.advance(step=to).step == to
 
 
-def test_the_illegal_moves_are_those_the_design_names() -> None:
-    # DESIGN.md §4, as the product makes them: LOCKED only ends; nothing but the code
-    # step reaches CODE or LOCKED; NOT_ON_LINK and CONSENT move only back to EMAIL.
+def test_the_table_refuses_exactly_the_moves_no_step_of_the_product_makes() -> None:
+    # LOCKED only ends; only EMAIL reaches CODE and NOT_ON_LINK, only CODE reaches LOCKED;
+    # a flow is at CONSENT only from its start (a new flow after the code, or SSO).
     assert set(ILLEGAL_MOVES) == {
         (FlowStep.EMAIL, FlowStep.LOCKED),
         (FlowStep.EMAIL, FlowStep.CONSENT),

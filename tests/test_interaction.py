@@ -661,6 +661,17 @@ def test_a_locked_flow_only_lets_the_user_go_back_to_the_site(
     assert store.load_flow(code_flow.id) is None
 
 
+def test_allow_on_a_flow_at_the_code_step_is_refused_and_changes_nothing(
+    interaction: Interaction, code_flow: Flow, store: Store, finish: Finisher
+) -> None:
+    with pytest.raises(FlowStepError) as refused:
+        interaction.allow(post(code_flow), finish)
+
+    assert refused.value.flow_id == code_flow.id
+    assert stored_flow(store, code_flow) == code_flow
+    assert finish.calls == []
+
+
 def test_the_announced_code_completes_the_flow(
     interaction: Interaction,
     code_flow: Flow,
