@@ -1,5 +1,6 @@
 """The layering rules of DESIGN.md §2, checked on the source: dependencies point down only,
-and each outside library is used by the one module that owns it."""
+and each outside library is used by the one module that owns it. Below them, issue 15's
+shape rules: modules stay short, imports form no cycle, and one layer's modules stay apart."""
 
 from __future__ import annotations
 
@@ -131,3 +132,289 @@ def test_every_package_ships_in_the_wheel() -> None:
     }
 
     assert found <= listed
+
+
+# --- The shape rules of issue 15: module size, import cycles, one layer's modules apart. ---
+
+# A module longer than this is doing more than one job; split it (DESIGN.md §2).
+MAX_LINES = 400
+
+# Modules allowed over MAX_LINES, by path under oidc_link/, each with why. An entry for a
+# module that is gone or back under the limit fails, so the list only ever shrinks.
+LONG_MODULES = {
+    "store.py": "until issue 15 splits it: store/, a module per aggregate",
+    "web/api.py": "until issue 15 splits it: web/api/, a package with one error mapping",
+    "oauth/__init__.py": (
+        "until issue 15 splits it: ID-token claims, userinfo and consent leave Provider"
+        " for oauth/id_token.py, oauth/userinfo.py and oauth/consent.py"
+    ),
+    "config/__init__.py": "until issue 15 splits it: config/ gets a module per settings table",
+    "interaction.py": (
+        "until issue 15 splits it: finishing a sign-in moves to sign_in.py's complete_sign_in()"
+    ),
+    "keys.py": (
+        "the one module that may touch private keys (OWNERS: cryptography, jwt): the rotation"
+        " schedule, signing and backup all handle decrypted keys, and splitting them would"
+        " spread private-key code over two modules"
+    ),
+}
+
+# Today's import cycles, each a strongly connected set of modules, with why it stands. An
+# entry that no longer matches a cycle exactly (broken, grown or shrunk) fails.
+KNOWN_CYCLES = {
+    frozenset(
+        {"oidc_link.oauth", "oidc_link.oauth.grants", "oidc_link.oauth.par", "oidc_link.tokens"}
+    ): (
+        "Provider doubles as a service locator: grants, PAR and tokens get the Provider and"
+        " reach through it. Until issue 15 passes them their collaborators instead"
+    ),
+    frozenset(
+        {
+            "oidc_link.link",
+            "oidc_link.link.dialects",
+            "oidc_link.link.http",
+            "oidc_link.link.sandbox",
+        }
+    ): (
+        "link/__init__.py holds both the interface its clients implement (LinkClient, LinkError)"
+        " and make_link_client(), which imports those clients to pick one. Until the interface"
+        " or the factory gets a module of its own"
+    ),
+}
+
+# Imports between two different top-level modules or packages of one layer, as (importer,
+# imported) names in LAYERS, with why. A pair no longer imported fails.
+SAME_LAYER_IMPORTS = {
+    ("logout", "oauth"): "DESIGN.md §3 allows it today: logout asks the Provider about clients",
+    ("logout", "sessions"): (
+        "until issue 15 moves sessions down a layer (DESIGN.md §3: sessions 4, logout 6)"
+    ),
+    ("oauth", "tokens"): "until issue 15 moves tokens.py into oauth/ (DESIGN.md §2)",
+    ("tokens", "oauth"): "until issue 15 moves tokens.py into oauth/ (DESIGN.md §2)",
+    ("oauth", "consents"): "until issue 15 moves consent into oauth/consent.py (DESIGN.md §2)",
+    ("oauth", "accounts"): (
+        "until issue 15 moves accounts into platform/, a layer below oauth (DESIGN.md §3)"
+    ),
+    ("account_links", "accounts"): (
+        "until issue 15 puts the platform objects together in platform/ (DESIGN.md §2)"
+    ),
+    ("store", "redis_connection"): "until issue 15 moves it into store/ as store/connection.py",
+    ("backchannel", "outbound"): (
+        "back-channel logout fetches a client's URL; outbound.py is the one way to do that"
+    ),
+    ("link", "metrics"): "link/measured.py times Link calls into the metrics",
+    ("cli", "server"): "`oidc-link serve` starts the server: the command sits above all",
+    ("cli", "demo"): "`oidc-link demo` runs the demo",
+    ("server", ""): "the server runs the app create_app() builds",
+    ("demo", ""): "the demo runs the real app next to its sample RP",
+}
+
+
+def module_name(path: Path) -> str:
+    """The dotted name ``import`` uses for a file: oauth/__init__.py is oidc_link.oauth."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULE_PATHS = {module_name(path): path for path in MODULES}
+
+
+def _ours(name: str) -> str | None:
+    """The module of ours that ``name`` lives in (a module, or a name in one), if any."""
+    while name and name not in MODULE_PATHS:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(path: Path) -> dict[str, str]:
+    """Every module of ours that ``path`` imports, with where and how: at run time, inside a
+    function, or under TYPE_CHECKING. Relative imports are resolved. ``from a import b`` is
+    an edge to the module a.b when there is one, else to a; a package's __init__.py runs
+    first but is not what the importer depends on, so it is no edge."""
+    own = module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    found: dict[str, str] = {}
+
+    def add(target: str | None, node: ast.stmt, how: str) -> None:
+        if target and target != own and target not in found:
+            where = f"{path.relative_to(PACKAGE)}:{node.lineno}"
+            found[target] = f"{where} ({how})" if how else where
+
+    def visit(node: ast.AST, how: str) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for child in node.body:
+                visit(child, "under TYPE_CHECKING")
+            for child in node.orelse:
+                visit(child, how)
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not how:
+            how = "inside a function"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(_ours(alias.name), node, how)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                add(submodule if submodule in MODULE_PATHS else _ours(base), node, how)
+        for child in ast.iter_child_nodes(node):
+            visit(child, how)
+
+    visit(ast.parse(path.read_text()), "")
+    return found
+
+
+IMPORTS = {name: imports_of(path) for name, path in MODULE_PATHS.items()}
+
+
+def strongly_connected(graph: dict[str, dict[str, str]]) -> list[set[str]]:
+    """Tarjan's algorithm: the sets of modules that can each reach every other one through
+    imports. A set of more than one module is an import cycle."""
+    order: dict[str, int] = {}
+    lowest: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def reach(module: str) -> None:
+        order[module] = lowest[module] = len(order)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph[module]:
+            if target not in order:
+                reach(target)
+                lowest[module] = min(lowest[module], lowest[target])
+            elif target in on_stack:
+                lowest[module] = min(lowest[module], order[target])
+        if lowest[module] == order[module]:
+            component: set[str] = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == module:
+                    break
+            components.append(component)
+
+    for module in sorted(graph):
+        if module not in order:
+            reach(module)
+    return components
+
+
+def import_cycles() -> list[frozenset[str]]:
+    return [frozenset(c) for c in strongly_connected(IMPORTS) if len(c) > 1]
+
+
+def describe_cycle(cycle: frozenset[str]) -> str:
+    inside = [
+        f"    {where} imports {target}"
+        for module in sorted(cycle)
+        for target, where in sorted(IMPORTS[module].items())
+        if target in cycle
+    ]
+    return f"import cycle among {', '.join(sorted(cycle))}:\n" + "\n".join(inside)
+
+
+def layer_name(module: str) -> str:
+    """The LAYERS entry a module belongs to: its top-level module or package under oidc_link."""
+    return module.removeprefix("oidc_link").removeprefix(".").split(".")[0]
+
+
+def shown(name: str) -> str:
+    """A LAYERS name as a reader finds it: "" is oidc_link/__init__.py."""
+    return name or "__init__"
+
+
+def same_layer_imports() -> dict[tuple[str, str], list[str]]:
+    """Imports between different LAYERS entries of one layer. Modules of one package (such
+    as oauth/grants.py and oauth/claims.py) are related and may import each other; two
+    top-level modules or packages of one layer are unrelated."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for module, targets in sorted(IMPORTS.items()):
+        for target, where in sorted(targets.items()):
+            pair = (layer_name(module), layer_name(target))
+            if pair[0] != pair[1] and LAYERS[pair[0]] == LAYERS[pair[1]]:
+                found.setdefault(pair, []).append(f"{where} imports {target}")
+    return found
+
+
+def test_no_module_is_longer_than_the_limit_unless_listed_with_a_reason() -> None:
+    too_long = [
+        f"oidc_link/{path.relative_to(PACKAGE)} has {length} lines, over {MAX_LINES}: split it"
+        f" into modules with one job each (DESIGN.md §2); only if it must stay whole, add it to"
+        f" LONG_MODULES in tests/test_architecture.py with the reason"
+        for path in MODULES
+        if (length := len(path.read_text().splitlines())) > MAX_LINES
+        and str(path.relative_to(PACKAGE)) not in LONG_MODULES
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_every_listed_long_module_is_still_over_the_limit() -> None:
+    stale = []
+    for name in LONG_MODULES:
+        path = PACKAGE / name
+        if not path.is_file():
+            stale.append(f"oidc_link/{name} is gone: delete its LONG_MODULES entry")
+        elif (length := len(path.read_text().splitlines())) <= MAX_LINES:
+            stale.append(
+                f"oidc_link/{name} has {length} lines, within {MAX_LINES}: delete its"
+                " LONG_MODULES entry"
+            )
+    assert not stale, "\n".join(stale)
+
+
+def test_there_is_no_import_cycle_but_the_listed_ones() -> None:
+    """TYPE_CHECKING and in-function imports count: they hide a cycle, they do not break it."""
+    new = [
+        describe_cycle(cycle)
+        + "\n  Break it by removing one of these imports: move what both sides need into a"
+        " lower module, or pass the object in instead of importing its module. Only if it"
+        " cannot be broken now, add the set to KNOWN_CYCLES in tests/test_architecture.py"
+        " with the reason (and remove the old entry if this cycle grew from one)."
+        for cycle in import_cycles()
+        if cycle not in KNOWN_CYCLES
+    ]
+    assert not new, "\n".join(new)
+
+
+def test_every_listed_import_cycle_still_exists_as_listed() -> None:
+    cycles = import_cycles()
+    stale = [
+        f"KNOWN_CYCLES lists a cycle among {', '.join(sorted(listed))}, and there is none"
+        " exactly so any more: delete the entry (if a smaller or larger cycle remains, the"
+        " test above names it)."
+        for listed in KNOWN_CYCLES
+        if listed not in cycles
+    ]
+    assert not stale, "\n".join(stale)
+
+
+def test_modules_of_one_layer_import_only_related_ones() -> None:
+    unrelated = [
+        f"{shown(importer)} and {shown(imported)} are both in layer {LAYERS[importer]},"
+        f" and the first imports the second:\n"
+        + "\n".join(f"    {site}" for site in sites)
+        + "\n  A layer's modules do not import each other (DESIGN.md §3): move what it needs to"
+        " a lower layer, or have services.py pass it in. Only if that cannot be done now, add"
+        f" {(importer, imported)!r} to SAME_LAYER_IMPORTS in tests/test_architecture.py with"
+        " the reason."
+        for (importer, imported), sites in same_layer_imports().items()
+        if (importer, imported) not in SAME_LAYER_IMPORTS
+    ]
+    assert not unrelated, "\n".join(unrelated)
+
+
+def test_every_listed_same_layer_import_is_still_made() -> None:
+    made = same_layer_imports()
+    stale = [
+        f"SAME_LAYER_IMPORTS lists {pair!r}, and no module of the first imports the second"
+        f" within one layer any more: delete the entry."
+        for pair in SAME_LAYER_IMPORTS
+        if pair not in made
+    ]
+    assert not stale, "\n".join(stale)
