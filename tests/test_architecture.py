@@ -13,7 +13,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "oidc_link"
 
-# Lower numbers are lower layers; a module may import only its own layer or lower ones.
+# Lower numbers are lower layers; a module may import lower layers, and in its own layer only
+# its own package or a pair SAME_LAYER_IMPORTS (below) lists.
 LAYERS = {
     "clock": 0,
     "errors": 0,
