@@ -229,7 +229,7 @@ def shown_path(path: Path) -> str:
     return path.relative_to(PACKAGE).as_posix()
 
 
-def _ours(name: str) -> str | None:
+def our_module(name: str) -> str | None:
     """The module of ours that ``name`` lives in (a module, or a name in one), if any."""
     while name and name not in MODULE_PATHS:
         name = name.rpartition(".")[0]
@@ -264,7 +264,7 @@ def imports_in(source: str, own: str, filename: str) -> dict[str, str]:
             how = "inside a function"
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(_ours(alias.name), node, how)
+                add(our_module(alias.name), node, how)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -272,7 +272,7 @@ def imports_in(source: str, own: str, filename: str) -> dict[str, str]:
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
-                add(submodule if submodule in MODULE_PATHS else _ours(base), node, how)
+                add(submodule if submodule in MODULE_PATHS else our_module(base), node, how)
         for child in ast.iter_child_nodes(node):
             visit(child, how)
 
