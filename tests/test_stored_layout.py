@@ -28,6 +28,8 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
+from tests.relying_party import Browser
+from tests.sandbox_console import announced_code
 
 RECORDING = json.loads((Path(__file__).parent / "layouts" / "868ada5.json").read_text())
 ISSUER: str = RECORDING["config"]["issuer"]
@@ -71,12 +73,11 @@ def load_recording(client: redis.Redis) -> int:
 
 
 @pytest.fixture
-def upgraded(redis_client: redis.Redis) -> Flask:
+def upgraded(redis_client: redis.Redis, console: list[str]) -> Flask:
     """Today's app on a Redis holding 868ada5's records, a minute after they were written."""
     assert load_recording(redis_client) == redis_client.dbsize()
     settings = settings_from_mapping(RECORDING["config"], {}, "stored layout test")
     clock = FixedClock(RECORDING["recorded_at"] + 60)
-    console: list[str] = []
     services = build_services(
         settings, clock=clock, redis_client=redis_client, announce=console.append
     )
@@ -254,13 +255,19 @@ def test_replaying_the_868ada5_post_with_its_idempotency_key_returns_the_same_ac
     assert [a["id"] for a in listed["data"]].count(RECORDING["account"]["id"]) == 1
 
 
-def test_an_account_link_made_by_868ada5_still_starts_onboarding(upgraded: Flask) -> None:
-    browser = upgraded.test_client()
-    url = urlsplit(RECORDING["account_link"]["url"])
+def test_an_account_link_made_by_868ada5_still_onboards_the_account(
+    upgraded: Flask, console: list[str]
+) -> None:
+    browser = Browser(upgraded, ISSUER)
+    link = RECORDING["account_link"]
 
-    answer = browser.get(url.path, query_string=url.query, base_url=ISSUER)
-
+    answer = browser.get(link["url"])
     assert answer.status_code == 303, answer.get_data(as_text=True)
-    page = browser.get(urlsplit(answer.headers["Location"]).path, base_url=ISSUER)
-    assert page.status_code == 200
-    assert 'name="email"' in page.get_data(as_text=True)
+    browser.get(answer.headers["Location"])
+    browser.submit("/email", email=RECORDING["account"]["email"])
+    answer = browser.submit("/code", code=announced_code(console))
+
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "https://shop.example.test/onboarding/done"
+    account = api(upgraded, "GET", f"/v1/accounts/{RECORDING['account']['id']}").get_json()
+    assert account["details_submitted"] is True

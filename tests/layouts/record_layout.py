@@ -44,6 +44,8 @@ from oidc_link.services import build_services
 ISSUER = "https://login.example.test"
 RECORDED_AT = 1_800_000_000
 JENNY = "jenny@example.com"
+# Onboarded by the Account Link: not Jenny, whose email her sign-in already tied to an account.
+SAM = "sam@example.com"
 SHOP_CALLBACK = "https://shop.example.test/callback"
 PARTNER_CALLBACK = "https://partner.example.test/callback"
 SHOP_SECRET = "shop-secret-0123456789abcdef-0123456789"
@@ -62,7 +64,12 @@ CONFIG: dict[str, Any] = {
     "keys": {"encryption_key": base64.urlsafe_b64encode(bytes(range(32))).decode()},
     "link": {
         "mode": "sandbox",
-        "sandbox": {"users": [{"email": JENNY, "phone": "+14155550123", "name": "Jenny Rosen"}]},
+        "sandbox": {
+            "users": [
+                {"email": JENNY, "phone": "+14155550123", "name": "Jenny Rosen"},
+                {"email": SAM, "phone": "+447700900123"},
+            ]
+        },
     },
     "clients": [
         {
@@ -180,7 +187,7 @@ def platform_calls(app: Flask) -> dict[str, Any]:
     """A /v1 account created with an Idempotency-Key, and an Account Link for it."""
     api = app.test_client()
     bearer = {"Authorization": f"Bearer {SHOP_API_KEY}"}
-    params = {"type": "express", "email": JENNY, "metadata[order]": "6735"}
+    params = {"type": "express", "email": SAM, "metadata[order]": "6735"}
     created = api.post(
         "/v1/accounts",
         data=params,
