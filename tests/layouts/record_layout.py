@@ -3,7 +3,7 @@
 Run it ONCE against a checkout of that version, never against today's code (whose store is
 what the recording checks). For 868ada5 it was run like this:
 
-    git -C /work/main archive 868ada5 | tar -x -C /tmp/old868
+    mkdir /tmp/old868 && git archive 868ada5 | tar -x -C /tmp/old868
     cd /tmp/old868 && python3 -m venv .venv && .venv/bin/pip install -e ".[test]"
     PYTHONPATH=/tmp/old868 /tmp/old868/.venv/bin/python tests/layouts/record_layout.py \
         tests/layouts/868ada5.json            # run from this repository's root
