@@ -26,8 +26,6 @@ LAYERS = {
     "config": 1,
     "models": 1,
     "store": 2,
-    # redis_connection.py: builds the redis-py client (URL forms, TLS, Sentinel) for store.
-    "redis_connection": 2,
     # metrics.py: the Prometheus metrics; link/measured.py times Link calls into them.
     "metrics": 2,
     "link": 2,
@@ -63,8 +61,8 @@ OWNERS = {
     "flask": {"web", "demo"},
     "werkzeug": {"web", "demo", "cli", "server"},
     "granian": {"server"},
-    "redis": {"store", "cli", "redis_connection"},
-    "fakeredis": {"redis_connection"},
+    "redis": {"store", "cli"},
+    "fakeredis": {"store"},
     "cryptography": {"keys", "sealed"},
     "jwt": {"keys"},
     "authlib": {"oauth", "tokens", "demo"},
