@@ -31,11 +31,12 @@ import flask
 import redis
 
 from bench.processes import RedisServer
-from oidc_link import create_app, store
+from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
-from oidc_link.store import PREFIX, connect
+from oidc_link.store import base as store_base
+from oidc_link.store import connect, keyspace
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
 
@@ -48,8 +49,8 @@ NEWCOMER = "newcomer@example.com"
 # that the earlier answer (or the value written) could have saved.
 READS = {"GET", "HGET", "HGETALL", "MGET", "SMEMBERS", "EXISTS", "TTL", "ZRANGE", "SISMEMBER"}
 PACKAGE = str(Path(__file__).resolve().parent.parent / "oidc_link")
-# The frames skipped to find who asked for a command: the store and the client builder.
-PLUMBING = ("store.py", "redis_connection.py")
+# The frames skipped to find who asked for a command: the store package (client included).
+PLUMBING = PACKAGE + "/store/"
 
 
 def _script_commands() -> dict[str, set[str]]:
@@ -59,7 +60,7 @@ def _script_commands() -> dict[str, set[str]]:
     one round trip, but as many commands as it runs.
     """
     scripts = {}
-    for value in vars(store).values():
+    for value in vars(store_base).values():
         if isinstance(value, str) and "redis.call(" in value:
             sha = hashlib.sha1(value.encode()).hexdigest()  # noqa: S324 - Redis's script id
             scripts[sha] = {name.upper() for name in re.findall(r"redis\.call\('(\w+)'", value)}
@@ -84,7 +85,7 @@ def _caller() -> str:
     frames = [
         f"{frame.filename.removeprefix(PACKAGE + '/')}:{frame.lineno}"
         for frame in reversed(traceback.extract_stack())
-        if frame.filename.startswith(PACKAGE) and not frame.filename.endswith(PLUMBING)
+        if frame.filename.startswith(PACKAGE) and not frame.filename.startswith(PLUMBING)
     ]
     return " < ".join(frames[:3]) or "?"
 
@@ -253,12 +254,12 @@ class Measurement:
         return counts
 
     def _keys(self) -> set[str]:
-        return set(self.stats.scan_iter(match=PREFIX + "*", count=1000))
+        return set(self.stats.scan_iter(match=keyspace.pattern(), count=1000))
 
     def _bytes_by_kind(self, keys: set[str]) -> dict[str, int]:
         sizes: Counter[str] = Counter()
         for key in keys:
-            kind = key.removeprefix(PREFIX).split(":")[0]
+            kind = keyspace.kind_of(key)
             sizes[kind] += self.stats.memory_usage(key, samples=0) or 0
         return dict(sorted(sizes.items()))
 
@@ -355,7 +356,7 @@ def measure(redis_url: str, scope: str) -> list[Scenario]:
 
 def _short(key: str) -> str:
     """A key without the prefix, ids and digests cut to 8 characters."""
-    kind, *parts = key.removeprefix(PREFIX).split(":")
+    kind, *parts = key.removeprefix(keyspace.PREFIX).split(":")
     return ":".join([kind] + [part if len(part) <= 12 else part[:8] + "…" for part in parts])
 
 

@@ -144,10 +144,10 @@ class AccountLinks:
     def visit(self, link_id: str, token: str) -> Visit:
         """Consume the token (GETDEL: of two visits, one gets the grant). A used, expired or
         garbled token gives only the refresh_url, and the same for all three."""
-        public_raw = self._store.load_link(link_id)
+        public_raw = self._store.accounts.load_link(link_id)
         public = LinkPublic.from_record(public_raw) if public_raw else None
         refresh_url = public.refresh_url if public else None
-        raw = self._store.take_link_token(token)
+        raw = self._store.accounts.take_link_token(token)
         grant = LinkGrant.from_record(raw) if raw else None
         if grant is None or grant.link_id != link_id or grant.expires_at <= self._clock.now():
             return Visit(None, refresh_url)
@@ -188,7 +188,7 @@ class AccountLinks:
             created=now,
             expires_at=now + lifetime,
         )
-        self._store.save_link(
+        self._store.accounts.save_link(
             link_id,
             LinkPublic(refresh_url).to_record(),
             token,

@@ -41,13 +41,13 @@ class AccountSessions:
             expires_at=self._clock.now() + self._lifetimes.account_session,
             csrf_token=new_secret(24),
         )
-        self._store.save_account_session(secret, session.to_record(), session.expires_at)
+        self._store.accounts.save_session(secret, session.to_record(), session.expires_at)
         return secret, session
 
     def find(self, secret: str | None) -> AccountSession | None:
         if not secret:
             return None
-        raw = self._store.load_account_session(secret)
+        raw = self._store.accounts.load_session(secret)
         session = AccountSession.from_record(raw) if raw else None
         if session is None or session.expires_at <= self._clock.now():
             return None
@@ -55,7 +55,7 @@ class AccountSessions:
 
     def end(self, secret: str | None) -> None:
         if secret:
-            self._store.delete_account_session(secret)
+            self._store.accounts.delete_session(secret)
 
     @property
     def lifetime(self) -> int:

@@ -113,7 +113,7 @@ class Accounts:
     def subject_of(self, owner: str, email: str) -> str:
         """The account id (the OIDC ``sub``) of a verified email at ``owner``: the account it
         onboarded into or moved to, else the id derived from the email."""
-        bound = self._store.account_for_email(owner, email)
+        bound = self._store.accounts.for_email(owner, email)
         return bound or sign_in_account_id(self._salt, owner, email)
 
     def bind(self, owner: str, account_id: str, email: str, name: str | None) -> Binding:
@@ -127,19 +127,19 @@ class Accounts:
         if email != previous:
             current = self.subject_of(owner, email)
             taken = current != account_id and (
-                self._store.account_for_email(owner, email) is not None
-                or self._store.load_account(current) is not None
+                self._store.accounts.for_email(owner, email) is not None
+                or self._store.accounts.load(current) is not None
             )
-            if taken or not self._store.bind_account_email(owner, email, account_id):
+            if taken or not self._store.accounts.bind_email(owner, email, account_id):
                 return Binding.EMAIL_TAKEN
             if previous is not None:
-                self._store.unbind_account_email(owner, previous, account_id)
+                self._store.accounts.unbind_email(owner, previous, account_id)
                 if sign_in_account_id(self._salt, owner, previous) == account_id:
                     # The old email's derived id is this account: a later sign-in with the
                     # old email must not land here, so it gets an account of its own.
-                    self._store.bind_account_email(owner, previous, new_id("acct", 16))
+                    self._store.accounts.bind_email(owner, previous, new_id("acct", 16))
         updated = replace(account, email=email, name=name, details_submitted=True)
-        if not self._store.replace_account(account_id, updated.to_record()):
+        if not self._store.accounts.replace(account_id, updated.to_record()):
             return Binding.ACCOUNT_GONE
         return Binding.BOUND
 
@@ -173,7 +173,7 @@ class Accounts:
             email=email or None,
             metadata=checked_metadata(metadata or {}),
         )
-        self._store.add_account(owner, account.id, account.to_record(), account.created)
+        self._store.accounts.add(owner, account.id, account.to_record(), account.created)
         return account
 
     def sign_in(self, owner: str, email: str, name: str | None, writes: Writes) -> str:
@@ -185,10 +185,10 @@ class Accounts:
         the binding and the derived account are read together.
         """
         derived = sign_in_account_id(self._salt, owner, email)
-        bound, record = self._store.account_for_email_and_record(owner, email, derived)
+        bound, record = self._store.accounts.for_email_and_record(owner, email, derived)
         account_id = bound or derived
         if account_id != derived:
-            record = self._store.load_account(account_id)
+            record = self._store.accounts.load(account_id)
         if record is None:
             account = Account(
                 id=account_id,
@@ -200,14 +200,14 @@ class Accounts:
                 name=name,
             )
             # SET NX inside: of two first sign-ins at once, the first record stays.
-            self._store.add_account(
+            self._store.accounts.add(
                 owner, account.id, account.to_record(), account.created, writes=writes
             )
         return account_id
 
     def find(self, owner: str, account_id: str) -> Account | None:
         """The owner's account, or None: another owner's account is as absent as none."""
-        raw = self._store.load_account(account_id)
+        raw = self._store.accounts.load(account_id)
         if raw is None:
             return None
         account = Account.from_record(raw)
@@ -218,11 +218,11 @@ class Accounts:
         if account is None:
             return False
         if account.email and account.details_submitted:
-            self._store.unbind_account_email(owner, account.email, account_id)
-        return self._store.delete_account(owner, account_id)
+            self._store.accounts.unbind_email(owner, account.email, account_id)
+        return self._store.accounts.delete(owner, account_id)
 
     def page(self, owner: str, limit: int, starting_after: str | None = None) -> AccountPage:
-        found = self._store.account_page(owner, limit, starting_after)
+        found = self._store.accounts.page(owner, limit, starting_after)
         if found is None:
             raise UnknownStartingPointError(starting_after or "")
         records, has_more = found

@@ -46,7 +46,7 @@ class ClockSkew:
 
     def check(self) -> SkewReading:
         """One TIME round trip; StoreUnavailableError when Redis does not answer."""
-        redis_now = self._store.server_time()
+        redis_now = self._store.server.time()
         reading = SkewReading(self._clock.now() - redis_now, self._limit)
         self._metrics.clock_skew(reading.seconds)
         with self._lock:

@@ -48,7 +48,7 @@ class Consents:
         now = self._clock.now()
         return frozenset(
             scope
-            for scope, until in self._store.load_consent(user, client_id).items()
+            for scope, until in self._store.consents.load(user, client_id).items()
             if until > now
         )
 
@@ -67,11 +67,11 @@ class Consents:
     def remember(self, user: str, client_id: str, scopes: Iterable[str]) -> None:
         """Add ``scopes`` to what the user allowed; each lasts ``lifetimes.consent`` from now."""
         until = self._clock.now() + self._lifetimes.consent
-        self._store.add_consent(user, client_id, dict.fromkeys(scopes, until), until)
+        self._store.consents.add(user, client_id, dict.fromkeys(scopes, until), until)
 
     def revoke(self, user: str, client_id: str) -> None:
         """Forget everything this user allowed this client: the next sign-in asks again.
 
         Tokens already issued are not touched here; revoking those is tokens.py's job.
         """
-        self._store.delete_consent(user, client_id)
+        self._store.consents.delete(user, client_id)

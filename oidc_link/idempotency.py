@@ -71,9 +71,9 @@ class Idempotency:
         marker = json.dumps(
             {"state": "running", "fingerprint": request_fingerprint, "holder": new_secret(12)}
         )
-        if self._store.claim_idempotency_key(scope, key, marker, IN_FLIGHT_SECONDS):
+        if self._store.idempotency.claim(scope, key, marker, IN_FLIGHT_SECONDS):
             return Started(marker)
-        raw = self._store.load_idempotency_record(scope, key)
+        raw = self._store.idempotency.load(scope, key)
         if raw is None:
             # The other request was abandoned between our two calls: its key is free again,
             # but rather than race for it, ask the caller to retry.
@@ -100,9 +100,9 @@ class Idempotency:
             "status": response.status,
             "sealed_body": seal(json.dumps(response.body), api_key, digest(key)),
         }
-        self._store.save_idempotency_record(scope, key, json.dumps(record), REPLAY_SECONDS)
+        self._store.idempotency.save(scope, key, json.dumps(record), REPLAY_SECONDS)
 
     def abandon(self, scope: str, key: str, started: Started) -> None:
         """Forget the key: a request that failed validation is not stored (Stripe's rule),
         so the same key may be used again once the parameters are fixed."""
-        self._store.release_idempotency_key(scope, key, started.marker)
+        self._store.idempotency.release(scope, key, started.marker)

@@ -191,14 +191,14 @@ class Interaction:
                 else {}
             ),
         )
-        self._store.add_flow(flow)
+        self._store.flows.add(flow)
         if identity is None:
             self._metrics.sign_in_started(client_id)
         return flow
 
     def view(self, request: FlowRequest) -> Flow:
         """The flow behind a hosted page, for the browser that started it."""
-        return self._resume(request, self._store.load_flow(request.flow_id), check_form=False)
+        return self._resume(request, self._store.flows.load(request.flow_id), check_form=False)
 
     def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
@@ -278,7 +278,7 @@ class Interaction:
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
                 return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
-            finished = self._store.take_flow(flow.id)
+            finished = self._store.flows.take(flow.id)
             if finished is None:
                 raise FlowNotFoundError()
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
@@ -304,7 +304,7 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
             flow.check_at(FlowStep.CONSENT)
-            finished = self._store.take_flow(flow.id)
+            finished = self._store.flows.take(flow.id)
             if finished is None or finished.identity is None:
                 raise FlowNotFoundError()
             redirect_to = approve(finished, finished.identity)
@@ -322,7 +322,7 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._resume(request, held.flow)
             flow.check_move(FlowStep.ENDED)  # from any step
-            finished = self._store.take_flow(flow.id)
+            finished = self._store.flows.take(flow.id)
             if finished is None:
                 raise FlowNotFoundError()
             redirect_to = deny(finished)
@@ -458,7 +458,7 @@ class Interaction:
 
     def _missing(self, request: FlowRequest) -> FlowNotFoundError | FlowFinishedError:
         """Why a flow is gone: it ended (and where a double submit goes), or it never was."""
-        ended = self._store.load_finished_flow(request.flow_id)
+        ended = self._store.flows.load_finished(request.flow_id)
         if ended is None:
             return FlowNotFoundError()
         resume_at = None
@@ -494,7 +494,7 @@ class Interaction:
         """Count the event against each limit in order (one round trip); when one is over
         (the later ones are then left uncounted), the seconds until its window ends, for
         the page to say when to try again; None when none is over."""
-        reached = self._store.first_limit_reached(limits)
+        reached = self._store.limits.first_reached(limits)
         if reached is None:
             return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
@@ -505,19 +505,19 @@ class Interaction:
         """Hold the flow's lock for the block: the block gets the flow as read under the
         lock, in the same round trip as the lock, and the write that ends the step goes
         with the lock's release, in one round trip too."""
-        token, flow = self._store.lock_and_load_flow(flow_id, LOCK_SECONDS)
+        token, flow = self._store.flows.lock_and_load(flow_id, LOCK_SECONDS)
         waited = 0.0
         while token is None and waited < LOCK_WAIT_SECONDS:
             self._sleep(LOCK_POLL_SECONDS)
             waited += LOCK_POLL_SECONDS
-            token, flow = self._store.lock_and_load_flow(flow_id, LOCK_SECONDS)
+            token, flow = self._store.flows.lock_and_load(flow_id, LOCK_SECONDS)
         if token is None:
             raise FlowBusyError()
         held = HeldFlow(flow)
         try:
             yield held
         finally:
-            saved = self._store.release_flow(flow_id, token, held.save, held.finished)
+            saved = self._store.flows.release(flow_id, token, held.save, held.finished)
         if held.save is not None and not saved:
             raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone
 

@@ -98,7 +98,7 @@ class SigningKeys:
         self._rings: dict[str, list[SigningKey]] = {}
         self._private: dict[str, Any] = {}
         self._loaded_at: int | None = None
-        # The algorithms whose ring this process has recorded as existing (Store.record_keyring).
+        # The algorithms whose ring this process has recorded as existing (KeyringStore.record).
         self._recorded: set[str] = set()
         # Set while refreshes fail because Redis is unreachable: when to try again.
         self._outage_retry_at: int | None = None
@@ -118,7 +118,7 @@ class SigningKeys:
                 "Signing keys are encrypted with the built-in development key-encryption key; "
                 "set OIDC_LINK_KEY_ENCRYPTION_KEY for anything but a demo."
             )
-        rings = {alg: self._store.load_keyring(alg) for alg in self._settings.algorithms}
+        rings = {alg: self._store.keyring.load(alg) for alg in self._settings.algorithms}
         # Every ring opens before anything is written: a wrong key-encryption key stops
         # start-up with all of Redis as it was, not with one algorithm's ring already changed.
         for ring in rings.values():
@@ -133,18 +133,18 @@ class SigningKeys:
                     len(self._rings[alg]),
                 )
                 for key in self._rings[alg]:
-                    self._store.add_key(key)
-                ring = self._store.load_keyring(alg)
+                    self._store.keyring.add(key)
+                ring = self._store.keyring.load(alg)
                 self._open(ring)
             ring = self._retire_expired(ring)
             if self._schedule_next(alg, ring):
-                ring = self._store.load_keyring(alg)
+                ring = self._store.keyring.load(alg)
                 self._open(ring)
             self._rings[alg] = ring
             if ring and alg not in self._recorded:
                 # Once per process: rings from before the record existed get it too.
                 try:
-                    self._store.record_keyring(alg, self._clock.now())
+                    self._store.keyring.record(alg, self._clock.now())
                     self._recorded.add(alg)
                 except StoreUnavailableError:
                     pass  # Redis refuses writes (full, read-only): at a later load, then
@@ -203,7 +203,7 @@ class SigningKeys:
             slot = next(s for s in range(now, now + len(taken) + 2) if s not in taken)
             new = self._create(alg, slot=slot, signs_from=now)
             if new is not None and leaked is not None:
-                self._store.remove_key(leaked)
+                self._store.keyring.remove(leaked)
                 # kid as a field too: it tells the log mask this value is public.
                 log.warning(
                     "Emergency rotation: %s key %s retired now",
@@ -228,7 +228,7 @@ class SigningKeys:
                     continue
                 if key is self._current(ring, now):
                     raise ValueError(f"{kid} is signing now: use 'rotate --now' to replace it")
-                self._store.remove_key(key)
+                self._store.keyring.remove(key)
                 self.load()
                 return key
         raise KeyError(kid)
@@ -333,11 +333,11 @@ class SigningKeys:
         signed tokens that are still out there), so it moves to a slot the schedule never
         uses: negative, from its own start. It then verifies as a previous key.
         """
-        if any(stored.kid == key.kid for stored in self._store.load_keyring(key.alg)):
+        if any(stored.kid == key.kid for stored in self._store.keyring.load(key.alg)):
             return False
-        if self._store.add_key(key):
+        if self._store.keyring.add(key):
             return True
-        return self._store.add_key(replace(key, slot=-max(key.signs_from, 1)))
+        return self._store.keyring.add(replace(key, slot=-max(key.signs_from, 1)))
 
     # The schedule.
 
@@ -369,7 +369,7 @@ class SigningKeys:
         everything, that record included, looks like a new installation: only an instance
         still running, or a backup, can know better.
         """
-        if self._store.keyring_existed(alg):
+        if self._store.keyring.existed(alg):
             log.error(
                 "The %s signing keys are gone from Redis and no running instance held them "
                 "to write back: creating a new key. Tokens the lost keys signed no longer "
@@ -397,7 +397,7 @@ class SigningKeys:
             sealed_private=encrypt(self._kek, pem, f"{alg}:{kid}".encode()),
             public_jwk={**public, "kid": kid, "alg": alg, "use": "sig"},
         )
-        if not self._store.add_key(key):
+        if not self._store.keyring.add(key):
             return None  # another instance created this slot's key first
         # Routine, like a retirement: the schedule's and a new installation's keys. What is
         # not routine (an emergency rotation, keys gone) has its own line.
@@ -416,7 +416,7 @@ class SigningKeys:
         for key in ring:
             retires_at = self._retires_at(key, ring)
             if retires_at is not None and now >= retires_at:
-                self._store.remove_key(key)
+                self._store.keyring.remove(key)
                 log.info(
                     "Retired %s signing key %s",
                     key.alg,

@@ -184,13 +184,13 @@ class Logout:
             post_logout_redirect_uri=request.post_logout_redirect_uri,
             state=request.state,
         )
-        self._store.add_pending_logout(pending)
+        self._store.logouts.add(pending)
         return pending
 
     def answer(self, logout_id: str, browser_id: str | None, csrf_token: str) -> EndSessionRequest:
         """Take the pending request the confirmation page was about, once, from the browser
         that was asked; its redirect is checked again against the current registration."""
-        pending = self._store.load_pending_logout(logout_id)
+        pending = self._store.logouts.load(logout_id)
         if (
             pending is None
             or not browser_id
@@ -199,7 +199,7 @@ class Logout:
             or pending.expires_at <= self._clock.now()
         ):
             raise LogoutConfirmationError()
-        if self._store.take_pending_logout(logout_id) is None:
+        if self._store.logouts.take(logout_id) is None:
             raise LogoutConfirmationError()  # answered meanwhile (a double submit)
         client = self._settings.client(pending.client_id) if pending.client_id else None
         redirect_uri = pending.post_logout_redirect_uri
@@ -244,7 +244,7 @@ class Logout:
         for found in self.sector_sessions(email, sector):
             if found.shared:
                 self._sessions.leave_sector(found.digest, found.session, sector)
-                taken = self._store.take_session_clients(found.session.sid, found.clients)
+                taken = self._store.sessions.take_clients(found.session.sid, found.clients)
                 told = self._notify(taken, found.session)
                 log.info(
                     "SSO session %s signed out of one sector: %d client(s) notified",
@@ -263,7 +263,7 @@ class Logout:
         return client.subject_sector if client else None
 
     def _close(self, session: SsoSession) -> None:
-        client_ids, families = self._store.take_session_links(session.sid)
+        client_ids, families = self._store.sessions.take_links(session.sid)
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
         # with the session (only those families were linked to it).
         for family_id in families:

@@ -56,7 +56,9 @@ def build_services(
     store = Store(redis_client, clock)
     keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
     metrics = Metrics.for_settings(settings, metrics_registry)
-    link = MeasuredLinkClient(make_link_client(settings.link, clock, announce, store), metrics)
+    link = MeasuredLinkClient(
+        make_link_client(settings.link, clock, announce, store.sandbox), metrics
+    )
     return Services(
         settings=settings, clock=clock, store=store, keys=keys, link=link, metrics=metrics
     )

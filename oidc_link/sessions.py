@@ -45,8 +45,8 @@ class Sessions:
         )
         # The session and the person's list of sessions in one MULTI: one round trip.
         with nullcontext(writes) if writes is not None else self._store.writes() as queued:
-            self._store.save_session(secret, session, writes=queued)
-            self._store.add_person_session(
+            self._store.sessions.save(secret, session, writes=queued)
+            self._store.sessions.add_to_person(
                 identity.email, secret, session.absolute_expiry, writes=queued
             )
         return secret, session
@@ -55,36 +55,36 @@ class Sessions:
         """The live session behind a cookie, its idle time renewed; None when there is none."""
         if not secret:
             return None
-        session = self._store.load_session(secret)
+        session = self._store.sessions.load(secret)
         now = self._clock.now()
         if session is None or now >= min(session.idle_expiry, session.absolute_expiry):
             return None
         renewed = replace(session, idle_expiry=now + self._lifetimes.session_idle)
-        self._store.save_session(secret, renewed)
+        self._store.sessions.save(secret, renewed)
         return renewed
 
     def end(self, secret: str | None) -> None:
         if secret:
-            self._store.delete_session(secret)
+            self._store.sessions.delete(secret)
 
     def of_person(self, email: str) -> list[tuple[str, SsoSession]]:
         """A person's live sessions (cookie digest, session), oldest first."""
         now = self._clock.now()
         return [
             (key, session)
-            for key, session in self._store.person_sessions(email)
+            for key, session in self._store.sessions.of_person(email)
             if now < min(session.idle_expiry, session.absolute_expiry)
         ]
 
     def end_stored(self, session_digest: str) -> None:
         """End a session known by its cookie's digest (the account page's list)."""
-        self._store.delete_session_by_digest(session_digest)
+        self._store.sessions.delete_by_digest(session_digest)
 
     def with_clients(self, email: str) -> list[tuple[str, SsoSession, list[str]]]:
         """A person's live sessions (cookie digest, session, the clients it signed in to),
         oldest first; the clients of all of them in one round trip."""
         found = self.of_person(email)
-        clients = self._store.session_clients([session.sid for _, session in found])
+        clients = self._store.sessions.clients([session.sid for _, session in found])
         return [
             (key, session, linked) for (key, session), linked in zip(found, clients, strict=True)
         ]
@@ -94,7 +94,7 @@ class Sessions:
         without a new SMS (Provider.session_identity checks it)."""
         if sector not in session.left_sectors:
             left = replace(session, left_sectors=(*session.left_sectors, sector))
-            self._store.replace_session_by_digest(session_digest, left)
+            self._store.sessions.replace_by_digest(session_digest, left)
 
     @property
     def cookie_lifetime(self) -> int:

@@ -79,7 +79,7 @@ class TokenLifecycle:
 
     A family is everything descended from one authorization code: its access tokens and
     every refresh token rotated from the first one. The family id is in each token record,
-    and ``store.family_is_live`` is one GET, so revocation never looks for its members.
+    and ``store.tokens.family_is_live`` is one GET, so revocation never looks for its members.
     """
 
     def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
@@ -103,7 +103,7 @@ class TokenLifecycle:
         step, so a replay even a moment later revokes them; a replay of a spent code is
         revoked here."""
         family_id = new_id("fam")
-        record = self.store.take_code(code, family_id, self.memory)
+        record = self.store.tokens.take_code(code, family_id, self.memory)
         if record is None:
             self.revoke_spent_code(code)
             return None
@@ -111,7 +111,7 @@ class TokenLifecycle:
 
     def revoke_spent_code(self, code: str) -> None:
         """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""
-        family_id = self.store.family_of_spent_code(code)
+        family_id = self.store.tokens.family_of_spent_code(code)
         if family_id is not None:
             log.warning("Authorization code replayed: revoking token family %s", family_id)
             self.revoke_family(family_id)
@@ -129,7 +129,7 @@ class TokenLifecycle:
         ``writes``, and the family's lengthened life."""
         now = self.clock.now()
         expires_at = now + int(token["expires_in"])
-        self.store.save_access_token(
+        self.store.tokens.save_access_token(
             token["access_token"],
             AccessToken(
                 client_id=source.client_id,
@@ -157,9 +157,9 @@ class TokenLifecycle:
                 sid=source.sid,
                 claims=source.claims,
             )
-            self.store.save_refresh_token(token["refresh_token"], refresh, writes=writes)
+            self.store.tokens.save_refresh_token(token["refresh_token"], refresh, writes=writes)
             expires_at = max(expires_at, refresh.expires_at)
-        self.store.extend_family(family_id, expires_at, writes=writes)
+        self.store.tokens.extend_family(family_id, expires_at, writes=writes)
 
     # Looking up.
 
@@ -170,18 +170,20 @@ class TokenLifecycle:
         return self.find_access_token(value) or self.find_refresh_token(value)
 
     def find_access_token(self, value: str) -> FoundToken | None:
-        record = self.store.load_access_token(value)
+        record = self.store.tokens.load_access_token(value)
         if record is None:
             return None
-        revoked = record.family_id is not None and not self.store.family_is_live(record.family_id)
+        revoked = record.family_id is not None and not self.store.tokens.family_is_live(
+            record.family_id
+        )
         expired = record.expires_at <= self.clock.now()
         return FoundToken(value, ACCESS_TOKEN, record, expired, revoked)
 
     def find_refresh_token(self, value: str) -> FoundToken | None:
-        record, rotated_at = self.store.load_refresh_token(value)
+        record, rotated_at = self.store.tokens.load_refresh_token(value)
         if record is None:
             return None
-        revoked = not self.store.family_is_live(record.family_id)
+        revoked = not self.store.tokens.family_is_live(record.family_id)
         expired = record.expires_at <= self.clock.now()
         return FoundToken(value, REFRESH_TOKEN, record, expired, revoked, rotated_at)
 
@@ -196,7 +198,7 @@ class TokenLifecycle:
         not sign the user out. Later than that it is a replay (RFC 9700 §4.14.2).
         """
         assert isinstance(found.record, RefreshToken)
-        first_use = self.store.mark_refresh_token_used(found.value, found.record)
+        first_use = self.store.tokens.mark_refresh_token_used(found.value, found.record)
         if first_use is None:
             return
         if self.clock.now() - first_use <= self.settings.lifetimes.refresh_grace:
@@ -211,15 +213,15 @@ class TokenLifecycle:
         if isinstance(found.record, RefreshToken):
             self.revoke_family(found.record.family_id)
         else:
-            self.store.revoke_access_token(found.value)
+            self.store.tokens.revoke_access_token(found.value)
 
     def revoke_family(self, family_id: str) -> None:
-        self.store.revoke_family(family_id, self.memory)
+        self.store.tokens.revoke_family(family_id, self.memory)
 
     def revoke_account(self, account_id: str) -> int:
         """Revoke every token family issued for an account (its ``sub``), offline_access
         included: the account page's "Sign out everywhere". Returns how many."""
-        families = self.store.take_account_families(account_id)
+        families = self.store.tokens.take_account_families(account_id)
         for family_id in families:
             self.revoke_family(family_id)
         return len(families)

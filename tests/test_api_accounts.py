@@ -15,6 +15,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.ids import digest
+from oidc_link.store import keyspace
 from tests.api_client import (
     ACME_APP_KEY,
     ACME_WEB_KEY,
@@ -483,10 +484,10 @@ def test_accounts_are_kept_without_a_ttl_and_idempotency_keys_expire(
 ) -> None:
     account = shop_api.post("/v1/accounts", {"type": "express"}, idempotency_key="k").get_json()
 
-    ttls = {key: redis_client.ttl(key) for key in redis_client.scan_iter("oidc-link:v1:*")}
+    ttls = {key: redis_client.ttl(key) for key in redis_client.scan_iter(keyspace.pattern())}
 
-    assert ttls.pop(f"oidc-link:v1:account:{account['id']}") == -1
-    assert ttls.pop("oidc-link:v1:accounts_of:shop") == -1
+    assert ttls.pop(keyspace.account(account["id"])) == -1
+    assert ttls.pop(keyspace.accounts_of("shop")) == -1
     assert [key for key in ttls if ":idempotency:" in key]
     # The signing keys and the record of their rings stay too (keys.py, on purpose).
     kept = [key for key in ttls if ":keys:" in key or key.endswith(":keyrings")]

@@ -12,7 +12,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.idempotency import REPLAY_SECONDS, Idempotency, Started, fingerprint
 from oidc_link.ids import digest
-from oidc_link.store import Store
+from oidc_link.store import Store, keyspace
 from tests.api_client import ACME_APP_KEY, ACME_WEB_KEY, SHOP_KEY, Platform, api_settings
 
 
@@ -143,7 +143,7 @@ def test_a_key_is_forgotten_after_twenty_four_hours(
     shop_api: Platform, redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
     shop_api.post("/v1/accounts", {"type": "express"}, idempotency_key="daily")
-    keys = [k for k in redis_client.scan_iter("oidc-link:v1:idempotency:*")]
+    keys = [k for k in redis_client.scan_iter(keyspace.pattern("idempotency"))]
 
     assert len(keys) == 1
     assert REPLAY_SECONDS - 5 <= redis_client.ttl(keys[0]) <= REPLAY_SECONDS

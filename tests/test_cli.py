@@ -20,6 +20,7 @@ import redis
 import requests
 
 from oidc_link.cli import main
+from oidc_link.store import keyspace
 
 GOOD = """
 issuer = "https://login.example.test"
@@ -195,13 +196,13 @@ def test_keys_commands_refuse_a_wrong_key_encryption_key_and_change_nothing(
     config = str(_key_config(tmp_path, redis_server_url))
     monkeypatch.setenv("OIDC_LINK_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"a" * 32).decode())
     assert main(["keys", "--config", config, "list"]) == 0
-    before = client.hgetall("oidc-link:v1:keys:RS256")
+    before = client.hgetall(keyspace.key_ring("RS256"))
 
     monkeypatch.setenv("OIDC_LINK_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"b" * 32).decode())
     assert main(["keys", "--config", config, "rotate", "--now"]) == 1
 
     assert "does not open" in capsys.readouterr().err
-    assert client.hgetall("oidc-link:v1:keys:RS256") == before
+    assert client.hgetall(keyspace.key_ring("RS256")) == before
 
 
 def test_generate_kek_prints_32_random_bytes(capsys: pytest.CaptureFixture) -> None:

@@ -293,7 +293,7 @@ def test_too_many_requests_raise_rate_limit_error(
     for second in (now, now + 1):
         window = Store(redis_client, FixedClock(second))
         for _ in range(REQUESTS_PER_SECOND):
-            window.count_event("api", digest(PLATFORM_KEY), 1)
+            window.limits.count("api", digest(PLATFORM_KEY), 1)
     client = OidcLinkClient(PLATFORM_KEY, base_url=provider.url, max_network_retries=0)
 
     with pytest.raises(RateLimitError) as raised:

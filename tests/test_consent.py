@@ -18,7 +18,7 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.consents import Consents
 from oidc_link.models import Identity
 from oidc_link.oauth import Provider
-from oidc_link.store import Store
+from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
@@ -453,7 +453,7 @@ def test_a_remembered_consent_has_a_ttl_in_redis(
 ) -> None:
     Consents(store, clock, settings.lifetimes).remember("usr_a", "partner", ["openid"])
 
-    (key,) = redis_client.keys("oidc-link:v1:consent:*")
+    (key,) = redis_client.keys(keyspace.pattern("consent"))
     assert 0 < redis_client.ttl(key) <= settings.lifetimes.consent
 
 

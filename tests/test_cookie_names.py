@@ -41,7 +41,7 @@ def session_from_before_the_rename(redis_client: redis.Redis, clock: FixedClock)
     secret, session = Sessions(store, clock, Lifetimes()).begin(
         Identity(JENNY, "Jenny Rosen", clock.now())
     )
-    store.save_session(secret, replace(session, host_cookie=False))
+    store.sessions.save(secret, replace(session, host_cookie=False))
     return secret
 
 

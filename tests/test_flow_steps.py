@@ -223,7 +223,7 @@ def test_a_hosted_form_posted_at_a_step_it_is_not_for_gets_a_409_page_and_change
 ) -> None:
     form = post(browser, shop, console)
     flow_path = form.action.rsplit("/", 1)[0]
-    before = store.load_flow(flow_path.rsplit("/", 1)[1])
+    before = store.flows.load(flow_path.rsplit("/", 1)[1])
     assert before is not None
     sent = len(console)
 
@@ -234,7 +234,7 @@ def test_a_hosted_form_posted_at_a_step_it_is_not_for_gets_a_409_page_and_change
     text = answer.get_data(as_text=True)
     assert "nothing was changed" in text
     assert answer.headers["Request-Id"] in text
-    assert store.load_flow(before.id) == before
+    assert store.flows.load(before.id) == before
     assert len(console) == sent  # no SMS was sent
     link = BeautifulSoup(text, "html.parser").find("a", string="Continue signing in")
     assert link["href"] == flow_path

@@ -222,7 +222,7 @@ def test_a_sign_in_form_posted_from_another_site_is_refused_with_a_403_page(
     browser.start(shop.authorization_request().url)
     action, fields = _email_form(browser)
     flow_id = action.split("/")[2]
-    before = store.load_flow(flow_id)
+    before = store.flows.load(flow_id)
 
     answer = browser.client.post(
         action, data={**fields, "email": JENNY}, headers=headers, base_url=ISSUER
@@ -236,7 +236,7 @@ def test_a_sign_in_form_posted_from_another_site_is_refused_with_a_403_page(
     assert answer.headers["Request-Id"] in text
     # Refused before the view: no SMS, and the flow is as it was.
     assert console == []
-    assert store.load_flow(flow_id) == before
+    assert store.flows.load(flow_id) == before
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_a_code_posted_to_a_sign_in_at_the_email_step_gets_a_409_and_changes_not
     flow_path = browser.flow_path()
     # "Use another email" (in another tab, say): the flow is back at the email step.
     browser.submit("/restart")
-    before = store.load_flow(flow_path.rsplit("/", 1)[1])
+    before = store.flows.load(flow_path.rsplit("/", 1)[1])
     assert before is not None and before.step == "email"
 
     answer = browser.client.post(
@@ -324,7 +324,7 @@ def test_a_code_posted_to_a_sign_in_at_the_email_step_gets_a_409_and_changes_not
     assert answer.headers["Request-Id"] in text
     link = BeautifulSoup(text, "html.parser").find("a", string="Continue signing in")
     assert link["href"] == flow_path
-    assert store.load_flow(before.id) == before
+    assert store.flows.load(before.id) == before
     # The way on works: the flow's email page.
     assert browser.get(link["href"]).status_code == 200
     assert browser.soup().find("input", attrs={"name": "email"}) is not None

@@ -44,7 +44,8 @@ from oidc_link.link import (
 )
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.models import Flow, FlowStep, Identity
-from oidc_link.store import FLOW_AFTERLIFE, PREFIX, Store
+from oidc_link.store import Store, keyspace
+from oidc_link.store.keyspace import FLOW_AFTERLIFE
 from tests.sandbox_console import announced_code, wrong_code_for
 
 BROWSER = "browser-cookie-value-1"
@@ -145,7 +146,7 @@ def sleep() -> RecordingSleep:
 
 @pytest.fixture
 def link(clock: FixedClock, messages: list[str], store: Store) -> ScriptedLink:
-    return ScriptedLink(SandboxLinkClient(USERS, clock, messages.append, store))
+    return ScriptedLink(SandboxLinkClient(USERS, clock, messages.append, store.sandbox))
 
 
 @pytest.fixture
@@ -212,7 +213,7 @@ def completion(outcome: StepResult | Completion) -> Completion:
 
 
 def stored_flow(store: Store, flow: Flow) -> Flow:
-    saved = store.load_flow(flow.id)
+    saved = store.flows.load(flow.id)
     assert saved is not None
     return saved
 
@@ -281,7 +282,7 @@ def test_start_saves_a_flow_bound_to_the_browser(
     assert flow.expires_at == clock.now() + Lifetimes().flow
     assert flow.sms_sent == 0
     assert stored_flow(store, flow) == flow
-    assert BROWSER not in redis_client.get(PREFIX + "flow:" + flow.id)
+    assert BROWSER not in redis_client.get(keyspace.flow(flow.id))
 
 
 def test_each_start_makes_a_new_flow_with_its_own_csrf_token(interaction: Interaction) -> None:
@@ -386,8 +387,8 @@ def test_an_expired_flow_lingers_in_redis_for_the_afterlife_only(
 
     with pytest.raises(FlowExpiredError):
         interaction.view(get(flow))
-    assert store.load_flow(flow.id) == flow
-    ttl = redis_client.ttl(PREFIX + "flow:" + flow.id)
+    assert store.flows.load(flow.id) == flow
+    ttl = redis_client.ttl(keyspace.flow(flow.id))
     assert FLOW_AFTERLIFE < ttl <= lifetimes.flow + FLOW_AFTERLIFE
 
 
@@ -497,10 +498,10 @@ def test_the_sms_code_is_stored_nowhere_in_redis(
     code = announced_code(messages)
 
     keys = list(redis_client.scan_iter("*"))
-    assert PREFIX + "flow:" + code_flow.id in keys
+    assert keyspace.flow(code_flow.id) in keys
     # The sandbox, standing in for Link, keeps the code's digest in its own session (as
     # Link keeps the code): never the code itself.
-    sandbox = [key for key in keys if key.startswith(PREFIX + "sandbox_session:")]
+    sandbox = [key for key in keys if keyspace.kind_of(key) == "sandbox_session"]
     assert len(sandbox) == 1
     assert code not in redis_client.hvals(sandbox[0])
     for key in set(keys) - set(sandbox):
@@ -658,7 +659,7 @@ def test_a_locked_flow_only_lets_the_user_go_back_to_the_site(
 
     assert interaction.cancel(post(locked), deny) == DENIED
     assert len(deny.calls) == 1
-    assert store.load_flow(code_flow.id) is None
+    assert store.flows.load(code_flow.id) is None
 
 
 def test_allow_on_a_flow_at_the_code_step_is_refused_and_changes_nothing(
@@ -689,7 +690,7 @@ def test_the_announced_code_completes_the_flow(
     assert done.flow.authorization == AUTHORIZATION
     assert done.identity.amr == ("otp", "sms")
     assert finish.calls == [(code_flow, identity)]
-    assert store.load_flow(code_flow.id) is None
+    assert store.flows.load(code_flow.id) is None
 
 
 def test_the_identity_email_is_lower_cased(
@@ -765,7 +766,7 @@ def test_magic_code_000000_completes_the_flow(
     done = completion(interaction.submit_code(post(code_flow), "000000", finish))
 
     assert done.identity.email == JENNY
-    assert store.load_flow(code_flow.id) is None
+    assert store.flows.load(code_flow.id) is None
 
 
 def test_magic_code_000001_counts_as_a_wrong_code(
@@ -883,7 +884,7 @@ def test_cancel_returns_the_denial_and_ends_the_flow(
     assert interaction.cancel(post(code_flow), deny) == DENIED
 
     assert deny.calls == [(code_flow,)]
-    assert store.load_flow(code_flow.id) is None
+    assert store.flows.load(code_flow.id) is None
     with pytest.raises(FlowFinishedError) as viewed:
         interaction.view(get(code_flow))
     assert viewed.value.resume_at is None
@@ -903,7 +904,7 @@ def test_after_completion_a_view_is_told_the_flow_has_finished(
 ) -> None:
     completion(interaction.submit_code(post(code_flow), "000000", finish))
 
-    assert store.load_flow(code_flow.id) is None
+    assert store.flows.load(code_flow.id) is None
     with pytest.raises(FlowFinishedError) as raised:
         interaction.view(get(code_flow))
     assert raised.value.resume_at is None
@@ -966,13 +967,13 @@ def test_the_finished_flow_never_holds_the_redirect_in_clear(
     completion(interaction.submit_code(post(code_flow), "000000", finish))
 
     keys = list(redis_client.scan_iter("*"))
-    assert PREFIX + "flow_done:" + code_flow.id in keys
-    assert PREFIX + "flow:" + code_flow.id not in keys
-    assert PREFIX + "flow_lock:" + code_flow.id not in keys
+    assert keyspace.finished_flow(code_flow.id) in keys
+    assert keyspace.flow(code_flow.id) not in keys
+    assert keyspace.flow_lock(code_flow.id) not in keys
     for value in every_value(redis_client):
         assert CALLBACK not in value
         assert RP_CODE not in value
-    assert 0 < redis_client.ttl(PREFIX + "flow_done:" + code_flow.id) <= FLOW_AFTERLIFE
+    assert 0 < redis_client.ttl(keyspace.finished_flow(code_flow.id)) <= FLOW_AFTERLIFE
 
 
 # Link failures
@@ -1244,7 +1245,7 @@ def test_a_call_waits_for_the_flow_lock_then_gives_up_as_busy(
     messages: list[str],
     call: str,
 ) -> None:
-    token = store.lock_flow(code_flow.id, 60)
+    token = store.flows.lock(code_flow.id, 60)
     assert token is not None
 
     with pytest.raises(FlowBusyError):
@@ -1254,8 +1255,8 @@ def test_a_call_waits_for_the_flow_lock_then_gives_up_as_busy(
     assert stored_flow(store, code_flow) == code_flow
     assert len(messages) == 1
     # The other holder keeps its lock.
-    assert store.lock_flow(code_flow.id, 60) is None
-    store.unlock_flow(code_flow.id, token)
+    assert store.flows.lock(code_flow.id, 60) is None
+    store.flows.unlock(code_flow.id, token)
     POST_CALLS[call](interaction, post(code_flow))
 
 
@@ -1266,9 +1267,9 @@ def test_a_call_proceeds_once_the_lock_is_released_while_it_waits(
     sleep: RecordingSleep,
     messages: list[str],
 ) -> None:
-    token = store.lock_flow(flow.id, 60)
+    token = store.flows.lock(flow.id, 60)
     assert token is not None
-    sleep.after = (3, lambda: store.unlock_flow(flow.id, token))
+    sleep.after = (3, lambda: store.flows.unlock(flow.id, token))
 
     result = interaction.submit_email(post(flow), JENNY)
 
@@ -1291,7 +1292,7 @@ def test_the_lock_is_released_after_each_call_even_when_it_fails(
     interaction.use_another_email(post(flow))
 
     assert sleep.calls == []
-    assert redis_client.get(PREFIX + "flow_lock:" + flow.id) is None
+    assert redis_client.get(keyspace.flow_lock(flow.id)) is None
 
 
 def test_only_the_sandbox_rehearses_limits_for_its_magic_emails(

@@ -25,7 +25,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.keys import KeyEncryptionError
 from oidc_link.services import Services, build_services
-from oidc_link.store import PREFIX
+from oidc_link.store import keyspace
 from tests.conftest import ISSUER, SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
@@ -115,7 +115,9 @@ def run_until(moment: int, clock: FixedClock, app: Flask) -> None:
 
 
 def ring_snapshot(client: redis.Redis) -> dict[str, dict[str, str]]:
-    return {name: client.hgetall(name) for name in sorted(client.scan_iter(PREFIX + "keys:*"))}
+    return {
+        name: client.hgetall(name) for name in sorted(client.scan_iter(keyspace.pattern("keys")))
+    }
 
 
 # Discovery
@@ -139,9 +141,9 @@ def test_discovery_leaves_out_an_algorithm_while_it_has_no_current_key(
 ) -> None:
     scheduled = services.keys.rotate("ES256")
     assert scheduled is not None
-    for key in services.store.load_keyring("ES256"):
+    for key in services.store.keyring.load("ES256"):
         if key.kid != scheduled.kid:
-            services.store.remove_key(key)  # an ES256 ring whose only key signs later
+            services.store.keyring.remove(key)  # an ES256 ring whose only key signs later
 
     live_clock.advance(REFRESH)
     assert signing_algorithms(rotating_app) == ["RS256", "EdDSA"]

@@ -25,7 +25,7 @@ from oidc_link.config import DEVELOPMENT_KEY_ENCRYPTION_KEY, KeySettings
 from oidc_link.keys import BACKUP_FORMAT, KeyEncryptionError, SigningKeys, jwk_thumbprint
 from oidc_link.models import SigningKey
 from oidc_link.sealed import decrypt
-from oidc_link.store import PREFIX, Store
+from oidc_link.store import Store, keyspace
 
 KEK = base64.urlsafe_b64encode(bytes(range(32))).decode()
 OTHER_KEK = base64.urlsafe_b64encode(bytes(range(100, 132))).decode()
@@ -116,7 +116,9 @@ def verifies_against(token: str, jwks: dict[str, list[dict[str, str]]]) -> bool:
 
 
 def ring_snapshot(client: redis.Redis) -> dict[str, dict[str, str]]:
-    return {name: client.hgetall(name) for name in sorted(client.scan_iter(PREFIX + "keys:*"))}
+    return {
+        name: client.hgetall(name) for name in sorted(client.scan_iter(keyspace.pattern("keys")))
+    }
 
 
 def thumbprint(jwk: dict[str, str]) -> str:
@@ -149,7 +151,7 @@ def test_a_new_installation_gets_one_current_key_announced_as_info_not_as_an_err
     with caplog.at_level(logging.INFO, logger="oidc_link.keys"):
         keys.load()
 
-    [key] = store.load_keyring("RS256")
+    [key] = store.keyring.load("RS256")
     assert key.slot == 0
     assert key.signs_from == clock.now()
     assert key.created_at == clock.now()
@@ -169,7 +171,7 @@ def test_a_key_ring_that_existed_and_is_gone_is_recreated_with_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     lost = published_kids(keys)
-    redis_client.delete(PREFIX + "keys:RS256")  # lost: evicted, deleted, a partial restore
+    redis_client.delete(keyspace.key_ring("RS256"))  # lost: evicted, deleted, a partial restore
     clock.advance(60)
 
     fresh = new_instance(store, clock)  # every instance restarted: none holds the old keys
@@ -187,10 +189,10 @@ def test_a_ring_from_before_the_record_existed_is_recorded_at_the_next_start(
     store: Store, redis_client: redis.Redis, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     new_instance(store, clock).load()
-    redis_client.delete(PREFIX + "keyrings")  # as an installation upgraded from before it
+    redis_client.delete(keyspace.KEY_RINGS)  # as an installation upgraded from before it
 
     new_instance(store, clock).load()  # the upgraded version starts
-    redis_client.delete(PREFIX + "keys:RS256")
+    redis_client.delete(keyspace.key_ring("RS256"))
     with caplog.at_level(logging.ERROR, logger="oidc_link.keys"):
         new_instance(store, clock).load()
 
@@ -209,7 +211,7 @@ def test_a_second_instance_uses_the_keys_already_in_redis(
 
     assert caplog.text == ""
     assert second.jwks() == keys.jwks()
-    assert len(store.load_keyring("RS256")) == 1
+    assert len(store.keyring.load("RS256")) == 1
     assert kid_of(second.sign(claims_at(clock))) == kid_of(keys.sign(claims_at(clock)))
 
 
@@ -241,7 +243,11 @@ def test_private_keys_are_stored_encrypted_with_the_key_encryption_key(
 
     rings = ring_snapshot(redis_client)
 
-    assert sorted(rings) == [PREFIX + "keys:ES256", PREFIX + "keys:EdDSA", PREFIX + "keys:RS256"]
+    assert sorted(rings) == [
+        keyspace.key_ring("ES256"),
+        keyspace.key_ring("EdDSA"),
+        keyspace.key_ring("RS256"),
+    ]
     for ring in rings.values():
         for raw in ring.values():
             assert "PRIVATE KEY" not in raw
@@ -272,15 +278,15 @@ def test_a_wrong_key_encryption_key_changes_no_ring_even_when_another_ring_is_em
 ) -> None:
     first = new_instance(store, clock, "ES256")
     first.load()
-    [rsa_key] = store.load_keyring("RS256")
-    store.remove_key(rsa_key)  # RS256 comes first and would be re-created
+    [rsa_key] = store.keyring.load("RS256")
+    store.keyring.remove(rsa_key)  # RS256 comes first and would be re-created
     before = ring_snapshot(redis_client)
 
     with pytest.raises(KeyEncryptionError):
         new_instance(store, clock, "ES256", kek=OTHER_KEK).load()
 
     assert ring_snapshot(redis_client) == before
-    assert store.load_keyring("RS256") == []
+    assert store.keyring.load("RS256") == []
 
 
 # kid and JWKS
@@ -313,7 +319,7 @@ def test_each_algorithm_publishes_a_public_key_named_by_its_thumbprint(
     assert jwk["use"] == "sig"
     assert jwk["kid"] == thumbprint(jwk)
     assert not PRIVATE_MEMBERS & set(jwk)
-    [stored] = store.load_keyring(alg)
+    [stored] = store.keyring.load(alg)
     assert stored.kid == jwk["kid"]
 
 
@@ -378,15 +384,15 @@ def test_the_next_key_is_created_one_lead_time_before_its_slot_and_not_earlier(
     keys: SigningKeys, store: Store, clock: FixedClock
 ) -> None:
     start = clock.now()
-    [first] = store.load_keyring("RS256")
+    [first] = store.keyring.load("RS256")
 
     clock.advance(DUE - 1)
     keys.load()
-    assert store.load_keyring("RS256") == [first]
+    assert store.keyring.load("RS256") == [first]
 
     clock.advance(1)
     keys.load()
-    [_, second] = store.load_keyring("RS256")
+    [_, second] = store.keyring.load("RS256")
     assert second.slot == start + ROTATION
     assert second.signs_from == start + ROTATION
     assert second.created_at == clock.now()
@@ -397,7 +403,7 @@ def test_the_jwks_at_each_stage_of_a_rotation(
     keys: SigningKeys, store: Store, clock: FixedClock
 ) -> None:
     start = clock.now()
-    [first] = store.load_keyring("RS256")
+    [first] = store.keyring.load("RS256")
 
     def stage() -> list[tuple[str, str, int | None]]:
         kids = published_kids(keys)
@@ -411,7 +417,7 @@ def test_the_jwks_at_each_stage_of_a_rotation(
     # One lead time before the slot: the next key is published but does not sign.
     clock.advance(DUE)
     states = stage()
-    second = store.load_keyring("RS256")[1]
+    second = store.keyring.load("RS256")[1]
     retires_at = start + ROTATION + TOKEN_LIFETIME + MARGIN  # known once its successor is
     assert states == [(first.kid, "current", retires_at), (second.kid, "next", None)]
     assert kid_of(keys.sign(claims_at(clock))) == first.kid
@@ -430,12 +436,12 @@ def test_the_jwks_at_each_stage_of_a_rotation(
     clock.advance(1)
     assert stage() == [(second.kid, "current", None)]
     keys.load()
-    assert store.load_keyring("RS256") == [second]
+    assert store.keyring.load("RS256") == [second]
 
     # And round again, from the second key's start.
     clock.advance(start + ROTATION + DUE - clock.now())
     states = stage()
-    third = store.load_keyring("RS256")[1]
+    third = store.keyring.load("RS256")[1]
     assert third.signs_from == start + 2 * ROTATION
     assert states == [
         (second.kid, "current", start + 2 * ROTATION + TOKEN_LIFETIME + MARGIN),
@@ -464,7 +470,7 @@ def test_a_token_signed_before_a_rotation_verifies_against_the_jwks_until_retire
     assert clock.now() >= expires_at + MARGIN
     assert not verifies_against(token, keys.jwks())
     assert old_kid not in published_kids(keys)
-    assert old_kid not in [key.kid for key in store.load_keyring("RS256")]
+    assert old_kid not in [key.kid for key in store.keyring.load("RS256")]
 
 
 def test_an_instance_that_checks_late_still_publishes_the_next_key_one_lead_time_ahead(
@@ -475,7 +481,7 @@ def test_an_instance_that_checks_late_still_publishes_the_next_key_one_lead_time
 
     keys.load()
 
-    [first, second] = store.load_keyring("RS256")
+    [first, second] = store.keyring.load("RS256")
     assert second.signs_from == clock.now() + LEAD
     assert kid_of(keys.sign(claims_at(clock))) == first.kid
     assert [s.state for s in keys.statuses()] == ["current", "next"]
@@ -579,13 +585,13 @@ def test_each_algorithm_has_its_own_ring_and_current_key(store: Store, clock: Fi
     assert keys.signing_algorithms() == ["RS256", "ES256", "EdDSA"]
     signed = {alg: kid_of(keys.sign(claims_at(clock), alg)) for alg in keys.signing_algorithms()}
     for alg, kid in signed.items():
-        assert [key.kid for key in store.load_keyring(alg)] == [kid]
+        assert [key.kid for key in store.keyring.load(alg)] == [kid]
     assert sorted(published_kids(keys)) == sorted(signed.values())
 
 
 def test_an_algorithm_that_is_not_enabled_has_no_keys(keys: SigningKeys, store: Store) -> None:
     assert keys.signing_algorithms() == ["RS256"]
-    assert store.load_keyring("ES256") == []
+    assert store.keyring.load("ES256") == []
     with pytest.raises(RuntimeError, match="no current ES256 signing key"):
         keys.sign({"sub": "sub-123"}, "ES256")
 
@@ -597,8 +603,8 @@ def test_signing_algorithms_list_only_algorithms_with_a_current_key(
     keys.load()
     scheduled = keys.rotate("ES256")
     assert scheduled is not None
-    [current] = [key for key in store.load_keyring("ES256") if key.kid != scheduled.kid]
-    store.remove_key(current)  # an ES256 ring holding only a key that signs later
+    [current] = [key for key in store.keyring.load("ES256") if key.kid != scheduled.kid]
+    store.keyring.remove(current)  # an ES256 ring holding only a key that signs later
 
     clock.advance(REFRESH)
     assert keys.signing_algorithms() == ["RS256"]
@@ -625,7 +631,7 @@ def test_rotate_schedules_a_next_key_one_lead_time_ahead_and_only_once(
     assert new is not None
     assert new.signs_from == clock.now() + LEAD
     assert keys.rotate() is None
-    assert len(store.load_keyring("RS256")) == 2
+    assert len(store.keyring.load("RS256")) == 2
     assert kid_of(keys.sign(claims_at(clock))) == current_kid
     clock.advance(LEAD)
     assert kid_of(keys.sign(claims_at(clock))) == new.kid
@@ -643,7 +649,7 @@ def test_an_emergency_rotation_signs_with_a_new_key_at_once_and_drops_the_leaked
     assert new is not None
     assert kid_of(keys.sign(claims_at(clock))) == new.kid
     assert published_kids(keys) == [new.kid]
-    assert [key.kid for key in store.load_keyring("RS256")] == [new.kid]
+    assert [key.kid for key in store.keyring.load("RS256")] == [new.kid]
     assert "Emergency rotation" in caplog.text
     assert leaked in caplog.text
 
@@ -656,7 +662,7 @@ def test_two_emergency_rotations_in_the_same_second_each_replace_the_key_in_use(
 
     assert first is not None and second is not None
     assert kid_of(keys.sign(claims_at(clock))) == second.kid
-    assert [key.kid for key in store.load_keyring("RS256")] == [second.kid]
+    assert [key.kid for key in store.keyring.load("RS256")] == [second.kid]
 
 
 def test_a_previous_key_can_be_retired_by_hand_but_not_the_current_one(
@@ -675,7 +681,7 @@ def test_a_previous_key_can_be_retired_by_hand_but_not_the_current_one(
 
     assert retired.kid == first
     assert published_kids(keys) == [second]
-    assert [key.kid for key in store.load_keyring("RS256")] == [second]
+    assert [key.kid for key in store.keyring.load("RS256")] == [second]
 
 
 # Backups and restoring
@@ -691,7 +697,7 @@ def test_an_export_holds_every_key_still_encrypted(store: Store, clock: FixedClo
     assert backup["format"] == BACKUP_FORMAT
     assert backup["exported_at"] == clock.now()
     exported = [SigningKey.from_record(json.dumps(raw)) for raw in backup["keys"]]
-    stored = store.load_keyring("RS256") + store.load_keyring("EdDSA")
+    stored = store.keyring.load("RS256") + store.keyring.load("EdDSA")
     assert sorted(exported, key=lambda k: k.kid) == sorted(stored, key=lambda k: k.kid)
     assert len(exported) == 4  # a current and a next key for each algorithm
     assert "PRIVATE KEY" not in json.dumps(backup)
@@ -776,7 +782,7 @@ def test_an_instance_that_still_holds_the_keys_restores_them_into_an_empty_redis
 ) -> None:
     clock.advance(DUE)
     kids = published_kids(keys)
-    stored = store.load_keyring("RS256")
+    stored = store.keyring.load("RS256")
     redis_client.flushdb()
 
     clock.advance(REFRESH)
@@ -784,7 +790,7 @@ def test_an_instance_that_still_holds_the_keys_restores_them_into_an_empty_redis
     with caplog.at_level(logging.ERROR, logger="oidc_link.keys"):
         assert published_kids(keys) == kids
 
-    assert store.load_keyring("RS256") == stored
+    assert store.keyring.load("RS256") == stored
     assert "Redis holds no RS256 signing keys; restoring the 2" in caplog.text
     assert "No RS256 signing key anywhere" not in caplog.text
 
@@ -812,7 +818,7 @@ def prepare_ring(redis_url: str, moment: str, start: int) -> tuple[int, list[Sig
         return start, []
     instance_on(redis_url, start).load()
     store = Store(redis.Redis.from_url(redis_url, decode_responses=True), FixedClock(start))
-    return start + DUE, store.load_keyring("RS256")
+    return start + DUE, store.keyring.load("RS256")
 
 
 def race_in_a_process(redis_url: str, now: int, barrier: Any, results: Any) -> None:
@@ -827,7 +833,7 @@ def assert_exactly_one_new_key(
     redis_url: str, before: list[SigningKey], reports: list[tuple[list[str], str]]
 ) -> None:
     store = Store(redis.Redis.from_url(redis_url, decode_responses=True), FixedClock())
-    after = store.load_keyring("RS256")
+    after = store.keyring.load("RS256")
     assert after[: len(before)] == before
     assert len(after) == len(before) + 1
     kids = [key.kid for key in after]

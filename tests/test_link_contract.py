@@ -17,6 +17,7 @@ from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.link.http import LiveLinkClient
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.store import Store
+from oidc_link.store.sandbox import SandboxSessionStore
 from tests.fake_link_server import USERS, FakeLinkServer
 from tests.sandbox_console import announced_code, wrong_code_for
 
@@ -35,16 +36,16 @@ class LinkWorld:
     gives_names: bool
 
 
-def sandbox_sessions(request: pytest.FixtureRequest, clock: FixedClock) -> Store:
+def sandbox_sessions(request: pytest.FixtureRequest, clock: FixedClock) -> SandboxSessionStore:
     """The sandbox's session table: the store, on fakeredis or on the real redis-server."""
     if request.param == "sandbox-fakeredis":
-        return Store(fakeredis.FakeRedis(decode_responses=True), clock)
+        return Store(fakeredis.FakeRedis(decode_responses=True), clock).sandbox
     client = redis.Redis.from_url(
         request.getfixturevalue("redis_server_url"), decode_responses=True
     )
     client.flushdb()
     request.addfinalizer(client.close)
-    return Store(client, clock)
+    return Store(client, clock).sandbox
 
 
 @pytest.fixture(

@@ -17,6 +17,7 @@ from flask import Flask
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
+from oidc_link.store import keyspace
 from tests.conftest import ISSUER, JENNY, POST_SECRET, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.test_oidc_flow import sign_in
@@ -416,8 +417,8 @@ def test_what_logout_keeps_in_redis_expires(
     signed_in(browser, shop, console)
     logout(browser, client_id="shop")
 
-    links = redis_client.keys("oidc-link:v1:session_links:*")
-    pending = redis_client.keys("oidc-link:v1:logout:*")
+    links = redis_client.keys(keyspace.pattern("session_links"))
+    pending = redis_client.keys(keyspace.pattern("logout"))
     assert len(links) == 1
     assert len(pending) == 1
     lifetimes = app.extensions["oidc_link"].services.settings.lifetimes

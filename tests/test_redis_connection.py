@@ -32,9 +32,9 @@ from oidc_link.config.redis_settings import (
     parse_redis_url,
 )
 from oidc_link.errors import ConfigError, StoreUnavailableError
-from oidc_link.redis_connection import connect
 from oidc_link.services import build_services
-from oidc_link.store import PREFIX, Store
+from oidc_link.store import Store, keyspace
+from oidc_link.store.connection import connect
 from tests.conftest import REQUIRE_REAL_REDIS, provider_config
 
 PASSWORD = "pa55/wo?rd#with@symbols"
@@ -274,12 +274,12 @@ def _round_trip(store: Store, seconds: int = 30) -> str:
     The lock left behind lives ``seconds``: long enough for a test that checks it later.
     """
     flow_id = f"flow-{time.monotonic_ns()}"
-    token = store.lock_flow(flow_id, seconds)
+    token = store.flows.lock(flow_id, seconds)
     assert token is not None
-    assert store.lock_flow(flow_id, seconds) is None
-    store.unlock_flow(flow_id, token)
-    assert store.lock_flow(flow_id, seconds) is not None
-    return PREFIX + "flow_lock:" + flow_id
+    assert store.flows.lock(flow_id, seconds) is None
+    store.flows.unlock(flow_id, token)
+    assert store.flows.lock(flow_id, seconds) is not None
+    return keyspace.flow_lock(flow_id)
 
 
 # Certificates, made fresh for each test session: a CA, a server certificate for 127.0.0.1,
@@ -469,7 +469,7 @@ def test_a_server_certificate_from_another_ca_is_refused_with_a_clear_error(
     store = Store(connect(settings.redis_url, settings.redis), FixedClock())
 
     with pytest.raises(StoreUnavailableError) as caught:
-        store.lock_flow("flow", 30)
+        store.flows.lock("flow", 30)
 
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
@@ -481,7 +481,7 @@ def test_the_server_certificate_must_name_the_host_of_the_url(tls_server: TlsSer
     store = Store(connect(settings.redis_url, settings.redis), FixedClock())
 
     with pytest.raises(StoreUnavailableError) as caught:
-        store.lock_flow("flow", 30)
+        store.flows.lock("flow", 30)
 
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     assert "mismatch" in str(caught.value)
@@ -497,7 +497,7 @@ def test_a_server_that_wants_a_client_certificate_refuses_a_client_without_one(
     store = Store(connect(settings.redis_url, settings.redis), FixedClock())
 
     with pytest.raises(StoreUnavailableError):
-        store.lock_flow("flow", 30)
+        store.flows.lock("flow", 30)
 
 
 def test_rediss_sentinel_speaks_tls_to_the_sentinel_and_to_the_master(
@@ -657,7 +657,7 @@ def test_a_wrong_sentinel_password_is_reported_without_echoing_either_password(
     store = Store(connect(settings.redis_url, settings.redis), FixedClock())
 
     with pytest.raises(StoreUnavailableError) as caught:
-        store.lock_flow("flow", 30)
+        store.flows.lock("flow", 30)
 
     message = str(caught.value)
     assert f"No master found for '{SERVICE}'" in message
@@ -678,7 +678,7 @@ def test_with_every_sentinel_down_the_store_is_unavailable_within_the_timeouts(
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as caught:
-        store.lock_flow("flow", 30)
+        store.flows.lock("flow", 30)
 
     assert time.monotonic() - started < 3
     assert f"No master found for '{SERVICE}'" in str(caught.value)

@@ -22,7 +22,8 @@ from oidc_link.config import Settings
 from oidc_link.errors import StoreUnavailableError
 from oidc_link.keys import OUTAGE_RETRY_INTERVAL
 from oidc_link.services import Services, build_services
-from oidc_link.store import REDIS_RETRIES, REDIS_TIMEOUT, Store, connect
+from oidc_link.store import Store, connect
+from oidc_link.store.connection import REDIS_RETRIES, REDIS_TIMEOUT
 from tests.api_client import SHOP_KEY, Platform, api_settings
 from tests.conftest import ISSUER, SHOP_CALLBACK, SHOP_SECRET
 from tests.redis_process import RedisProcess, stoppable_redis
@@ -269,21 +270,21 @@ def test_the_store_raises_store_unavailable_error_and_logs_the_outage_once(
     redis_process: RedisProcess, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = Store(connect(redis_process.url), clock)
-    assert store.ping() is True
+    assert store.server.ping() is True
 
     redis_process.stop()
     with caplog.at_level(logging.WARNING, logger="oidc_link.store"):
         with pytest.raises(StoreUnavailableError):
-            store.load_flow("flow_x")
+            store.flows.load("flow_x")
         with pytest.raises(StoreUnavailableError):
-            store.count_event("email", "jenny@example.com", 60)  # a pipeline
+            store.limits.count("email", "jenny@example.com", 60)  # a pipeline
         with pytest.raises(StoreUnavailableError):
-            store.take_code("a-code", "family", 60)  # WATCH/MULTI
+            store.tokens.take_code("a-code", "family", 60)  # WATCH/MULTI
         with pytest.raises(StoreUnavailableError):
-            store.ping()
+            store.server.ping()
 
         redis_process.start()
-        assert store.ping() is True
+        assert store.server.ping() is True
 
     messages = [r.message for r in caplog.records]
     assert sum("Redis is unreachable" in m for m in messages) == 1
@@ -294,14 +295,14 @@ def test_the_first_request_after_a_redis_restart_succeeds(
     redis_process: RedisProcess, clock: FixedClock
 ) -> None:
     store = Store(connect(redis_process.url), clock)
-    assert store.ping() is True  # the pool now holds a connection
+    assert store.server.ping() is True  # the pool now holds a connection
 
     redis_process.stop()
     redis_process.start()
 
     # The pooled connection died with the old server; no request pays for that.
-    assert store.ping() is True
-    assert store.load_flow("flow_x") is None
+    assert store.server.ping() is True
+    assert store.flows.load("flow_x") is None
 
 
 def test_the_production_client_has_timeouts_and_bounded_retries_on_connection_errors(
@@ -332,7 +333,7 @@ def test_an_outage_is_answered_quickly_when_redis_refuses_connections(
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError):
-        store.ping()
+        store.server.ping()
 
     # REDIS_RETRIES retries with at most 0.5 s of backoff each, never the 1 s+ defaults.
     assert time.monotonic() - started < 0.5 * REDIS_RETRIES + 0.5

@@ -8,7 +8,7 @@ from __future__ import annotations
 import redis
 
 from bench.redis_round_trips import Scenario, measure, report
-from oidc_link.store import PREFIX
+from oidc_link.store import keyspace
 
 # (round trips, commands) of each step: a pipeline, a MULTI/EXEC block or a script is one
 # round trip; the commands are those Redis ran (MULTI/EXEC and EVALSHA included, and each
@@ -49,9 +49,7 @@ REFRESH = {"refresh": (4, 6)}
 
 
 def costs(scenario: Scenario) -> dict[str, tuple[int, int]]:
-    return {
-        step.name: (step.round_trips, sum(step.counts().values())) for step in scenario.steps
-    }
+    return {step.name: (step.round_trips, sum(step.counts().values())) for step in scenario.steps}
 
 
 def test_sign_ins_and_refreshes_cost_the_pinned_round_trips_and_commands(
@@ -70,9 +68,9 @@ def test_sign_ins_and_refreshes_cost_the_pinned_round_trips_and_commands(
             pending = scenario.pending["waiting for the code"]
             assert 0 < sum(pending.values()) < 4096
         # Whatever a pending flow left behind expires on its own.
-        for key in server.scan_iter(match=PREFIX + "flow*"):
+        for key in server.scan_iter(match=keyspace.pattern("flow")):
             assert server.ttl(key) > 0, key
-        for key in server.scan_iter(match=PREFIX + "rate:*"):
+        for key in server.scan_iter(match=keyspace.pattern("rate")):
             assert server.ttl(key) > 0, key
         server.flushdb()
 

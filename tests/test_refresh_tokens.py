@@ -362,28 +362,26 @@ def test_every_token_key_has_a_ttl_and_no_secret_is_stored_in_the_clear(
         assert secret not in dump
 
 
-def test_a_family_revoked_before_it_opened_stays_revoked(
-    store: Store, clock: FixedClock
-) -> None:
+def test_a_family_revoked_before_it_opened_stays_revoked(store: Store, clock: FixedClock) -> None:
     # A replay racing the first redemption may revoke first: taking the code, which opens
     # its family, must not undo that.
-    store.revoke_family("fam_race", 60)
-    store.save_code("a-code", make_code_record(clock))
+    store.tokens.revoke_family("fam_race", 60)
+    store.tokens.save_code("a-code", make_code_record(clock))
 
-    assert store.take_code("a-code", "fam_race", 60) == make_code_record(clock)
-    assert store.family_is_live("fam_race") is False
+    assert store.tokens.take_code("a-code", "fam_race", 60) == make_code_record(clock)
+    assert store.tokens.family_is_live("fam_race") is False
 
 
 def test_taking_a_code_opens_its_family(store: Store, clock: FixedClock) -> None:
-    store.save_code("a-code", make_code_record(clock))
+    store.tokens.save_code("a-code", make_code_record(clock))
 
-    store.take_code("a-code", "fam_new", 60)
+    store.tokens.take_code("a-code", "fam_new", 60)
 
-    assert store.family_is_live("fam_new") is True
+    assert store.tokens.family_is_live("fam_new") is True
 
 
 def test_a_missing_family_key_reads_as_revoked(store: Store) -> None:
-    assert store.family_is_live("fam_never_opened") is False
+    assert store.tokens.family_is_live("fam_never_opened") is False
 
 
 def test_only_the_first_use_of_a_refresh_token_is_first(store: Store, clock: FixedClock) -> None:
@@ -396,12 +394,12 @@ def test_only_the_first_use_of_a_refresh_token_is_first(store: Store, clock: Fix
         issued_at=clock.now(),
         expires_at=clock.now() + THIRTY_DAYS,
     )
-    store.save_refresh_token("rt", record)
+    store.tokens.save_refresh_token("rt", record)
     clock.advance(5)
     first_use = clock.now()
 
-    assert store.load_refresh_token("rt") == (record, None)
-    assert store.mark_refresh_token_used("rt", record) is None
+    assert store.tokens.load_refresh_token("rt") == (record, None)
+    assert store.tokens.mark_refresh_token_used("rt", record) is None
     clock.advance(5)
-    assert store.mark_refresh_token_used("rt", record) == first_use
-    assert store.load_refresh_token("rt") == (record, first_use)
+    assert store.tokens.mark_refresh_token_used("rt", record) == first_use
+    assert store.tokens.load_refresh_token("rt") == (record, first_use)

@@ -11,7 +11,6 @@ import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import LinkSettings, SandboxUser
-from oidc_link.ids import digest
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser, make_link_client
 from oidc_link.link.sandbox import (
     CODE_LIFETIME,
@@ -20,7 +19,7 @@ from oidc_link.link.sandbox import (
     SandboxLinkClient,
     redact_phone,
 )
-from oidc_link.store import PREFIX, Store
+from oidc_link.store import Store, keyspace
 from tests.sandbox_console import announced_code, wrong_code_for
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
@@ -34,7 +33,7 @@ def messages() -> list[str]:
 
 @pytest.fixture
 def link(clock: FixedClock, messages: list[str], store: Store) -> SandboxLinkClient:
-    return SandboxLinkClient([JENNY, SAM], clock, messages.append, store)
+    return SandboxLinkClient([JENNY, SAM], clock, messages.append, store.sandbox)
 
 
 def start(link: LinkClient, email: str = JENNY.email) -> str:
@@ -121,7 +120,7 @@ def test_a_user_configured_in_mixed_case_can_sign_in(
         [SandboxUser(email="Mixed@Example.com", phone="+14155550199")],
         clock,
         messages.append,
-        store,
+        store.sandbox,
     )
 
     secret = start(link, "mixed@example.com")
@@ -284,7 +283,9 @@ def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: 
 def test_a_session_opened_by_one_worker_takes_its_code_at_another(
     clock: FixedClock, messages: list[str], store: Store
 ) -> None:
-    first, second = (SandboxLinkClient([JENNY], clock, messages.append, store) for _ in "ab")
+    first, second = (
+        SandboxLinkClient([JENNY], clock, messages.append, store.sandbox) for _ in "ab"
+    )
     found = first.lookup(JENNY.email)
     assert found.client_secret is not None
     second.start_verification(JENNY.email, found.client_secret)
@@ -297,7 +298,7 @@ def test_a_session_opened_by_one_worker_takes_its_code_at_another(
 def test_wrong_codes_at_different_workers_add_up_to_the_same_attempt_limit(
     clock: FixedClock, messages: list[str], store: Store
 ) -> None:
-    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(2)]
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store.sandbox) for _ in range(2)]
     secret = start(workers[0])
     wrong = wrong_code_for(announced_code(messages))
     kinds = []
@@ -313,7 +314,7 @@ def test_wrong_codes_at_different_workers_add_up_to_the_same_attempt_limit(
 def test_of_concurrent_checks_of_one_session_each_counts_once_and_one_code_signs_in_once(
     clock: FixedClock, messages: list[str], store: Store
 ) -> None:
-    workers = [SandboxLinkClient([JENNY], clock, messages.append, store) for _ in range(8)]
+    workers = [SandboxLinkClient([JENNY], clock, messages.append, store.sandbox) for _ in range(8)]
     secret = start(workers[0])
     code = announced_code(messages)
     barrier = threading.Barrier(8)
@@ -336,7 +337,7 @@ def test_of_concurrent_checks_of_one_session_each_counts_once_and_one_code_signs
     assert outcomes.count("too_many_attempts") <= 1
     assert outcomes.count("signed in") <= 1
     assert outcomes.count("signed in") + outcomes.count("too_many_attempts") == 1
-    assert store.sandbox_session_email(secret) is None
+    assert store.sandbox.email(secret) is None
 
 
 def test_a_session_is_kept_under_its_secrets_digest_with_a_ttl(
@@ -344,9 +345,9 @@ def test_a_session_is_kept_under_its_secrets_digest_with_a_ttl(
 ) -> None:
     secret = start(link)
 
-    keys = list(redis_client.scan_iter(PREFIX + "sandbox_session:*"))
+    keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
 
-    assert keys == [PREFIX + "sandbox_session:" + digest(secret)]
+    assert keys == [keyspace.sandbox_session(secret)]
     assert 0 < redis_client.ttl(keys[0]) <= SESSION_LIFETIME
 
 
@@ -358,7 +359,7 @@ def test_make_link_client_builds_the_sandbox_from_link_settings(
 ) -> None:
     settings = LinkSettings(mode="sandbox", sandbox_users=(JENNY,))
 
-    link = make_link_client(settings, clock, messages.append, store)
+    link = make_link_client(settings, clock, messages.append, store.sandbox)
 
     assert isinstance(link, SandboxLinkClient)
     assert not link.lookup(SAM.email).exists
@@ -370,7 +371,9 @@ def test_make_link_client_builds_the_sandbox_from_link_settings(
 def test_make_link_client_prints_codes_to_the_console_by_default(
     clock: FixedClock, capsys: pytest.CaptureFixture[str], store: Store
 ) -> None:
-    link = make_link_client(LinkSettings(sandbox_users=(JENNY,)), clock, sandbox_sessions=store)
+    link = make_link_client(
+        LinkSettings(sandbox_users=(JENNY,)), clock, sandbox_sessions=store.sandbox
+    )
 
     start(link, JENNY.email)
 

@@ -22,7 +22,8 @@ from oidc_link.models import (
     SigningKey,
     SsoSession,
 )
-from oidc_link.store import FLOW_AFTERLIFE, PREFIX, Store, connect
+from oidc_link.store import Store, connect, keyspace
+from oidc_link.store.keyspace import FLOW_AFTERLIFE
 
 IDENTITY_EMAIL = "jenny@example.com"
 
@@ -104,42 +105,42 @@ def assert_ttl(client: redis.Redis, key: str, expected: int) -> None:
 def test_a_saved_flow_loads_back_equal(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
 
-    store.add_flow(flow)
+    store.flows.add(flow)
 
-    assert store.load_flow(flow.id) == flow
+    assert store.flows.load(flow.id) == flow
 
 
 def test_a_missing_flow_loads_as_none(store: Store) -> None:
-    assert store.load_flow("flow_missing") is None
-    assert store.take_flow("flow_missing") is None
+    assert store.flows.load("flow_missing") is None
+    assert store.flows.take("flow_missing") is None
 
 
 def test_saving_a_flow_again_replaces_it(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
+    store.flows.add(flow)
 
     advanced = flow.advance(step=FlowStep.EMAIL, link_client_secret=None, code_attempts=0)
-    store.save_flow(advanced)
+    store.flows.save(advanced)
 
-    assert store.load_flow(flow.id) == advanced
+    assert store.flows.load(flow.id) == advanced
 
 
 def test_a_taken_flow_cannot_be_saved_back(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
-    store.take_flow(flow.id)
+    store.flows.add(flow)
+    store.flows.take(flow.id)
 
-    assert store.save_flow(flow.advance(code_attempts=1)) is False
-    assert store.load_flow(flow.id) is None
+    assert store.flows.save(flow.advance(code_attempts=1)) is False
+    assert store.flows.load(flow.id) is None
 
 
 def test_take_flow_returns_it_once_and_then_none(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
+    store.flows.add(flow)
 
-    assert store.take_flow(flow.id) == flow
-    assert store.take_flow(flow.id) is None
-    assert store.load_flow(flow.id) is None
+    assert store.flows.take(flow.id) == flow
+    assert store.flows.take(flow.id) is None
+    assert store.flows.load(flow.id) is None
 
 
 # Authorization codes
@@ -148,27 +149,27 @@ def test_take_flow_returns_it_once_and_then_none(store: Store, clock: FixedClock
 def test_a_code_is_taken_once(store: Store, clock: FixedClock) -> None:
     code = new_secret()
     record = make_code_record(clock)
-    store.save_code(code, record)
+    store.tokens.save_code(code, record)
 
-    assert store.take_code(code, "fam_1", 60) == record
-    assert store.take_code(code, "fam_2", 60) is None
+    assert store.tokens.take_code(code, "fam_1", 60) == record
+    assert store.tokens.take_code(code, "fam_2", 60) is None
 
 
 def test_an_unknown_code_is_none(store: Store, clock: FixedClock) -> None:
-    store.save_code(new_secret(), make_code_record(clock))
+    store.tokens.save_code(new_secret(), make_code_record(clock))
 
-    assert store.take_code(new_secret(), "fam_1", 60) is None
+    assert store.tokens.take_code(new_secret(), "fam_1", 60) is None
 
 
 def test_codes_are_stored_under_a_digest_and_never_raw(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     code = new_secret()
-    store.save_code(code, make_code_record(clock))
+    store.tokens.save_code(code, make_code_record(clock))
 
     stored = everything_in(redis_client)
 
-    assert list(stored) == [PREFIX + "code:" + digest(code)]
+    assert list(stored) == [keyspace.code(code)]
     for key, value in stored.items():
         assert code not in key
         assert code not in value
@@ -179,19 +180,19 @@ def test_taking_a_code_remembers_it_as_spent_in_the_same_step(
 ) -> None:
     # A replay right after the take (before any token is issued) must find the family.
     code = new_secret()
-    store.save_code(code, make_code_record(clock))
+    store.tokens.save_code(code, make_code_record(clock))
 
-    store.take_code(code, "fam_taken", 60)
+    store.tokens.take_code(code, "fam_taken", 60)
 
-    assert store.family_of_spent_code(code) == "fam_taken"
-    assert store.take_code(code, "fam_replay", 60) is None
-    assert store.family_of_spent_code(code) == "fam_taken"
+    assert store.tokens.family_of_spent_code(code) == "fam_taken"
+    assert store.tokens.take_code(code, "fam_replay", 60) is None
+    assert store.tokens.family_of_spent_code(code) == "fam_taken"
 
 
 def test_an_unknown_code_leaves_nothing_behind(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    assert store.take_code(new_secret(), "fam_x", 60) is None
+    assert store.tokens.take_code(new_secret(), "fam_x", 60) is None
 
     assert everything_in(redis_client) == {}
 
@@ -199,13 +200,13 @@ def test_an_unknown_code_leaves_nothing_behind(
 def test_concurrent_takers_of_one_code_get_it_exactly_once(store: Store, clock: FixedClock) -> None:
     code = new_secret()
     record = make_code_record(clock)
-    store.save_code(code, record)
+    store.tokens.save_code(code, record)
     takers = 8
     barrier = threading.Barrier(takers)
 
     def take() -> AuthorizationCode | None:
         barrier.wait(timeout=10)
-        return store.take_code(code, new_id("fam"), 60)
+        return store.tokens.take_code(code, new_id("fam"), 60)
 
     with ThreadPoolExecutor(max_workers=takers) as pool:
         results = list(pool.map(lambda _: take(), range(takers)))
@@ -222,30 +223,30 @@ def test_an_access_token_round_trips(store: Store, clock: FixedClock) -> None:
     token = new_secret()
     record = make_access_token(clock)
 
-    store.save_access_token(token, record)
+    store.tokens.save_access_token(token, record)
 
-    assert store.load_access_token(token) == record
-    assert store.load_access_token(token) == record  # loading does not consume it
-    assert store.load_access_token(new_secret()) is None
+    assert store.tokens.load_access_token(token) == record
+    assert store.tokens.load_access_token(token) == record  # loading does not consume it
+    assert store.tokens.load_access_token(new_secret()) is None
 
 
 def test_access_tokens_are_keyed_by_digest_and_never_stored_raw(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     token = new_secret()
-    store.save_access_token(token, make_access_token(clock))
+    store.tokens.save_access_token(token, make_access_token(clock))
 
     stored = everything_in(redis_client)
 
-    assert list(stored) == [PREFIX + "access_token:" + digest(token)]
+    assert list(stored) == [keyspace.access_token(token)]
     assert all(token not in key and token not in value for key, value in stored.items())
 
 
 def test_identity_amr_survives_the_round_trip_as_a_tuple(store: Store, clock: FixedClock) -> None:
     token = new_secret()
-    store.save_access_token(token, make_access_token(clock))
+    store.tokens.save_access_token(token, make_access_token(clock))
 
-    loaded = store.load_access_token(token)
+    loaded = store.tokens.load_access_token(token)
 
     assert loaded is not None
     assert loaded.identity.amr == ("otp", "sms")
@@ -257,19 +258,19 @@ def test_identity_amr_survives_the_round_trip_as_a_tuple(store: Store, clock: Fi
 def test_every_key_has_a_ttl_except_the_key_rings_and_their_record(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    store.add_flow(make_flow(clock))
-    store.save_code(new_secret(), make_code_record(clock))
-    store.save_access_token(new_secret(), make_access_token(clock))
-    store.add_key(make_signing_key("kid-1", clock))
-    store.add_key(make_signing_key("kid-2", clock, alg="ES256"))
-    store.record_keyring("RS256", clock.now())
+    store.flows.add(make_flow(clock))
+    store.tokens.save_code(new_secret(), make_code_record(clock))
+    store.tokens.save_access_token(new_secret(), make_access_token(clock))
+    store.keyring.add(make_signing_key("kid-1", clock))
+    store.keyring.add(make_signing_key("kid-2", clock, alg="ES256"))
+    store.keyring.record("RS256", clock.now())
 
     keys = sorted(redis_client.scan_iter("*"))
 
     assert len(keys) == 6
-    assert all(key.startswith(PREFIX) for key in keys)
+    assert all(key.startswith(keyspace.PREFIX) for key in keys)
     for key in keys:
-        if key in (PREFIX + "keys:RS256", PREFIX + "keys:ES256", PREFIX + "keyrings"):
+        if key in (keyspace.key_ring("RS256"), keyspace.key_ring("ES256"), keyspace.KEY_RINGS):
             assert redis_client.ttl(key) == -1  # kept on purpose: it must outlive its tokens
         else:
             assert redis_client.ttl(key) > 0, key
@@ -286,18 +287,16 @@ def test_ttls_match_expires_at_minus_the_clocks_now(
     token_record = make_access_token(clock, lifetime=3600)
     clock.advance(25)
 
-    store.add_flow(flow)
-    store.save_code(code, code_record)
-    store.save_access_token(token, token_record)
+    store.flows.add(flow)
+    store.tokens.save_code(code, code_record)
+    store.tokens.save_access_token(token, token_record)
 
     # A flow lingers past its expiry so a late visit can be told what happened.
-    assert_ttl(
-        redis_client, PREFIX + "flow:" + flow.id, flow.expires_at - clock.now() + FLOW_AFTERLIFE
-    )
-    assert_ttl(redis_client, PREFIX + "code:" + digest(code), code_record.expires_at - clock.now())
+    assert_ttl(redis_client, keyspace.flow(flow.id), flow.expires_at - clock.now() + FLOW_AFTERLIFE)
+    assert_ttl(redis_client, keyspace.code(code), code_record.expires_at - clock.now())
     assert_ttl(
         redis_client,
-        PREFIX + "access_token:" + digest(token),
+        keyspace.access_token(token),
         token_record.expires_at - clock.now(),
     )
     assert flow.expires_at - clock.now() == 575
@@ -310,34 +309,34 @@ def test_a_record_saved_after_its_expiry_still_gets_a_ttl(
     record = make_code_record(clock, lifetime=60)
     clock.advance(120)
 
-    store.save_code(code, record)
+    store.tokens.save_code(code, record)
 
-    assert 0 < redis_client.ttl(PREFIX + "code:" + digest(code)) <= 1
+    assert 0 < redis_client.ttl(keyspace.code(code)) <= 1
 
 
 # Signing keys: one hash per algorithm, one field per schedule slot
 
 
 def test_an_empty_key_ring_loads_as_an_empty_list(store: Store) -> None:
-    assert store.load_keyring("RS256") == []
-    assert store.load_keyring("ES256") == []
+    assert store.keyring.load("RS256") == []
+    assert store.keyring.load("ES256") == []
 
 
 def test_an_added_key_loads_back_equal(store: Store, clock: FixedClock) -> None:
     key = make_signing_key("kid-first", clock)
 
-    assert store.add_key(key) is True
+    assert store.keyring.add(key) is True
 
-    assert store.load_keyring("RS256") == [key]
+    assert store.keyring.load("RS256") == [key]
 
 
 def test_a_taken_slot_keeps_its_first_key(store: Store, clock: FixedClock) -> None:
     first = make_signing_key("kid-first", clock, slot=0)
     second = make_signing_key("kid-second", clock, slot=0)
 
-    assert store.add_key(first) is True
-    assert store.add_key(second) is False
-    assert store.load_keyring("RS256") == [first]
+    assert store.keyring.add(first) is True
+    assert store.keyring.add(second) is False
+    assert store.keyring.load("RS256") == [first]
 
 
 def test_keys_in_different_slots_share_the_ring_ordered_by_when_they_sign(
@@ -349,9 +348,9 @@ def test_keys_in_different_slots_share_the_ring_ordered_by_when_they_sign(
     middle = make_signing_key("kid-middle", clock, slot=now + 500, signs_from=now + 500)
 
     for key in (later, first, middle):
-        assert store.add_key(key) is True
+        assert store.keyring.add(key) is True
 
-    assert [key.kid for key in store.load_keyring("RS256")] == [
+    assert [key.kid for key in store.keyring.load("RS256")] == [
         "kid-first",
         "kid-middle",
         "kid-later",
@@ -364,14 +363,17 @@ def test_each_algorithm_has_its_own_ring(
     rsa_key = make_signing_key("kid-rsa", clock, alg="RS256", slot=0)
     ec_key = make_signing_key("kid-ec", clock, alg="ES256", slot=0)
 
-    assert store.add_key(rsa_key) is True
-    assert store.add_key(ec_key) is True  # the same slot number, another ring
+    assert store.keyring.add(rsa_key) is True
+    assert store.keyring.add(ec_key) is True  # the same slot number, another ring
 
-    assert store.load_keyring("RS256") == [rsa_key]
-    assert store.load_keyring("ES256") == [ec_key]
-    assert store.load_keyring("EdDSA") == []
-    assert sorted(redis_client.scan_iter("*")) == [PREFIX + "keys:ES256", PREFIX + "keys:RS256"]
-    assert redis_client.hkeys(PREFIX + "keys:RS256") == ["0"]
+    assert store.keyring.load("RS256") == [rsa_key]
+    assert store.keyring.load("ES256") == [ec_key]
+    assert store.keyring.load("EdDSA") == []
+    assert sorted(redis_client.scan_iter("*")) == [
+        keyspace.key_ring("ES256"),
+        keyspace.key_ring("RS256"),
+    ]
+    assert redis_client.hkeys(keyspace.key_ring("RS256")) == ["0"]
 
 
 def test_removing_a_key_empties_only_its_slot(store: Store, clock: FixedClock) -> None:
@@ -380,24 +382,24 @@ def test_removing_a_key_empties_only_its_slot(store: Store, clock: FixedClock) -
     new = make_signing_key("kid-new", clock, slot=now + 1000, signs_from=now + 1000)
     other = make_signing_key("kid-other", clock, alg="ES256", slot=0)
     for key in (old, new, other):
-        store.add_key(key)
+        store.keyring.add(key)
 
-    store.remove_key(old)
+    store.keyring.remove(old)
 
-    assert store.load_keyring("RS256") == [new]
-    assert store.load_keyring("ES256") == [other]
-    store.remove_key(old)  # removing twice (two instances retiring at once) is harmless
-    assert store.load_keyring("RS256") == [new]
+    assert store.keyring.load("RS256") == [new]
+    assert store.keyring.load("ES256") == [other]
+    store.keyring.remove(old)  # removing twice (two instances retiring at once) is harmless
+    assert store.keyring.load("RS256") == [new]
 
 
 def test_a_removed_slot_can_be_filled_again(store: Store, clock: FixedClock) -> None:
     first = make_signing_key("kid-first", clock, slot=0)
     replacement = make_signing_key("kid-replacement", clock, slot=0)
-    store.add_key(first)
-    store.remove_key(first)
+    store.keyring.add(first)
+    store.keyring.remove(first)
 
-    assert store.add_key(replacement) is True
-    assert store.load_keyring("RS256") == [replacement]
+    assert store.keyring.add(replacement) is True
+    assert store.keyring.load("RS256") == [replacement]
 
 
 def test_the_key_ring_has_no_ttl_even_after_keys_come_and_go(
@@ -405,13 +407,13 @@ def test_the_key_ring_has_no_ttl_even_after_keys_come_and_go(
 ) -> None:
     now = clock.now()
     first = make_signing_key("kid-first", clock, slot=0)
-    store.add_key(first)
-    store.add_key(make_signing_key("kid-next", clock, slot=now + 10, signs_from=now + 10))
-    store.remove_key(first)
+    store.keyring.add(first)
+    store.keyring.add(make_signing_key("kid-next", clock, slot=now + 10, signs_from=now + 10))
+    store.keyring.remove(first)
     clock.advance(10 * 365 * 86_400)
 
-    assert redis_client.ttl(PREFIX + "keys:RS256") == -1
-    assert [key.kid for key in store.load_keyring("RS256")] == ["kid-next"]
+    assert redis_client.ttl(keyspace.key_ring("RS256")) == -1
+    assert [key.kid for key in store.keyring.load("RS256")] == ["kid-next"]
 
 
 def test_concurrent_adders_of_one_slot_have_exactly_one_winner(
@@ -423,18 +425,18 @@ def test_concurrent_adders_of_one_slot_have_exactly_one_winner(
 
     def add(key: SigningKey) -> bool:
         barrier.wait(timeout=10)
-        return store.add_key(key)
+        return store.keyring.add(key)
 
     with ThreadPoolExecutor(max_workers=adders) as pool:
         results = list(pool.map(add, candidates))
 
     assert results.count(True) == 1
     winner = candidates[results.index(True)]
-    assert store.load_keyring("RS256") == [winner]
+    assert store.keyring.load("RS256") == [winner]
 
 
 def test_the_store_answers_ping(store: Store) -> None:
-    assert store.ping() is True
+    assert store.server.ping() is True
 
 
 def test_connect_without_a_url_gives_an_embedded_redis_and_warns(
@@ -445,8 +447,8 @@ def test_connect_without_a_url_gives_an_embedded_redis_and_warns(
 
     store = Store(client, clock)
     flow = make_flow(clock)
-    store.add_flow(flow)
-    assert store.load_flow(flow.id) == flow
+    store.flows.add(flow)
+    assert store.flows.load(flow.id) == flow
     assert "embedded" in caplog.text
 
 
@@ -455,10 +457,10 @@ def test_connect_with_a_url_talks_to_that_redis(redis_server_url: str, clock: Fi
     client.flushdb()
 
     store = Store(client, clock)
-    assert store.ping()
+    assert store.server.ping()
     key = make_signing_key("kid-url", clock)
-    assert store.add_key(key)
-    assert store.load_keyring("RS256") == [key]
+    assert store.keyring.add(key)
+    assert store.keyring.load("RS256") == [key]
     client.flushdb()
 
 
@@ -470,14 +472,14 @@ def test_a_sessions_clients_are_taken_once_and_only_those_asked_for(
 ) -> None:
     expires = clock.now() + 3600
     for client_id in ("shop", "blog"):
-        store.remember_session_client("sid_1", client_id, expires)
-    store.remember_session_family("sid_1", "fam_1", 3600)
+        store.sessions.remember_client("sid_1", client_id, expires)
+    store.sessions.remember_family("sid_1", "fam_1", 3600)
 
-    assert store.session_clients(["sid_1", "sid_none"]) == [["blog", "shop"], []]
-    assert store.take_session_clients("sid_1", ["shop", "acme"]) == ["shop"]
+    assert store.sessions.clients(["sid_1", "sid_none"]) == [["blog", "shop"], []]
+    assert store.sessions.take_clients("sid_1", ["shop", "acme"]) == ["shop"]
     # Of two sign-outs, only the first gets the client (and tells it).
-    assert store.take_session_clients("sid_1", ["shop"]) == []
-    assert store.take_session_links("sid_1") == (["blog"], ["fam_1"])
+    assert store.sessions.take_clients("sid_1", ["shop"]) == []
+    assert store.sessions.take_links("sid_1") == (["blog"], ["fam_1"])
 
 
 def test_a_replaced_session_keeps_its_ttl_and_an_ended_one_stays_ended(
@@ -491,13 +493,13 @@ def test_a_replaced_session_keeps_its_ttl_and_an_ended_one_stays_ended(
         absolute_expiry=now + 3600,
         idle_expiry=now + 600,
     )
-    store.save_session("secret-1", session)
-    key = PREFIX + "session:" + digest("secret-1")
+    store.sessions.save("secret-1", session)
+    key = keyspace.session("secret-1")
     left = replace(session, left_sectors=("shop",))
 
-    assert store.replace_session_by_digest(digest("secret-1"), left) is True
-    assert store.load_session("secret-1") == left
+    assert store.sessions.replace_by_digest(digest("secret-1"), left) is True
+    assert store.sessions.load("secret-1") == left
     assert 0 < redis_client.ttl(key) <= 600
-    store.delete_session("secret-1")
-    assert store.replace_session_by_digest(digest("secret-1"), left) is False
-    assert store.load_session("secret-1") is None
+    store.sessions.delete("secret-1")
+    assert store.sessions.replace_by_digest(digest("secret-1"), left) is False
+    assert store.sessions.load("secret-1") is None

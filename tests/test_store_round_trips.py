@@ -23,7 +23,7 @@ from oidc_link.ids import digest, new_secret
 from oidc_link.interaction import FlowRequest, Interaction, Problem
 from oidc_link.link.sandbox import SandboxLinkClient
 from oidc_link.models import FinishedFlow, Flow, RefreshToken
-from oidc_link.store import PREFIX, RateLimit, Store
+from oidc_link.store import RateLimit, Store, keyspace
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
 from tests.test_store import make_access_token, make_code_record, make_identity
 
@@ -43,7 +43,9 @@ def make_flow(clock: FixedClock) -> Flow:
 
 
 def all_keys_expire(redis_client: redis.Redis) -> bool:
-    return all(redis_client.ttl(key) > 0 for key in redis_client.scan_iter(match=PREFIX + "*"))
+    return all(
+        redis_client.ttl(key) > 0 for key in redis_client.scan_iter(match=keyspace.pattern())
+    )
 
 
 # The flow lock
@@ -51,19 +53,19 @@ def all_keys_expire(redis_client: redis.Redis) -> bool:
 
 def test_the_lock_comes_with_the_flow_as_read_under_it(store: Store, clock: FixedClock) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
+    store.flows.add(flow)
 
-    token, locked = store.lock_and_load_flow(flow.id, 30)
+    token, locked = store.flows.lock_and_load(flow.id, 30)
 
     assert token is not None
     assert locked == flow
-    assert store.lock_and_load_flow(flow.id, 30) == (None, None)
-    store.unlock_flow(flow.id, token)
-    assert store.lock_and_load_flow(flow.id, 30)[0] is not None
+    assert store.flows.lock_and_load(flow.id, 30) == (None, None)
+    store.flows.unlock(flow.id, token)
+    assert store.flows.lock_and_load(flow.id, 30)[0] is not None
 
 
 def test_the_lock_of_a_missing_flow_is_taken_and_reads_nothing(store: Store) -> None:
-    token, locked = store.lock_and_load_flow("flow_gone", 30)
+    token, locked = store.flows.lock_and_load("flow_gone", 30)
 
     assert token is not None
     assert locked is None
@@ -72,33 +74,33 @@ def test_the_lock_of_a_missing_flow_is_taken_and_reads_nothing(store: Store) -> 
 def test_a_lock_that_timed_out_and_was_taken_by_another_is_not_released_by_the_first(
     store: Store, redis_client: redis.Redis
 ) -> None:
-    first = store.lock_flow("flow_x", 30)
+    first = store.flows.lock("flow_x", 30)
     assert first is not None
-    redis_client.delete(PREFIX + "flow_lock:flow_x")  # it timed out
-    second = store.lock_flow("flow_x", 30)
+    redis_client.delete(keyspace.flow_lock("flow_x"))  # it timed out
+    second = store.flows.lock("flow_x", 30)
     assert second is not None
 
-    store.unlock_flow("flow_x", first)
+    store.flows.unlock("flow_x", first)
 
-    assert redis_client.get(PREFIX + "flow_lock:flow_x") == second
-    assert store.lock_flow("flow_x", 30) is None
-    store.unlock_flow("flow_x", second)
-    assert redis_client.exists(PREFIX + "flow_lock:flow_x") == 0
+    assert redis_client.get(keyspace.flow_lock("flow_x")) == second
+    assert store.flows.lock("flow_x", 30) is None
+    store.flows.unlock("flow_x", second)
+    assert redis_client.exists(keyspace.flow_lock("flow_x")) == 0
 
 
 def test_the_write_that_ends_a_step_goes_with_the_release(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
-    token, _ = store.lock_and_load_flow(flow.id, 30)
+    store.flows.add(flow)
+    token, _ = store.flows.lock_and_load(flow.id, 30)
     assert token is not None
     advanced = flow.advance(code_attempts=1)
 
-    assert store.release_flow(flow.id, token, save=advanced) is True
+    assert store.flows.release(flow.id, token, save=advanced) is True
 
-    assert store.load_flow(flow.id) == advanced
-    assert redis_client.exists(PREFIX + "flow_lock:" + flow.id) == 0
+    assert store.flows.load(flow.id) == advanced
+    assert redis_client.exists(keyspace.flow_lock(flow.id)) == 0
     assert all_keys_expire(redis_client)
 
 
@@ -106,25 +108,25 @@ def test_a_step_that_ends_a_gone_flow_does_not_bring_it_back(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     flow = make_flow(clock)
-    token = store.lock_flow(flow.id, 30)
+    token = store.flows.lock(flow.id, 30)
     assert token is not None
 
-    assert store.release_flow(flow.id, token, save=flow) is False
+    assert store.flows.release(flow.id, token, save=flow) is False
 
-    assert store.load_flow(flow.id) is None
-    assert redis_client.exists(PREFIX + "flow_lock:" + flow.id) == 0
+    assert store.flows.load(flow.id) is None
+    assert redis_client.exists(keyspace.flow_lock(flow.id)) == 0
 
 
 def test_a_finished_flow_is_remembered_with_the_release_but_anothers_lock_stays(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     flow = make_flow(clock)
-    store.add_flow(flow)
-    mine = store.lock_flow(flow.id, 30)
+    store.flows.add(flow)
+    mine = store.flows.lock(flow.id, 30)
     assert mine is not None
-    store.take_flow(flow.id)
-    redis_client.delete(PREFIX + "flow_lock:" + flow.id)  # timed out; another took it
-    theirs = store.lock_flow(flow.id, 30)
+    store.flows.take(flow.id)
+    redis_client.delete(keyspace.flow_lock(flow.id))  # timed out; another took it
+    theirs = store.flows.lock(flow.id, 30)
     finished = FinishedFlow(
         client_id="shop",
         redirect_uri="https://shop.example.com/cb",
@@ -133,10 +135,10 @@ def test_a_finished_flow_is_remembered_with_the_release_but_anothers_lock_stays(
         response_mode="query",
     )
 
-    assert store.release_flow(flow.id, mine, finished=finished) is True
+    assert store.flows.release(flow.id, mine, finished=finished) is True
 
-    assert store.load_finished_flow(flow.id) == finished
-    assert redis_client.get(PREFIX + "flow_lock:" + flow.id) == theirs
+    assert store.flows.load_finished(flow.id) == finished
+    assert redis_client.get(keyspace.flow_lock(flow.id)) == theirs
     assert all_keys_expire(redis_client)
 
 
@@ -145,15 +147,15 @@ def test_the_release_loads_its_script_when_the_server_forgot_it(
 ) -> None:
     # A restarted or failed-over Redis knows no scripts: EVALSHA answers NOSCRIPT.
     flow = make_flow(clock)
-    store.add_flow(flow)
-    token = store.lock_flow(flow.id, 30)
+    store.flows.add(flow)
+    token = store.flows.lock(flow.id, 30)
     assert token is not None
     redis_client.script_flush()
 
-    assert store.release_flow(flow.id, token, save=flow.advance(code_attempts=2)) is True
+    assert store.flows.release(flow.id, token, save=flow.advance(code_attempts=2)) is True
 
-    assert store.load_flow(flow.id) == flow.advance(code_attempts=2)
-    assert redis_client.exists(PREFIX + "flow_lock:" + flow.id) == 0
+    assert store.flows.load(flow.id) == flow.advance(code_attempts=2)
+    assert redis_client.exists(keyspace.flow_lock(flow.id)) == 0
 
 
 # Rate limits
@@ -165,11 +167,13 @@ def test_limits_are_counted_in_order_and_the_first_one_reached_is_named(
     person = RateLimit("sms_email", "jenny@example.com", 3600, 2)
     client = RateLimit("client_sms", "shop", 86_400, 10)
 
-    assert store.first_limit_reached([person, client]) is None
-    assert store.first_limit_reached([person, client]) is None
-    assert store.first_limit_reached([person, client]) == person
+    assert store.limits.first_reached([person, client]) is None
+    assert store.limits.first_reached([person, client]) is None
+    assert store.limits.first_reached([person, client]) == person
 
-    counts = {key: int(redis_client.get(key)) for key in redis_client.scan_iter(PREFIX + "rate:*")}
+    counts = {
+        key: int(redis_client.get(key)) for key in redis_client.scan_iter(keyspace.pattern("rate"))
+    }
     # The refused third event was not charged to the client's allowance.
     assert sorted(counts.values()) == [2, 3]
     assert all_keys_expire(redis_client)
@@ -181,13 +185,13 @@ def test_a_limit_counts_in_fixed_windows_that_expire(
     limit = RateLimit("lookup_ip", CLIENT_IP, 600, 1)
     clock.advance(600 - clock.now() % 600)  # the start of a window
 
-    assert store.first_limit_reached([limit]) is None
+    assert store.limits.first_reached([limit]) is None
     clock.advance(599)
-    assert store.first_limit_reached([limit]) == limit
+    assert store.limits.first_reached([limit]) == limit
     clock.advance(1)
-    assert store.first_limit_reached([limit]) is None
+    assert store.limits.first_reached([limit]) is None
 
-    for key in redis_client.scan_iter(PREFIX + "rate:*"):
+    for key in redis_client.scan_iter(keyspace.pattern("rate")):
         assert 0 < redis_client.ttl(key) <= 601
 
 
@@ -197,7 +201,7 @@ def test_a_person_over_their_sms_limit_does_not_use_up_the_clients_daily_allowan
     messages: list[str] = []
     interaction = Interaction(
         store,
-        SandboxLinkClient(USERS, clock, messages.append, store),
+        SandboxLinkClient(USERS, clock, messages.append, store.sandbox),
         clock,
         Lifetimes(),
         Limits(sms_per_email=1, client_daily_sms=2),
@@ -225,15 +229,15 @@ def test_taking_a_code_consumes_it_once_remembers_it_spent_and_opens_its_family(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     code = new_secret()
-    store.save_code(code, make_code_record(clock))
+    store.tokens.save_code(code, make_code_record(clock))
 
-    assert store.take_code(code, "fam_a", 120) == make_code_record(clock)
-    assert store.take_code(code, "fam_b", 120) is None
+    assert store.tokens.take_code(code, "fam_a", 120) == make_code_record(clock)
+    assert store.tokens.take_code(code, "fam_b", 120) is None
 
-    assert store.family_of_spent_code(code) == "fam_a"
-    assert store.family_is_live("fam_a") is True
-    assert store.family_is_live("fam_b") is False
-    assert redis_client.ttl(PREFIX + "family:fam_a") == 120
+    assert store.tokens.family_of_spent_code(code) == "fam_a"
+    assert store.tokens.family_is_live("fam_a") is True
+    assert store.tokens.family_is_live("fam_b") is False
+    assert redis_client.ttl(keyspace.family("fam_a")) == 120
     assert all_keys_expire(redis_client)
 
 
@@ -241,12 +245,12 @@ def test_of_concurrent_takers_one_gets_the_code_and_one_family_opens(
     store: Store, clock: FixedClock
 ) -> None:
     code = new_secret()
-    store.save_code(code, make_code_record(clock))
+    store.tokens.save_code(code, make_code_record(clock))
     barrier = threading.Barrier(6)
 
     def take(family_id: str) -> bool:
         barrier.wait(timeout=10)
-        return store.take_code(code, family_id, 60) is not None
+        return store.tokens.take_code(code, family_id, 60) is not None
 
     families = [f"fam_{n}" for n in range(6)]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -254,23 +258,23 @@ def test_of_concurrent_takers_one_gets_the_code_and_one_family_opens(
 
     assert won.count(True) == 1
     winner = families[won.index(True)]
-    assert [store.family_is_live(family) for family in families] == [
+    assert [store.tokens.family_is_live(family) for family in families] == [
         family == winner for family in families
     ]
-    assert store.family_of_spent_code(code) == winner
+    assert store.tokens.family_of_spent_code(code) == winner
 
 
 def test_a_refresh_token_is_first_used_once(store: Store, clock: FixedClock) -> None:
     record = make_access_token(clock)
     refresh = make_refresh_token(clock)
-    store.save_access_token("at", record)
-    store.save_refresh_token("rt", refresh)
+    store.tokens.save_access_token("at", record)
+    store.tokens.save_refresh_token("rt", refresh)
     first = clock.now()
 
-    assert store.mark_refresh_token_used("rt", refresh) is None
+    assert store.tokens.mark_refresh_token_used("rt", refresh) is None
     clock.advance(3)
-    assert store.mark_refresh_token_used("rt", refresh) == first
-    assert store.load_refresh_token("rt") == (refresh, first)
+    assert store.tokens.mark_refresh_token_used("rt", refresh) == first
+    assert store.tokens.load_refresh_token("rt") == (refresh, first)
 
 
 def make_refresh_token(clock: FixedClock) -> RefreshToken:
@@ -292,12 +296,12 @@ def test_queued_writes_arrive_together_when_the_block_ends(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     with store.writes() as writes:
-        store.save_code("code-1", make_code_record(clock), writes=writes)
-        store.remember_account_family("acct_1", "fam_1", 600, writes=writes)
-        assert redis_client.keys(PREFIX + "*") == []
+        store.tokens.save_code("code-1", make_code_record(clock), writes=writes)
+        store.tokens.remember_account_family("acct_1", "fam_1", 600, writes=writes)
+        assert redis_client.keys(keyspace.pattern()) == []
 
-    assert store.take_code("code-1", "fam_2", 60) == make_code_record(clock)
-    assert redis_client.smembers(PREFIX + "account_families:acct_1") == {"fam_1"}
+    assert store.tokens.take_code("code-1", "fam_2", 60) == make_code_record(clock)
+    assert redis_client.smembers(keyspace.account_families("acct_1")) == {"fam_1"}
     assert all_keys_expire(redis_client)
 
 
@@ -305,10 +309,10 @@ def test_queued_writes_are_dropped_when_the_block_fails(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     with pytest.raises(RuntimeError), store.writes() as writes:
-        store.save_code("code-1", make_code_record(clock), writes=writes)
+        store.tokens.save_code("code-1", make_code_record(clock), writes=writes)
         raise RuntimeError("before the writes were sent")
 
-    assert redis_client.keys(PREFIX + "*") == []
+    assert redis_client.keys(keyspace.pattern()) == []
 
 
 def test_queued_writes_meet_an_outage_as_store_unavailable_error(clock: FixedClock) -> None:
@@ -318,7 +322,7 @@ def test_queued_writes_meet_an_outage_as_store_unavailable_error(clock: FixedClo
     store = Store(redis.Redis(port=port, socket_connect_timeout=1), clock)
 
     with pytest.raises(StoreUnavailableError), store.writes() as writes:
-        store.save_code("code-1", make_code_record(clock), writes=writes)
+        store.tokens.save_code("code-1", make_code_record(clock), writes=writes)
 
 
 # Accounts at sign-in
@@ -332,7 +336,7 @@ def test_a_first_sign_in_creates_the_account_with_the_writes_and_a_second_finds_
 
     with store.writes() as writes:
         assert accounts.sign_in("shop", "Jenny@example.com", "Jenny", writes) == derived
-        assert store.load_account(derived) is None  # queued, not yet sent
+        assert store.accounts.load(derived) is None  # queued, not yet sent
     created = accounts.find("shop", derived)
     assert created is not None
     assert created.type == "express"
@@ -349,7 +353,7 @@ def test_a_sign_in_with_an_email_bound_to_another_account_gets_that_account(
 ) -> None:
     accounts = Accounts(store, clock, SALT)
     onboarded = accounts.create("shop", "custom")
-    assert store.bind_account_email("shop", "jenny@example.com", onboarded.id)
+    assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
 
     with store.writes() as writes:
         assert accounts.sign_in("shop", "jenny@example.com", "Jenny", writes) == onboarded.id

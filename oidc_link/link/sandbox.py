@@ -51,20 +51,20 @@ class SandboxSessions(Protocol):
     keyed by their client secret (a bearer secret: store it hashed) and each change is
     atomic, so two workers never both accept one code or lose a wrong attempt."""
 
-    def open_sandbox_session(self, secret: str, email: str, ttl: int) -> None:
+    def open(self, secret: str, email: str, ttl: int) -> None:
         """A new session for ``email``, living ``ttl`` seconds."""
         ...
 
-    def sandbox_session_email(self, secret: str) -> str | None:
+    def email(self, secret: str) -> str | None:
         """The email of a live session; None when it is unknown, finished or expired."""
         ...
 
-    def issue_sandbox_code(self, secret: str, email: str, code: str, expires_at: int) -> bool:
+    def issue_code(self, secret: str, email: str, code: str, expires_at: int) -> bool:
         """Replace the session's code (wrong attempts start again); False when the session
         is not ``email``'s live session."""
         ...
 
-    def try_sandbox_code(
+    def try_code(
         self, secret: str, email: str, code: str | None, now: int, max_attempts: int
     ) -> CodeOutcome:
         """Check ``code`` (None: accept any) and, in the same atomic step, end the session
@@ -105,7 +105,7 @@ class SandboxLinkClient:
         client_secret = "sandbox_cs_" + secrets.token_urlsafe(24)
         # Sessions hold the normalised email, the key of self._users, so that users
         # configured in mixed case still match the lookups below.
-        self._sessions.open_sandbox_session(client_secret, user.email.lower(), SESSION_LIFETIME)
+        self._sessions.open(client_secret, user.email.lower(), SESSION_LIFETIME)
         return LookupResult(
             exists=True, client_secret=client_secret, redacted_phone=redact_phone(user.phone)
         )
@@ -114,7 +114,7 @@ class SandboxLinkClient:
         email = email.strip().lower()
         code = f"{secrets.randbelow(1_000_000):06d}"
         expires_at = self._clock.now() + CODE_LIFETIME
-        if email not in self._users or not self._sessions.issue_sandbox_code(
+        if email not in self._users or not self._sessions.issue_code(
             client_secret, email, code, expires_at
         ):
             raise _unknown_session()
@@ -129,10 +129,10 @@ class SandboxLinkClient:
         magic = code in MAGIC_CODES
         refusal = MAGIC_CODES.get(code)
         if refusal is not None:
-            if self._sessions.sandbox_session_email(client_secret) != email:
+            if self._sessions.email(client_secret) != email:
                 raise _unknown_session()
             raise LinkError(refusal, "sandbox magic code")
-        outcome = self._sessions.try_sandbox_code(
+        outcome = self._sessions.try_code(
             client_secret, email, None if magic else code, self._clock.now(), MAX_ATTEMPTS
         )
         if outcome == "unknown":

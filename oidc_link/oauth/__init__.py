@@ -127,7 +127,7 @@ class Provider(AuthorizationServer):
                 self.tokens.save(token, code.record, code.family_id, writes)
                 # "Sign out everywhere" on the account page revokes every family of the
                 # account.
-                self.store.remember_account_family(
+                self.store.tokens.remember_account_family(
                     code.record.subject,
                     code.family_id,
                     self.settings.lifetimes.refresh_token,
@@ -136,7 +136,7 @@ class Provider(AuthorizationServer):
                 if code.record.sid and "offline_access" not in code.record.scope.split():
                     # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with
                     # the session that issued them, so logout needs to find their family.
-                    self.store.remember_session_family(
+                    self.store.sessions.remember_family(
                         code.record.sid,
                         code.family_id,
                         self.settings.lifetimes.refresh_token,

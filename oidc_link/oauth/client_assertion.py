@@ -159,7 +159,9 @@ class PrivateKeyJWTAuthentication:
         expires_at = self._check_claims(client_id, header, claims)
         # RFC 7523 §3 item 7, OIDC Core §9: a jti is accepted once. Last, so only an
         # otherwise valid assertion is remembered.
-        if not self._store.remember_assertion_jti(client_id, claims["jti"], expires_at + LEEWAY):
+        if not self._store.tokens.remember_assertion_jti(
+            client_id, claims["jti"], expires_at + LEEWAY
+        ):
             raise RefusedAssertionError("jti replayed", "The client assertion was already used.")
         return client
 

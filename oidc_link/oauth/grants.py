@@ -153,7 +153,7 @@ class CodeGrant(AuthorizationCodeGrant):
         given: Writes | None = getattr(request, "store_writes", None)
         with nullcontext(given) if given is not None else store.writes() as writes:
             if session is not None:
-                store.remember_session_client(
+                store.sessions.remember_client(
                     session.sid, client.get_client_id(), session.absolute_expiry, writes=writes
                 )
             # The user's account at this client's owner (its sub, as Provider.subject_for
@@ -175,7 +175,7 @@ class CodeGrant(AuthorizationCodeGrant):
                 # Validated with the request (LinkOpenIDCode); read when tokens are issued.
                 claims=data.get("claims"),
             )
-            store.save_code(code, record, writes=writes)
+            store.tokens.save_code(code, record, writes=writes)
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> IssuedCode | None:
         # Taken, not read: a code is spent on its first presentation, right or wrong,

@@ -80,7 +80,7 @@ class PushedAuthorizations:
         # 256 bits: RFC 9126 §2.2 asks for a value that cannot be guessed (§7.1).
         request_uri = REQUEST_URI_PREFIX + new_secret(32)
         lifetime = provider.settings.lifetimes.pushed_request
-        provider.store.save_pushed_request(
+        provider.store.tokens.save_pushed_request(
             request_uri,
             PushedRequest(client.get_client_id(), parameters, provider.clock.now() + lifetime),
         )
@@ -139,7 +139,7 @@ class PushedAuthorizations:
             raise AuthorizationPageError(
                 InvalidRequestError("Missing 'client_id': it is required with 'request_uri'.")
             )
-        pushed = self.provider.store.take_pushed_request(request_uri)
+        pushed = self.provider.store.tokens.take_pushed_request(request_uri)
         if (
             pushed is None
             or pushed.expires_at <= self.provider.clock.now()

@@ -159,7 +159,7 @@ def authenticate() -> None:
                 found = client
     if found is None:
         raise ApiError(401, "authentication_error", "Invalid API key provided.")
-    if _context().store.count_event("api", presented, 1) > REQUESTS_PER_SECOND:
+    if _context().store.limits.count("api", presented, 1) > REQUESTS_PER_SECOND:
         web_context().services.metrics.rate_limited("api_requests_per_second")
         raise ApiError(
             429,

@@ -78,7 +78,7 @@ def _moved_session(legacy: str) -> str | None:
     which no plain cookie is taken at all.
     """
     context = web_context()
-    session = context.services.store.load_session(legacy)
+    session = context.services.store.sessions.load(legacy)
     moved = session is not None and not session.host_cookie
 
     @after_this_request

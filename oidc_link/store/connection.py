@@ -1,6 +1,7 @@
 """The redis-py client for ``redis_url``: one server (plain or TLS), a Unix socket, or the
 master that Sentinels name, all with the same timeouts and retry policy; or, without a URL,
-an embedded fakeredis. Builds clients only: every key and command lives in store.py.
+an embedded fakeredis. Builds clients only: every key is keyspace.py's, every command
+an aggregate's (store/).
 """
 
 from __future__ import annotations

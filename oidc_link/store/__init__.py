@@ -1,0 +1,51 @@
+"""The store: Redis behind one object per aggregate (``store.flows``, ``store.tokens``, ...),
+all over one client, with ``writes()`` batching writes of several aggregates into one round
+trip. Builds the aggregates only; every key is keyspace.py's, every command an aggregate's.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from oidc_link.clock import Clock
+from oidc_link.store.accounts import AccountStore
+from oidc_link.store.base import Outages, Writes
+from oidc_link.store.connection import connect
+from oidc_link.store.consents import ConsentStore
+from oidc_link.store.flows import FlowStore
+from oidc_link.store.idempotency import IdempotencyStore
+from oidc_link.store.keyring import KeyringStore
+from oidc_link.store.limits import LimitStore, RateLimit
+from oidc_link.store.logouts import LogoutStore
+from oidc_link.store.sandbox import SandboxSessionStore
+from oidc_link.store.server import ServerStore
+from oidc_link.store.sessions import SessionStore
+from oidc_link.store.tokens import TokenStore
+
+__all__ = ["RateLimit", "Store", "Writes", "connect"]
+
+
+class Store:
+    """Each aggregate once, over one client and one clock, sharing one outage log."""
+
+    def __init__(self, client: redis.Redis, clock: Clock) -> None:
+        self._redis = client
+        self._outages = Outages(clock)
+        parts = (client, clock, self._outages)
+        self.flows = FlowStore(*parts)
+        self.sessions = SessionStore(*parts)
+        self.logouts = LogoutStore(*parts)
+        self.tokens = TokenStore(*parts)
+        self.consents = ConsentStore(*parts)
+        self.keyring = KeyringStore(*parts)
+        self.limits = LimitStore(*parts)
+        self.accounts = AccountStore(*parts)
+        self.idempotency = IdempotencyStore(*parts)
+        self.sandbox = SandboxSessionStore(*parts)
+        self.server = ServerStore(*parts)
+
+    def writes(self, atomic: bool = True) -> Writes:
+        """Queue the writes of several methods (``writes=`` on each, of any aggregate), sent
+        together at the end of the ``with`` block; ``atomic=False`` for writes that need no
+        MULTI/EXEC."""
+        return Writes(self._outages, self._redis.pipeline(transaction=atomic))

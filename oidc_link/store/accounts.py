@@ -1,0 +1,128 @@
+"""The platform's records in Redis: accounts and each owner's list of them, the email
+index, Account Links and account-page sessions. Records are opaque text here: their shape
+and rules are the platform modules'."""
+
+from __future__ import annotations
+
+from oidc_link.store import keyspace
+from oidc_link.store.base import Aggregate, Writes
+
+
+class AccountStore(Aggregate):
+    # Accounts (the /v1 API): one record per account, and per owner (a client, or its
+    # sector) a sorted set of account ids scored by creation time, for newest-first lists.
+    # No TTL: an account is a durable record that a platform creates and deletes through
+    # the API, like a customer row; expiring it would silently drop a platform's user.
+    # Losing them means the platform's users onboard again (see the ops guide).
+
+    def add(
+        self,
+        owner: str,
+        account_id: str,
+        record: str,
+        created: int,
+        *,
+        writes: Writes | None = None,
+    ) -> None:
+        with self._transaction(writes) as pipeline:
+            pipeline.set(keyspace.account(account_id), record, nx=True)
+            pipeline.zadd(keyspace.accounts_of(owner), {account_id: created}, nx=True)
+
+    def load(self, account_id: str) -> str | None:
+        return self._redis.get(keyspace.account(account_id))
+
+    def replace(self, account_id: str, record: str) -> bool:
+        """Overwrite an existing account record (XX: a deleted account stays deleted)."""
+        return bool(self._redis.set(keyspace.account(account_id), record, xx=True))
+
+    def delete(self, owner: str, account_id: str) -> bool:
+        """Forget an account; False when it was already gone (of two deletes, one wins)."""
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.delete(keyspace.account(account_id))
+        pipeline.zrem(keyspace.accounts_of(owner), account_id)
+        deleted, _ = pipeline.execute()
+        return bool(deleted)
+
+    def page(
+        self, owner: str, limit: int, starting_after: str | None
+    ) -> tuple[list[str], bool] | None:
+        """Up to ``limit`` account records, newest first, after ``starting_after``; and
+        whether more follow. None when ``starting_after`` is not one of the owner's."""
+        key = keyspace.accounts_of(owner)
+        start = 0
+        if starting_after is not None:
+            rank = self._redis.zrevrank(key, starting_after)
+            if rank is None:
+                return None
+            start = int(rank) + 1
+        # One more than asked, to know whether another page follows.
+        ids = self._redis.zrevrange(key, start, start + limit)
+        page = ids[:limit]
+        records = self._redis.mget([keyspace.account(account_id) for account_id in page])
+        return [record for record in records if record], len(ids) > limit
+
+    # Which account a verified email is at an owner, when it is not the derived id: set by
+    # onboarding into a pre-created account and by an email change (no TTL, like accounts).
+
+    def for_email(self, owner: str, email: str) -> str | None:
+        return self._redis.get(keyspace.account_email(owner, email))
+
+    def for_email_and_record(
+        self, owner: str, email: str, account_id: str
+    ) -> tuple[str | None, str | None]:
+        """``for_email`` and ``load(account_id)``, in one round trip."""
+        bound, record = self._redis.mget(
+            [keyspace.account_email(owner, email), keyspace.account(account_id)]
+        )
+        return bound, record
+
+    def bind_email(self, owner: str, email: str, account_id: str) -> bool:
+        """Point ``email`` at ``account_id``; False when it already points elsewhere."""
+        key = keyspace.account_email(owner, email)
+        if self._redis.set(key, account_id, nx=True):
+            return True
+        return self._redis.get(key) == account_id
+
+    def unbind_email(self, owner: str, email: str, account_id: str) -> None:
+        key = keyspace.account_email(owner, email)
+        if self._redis.get(key) == account_id:
+            self._redis.delete(key)
+
+    # Account Links and Login Links (issue 6): the token's grant under the token's digest,
+    # taken with GETDEL on the first visit; the link's public half (its refresh_url) under
+    # its id, kept a day longer so that a dead link still finds its way back. Losing them
+    # means the platform mints a new link.
+
+    def save_link(
+        self,
+        link_id: str,
+        public: str,
+        token: str,
+        grant: str,
+        expires_at: int,
+        afterlife: int,
+    ) -> None:
+        ttl = self._ttl_until(expires_at)
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.set(keyspace.account_link(link_id), public, ex=ttl + afterlife)
+        pipeline.set(keyspace.account_link_token(token), grant, ex=ttl)
+        pipeline.execute()
+
+    def load_link(self, link_id: str) -> str | None:
+        return self._redis.get(keyspace.account_link(link_id))
+
+    def take_link_token(self, token: str) -> str | None:
+        """Atomically consume a link's token: of two concurrent visits only one gets it."""
+        return self._redis.getdel(keyspace.account_link_token(token))
+
+    # Account-page sessions: what a Login Link's visit turns into (a cookie's digest ->
+    # the account); losing one means asking the platform for a new Login Link.
+
+    def save_session(self, secret: str, record: str, expires_at: int) -> None:
+        self._redis.set(keyspace.account_session(secret), record, ex=self._ttl_until(expires_at))
+
+    def load_session(self, secret: str) -> str | None:
+        return self._redis.get(keyspace.account_session(secret))
+
+    def delete_session(self, secret: str) -> None:
+        self._redis.delete(keyspace.account_session(secret))

@@ -1,0 +1,273 @@
+"""What every aggregate store shares: Redis outages translated into StoreUnavailableError,
+batched ``Writes``, TTLs from the injected clock, and the Lua scripts. Spells no key names
+(keyspace.py does) and knows no record."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+
+from oidc_link.clock import Clock
+from oidc_link.errors import StoreUnavailableError
+
+log = logging.getLogger("oidc_link.store")
+
+# What counts as Redis being unreachable rather than as a bug: no connection (refused, reset,
+# no master found by Sentinel, still loading its data set) or no answer in time.
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# Redis answering but refusing writes, which the callers meet like an outage (503, retry
+# later); each has its cause, as StoreUnavailableError names them. MISCONF (a failed save
+# with stop-writes-on-bgsave-error, or a failing AOF) has no class of its own in redis-py.
+REFUSAL_CAUSES: tuple[tuple[type[redis.RedisError], str], ...] = (
+    (redis.exceptions.OutOfMemoryError, "out_of_memory"),
+    (redis.exceptions.ReadOnlyError, "read_only"),
+)
+REFUSAL_WORDS = {
+    "out_of_memory": "is out of memory (maxmemory reached)",
+    "read_only": "is a read-only replica",
+    "misconf": "cannot persist its data (MISCONF)",
+}
+# While writes keep being refused for one cause, it is logged again after this many seconds
+# without a refusal: reads still succeed meanwhile, so success says nothing about writes.
+REFUSAL_LOG_QUIET = 60
+
+# Lua scripts, for the steps that must decide on the server to stay atomic in one round trip
+# (Redis runs a script as one command: nothing else runs in between).
+
+# A flow lock is released only by its holder: if it timed out and another request took it,
+# that one stays. (GET then DEL from the client could delete a lock taken in between.)
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Fixed-window counters, one event each, in order: KEYS[i] is limit i's counter of the
+# current window, ARGV[2i-1] the window (the key's TTL, set when the window's key is
+# created, in the same atomic step), ARGV[2i] the limit. Stops at the first limit the event
+# goes over and returns its position (0: none), so the later counters are not charged for
+# an event that an earlier limit refused.
+COUNT_WITHIN_LIMITS = """
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then
+    redis.call('EXPIRE', key, ARGV[2 * i - 1])
+  end
+  if count > tonumber(ARGV[2 * i]) then
+    return i
+  end
+end
+return 0
+"""
+# Consume a code (KEYS[1]); when it was there, remember it as spent into family ARGV[1]
+# (KEYS[2]) and open that family (KEYS[3], NX: a family revoked first stays revoked), both
+# for ARGV[2] seconds. A code consumed twice at once is consumed once (RFC 6749 §4.1.2), and
+# a replay finds the family to revoke (RFC 9700 §4.2.4). The SETs come before the DEL: a
+# Redis out of memory refuses a script's first write that can grow memory but must let
+# every later one run, so a DEL first would spend the code and then be made to go on.
+TAKE_CODE = """
+local record = redis.call('GET', KEYS[1])
+if record then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2], 'NX')
+  redis.call('DEL', KEYS[1])
+end
+return record
+"""
+
+# The sandbox's Link sessions (link/sandbox.py), a hash per session: email, code (its
+# SHA-256: digests compare in Redis without leaking the code through timing), expires_at,
+# attempts. Issue a code (ARGV[2], until ARGV[3]) to the session (KEYS[1]) only if it is
+# the live session of email ARGV[1]; 1 when it was.
+ISSUE_SANDBOX_CODE = """
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'code', ARGV[2], 'expires_at', ARGV[3], 'attempts', 0)
+return 1
+"""
+# Check code ARGV[2] ('' accepts any: the magic code) of email ARGV[1]'s session at time
+# ARGV[3]; the session ends when the code is accepted or on the ARGV[4]-th wrong one. One
+# script: workers racing with the same or different codes each get a consistent answer.
+TRY_SANDBOX_CODE = """
+local found = redis.call('HMGET', KEYS[1], 'email', 'code', 'expires_at')
+if found[1] ~= ARGV[1] then
+  return 'unknown'
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return 'accepted'
+end
+if not found[2] or tonumber(found[3]) <= tonumber(ARGV[3]) then
+  return 'expired'
+end
+if found[2] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 'accepted'
+end
+if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  return 'locked'
+end
+return 'wrong'
+"""
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def refusal_cause(error: redis.RedisError) -> str | None:
+    """Why Redis refused a command it received, if it was a refusal to write."""
+    for kind, cause in REFUSAL_CAUSES:
+        if isinstance(error, kind):
+            return cause
+    if isinstance(error, redis.ResponseError) and str(error).startswith("MISCONF"):
+        return "misconf"
+    return None
+
+
+class Outages:
+    """Redis's state as the aggregates of one Store meet it, shared so that an outage or a
+    run of refused writes is logged once, whichever aggregate met it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        # When the running outage began (by the clock), to log its start and end once
+        # each rather than once per failed request.
+        self._unreachable_since: int | None = None
+        # The cause of the last refused write, and when (by the clock), to log a run of
+        # refusals once rather than once per request.
+        self._last_refusal: tuple[str, int] | None = None
+
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        """Raise StoreUnavailableError when Redis cannot be reached or refuses writes; note
+        when it is reachable again."""
+        try:
+            yield
+        except OUTAGE_ERRORS as error:
+            self._began(error)
+            raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
+        except redis.ResponseError as error:
+            cause = refusal_cause(error)
+            if cause is None:
+                raise
+            self._refused(cause, error)
+            raise StoreUnavailableError(
+                f"Redis refuses writes ({cause}): {error}", cause
+            ) from error
+        if self._unreachable_since is not None:
+            self._ended()
+
+    def _began(self, error: Exception) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = self._clock.now()
+            log.error(
+                "Redis is unreachable (%s): answering 503 until it is back",
+                error,
+                extra={"event": "redis.unreachable"},
+            )
+
+    def _refused(self, cause: str, error: Exception) -> None:
+        now = self._clock.now()
+        last, self._last_refusal = self._last_refusal, (cause, now)
+        if last is not None and last[0] == cause and now - last[1] < REFUSAL_LOG_QUIET:
+            return
+        log.error(
+            "Redis %s and refuses writes (%s): answering 503 to requests that write until "
+            "it accepts them again",
+            REFUSAL_WORDS[cause],
+            error,
+            extra={"event": "redis.refusing_writes", "cause": cause},
+        )
+
+    def _ended(self) -> None:
+        since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            log.warning(
+                "Redis is reachable again, after %d s",
+                self._clock.now() - since,
+                extra={"event": "redis.reachable", "outage_seconds": self._clock.now() - since},
+            )
+
+
+class Writes:
+    """Writes of several store methods, queued and sent together: one round trip.
+
+    Atomic (MULTI/EXEC, the default): all or nothing, so a set is never left without its TTL.
+    Sent when the ``with`` block ends without an exception; dropped otherwise. Methods of any
+    aggregate that take ``writes=`` can add to one batch.
+    """
+
+    def __init__(self, outages: Outages, pipeline: Any) -> None:
+        self._outages = outages
+        self.pipeline = pipeline
+
+    def __enter__(self) -> Writes:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if kind is not None:
+            self.pipeline.reset()
+            return
+        if len(self.pipeline) == 0:
+            return
+        with self._outages.translated():
+            self.pipeline.execute()
+
+
+def _outage_translated(method: Method) -> Method:
+    """``method``, raising StoreUnavailableError when Redis cannot be reached."""
+
+    @functools.wraps(method)
+    def call(aggregate: Aggregate, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("writes") is not None:
+            return method(aggregate, *args, **kwargs)  # only queued: Writes sends it
+        with aggregate._outages.translated():
+            return method(aggregate, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+class Aggregate:
+    """The base of each aggregate's store: its client, clock and shared outage state.
+
+    Every public method of a subclass, including ones added later, is wrapped so that no
+    caller needs to know redis-py's exceptions and no method needs a try/except of its own.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _outage_translated(member))
+
+    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+        self._redis = client
+        self._clock = clock
+        self._outages = outages
+
+    def _ttl_until(self, expires_at: int) -> int:
+        # Expiry is computed from the injected clock, so tests with a fixed clock see the
+        # same lifetimes as production; Redis still drops the key on its own.
+        return max(1, expires_at - self._clock.now())
+
+    def _target(self, writes: Writes | None) -> Any:
+        """Where a one-command write goes: into ``writes``, else straight to Redis."""
+        return writes.pipeline if writes is not None else self._redis
+
+    @contextmanager
+    def _transaction(self, writes: Writes | None) -> Iterator[Any]:
+        """Where a write of several commands goes: into ``writes``, else a MULTI of its own,
+        sent at once (all or nothing: a set never without its TTL)."""
+        if writes is not None:
+            yield writes.pipeline
+            return
+        pipeline = self._redis.pipeline(transaction=True)
+        yield pipeline
+        pipeline.execute()

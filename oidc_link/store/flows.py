@@ -1,0 +1,114 @@
+"""Pending sign-ins in Redis: flows, how they finished, and the lock held while Link is
+called. Losing one means the user starts again. Knows records, not the steps' rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from oidc_link.clock import Clock
+from oidc_link.ids import new_secret
+from oidc_link.models import FinishedFlow, Flow
+from oidc_link.store import keyspace
+from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages
+
+
+class FlowStore(Aggregate):
+    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+        super().__init__(client, clock, outages)
+        # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
+        # the server does not know it yet (a new or restarted server, a failover).
+        self._release_lock = client.register_script(RELEASE_LOCK)
+
+    def _flow_ttl(self, flow: Flow) -> int:
+        return self._ttl_until(flow.expires_at) + keyspace.FLOW_AFTERLIFE
+
+    def add(self, flow: Flow) -> None:
+        self._redis.set(keyspace.flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), nx=True)
+
+    def save(self, flow: Flow) -> bool:
+        """Update a pending flow; False if it is gone (finished or expired) and stays gone.
+
+        SET XX, so a late write from another request can never bring a finished flow back.
+        """
+        return bool(self._update(self._redis, flow))
+
+    def _update(self, target: Any, flow: Flow) -> Any:
+        return target.set(
+            keyspace.flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), xx=True
+        )
+
+    def load(self, flow_id: str) -> Flow | None:
+        raw = self._redis.get(keyspace.flow(flow_id))
+        return Flow.from_record(raw) if raw else None
+
+    def take(self, flow_id: str) -> Flow | None:
+        """Remove and return a flow, so that one sign-in completes at most once."""
+        raw = self._redis.getdel(keyspace.flow(flow_id))
+        return Flow.from_record(raw) if raw else None
+
+    def _save_finished(self, target: Any, flow_id: str, record: FinishedFlow) -> None:
+        target.set(keyspace.finished_flow(flow_id), record.to_record(), ex=keyspace.FLOW_AFTERLIFE)
+
+    def load_finished(self, flow_id: str) -> FinishedFlow | None:
+        raw = self._redis.get(keyspace.finished_flow(flow_id))
+        return FinishedFlow.from_record(raw) if raw else None
+
+    def lock(self, flow_id: str, seconds: int) -> str | None:
+        """Hold a flow while Link is called, so a double submit cannot send two SMS.
+
+        Returns the lock's token, or None when another request holds it.
+        """
+        token = new_secret(12)
+        if self._redis.set(keyspace.flow_lock(flow_id), token, nx=True, ex=seconds):
+            return token
+        return None
+
+    def lock_and_load(self, flow_id: str, seconds: int) -> tuple[str | None, Flow | None]:
+        """``lock``, and the flow as it is once locked, in one round trip.
+
+        The GET follows the SET NX in one pipeline: when the lock is ours, the flow was read
+        under it. When it is not (None), the flow read is no one's business and is dropped.
+        """
+        token = new_secret(12)
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.set(keyspace.flow_lock(flow_id), token, nx=True, ex=seconds)
+        pipeline.get(keyspace.flow(flow_id))
+        locked, raw = pipeline.execute()
+        if not locked:
+            return None, None
+        return token, Flow.from_record(raw) if raw else None
+
+    def unlock(self, flow_id: str, token: str) -> None:
+        """Release our own lock only: if it timed out and another request took it, that one
+        stays. Compared and deleted in one atomic step (a script)."""
+        self._release_lock(keys=[keyspace.flow_lock(flow_id)], args=[token])
+
+    def release(
+        self,
+        flow_id: str,
+        token: str,
+        save: Flow | None = None,
+        finished: FinishedFlow | None = None,
+    ) -> bool:
+        """What ends a locked step, then ``unlock``, in one round trip: ``save`` as in
+        ``save`` (the return value: False when it was gone), ``finished`` kept for
+        ``load_finished``. The writes run before the release, in this order."""
+        lock = keyspace.flow_lock(flow_id)
+        pipeline = self._redis.pipeline(transaction=False)
+        if save is not None:
+            self._update(pipeline, save)
+        if finished is not None:
+            self._save_finished(pipeline, flow_id, finished)
+        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+        pipeline.evalsha(self._release_lock.sha, 1, lock, token)
+        *written, released = pipeline.execute(raise_on_error=False)
+        for result in written:
+            if isinstance(result, Exception):
+                raise result
+        if isinstance(released, redis.exceptions.NoScriptError):
+            self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
+        elif isinstance(released, Exception):
+            raise released
+        return save is None or bool(written[0])

@@ -1,0 +1,178 @@
+"""Every Redis key name and the fixed TTLs: the data layout, spelled once.
+
+Builds names only; sends nothing. A key is ``oidc-link:v1:<kind>:<id>``; bearer secrets are
+named by their SHA-256 digest, so a key never reveals one. Changing a name here moves data:
+an upgrade must still read what the previous version wrote (tests/test_keyspace.py).
+"""
+
+from __future__ import annotations
+
+from oidc_link.ids import digest
+
+PREFIX = "oidc-link:v1:"
+
+# A flow (and the note of how it finished) outlives the flow's expiry by this much, only so
+# that a late visit can be told what happened and sent back to the right site.
+FLOW_AFTERLIFE = 3600
+
+# Kinds kept without a TTL, each on purpose: a key ring must outlive every token it signed
+# (keys.py retires keys explicitly); the list of rings tells a new installation from a lost
+# ring; accounts, their lists and email index are durable records a platform deletes.
+DURABLE_KINDS = frozenset({"keys", "keyrings", "account", "accounts_of", "account_email"})
+
+
+def pattern(kind: str = "") -> str:
+    """A SCAN/KEYS match for every key of ``kind`` (every key of ours without one): for
+    tests and the benchmark; the service never scans."""
+    return PREFIX + (kind + ":*" if kind else "*")
+
+
+def kind_of(key: str) -> str:
+    """The kind of one of our keys: ``oidc-link:v1:flow:abc`` -> ``flow``."""
+    return key.removeprefix(PREFIX).split(":")[0]
+
+
+# Flows: pending sign-ins, how they finished, and the lock held while Link is called.
+
+
+def flow(flow_id: str) -> str:
+    return PREFIX + "flow:" + flow_id
+
+
+def finished_flow(flow_id: str) -> str:
+    return PREFIX + "flow_done:" + flow_id
+
+
+def flow_lock(flow_id: str) -> str:
+    return PREFIX + "flow_lock:" + flow_id
+
+
+# SSO sessions (by the cookie's digest), what each signed in to (by its public sid), and a
+# person's sessions (by their email's digest).
+
+
+def session(secret: str) -> str:
+    return session_of_digest(digest(secret))
+
+
+def session_of_digest(session_digest: str) -> str:
+    return PREFIX + "session:" + session_digest
+
+
+def session_links(sid: str) -> str:
+    return PREFIX + "session_links:" + sid
+
+
+def person_sessions(email: str) -> str:
+    return PREFIX + "person_sessions:" + digest(email.lower())
+
+
+def pending_logout(logout_id: str) -> str:
+    return PREFIX + "logout:" + logout_id
+
+
+# Rate counters: one per kind, subject (its digest) and fixed window.
+
+
+def rate_counter(kind: str, subject: str, window: int, now: int) -> str:
+    return f"{PREFIX}rate:{kind}:{digest(subject)}:{now // window}"
+
+
+def rate_counter_ttl(window: int) -> int:
+    """A window's counter outlives it by a second, so it never expires mid-window."""
+    return window + 1
+
+
+# Codes, token families and tokens (by their digests), pushed requests, assertion ids.
+
+
+def code(code: str) -> str:
+    return PREFIX + "code:" + digest(code)
+
+
+def spent_code(code: str) -> str:
+    return PREFIX + "code_spent:" + digest(code)
+
+
+def family(family_id: str) -> str:
+    return PREFIX + "family:" + family_id
+
+
+def account_families(account_id: str) -> str:
+    return PREFIX + "account_families:" + account_id
+
+
+def access_token(token: str) -> str:
+    return PREFIX + "access_token:" + digest(token)
+
+
+def refresh_token(token: str) -> str:
+    return PREFIX + "refresh_token:" + digest(token)
+
+
+def refresh_used(token: str) -> str:
+    return PREFIX + "refresh_used:" + digest(token)
+
+
+def pushed_request(request_uri: str) -> str:
+    return PREFIX + "pushed:" + digest(request_uri)
+
+
+def assertion_jti(client_id: str, jti: str) -> str:
+    return PREFIX + "assertion_jti:" + digest(client_id + "\x00" + jti)
+
+
+# Consents, by (client, user).
+
+
+def consent(client_id: str, user: str) -> str:
+    return f"{PREFIX}consent:{client_id}:{user}"
+
+
+# Signing keys: a ring (hash) per algorithm, and which rings this Redis has held.
+
+
+def key_ring(alg: str) -> str:
+    return PREFIX + "keys:" + alg
+
+
+KEY_RINGS = PREFIX + "keyrings"
+
+
+# The platform's records: accounts, their lists and email index, Account Links (public half
+# by id, token by digest), account-page sessions, Idempotency-Key records.
+
+
+def account(account_id: str) -> str:
+    return PREFIX + "account:" + account_id
+
+
+def accounts_of(owner: str) -> str:
+    return PREFIX + "accounts_of:" + owner
+
+
+def account_email(owner: str, email: str) -> str:
+    return PREFIX + "account_email:" + owner + ":" + digest(email.lower())
+
+
+def account_link(link_id: str) -> str:
+    return PREFIX + "link:" + link_id
+
+
+def account_link_token(token: str) -> str:
+    return PREFIX + "link_token:" + digest(token)
+
+
+def account_session(secret: str) -> str:
+    return PREFIX + "account_session:" + digest(secret)
+
+
+def idempotency(scope: str, key: str) -> str:
+    return PREFIX + "idempotency:" + scope + ":" + digest(key)
+
+
+# The sandbox Link's sessions, by their client secret's digest.
+
+
+def sandbox_session(secret: str) -> str:
+    return PREFIX + "sandbox_session:" + digest(secret)

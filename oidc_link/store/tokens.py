@@ -1,0 +1,169 @@
+"""Codes, token families, access and refresh tokens, pushed requests and assertion ids in
+Redis, each keyed by its secret's digest; single-use things consumed atomically. Stores and
+consumes; the grant and rotation rules are oauth's."""
+
+from __future__ import annotations
+
+import redis
+
+from oidc_link.clock import Clock
+from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
+from oidc_link.store import keyspace
+from oidc_link.store.base import TAKE_CODE, Aggregate, Outages, Writes
+
+# The two values of a token family's key (see "Token families" below).
+FAMILY_LIVE = "live"
+FAMILY_REVOKED = "revoked"
+
+
+class TokenStore(Aggregate):
+    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+        super().__init__(client, clock, outages)
+        self._take_code = client.register_script(TAKE_CODE)
+
+    # Authorization codes: single use; a lost code only means the RP starts again.
+
+    def save_code(
+        self, code: str, record: AuthorizationCode, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
+            keyspace.code(code), record.to_record(), ex=self._ttl_until(record.expires_at)
+        )
+
+    def take_code(self, code: str, family_id: str, remember_for: int) -> AuthorizationCode | None:
+        """Consume a code, and in the same step remember it as spent into ``family_id`` and
+        open that family (for ``remember_for`` seconds; ``extend_family`` lengthens it).
+
+        One script, so atomic: of two concurrent redemptions only one gets the code, and a
+        replay at any moment afterwards finds the family to revoke. An unknown code writes
+        nothing.
+        """
+        raw = self._take_code(
+            keys=[keyspace.code(code), keyspace.spent_code(code), keyspace.family(family_id)],
+            args=[family_id, remember_for, FAMILY_LIVE],
+        )
+        return AuthorizationCode.from_record(raw) if raw else None
+
+    # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
+    #
+    # Every token issued from one authorization code, and every token refreshed from
+    # those, belongs to one family. Token records carry the family id; ``family:<id>``
+    # holds FAMILY_LIVE while the family may be used. Revoking writes FAMILY_REVOKED:
+    # one SET, no scan. A token whose family key is missing counts as revoked too, so a
+    # lost or evicted family key fails closed.
+
+    def family_of_spent_code(self, code: str) -> str | None:
+        return self._redis.get(keyspace.spent_code(code))
+
+    def extend_family(
+        self, family_id: str, expires_at: int, *, writes: Writes | None = None
+    ) -> None:
+        """Keep the family key at least until ``expires_at`` (never shortens it)."""
+        self._target(writes).expire(
+            keyspace.family(family_id), self._ttl_until(expires_at), gt=True
+        )
+
+    def family_is_live(self, family_id: str) -> bool:
+        return self._redis.get(keyspace.family(family_id)) == FAMILY_LIVE
+
+    def revoke_family(self, family_id: str, ttl: int) -> None:
+        """Revoke every token of a family; remembered for ``ttl``, then the missing key
+        still reads as revoked."""
+        self._redis.set(keyspace.family(family_id), FAMILY_REVOKED, ex=ttl)
+
+    # Token families issued for an account (its sub): revoked by "sign out everywhere".
+    # The set lives as long as its newest family can.
+
+    def remember_account_family(
+        self, account_id: str, family_id: str, ttl: int, *, writes: Writes | None = None
+    ) -> None:
+        key = keyspace.account_families(account_id)
+        with self._transaction(writes) as pipeline:
+            pipeline.sadd(key, family_id)
+            pipeline.expire(key, ttl)
+
+    def take_account_families(self, account_id: str) -> list[str]:
+        key = keyspace.account_families(account_id)
+        pipeline = self._redis.pipeline(transaction=True)
+        pipeline.smembers(key)
+        pipeline.delete(key)
+        members, _ = pipeline.execute()
+        return sorted(members)
+
+    # Access tokens: opaque, looked up by /userinfo.
+
+    def save_access_token(
+        self, token: str, record: AccessToken, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
+            keyspace.access_token(token), record.to_record(), ex=self._ttl_until(record.expires_at)
+        )
+
+    def load_access_token(self, token: str) -> AccessToken | None:
+        raw = self._redis.get(keyspace.access_token(token))
+        return AccessToken.from_record(raw) if raw else None
+
+    def revoke_access_token(self, token: str) -> None:
+        self._redis.delete(keyspace.access_token(token))
+
+    # Refresh tokens, and when each was rotated.
+
+    def save_refresh_token(
+        self, token: str, record: RefreshToken, *, writes: Writes | None = None
+    ) -> None:
+        self._target(writes).set(
+            keyspace.refresh_token(token),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
+        )
+
+    def load_refresh_token(self, token: str) -> tuple[RefreshToken | None, int | None]:
+        """The record, and when it was rotated (None while it is unused)."""
+        raw, used = self._redis.mget([keyspace.refresh_token(token), keyspace.refresh_used(token)])
+        if not raw:
+            return None, None
+        return RefreshToken.from_record(raw), int(used) if used else None
+
+    def mark_refresh_token_used(self, token: str, record: RefreshToken) -> int | None:
+        """Atomically mark a refresh token as rotated now.
+
+        Returns None for the first use, else when the first use happened: of two
+        concurrent refreshes exactly one is first (SET NX).
+        """
+        now = self._clock.now()
+        # SET NX GET: sets only when unset, and answers what was there (None: we were first).
+        used = self._redis.set(
+            keyspace.refresh_used(token),
+            str(now),
+            nx=True,
+            ex=self._ttl_until(record.expires_at),
+            get=True,
+        )
+        return int(used) if used is not None else None
+
+    # Client assertion ids (RFC 7523 §3 item 7, OIDC Core §9): a private_key_jwt assertion
+    # is accepted once. Losing these only reopens a replay window as short as the assertion.
+
+    def remember_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        """Record a client's assertion ``jti`` until ``expires_at``; False if already seen.
+
+        SET NX: of two requests carrying the same assertion exactly one gets True.
+        """
+        key = keyspace.assertion_jti(client_id, jti)
+        return bool(self._redis.set(key, "1", nx=True, ex=self._ttl_until(expires_at)))
+
+    # Pushed authorization requests (RFC 9126): keyed by the request_uri's digest,
+    # short-lived and used once (§4); losing one means the RP pushes again.
+
+    def save_pushed_request(self, request_uri: str, record: PushedRequest) -> None:
+        self._redis.set(
+            keyspace.pushed_request(request_uri),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
+            nx=True,
+        )
+
+    def take_pushed_request(self, request_uri: str) -> PushedRequest | None:
+        """Atomically consume a pushed request: of two uses only one gets it."""
+        raw = self._redis.getdel(keyspace.pushed_request(request_uri))
+        return PushedRequest.from_record(raw) if raw else None

@@ -1,0 +1,108 @@
+"""The Redis data layout is a promise: an upgraded instance reads what the previous version
+wrote. So each kind of key is pinned here as the literal string today's data is stored
+under, and the fixed TTLs with it. A change here moves users' data; it needs a migration."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import pytest
+
+from oidc_link.store import keyspace
+
+# SHA-256 of "secret-1" and of "jenny@example.com": bearer secrets and emails are stored under
+# their hex digests, never as themselves.
+SECRET = "f7e7c36e458e80e6b6a2c67d0a9ec09bd718dadd7bfa8d6bf6e7ad526e46c2f7"
+EMAIL = "2bb1c62d1d1a1eb20e95be953a9c86c30a50f38d297efa475d636d580ed7f696"
+# SHA-256 of "shop\x00jti-1" (client id and assertion jti), of "sms:jenny" (a rate subject),
+# of a pushed request_uri and of an Idempotency-Key.
+JTI = "e462b9bd9dbeb12d0a84985ed9164f81102c24ed81b1fdf1dfa5c0977a014e66"
+RATE_SUBJECT = "821b4d7cb09b4eb03fe763b1aaab9a3db25276da2607f0ebccce656a8da9131c"
+REQUEST_URI = "e4d5bc37f8a888b7d8a5faf82a4ad87f0130db2ec3c937750e744063034c4da0"
+IDEMPOTENCY_KEY = "d05b61bd4b70e0d9a197ac9360f8c24e4eaed5336d31aafd5e16d829c6576df3"
+
+LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
+    (keyspace.flow, ("flow_abc",), "oidc-link:v1:flow:flow_abc"),
+    (keyspace.finished_flow, ("flow_abc",), "oidc-link:v1:flow_done:flow_abc"),
+    (keyspace.flow_lock, ("flow_abc",), "oidc-link:v1:flow_lock:flow_abc"),
+    (keyspace.session, ("secret-1",), f"oidc-link:v1:session:{SECRET}"),
+    (keyspace.session_of_digest, (SECRET,), f"oidc-link:v1:session:{SECRET}"),
+    (keyspace.session_links, ("sid_1",), "oidc-link:v1:session_links:sid_1"),
+    (keyspace.person_sessions, ("Jenny@Example.com",), f"oidc-link:v1:person_sessions:{EMAIL}"),
+    (keyspace.pending_logout, ("lo_1",), "oidc-link:v1:logout:lo_1"),
+    # Fixed windows: the window's index is the epoch second divided by the window.
+    (
+        keyspace.rate_counter,
+        ("email", "sms:jenny", 60, 1_700_000_000),
+        f"oidc-link:v1:rate:email:{RATE_SUBJECT}:28333333",
+    ),
+    (keyspace.code, ("secret-1",), f"oidc-link:v1:code:{SECRET}"),
+    (keyspace.spent_code, ("secret-1",), f"oidc-link:v1:code_spent:{SECRET}"),
+    (keyspace.family, ("fam_1",), "oidc-link:v1:family:fam_1"),
+    (keyspace.account_families, ("acct_1",), "oidc-link:v1:account_families:acct_1"),
+    (keyspace.access_token, ("secret-1",), f"oidc-link:v1:access_token:{SECRET}"),
+    (keyspace.refresh_token, ("secret-1",), f"oidc-link:v1:refresh_token:{SECRET}"),
+    (keyspace.refresh_used, ("secret-1",), f"oidc-link:v1:refresh_used:{SECRET}"),
+    (
+        keyspace.pushed_request,
+        ("urn:ietf:params:oauth:request_uri:abc",),
+        f"oidc-link:v1:pushed:{REQUEST_URI}",
+    ),
+    (keyspace.assertion_jti, ("shop", "jti-1"), f"oidc-link:v1:assertion_jti:{JTI}"),
+    (keyspace.consent, ("shop", "sub_1"), "oidc-link:v1:consent:shop:sub_1"),
+    (keyspace.key_ring, ("RS256",), "oidc-link:v1:keys:RS256"),
+    (keyspace.account, ("acct_1",), "oidc-link:v1:account:acct_1"),
+    (keyspace.accounts_of, ("shop",), "oidc-link:v1:accounts_of:shop"),
+    (
+        keyspace.account_email,
+        ("shop", "Jenny@Example.com"),
+        f"oidc-link:v1:account_email:shop:{EMAIL}",
+    ),
+    (keyspace.account_link, ("link_1",), "oidc-link:v1:link:link_1"),
+    (keyspace.account_link_token, ("secret-1",), f"oidc-link:v1:link_token:{SECRET}"),
+    (keyspace.account_session, ("secret-1",), f"oidc-link:v1:account_session:{SECRET}"),
+    (
+        keyspace.idempotency,
+        ("key_scope", "idem-1"),
+        f"oidc-link:v1:idempotency:key_scope:{IDEMPOTENCY_KEY}",
+    ),
+    (keyspace.sandbox_session, ("secret-1",), f"oidc-link:v1:sandbox_session:{SECRET}"),
+]
+
+# keyspace functions that build no key of their own.
+NOT_KEYS = {keyspace.pattern, keyspace.kind_of, keyspace.rate_counter_ttl}
+
+
+@pytest.mark.parametrize(
+    ("build", "args", "expected"), LAYOUT, ids=[build.__name__ for build, _, _ in LAYOUT]
+)
+def test_each_kind_of_key_is_named_exactly_as_the_stored_data_is(
+    build: Callable[..., str], args: tuple[object, ...], expected: str
+) -> None:
+    assert build(*args) == expected
+
+
+def test_every_key_builder_of_the_keyspace_is_pinned_above() -> None:
+    builders = {
+        function
+        for name, function in inspect.getmembers(keyspace, inspect.isfunction)
+        if function.__module__ == keyspace.__name__ and not name.startswith("_")
+    }
+
+    assert builders - NOT_KEYS == {build for build, _, _ in LAYOUT}
+
+
+def test_the_fixed_names_and_ttls_are_today_s() -> None:
+    assert keyspace.PREFIX == "oidc-link:v1:"
+    assert keyspace.KEY_RINGS == "oidc-link:v1:keyrings"
+    assert keyspace.FLOW_AFTERLIFE == 3600
+    assert keyspace.rate_counter_ttl(60) == 61
+    durable = sorted(keyspace.DURABLE_KINDS)
+    assert durable == ["account", "account_email", "accounts_of", "keyrings", "keys"]
+
+
+def test_scans_and_kinds_read_the_same_layout() -> None:
+    assert keyspace.pattern() == "oidc-link:v1:*"
+    assert keyspace.pattern("rate") == "oidc-link:v1:rate:*"
+    assert keyspace.kind_of("oidc-link:v1:flow_done:flow_abc") == "flow_done"
