@@ -31,21 +31,40 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Self
 
 from oidc_link.errors import FlowStepError
 
 
 class Record:
-    """JSON (de)serialisation shared by every stored dataclass."""
+    """JSON (de)serialisation shared by every stored dataclass.
+
+    Old and new versions of oidc-link share one Redis during a rolling upgrade (and after a
+    rollback), so records travel both ways: a reader drops fields it does not know, and a
+    field added later is left out while it is empty, so that a version before it can read
+    the record as long as the new field is unused.
+    """
+
+    # Fields left out of the record while empty (falsy): added after other versions shipped.
+    omitted_when_empty: frozenset[str] = frozenset()
 
     def to_record(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        data = asdict(self)
+        for name in self.omitted_when_empty:
+            if not data[name]:
+                del data[name]
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_record(cls, raw: str | bytes) -> Self:
-        return cls._from_dict(json.loads(raw))
+        return cls._from_dict(cls._known(json.loads(raw)))
+
+    @classmethod
+    def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` without the fields this version does not have (a newer one wrote them)."""
+        names = {item.name for item in fields(cls)}  # type: ignore[arg-type]
+        return {name: value for name, value in data.items() if name in names}
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
@@ -181,10 +200,6 @@ class SsoSession(Record):
     created_at: int
     absolute_expiry: int
     idle_expiry: int
-    # Started since an https issuer names its cookies "__Host-..." (web/browser.py): such a
-    # session is never taken from the old cookie name, which a sibling subdomain can plant.
-    # Sessions stored before lack it and move to the new name once.
-    host_cookie: bool = False
     # What the browser said it was (a short description of its User-Agent), for the
     # account page's list of signed-in devices.
     device: str | None = None
@@ -193,12 +208,14 @@ class SsoSession(Record):
     # those sectors' clients without a new SMS.
     left_sectors: tuple[str, ...] = ()
 
+    omitted_when_empty = frozenset({"left_sectors"})
+
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(
             **{
                 **data,
-                "identity": Identity._from_dict(data["identity"]),
+                "identity": Identity._from_dict(Identity._known(data["identity"])),
                 "left_sectors": tuple(data.get("left_sectors", ())),
             }
         )

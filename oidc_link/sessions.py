@@ -15,6 +15,17 @@ from oidc_link.ids import new_id, new_secret
 from oidc_link.models import Identity, SsoSession
 from oidc_link.store import Store, Writes
 
+# Begins the cookie value of every session started since an https issuer names its cookie
+# "__Host-..." (web/browser.py). Such a value under the old plain name can only be a plant
+# (a sibling subdomain setting someone's session in this browser); an unmarked one is a
+# session from before the rename, which moves to the new name once. In the value, not the
+# record, so that a version before the rename can still read the sessions this one stores.
+HOST_COOKIE_MARK = "h."
+
+
+def began_under_host_cookie(secret: str) -> bool:
+    return secret.startswith(HOST_COOKIE_MARK)
+
 
 class Sessions:
     def __init__(self, store: Store, clock: Clock, lifetimes: Lifetimes) -> None:
@@ -33,7 +44,7 @@ class Sessions:
         code (and the ID token) carry its ``sid``. With ``writes``, stored with them (the
         code's, say: one round trip for both)."""
         now = self._clock.now()
-        secret = new_secret(32)
+        secret = HOST_COOKIE_MARK + new_secret(32)
         session = SsoSession(
             sid=new_id("sid", 16),
             identity=identity,
@@ -41,7 +52,6 @@ class Sessions:
             absolute_expiry=identity.auth_time + self._lifetimes.session_absolute,
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
-            host_cookie=True,
         )
         # The session and the person's list of sessions in one MULTI: one round trip.
         with nullcontext(writes) if writes is not None else self._store.writes() as queued:

@@ -6,6 +6,7 @@ rename keeps working and moves to the new name, and a plain-named cookie for a n
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import redis
@@ -17,7 +18,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Lifetimes, settings_from_mapping
 from oidc_link.models import Identity, SsoSession
 from oidc_link.services import build_services
-from oidc_link.sessions import Sessions
+from oidc_link.sessions import HOST_COOKIE_MARK, Sessions
 from oidc_link.store import Store
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
@@ -36,13 +37,15 @@ def set_cookies(answer: TestResponse) -> dict[str, str]:
 
 
 def session_from_before_the_rename(redis_client: redis.Redis, clock: FixedClock) -> str:
-    """An SSO session as the previous version stored it (no ``host_cookie``); its secret."""
+    """An SSO session as the previous version stored it (its cookie value unmarked); its
+    secret."""
     store = Store(redis_client, clock)
     secret, session = Sessions(store, clock, Lifetimes()).begin(
         Identity(JENNY, "Jenny Rosen", clock.now())
     )
-    store.sessions.save(secret, replace(session, host_cookie=False))
-    return secret
+    unmarked = secret.removeprefix(HOST_COOKIE_MARK)
+    store.sessions.save(unmarked, session)
+    return unmarked
 
 
 def test_an_https_issuer_names_its_path_root_cookies_with_the_host_prefix(
@@ -130,14 +133,37 @@ def test_a_plain_named_cookie_for_a_session_started_since_the_rename_is_ignored_
     assert "__Host-oidc_link_session" not in cookies
 
 
-def test_a_stored_session_of_the_previous_version_reads_as_started_before_the_rename() -> None:
-    record = (
-        '{"absolute_expiry":2,"created_at":1,"device":null,"idle_expiry":2,'
-        '"identity":{"amr":["otp","sms"],"auth_time":1,"email":"j@example.com","name":null},'
-        '"sid":"sid_x"}'
+PREVIOUS_VERSION_SESSION = (
+    '{"absolute_expiry":2,"created_at":1,"device":null,"idle_expiry":2,'
+    '"identity":{"amr":["otp","sms"],"auth_time":1,"email":"j@example.com","name":null},'
+    '"sid":"sid_x"}'
+)
+
+
+def test_a_session_this_version_stores_has_only_the_fields_the_previous_version_reads() -> None:
+    """A rolling upgrade: instances of both versions share Redis, so a session started on a
+    new instance must still load on an old one (which refuses unknown fields)."""
+    session = SsoSession.from_record(PREVIOUS_VERSION_SESSION)
+
+    assert json.loads(session.to_record()) == json.loads(PREVIOUS_VERSION_SESSION)
+
+
+def test_a_session_a_later_version_stored_with_fields_unknown_here_still_loads() -> None:
+    """A rollback: fields a newer version added are dropped, not an error."""
+    newer = json.loads(PREVIOUS_VERSION_SESSION)
+    newer["from_a_later_version"] = True
+    newer["identity"]["also_later"] = 1
+
+    assert SsoSession.from_record(json.dumps(newer)) == SsoSession.from_record(
+        PREVIOUS_VERSION_SESSION
     )
 
-    assert SsoSession.from_record(record).host_cookie is False
+
+def test_a_session_left_by_a_sector_keeps_that_in_its_record() -> None:
+    session = SsoSession.from_record(PREVIOUS_VERSION_SESSION)
+    left = replace(session, left_sectors=("shop",))
+
+    assert SsoSession.from_record(left.to_record()).left_sectors == ("shop",)
 
 
 def test_signing_in_again_with_only_the_old_cookie_leaves_just_the_new_one(

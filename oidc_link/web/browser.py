@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Response, after_this_request, request
 
 from oidc_link.ids import new_secret, same
+from oidc_link.sessions import began_under_host_cookie
 from oidc_link.web.context import web_context
 
 BROWSER_COOKIE = "oidc_link_browser"
@@ -72,14 +73,16 @@ def _moved_session(legacy: str) -> str | None:
     the answer then sets it under the new name); None otherwise. Either way the answer
     deletes the plain one.
 
-    A session started since (``host_cookie``) only ever had the ``__Host-`` name: under the
-    plain name it can only be a plant, like another's session set from a sibling subdomain
-    to sign this browser in as them. Older sessions end within ``session_absolute``, after
-    which no plain cookie is taken at all.
+    A session started since (its value marked, ``began_under_host_cookie``) only ever had
+    the ``__Host-`` name: under the plain name it can only be a plant, like another's
+    session set from a sibling subdomain to sign this browser in as them. Older sessions end
+    within ``session_absolute``, after which no plain cookie is taken at all.
     """
     context = web_context()
-    session = context.services.store.sessions.load(legacy)
-    moved = session is not None and not session.host_cookie
+    moved = (
+        not began_under_host_cookie(legacy)
+        and context.services.store.sessions.load(legacy) is not None
+    )
 
     @after_this_request
     def move(response: Response) -> Response:
