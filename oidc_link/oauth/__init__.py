@@ -400,7 +400,7 @@ class Provider(AuthorizationServer):
     def userinfo(self, access_token: str | None) -> dict[str, Any]:
         found = self.tokens.find_access_token(access_token) if access_token else None
         if found is None or found.expired or found.revoked:
-            raise InvalidAccessTokenError()
+            raise InvalidAccessTokenError(presented=bool(access_token))
         record = found.record
         # OIDC Core §5.5: claims the code's ``claims`` parameter asked for at /userinfo.
         requested = parse_claims_request(record.claims).names(USERINFO)
