@@ -50,9 +50,7 @@ def api_error_for(error: BaseException) -> ApiError:
         return ApiError(503, "api_error", OUTAGE_MESSAGE, code="service_unavailable")
     if isinstance(error, HTTPException):
         # DESIGN.md §6: never an HTML page on the /v1 API (unknown path, wrong method...).
-        return ApiError(
-            error.code or 500, "invalid_request_error", error.description or error.name
-        )
+        return ApiError(error.code or 500, "invalid_request_error", error.description or error.name)
     return ApiError(500, "api_error", "Unexpected error; please retry later.")
 
 
