@@ -356,6 +356,8 @@ class Provider(AuthorizationServer):
     def _consent_grant(
         self, request: ProtocolRequest | OAuth2Request, identity: Identity | None
     ) -> Any | ProtocolResponse:
+        """The authorization redirect's one error mapping (DESIGN.md §6): Authlib's error
+        back to a trusted redirect_uri with ``iss`` (RFC 9207 §2), else a hosted page."""
         try:
             return self.get_consent_grant(request, end_user=identity)
         except OAuth2Error as error:
