@@ -31,9 +31,10 @@ class ConfigError(Exception):
 class DomainError(Exception):
     """Something a caller or user must be told, in our terms rather than HTTP's.
 
-    ``code`` is stable (logs, metrics, /v1, the key pages translate by); ``message`` is
-    plain English for logs and /v1; ``param`` names the input at fault, when one is. A
-    subclass sets ``code`` and ``message`` as class defaults; an instance may narrow them.
+    ``code`` is stable: /v1 answers it, and hosted pages pick their words by it;
+    ``message`` is plain English for logs and /v1; ``param`` names the input at fault, when
+    one is. A subclass sets ``code`` and ``message`` as class defaults; an instance may
+    narrow them (a PlatformError carries Stripe's code for the exact fault).
     """
 
     code: str = "domain_error"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,14 @@ import oidc_link.accounts
 import oidc_link.logout
 from oidc_link.account_links import LinkAccountError
 from oidc_link.accounts import AccountParameterError, UnknownStartingPointError
-from oidc_link.errors import DomainError, FlowError, FlowStepError, LogoutError, PlatformError
+from oidc_link.errors import (
+    DomainError,
+    FlowError,
+    FlowExpiredError,
+    FlowStepError,
+    LogoutError,
+    PlatformError,
+)
 from oidc_link.web.api.errors import api_error_for, error_response
 from oidc_link.web.errors import page_for, protocol_error
 
@@ -212,3 +221,45 @@ def test_an_unexpected_error_is_a_500_on_every_surface_without_its_details(app: 
     assert "sk_test_secret" not in html + api.get_data(as_text=True) + str(oauth.body)
     assert api.get_json()["error"]["type"] == "api_error"
     assert json.loads(str(oauth.body))["error"] == "server_error"
+
+
+def _raise(error: Exception) -> Callable[[], str]:
+    def view() -> str:
+        raise error
+
+    return view
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/boom", "text/html"),
+        ("/token/boom", "application/json"),
+        ("/v1/boom", "application/json"),
+    ],
+    ids=["page", "oauth-json", "v1"],
+)
+def test_a_bug_is_a_500_in_the_surface_s_shape_and_logged_with_its_traceback(
+    app: Flask, caplog: pytest.LogCaptureFixture, path: str, content_type: str
+) -> None:
+    app.add_url_rule(path, "boom", _raise(RuntimeError("token=sk_test_secret")))
+    with caplog.at_level(logging.ERROR, logger="oidc_link.web"):
+        answer = app.test_client().get(path)
+
+    assert answer.status_code == 500
+    assert answer.mimetype == content_type
+    assert "sk_test_secret" not in answer.get_data(as_text=True)
+    logged = [record for record in caplog.records if record.exc_info]
+    assert len(logged) == 1 and "Unhandled error" in logged[0].getMessage()
+
+
+def test_a_domain_error_met_outside_its_blueprint_is_answered_and_not_logged_as_a_bug(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.add_url_rule("/elsewhere", "elsewhere", _raise(FlowExpiredError("shop")))
+    with caplog.at_level(logging.ERROR, logger="oidc_link.web"):
+        answer = app.test_client().get("/elsewhere")
+
+    assert answer.status_code == 410
+    assert FlowExpiredError.message in answer.get_data(as_text=True)
+    assert not [record for record in caplog.records if record.exc_info]

@@ -159,4 +159,4 @@ def _note(error: Exception, services: Services) -> None:
         )
         services.metrics.store_unavailable(error.cause)
     elif not isinstance(error, _EXPECTED):
-        log.exception("Unhandled error (request id %s)", g.get("request_id"))
+        log.error("Unhandled error (request id %s)", g.get("request_id"), exc_info=error)
