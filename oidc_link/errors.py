@@ -1,8 +1,6 @@
-"""Our error families: DomainError (code, message, param) and the families built on it.
-
-Protocol errors (OAuth/OIDC) come from Authlib instead; each web surface maps both in one
-function (web/errors.py, web/api/errors.py).
-"""
+"""DomainError (code, message, param) and its families, plus the errors kept apart
+(configuration, Redis outage). Protocol errors (OAuth/OIDC) are Authlib's; each web surface
+maps both in one function (web/errors.py, web/api/errors.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""How an error reaches a browser or an OAuth client: ``page_for`` (hosted pages) and
-``protocol_error`` (the JSON endpoints), one function per surface. /v1 has its own
-(web/api/errors.py); an authorization error a trusted redirect_uri can take goes back
-there, with ``iss``, from the Provider (oauth/__init__.py)."""
+"""One error mapping per surface: ``page_for`` (hosted pages), ``protocol_error`` (OAuth
+JSON). /v1's is web/api/errors.py; redirects to a trusted redirect_uri, the Provider's
+(``_consent_grant``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""The /v1 JSON API in Stripe's dialect: the blueprint and its routes for accounts,
-Account Links and login links; authentication, parameters, objects, errors and
-Idempotency-Key are this package's other modules.
-
-Translates HTTP to the ``accounts`` and ``account_links`` modules; holds no domain rules.
+"""The /v1 JSON API in Stripe's dialect: the blueprint and its routes (accounts, Account
+Links, login links). They translate HTTP to ``accounts`` and ``account_links`` and hold no
+domain rules; keys, parameters, objects, errors and Idempotency-Key have their own modules.
 """
 
 from __future__ import annotations
