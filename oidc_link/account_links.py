@@ -13,6 +13,7 @@ from oidc_link.accounts import Account, AccountParameterError, Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes
 from oidc_link.config.reader import is_https_or_loopback
+from oidc_link.errors import PlatformError
 from oidc_link.ids import new_id, new_secret
 from oidc_link.models import Record
 from oidc_link.store import Store
@@ -65,14 +66,14 @@ class Visit:
     refresh_url: str | None = None
 
 
-class LinkAccountError(Exception):
-    """The account named in a link request cannot have this link (absent, wrong type)."""
+class LinkAccountError(PlatformError):
+    """The account named in a link request cannot have this link (absent, wrong type);
+    Stripe answers an absent one 404 (docs.stripe.com/api/account_links/create)."""
+
+    code = "account_invalid"
 
     def __init__(self, param: str, code: str, message: str, *, missing: bool) -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
-        self.message = message
+        super().__init__(param, code, message)
         self.missing = missing
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oidc_link.clock import Clock
+from oidc_link.errors import PlatformError
 from oidc_link.ids import new_id
 from oidc_link.store import Store, Writes
 
@@ -32,18 +33,21 @@ _PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
 _EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
-class AccountParameterError(Exception):
-    """A parameter the caller must fix: which one, a machine code and a message."""
+class AccountParameterError(PlatformError):
+    """A parameter the caller must fix: which one, Stripe's code for the fault and a message
+    (docs.stripe.com/api/errors)."""
 
-    def __init__(self, param: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
-        self.message = message
+    code = "parameter_invalid_string"
 
 
-class UnknownStartingPointError(Exception):
-    """``starting_after`` names no account of this owner."""
+class UnknownStartingPointError(PlatformError):
+    """``starting_after`` names no account of this owner (docs.stripe.com/api/pagination):
+    a parameter to fix, so 400, not the 404 of a missing object."""
+
+    code = "resource_missing"
+
+    def __init__(self, starting_after: str) -> None:
+        super().__init__("starting_after", self.code, f"No such account: '{starting_after[:100]}'")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from oidc_link.backchannel import BackchannelDelivery, LogoutNotice
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
+from oidc_link.errors import LogoutError
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.models import PendingLogout, SsoSession
@@ -32,12 +33,22 @@ LOGOUT_TOKEN_LIFETIME = 120
 CONFIRMATION_LIFETIME = 600
 
 
-class LogoutRequestError(Exception):
-    """A logout request we refuse without redirecting anywhere; the message is for the user."""
+class LogoutRequestError(LogoutError):
+    """A logout request we refuse without redirecting anywhere (RP-Initiated Logout 1.0 §2,
+    §3: an unregistered or unverifiable post_logout_redirect_uri); the message is for the
+    user."""
+
+    code = "logout_request_invalid"
 
 
-class LogoutConfirmationError(Exception):
+class LogoutConfirmationError(LogoutError):
     """An answer to a confirmation page that is unknown, answered, expired or not this browser's."""
+
+    code = "logout_confirmation_expired"
+    message = (
+        "This sign-out question has expired or was already answered. "
+        "If you want to sign out, start again from the site."
+    )
 
 
 @dataclass(frozen=True)

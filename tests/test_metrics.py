@@ -34,7 +34,7 @@ from oidc_link.metrics import (
     wipe_shared_values,
 )
 from oidc_link.services import Services, build_services
-from oidc_link.web.api import REQUESTS_PER_SECOND
+from oidc_link.web.api.auth import REQUESTS_PER_SECOND
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code, wrong_code_for

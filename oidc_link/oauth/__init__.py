@@ -356,6 +356,8 @@ class Provider(AuthorizationServer):
     def _consent_grant(
         self, request: ProtocolRequest | OAuth2Request, identity: Identity | None
     ) -> Any | ProtocolResponse:
+        """The authorization redirect's one error mapping (DESIGN.md §6): Authlib's error
+        back to a trusted redirect_uri with ``iss`` (RFC 9207 §2), else a hosted page."""
         try:
             return self.get_consent_grant(request, end_user=identity)
         except OAuth2Error as error:
@@ -400,7 +402,7 @@ class Provider(AuthorizationServer):
     def userinfo(self, access_token: str | None) -> dict[str, Any]:
         found = self.tokens.find_access_token(access_token) if access_token else None
         if found is None or found.expired or found.revoked:
-            raise InvalidAccessTokenError()
+            raise InvalidAccessTokenError(presented=bool(access_token))
         record = found.record
         # OIDC Core §5.5: claims the code's ``claims`` parameter asked for at /userinfo.
         requested = parse_claims_request(record.claims).names(USERINFO)

@@ -62,7 +62,15 @@ class ValidAuthorization:
 
 
 class InvalidAccessTokenError(Exception):
-    """A bearer token at /userinfo that is missing, unknown or expired (RFC 6750 §3.1)."""
+    """A bearer token at /userinfo that is missing, unknown or expired (RFC 6750 §3.1).
+
+    ``presented`` says whether the request carried a token at all: §3.1 gives no error code
+    in the challenge when it did not.
+    """
+
+    def __init__(self, *, presented: bool) -> None:
+        super().__init__("invalid_token" if presented else "no access token")
+        self.presented = presented
 
 
 class AuthlibPayload(OAuth2Payload):

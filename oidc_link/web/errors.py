@@ -1,13 +1,147 @@
-"""Friendly error pages: a short message, what to do next, and the request id."""
+"""One error mapping per surface: ``page_for`` (hosted pages), ``protocol_error`` (OAuth
+JSON). /v1's is web/api/errors.py; redirects to a trusted redirect_uri, the Provider's
+(``_consent_grant``)."""
 
 from __future__ import annotations
 
-from flask import render_template
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Response, make_response, render_template, url_for
+from werkzeug.exceptions import HTTPException
+
+from oidc_link.errors import (
+    DomainError,
+    FlowBrowserMismatchError,
+    FlowBusyError,
+    FlowClientChangedError,
+    FlowError,
+    FlowExpiredError,
+    FlowFinishedError,
+    FlowFormExpiredError,
+    FlowNotFoundError,
+    FlowStepError,
+    LogoutError,
+    PlatformError,
+    StoreUnavailableError,
+)
+from oidc_link.logout import LogoutConfirmationError
+from oidc_link.oauth import AuthorizationPageError, InvalidAccessTokenError, ProtocolResponse
+from oidc_link.web.context import web_context
 
 HTTP_MESSAGES = {
     404: "There is nothing at this address. Go back to the site you came from and start again.",
     405: "This page cannot be used that way. Go back to the site you came from and start again.",
 }
+# RFC 9110 §10.2.3: how long a client should wait before repeating a request that met a
+# Redis outage; long enough for a restart or failover to finish, short for a person.
+OUTAGE_RETRY_AFTER = 5
+OUTAGE_MESSAGE = "The service is briefly unavailable. Please try again in a few seconds."
+# (status, title) of the page for each way a flow can stop.
+_FLOW_PAGES: dict[type[FlowError], tuple[int, str]] = {
+    FlowNotFoundError: (404, "We can't find this sign-in"),
+    FlowExpiredError: (410, "This sign-in has expired"),
+    FlowFinishedError: (200, "You're done here"),
+    FlowBrowserMismatchError: (403, "Continue in the browser you started in"),
+    FlowFormExpiredError: (400, "This page is out of date"),
+    FlowBusyError: (409, "Still working on your last step"),
+    FlowStepError: (409, "Your sign-in has moved on"),
+    FlowClientChangedError: (400, "We can't send you back"),
+}
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """What the error page says: a title, what happened, and the way on (``next_url``, one of
+    our pages) or back to the site when we know it. The template adds the request id."""
+
+    status: int
+    title: str
+    message: str
+    back_url: str | None = None
+    site: str | None = None
+    next_url: str | None = None
+    next_label: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def response(self) -> Response:
+        page, status = error_page(
+            self.title,
+            self.message,
+            self.status,
+            back_url=self.back_url,
+            site=self.site,
+            next_url=self.next_url,
+            next_label=self.next_label,
+        )
+        return make_response(page, status, list(self.headers))
+
+
+def page_for(error: BaseException) -> ErrorPage:
+    """The hosted page for any error met while answering a browser."""
+    if isinstance(error, FlowError):
+        return _flow_page(error)
+    if isinstance(error, AuthorizationPageError):
+        return ErrorPage(
+            400,
+            "We can't sign you in from this link",
+            "The site that sent you here made a request we cannot accept: "
+            f"{_sentence(error.description)} Go back to the site and try again, "
+            "or tell its owner.",
+        )
+    if isinstance(error, LogoutConfirmationError):
+        return ErrorPage(400, "This page is out of date", error.message)
+    if isinstance(error, LogoutError):
+        return ErrorPage(
+            400,
+            "We can't sign you out from this link",
+            f"{error.message} Go back to the site and sign out there, or tell its owner.",
+        )
+    if isinstance(error, PlatformError):
+        return ErrorPage(404 if error.missing else 400, "We can't do that", error.message)
+    if isinstance(error, DomainError):
+        return ErrorPage(400, "We can't do that", error.message)
+    if isinstance(error, StoreUnavailableError):
+        return ErrorPage(
+            503,
+            "Sign-in is briefly unavailable",
+            "We can't continue your sign-in right now. Please wait a few seconds and reload "
+            "this page, or go back to the site and try again.",
+            headers=(("Retry-After", str(OUTAGE_RETRY_AFTER)),),
+        )
+    if isinstance(error, HTTPException):
+        status = error.code or 500
+        return ErrorPage(
+            status, error.name, HTTP_MESSAGES.get(status, "Please go back and try again.")
+        )
+    return ErrorPage(
+        500, "Something went wrong", "Please go back to the site and try again in a moment."
+    )
+
+
+def protocol_error(error: BaseException) -> ProtocolResponse:
+    """The JSON answer of a protocol endpoint (/token, /userinfo, discovery...) for an error
+    the Provider did not answer itself (it answers Authlib's OAuth2Error, RFC 6749 §5.2)."""
+    headers: list[tuple[str, str]] = []
+    if isinstance(error, InvalidAccessTokenError):
+        # RFC 6750 §3.1: no error code when the request carried no token at all.
+        challenge = 'Bearer error="invalid_token"' if error.presented else "Bearer"
+        status, code, description = 401, "invalid_token", "The access token is not valid."
+        headers.append(("WWW-Authenticate", challenge))
+    elif isinstance(error, StoreUnavailableError):
+        # temporarily_unavailable is RFC 6749 §4.1.2.1's name for exactly this state; the
+        # token endpoint's own list (§5.2) has none, so RPs go by the 503 status.
+        status, code, description = 503, "temporarily_unavailable", OUTAGE_MESSAGE
+        headers.append(("Retry-After", str(OUTAGE_RETRY_AFTER)))
+    elif isinstance(error, DomainError):
+        status, code, description = 400, "invalid_request", error.message
+    elif isinstance(error, HTTPException):
+        status, code, description = error.code or 500, "invalid_request", error.description
+    else:
+        status, code, description = 500, "server_error", "Unexpected error."
+    body = json.dumps({"error": code, "error_description": description})
+    return ProtocolResponse(status, body, [("Content-Type", "application/json"), *headers])
 
 
 def error_page(
@@ -32,3 +166,35 @@ def error_page(
         next_label=next_label,
     )
     return page, status
+
+
+def _flow_page(error: FlowError) -> ErrorPage:
+    status, title = _FLOW_PAGES.get(type(error), (400, "This sign-in can't continue"))
+    if isinstance(error, FlowStepError) and error.flow_id:
+        # The way on is the flow's current page, not back to the site.
+        return ErrorPage(
+            status,
+            title,
+            error.message,
+            next_url=url_for("pages.show", flow_id=error.flow_id),
+            next_label="Continue signing in",
+        )
+    back_url, site = _site_of(error.client_id, error.redirect_uri)
+    return ErrorPage(status, title, error.message, back_url=back_url, site=site)
+
+
+def _site_of(client_id: str | None, redirect_uri: str | None) -> tuple[str | None, str | None]:
+    """The site a stopped flow came from: its name and home page (the redirect URI's origin)."""
+    if not client_id or not redirect_uri:
+        return None, None
+    client = web_context().services.settings.client(client_id)
+    if client is None or redirect_uri not in client.redirect_uris:
+        return None, None
+    parts = urlsplit(redirect_uri)
+    return f"{parts.scheme}://{parts.netloc}/", client.display_name
+
+
+def _sentence(text: str) -> str:
+    """A library's error description as part of our sentence: lower-case start, one stop."""
+    text = text.strip().rstrip(".")
+    return (text[:1].lower() + text[1:] + ".") if text else ""

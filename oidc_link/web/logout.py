@@ -30,7 +30,7 @@ from oidc_link.web.browser import (
     session_secret,
 )
 from oidc_link.web.context import web_context
-from oidc_link.web.errors import error_page
+from oidc_link.web.errors import page_for
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ def end_session() -> Response | tuple[str, int]:
         asked = logout.check(parameters.to_dict(flat=True))
     except LogoutRequestError as error:
         log.info("Refused logout request without redirect: %s", error)
-        return error_page(
-            "We can't sign you out from this link",
-            f"{error} Go back to the site and sign out there, or tell its owner.",
-            400,
-        )
+        return page_for(error).response()
     sessions = web_context().sessions
     secret = session_secret()
     if secret is None and request.method == "POST":
@@ -103,13 +99,8 @@ def end_session() -> Response | tuple[str, int]:
 def confirm(logout_id: str) -> Response | tuple[str, int]:
     try:
         asked = _logout().answer(logout_id, browser_id(), request.form.get("csrf_token", ""))
-    except LogoutConfirmationError:
-        return error_page(
-            "This page is out of date",
-            "This sign-out question has expired or was already answered. "
-            "If you want to sign out, start again from the site.",
-            400,
-        )
+    except LogoutConfirmationError as error:
+        return page_for(error).response()
     if request.form.get("choice") != SIGN_OUT:
         # "Stay signed in": the session stays and the RP is not told anything. We do not
         # redirect to post_logout_redirect_uri, which means "the user was logged out"

@@ -6,19 +6,14 @@ Each POST either redirects (post/redirect/get) or shows the same step with a mes
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from oidc_link.errors import (
-    FlowBrowserMismatchError,
-    FlowBusyError,
+    FlowClientChangedError,
     FlowError,
-    FlowExpiredError,
     FlowFinishedError,
-    FlowFormExpiredError,
     FlowNotFoundError,
-    FlowStepError,
 )
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
@@ -28,7 +23,7 @@ from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
 from oidc_link.web.context import web_context
 from oidc_link.web.devices import describe_device
-from oidc_link.web.errors import error_page
+from oidc_link.web.errors import page_for
 
 log = logging.getLogger(__name__)
 
@@ -60,45 +55,22 @@ _TEMPLATES = {
     FlowStep.LOCKED: "locked.html",
     FlowStep.CONSENT: "consent.html",
 }
-# (status, title) of the page for each way a flow can stop.
-_FLOW_ERROR_PAGES: dict[type[FlowError], tuple[int, str]] = {
-    FlowNotFoundError: (404, "We can't find this sign-in"),
-    FlowExpiredError: (410, "This sign-in has expired"),
-    FlowFinishedError: (200, "You're done here"),
-    FlowBrowserMismatchError: (403, "Continue in the browser you started in"),
-    FlowFormExpiredError: (400, "This page is out of date"),
-    FlowBusyError: (409, "Still working on your last step"),
-    FlowStepError: (409, "Your sign-in has moved on"),
-}
 
 
 @pages.errorhandler(FlowError)
-def flow_error(error: FlowError) -> Response | tuple[str, int]:
+def flow_error(error: FlowError) -> Response:
     if isinstance(error, FlowFinishedError) and error.resume_at:
         # A double submit: go where the first submit went (a code, or access_denied).
         return authorization_answer(
             error.resume_at, error.redirect_uri, error.response_mode, status=303
         )
-    status, title = _FLOW_ERROR_PAGES.get(type(error), (400, "This sign-in can't continue"))
-    back_url, site = _site_of(error.client_id, error.redirect_uri)
-    if isinstance(error, FlowStepError) and error.flow_id:
-        # The way on is the flow's current page, not back to the site.
-        return error_page(
-            title,
-            error.message,
-            status,
-            next_url=url_for("pages.show", flow_id=error.flow_id),
-            next_label="Continue signing in",
-        )
-    return error_page(title, error.message, status, back_url=back_url, site=site)
+    return page_for(error).response()
 
 
 @pages.errorhandler(AuthorizationPageError)
-def authorization_error(error: AuthorizationPageError) -> tuple[str, int]:
+def authorization_error(error: AuthorizationPageError) -> Response:
     log.warning("Finished flow no longer matches its client: %s", error.error.error)
-    return error_page(
-        "We can't send you back", "The site's registration has changed. Please start again.", 400
-    )
+    return page_for(FlowClientChangedError()).response()
 
 
 @pages.get("/signin/<flow_id>")
@@ -236,9 +208,7 @@ def _consent_page(flow: Flow, identity: Identity) -> str:
     browser = browser_id()
     if browser is None:  # _resume has checked the binding cookie: never the case
         raise FlowNotFoundError()
-    consent = web_context().interaction.start(
-        flow.client_id, flow.authorization, browser, identity
-    )
+    consent = web_context().interaction.start(flow.client_id, flow.authorization, browser, identity)
     return url_for("pages.show", flow_id=consent.id)
 
 
@@ -332,14 +302,3 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
         verifying=is_link_flow(flow),
     )
     return page, status
-
-
-def _site_of(client_id: str | None, redirect_uri: str | None) -> tuple[str | None, str | None]:
-    """The site a stopped flow came from: its name and home page (the redirect URI's origin)."""
-    if not client_id or not redirect_uri:
-        return None, None
-    client = web_context().services.settings.client(client_id)
-    if client is None or redirect_uri not in client.redirect_uris:
-        return None, None
-    parts = urlsplit(redirect_uri)
-    return f"{parts.scheme}://{parts.netloc}/", client.display_name

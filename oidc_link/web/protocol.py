@@ -33,7 +33,7 @@ from oidc_link.web.browser import (
     session_secret,
 )
 from oidc_link.web.context import web_context
-from oidc_link.web.errors import error_page
+from oidc_link.web.errors import page_for, protocol_error
 from oidc_link.web.pages import flow_page, pending_flow_page
 from oidc_link.web.public_documents import (
     CONDITIONAL_REQUEST_HEADERS,
@@ -99,13 +99,7 @@ def authorize() -> Response | tuple[str, int]:
         outcome = context.provider.validate_authorization(authorization, session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
-        return error_page(
-            "We can't sign you in from this link",
-            "The site that sent you here made a request we cannot accept: "
-            f"{_sentence(error.description)} Go back to the site and try again, "
-            "or tell its owner.",
-            400,
-        )
+        return page_for(error).response()
     if isinstance(outcome, ProtocolResponse):
         return _deliver(outcome, authorization.parameters)
     signed_in, client_id = outcome.signed_in, outcome.client.client_id
@@ -193,22 +187,9 @@ def userinfo() -> Response:
         access_token = request.form.get("access_token")  # RFC 6750 §2.2
     try:
         claims = web_context().provider.userinfo(access_token)
-    except InvalidAccessTokenError:
-        # RFC 6750 §3.1: no error code when the request carried no token at all.
-        challenge = 'Bearer error="invalid_token"' if access_token else "Bearer"
-        response = jsonify(
-            error="invalid_token", error_description="The access token is not valid."
-        )
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = challenge
-        return response
+    except InvalidAccessTokenError as error:
+        return to_flask(protocol_error(error))
     return jsonify(claims)
-
-
-def _sentence(text: str) -> str:
-    """A library's error description as part of our sentence: lower-case start, one stop."""
-    text = text.strip().rstrip(".")
-    return (text[:1].lower() + text[1:] + ".") if text else ""
 
 
 def _deliver(response: ProtocolResponse, parameters: Mapping[str, str]) -> Response:

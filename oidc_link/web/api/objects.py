@@ -1,0 +1,47 @@
+"""The Stripe-shaped objects /v1 answers with: ``id``, ``object``, ``created``, and lists
+(docs.stripe.com/api/pagination)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oidc_link.account_links import MintedLink
+from oidc_link.accounts import Account, AccountPage
+
+
+def account_object(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "object": "account",
+        "created": account.created,
+        "type": account.type,
+        "email": account.email,
+        "details_submitted": account.details_submitted,
+        "metadata": account.metadata,
+    }
+
+
+def account_list(page: AccountPage, url: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [account_object(account) for account in page.accounts],
+        "has_more": page.has_more,
+        "url": url,
+    }
+
+
+def deleted_account(account_id: str) -> dict[str, Any]:
+    return {"id": account_id, "object": "account", "deleted": True}
+
+
+def account_link_object(minted: MintedLink) -> dict[str, Any]:
+    return {
+        "object": "account_link",
+        "created": minted.grant.created,
+        "expires_at": minted.grant.expires_at,
+        "url": minted.url,
+    }
+
+
+def login_link_object(minted: MintedLink) -> dict[str, Any]:
+    return {"object": "login_link", "created": minted.grant.created, "url": minted.url}
