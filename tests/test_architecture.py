@@ -146,7 +146,6 @@ LONG_MODULES = {
         "until issue 15 splits it: ID-token claims, userinfo and consent leave Provider"
         " for oauth/id_token.py, oauth/userinfo.py and oauth/consent.py"
     ),
-    "config/__init__.py": "until issue 15 splits it: config/ gets a module per settings table",
     "interaction.py": (
         "until issue 15 splits it: finishing a sign-in moves to sign_in.py's complete_sign_in()"
     ),

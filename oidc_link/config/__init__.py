@@ -1,23 +1,38 @@
 """Settings: read once from the TOML file and the environment, validated with every problem at once.
 
 Nothing else in oidc-link reads ``os.environ``; everything else receives a frozen ``Settings``.
+Each table has its own module here; this one owns the top-level keys and puts them together.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from oidc_link.config.clients import AUTH_METHODS, SUPPORTED_SCOPES, ClientSettings, read_clients
+from oidc_link.config.keys import (
+    DEVELOPMENT_KEY_ENCRYPTION_KEY,
+    KEY_ENCRYPTION_KEY_VARIABLE,
+    SIGNING_ALGORITHMS,
+    KeySettings,
+    read_keys,
+)
+from oidc_link.config.lifetimes import Lifetimes, read_lifetimes
+from oidc_link.config.limits import REMOVED_LIMITS, SMS_COUNTING_LIMITS, Limits, read_limits
+from oidc_link.config.link import (
+    BODY_ENCODINGS,
+    LINK_DIALECTS,
+    LINK_MODES,
+    LinkSettings,
+    LiveLinkSettings,
+    SandboxUser,
+    read_link,
+)
 from oidc_link.config.logs import LogSettings, log_settings_from_environment, read_log_settings
 from oidc_link.config.metrics import MetricsSettings, read_metrics
 from oidc_link.config.reader import Reader, RecordingEnvironment, is_https_or_loopback
@@ -31,13 +46,29 @@ from oidc_link.config.redis_settings import (
 from oidc_link.config.server import ServerSettings, read_server_settings
 from oidc_link.errors import ConfigError, ConfigProblem
 
+# The names importers take from oidc_link.config, wherever in config/ they live.
 __all__ = [
     "AUTH_METHODS",
+    "BODY_ENCODINGS",
+    "DEVELOPMENT_KEY_ENCRYPTION_KEY",
+    "KEY_ENCRYPTION_KEY_VARIABLE",
+    "LINK_DIALECTS",
+    "LINK_MODES",
+    "REMOVED_LIMITS",
+    "SANDBOX_SUBJECT_SALT",
+    "SIGNING_ALGORITHMS",
+    "SMS_COUNTING_LIMITS",
     "SUPPORTED_SCOPES",
     "ClientSettings",
+    "KeySettings",
+    "Lifetimes",
+    "Limits",
+    "LinkSettings",
+    "LiveLinkSettings",
     "LogSettings",
     "MetricsSettings",
     "RedisSettings",
+    "SandboxUser",
     "ServerSettings",
     "Settings",
     "load_settings",
@@ -45,20 +76,8 @@ __all__ = [
     "settings_from_mapping",
 ]
 
-LINK_MODES = ("sandbox", "live")
-LINK_DIALECTS = ("loginwithlink", "stripe")
-BODY_ENCODINGS = ("json", "form")
-# RS256 is always on: OpenID Connect Core §15.1 makes it mandatory to implement.
-SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
-# Sandbox mode only, when no key-encryption key is configured: a known key is no secret,
-# so the log says so at every start.
-DEVELOPMENT_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZW5jcnlwdGlvbi0="
 # Used only in sandbox mode when no salt is configured; live mode must set its own.
 SANDBOX_SUBJECT_SALT = "oidc-link-sandbox-subject-salt"
-
-_T = TypeVar("_T")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 # Deployment settings that the environment may override: (env var, dotted field).
 ENV_OVERRIDES = (
@@ -67,114 +86,6 @@ ENV_OVERRIDES = (
     ("OIDC_LINK_REDIS_URL", "redis_url"),
     ("OIDC_LINK_SUBJECT_SALT", "subject_salt"),
 )
-KEY_ENCRYPTION_KEY_VARIABLE = "OIDC_LINK_KEY_ENCRYPTION_KEY"
-
-
-@dataclass(frozen=True)
-class SandboxUser:
-    email: str
-    phone: str
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class LiveLinkSettings:
-    """How to reach the real Link network (``[link.live]``)."""
-
-    base_url: str
-    publishable_key: str
-    dialect: str = "loginwithlink"
-    connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    # Extra attempts for safe calls only (lookups, and requests that never reached Link).
-    max_retries: int = 2
-    # The loginwithlink docs leave these two open; these are our defaults.
-    body_encoding: str = "json"
-    code_field: str = "code"
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    mode: str = "sandbox"
-    sandbox_users: tuple[SandboxUser, ...] = ()
-    live: LiveLinkSettings | None = None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Abuse limits; counts per window of seconds (DESIGN.md §4: counters live in Redis).
-
-    None turns a limit off: the sandbox's default for the limits that count sent SMS
-    (SMS_COUNTING_LIMITS), which it never sends. docs/security.md says what each one stops.
-    """
-
-    code_attempts: int = 5  # wrong codes per flow, then the flow ends
-    resend_cooldown: int = 30  # seconds between two SMS in one flow
-    resends: int = 3  # new codes per flow after the first
-    # Codes to one email asked for from one client network (IPv4 address, IPv6 /64).
-    sms_per_email: int | None = 5
-    sms_per_email_window: int = 3600
-    # Codes to one email from all networks together: short, as whoever fills it can keep
-    # the email's owner from getting a code until the window ends.
-    sms_per_email_ceiling: int | None = 10
-    sms_per_email_ceiling_window: int = 300
-    lookups_per_ip: int = 30  # per client network, as above
-    lookups_per_ip_window: int = 600
-    client_daily_sms: int | None = 10_000  # per client, per UTC day
-
-
-# The limits that count sent SMS: off in the sandbox unless its [limits] sets them.
-SMS_COUNTING_LIMITS = ("sms_per_email", "sms_per_email_ceiling", "client_daily_sms")
-# [limits] settings that are gone, and what to set instead (check-config names it).
-REMOVED_LIMITS = {
-    "sms_per_phone": "it counted codes per redacted phone number (+1********23), which "
-    "unrelated users share; remove it: sms_per_email (per email and client network) and "
-    "sms_per_email_ceiling (per email, all networks) limit codes instead",
-    "sms_per_phone_window": "remove it, with sms_per_phone; see sms_per_email_ceiling_window",
-}
-
-
-@dataclass(frozen=True)
-class Lifetimes:
-    """Seconds each kind of state lives."""
-
-    flow: int = 600
-    code: int = 60
-    access_token: int = 3600
-    id_token: int = 3600
-    # The SSO session: ends after this long unused, and this long after the SMS sign-in.
-    session_idle: int = 86_400
-    session_absolute: int = 7 * 86_400
-    # Refresh tokens: each one lives this long from its issue (rotation gives a fresh one).
-    refresh_token: int = 30 * 86_400
-    # How long a just-rotated refresh token may still be presented (concurrent refreshes).
-    refresh_grace: int = 10
-    # A pushed authorization request's request_uri (RFC 9126 §2.2: short-lived).
-    pushed_request: int = 90
-    # A user's approval of a third-party client, unless revoked sooner.
-    consent: int = 365 * 86_400
-    # Account Links and Login Links (issue 6; Stripe's defaults): until the first visit.
-    account_link: int = 3600
-    login_link: int = 300
-    # The hosted account page after a Login Link's visit; ends sooner on "Sign out".
-    account_session: int = 3600
-
-
-@dataclass(frozen=True)
-class KeySettings:
-    """The signing-key lifecycle (``[keys]``); all durations in seconds."""
-
-    algorithms: tuple[str, ...] = ("RS256",)
-    rotation_period: int = 30 * 86_400
-    # What we send as the JWKS Cache-Control max-age: how long an RP may keep our key set.
-    jwks_max_age: int = 3600
-    # Extra time on top of jwks_max_age before a new key signs, and after the last token
-    # a key signed has expired before the key leaves the JWKS.
-    margin: int = 3600
-    refresh_interval: int = 60
-    # 32 bytes, base64url; encrypts private keys at rest in Redis.
-    encryption_key: str = DEVELOPMENT_KEY_ENCRYPTION_KEY
-    development_encryption_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -282,11 +193,11 @@ def settings_from_mapping(
     redis_url = reader.text(data, "redis_url", required=False)
     redis_address = _read_redis_address(reader, redis_url)
     redis = read_redis_settings(reader, data.get("redis", {}), redis_url, redis_address)
-    link = _read_link(reader, data.get("link", {}))
+    link = read_link(reader, data.get("link", {}))
     subject_salt = reader.text(data, "subject_salt", required=link.mode != "sandbox")
-    lifetimes = _read_lifetimes(reader, data.get("lifetimes", {}))
-    limits = _read_limits(reader, data.get("limits", {}), sandbox=link.mode == "sandbox")
-    keys = _read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
+    lifetimes = read_lifetimes(reader, data.get("lifetimes", {}))
+    limits = read_limits(reader, data.get("limits", {}), sandbox=link.mode == "sandbox")
+    keys = read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
     proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
     max_clock_skew = reader.positive_int(data, "max_clock_skew", "max_clock_skew", 5)
     clients = read_clients(reader, data.get("clients"), keys.algorithms)
@@ -338,169 +249,3 @@ def _read_issuer(reader: Reader, data: Mapping[str, Any]) -> str:
     elif not is_https_or_loopback(issuer):
         reader.problem("issuer", "must be an https URL (http only on localhost/loopback)")
     return issuer
-
-
-def _read_link(reader: Reader, raw: Any) -> LinkSettings:
-    table = reader.table(raw, "link")
-    reader.reject_unknown(table, "link.", {"mode", "sandbox", "live"})
-    mode = reader.text(table, "mode", "link.mode", required=False) or "sandbox"
-    if mode not in LINK_MODES:
-        reader.problem("link.mode", f"must be one of {', '.join(LINK_MODES)}")
-    sandbox = reader.table(table.get("sandbox", {}), "link.sandbox")
-    reader.reject_unknown(sandbox, "link.sandbox.", {"users"})
-    users_raw = sandbox.get("users", [])
-    if not isinstance(users_raw, list):
-        reader.problem("link.sandbox.users", "must be an array of tables ([[link.sandbox.users]])")
-        users_raw = []
-    users: list[SandboxUser] = []
-    seen: set[str] = set()
-    for index, raw_user in enumerate(users_raw):
-        name = f"link.sandbox.users[{index}]"
-        user = reader.table(raw_user, name)
-        reader.reject_unknown(user, f"{name}.", {"email", "phone", "name"})
-        email = reader.text(user, "email", f"{name}.email")
-        phone = reader.text(user, "phone", f"{name}.phone")
-        display = reader.text(user, "name", f"{name}.name", required=False)
-        if email and not _EMAIL.match(email):
-            reader.problem(f"{name}.email", "is not an email address")
-        elif email and email.lower() in seen:
-            reader.problem(f"{name}.email", "appears twice")
-        if phone and not _E164.match(phone):
-            reader.problem(f"{name}.phone", "must be in E.164 form, such as +14155550123")
-        if email and phone:
-            seen.add(email.lower())
-            users.append(SandboxUser(email=email.lower(), phone=phone, name=display))
-    live = _read_live_link(reader, table.get("live"), required=mode == "live")
-    return LinkSettings(mode=mode, sandbox_users=tuple(users), live=live)
-
-
-def _read_live_link(reader: Reader, raw: Any, *, required: bool) -> LiveLinkSettings | None:
-    if raw is None:
-        if required:
-            reader.problem("link.live", "is required when link.mode is 'live'")
-        return None
-    table = reader.table(raw, "link.live")
-    defaults = LiveLinkSettings(base_url="", publishable_key="")
-    reader.reject_unknown(
-        table,
-        "link.live.",
-        {
-            "base_url",
-            "publishable_key",
-            "dialect",
-            "connect_timeout",
-            "read_timeout",
-            "max_retries",
-            "body_encoding",
-            "code_field",
-        },
-    )
-    base_url = reader.text(table, "base_url", "link.live.base_url") or ""
-    if base_url and not is_https_or_loopback(base_url):
-        reader.problem("link.live.base_url", "must be an https URL (http only on loopback)")
-    key = reader.text(table, "publishable_key", "link.live.publishable_key") or ""
-    if key and not key.startswith("pk_"):
-        reader.problem("link.live.publishable_key", "must be a publishable key (pk_...)")
-    dialect = reader.choice(table, "dialect", "link.live.dialect", LINK_DIALECTS)
-    encoding = reader.choice(table, "body_encoding", "link.live.body_encoding", BODY_ENCODINGS)
-    return LiveLinkSettings(
-        base_url=base_url.rstrip("/"),
-        publishable_key=key,
-        dialect=dialect,
-        connect_timeout=reader.positive_number(
-            table, "connect_timeout", "link.live.connect_timeout", defaults.connect_timeout
-        ),
-        read_timeout=reader.positive_number(
-            table, "read_timeout", "link.live.read_timeout", defaults.read_timeout
-        ),
-        max_retries=reader.count(
-            table, "max_retries", "link.live.max_retries", defaults.max_retries
-        ),
-        body_encoding=encoding,
-        code_field=reader.text(table, "code_field", "link.live.code_field", required=False)
-        or defaults.code_field,
-    )
-
-
-def _read_keys(reader: Reader, raw: Any, *, required: bool) -> KeySettings:
-    table = dict(reader.table(raw, "keys"))
-    defaults = KeySettings()
-    reader.reject_unknown(
-        table,
-        "keys.",
-        {
-            "algorithms",
-            "rotation_period",
-            "jwks_max_age",
-            "margin",
-            "refresh_interval",
-            "encryption_key",
-        },
-    )
-    if reader.environ.get(KEY_ENCRYPTION_KEY_VARIABLE):
-        table["encryption_key"] = reader.environ[KEY_ENCRYPTION_KEY_VARIABLE]
-    algorithms = reader.text_list(table, "algorithms", "keys.algorithms") or ()
-    unknown = sorted(set(algorithms) - set(SIGNING_ALGORITHMS))
-    if unknown:
-        reader.problem("keys.algorithms", f"unsupported: {', '.join(unknown)}")
-    chosen = tuple(a for a in SIGNING_ALGORITHMS if a == "RS256" or a in algorithms)
-
-    def seconds(name: str) -> int:
-        return reader.positive_int(table, name, f"keys.{name}", getattr(defaults, name))
-
-    rotation_period, max_age = seconds("rotation_period"), seconds("jwks_max_age")
-    margin, refresh = seconds("margin"), seconds("refresh_interval")
-    if margin < refresh:
-        reader.problem("keys.margin", "must be at least keys.refresh_interval")
-    if rotation_period <= max_age + margin:
-        reader.problem("keys.rotation_period", "must be longer than jwks_max_age + margin")
-    secret = reader.text(table, "encryption_key", "keys.encryption_key", required=required)
-    if secret is not None and not _is_key_encryption_key(secret):
-        reader.problem("keys.encryption_key", "must be 32 random bytes in base64url (44 chars)")
-    return KeySettings(
-        algorithms=chosen,
-        rotation_period=rotation_period,
-        jwks_max_age=max_age,
-        margin=margin,
-        refresh_interval=refresh,
-        encryption_key=secret or DEVELOPMENT_KEY_ENCRYPTION_KEY,
-        development_encryption_key=secret is None,
-    )
-
-
-def _is_key_encryption_key(value: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(value.encode())) == 32
-    except (ValueError, binascii.Error):
-        return False
-
-
-def _read_limits(reader: Reader, raw: Any, *, sandbox: bool) -> Limits:
-    """[limits]; in the sandbox, the limits that count sent SMS only when set here."""
-    table = dict(reader.table(raw, "limits"))
-    for name, instead in REMOVED_LIMITS.items():
-        if table.pop(name, None) is not None:
-            reader.problem(f"limits.{name}", f"was removed: {instead}")
-    limits = _read_positive_ints(reader, table, "limits", Limits)
-    if not sandbox:
-        return limits
-    unset = {name: None for name in SMS_COUNTING_LIMITS if name not in table}
-    return dataclasses.replace(limits, **unset)
-
-
-def _read_lifetimes(reader: Reader, raw: Any) -> Lifetimes:
-    return _read_positive_ints(reader, raw, "lifetimes", Lifetimes)
-
-
-def _read_positive_ints(reader: Reader, raw: Any, section: str, kind: type[_T]) -> _T:
-    """A table whose every field is a positive whole number with a default in ``kind``."""
-    table = reader.table(raw, section)
-    defaults = kind()
-    names = list(defaults.__dataclass_fields__)  # type: ignore[attr-defined]
-    reader.reject_unknown(table, f"{section}.", set(names))
-    return kind(
-        **{
-            name: reader.positive_int(table, name, f"{section}.{name}", getattr(defaults, name))
-            for name in names
-        }
-    )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from oidc_link.errors import ConfigProblem
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_T = TypeVar("_T")
 
 
 class RecordingEnvironment(Mapping[str, str]):
@@ -118,6 +119,20 @@ class Reader:
             self.problem(name, "must be a positive whole number")
             return default
         return value
+
+    def positive_int_table(self, raw: Any, section: str, kind: type[_T]) -> _T:
+        """A table whose every field is a positive whole number with a default in ``kind``
+        (a dataclass such as [lifetimes] or [limits])."""
+        table = self.table(raw, section)
+        defaults = kind()
+        names = list(defaults.__dataclass_fields__)  # type: ignore[attr-defined]
+        self.reject_unknown(table, f"{section}.", set(names))
+        return kind(
+            **{
+                name: self.positive_int(table, name, f"{section}.{name}", getattr(defaults, name))
+                for name in names
+            }
+        )
 
     def _resolve(self, value: str, name: str) -> str | None:
         missing = [m for m in _ENV_REFERENCE.findall(value) if m not in self.environ]
