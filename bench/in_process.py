@@ -32,10 +32,10 @@ from bench.processes import (
     CLIENT_ID,
     CLIENT_SECRET,
     EMAIL,
-    OIDC_LINK_CONFIG,
     REDIRECT_URI,
     SANDBOX_CODE,
     RedisServer,
+    oidc_link_config,
 )
 from oidc_link import create_app
 from oidc_link.config import load_settings
@@ -146,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_server = RedisServer(workdir, "in-process")
         try:
             config = workdir / "oidc-link.toml"
-            config.write_text(
-                OIDC_LINK_CONFIG.format(
-                    issuer=ISSUER, redis_url=redis_server.url, email=EMAIL,
-                    client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
-                )
-            )  # fmt: skip
+            config.write_text(oidc_link_config(ISSUER, redis_server.url))
             app = create_app(load_settings(str(config)))
             if args.request_log:
                 # What a production server pays per request: one masked JSON line.

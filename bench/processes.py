@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,20 +170,23 @@ def _http_ok(url: str) -> bool:
         return response.status == 200
 
 
+# Abuse limits far above what the benchmark does: it signs one user in thousands of times
+# from one address, which the defaults rightly stop after a few.
+BENCH_LIMITS = {
+    "sms_per_email": 1_000_000_000,
+    "sms_per_email_ceiling": 1_000_000_000,
+    "lookups_per_ip": 1_000_000_000,
+    "client_daily_sms": 1_000_000_000,
+}
+
 OIDC_LINK_CONFIG = """\
 issuer = "{issuer}"
 # Generated (openssl rand -hex 32): `serve` refuses a made-up salt even with --allow-sandbox.
 subject_salt = "18c3a5e6cde7f903cea72366a5477b72c6d78eca95e0337a2feb0e4b74625330"
 redis_url = "{redis_url}"
 
-# Abuse limits far above what the benchmark does: it signs one user in thousands of times
-# from one address, which the defaults rightly stop after a few.
 [limits]
-sms_per_email = 1000000000
-sms_per_email_ceiling = 1000000000
-lookups_per_ip = 1000000000
-client_daily_sms = 1000000000
-
+{limits}
 [link]
 mode = "sandbox"
 
@@ -200,30 +203,44 @@ token_endpoint_auth_method = "client_secret_basic"
 name = "Bench Shop"
 refresh_tokens = true
 """
+# How this tree runs its own oidc-link; bench.versions passes another revision's executable.
+THIS_OIDC_LINK = (sys.executable, "-m", "oidc_link.cli")
 
 
-def serve_options() -> str:
+def oidc_link_config(issuer: str, redis_url: str, limits: Mapping[str, int] = BENCH_LIMITS) -> str:
+    """The benchmark's configuration file; ``limits`` fills [limits] (another revision may
+    know other limit names)."""
+    return OIDC_LINK_CONFIG.format(
+        issuer=issuer, redis_url=redis_url, email=EMAIL, client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
+        limits="".join(f"{name} = {value}\n" for name, value in limits.items()),
+    )  # fmt: skip
+
+
+def serve_options(oidc_link: Sequence[str] = THIS_OIDC_LINK) -> str:
     """What ``oidc-link serve --help`` offers, to pass the production-server flags it has."""
     return subprocess.run(
-        [sys.executable, "-m", "oidc_link.cli", "serve", "--help"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [*oidc_link, "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
 
 
-def start_oidc_link(workdir: Path, workers: int) -> ServerUnderTest:
+def start_oidc_link(
+    workdir: Path,
+    workers: int,
+    *,
+    oidc_link: Sequence[str] = THIS_OIDC_LINK,
+    limits: Mapping[str, int] = BENCH_LIMITS,
+) -> ServerUnderTest:
+    """``oidc-link serve`` with its own redis-server; ``oidc_link`` is the command that runs
+    the CLI (this tree's by default) and ``limits`` the [limits] its configuration sets."""
     redis_server = RedisServer(workdir, "oidc-link")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     config = workdir / "oidc-link.toml"
-    config.write_text(
-        OIDC_LINK_CONFIG.format(
-            issuer=issuer, redis_url=redis_server.url, email=EMAIL, client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
-        )
-    )  # fmt: skip
-    command = [sys.executable, "-m", "oidc_link.cli", "serve", "--config", str(config),
+    config.write_text(oidc_link_config(issuer, redis_server.url, limits))
+    command = [*oidc_link, "serve", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    options = serve_options()
+    options = serve_options(oidc_link)
     notes = []
     if "--workers" in options:
         command += ["--workers", str(workers)]
@@ -243,7 +260,7 @@ def start_oidc_link(workdir: Path, workers: int) -> ServerUnderTest:
         stop_process(process)
         redis_server.stop()
         raise
-    shown = " ".join(["oidc-link", *command[3:]]).replace(str(config), "FILE")
+    shown = " ".join(["oidc-link", *command[len(oidc_link) :]]).replace(str(config), "FILE")
     return ServerUnderTest(
         "oidc-link",
         issuer,

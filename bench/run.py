@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 for server in order:
                     for phase_result in _one_round(server, args):
                         results.append((round_number, phase_result))
-                        _print_progress(round_number, phase_result)
+                        print_progress(round_number, phase_result)
             pending = [measure_pending_flow(server) for server in servers]
         finally:
             for server in servers:
@@ -111,7 +112,7 @@ def _one_round(server: ServerUnderTest, args: argparse.Namespace) -> list[PhaseR
     return phases
 
 
-def _print_progress(round_number: int, result: PhaseResult) -> None:
+def print_progress(round_number: int, result: PhaseResult) -> None:
     errors = f", {result.errors} errors {result.error_samples}" if result.errors else ""
     print(
         f"round {round_number + 1} {result.server:19} {result.phase:9} x{result.concurrency:<3}"
@@ -165,7 +166,6 @@ def build_report(
         by_round.setdefault((result.server, round_number), []).append(result)
     per_round = {key: round_metrics(phases) for key, phases in by_round.items()}
     servers = [name for name in (OIDC_LINK, PEER) if any(k[0] == name for k in per_round)]
-    names = list(dict.fromkeys(name for m in per_round.values() for name in m))
     lines = [
         "",
         f"# oidc-link benchmark, {args.rounds} round(s) of {args.duration:g} s phases",
@@ -176,26 +176,8 @@ def build_report(
         "",
         "Medians over rounds; the ratio is the median of the per-round ratios oidc-link / peer.",
         "",
-        "| figure | " + " | ".join(servers) + (" | ratio | target |" if len(servers) > 1 else ""),
-        "|---|" + "---|" * len(servers) + ("---|---|" if len(servers) > 1 else ""),
+        *median_table(per_round, servers, args.rounds, targets=TARGETS),
     ]
-    for name in names:
-        medians = []
-        for server in servers:
-            values = [m[name] for (s, _), m in per_round.items() if s == server and name in m]
-            medians.append(_figure(statistics.median(values)) if values else "-")
-        row = f"| {name} | " + " | ".join(medians) + " |"
-        if len(servers) > 1:
-            ratios = [
-                per_round[(OIDC_LINK, n)][name] / per_round[(PEER, n)][name]
-                for n in range(args.rounds)
-                if name in per_round.get((OIDC_LINK, n), {})
-                and per_round.get((PEER, n), {}).get(name)
-            ]
-            ratio = statistics.median(ratios) if ratios else None
-            row += f" {ratio:.2f}x |" if ratio is not None else " - |"
-            row += f" {_target(name, ratio)} |"
-        lines.append(row)
     lines += ["", "Redis per pending sign-in (waiting for the user):", ""]
     for flow in pending:
         lines.append(
@@ -207,14 +189,54 @@ def build_report(
     return "\n".join(lines)
 
 
+def median_table(
+    per_round: Mapping[tuple[str, int], Mapping[str, float]],
+    servers: Sequence[str],
+    rounds: int,
+    *,
+    targets: Mapping[str, float] | None = None,
+) -> list[str]:
+    """Markdown rows of each figure's median per server and, with two servers, the median of
+    the per-round ratios first / second (and its target, given ``targets``). Ratios only
+    within a round: the machine drifts between rounds."""
+    names = list(dict.fromkeys(name for m in per_round.values() for name in m))
+    pair = len(servers) == 2
+    lines = [
+        "| figure | " + " | ".join(servers) + " |"
+        + (" ratio |" if pair else "") + (" target |" if pair and targets else ""),
+        "|---|" + "---|" * len(servers)
+        + ("---|" if pair else "") + ("---|" if pair and targets else ""),
+    ]  # fmt: skip
+    for name in names:
+        medians = []
+        for server in servers:
+            values = [m[name] for (s, _), m in per_round.items() if s == server and name in m]
+            medians.append(_figure(statistics.median(values)) if values else "-")
+        row = f"| {name} | " + " | ".join(medians) + " |"
+        if pair:
+            first, second = servers
+            ratios = [
+                per_round[(first, n)][name] / per_round[(second, n)][name]
+                for n in range(rounds)
+                if name in per_round.get((first, n), {})
+                and per_round.get((second, n), {}).get(name)
+            ]
+            ratio = statistics.median(ratios) if ratios else None
+            row += f" {ratio:.2f}x |" if ratio is not None else " - |"
+            if targets:
+                row += f" {_target(name, ratio, targets)} |"
+        lines.append(row)
+    return lines
+
+
 def _figure(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.2f}"
 
 
-def _target(name: str, ratio: float | None) -> str:
-    if name not in TARGETS:
+def _target(name: str, ratio: float | None, targets: Mapping[str, float]) -> str:
+    if name not in targets:
         return ""
-    target = TARGETS[name]
+    target = targets[name]
     if name in LOWER_IS_BETTER:
         met = ratio is not None and ratio <= target
         return f"<= {target:.2f}x {'met' if met else 'missed'}"

@@ -65,3 +65,56 @@ def test_the_server_floor_benchmark_serves_its_documents_under_each_server() -> 
     servers = {" ".join(fields[1:-6]) for fields in medians}
     assert {"granian", "node http"} <= servers
     assert all(float(fields[-6]) > 0 for fields in medians)
+
+
+def test_the_version_benchmark_builds_a_revision_and_signs_in_against_it_as_old_and_new(
+    tmp_path: Path,
+) -> None:
+    """One build (both sides are HEAD), served twice: each side completes sign-ins at every
+    concurrency of the round, and its configuration keeps only the limits HEAD knows."""
+    _require("redis-server")
+    _require("node")
+    results_file = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.versions", "HEAD", "HEAD", "--rounds", "1",
+         "--duration", "1", "--users", "1,8", "--json", str(results_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recorded = json.loads(results_file.read_text())
+    old, new = recorded["versions"]
+    assert (old["role"], new["role"]) == ("old", "new")
+    assert old["commit"] == new["commit"]
+    # sms_per_phone is offered for older revisions; HEAD refuses it as removed.
+    assert "sms_per_phone" not in new["limits"]
+    assert new["limits"]["sms_per_email_ceiling"] >= 1_000_000
+    phases = [(r["server"], r["concurrency"]) for r in recorded["results"]]
+    assert sorted(phases) == sorted(
+        (side["name"], users) for side in (old, new) for users in (1, 8)
+    )
+    for phase in recorded["results"]:
+        assert phase["errors"] == 0, phase["error_samples"]
+        assert phase["completed"] > 0 and phase["server_cpu_ms"] > 0, phase
+    assert "| server CPU ms / sign-in @8 |" in run.stdout
+    assert f"| figure | {new['name']} | {old['name']} | ratio |" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["HEAD", "HEAD", "--users", "0"], "each must be 1 to 256"),
+        (["HEAD", "HEAD", "--users", "1,x"], "not a list of numbers"),
+        (["no-such-revision-here", "HEAD"], "'no-such-revision-here' is not a commit"),
+    ],
+)
+def test_the_version_benchmark_refuses_bad_arguments_with_a_message(
+    arguments: list[str], complaint: str
+) -> None:
+    _require("node")
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.versions", *arguments],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert complaint in run.stderr
+    assert "Traceback" not in run.stderr
