@@ -29,6 +29,7 @@ As a table (tests/test_flow_steps.py reads this one against TRANSITIONS)::
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -63,12 +64,20 @@ class Record:
     @classmethod
     def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
         """``data`` without the fields this version does not have (a newer one wrote them)."""
-        names = {item.name for item in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
+        if names.issuperset(data):  # the usual case: one C-level pass, no copy
+            return data
         return {name: value for name, value in data.items() if name in names}
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(**data)
+
+
+@functools.cache
+def _field_names(record_type: type) -> frozenset[str]:
+    """The dataclass fields of a record type, read once per type (every load needs them)."""
+    return frozenset(item.name for item in fields(record_type))
 
 
 @dataclass(frozen=True)
