@@ -14,15 +14,16 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
-from oidc_link.account_links import AccountLinks, LinkAccountError, MintedLink
-from oidc_link.accounts import (
+from oidc_link.config import ClientSettings
+from oidc_link.ids import digest, same
+from oidc_link.platform.account_links import AccountLinks, LinkAccountError, MintedLink
+from oidc_link.platform.accounts import (
     Account,
     AccountParameterError,
     Accounts,
     UnknownStartingPointError,
 )
-from oidc_link.config import ClientSettings
-from oidc_link.idempotency import (
+from oidc_link.platform.idempotency import (
     MAX_KEY_LENGTH,
     Idempotency,
     InFlight,
@@ -32,7 +33,6 @@ from oidc_link.idempotency import (
     StoredResponse,
     fingerprint,
 )
-from oidc_link.ids import digest, same
 from oidc_link.services import Services
 from oidc_link.store import Store
 from oidc_link.web.context import web_context
