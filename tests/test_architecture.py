@@ -168,18 +168,6 @@ KNOWN_CYCLES = {
         "Provider doubles as a service locator: grants, PAR and tokens get the Provider and"
         " reach through it. Until issue 15 passes them their collaborators instead"
     ),
-    frozenset(
-        {
-            "oidc_link.link",
-            "oidc_link.link.dialects",
-            "oidc_link.link.http",
-            "oidc_link.link.sandbox",
-        }
-    ): (
-        "link/__init__.py holds both the interface its clients implement (LinkClient, LinkError)"
-        " and make_link_client(), which imports those clients to pick one. Until the interface"
-        " or the factory gets a module of its own"
-    ),
 }
 
 # Imports between two different top-level modules or packages of one layer, as (importer,
