@@ -156,19 +156,7 @@ LONG_MODULES = {
 
 # Today's import cycles, each a strongly connected set of modules, with why it stands. An
 # entry that no longer matches a cycle exactly (broken, grown or shrunk) fails.
-KNOWN_CYCLES = {
-    frozenset(
-        {
-            "oidc_link.oauth",
-            "oidc_link.oauth.grants",
-            "oidc_link.oauth.par",
-            "oidc_link.oauth.tokens",
-        }
-    ): (
-        "Provider doubles as a service locator: grants, PAR and tokens get the Provider and"
-        " reach through it. Until issue 15 passes them their collaborators instead"
-    ),
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 # Imports between two different top-level modules or packages of one layer, as (importer,
 # imported) names in LAYERS, with why. A pair no longer imported fails.

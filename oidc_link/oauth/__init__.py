@@ -102,8 +102,10 @@ class Provider(AuthorizationServer):
         self.register_grant(
             CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), LinkOpenIDCode(self)]
         )
-        self.register_grant(RefreshGrant, [RefreshIDToken(self)])
-        self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
+        self.register_grant(RefreshGrant, [RefreshIDToken(self.id_token)])
+        self.pushed = PushedAuthorizations(
+            self, store, clock, settings.lifetimes, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
+        )
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
         self._bearer = BearerTokenGenerator(
