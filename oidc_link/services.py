@@ -11,8 +11,9 @@ from oidc_link.clock import Clock, SystemClock
 from oidc_link.clock_skew import ClockSkew
 from oidc_link.config import Settings
 from oidc_link.keys import SigningKeys
-from oidc_link.link import LinkClient, make_link_client
+from oidc_link.link import LinkClient
 from oidc_link.link.measured import MeasuredLinkClient
+from oidc_link.link.switch import make_link_client
 from oidc_link.metrics import Metrics
 from oidc_link.store import Store, connect
 

@@ -15,9 +15,9 @@ from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
-from oidc_link.consents import Consents
 from oidc_link.models import Identity
 from oidc_link.oauth import Provider
+from oidc_link.oauth.consent import Consents
 from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config

@@ -25,10 +25,8 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
 
-from oidc_link.accounts import Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
-from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
 from oidc_link.ids import new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.metrics import Metrics
@@ -42,6 +40,7 @@ from oidc_link.oauth.claims import (
 from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
+from oidc_link.oauth.consent import NOT_NEEDED, ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
     IssuedCode,
@@ -59,9 +58,16 @@ from oidc_link.oauth.messages import (
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
+from oidc_link.oauth.tokens import (
+    Introspection,
+    RefreshGrant,
+    RefreshIDToken,
+    Revocation,
+    TokenLifecycle,
+)
 from oidc_link.outbound import Outbound
+from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, Writes
-from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +102,10 @@ class Provider(AuthorizationServer):
         self.register_grant(
             CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), LinkOpenIDCode(self)]
         )
-        self.register_grant(RefreshGrant, [RefreshIDToken(self)])
-        self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
+        self.register_grant(RefreshGrant, [RefreshIDToken(self.id_token)])
+        self.pushed = PushedAuthorizations(
+            self, store, clock, settings.lifetimes, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
+        )
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
         self._bearer = BearerTokenGenerator(

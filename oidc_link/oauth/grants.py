@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
@@ -25,16 +26,18 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 
+from oidc_link.clock import Clock
+from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import same
-from oidc_link.models import AuthorizationCode, Identity, SsoSession
+from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
+from oidc_link.oauth.consent import ConsentRequest
 from oidc_link.oauth.par import PUSHED_MARKER
 from oidc_link.oauth.request_shape import refuse_repeated_parameters
-from oidc_link.store import Writes
-
-if TYPE_CHECKING:
-    from oidc_link.oauth import Provider
+from oidc_link.oauth.tokens import TokenLifecycle
+from oidc_link.platform.accounts import Accounts
+from oidc_link.store import Store, Writes
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
@@ -127,9 +130,20 @@ class S256CodeChallenge(CodeChallenge):
             raise InvalidGrantError("The 'code_verifier' does not match the 'code_challenge'.")
 
 
+class GrantServer(Protocol):
+    """What the code grant uses of the server Authlib hands it (the Provider), declared
+    here so that this module imports nothing that registers it."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    accounts: Accounts
+    tokens: TokenLifecycle
+
+
 class CodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
-    server: Provider
+    server: GrantServer
 
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: OAuthClient) -> str:
@@ -198,10 +212,25 @@ class CodeGrant(AuthorizationCodeGrant):
         return authorization_code.record.identity
 
 
+class SignInAnswers(Protocol):
+    """What the OpenID checks ask of the Provider, which passes itself in: the signed-in
+    user, their consent, their ``sub`` and the ID token."""
+
+    def session_identity(self, request: OAuth2Request) -> Identity | None: ...
+
+    def consent_request(
+        self, client_id: str, parameters: Mapping[str, str], identity: Identity
+    ) -> ConsentRequest: ...
+
+    def subject_for(self, client: ClientSettings, email: str) -> str: ...
+
+    def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str: ...
+
+
 class LinkOpenIDCode(OpenIDCode):
     """OpenID Connect on top of the code grant: request checks and the ID token."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: SignInAnswers) -> None:
         super().__init__(require_nonce=False)
         self.provider = provider
 

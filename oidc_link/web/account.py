@@ -27,12 +27,12 @@ from flask import (
     url_for,
 )
 
-from oidc_link.account_links import LOGIN, AccountLinks, LinkGrant
-from oidc_link.account_sessions import AccountSession, AccountSessions
-from oidc_link.accounts import Account, Accounts, Binding
 from oidc_link.ids import same
 from oidc_link.logout import Logout
 from oidc_link.models import AccountLinkTarget, Flow, Identity
+from oidc_link.platform.account_links import LOGIN, AccountLinks, LinkGrant
+from oidc_link.platform.account_sessions import AccountSession, AccountSessions
+from oidc_link.platform.accounts import Account, Accounts, Binding
 from oidc_link.services import Services
 from oidc_link.web.browser import bind_browser, browser_id_or_new
 from oidc_link.web.context import web_context

@@ -19,7 +19,7 @@ from oidc_link.keys import SigningKeys
 from oidc_link.oauth.claims import ACR_SMS_OTP
 from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
 from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
-from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
+from oidc_link.oauth.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks.json"

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify
 
-from oidc_link.account_links import AccountLinks
-from oidc_link.accounts import Accounts
-from oidc_link.idempotency import Idempotency
+from oidc_link.platform.account_links import AccountLinks
+from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.idempotency import Idempotency
 from oidc_link.services import Services
 from oidc_link.web.api.auth import API_EXTENSION, ApiContext, api_context, authenticate, caller
 from oidc_link.web.api.errors import ApiError

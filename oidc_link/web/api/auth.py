@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from oidc_link.account_links import AccountLinks
-from oidc_link.accounts import Accounts
 from oidc_link.config import ClientSettings
-from oidc_link.idempotency import Idempotency
 from oidc_link.ids import digest, same
+from oidc_link.platform.account_links import AccountLinks
+from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.idempotency import Idempotency
 from oidc_link.store import Store
 from oidc_link.web.api.errors import ApiError
 from oidc_link.web.context import web_context

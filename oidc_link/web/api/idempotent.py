@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from oidc_link.idempotency import (
+from oidc_link.platform.idempotency import (
     MAX_KEY_LENGTH,
     InFlight,
     Mismatch,
