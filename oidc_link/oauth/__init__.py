@@ -7,7 +7,6 @@ signing key and the claims.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +19,6 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     OAuth2Request,
     UnsupportedResponseTypeError,
-    scope_to_list,
 )
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.util import create_half_hash
@@ -32,7 +30,6 @@ from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.metrics import Metrics
 from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
 from oidc_link.oauth.claims import (
-    SCOPE_CLAIMS,
     OAuthClient,
     authentication_claims,
     claims_for_scope,
@@ -40,7 +37,7 @@ from oidc_link.oauth.claims import (
 from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
-from oidc_link.oauth.consent import NOT_NEEDED, ConsentRequest, Consents
+from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
     IssuedCode,
@@ -97,8 +94,8 @@ class Provider(AuthorizationServer):
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
         self.tokens = TokenLifecycle(settings, store, clock)
-        self.consents = Consents(store, clock, settings.lifetimes)
         self.accounts = Accounts(store, clock, settings.subject_salt)
+        self.consents = Consents(store, clock, settings.lifetimes, self.accounts)
         self.register_grant(
             CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), LinkOpenIDCode(self)]
         )
@@ -320,23 +317,15 @@ class Provider(AuthorizationServer):
     def consent_request(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
     ) -> ConsentRequest:
-        """What the person must approve before this client hears of them (OIDC Core
-        §3.1.2.4): third-party clients only, when not yet remembered or ``prompt=consent``."""
-        client = self.settings.client(client_id)
-        if client is None or not client.third_party:
-            return NOT_NEEDED
-        again = "consent" in (parameters.get("prompt") or "").split()
-        user = self.subject_for(client, identity.email)
-        return self.consents.ask(user, client_id, _asked_scopes(client, parameters), again=again)
+        """What the person must approve before this client hears of them: consent.py's
+        decision, for the client this id names."""
+        return self.consents.request(self.settings.client(client_id), parameters, identity)
 
     def remember_consent(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
     ) -> None:
         """The person allowed what this request asks; later requests for no more go through."""
-        client = self.settings.client(client_id)
-        if client is not None and client.third_party:
-            user = self.subject_for(client, identity.email)
-            self.consents.remember(user, client_id, _asked_scopes(client, parameters))
+        self.consents.allow(self.settings.client(client_id), parameters, identity)
 
     def deny(self, parameters: dict[str, str]) -> ProtocolResponse:
         """Tell the RP the user cancelled: ``access_denied`` (RFC 6749 §4.1.2.1)."""
@@ -476,24 +465,3 @@ class Provider(AuthorizationServer):
                 for k, v in response.headers
             ]
         return response
-
-
-# The claims of the ``claims`` parameter (OIDC Core §5.5) and the scope that reveals the same.
-_SCOPE_OF_CLAIM = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
-
-
-def _asked_scopes(client: ClientSettings, parameters: Mapping[str, str]) -> list[str]:
-    """The scopes a request asks of the person: those the client may have (as Authlib
-    grants them), plus any that individual claims of a ``claims`` request would reveal."""
-    asked = [s for s in scope_to_list(parameters.get("scope")) or [] if s in client.scopes]
-    try:
-        claims = json.loads(parameters.get("claims") or "{}")
-    except ValueError:
-        claims = {}  # not ours to judge here: the request's validation refuses it
-    for member in ("userinfo", "id_token"):
-        wanted = claims.get(member) if isinstance(claims, dict) else None
-        if isinstance(wanted, dict):
-            asked += [_SCOPE_OF_CLAIM[name] for name in wanted if name in _SCOPE_OF_CLAIM]
-    # A claim is released only within the client's registered scopes (claims_for_scope),
-    # so consent is never asked for a scope that could not be released anyway.
-    return [scope for scope in dict.fromkeys(asked) if scope in client.scopes]
