@@ -50,7 +50,7 @@ def partner_app(app: Flask, scope: str = "openid email") -> RelyingParty:
 
 
 def provider_of(app: Flask) -> Provider:
-    return app.extensions[EXTENSION_NAME].provider
+    return app.extensions[EXTENSION_NAME].services.provider
 
 
 def consents_for(store: Store, clock: FixedClock, settings: Settings) -> Consents:
