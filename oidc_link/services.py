@@ -138,6 +138,11 @@ class Services:
         return SignIn(self.store, self.sessions, self.interaction, self.provider, self.accounts)
 
     @cached_property
+    def delivery(self) -> BackchannelDelivery:
+        """Back-channel logout notices: the given delivery, else one over outbound.py."""
+        return self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings))
+
+    @cached_property
     def logout(self) -> Logout:
         return Logout(
             self.settings,
@@ -147,7 +152,7 @@ class Services:
             self.sessions,
             self.accounts,
             self.tokens,
-            self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings)),
+            self.delivery,
         )
 
 

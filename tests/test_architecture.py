@@ -428,3 +428,81 @@ def test_the_strongly_connected_sets_of_a_small_graph_are_its_cycles_and_lone_mo
     components = strongly_connected(graph)
 
     assert sorted(sorted(c) for c in components) == [["a", "b"], ["c", "d", "e"], ["f"]]
+
+
+# Issue 15 item 2: services.py is the composition root. The classes it builds are constructed
+# nowhere else in the package; the /v1 SDK in client/ has classes of the same names, its own
+# and unrelated.
+ROOT = "services.py"
+APART_FROM_THE_ROOT = ("client/",)
+
+
+def built_by_the_root(source: str) -> frozenset[str]:
+    """The classes the root builds: the types of Services' cached properties, and the
+    classes build_services calls."""
+    tree = ast.parse(source)
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Services":
+            names |= {
+                item.returns.id
+                for item in node.body
+                if isinstance(item, ast.FunctionDef) and isinstance(item.returns, ast.Name)
+            }
+        if isinstance(node, ast.FunctionDef) and node.name == "build_services":
+            names |= {
+                call.func.id
+                for call in ast.walk(node)
+                if isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id[:1].isupper()
+            }
+    # A clock is a given part, not a service: the cli's commands read the time too.
+    return frozenset(names - {"Services", "SystemClock"})
+
+
+def constructions(source: str, classes: frozenset[str]) -> list[tuple[str, int]]:
+    """Calls of one of ``classes`` (by name or as an attribute), with their line."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            callee = node.func
+            name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", "")
+            if name in classes:
+                found.append((name, node.lineno))
+    return sorted(found, key=lambda item: item[1])
+
+
+def test_only_the_composition_root_constructs_a_service() -> None:
+    classes = built_by_the_root((PACKAGE / "services.py").read_text())
+    assert {"Provider", "SignIn", "Logout", "AccountLinks", "Idempotency"} <= classes
+    built_elsewhere = [
+        f"{shown_path(path)}:{line} builds {name}: only {ROOT} may"
+        for path in MODULES
+        if shown_path(path) != ROOT and not shown_path(path).startswith(APART_FROM_THE_ROOT)
+        for name, line in constructions(path.read_text(), classes)
+    ]
+    assert not built_elsewhere, "\n".join(built_elsewhere)
+
+
+def test_the_construction_check_finds_calls_by_name_and_by_attribute_only() -> None:
+    source = "a = Accounts(store)\nb = platform.Sessions()\nc = Accountsy()\nd: Accounts\n"
+    assert constructions(source, frozenset({"Accounts", "Sessions"})) == [
+        ("Accounts", 1),
+        ("Sessions", 2),
+    ]
+
+
+def test_authlib_hooks_read_declared_request_fields_not_getattr() -> None:
+    """DESIGN.md §7, no hidden context: what rides on Authlib's request is declared on
+    oauth/messages.py's AuthlibRequest, so no module of oauth/ reads it with getattr."""
+    found = [
+        f"{shown_path(path)}:{node.lineno}"
+        for path in MODULES
+        if shown_path(path).startswith("oauth/")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "getattr"
+        and "request" in ast.unparse(node.args[0])
+    ]
+    assert not found, f"getattr on a request: {found}"
