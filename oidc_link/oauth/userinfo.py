@@ -1,8 +1,8 @@
 """The UserInfo endpoint's claims (OIDC Core §5.3): what an access token may tell its client.
 
-Owns which claims an access token releases; web/protocol.py reads the bearer token and
-answers. (Authlib's UserInfoEndpoint would bring its own resource protector and token
-model, while our access tokens are looked up by digest in tokens.py: it does not fit.)
+web/protocol.py reads the bearer token and answers. Authlib's UserInfoEndpoint does not fit:
+it takes the token from a framework's ResourceProtector (oauth/ knows no Flask), and its
+generate_user_info(user, scope) has no room for the ``claims`` parameter (OIDC Core §5.5).
 """
 
 from __future__ import annotations
