@@ -1,6 +1,7 @@
 """oidc-link: a self-hosted OpenID Connect provider for passwordless sign-in with Link.
 
-``create_app`` is the one composition root: it wires settings, services and the web layer.
+``create_app`` and services.py are the composition root: the services, built once, and the
+web layer around them.
 """
 
 from __future__ import annotations

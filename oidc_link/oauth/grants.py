@@ -161,8 +161,8 @@ class CodeGrant(AuthorizationCodeGrant):
         identity: Identity = request.user
         client: OAuthClient = request.client
         data = request.payload.data
-        # The SSO session this sign-in belongs to (Provider.approve): its sid goes into the
-        # code, and the session remembers the client so that logout can tell it.
+        # The SSO session this sign-in belongs to (sign_in.py, through Provider.approve): its
+        # sid goes into the code, and the session remembers the client so logout can tell it.
         session = request.sso_session
         store = self.server.store
         # What issuing a code writes goes in one MULTI, one round trip: the caller's
