@@ -260,8 +260,8 @@ class Interaction:
     ) -> StepResult | Completion:
         """Check the code with Link; on success the flow ends and ``finish`` says where to go.
 
-        ``finish`` runs under the flow's lock, so a double submit finds the flow finished
-        and is sent where the first submit went.
+        ``finish`` (sign_in.py's complete, as the page calls it) runs under the flow's
+        lock, so a double submit finds the flow finished and is sent where the first went.
         """
         code = re.sub(r"\s", "", code)
         with self._locked(request.flow_id) as held:

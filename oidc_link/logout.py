@@ -19,7 +19,8 @@ from oidc_link.errors import LogoutError
 from oidc_link.ids import digest, new_id, new_secret, same
 from oidc_link.keys import SigningKeys, TokenError
 from oidc_link.models import PendingLogout, SsoSession
-from oidc_link.oauth import Provider
+from oidc_link.oauth.tokens import TokenLifecycle
+from oidc_link.platform.accounts import Accounts
 from oidc_link.sessions import Sessions
 from oidc_link.store import Store
 
@@ -104,7 +105,8 @@ class Logout:
         keys: SigningKeys,
         clock: Clock,
         sessions: Sessions,
-        provider: Provider,
+        accounts: Accounts,
+        tokens: TokenLifecycle,
         delivery: BackchannelDelivery,
     ) -> None:
         self._settings = settings
@@ -112,7 +114,8 @@ class Logout:
         self._keys = keys
         self._clock = clock
         self._sessions = sessions
-        self._provider = provider
+        self._accounts = accounts
+        self._tokens = tokens
         self._delivery = delivery
 
     # The request.
@@ -179,7 +182,9 @@ class Logout:
         sub = request.hint.get("sub")
         if not isinstance(sid, str) or not isinstance(sub, str):
             return False
-        expected_sub = self._provider.subject_for(request.client, session.identity.email)
+        expected_sub = self._accounts.subject_of(
+            request.client.subject_sector, session.identity.email
+        )
         return same(sid, session.sid) and same(sub, expected_sub)
 
     # The confirmation page.
@@ -278,7 +283,7 @@ class Logout:
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
         # with the session (only those families were linked to it).
         for family_id in families:
-            self._provider.tokens.revoke_family(family_id)
+            self._tokens.revoke_family(family_id)
         told = self._notify(client_ids, session)
         log.info(
             "Ended SSO session %s: %d client(s) notified, %d token family(ies) revoked",
@@ -311,7 +316,7 @@ class Logout:
             "exp": now + LOGOUT_TOKEN_LIFETIME,
             "jti": new_secret(18),
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
-            "sub": self._provider.subject_for(client, session.identity.email),
+            "sub": self._accounts.subject_of(client.subject_sector, session.identity.email),
             "sid": session.sid,
         }
         return self._keys.sign(claims, client.id_token_signed_response_alg, typ="logout+jwt")

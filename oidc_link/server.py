@@ -30,7 +30,6 @@ from granian.server import Server
 from oidc_link import create_app
 from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
-from oidc_link.outbound import Outbound
 
 if TYPE_CHECKING:
     from oidc_link.config import Settings
@@ -148,13 +147,15 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
     worker process ends (after granian has drained the in-flight requests), which is where
     queued back-channel logout notices get their share of the grace period."""
+    from oidc_link.services import build_services
+
     forget_configuration_environment(settings, os.environ)
-    backchannel = BackchannelDelivery(Outbound.for_settings(settings))
+    services = build_services(settings)
     grace = settings.server.graceful_timeout * BACKCHANNEL_SHARE_OF_GRACE
     multiprocessing.util.Finalize(
-        None, partial(_finish_backchannel, backchannel, grace), exitpriority=10
+        None, partial(_finish_backchannel, services.delivery, grace), exitpriority=10
     )
-    return create_app(settings, backchannel=backchannel)
+    return create_app(settings, services)
 
 
 def forget_configuration_environment(

@@ -1,4 +1,7 @@
-"""Services: the shared things every request needs, built once by create_app()."""
+"""Services: every object a request needs, each built once from settings, a store and a clock.
+
+The composition root with create_app(): no other module constructs a service.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,30 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.clock import Clock, SystemClock
 from oidc_link.clock_skew import ClockSkew
 from oidc_link.config import Settings
+from oidc_link.interaction import Interaction
 from oidc_link.keys import SigningKeys
-from oidc_link.link import LinkClient, make_link_client
+from oidc_link.link import LinkClient
 from oidc_link.link.measured import MeasuredLinkClient
+from oidc_link.link.switch import make_link_client
+from oidc_link.logout import Logout
 from oidc_link.metrics import Metrics
+from oidc_link.oauth import Provider
+from oidc_link.oauth.consent import Consents
+from oidc_link.oauth.id_token import IdTokens
+from oidc_link.oauth.sso import SessionReuse
+from oidc_link.oauth.tokens import TokenLifecycle
+from oidc_link.oauth.userinfo import UserInfo
+from oidc_link.outbound import Outbound
+from oidc_link.platform.account_links import AccountLinks
+from oidc_link.platform.account_sessions import AccountSessions
+from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.idempotency import Idempotency
+from oidc_link.sessions import Sessions
+from oidc_link.sign_in import SignIn
 from oidc_link.store import Store, connect
 
 if TYPE_CHECKING:
@@ -23,6 +43,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Services:
+    """The parts given from outside (fields), and the services built from them on first
+    use (cached properties), so that Services assembled by hand in tests are complete too."""
+
     settings: Settings
     clock: Clock
     store: Store
@@ -30,12 +53,107 @@ class Services:
     link: LinkClient
     # Services assembled by hand (tests) count on a registry of their own.
     metrics: Metrics = field(default_factory=Metrics.standalone)
+    # Tests give a delivery with short retry delays; else one over the outbound policy.
+    backchannel: BackchannelDelivery | None = None
+
+    def build(self) -> None:
+        """Build every service now (create_app, at start), so that a configuration problem
+        (a bad inline JWK Set, say) stops start-up, not a request."""
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                getattr(self, name)
 
     @cached_property
     def clock_skew(self) -> ClockSkew:
-        """Built from the parts above on first use (create_app, at start), so Services
-        assembled by hand have it too."""
         return ClockSkew(self.store, self.clock, self.settings.max_clock_skew, self.metrics)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(self.store, self.clock, self.settings.lifetimes)
+
+    @cached_property
+    def interaction(self) -> Interaction:
+        return Interaction(
+            self.store,
+            self.link,
+            self.clock,
+            self.settings.lifetimes,
+            self.settings.limits,
+            metrics=self.metrics,
+            rehearse_limits=self.settings.is_sandbox,
+        )
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.store, self.clock, self.settings.subject_salt)
+
+    @cached_property
+    def account_links(self) -> AccountLinks:
+        settings = self.settings
+        return AccountLinks(
+            self.store, self.clock, settings.lifetimes, self.accounts, settings.issuer
+        )
+
+    @cached_property
+    def account_sessions(self) -> AccountSessions:
+        return AccountSessions(self.store, self.clock, self.settings.lifetimes)
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        return Idempotency(self.store)
+
+    @cached_property
+    def tokens(self) -> TokenLifecycle:
+        return TokenLifecycle(self.settings, self.store, self.clock)
+
+    @cached_property
+    def consents(self) -> Consents:
+        return Consents(self.store, self.clock, self.settings.lifetimes, self.accounts)
+
+    @cached_property
+    def id_tokens(self) -> IdTokens:
+        return IdTokens(self.settings, self.keys, self.clock)
+
+    @cached_property
+    def userinfo(self) -> UserInfo:
+        return UserInfo(self.settings, self.tokens)
+
+    @cached_property
+    def provider(self) -> Provider:
+        return Provider(
+            self.settings,
+            self.store,
+            self.keys,
+            self.clock,
+            tokens=self.tokens,
+            consents=self.consents,
+            accounts=self.accounts,
+            id_tokens=self.id_tokens,
+            session_reuse=SessionReuse(self.keys, self.clock, self.accounts),
+            metrics=self.metrics,
+        )
+
+    @cached_property
+    def sign_in(self) -> SignIn:
+        return SignIn(self.store, self.sessions, self.interaction, self.provider, self.accounts)
+
+    @cached_property
+    def delivery(self) -> BackchannelDelivery:
+        """Back-channel logout notices: the given delivery, else one over outbound.py."""
+        return self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings))
+
+    @cached_property
+    def logout(self) -> Logout:
+        return Logout(
+            self.settings,
+            self.store,
+            self.keys,
+            self.clock,
+            self.sessions,
+            self.accounts,
+            self.tokens,
+            self.delivery,
+        )
 
 
 def build_services(
@@ -45,6 +163,7 @@ def build_services(
     redis_client: redis.Redis | None = None,
     announce: Callable[[str], None] | None = None,
     metrics_registry: CollectorRegistry | None = None,
+    backchannel: BackchannelDelivery | None = None,
 ) -> Services:
     """Wire the services from settings; tests pass a fixed clock, a Redis and a console.
 
@@ -60,5 +179,11 @@ def build_services(
         make_link_client(settings.link, clock, announce, store.sandbox), metrics
     )
     return Services(
-        settings=settings, clock=clock, store=store, keys=keys, link=link, metrics=metrics
+        settings=settings,
+        clock=clock,
+        store=store,
+        keys=keys,
+        link=link,
+        metrics=metrics,
+        backchannel=backchannel,
     )

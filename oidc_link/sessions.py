@@ -101,7 +101,7 @@ class Sessions:
 
     def leave_sector(self, session_digest: str, session: SsoSession, sector: str) -> None:
         """The session stays, but no longer signs the person in at ``sector``'s clients
-        without a new SMS (Provider.session_identity checks it)."""
+        without a new SMS (oauth/sso.py SessionReuse checks it)."""
         if sector not in session.left_sectors:
             left = replace(session, left_sectors=(*session.left_sectors, sector))
             self._store.sessions.replace_by_digest(session_digest, left)

@@ -10,8 +10,8 @@ from flask import Flask
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
-from oidc_link.idempotency import REPLAY_SECONDS, Idempotency, Started, fingerprint
 from oidc_link.ids import digest
+from oidc_link.platform.idempotency import REPLAY_SECONDS, Idempotency, Started, fingerprint
 from oidc_link.store import Store, keyspace
 from tests.api_client import ACME_APP_KEY, ACME_WEB_KEY, SHOP_KEY, Platform, api_settings
 

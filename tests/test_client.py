@@ -25,8 +25,8 @@ from oidc_link.client import (
 )
 from oidc_link.client.transport import encode_form
 from oidc_link.clock import FixedClock, SystemClock
-from oidc_link.idempotency import Idempotency, fingerprint
 from oidc_link.ids import digest
+from oidc_link.platform.idempotency import Idempotency, fingerprint
 from oidc_link.store import Store
 from tests.faulty_proxy import Answer, Drop, FaultyProxy, start_faulty_proxy
 from tests.live_server import LiveServer, start_live_server

@@ -15,9 +15,10 @@ from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
-from oidc_link.consents import Consents
 from oidc_link.models import Identity
 from oidc_link.oauth import Provider
+from oidc_link.oauth.consent import Consents
+from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
@@ -49,7 +50,11 @@ def partner_app(app: Flask, scope: str = "openid email") -> RelyingParty:
 
 
 def provider_of(app: Flask) -> Provider:
-    return app.extensions[EXTENSION_NAME].provider
+    return app.extensions[EXTENSION_NAME].services.provider
+
+
+def consents_for(store: Store, clock: FixedClock, settings: Settings) -> Consents:
+    return Consents(store, clock, settings.lifetimes, Accounts(store, clock, settings.subject_salt))
 
 
 def follow(browser: Browser, answer: TestResponse) -> TestResponse:
@@ -433,7 +438,7 @@ def test_the_code_page_submitted_twice_lands_on_the_same_consent_page(
 def test_consents_add_up_last_their_lifetime_and_can_be_revoked(
     store: Store, clock: FixedClock, settings: Settings
 ) -> None:
-    consents = Consents(store, clock, settings.lifetimes)
+    consents = consents_for(store, clock, settings)
 
     consents.remember("usr_a", "partner", ["openid", "email"])
     clock.advance(100)
@@ -451,7 +456,7 @@ def test_consents_add_up_last_their_lifetime_and_can_be_revoked(
 def test_a_remembered_consent_has_a_ttl_in_redis(
     store: Store, clock: FixedClock, settings: Settings, redis_client
 ) -> None:
-    Consents(store, clock, settings.lifetimes).remember("usr_a", "partner", ["openid"])
+    consents_for(store, clock, settings).remember("usr_a", "partner", ["openid"])
 
     (key,) = redis_client.keys(keyspace.pattern("consent"))
     assert 0 < redis_client.ttl(key) <= settings.lifetimes.consent
@@ -460,7 +465,7 @@ def test_a_remembered_consent_has_a_ttl_in_redis(
 def test_prompt_consent_asks_for_everything_and_otherwise_only_what_is_new(
     store: Store, clock: FixedClock, settings: Settings
 ) -> None:
-    consents = Consents(store, clock, settings.lifetimes)
+    consents = consents_for(store, clock, settings)
     consents.remember("usr_a", "partner", ["openid"])
 
     assert consents.ask("usr_a", "partner", ["openid"], again=False).needed is False
@@ -468,6 +473,29 @@ def test_prompt_consent_asks_for_everything_and_otherwise_only_what_is_new(
     assert (asked.needed, asked.new, asked.already_allowed) == (True, ("email",), ("openid",))
     again = consents.ask("usr_a", "partner", ["openid"], again=True)
     assert (again.needed, again.new) == (True, ("openid",))
+
+
+def test_the_consent_decision_asks_third_party_clients_only_and_again_on_prompt_consent(
+    store: Store, clock: FixedClock, settings: Settings
+) -> None:
+    consents = consents_for(store, clock, settings)
+    jenny = Identity(email=JENNY, name="Jenny Rosen", auth_time=0)
+    partner, shop = settings.client("partner"), settings.client("shop")
+    asked = {"scope": "openid email"}
+
+    first = consents.request(partner, asked, jenny)
+    consents.allow(partner, asked, jenny)
+    later = consents.request(partner, asked, jenny)
+    forced = consents.request(partner, {**asked, "prompt": "login consent"}, jenny)
+    consents.allow(shop, asked, jenny)
+
+    assert (first.needed, first.new) == (True, ("openid", "email"))
+    assert later.needed is False
+    assert (forced.needed, forced.new) == (True, ("openid", "email"))
+    assert consents.request(shop, asked, jenny).needed is False
+    assert consents.request(None, asked, jenny).needed is False
+    shop_user = Accounts(store, clock, settings.subject_salt).subject_of(shop.subject_sector, JENNY)
+    assert consents.granted(shop_user, "shop") == frozenset()
 
 
 def test_claims_asked_for_one_by_one_need_consent_like_their_scopes(app: Flask) -> None:

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from flask import Flask, g
 
-import oidc_link.account_links
-import oidc_link.accounts
+import oidc_link
 import oidc_link.logout
-from oidc_link.account_links import LinkAccountError
-from oidc_link.accounts import AccountParameterError, UnknownStartingPointError
+import oidc_link.platform.account_links
+import oidc_link.platform.accounts
 from oidc_link.errors import (
     DomainError,
     FlowError,
@@ -26,12 +25,18 @@ from oidc_link.errors import (
     LogoutError,
     PlatformError,
 )
+from oidc_link.platform.account_links import LinkAccountError
+from oidc_link.platform.accounts import AccountParameterError, UnknownStartingPointError
 from oidc_link.web.api.errors import api_error_for, error_response
 from oidc_link.web.errors import page_for, protocol_error
 
-PACKAGE = Path(oidc_link.accounts.__file__).resolve().parent
+PACKAGE = Path(oidc_link.__file__).resolve().parent
 # Loaded for their subclasses of DomainError.
-DEFINING_MODULES = (oidc_link.accounts, oidc_link.account_links, oidc_link.logout)
+DEFINING_MODULES = (
+    oidc_link.platform.accounts,
+    oidc_link.platform.account_links,
+    oidc_link.logout,
+)
 CODE = re.compile(r"^[a-z]+(_[a-z]+)*$")
 
 # Exceptions that are deliberately not domain errors (DESIGN.md §6 "apart"), each with why.

@@ -14,8 +14,9 @@ import pytest
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import LinkSettings
-from oidc_link.link import LinkError, LinkErrorKind, LinkUser, make_link_client
+from oidc_link.link import LinkError, LinkErrorKind, LinkUser
 from oidc_link.link.http import LiveLinkClient
+from oidc_link.link.switch import make_link_client
 from tests.fake_link_server import FakeLinkServer
 from tests.sandbox_console import wrong_code_for
 

@@ -18,8 +18,8 @@ from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
-from oidc_link.idempotency import Idempotency, Started, fingerprint
 from oidc_link.ids import digest
+from oidc_link.platform.idempotency import Idempotency, Started, fingerprint
 from oidc_link.store import Store
 from tests.api_client import BLOG_KEY, SHOP_KEY, Platform, api_settings
 

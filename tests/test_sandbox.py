@@ -11,7 +11,7 @@ import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import LinkSettings, SandboxUser
-from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser, make_link_client
+from oidc_link.link import LinkClient, LinkError, LinkErrorKind, LinkUser
 from oidc_link.link.sandbox import (
     CODE_LIFETIME,
     MAX_ATTEMPTS,
@@ -19,6 +19,7 @@ from oidc_link.link.sandbox import (
     SandboxLinkClient,
     redact_phone,
 )
+from oidc_link.link.switch import make_link_client
 from oidc_link.store import Store, keyspace
 from tests.sandbox_console import announced_code, wrong_code_for
 

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from oidc_link.accounts import Accounts, sign_in_account_id
 from oidc_link.clock import FixedClock
 from oidc_link.config import Lifetimes, Limits
 from oidc_link.errors import StoreUnavailableError
@@ -23,6 +22,7 @@ from oidc_link.ids import digest, new_secret
 from oidc_link.interaction import FlowRequest, Interaction, Problem
 from oidc_link.link.sandbox import SandboxLinkClient
 from oidc_link.models import FinishedFlow, Flow, RefreshToken
+from oidc_link.platform.accounts import Accounts, sign_in_account_id
 from oidc_link.store import RateLimit, Store, keyspace
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
 from tests.test_store import make_access_token, make_code_record, make_identity

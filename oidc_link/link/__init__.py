@@ -1,20 +1,13 @@
-"""The Link network as one interface.
+"""The Link network as one interface: the LinkClient protocol, its answers and LinkError.
 
-make_link_client() is the only place that chooses between the sandbox and a live client.
+Nothing here knows a client; link/switch.py picks the sandbox or the live one.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-from oidc_link.clock import Clock
-
-if TYPE_CHECKING:
-    from oidc_link.config import LinkSettings
-    from oidc_link.link.sandbox import SandboxSessions
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -63,27 +56,3 @@ class LinkClient(Protocol):
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted: ...
 
     def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser: ...
-
-
-def make_link_client(
-    settings: LinkSettings,
-    clock: Clock,
-    announce: Callable[[str], None] | None = None,
-    sandbox_sessions: SandboxSessions | None = None,
-) -> LinkClient:
-    """Build the client the settings ask for. ``announce`` shows sandbox codes to the
-    operator; ``sandbox_sessions`` (the store) keeps the sandbox's sessions."""
-    if settings.mode == "sandbox":
-        from oidc_link.link.sandbox import SandboxLinkClient, print_to_console
-
-        if sandbox_sessions is None:
-            raise ValueError("the sandbox needs a table for its sessions (the store)")
-        return SandboxLinkClient(
-            settings.sandbox_users, clock, announce or print_to_console, sandbox_sessions
-        )
-    if settings.mode == "live" and settings.live is not None:
-        from oidc_link.link.http import LiveLinkClient
-
-        return LiveLinkClient(settings.live)
-    # Unreachable with validated settings: config.py reports these first.
-    raise ValueError(f"Link mode {settings.mode!r} is unknown or lacks its [link.live] settings")

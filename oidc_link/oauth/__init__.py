@@ -7,7 +7,6 @@ signing key and the claims.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,28 +19,19 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     OAuth2Request,
     UnsupportedResponseTypeError,
-    scope_to_list,
 )
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from authlib.oidc.core.util import create_half_hash
 
-from oidc_link.accounts import Accounts
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
-from oidc_link.consents import NOT_NEEDED, ConsentRequest, Consents
 from oidc_link.ids import new_secret, same
-from oidc_link.keys import SigningKeys, TokenError
+from oidc_link.keys import SigningKeys
 from oidc_link.metrics import Metrics
-from oidc_link.models import AuthorizationCode, Identity, RefreshToken, SsoSession
-from oidc_link.oauth.claims import (
-    SCOPE_CLAIMS,
-    OAuthClient,
-    authentication_claims,
-    claims_for_scope,
-)
-from oidc_link.oauth.claims_request import ID_TOKEN, USERINFO, parse_claims_request
+from oidc_link.models import Identity, SsoSession
+from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
+from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
     IssuedCode,
@@ -49,19 +39,27 @@ from oidc_link.oauth.grants import (
     OneValueEach,
     S256CodeChallenge,
 )
+from oidc_link.oauth.id_token import IdTokens
 from oidc_link.oauth.messages import (
     AuthlibRequest,
     AuthorizationPageError,
-    InvalidAccessTokenError,
     ProtocolRequest,
     ProtocolResponse,
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
+from oidc_link.oauth.sso import SessionReuse
+from oidc_link.oauth.tokens import (
+    Introspection,
+    RefreshGrant,
+    RefreshIDToken,
+    Revocation,
+    TokenLifecycle,
+)
 from oidc_link.outbound import Outbound
+from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, Writes
-from oidc_link.tokens import Introspection, RefreshGrant, RefreshIDToken, Revocation, TokenLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +71,26 @@ class Provider(AuthorizationServer):
         store: Store,
         keys: SigningKeys,
         clock: Clock,
-        metrics: Metrics | None = None,
+        *,
+        tokens: TokenLifecycle,
+        consents: Consents,
+        accounts: Accounts,
+        id_tokens: IdTokens,
+        session_reuse: SessionReuse,
+        metrics: Metrics,
     ) -> None:
+        """Collaborators come from the composition root (services.py); the code grant and
+        the token endpoints reach ``store``, ``tokens`` and ``accounts`` through Authlib's
+        ``server`` (grants.GrantServer)."""
         super().__init__()
         self.settings = settings
         self.store = store
         self.keys = keys
         self.clock = clock
-        self.metrics = metrics or Metrics.standalone()
+        self.metrics = metrics
+        self.tokens = tokens
+        self.consents = consents
+        self.accounts = accounts
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
         self.client_keys = ClientKeys(
@@ -90,14 +100,12 @@ class Provider(AuthorizationServer):
             PRIVATE_KEY_JWT,
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
-        self.tokens = TokenLifecycle(settings, store, clock)
-        self.consents = Consents(store, clock, settings.lifetimes)
-        self.accounts = Accounts(store, clock, settings.subject_salt)
-        self.register_grant(
-            CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), LinkOpenIDCode(self)]
+        openid = LinkOpenIDCode(self, id_tokens, session_reuse)
+        self.register_grant(CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), openid])
+        self.register_grant(RefreshGrant, [RefreshIDToken(id_tokens.issue)])
+        self.pushed = PushedAuthorizations(
+            self, store, clock, settings.lifetimes, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
         )
-        self.register_grant(RefreshGrant, [RefreshIDToken(self)])
-        self.pushed = PushedAuthorizations(self, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
         self._bearer = BearerTokenGenerator(
@@ -210,10 +218,17 @@ class Provider(AuthorizationServer):
             raise InvalidRequestError("'client_id' is not the authenticated client.")
         return client
 
-    def create_oauth2_request(self, request: ProtocolRequest | OAuth2Request) -> OAuth2Request:
+    def create_oauth2_request(
+        self,
+        request: ProtocolRequest | OAuth2Request,
+        sso_session: SsoSession | None = None,
+        store_writes: Writes | None = None,
+    ) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
-        return AuthlibRequest(self.settings.issuer, request)
+        return AuthlibRequest(
+            self.settings.issuer, request, sso_session=sso_session, store_writes=store_writes
+        )
 
     def handle_response(
         self, status: int, body: str | dict[str, Any], headers: list[tuple[str, str]]
@@ -236,9 +251,7 @@ class Provider(AuthorizationServer):
         """
         if not isinstance(request, ResolvedAuthorizationRequest):
             request = self.resolve_authorization_request(request)
-        oauth_request = self.create_oauth2_request(request)
-        oauth_request.sso_session = session
-        grant = self._consent_grant(oauth_request, None)
+        grant = self._consent_grant(self.create_oauth2_request(request, session), None)
         if isinstance(grant, ProtocolResponse):
             return grant
         parameters = dict(grant.request.payload.data)
@@ -255,44 +268,6 @@ class Provider(AuthorizationServer):
     def push_authorization(self, request: ProtocolRequest) -> ProtocolResponse:
         """``POST /par`` (RFC 9126 §2)."""
         return self._misshapen(request) or self.pushed.push(request)
-
-    def session_identity(self, request: OAuth2Request) -> Identity | None:
-        """The session's identity if it may answer this request without a new sign-in.
-
-        Not when the RP asks for a fresh login (``prompt=login``, ``max_age`` exceeded or
-        0, OIDC Core §3.1.2.1), nor when its ``id_token_hint`` names someone else, nor at
-        a sector the person signed out of on its account page.
-        """
-        session: SsoSession | None = getattr(request, "sso_session", None)
-        if session is None:
-            return None
-        data = request.payload.data
-        if "login" in (data.get("prompt") or "").split():
-            return None
-        if "max_age" in data:  # already checked to be digits
-            max_age = int(data["max_age"])
-            if max_age == 0 or self.clock.now() - session.identity.auth_time > max_age:
-                return None
-        hint = data.get("id_token_hint")
-        client: OAuthClient = request.client
-        if client.settings.subject_sector in session.left_sectors:
-            # Signed out of this client's sector on an account page; the session stays
-            # only for other apps.
-            return None
-        if hint:
-            try:
-                claims = self.keys.verify(hint, audience=client.get_client_id(), check_expiry=False)
-            except TokenError:
-                return None
-            if claims.get("sub") != self.subject_for(client.settings, session.identity.email):
-                return None
-        # OIDC Core §5.5.1: a ``sub`` asked for by value is a user the session may not be.
-        wanted = parse_claims_request(data.get("claims"))
-        if wanted.names_subject and not wanted.allows_subject(
-            self.subject_for(client.settings, session.identity.email)
-        ):
-            return None
-        return session.identity
 
     def approve(
         self,
@@ -312,23 +287,15 @@ class Provider(AuthorizationServer):
     def consent_request(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
     ) -> ConsentRequest:
-        """What the person must approve before this client hears of them (OIDC Core
-        §3.1.2.4): third-party clients only, when not yet remembered or ``prompt=consent``."""
-        client = self.settings.client(client_id)
-        if client is None or not client.third_party:
-            return NOT_NEEDED
-        again = "consent" in (parameters.get("prompt") or "").split()
-        user = self.subject_for(client, identity.email)
-        return self.consents.ask(user, client_id, _asked_scopes(client, parameters), again=again)
+        """What the person must approve before this client hears of them: consent.py's
+        decision, for the client this id names."""
+        return self.consents.request(self.settings.client(client_id), parameters, identity)
 
     def remember_consent(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
     ) -> None:
         """The person allowed what this request asks; later requests for no more go through."""
-        client = self.settings.client(client_id)
-        if client is not None and client.third_party:
-            user = self.subject_for(client, identity.email)
-            self.consents.remember(user, client_id, _asked_scopes(client, parameters))
+        self.consents.allow(self.settings.client(client_id), parameters, identity)
 
     def deny(self, parameters: dict[str, str]) -> ProtocolResponse:
         """Tell the RP the user cancelled: ``access_denied`` (RFC 6749 §4.1.2.1)."""
@@ -344,10 +311,8 @@ class Provider(AuthorizationServer):
         # The stored request is validated again: the client's registration may have
         # changed while the user was signing in.
         request = self.create_oauth2_request(
-            ProtocolRequest("GET", "/authorize", query=list(parameters.items()))
+            ProtocolRequest("GET", "/authorize", query=list(parameters.items())), session, writes
         )
-        request.sso_session = session
-        request.store_writes = writes
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant
@@ -399,60 +364,10 @@ class Provider(AuthorizationServer):
             return self.handle_error_response(None, error)
         return None
 
-    def userinfo(self, access_token: str | None) -> dict[str, Any]:
-        found = self.tokens.find_access_token(access_token) if access_token else None
-        if found is None or found.expired or found.revoked:
-            raise InvalidAccessTokenError(presented=bool(access_token))
-        record = found.record
-        # OIDC Core §5.5: claims the code's ``claims`` parameter asked for at /userinfo.
-        requested = parse_claims_request(record.claims).names(USERINFO)
-        client = self.settings.client(record.client_id)
-        registered = client.scopes if client else ()
-        return {
-            "sub": record.subject,
-            **claims_for_scope(record.identity, record.scope, requested, registered),
-            **{
-                name: value
-                for name, value in authentication_claims(record.identity).items()
-                if name in requested
-            },
-        }
-
     def subject_for(self, client: ClientSettings, email: str) -> str:
         """The ``sub`` a client knows the user by: their account id at the client's owner
         (its sector, else the client itself; issue 6), pairwise per OIDC Core §8.1."""
         return self.accounts.subject_of(client.subject_sector, email)
-
-    def id_token(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
-        """The ID token of a code exchange, or of a refresh (then without a nonce)."""
-        now = self.clock.now()
-        claims: dict[str, Any] = {
-            "iss": self.settings.issuer,
-            "sub": code.subject,
-            "aud": code.client_id,
-            "iat": now,
-            "exp": now + self.settings.lifetimes.id_token,
-            "auth_time": code.identity.auth_time,
-            "amr": list(code.identity.amr),
-        }
-        if isinstance(code, AuthorizationCode) and code.nonce:
-            claims["nonce"] = code.nonce
-        if code.sid:
-            # Back-Channel Logout 1.0 §2.1 (and §2.4): the session the RP can be logged out of.
-            claims["sid"] = code.sid
-        client = self.settings.client(code.client_id)
-        alg = client.id_token_signed_response_alg if client else "RS256"
-        # OIDC Core §3.1.3.6: the hash that matches the ID token's signing algorithm.
-        at_hash = create_half_hash(token["access_token"], alg)
-        if at_hash is not None:
-            claims["at_hash"] = at_hash.decode()
-        # OIDC Core §5.5: claims the ``claims`` parameter asked for in the ID token too.
-        requested = parse_claims_request(code.claims).names(ID_TOKEN)
-        registered = client.scopes if client else ()
-        scope = token.get("scope", code.scope)
-        claims.update(claims_for_scope(code.identity, scope, requested, registered))
-        claims.update(authentication_claims(code.identity))  # acr, in every ID token
-        return self.keys.sign(claims, alg)
 
     def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:
         """Add ``iss`` to an authorization response redirect (RFC 9207 §2)."""
@@ -468,24 +383,3 @@ class Provider(AuthorizationServer):
                 for k, v in response.headers
             ]
         return response
-
-
-# The claims of the ``claims`` parameter (OIDC Core §5.5) and the scope that reveals the same.
-_SCOPE_OF_CLAIM = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
-
-
-def _asked_scopes(client: ClientSettings, parameters: Mapping[str, str]) -> list[str]:
-    """The scopes a request asks of the person: those the client may have (as Authlib
-    grants them), plus any that individual claims of a ``claims`` request would reveal."""
-    asked = [s for s in scope_to_list(parameters.get("scope")) or [] if s in client.scopes]
-    try:
-        claims = json.loads(parameters.get("claims") or "{}")
-    except ValueError:
-        claims = {}  # not ours to judge here: the request's validation refuses it
-    for member in ("userinfo", "id_token"):
-        wanted = claims.get(member) if isinstance(claims, dict) else None
-        if isinstance(wanted, dict):
-            asked += [_SCOPE_OF_CLAIM[name] for name in wanted if name in _SCOPE_OF_CLAIM]
-    # A claim is released only within the client's registered scopes (claims_for_scope),
-    # so consent is never asked for a scope that could not be released anyway.
-    return [scope for scope in dict.fromkeys(asked) if scope in client.scopes]

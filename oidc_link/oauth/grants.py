@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
@@ -25,16 +26,21 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 
+from oidc_link.clock import Clock
+from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import same
-from oidc_link.models import AuthorizationCode, Identity, SsoSession
+from oidc_link.models import AuthorizationCode, Identity
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
+from oidc_link.oauth.consent import ConsentRequest
+from oidc_link.oauth.id_token import IdTokens
+from oidc_link.oauth.messages import AuthlibRequest
 from oidc_link.oauth.par import PUSHED_MARKER
 from oidc_link.oauth.request_shape import refuse_repeated_parameters
-from oidc_link.store import Writes
-
-if TYPE_CHECKING:
-    from oidc_link.oauth import Provider
+from oidc_link.oauth.sso import SessionReuse
+from oidc_link.oauth.tokens import TokenLifecycle
+from oidc_link.platform.accounts import Accounts
+from oidc_link.store import Store
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
@@ -127,9 +133,20 @@ class S256CodeChallenge(CodeChallenge):
             raise InvalidGrantError("The 'code_verifier' does not match the 'code_challenge'.")
 
 
+class GrantServer(Protocol):
+    """What the code grant uses of the server Authlib hands it (the Provider), declared
+    here so that this module imports nothing that registers it."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    accounts: Accounts
+    tokens: TokenLifecycle
+
+
 class CodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
-    server: Provider
+    server: GrantServer
 
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: OAuthClient) -> str:
@@ -140,17 +157,17 @@ class CodeGrant(AuthorizationCodeGrant):
             raise InvalidRequestError("The redirect URI is not supported by this client.")
         return AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
-    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+    def save_authorization_code(self, code: str, request: AuthlibRequest) -> None:
         identity: Identity = request.user
         client: OAuthClient = request.client
         data = request.payload.data
-        # The SSO session this sign-in belongs to (Provider.approve): its sid goes into the
-        # code, and the session remembers the client so that logout can tell it.
-        session: SsoSession | None = getattr(request, "sso_session", None)
+        # The SSO session this sign-in belongs to (sign_in.py, through Provider.approve): its
+        # sid goes into the code, and the session remembers the client so logout can tell it.
+        session = request.sso_session
         store = self.server.store
         # What issuing a code writes goes in one MULTI, one round trip: the caller's
         # (Provider.approve's ``writes``), else one of its own.
-        given: Writes | None = getattr(request, "store_writes", None)
+        given = request.store_writes
         with nullcontext(given) if given is not None else store.writes() as writes:
             if session is not None:
                 store.sessions.remember_client(
@@ -198,12 +215,27 @@ class CodeGrant(AuthorizationCodeGrant):
         return authorization_code.record.identity
 
 
+class SignInAnswers(Protocol):
+    """What the OpenID checks ask of the Provider, which passes itself in: the signed-in
+    user's consent and their ``sub``."""
+
+    def consent_request(
+        self, client_id: str, parameters: Mapping[str, str], identity: Identity
+    ) -> ConsentRequest: ...
+
+    def subject_for(self, client: ClientSettings, email: str) -> str: ...
+
+
 class LinkOpenIDCode(OpenIDCode):
     """OpenID Connect on top of the code grant: request checks and the ID token."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(
+        self, provider: SignInAnswers, id_tokens: IdTokens, session_reuse: SessionReuse
+    ) -> None:
         super().__init__(require_nonce=False)
         self.provider = provider
+        self.id_tokens = id_tokens
+        self.session_reuse = session_reuse
 
     def __call__(self, grant: Any) -> None:
         super().__call__(grant)
@@ -241,7 +273,7 @@ class LinkOpenIDCode(OpenIDCode):
             raise AccessDeniedError("The requested authentication context (acr) is not offered.")
         if grant.request.user is None:
             # Before Authlib's prompt check: prompt=none succeeds only with a usable session.
-            grant.request.user = self.provider.session_identity(grant.request)
+            grant.request.user = self.session_reuse.identity_for(grant.request)
             if grant.request.user is not None and prompts == ["none"]:
                 # OIDC Core §3.1.2.6: no page may be shown, so consent the client still
                 # needs is an error, not the consent page. (prompt=none with any other
@@ -263,4 +295,4 @@ class LinkOpenIDCode(OpenIDCode):
         return False
 
     def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        return self.provider.id_token(token, request.authorization_code.record)
+        return self.id_tokens.issue(token, request.authorization_code.record)

@@ -14,7 +14,8 @@ from authlib.oauth2.rfc6749 import (
 )
 
 from oidc_link.config import ClientSettings
-from oidc_link.models import Identity
+from oidc_link.models import Identity, SsoSession
+from oidc_link.store import Writes
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,28 @@ class AuthlibPayload(OAuth2Payload):
 
 
 class AuthlibRequest(OAuth2Request):
-    def __init__(self, issuer: str, request: ProtocolRequest) -> None:
+    """A request as Authlib's hooks see it, with what our hooks read declared here.
+
+    ``sso_session``: the SSO session the sign-in belongs to (its sid goes into the code, and
+    it may answer /authorize without a sign-in). ``store_writes``: the write batch issuing a
+    code joins, so a sign-in's writes stay one MULTI.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        request: ProtocolRequest,
+        *,
+        sso_session: SsoSession | None = None,
+        store_writes: Writes | None = None,
+    ) -> None:
         query = f"?{urlencode(request.query)}" if request.query else ""
         super().__init__(request.method, issuer + request.path + query, headers=request.headers)
         self.payload = AuthlibPayload(request.query + request.form)
         self._args = dict(request.query)
         self._form = dict(request.form)
+        self.sso_session = sso_session
+        self.store_writes = store_writes
 
     @property
     def args(self) -> dict[str, str]:

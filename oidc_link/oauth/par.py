@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from authlib.oauth2 import OAuth2Error
+from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import InvalidRequestURIError, RequestNotSupportedError
 
+from oidc_link.clock import Clock
+from oidc_link.config import Lifetimes
 from oidc_link.ids import new_secret, same
 from oidc_link.models import PushedRequest
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolRequest, ProtocolResponse
-
-if TYPE_CHECKING:
-    from oidc_link.oauth import Provider
+from oidc_link.store import Store
 
 # RFC 9126 §2.2: the request_uri is a URN of this form, with a random reference.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
@@ -55,8 +54,19 @@ class ResolvedAuthorizationRequest(ProtocolRequest):
 class PushedAuthorizations:
     """``POST /par`` and the use of its ``request_uri`` at /authorize."""
 
-    def __init__(self, provider: Provider, auth_methods: Sequence[str]) -> None:
-        self.provider = provider
+    def __init__(
+        self,
+        server: AuthorizationServer,
+        store: Store,
+        clock: Clock,
+        lifetimes: Lifetimes,
+        auth_methods: Sequence[str],
+    ) -> None:
+        # The Provider, as Authlib's server: client authentication, grants, error answers.
+        self.server = server
+        self.store = store
+        self.clock = clock
+        self.lifetimes = lifetimes
         # The token endpoint's methods: RFC 9126 §2 authenticates the client the same way.
         self.auth_methods = auth_methods
 
@@ -64,25 +74,25 @@ class PushedAuthorizations:
         """RFC 9126 §2.1: authenticate the client, check the request as /authorize would,
         keep it, answer 201 with its ``request_uri``. Errors are JSON (§2.3), never a
         redirect: nobody's browser is involved yet."""
-        provider = self.provider
+        server = self.server
         # The parameters are in the form-encoded body; a query string is not part of it.
         body_only = ProtocolRequest(request.method, request.path, [], request.form, request.headers)
         try:
-            client = provider.authenticate_client(
-                provider.create_oauth2_request(body_only), self.auth_methods, "token"
+            client = server.authenticate_client(
+                server.create_oauth2_request(body_only), self.auth_methods, "token"
             )
             parameters = self._parameters(request.form, client.get_client_id())
             self._validate(parameters)
         except OAuth2Error as error:
             error.redirect_uri = None
             error.state = None
-            return provider.handle_error_response(None, error)
+            return server.handle_error_response(None, error)
         # 256 bits: RFC 9126 §2.2 asks for a value that cannot be guessed (§7.1).
         request_uri = REQUEST_URI_PREFIX + new_secret(32)
-        lifetime = provider.settings.lifetimes.pushed_request
-        provider.store.tokens.save_pushed_request(
+        lifetime = self.lifetimes.pushed_request
+        self.store.tokens.save_pushed_request(
             request_uri,
-            PushedRequest(client.get_client_id(), parameters, provider.clock.now() + lifetime),
+            PushedRequest(client.get_client_id(), parameters, self.clock.now() + lifetime),
         )
         return ProtocolResponse(
             201, {"request_uri": request_uri, "expires_in": lifetime}, list(JSON_HEADERS)
@@ -110,10 +120,9 @@ class PushedAuthorizations:
 
         Not the prompt and session checks: they belong to the browser's visit, later.
         """
-        provider = self.provider
         pushed = [*parameters.items(), (PUSHED_MARKER, "1")]
-        request = provider.create_oauth2_request(ProtocolRequest("GET", "/authorize", pushed))
-        grant = provider.get_authorization_grant(request)
+        request = self.server.create_oauth2_request(ProtocolRequest("GET", "/authorize", pushed))
+        grant = self.server.get_authorization_grant(request)
         grant.validate_authorization_request()
 
     def resolve(self, request: ProtocolRequest) -> ResolvedAuthorizationRequest:
@@ -139,10 +148,10 @@ class PushedAuthorizations:
             raise AuthorizationPageError(
                 InvalidRequestError("Missing 'client_id': it is required with 'request_uri'.")
             )
-        pushed = self.provider.store.tokens.take_pushed_request(request_uri)
+        pushed = self.store.tokens.take_pushed_request(request_uri)
         if (
             pushed is None
-            or pushed.expires_at <= self.provider.clock.now()
+            or pushed.expires_at <= self.clock.now()
             or not same(pushed.client_id, client_id)
         ):
             raise AuthorizationPageError(

@@ -15,17 +15,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from oidc_link.config import SMS_COUNTING_LIMITS
 from oidc_link.errors import DomainError, StoreUnavailableError
 from oidc_link.ids import new_id
-from oidc_link.interaction import Interaction
-from oidc_link.logout import Logout
-from oidc_link.oauth import AuthorizationPageError, InvalidAccessTokenError, Provider
+from oidc_link.oauth.messages import AuthorizationPageError, InvalidAccessTokenError
 from oidc_link.services import Services
-from oidc_link.sessions import Sessions
 from oidc_link.web.api.errors import ApiError
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import page_for, protocol_error
 from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
-from oidc_link.web.public_documents import DOCUMENTS_EXTENSION, PublicDocuments
+from oidc_link.web.public_documents import PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
 from oidc_link.web.static_documents import StaticDocuments
 
@@ -53,18 +50,14 @@ def asset_dir(name: str) -> str:
     return str(installed if installed.is_dir() else package.parent / name)
 
 
-def create_web_app(
-    services: Services,
-    interaction: Interaction,
-    provider: Provider,
-    sessions: Sessions,
-    logout: Logout,
-) -> Flask:
-    from oidc_link.web.account import install_account_pages
-    from oidc_link.web.api import API_PREFIX, install_api
+def create_web_app(services: Services) -> Flask:
+    """The Flask app around ``services``: its one extension slot holds them (and the
+    public documents), and every view reads them through web/context.py."""
+    from oidc_link.web.account import account_pages
+    from oidc_link.web.api import API_PREFIX, api
     from oidc_link.web.api.errors import api_error_for, error_response
     from oidc_link.web.health import health
-    from oidc_link.web.logout import LOGOUT_EXTENSION, logout_pages
+    from oidc_link.web.logout import logout_pages
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol, to_flask
     from oidc_link.web.request_log import install_request_log
@@ -76,10 +69,8 @@ def create_web_app(
     )
     # First, so that every other hook's time is part of the request's.
     install_request_metrics(app, services.metrics)
-    app.extensions[EXTENSION_NAME] = WebContext(services, interaction, provider, sessions)
-    app.extensions[LOGOUT_EXTENSION] = logout
     documents = PublicDocuments(services.settings, services.keys, app.json.dumps)
-    app.extensions[DOCUMENTS_EXTENSION] = documents
+    app.extensions[EXTENSION_NAME] = WebContext(services, documents)
     hops = services.settings.proxy_hops
     if hops:
         # Trust exactly the configured proxies, so a client cannot pick its own address.
@@ -87,8 +78,8 @@ def create_web_app(
     app.register_blueprint(protocol)
     app.register_blueprint(pages)
     app.register_blueprint(logout_pages)
-    install_api(app, services)
-    install_account_pages(app, services, provider.accounts, logout)
+    app.register_blueprint(api)
+    app.register_blueprint(account_pages)
     app.register_blueprint(health)
 
     @app.before_request

@@ -11,15 +11,12 @@ and on the person's sessions only once the account's email is verified.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
-    current_app,
     make_response,
     redirect,
     render_template,
@@ -27,20 +24,17 @@ from flask import (
     url_for,
 )
 
-from oidc_link.account_links import LOGIN, AccountLinks, LinkGrant
-from oidc_link.account_sessions import AccountSession, AccountSessions
-from oidc_link.accounts import Account, Accounts, Binding
 from oidc_link.ids import same
-from oidc_link.logout import Logout
-from oidc_link.models import AccountLinkTarget, Flow, Identity
-from oidc_link.services import Services
+from oidc_link.models import AccountLinkTarget, Flow
+from oidc_link.platform.account_links import LOGIN, LinkGrant
+from oidc_link.platform.account_sessions import AccountSession
+from oidc_link.platform.accounts import Account
 from oidc_link.web.browser import bind_browser, browser_id_or_new
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 from oidc_link.web.errors import error_page
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_EXTENSION = "oidc_link_account"
 ACCOUNT_COOKIE = "oidc_link_account"
 ACCOUNT_PATH = "/account"
 NOTICES = {
@@ -52,39 +46,10 @@ NOTICES = {
 account_pages = Blueprint("account_pages", __name__)
 
 
-@dataclass(frozen=True)
-class AccountContext:
-    links: AccountLinks
-    account_sessions: AccountSessions
-    accounts: Accounts
-    logout: Logout
-    secure_cookies: bool
-
-
-def install_account_pages(
-    app: Flask, services: Services, accounts: Accounts, logout: Logout
-) -> None:
-    settings = services.settings
-    app.extensions[ACCOUNT_EXTENSION] = AccountContext(
-        links=AccountLinks(
-            services.store, services.clock, settings.lifetimes, accounts, settings.issuer
-        ),
-        account_sessions=AccountSessions(services.store, services.clock, settings.lifetimes),
-        accounts=accounts,
-        logout=logout,
-        secure_cookies=settings.secure_cookies,
-    )
-    app.register_blueprint(account_pages)
-
-
 @account_pages.app_template_filter("timestamp")
 def timestamp(epoch: int) -> str:
     """An epoch time as the account page shows it (UTC: the page knows no time zone)."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%d %b %Y, %H:%M UTC")
-
-
-def account_context() -> AccountContext:
-    return current_app.extensions[ACCOUNT_EXTENSION]
 
 
 # --- The visit. ---
@@ -92,8 +57,8 @@ def account_context() -> AccountContext:
 
 @account_pages.get("/links/<link_id>/<token>")
 def visit(link_id: str, token: str) -> Response | tuple[str, int]:
-    context = account_context()
-    outcome = context.links.visit(link_id, token)
+    context = services()
+    outcome = context.account_links.visit(link_id, token)
     grant = outcome.grant
     if grant is None:
         # Used, expired or garbled: the platform's refresh_url mints a fresh link, and we
@@ -114,7 +79,7 @@ def visit(link_id: str, token: str) -> Response | tuple[str, int]:
             secret,
             max_age=context.account_sessions.lifetime,
             httponly=True,
-            secure=context.secure_cookies,
+            secure=context.settings.secure_cookies,
             samesite="Lax",
             path=ACCOUNT_PATH,
         )
@@ -136,9 +101,9 @@ def _start_verification(
     browser = browser_id_or_new()
     target = AccountLinkTarget(kind, account.id, account.owner, return_url)
     prefill = {"login_hint": account.email} if account.email else {}
-    flow = web_context().interaction.start(grant.client_id, prefill, browser, account_link=target)
+    flow = services().interaction.start(grant.client_id, prefill, browser, account_link=target)
     response = redirect(url_for("pages.show", flow_id=flow.id), 303)
-    bind_browser(response, browser, secure=account_context().secure_cookies)
+    bind_browser(response, browser, secure=services().settings.secure_cookies)
     return response
 
 
@@ -148,21 +113,6 @@ def _start_verification(
 def is_link_flow(flow: Flow) -> bool:
     """A flow a link's visit started (the target is set only there, never from a request)."""
     return flow.account_link is not None
-
-
-def finish_link_flow(flow: Flow, identity: Identity) -> str | None:
-    """Bind the verified identity to the account; where the browser goes next, or None
-    when the email belongs to another account here (the page asks for another one)."""
-    target = flow.account_link
-    assert target is not None
-    outcome = account_context().accounts.bind(
-        target.owner, target.account_id, identity.email, identity.name
-    )
-    if outcome is Binding.EMAIL_TAKEN:
-        return None
-    if outcome is Binding.ACCOUNT_GONE:
-        log.info("Account of a link flow was deleted meanwhile")
-    return target.return_url
 
 
 def leave_link_flow(flow: Flow) -> str:
@@ -177,7 +127,7 @@ def leave_link_flow(flow: Flow) -> str:
 
 def _session() -> tuple[str | None, AccountSession | None]:
     secret = request.cookies.get(ACCOUNT_COOKIE)
-    return secret, account_context().account_sessions.find(secret)
+    return secret, services().account_sessions.find(secret)
 
 
 def _expired_page() -> tuple[str, int]:
@@ -199,12 +149,11 @@ def show() -> tuple[str, int]:
     _, session = _session()
     if session is None:
         return _expired_page()
-    context = account_context()
+    context = services()
     account = context.accounts.find(session.owner, session.account_id)
     if account is None:
         return _expired_page()
-    services = web_context().services
-    client = services.settings.client(session.client_id)
+    client = context.settings.client(session.client_id)
     platform = client.display_name if client else session.client_id
     app_names = _joined(_sector_apps(account.owner))
     devices = (
@@ -227,7 +176,7 @@ def show() -> tuple[str, int]:
         consents=consents,
         notice=notice,
         csrf_token=session.csrf_token,
-        now=services.clock.now(),
+        now=context.clock.now(),
     )
     return page, 200
 
@@ -241,7 +190,7 @@ def _verified(account: Account) -> bool:
 
 def _sector_apps(sector: str) -> list[str]:
     """The names of the platform's clients: those sharing its sector (``sub`` values)."""
-    clients = web_context().services.settings.clients
+    clients = services().settings.clients
     return [client.display_name for client in clients if client.subject_sector == sector]
 
 
@@ -254,9 +203,9 @@ def _joined(names: list[str]) -> str:
 
 def _consents(account: Account) -> list[tuple[str, str, tuple[str, ...]]]:
     """(client id, client name, scopes) of every third-party client the person allowed."""
-    provider = web_context().provider
+    provider = services().provider
     found = []
-    for client in web_context().services.settings.clients:
+    for client in services().settings.clients:
         if client.subject_sector != account.owner or not client.third_party:
             continue
         scopes = provider.consents.granted(account.id, client.client_id)
@@ -274,7 +223,7 @@ def sign_out_everywhere() -> Response | tuple[str, int]:
     if session is None:
         return _expired_page()
     _checked_form(session)
-    context = account_context()
+    context = services()
     account = context.accounts.find(session.owner, session.account_id)
     if account is None:
         return _expired_page()
@@ -288,7 +237,7 @@ def sign_out_everywhere() -> Response | tuple[str, int]:
             next_label="Back to your account",
         )
     done = context.logout.end_in_sector(account.email, account.owner)
-    revoked = web_context().provider.tokens.revoke_account(account.id)
+    revoked = services().tokens.revoke_account(account.id)
     log.info(
         "Account page sign-out: %d session(s) ended, %d left to other apps, "
         "%d token family(ies) revoked",
@@ -305,7 +254,7 @@ def revoke_consent(client_id: str) -> Response | tuple[str, int]:
     if session is None:
         return _expired_page()
     _checked_form(session)
-    client = web_context().services.settings.client(client_id)
+    client = services().settings.client(client_id)
     if client is None or client.subject_sector != session.owner:
         # Consents are kept per (sub, client) and the sub is the sector's: another
         # sector's client has nothing here to remove.
@@ -316,7 +265,7 @@ def revoke_consent(client_id: str) -> Response | tuple[str, int]:
             next_url=url_for("account_pages.show"),
             next_label="Back to your account",
         )
-    web_context().provider.consents.revoke(session.account_id, client_id)
+    services().consents.revoke(session.account_id, client_id)
     return redirect(url_for("account_pages.show", notice="consent_revoked"), 303)
 
 
@@ -326,7 +275,7 @@ def start_update() -> Response | tuple[str, int]:
     if session is None:
         return _expired_page()
     _checked_form(session)
-    account = account_context().accounts.find(session.owner, session.account_id)
+    account = services().accounts.find(session.owner, session.account_id)
     if account is None:
         return _expired_page()
     return _start_verification("account_update", session, account, url_for("account_pages.show"))
@@ -337,7 +286,7 @@ def sign_out() -> Response:
     secret, session = _session()
     if session is not None:
         _checked_form(session)
-    account_context().account_sessions.end(secret)
+    services().account_sessions.end(secret)
     page, status = error_page(
         "You've left your account page",
         "To open it again, go back to the site you came from.",
@@ -347,7 +296,7 @@ def sign_out() -> Response:
     response.delete_cookie(
         ACCOUNT_COOKIE,
         path=ACCOUNT_PATH,
-        secure=account_context().secure_cookies,
+        secure=services().settings.secure_cookies,
         httponly=True,
         samesite="Lax",
     )

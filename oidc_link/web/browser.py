@@ -14,7 +14,7 @@ from flask import Response, after_this_request, request
 
 from oidc_link.ids import new_secret, same
 from oidc_link.sessions import began_under_host_cookie
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 
 BROWSER_COOKIE = "oidc_link_browser"
 SESSION_COOKIE = "oidc_link_session"
@@ -30,7 +30,7 @@ def cookie_name(name: str, *, secure: bool) -> str:
 
 
 def _secure() -> bool:
-    return web_context().services.settings.secure_cookies
+    return services().settings.secure_cookies
 
 
 def browser_id() -> str | None:
@@ -78,10 +78,10 @@ def _moved_session(legacy: str) -> str | None:
     session set from a sibling subdomain to sign this browser in as them. Older sessions end
     within ``session_absolute``, after which no plain cookie is taken at all.
     """
-    context = web_context()
+    sessions = services().sessions
     moved = (
         not began_under_host_cookie(legacy)
-        and context.services.store.sessions.load(legacy) is not None
+        and services().store.sessions.load(legacy) is not None
     )
 
     @after_this_request
@@ -91,7 +91,7 @@ def _moved_session(legacy: str) -> str | None:
         # has the last word on the new name.
         if moved and HOST_PREFIX + SESSION_COOKIE not in already:
             set_session_cookie(
-                response, legacy, secure=True, max_age=context.sessions.cookie_lifetime
+                response, legacy, secure=True, max_age=sessions.cookie_lifetime
             )
         if SESSION_COOKIE not in already:
             response.delete_cookie(

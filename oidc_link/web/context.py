@@ -1,4 +1,5 @@
-"""What the views need, attached to the Flask app once by create_web_app()."""
+"""The web layer's one accessor: the Services create_web_app() attached to the app, as
+flaskr's get_db; views take what they need from it and build nothing themselves."""
 
 from __future__ import annotations
 
@@ -6,21 +7,24 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from oidc_link.interaction import Interaction
-from oidc_link.oauth import Provider
 from oidc_link.services import Services
-from oidc_link.sessions import Sessions
+from oidc_link.web.public_documents import PublicDocuments
 
 EXTENSION_NAME = "oidc_link"
 
 
 @dataclass(frozen=True)
 class WebContext:
+    """The app's one extension slot: the services, and the public documents encoded with
+    the app's own JSON provider (a web presenter, so not a service)."""
+
     services: Services
-    interaction: Interaction
-    provider: Provider
-    sessions: Sessions
+    documents: PublicDocuments
 
 
-def web_context() -> WebContext:
-    return current_app.extensions[EXTENSION_NAME]
+def services() -> Services:
+    return current_app.extensions[EXTENSION_NAME].services
+
+
+def public_documents() -> PublicDocuments:
+    return current_app.extensions[EXTENSION_NAME].documents

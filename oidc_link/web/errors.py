@@ -27,8 +27,12 @@ from oidc_link.errors import (
     StoreUnavailableError,
 )
 from oidc_link.logout import LogoutConfirmationError
-from oidc_link.oauth import AuthorizationPageError, InvalidAccessTokenError, ProtocolResponse
-from oidc_link.web.context import web_context
+from oidc_link.oauth.messages import (
+    AuthorizationPageError,
+    InvalidAccessTokenError,
+    ProtocolResponse,
+)
+from oidc_link.web.context import services
 
 HTTP_MESSAGES = {
     404: "There is nothing at this address. Go back to the site you came from and start again.",
@@ -187,7 +191,7 @@ def _site_of(client_id: str | None, redirect_uri: str | None) -> tuple[str | Non
     """The site a stopped flow came from: its name and home page (the redirect URI's origin)."""
     if not client_id or not redirect_uri:
         return None, None
-    client = web_context().services.settings.client(client_id)
+    client = services().settings.client(client_id)
     if client is None or redirect_uri not in client.redirect_uris:
         return None, None
     parts = urlsplit(redirect_uri)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from oidc_link.errors import StoreUnavailableError
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 
 health = Blueprint("health", __name__)
 
@@ -41,12 +41,12 @@ def readiness() -> Response:
     that far off, which strict relying parties reject (from the future) or take for
     expired, so the balancer had better send sign-ins to an instance with the right time.
     """
-    services = web_context().services
+    found = services()
     try:
-        reading = services.clock_skew.check()
+        reading = found.clock_skew.check()
     except StoreUnavailableError:
         reading = None
-    keys_ok = services.keys.ready()
+    keys_ok = found.keys.ready()
     clock = "unknown" if reading is None else "ok" if reading.within_limit else "skewed"
     checks = {
         "redis": "unreachable" if reading is None else "ok",

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
-    current_app,
     make_response,
     redirect,
     render_template,
@@ -21,7 +20,7 @@ from flask import (
 )
 
 from oidc_link.config import ClientSettings
-from oidc_link.logout import EndSessionRequest, Logout, LogoutConfirmationError, LogoutRequestError
+from oidc_link.logout import EndSessionRequest, LogoutConfirmationError, LogoutRequestError
 from oidc_link.web.browser import (
     bind_browser,
     browser_id,
@@ -29,12 +28,11 @@ from oidc_link.web.browser import (
     clear_session_cookie,
     session_secret,
 )
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 from oidc_link.web.errors import page_for
 
 log = logging.getLogger(__name__)
 
-LOGOUT_EXTENSION = "oidc_link_logout"
 # RP-Initiated Logout 1.0 §2.
 END_SESSION_PARAMETERS = (
     "id_token_hint",
@@ -51,25 +49,21 @@ STAY = "stay"
 logout_pages = Blueprint("logout", __name__)
 
 
-def _logout() -> Logout:
-    return current_app.extensions[LOGOUT_EXTENSION]
-
-
 def _secure() -> bool:
-    return web_context().services.settings.secure_cookies
+    return services().settings.secure_cookies
 
 
 @logout_pages.route("/logout", methods=["GET", "POST"])
 def end_session() -> Response | tuple[str, int]:
     """§2: GET with query parameters, or POST with form parameters."""
     parameters = request.args if request.method == "GET" else request.form
-    logout = _logout()
+    logout = services().logout
     try:
         asked = logout.check(parameters.to_dict(flat=True))
     except LogoutRequestError as error:
         log.info("Refused logout request without redirect: %s", error)
         return page_for(error).response()
-    sessions = web_context().sessions
+    sessions = services().sessions
     secret = session_secret()
     if secret is None and request.method == "POST":
         # A relying party's cross-site form POST does not carry our SameSite=Lax session
@@ -98,7 +92,9 @@ def end_session() -> Response | tuple[str, int]:
 @logout_pages.post("/logout/<logout_id>")
 def confirm(logout_id: str) -> Response | tuple[str, int]:
     try:
-        asked = _logout().answer(logout_id, browser_id(), request.form.get("csrf_token", ""))
+        asked = services().logout.answer(
+            logout_id, browser_id(), request.form.get("csrf_token", "")
+        )
     except LogoutConfirmationError as error:
         return page_for(error).response()
     if request.form.get("choice") != SIGN_OUT:
@@ -109,9 +105,9 @@ def confirm(logout_id: str) -> Response | tuple[str, int]:
         page = render_template("logged_out.html", signed_out=False, back_url=back_url, site=site)
         return make_response(page, 200)
     secret = session_secret()
-    session = web_context().sessions.find(secret)
+    session = services().sessions.find(secret)
     if session is not None and secret is not None:
-        _logout().end(secret, session)
+        services().logout.end(secret, session)
     return _signed_out(asked)
 
 

@@ -9,19 +9,15 @@ import logging
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from oidc_link.errors import (
-    FlowClientChangedError,
-    FlowError,
-    FlowFinishedError,
-    FlowNotFoundError,
-)
+from oidc_link.errors import FlowClientChangedError, FlowError, FlowFinishedError
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
-from oidc_link.oauth import AuthorizationPageError, ProtocolResponse
-from oidc_link.web.account import finish_link_flow, is_link_flow, leave_link_flow
+from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
+from oidc_link.sign_in import Finished, Next, SignInRequest, Via
+from oidc_link.web.account import is_link_flow, leave_link_flow
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
 
@@ -75,7 +71,7 @@ def authorization_error(error: AuthorizationPageError) -> Response:
 
 @pages.get("/signin/<flow_id>")
 def show(flow_id: str) -> tuple[str, int]:
-    flow = web_context().interaction.view(_flow_request(flow_id, form=False))
+    flow = services().interaction.view(_flow_request(flow_id, form=False))
     problem = _notice()
     if problem is None:
         return _render(flow)
@@ -94,34 +90,24 @@ def _in_words(seconds: int | None) -> str:
 
 @pages.post("/signin/<flow_id>/email")
 def submit_email(flow_id: str) -> Response:
-    interaction = web_context().interaction
+    interaction = services().interaction
     return _after(interaction.submit_email(_flow_request(flow_id), request.form.get("email", "")))
 
 
 @pages.post("/signin/<flow_id>/code")
 def submit_code(flow_id: str) -> Response:
-    context = web_context()
-
-    started: list[str] = []
+    found = services()
+    finished: list[Finished] = []
 
     def finish(flow: Flow, identity: Identity) -> str:
-        if is_link_flow(flow):
-            # Onboarding or an update (Account Links): no SSO session, no code.
-            return finish_link_flow(flow, identity) or _email_taken(flow)
-        # The session starts before the code is issued, so the code carries its sid; both
-        # are stored in one MULTI (one Redis round trip) as the block ends.
-        with context.services.store.writes() as writes:
-            secret, session = context.sessions.begin(identity, _device(), writes)
-            started.append(secret)
-            if context.provider.consent_request(
-                flow.client_id, flow.authorization, identity
-            ).needed:
-                return _consent_page(flow, identity)
-            return _location(
-                context.provider.approve(flow.authorization, identity, session, writes)
-            )
+        # Runs under the flow's lock; sign_in.py decides, this page only says where to.
+        outcome = found.sign_in.complete(
+            SignInRequest.of(flow), identity, Via.CODE, browser=browser_id(), device=_device()
+        )
+        finished.append(outcome)
+        return _where(outcome)
 
-    outcome = context.interaction.submit_code(
+    outcome = found.interaction.submit_code(
         _flow_request(flow_id), request.form.get("code", ""), finish
     )
     if isinstance(outcome, Completion):
@@ -134,12 +120,14 @@ def submit_code(flow_id: str) -> Response:
             authorization.get("redirect_uri"),
             authorization.get("response_mode"),
         )
-        set_session_cookie(
-            response,
-            started[0],
-            secure=context.services.settings.secure_cookies,
-            max_age=context.sessions.cookie_lifetime,
-        )
+        secret = finished[0].session_secret
+        if secret is not None:
+            set_session_cookie(
+                response,
+                secret,
+                secure=found.settings.secure_cookies,
+                max_age=found.sessions.cookie_lifetime,
+            )
         return response
     return _after(outcome)
 
@@ -147,20 +135,34 @@ def submit_code(flow_id: str) -> Response:
 @pages.post("/signin/<flow_id>/allow")
 def allow(flow_id: str) -> Response:
     """Allow on the consent page: remembered for this client, then the code goes to the RP."""
-    context = web_context()
-    session = context.sessions.find(session_secret())
+    found = services()
+    session = found.sessions.find(session_secret())
 
     def approve(flow: Flow, identity: Identity) -> str:
-        context.provider.remember_consent(flow.client_id, flow.authorization, identity)
-        # The code carries the sid of the session this very sign-in started (or came from).
-        same_sign_in = session if session is not None and session.identity == identity else None
-        return _location(context.provider.approve(flow.authorization, identity, same_sign_in))
+        return _where(
+            found.sign_in.complete(
+                SignInRequest.of(flow), identity, Via.CONSENT, browser=None, session=session
+            )
+        )
 
-    outcome = context.interaction.allow(_flow_request(flow_id), approve)
+    outcome = found.interaction.allow(_flow_request(flow_id), approve)
     authorization = outcome.flow.authorization
     return authorization_answer(
         outcome.redirect_to, authorization.get("redirect_uri"), authorization.get("response_mode")
     )
+
+
+def _where(outcome: Finished) -> str:
+    """The URL a finished sign-in sends the browser to: the RP (or return_url), else the
+    page of the new flow sign_in.py started."""
+    if outcome.next is Next.REDIRECT:
+        if not outcome.location:
+            raise RuntimeError("an authorization response is always a redirect")
+        return outcome.location
+    assert outcome.flow is not None
+    if outcome.next is Next.EMAIL_TAKEN:
+        return url_for("pages.show", flow_id=outcome.flow.id, notice=Problem.EMAIL_TAKEN.value)
+    return url_for("pages.show", flow_id=outcome.flow.id)
 
 
 def flow_page(flow: Flow) -> tuple[str, int]:
@@ -179,22 +181,10 @@ def pending_flow_page(flow_id: str) -> tuple[str, int] | None:
     if browser_id() is None:
         return None  # the binding cookie is gone (a new browser session): nothing to show
     try:
-        flow = web_context().interaction.view(_flow_request(flow_id, form=False))
+        flow = services().interaction.view(_flow_request(flow_id, form=False))
     except FlowError:
         return None
     return _render(flow)
-
-
-def _email_taken(flow: Flow) -> str:
-    """The verified email is another account's at this platform: a fresh flow at the
-    email step, saying so (the ended flow can't be resumed)."""
-    browser = browser_id()
-    if browser is None:  # _resume has checked the binding cookie: never the case
-        raise FlowNotFoundError()
-    again = web_context().interaction.start(
-        flow.client_id, flow.authorization, browser, account_link=flow.account_link
-    )
-    return url_for("pages.show", flow_id=again.id, notice=Problem.EMAIL_TAKEN.value)
 
 
 def _device() -> str | None:
@@ -202,40 +192,29 @@ def _device() -> str | None:
     return describe_device(request.headers.get("User-Agent"))
 
 
-def _consent_page(flow: Flow, identity: Identity) -> str:
-    """Where a signed-in person is asked to consent: a new flow at the consent step, bound
-    to this browser. (The sign-in's own flow has ended, so a double submit lands here too.)"""
-    browser = browser_id()
-    if browser is None:  # _resume has checked the binding cookie: never the case
-        raise FlowNotFoundError()
-    consent = web_context().interaction.start(flow.client_id, flow.authorization, browser, identity)
-    return url_for("pages.show", flow_id=consent.id)
-
-
 @pages.post("/signin/<flow_id>/resend")
 def resend_code(flow_id: str) -> Response:
-    return _after(web_context().interaction.resend_code(_flow_request(flow_id)))
+    return _after(services().interaction.resend_code(_flow_request(flow_id)))
 
 
 @pages.post("/signin/<flow_id>/restart")
 def restart(flow_id: str) -> Response:
-    flow = web_context().interaction.use_another_email(_flow_request(flow_id))
+    flow = services().interaction.use_another_email(_flow_request(flow_id))
     return redirect(url_for("pages.show", flow_id=flow.id), 303)
 
 
 @pages.post("/signin/<flow_id>/cancel")
 def cancel(flow_id: str) -> Response:
-    context = web_context()
-
+    found = services()
     ended: list[Flow] = []
 
     def deny(flow: Flow) -> str:
         ended.append(flow)
         if is_link_flow(flow):
             return leave_link_flow(flow)
-        return _location(context.provider.deny(flow.authorization))
+        return _location(found.provider.deny(flow.authorization))
 
-    location = context.interaction.cancel(_flow_request(flow_id), deny)
+    location = found.interaction.cancel(_flow_request(flow_id), deny)
     authorization = ended[0].authorization
     return authorization_answer(
         location, authorization.get("redirect_uri"), authorization.get("response_mode")
@@ -285,11 +264,11 @@ def _status_of(problem: Problem) -> int:
 
 
 def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[str, int]:
-    context = web_context()
-    client = context.services.settings.client(flow.client_id)
+    found = services()
+    client = found.settings.client(flow.client_id)
     consent = None
     if flow.step == FlowStep.CONSENT and flow.identity is not None:
-        consent = context.provider.consent_request(
+        consent = found.provider.consent_request(
             flow.client_id, flow.authorization, flow.identity
         )
     page = render_template(

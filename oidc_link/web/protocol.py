@@ -18,12 +18,13 @@ from flask import (
 
 from oidc_link.ids import digest
 from oidc_link.models import Flow
-from oidc_link.oauth import (
+from oidc_link.oauth.messages import (
     AuthorizationPageError,
     InvalidAccessTokenError,
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.sign_in import Next, SignInRequest, Via
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import (
     authorize_flow,
@@ -32,14 +33,13 @@ from oidc_link.web.browser import (
     remember_authorize_flow,
     session_secret,
 )
-from oidc_link.web.context import web_context
+from oidc_link.web.context import public_documents, services
 from oidc_link.web.errors import page_for, protocol_error
 from oidc_link.web.pages import flow_page, pending_flow_page
 from oidc_link.web.public_documents import (
     CONDITIONAL_REQUEST_HEADERS,
     DISCOVERY_PATH,
     JWKS_PATH,
-    public_documents,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def jwks() -> Response:
 
 @protocol.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
-    context = web_context()
+    found = services()
     fingerprint = _request_fingerprint()
     remembered = authorize_flow(fingerprint)
     if remembered is not None:
@@ -92,31 +92,29 @@ def authorize() -> Response | tuple[str, int]:
         page = pending_flow_page(remembered)
         if page is not None:
             return page
-    session = context.sessions.find(session_secret())
+    session = found.sessions.find(session_secret())
     try:
         # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
-        authorization = context.provider.resolve_authorization_request(protocol_request())
-        outcome = context.provider.validate_authorization(authorization, session)
+        authorization = found.provider.resolve_authorization_request(protocol_request())
+        outcome = found.provider.validate_authorization(authorization, session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
         return page_for(error).response()
     if isinstance(outcome, ProtocolResponse):
         return _deliver(outcome, authorization.parameters)
-    signed_in, client_id = outcome.signed_in, outcome.client.client_id
-    provider = context.provider
-    if signed_in and provider.consent_request(client_id, outcome.parameters, signed_in).needed:
-        # A third-party client not (yet, or no longer) approved, or prompt=consent: the
-        # session spares the SMS, and the flow begins at the consent step (OIDC Core §3.1.2.4).
-        browser = browser_id_or_new()
-        flow = context.interaction.start(client_id, outcome.parameters, browser, signed_in)
-        return _to_flow_page(flow.id, browser)
-    if outcome.signed_in is not None:
-        # Single sign-on: the session answers, no page and no SMS (auth_time stays the
-        # time of the real sign-in).
-        answer = context.provider.approve(outcome.parameters, outcome.signed_in, session)
-        return _deliver(answer, outcome.parameters)
     browser = browser_id_or_new()
-    flow = context.interaction.start(outcome.client.client_id, outcome.parameters, browser)
+    request_for = SignInRequest(outcome.client.client_id, outcome.parameters)
+    if outcome.signed_in is not None:
+        # Single sign-on: the session spares the SMS (auth_time stays the time of the real
+        # sign-in); sign_in.py answers with a code, or with the consent step.
+        finished = found.sign_in.complete(
+            request_for, outcome.signed_in, Via.SESSION, browser=browser, session=session
+        )
+        if finished.next is Next.CONSENT and finished.flow is not None:
+            return _to_flow_page(finished.flow.id, browser)
+        assert finished.answer is not None
+        return _deliver(finished.answer, outcome.parameters)
+    flow = found.interaction.start(outcome.client.client_id, outcome.parameters, browser)
     return _first_page(flow, browser, fingerprint)
 
 
@@ -129,7 +127,7 @@ def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
     it under this request, for a reload of the URL the browser now shows.
     """
     response = make_response(flow_page(flow))
-    secure = web_context().services.settings.secure_cookies
+    secure = services().settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     remember_authorize_flow(response, flow.id, fingerprint, secure=secure)
     return response
@@ -138,7 +136,7 @@ def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
 def _to_flow_page(flow_id: str, browser: str) -> Response:
     """To a hosted page of a new flow, with the cookie that binds it to this browser."""
     response = redirect(url_for("pages.show", flow_id=flow_id), 303)
-    secure = web_context().services.settings.secure_cookies
+    secure = services().settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     return response
 
@@ -152,7 +150,7 @@ def _request_fingerprint() -> str:
 
 @protocol.post("/token")
 def token() -> Response:
-    return to_flask(web_context().provider.token(protocol_request()))
+    return to_flask(services().provider.token(protocol_request()))
 
 
 @protocol.post("/par")
@@ -165,17 +163,17 @@ def pushed_authorization_request() -> Response:
         )
         response.status_code = 400
         return response
-    return to_flask(web_context().provider.push_authorization(protocol_request()))
+    return to_flask(services().provider.push_authorization(protocol_request()))
 
 
 @protocol.post("/revoke")
 def revoke() -> Response:
-    return to_flask(web_context().provider.revocation(protocol_request()))
+    return to_flask(services().provider.revocation(protocol_request()))
 
 
 @protocol.post("/introspect")
 def introspect() -> Response:
-    return to_flask(web_context().provider.introspection(protocol_request()))
+    return to_flask(services().provider.introspection(protocol_request()))
 
 
 @protocol.route("/userinfo", methods=["GET", "POST"])
@@ -186,7 +184,7 @@ def userinfo() -> Response:
     if access_token is None and request.method == "POST":
         access_token = request.form.get("access_token")  # RFC 6750 §2.2
     try:
-        claims = web_context().provider.userinfo(access_token)
+        claims = services().userinfo.claims(access_token)
     except InvalidAccessTokenError as error:
         return to_flask(protocol_error(error))
     return jsonify(claims)

@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 
 from oidc_link.config import SUPPORTED_SCOPES, Settings
 from oidc_link.keys import SigningKeys
 from oidc_link.oauth.claims import ACR_SMS_OTP
 from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
 from oidc_link.oauth.grants import RESPONSE_MODES, TOKEN_AUTH_METHODS
-from oidc_link.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
+from oidc_link.oauth.tokens import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks.json"
@@ -36,7 +36,6 @@ CONDITIONAL_REQUEST_HEADERS = frozenset(
         "HTTP_RANGE",
     }
 )
-DOCUMENTS_EXTENSION = "oidc_link_documents"
 
 
 def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, Any]:
@@ -174,11 +173,6 @@ class PublicDocuments:
             ("jwks", *(key["kid"] for key in key_set["keys"])), lambda: key_set
         )
         return PublicDocument(body, _public_json_headers(self._jwks_cache, etag))
-
-
-def public_documents() -> PublicDocuments:
-    """The current app's, made by create_web_app."""
-    return current_app.extensions[DOCUMENTS_EXTENSION]
 
 
 def _public_json_headers(

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Response, jsonify
 
-from oidc_link.account_links import AccountLinks
-from oidc_link.accounts import Accounts
-from oidc_link.idempotency import Idempotency
-from oidc_link.services import Services
-from oidc_link.web.api.auth import API_EXTENSION, ApiContext, api_context, authenticate, caller
+from oidc_link.web.api.auth import authenticate, caller
 from oidc_link.web.api.errors import ApiError
 from oidc_link.web.api.idempotent import run_idempotently
 from oidc_link.web.api.objects import (
@@ -30,26 +26,12 @@ from oidc_link.web.api.params import (
     request_params,
     text_param,
 )
+from oidc_link.web.context import services
 
 API_PREFIX = "/v1"
 
 api = Blueprint("api", __name__, url_prefix=API_PREFIX)
 api.before_request(authenticate)
-
-
-def install_api(app: Flask, services: Services) -> None:
-    settings = services.settings
-    accounts = Accounts(services.store, services.clock, settings.subject_salt)
-    app.extensions[API_EXTENSION] = ApiContext(
-        clients=settings.clients,
-        accounts=accounts,
-        idempotency=Idempotency(services.store),
-        store=services.store,
-        links=AccountLinks(
-            services.store, services.clock, settings.lifetimes, accounts, settings.issuer
-        ),
-    )
-    app.register_blueprint(api)
 
 
 # --- Accounts. ---
@@ -71,7 +53,7 @@ def create_account() -> tuple[Response, int]:
     only(params, ("type", "email", "metadata"))
 
     def create() -> tuple[dict[str, Any], int]:
-        account = api_context().accounts.create(
+        account = services().accounts.create(
             caller().owner,
             text_param(params, "type"),
             email=text_param(params, "email"),
@@ -86,7 +68,7 @@ def create_account() -> tuple[Response, int]:
 @api.get("/accounts/<account_id>")
 def retrieve_account(account_id: str) -> Response:
     only(request_params(), ())
-    account = api_context().accounts.find(caller().owner, account_id)
+    account = services().accounts.find(caller().owner, account_id)
     if account is None:
         raise _no_such_account(account_id)
     return jsonify(account_object(account))
@@ -98,14 +80,14 @@ def list_accounts() -> Response:
     only(params, ("limit", "starting_after"))
     limit = limit_param(params)
     starting_after = text_param(params, "starting_after") or None
-    page = api_context().accounts.page(caller().owner, limit, starting_after)
+    page = services().accounts.page(caller().owner, limit, starting_after)
     return jsonify(account_list(page, f"{API_PREFIX}/accounts"))
 
 
 @api.delete("/accounts/<account_id>")
 def delete_account(account_id: str) -> Response:
     only(request_params(), ())
-    if not api_context().accounts.delete(caller().owner, account_id):
+    if not services().accounts.delete(caller().owner, account_id):
         raise _no_such_account(account_id)
     return jsonify(deleted_account(account_id))
 
@@ -120,7 +102,7 @@ def create_account_link() -> tuple[Response, int]:
     signer = caller()
 
     def create() -> tuple[dict[str, Any], int]:
-        minted = api_context().links.create_account_link(
+        minted = services().account_links.create_account_link(
             signer.owner,
             signer.client.client_id,
             text_param(params, "account"),
@@ -140,7 +122,7 @@ def create_login_link(account_id: str) -> tuple[Response, int]:
     signer = caller()
 
     def create() -> tuple[dict[str, Any], int]:
-        minted = api_context().links.create_login_link(
+        minted = services().account_links.create_login_link(
             signer.owner, signer.client.client_id, account_id
         )
         return login_link_object(minted), 200

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import g, request
 
-from oidc_link.account_links import AccountLinks
-from oidc_link.accounts import Accounts
 from oidc_link.config import ClientSettings
-from oidc_link.idempotency import Idempotency
 from oidc_link.ids import digest, same
-from oidc_link.store import Store
 from oidc_link.web.api.errors import ApiError
-from oidc_link.web.context import web_context
+from oidc_link.web.context import services
 
-API_EXTENSION = "oidc_link_api"
 # Requests per second per API key: Stripe's default for live mode. A fixed one-second window
 # in Redis, so every worker process counts together.
 REQUESTS_PER_SECOND = 100
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    clients: tuple[ClientSettings, ...]
-    accounts: Accounts
-    idempotency: Idempotency
-    store: Store
-    links: AccountLinks
 
 
 @dataclass(frozen=True)
@@ -44,10 +30,6 @@ class Caller:
     def owner(self) -> str:
         # Clients of one owner that share a sector share their accounts (issue 6).
         return self.client.subject_sector
-
-
-def api_context() -> ApiContext:
-    return current_app.extensions[API_EXTENSION]
 
 
 def caller() -> Caller:
@@ -67,14 +49,14 @@ def authenticate() -> None:
     presented = digest(key)
     found: ClientSettings | None = None
     # Every configured hash is compared, in constant time, whatever matches first.
-    for client in api_context().clients:
+    for client in services().settings.clients:
         for key_hash in client.api_keys:
             if same(key_hash, presented):
                 found = client
     if found is None:
         raise ApiError(401, "authentication_error", "Invalid API key provided.")
-    if api_context().store.limits.count("api", presented, 1) > REQUESTS_PER_SECOND:
-        web_context().services.metrics.rate_limited("api_requests_per_second")
+    if services().store.limits.count("api", presented, 1) > REQUESTS_PER_SECOND:
+        services().metrics.rate_limited("api_requests_per_second")
         raise ApiError(
             429,
             "rate_limit_error",

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from oidc_link.idempotency import (
+from oidc_link.platform.idempotency import (
     MAX_KEY_LENGTH,
     InFlight,
     Mismatch,
@@ -17,8 +17,9 @@ from oidc_link.idempotency import (
     StoredResponse,
     fingerprint,
 )
-from oidc_link.web.api.auth import api_context, caller
+from oidc_link.web.api.auth import caller
 from oidc_link.web.api.errors import ApiError
+from oidc_link.web.context import services
 
 
 def run_idempotently(
@@ -34,7 +35,7 @@ def run_idempotently(
             "invalid_request_error",
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
         )
-    idempotency = api_context().idempotency
+    idempotency = services().idempotency
     scope = caller().key_digest
     api_key = caller().key
     outcome = idempotency.begin(scope, key, fingerprint("POST", request.path, params), api_key)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from oidc_link.account_links import MintedLink
-from oidc_link.accounts import Account, AccountPage
+from oidc_link.platform.account_links import MintedLink
+from oidc_link.platform.accounts import Account, AccountPage
 
 
 def account_object(account: Account) -> dict[str, Any]:

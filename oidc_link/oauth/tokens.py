@@ -1,14 +1,15 @@
 """The token lifecycle after a code is redeemed: families, refresh rotation, revocation.
 
 Authlib's refresh grant and RFC 7009 / RFC 7662 endpoints, over the store. Framework-free;
-oauth.py registers these on the Provider. Nothing here issues codes or shows pages.
+oauth/__init__.py registers these on the Provider. Nothing here issues codes or shows pages.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
@@ -27,9 +28,6 @@ from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
 from oidc_link.ids import new_id
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
 from oidc_link.store import Store, Writes
-
-if TYPE_CHECKING:
-    from oidc_link.oauth import Provider
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +243,23 @@ class TokenLifecycle:
         return claims
 
 
+class TokenServer(Protocol):
+    """What the grant and endpoints below use of the server Authlib hands them (the
+    Provider), declared here so that this module imports nothing that registers it."""
+
+    tokens: TokenLifecycle
+
+
+# Signs the ID token of a token response: (Authlib's token, what it was issued from).
+IdTokenSigner = Callable[[dict[str, Any], AuthorizationCode | RefreshToken], str]
+
+
 class RefreshGrant(RefreshTokenGrant):
     """``grant_type=refresh_token`` with rotation on every use (RFC 9700 §4.14.2)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
-    server: Provider
+    server: TokenServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> FoundToken | None:
         found = self.server.tokens.find_refresh_token(refresh_token)
@@ -276,11 +285,11 @@ class RefreshIDToken(OpenIDToken):
     """A new ID token in the refresh response (OIDC Core §12.2): same iss, sub, aud and
     auth_time as the first one, and no nonce."""
 
-    def __init__(self, provider: Provider) -> None:
-        self.provider = provider
+    def __init__(self, sign: IdTokenSigner) -> None:
+        self.sign = sign
 
     def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        return self.provider.id_token(token, request.refresh_token.record)
+        return self.sign(token, request.refresh_token.record)
 
 
 def _require_token(request: OAuth2Request) -> None:
@@ -295,7 +304,7 @@ class Revocation(RevocationEndpoint):
     """``POST /revoke`` (RFC 7009)."""
 
     CLIENT_AUTH_METHODS = REVOCATION_AUTH_METHODS
-    server: Provider
+    server: TokenServer
 
     def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
         _require_token(request)
@@ -318,7 +327,7 @@ class Introspection(IntrospectionEndpoint):
     """``POST /introspect`` (RFC 7662): a client may introspect its own tokens only."""
 
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
-    server: Provider
+    server: TokenServer
 
     def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
         _require_token(request)
