@@ -24,16 +24,9 @@ from oidc_link.errors import (
     FlowStepError,
 )
 from oidc_link.ids import digest
-from oidc_link.interaction import (
-    DOUBLE_SUBMIT_SECONDS,
-    LOCK_POLL_SECONDS,
-    LOCK_WAIT_SECONDS,
-    Completion,
-    FlowRequest,
-    Interaction,
-    Problem,
-    StepResult,
-)
+from oidc_link.interaction import Completion, FlowRequest, Interaction, Problem, StepResult
+from oidc_link.interaction.admission import DOUBLE_SUBMIT_SECONDS
+from oidc_link.interaction.flow_lock import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from oidc_link.link import (
     LinkClient,
     LinkError,

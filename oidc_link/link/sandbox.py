@@ -32,7 +32,7 @@ MAGIC_CODES = {
     "000005": LinkErrorKind.UNAVAILABLE,
 }
 # Emails whose local part makes Link refuse the lookup, at any domain, so the pages for a
-# busy or unreachable Link can be seen (interaction.REHEARSED_LIMITS does our own limits).
+# busy or unreachable Link can be seen (interaction/rate_limits.py rehearses our own limits).
 MAGIC_LOOKUPS = {
     "link-rate-limited": LinkErrorKind.RATE_LIMITED,
     "link-unavailable": LinkErrorKind.UNAVAILABLE,

@@ -1,5 +1,6 @@
 """Rate-limit counters in Redis: fixed windows, counted atomically; losing them only
-forgives a few requests. Counts only: which limits apply is interaction.py's business."""
+forgives a few requests. Counts only: which limits apply is
+interaction/rate_limits.py's business."""
 
 from __future__ import annotations
 

@@ -1,0 +1,90 @@
+"""Whether a request may act on a stored flow (not expired, the browser that started it, the
+form's CSRF token), and why a flow is gone: the record a flow's end leaves, which sends a
+double submit where the first went. Which step may follow which is models.TRANSITIONS'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oidc_link.clock import Clock
+from oidc_link.errors import (
+    FlowBrowserMismatchError,
+    FlowExpiredError,
+    FlowFinishedError,
+    FlowFormExpiredError,
+    FlowNotFoundError,
+)
+from oidc_link.ids import digest, same
+from oidc_link.interaction.outcomes import log_failure
+from oidc_link.metrics import Metrics
+from oidc_link.models import FinishedFlow, Flow
+from oidc_link.sealed import seal, unseal
+from oidc_link.store.flows import FlowStore
+
+# A double click on "Verify" lands where the first click went, but only this soon after:
+# later, the code has likely been redeemed and replaying it would only hurt.
+DOUBLE_SUBMIT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """Who asks: the flow, the browser's binding cookie, the form's CSRF token, the address."""
+
+    flow_id: str
+    browser_id: str | None
+    csrf_token: str | None = None
+    client_ip: str = ""
+
+
+class Admission:
+    """The checks at the door of every step, and the note a finished flow leaves behind."""
+
+    def __init__(self, flows: FlowStore, clock: Clock, metrics: Metrics) -> None:
+        self._flows = flows
+        self._clock = clock
+        self._metrics = metrics
+
+    def admit(self, request: FlowRequest, flow: Flow | None, *, check_form: bool = True) -> Flow:
+        """``flow``, as stored for ``request`` (None: gone), if this request may act on it."""
+        if flow is None:
+            raise self._missing(request)
+        redirect_uri = flow.authorization.get("redirect_uri")
+        if flow.expires_at <= self._clock.now():
+            if check_form:  # someone acting on it, not each reload of its page
+                self._metrics.sign_in_failed(flow.client_id, "expired")
+                log_failure(flow, "expired")
+            raise FlowExpiredError(flow.client_id, redirect_uri)
+        if not request.browser_id or not same(flow.browser_digest, digest(request.browser_id)):
+            self._metrics.sign_in_failed(flow.client_id, "wrong_browser")
+            log_failure(flow, "wrong_browser")
+            raise FlowBrowserMismatchError(flow.client_id, redirect_uri)
+        if check_form and not same(request.csrf_token or "", flow.csrf_token):
+            raise FlowFormExpiredError(flow.client_id, redirect_uri)
+        return flow
+
+    def ending(self, flow: Flow, request: FlowRequest, redirect_to: str) -> FinishedFlow:
+        """How ``flow`` ended, to keep in its place: where the browser went, sealed to that
+        browser, so a double submit within DOUBLE_SUBMIT_SECONDS can follow it there."""
+        sealed = seal(redirect_to, request.browser_id, flow.id) if request.browser_id else None
+        return FinishedFlow(
+            client_id=flow.client_id,
+            redirect_uri=flow.authorization.get("redirect_uri"),
+            sealed_redirect=sealed,
+            redirect_valid_until=self._clock.now() + DOUBLE_SUBMIT_SECONDS,
+            response_mode=flow.authorization.get("response_mode", "query"),
+        )
+
+    def _missing(self, request: FlowRequest) -> FlowNotFoundError | FlowFinishedError:
+        """Why a flow is gone: it ended (and where a double submit goes), or it never was."""
+        ended = self._flows.load_finished(request.flow_id)
+        if ended is None:
+            return FlowNotFoundError()
+        resume_at = None
+        double_submit = (
+            request.csrf_token is not None and self._clock.now() <= ended.redirect_valid_until
+        )
+        if double_submit and ended.sealed_redirect and request.browser_id:
+            resume_at = unseal(ended.sealed_redirect, request.browser_id, request.flow_id)
+        return FlowFinishedError(
+            ended.client_id, ended.redirect_uri, resume_at, ended.response_mode
+        )

@@ -1,0 +1,113 @@
+"""Which rate limits a sign-in step counts against, and what a refusal says: the lookups per
+client network, an SMS's resend cooldown, resends per flow and counted SMS allowances, and
+the sandbox's rehearsed limits. Counting is the store's (store/limits.py); words the page's."""
+
+from __future__ import annotations
+
+from oidc_link.clock import Clock
+from oidc_link.config import Limits
+from oidc_link.interaction.outcomes import Problem
+from oidc_link.metrics import Metrics
+from oidc_link.models import Flow
+from oidc_link.store.limits import LimitStore, RateLimit
+
+# The rate-limit counters of the store, by the [limits] setting they are held to. None is
+# keyed on a value that unrelated people share (such as a redacted phone number), so no one
+# can spend another person's allowance: see docs/security.md.
+LIMIT_OF_COUNTER = {
+    "lookup_ip": "lookups_per_ip",
+    "sms_email_network": "sms_per_email",
+    "sms_email": "sms_per_email_ceiling",
+    "client_sms": "client_daily_sms",
+}
+# Sandbox only: emails whose local part answers as if one of our limits was reached, so a
+# developer can see each limit page with the SMS limits off (docs/configuration.md).
+REHEARSED_LIMITS = {
+    "too-many-lookups": Problem.TOO_MANY_LOOKUPS,
+    "too-many-sms": Problem.TOO_MANY_SMS,
+}
+REHEARSED_WAIT = 300  # seconds the rehearsed limit pages say to wait
+
+# A limit reached: the problem to show, and the seconds to wait when there is an end to it.
+Refusal = tuple[Problem, int | None]
+
+
+class SignInLimits:
+    """The [limits] of the email and code steps, held against one visitor's requests."""
+
+    def __init__(
+        self,
+        counters: LimitStore,
+        clock: Clock,
+        limits: Limits,
+        metrics: Metrics,
+        *,
+        rehearse: bool = False,
+    ) -> None:
+        """``rehearse``: answer the REHEARSED_LIMITS emails (the sandbox's)."""
+        self._counters = counters
+        self._clock = clock
+        self._limits = limits
+        self._metrics = metrics
+        self._rehearse = rehearse
+
+    def rehearsed(self, email: str) -> Refusal | None:
+        """The limit a sandbox email rehearses, by its local part (None: a real email)."""
+        if not self._rehearse:
+            return None
+        problem = REHEARSED_LIMITS.get(email.partition("@")[0])
+        return (problem, REHEARSED_WAIT) if problem is not None else None
+
+    def lookup(self, network: str) -> Refusal | None:
+        """Count one Link lookup from the client network ``network`` (see client_network)."""
+        limits = self._limits
+        wait = self._wait_for(
+            RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
+        )
+        return (Problem.TOO_MANY_LOOKUPS, wait) if wait is not None else None
+
+    def sms(self, flow: Flow, network: str, now: int) -> Refusal | None:
+        """One more SMS for ``flow`` at ``now``: first the flow's own cooldown and resends,
+        then (counted) the email's, the network's and the client's allowances."""
+        assert flow.email
+        limits = self._limits
+        if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
+            self._metrics.rate_limited("resend_cooldown")
+            return Problem.RESEND_TOO_SOON, limits.resend_cooldown - (now - flow.sms_sent_at)
+        if flow.sms_sent > limits.resends:
+            self._metrics.rate_limited("resends")
+            return Problem.NO_MORE_RESENDS, None
+        counted = self._sms_limits(flow.email, network, flow.client_id)
+        wait = self._wait_for(*counted) if counted else None
+        return (Problem.TOO_MANY_SMS, wait) if wait is not None else None
+
+    def _sms_limits(self, email: str, network: str, client_id: str) -> list[RateLimit]:
+        """The limits one more SMS counts against, in this order: an SMS the asking network
+        is over its own allowance for is not counted towards the email's ceiling, so spent
+        networks cannot keep filling it. Limits set to None (off) are left out."""
+        limits = self._limits
+        every = (
+            (
+                "sms_email_network",
+                email + "\n" + network,
+                limits.sms_per_email_window,
+                limits.sms_per_email,
+            ),
+            ("sms_email", email, limits.sms_per_email_ceiling_window, limits.sms_per_email_ceiling),
+            ("client_sms", client_id, 86_400, limits.client_daily_sms),
+        )
+        return [
+            RateLimit(kind, subject, window, limit)
+            for kind, subject, window, limit in every
+            if limit is not None
+        ]
+
+    def _wait_for(self, *limits: RateLimit) -> int | None:
+        """Count the event against each limit in order (one round trip); when one is over
+        (the later ones are then left uncounted), the seconds until its window ends, for
+        the page to say when to try again; None when none is over."""
+        reached = self._counters.first_reached(limits)
+        if reached is None:
+            return None
+        self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
+        return reached.window - self._clock.now() % reached.window
