@@ -5,6 +5,7 @@ completion, finished flows and the per-flow lock."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -715,6 +716,35 @@ def test_a_right_code_after_wrong_ones_completes_the_flow(
     wrong_codes(interaction, code_flow, 4, code)
 
     assert isinstance(interaction.submit_code(post(code_flow), code, finish), Completion)
+
+
+def test_every_sign_in_log_line_comes_from_the_one_interaction_logger(
+    interaction: Interaction,
+    flow: Flow,
+    messages: list[str],
+    finish: Finisher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The JSON log's "logger" field is how log queries find the sign-in: the interaction
+    package's modules (the lock, the checks at the door, the limits) log under one name."""
+    with caplog.at_level(logging.INFO, logger="oidc_link"):
+        with pytest.raises(FlowBrowserMismatchError):
+            interaction.submit_email(post(flow, browser_id=OTHER_BROWSER), JENNY)
+        interaction.submit_email(post(flow), "not-an-email")
+        interaction.submit_email(post(flow), JENNY)
+        completion(interaction.submit_code(post(flow), announced_code(messages), finish))
+
+    sign_in = [
+        (record.name, record.event, getattr(record, "reason", None))
+        for record in caplog.records
+        if getattr(record, "event", "").startswith(("sign_in.", "sms."))
+    ]
+    assert sign_in == [
+        ("oidc_link.interaction", "sign_in.failed", "wrong_browser"),
+        ("oidc_link.interaction", "sign_in.failed", "invalid_email"),
+        ("oidc_link.interaction", "sms.sent", None),
+        ("oidc_link.interaction", "sign_in.completed", None),
+    ]
 
 
 def test_a_code_step_action_on_an_email_step_flow_changes_nothing(
