@@ -152,33 +152,33 @@ def test_an_empty_list_pages_through_nothing(client: OidcLinkClient) -> None:
     assert page.has_more is False
 
 
-def test_an_onboarding_link_is_minted_for_an_account(
+def test_an_onboarding_account_link_is_minted_for_an_account(
     client: OidcLinkClient, provider: LiveServer
 ) -> None:
     account = client.accounts.create(type="express")
 
-    link = client.account_links.create(
+    account_link = client.account_links.create(
         account=account.id, type="account_onboarding", refresh_url=REFRESH, return_url=RETURN
     )
 
-    assert link.object == "account_link"
-    assert link.url.startswith(provider.url + "/")
-    assert link.expires_at - link.created == 3600
+    assert account_link.object == "account_link"
+    assert account_link.url.startswith(provider.url + "/")
+    assert account_link.expires_at - account_link.created == 3600
     # Printing or logging the object by accident does not reveal the bearer URL.
-    assert link.url not in repr(link)
-    assert link.url not in str(link)
-    assert "redacted" in str(link)
+    assert account_link.url not in repr(account_link)
+    assert account_link.url not in str(account_link)
+    assert "redacted" in str(account_link)
 
 
-def test_an_update_link_is_minted_for_an_account(client: OidcLinkClient) -> None:
+def test_an_update_account_link_is_minted_for_an_account(client: OidcLinkClient) -> None:
     account = client.accounts.create(type="custom")
 
-    link = client.account_links.create(
+    account_link = client.account_links.create(
         account=account.id, type="account_update", refresh_url=REFRESH, return_url=RETURN
     )
 
-    assert link.object == "account_link"
-    assert link.url != ""
+    assert account_link.object == "account_link"
+    assert account_link.url != ""
 
 
 def test_a_login_link_is_minted_for_an_express_account(

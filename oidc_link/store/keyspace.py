@@ -155,8 +155,8 @@ def account_email(owner: str, email: str) -> str:
     return PREFIX + "account_email:" + owner + ":" + digest(email.lower())
 
 
-def account_link(link_id: str) -> str:
-    return PREFIX + "link:" + link_id
+def account_link(account_link_id: str) -> str:
+    return PREFIX + "link:" + account_link_id
 
 
 def account_link_token(token: str) -> str:
