@@ -175,7 +175,7 @@ class Logout:
         naming this very session (its ``sid``) and person (``sub`` for that client).
 
         Only then do we log out without asking (§2: the OP SHOULD ask for confirmation
-        otherwise, since anyone can link to the logout endpoint)."""
+        otherwise, since any page can send a browser to the logout endpoint)."""
         if request.hint is None or request.client is None:
             return False
         sid = request.hint.get("sid")

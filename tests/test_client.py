@@ -374,7 +374,9 @@ def test_the_same_idempotency_key_replays_the_first_account(client: OidcLinkClie
     assert [account.id for account in client.accounts.list()] == [first.id]
 
 
-def test_the_same_idempotency_key_replays_the_first_link(client: OidcLinkClient) -> None:
+def test_the_same_idempotency_key_replays_the_first_account_or_login_link(
+    client: OidcLinkClient,
+) -> None:
     account = client.accounts.create(type="express")
     params = {
         "account": account.id,
@@ -383,8 +385,8 @@ def test_the_same_idempotency_key_replays_the_first_link(client: OidcLinkClient)
         "return_url": RETURN,
     }
 
-    first = client.account_links.create(**params, idempotency_key="link-1")  # type: ignore[arg-type]
-    again = client.account_links.create(**params, idempotency_key="link-1")  # type: ignore[arg-type]
+    first = client.account_links.create(**params, idempotency_key="account-link-1")  # type: ignore[arg-type]
+    again = client.account_links.create(**params, idempotency_key="account-link-1")  # type: ignore[arg-type]
     login = client.login_links.create(account.id, idempotency_key="login-1")
     login_again = client.login_links.create(account.id, idempotency_key="login-1")
 
@@ -577,7 +579,7 @@ def test_an_api_key_that_cannot_be_a_header_value_is_refused(api_key: str) -> No
         OidcLinkClient(api_key, base_url="https://login.example.com")
 
 
-def test_the_client_logs_neither_the_api_key_nor_link_urls(
+def test_the_client_logs_neither_the_api_key_nor_account_or_login_link_urls(
     proxy: FaultyProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
