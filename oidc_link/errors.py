@@ -103,7 +103,7 @@ class FlowFinishedError(FlowError):
 
 class FlowBrowserMismatchError(FlowError):
     """The flow is bound to the browser that began it (its cookie); this is another one,
-    so a sign-in link passed to someone else cannot be finished there."""
+    so a sign-in page's URL passed to someone else cannot be finished there."""
 
     code = "flow_browser_mismatch"
     message = (

@@ -175,7 +175,7 @@ class Logout:
         naming this very session (its ``sid``) and person (``sub`` for that client).
 
         Only then do we log out without asking (§2: the OP SHOULD ask for confirmation
-        otherwise, since anyone can link to the logout endpoint)."""
+        otherwise, since any page can send a browser to the logout endpoint)."""
         if request.hint is None or request.client is None:
             return False
         sid = request.hint.get("sid")
@@ -242,13 +242,15 @@ class Logout:
         sector is not the platform's to see or end.
         """
         found = []
-        for session_digest, session, linked in self._sessions.with_clients(email):
+        for session_digest, session, signed_in_to in self._sessions.with_clients(email):
             if sector in session.left_sectors:
                 continue
-            ours = tuple(client for client in linked if self._sector_of(client) == sector)
+            ours = tuple(client for client in signed_in_to if self._sector_of(client) == sector)
             if ours:
                 found.append(
-                    SectorSession(session_digest, session, ours, shared=len(ours) < len(linked))
+                    SectorSession(
+                        session_digest, session, ours, shared=len(ours) < len(signed_in_to)
+                    )
                 )
         return found
 
@@ -279,9 +281,9 @@ class Logout:
         return client.subject_sector if client else None
 
     def _close(self, session: SsoSession) -> None:
-        client_ids, families = self._store.sessions.take_links(session.sid)
+        client_ids, families = self._store.sessions.take_dependents(session.sid)
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
-        # with the session (only those families were linked to it).
+        # with the session (only those families were bound to it).
         for family_id in families:
             self._tokens.revoke_family(family_id)
         told = self._notify(client_ids, session)

@@ -68,7 +68,7 @@ _EMAIL = re.compile(
     r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})",
 )
 # What our bearer secrets look like when nothing names them: new_secret() gives 32+
-# base64url characters (codes, tokens, link tokens, cookies). Short prefixed ids (req_,
+# base64url characters (codes, tokens, Account Link tokens, cookies). Short prefixed ids (req_,
 # acct_, fam_) stay readable; a digest or thumbprint this long is masked too, harmlessly.
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
 

@@ -125,7 +125,7 @@ TRANSITIONS: Mapping[str, frozenset[FlowStep]] = {
 @dataclass(frozen=True)
 class AccountLinkTarget(Record):
     """What a flow started by an Account Link verifies for: which account, of which owner,
-    and where the browser returns. Set only by a link's visit, never from request input."""
+    and where the browser returns. Set only by an Account Link's visit, never from request input."""
 
     kind: str  # account_onboarding | account_update
     account_id: str

@@ -96,7 +96,8 @@ class Sessions:
         found = self.of_person(email)
         clients = self._store.sessions.clients([session.sid for _, session in found])
         return [
-            (key, session, linked) for (key, session), linked in zip(found, clients, strict=True)
+            (key, session, signed_in_to)
+            for (key, session), signed_in_to in zip(found, clients, strict=True)
         ]
 
     def leave_sector(self, session_digest: str, session: SsoSession, sector: str) -> None:

@@ -156,7 +156,7 @@ class SignIn:
             )
             return Finished(Next.EMAIL_TAKEN, flow=again)
         if outcome is Binding.ACCOUNT_GONE:
-            log.info("Account of a link flow was deleted meanwhile")
+            log.info("Account of an Account Link flow was deleted meanwhile")
         return Finished(Next.REDIRECT, target.return_url)
 
 

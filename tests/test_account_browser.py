@@ -1,6 +1,6 @@
 """A person in a real browser (headless Chromium) follows a platform's Account and Login Links.
 
-The provider and a platform's pages run on loopback ports; the platform mints links through
+The provider and a platform's pages run on loopback ports; the platform mints them through
 the /v1 API over real HTTP. JavaScript is off: the pages must not need it.
 """
 
@@ -61,10 +61,11 @@ def api(provider: LiveServer, path: str, **params: str) -> dict:
 
 def test_a_person_onboards_through_an_account_link_and_returns_to_the_platform(
     new_page,  # noqa: F811 - the fixture
-    provider: LiveServer, platform_site: RelyingPartyServer
+    provider: LiveServer,
+    platform_site: RelyingPartyServer,
 ) -> None:
     account = api(provider, "/v1/accounts", type="express", email=JENNY)
-    link = api(
+    account_link = api(
         provider,
         "/v1/account_links",
         account=account["id"],
@@ -74,10 +75,10 @@ def test_a_person_onboards_through_an_account_link_and_returns_to_the_platform(
     )
     page = new_page()
 
-    page.goto(link["url"])
+    page.goto(account_link["url"])
 
     # The token left the address bar at once.
-    token = link["url"].rsplit("/", 1)[1]
+    token = account_link["url"].rsplit("/", 1)[1]
     assert token not in page.url
     assert page.url.startswith(provider.url + "/signin/")
     expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -95,14 +96,15 @@ def test_a_person_onboards_through_an_account_link_and_returns_to_the_platform(
         timeout=10,
     ).json()
     assert retrieved["details_submitted"] is True
-    # The same link again: the platform's refresh_url, to mint a new one.
-    page.goto(link["url"])
+    # The same account_link again: the platform's refresh_url, to mint a new one.
+    page.goto(account_link["url"])
     assert page.url == platform_site.url + "/refresh"
 
 
 def test_a_person_opens_the_account_page_and_signs_out_everywhere(
     new_page,  # noqa: F811 - the fixture
-    provider: LiveServer, platform_site: RelyingPartyServer
+    provider: LiveServer,
+    platform_site: RelyingPartyServer,
 ) -> None:
     account = api(provider, "/v1/accounts", type="express")
     onboarding = api(
@@ -188,7 +190,5 @@ def test_an_account_page_form_on_another_website_is_refused_in_a_real_browser(
 
     page.get_by_role("button", name="Claim your prize").click()
 
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "This form came from another website"
-    )
+    expect(page.get_by_role("heading", level=1)).to_have_text("This form came from another website")
     expect(page.get_by_text("Nothing was changed")).to_be_visible()

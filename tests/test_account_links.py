@@ -66,7 +66,7 @@ def visit(browser: Browser, url: str) -> TestResponse:
 
 
 def onboard(browser: Browser, url: str, console: list[str], email: str = JENNY) -> TestResponse:
-    """Visit an onboarding link and verify ``email`` with the SMS code; the final answer."""
+    """Visit an onboarding Account Link and verify ``email`` with the SMS code; the final answer."""
     answer = visit(browser, url)
     assert answer.status_code == 303
     browser.get(answer.headers["Location"])
@@ -114,7 +114,7 @@ def test_each_account_link_parameter_is_required(shop_api: Platform, missing: st
     assert error["param"] == missing
 
 
-def test_an_unknown_link_type_is_refused(shop_api: Platform) -> None:
+def test_an_unknown_account_link_type_is_refused(shop_api: Platform) -> None:
     account = shop_api.create_account()
 
     error = error_of(account_link(shop_api, account["id"], type="account_takeover"), 400)
@@ -157,14 +157,14 @@ def test_an_unknown_parameter_is_refused(shop_api: Platform) -> None:
     assert error["param"] == "collect"
 
 
-def test_a_link_for_an_unknown_account_is_not_found(shop_api: Platform) -> None:
+def test_an_account_link_for_an_unknown_account_is_not_found(shop_api: Platform) -> None:
     error = error_of(account_link(shop_api, "acct_nobody"), 404)
 
     assert error["code"] == "resource_missing"
     assert error["param"] == "account"
 
 
-def test_a_platform_cannot_mint_links_for_another_platforms_account(app: Flask) -> None:
+def test_a_platform_cannot_mint_account_links_for_another_platforms_account(app: Flask) -> None:
     shop_api, blog_api = Platform(app, SHOP_KEY), Platform(app, BLOG_KEY)
     account = shop_api.create_account()
 
@@ -173,7 +173,7 @@ def test_a_platform_cannot_mint_links_for_another_platforms_account(app: Flask) 
     assert error_of(login, 404)["code"] == "resource_missing"
 
 
-def test_clients_sharing_a_sector_mint_links_for_each_others_accounts(app: Flask) -> None:
+def test_clients_sharing_a_sector_mint_account_links_for_each_others_accounts(app: Flask) -> None:
     web, mobile = Platform(app, ACME_WEB_KEY), Platform(app, ACME_APP_KEY)
     account = web.create_account()
 
@@ -181,7 +181,7 @@ def test_clients_sharing_a_sector_mint_links_for_each_others_accounts(app: Flask
     assert mobile.post(f"/v1/accounts/{account['id']}/login_links").status_code == 200
 
 
-def test_link_endpoints_need_an_api_key(app: Flask) -> None:
+def test_the_account_link_endpoint_needs_an_api_key(app: Flask) -> None:
     response = app.test_client().post("/v1/account_links", data={"account": "acct_x"})
 
     assert error_of(response, 401)["type"] == "authentication_error"
@@ -219,7 +219,7 @@ def test_a_login_link_takes_no_parameters(shop_api: Platform) -> None:
     assert error_of(response, 400)["code"] == "parameter_unknown"
 
 
-def test_links_cannot_be_retrieved_listed_or_deleted(shop_api: Platform) -> None:
+def test_account_and_login_links_cannot_be_retrieved_listed_or_deleted(shop_api: Platform) -> None:
     account = shop_api.create_account()
     account_link(shop_api, account["id"])
 
@@ -248,7 +248,7 @@ def test_an_account_link_request_replays_with_its_idempotency_key(shop_api: Plat
     assert error_of(other, 400)["type"] == "idempotency_error"
 
 
-def test_a_replayed_link_is_not_kept_readable_in_redis(
+def test_a_replayed_login_link_is_not_kept_readable_in_redis(
     shop_api: Platform, redis_client: Any
 ) -> None:
     account = shop_api.create_account()
@@ -261,7 +261,7 @@ def test_a_replayed_link_is_not_kept_readable_in_redis(
     assert not any(token.encode() in value for value in stored)
 
 
-# --- Visiting a link ---
+# --- Visiting an Account or Login Link ---
 
 
 def test_a_visit_swaps_the_token_for_a_cookie_and_a_clean_url(
@@ -316,7 +316,7 @@ def test_an_expired_account_link_goes_to_the_refresh_url(
     assert answer.headers["Location"] == REFRESH
 
 
-def test_a_link_used_just_before_its_expiry_still_works(
+def test_an_account_link_used_just_before_its_expiry_still_works(
     app: Flask, shop_api: Platform, live_clock: FixedClock
 ) -> None:
     account = shop_api.create_account()
@@ -338,13 +338,13 @@ def test_a_garbled_token_goes_to_the_refresh_url_like_a_used_one(
     answer = visit(Browser(app, ISSUER), garbled)
 
     assert answer.headers["Location"] == REFRESH
-    # The real link was not spent by the garbled one.
+    # The real Account Link was not spent by the garbled one.
     assert urlsplit(visit(Browser(app, ISSUER), url).headers["Location"]).path.startswith(
         "/signin/"
     )
 
 
-def test_a_link_with_an_unknown_id_gets_a_friendly_page(app: Flask) -> None:
+def test_an_account_link_with_an_unknown_id_gets_a_friendly_page(app: Flask) -> None:
     answer = visit(Browser(app, ISSUER), "/links/link_unknown/" + "x" * 43)
 
     assert answer.status_code == 404

@@ -152,33 +152,33 @@ def test_an_empty_list_pages_through_nothing(client: OidcLinkClient) -> None:
     assert page.has_more is False
 
 
-def test_an_onboarding_link_is_minted_for_an_account(
+def test_an_onboarding_account_link_is_minted_for_an_account(
     client: OidcLinkClient, provider: LiveServer
 ) -> None:
     account = client.accounts.create(type="express")
 
-    link = client.account_links.create(
+    account_link = client.account_links.create(
         account=account.id, type="account_onboarding", refresh_url=REFRESH, return_url=RETURN
     )
 
-    assert link.object == "account_link"
-    assert link.url.startswith(provider.url + "/")
-    assert link.expires_at - link.created == 3600
+    assert account_link.object == "account_link"
+    assert account_link.url.startswith(provider.url + "/")
+    assert account_link.expires_at - account_link.created == 3600
     # Printing or logging the object by accident does not reveal the bearer URL.
-    assert link.url not in repr(link)
-    assert link.url not in str(link)
-    assert "redacted" in str(link)
+    assert account_link.url not in repr(account_link)
+    assert account_link.url not in str(account_link)
+    assert "redacted" in str(account_link)
 
 
-def test_an_update_link_is_minted_for_an_account(client: OidcLinkClient) -> None:
+def test_an_update_account_link_is_minted_for_an_account(client: OidcLinkClient) -> None:
     account = client.accounts.create(type="custom")
 
-    link = client.account_links.create(
+    account_link = client.account_links.create(
         account=account.id, type="account_update", refresh_url=REFRESH, return_url=RETURN
     )
 
-    assert link.object == "account_link"
-    assert link.url != ""
+    assert account_link.object == "account_link"
+    assert account_link.url != ""
 
 
 def test_a_login_link_is_minted_for_an_express_account(
@@ -374,7 +374,9 @@ def test_the_same_idempotency_key_replays_the_first_account(client: OidcLinkClie
     assert [account.id for account in client.accounts.list()] == [first.id]
 
 
-def test_the_same_idempotency_key_replays_the_first_link(client: OidcLinkClient) -> None:
+def test_the_same_idempotency_key_replays_the_first_account_or_login_link(
+    client: OidcLinkClient,
+) -> None:
     account = client.accounts.create(type="express")
     params = {
         "account": account.id,
@@ -383,8 +385,8 @@ def test_the_same_idempotency_key_replays_the_first_link(client: OidcLinkClient)
         "return_url": RETURN,
     }
 
-    first = client.account_links.create(**params, idempotency_key="link-1")  # type: ignore[arg-type]
-    again = client.account_links.create(**params, idempotency_key="link-1")  # type: ignore[arg-type]
+    first = client.account_links.create(**params, idempotency_key="account-link-1")  # type: ignore[arg-type]
+    again = client.account_links.create(**params, idempotency_key="account-link-1")  # type: ignore[arg-type]
     login = client.login_links.create(account.id, idempotency_key="login-1")
     login_again = client.login_links.create(account.id, idempotency_key="login-1")
 
@@ -577,7 +579,7 @@ def test_an_api_key_that_cannot_be_a_header_value_is_refused(api_key: str) -> No
         OidcLinkClient(api_key, base_url="https://login.example.com")
 
 
-def test_the_client_logs_neither_the_api_key_nor_link_urls(
+def test_the_client_logs_neither_the_api_key_nor_account_or_login_link_urls(
     proxy: FaultyProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)

@@ -25,7 +25,7 @@ from oidc_link.errors import (
     LogoutError,
     PlatformError,
 )
-from oidc_link.platform.account_links import LinkAccountError
+from oidc_link.platform.account_links import AccountLinkAccountError
 from oidc_link.platform.accounts import AccountParameterError, UnknownStartingPointError
 from oidc_link.web.api.errors import api_error_for, error_response
 from oidc_link.web.errors import page_for, protocol_error
@@ -71,7 +71,7 @@ def _example(cls: type[DomainError]) -> DomainError:
     """An instance as its raisers build one."""
     if cls is UnknownStartingPointError:
         return cls("acct_unknown")
-    if cls is LinkAccountError:
+    if cls is AccountLinkAccountError:
         return cls("account", "resource_missing", "No such account: 'acct_x'", missing=True)
     if issubclass(cls, PlatformError):
         return cls("email", "email_invalid", "Invalid email address.")
@@ -92,7 +92,7 @@ def test_the_families_and_their_members_are_all_found() -> None:
     names = {cls.__name__ for cls in DOMAIN_ERRORS}
 
     assert {"FlowError", "PlatformError", "LogoutError"} <= names
-    assert {"FlowNotFoundError", "AccountParameterError", "LinkAccountError"} <= names
+    assert {"FlowNotFoundError", "AccountParameterError", "AccountLinkAccountError"} <= names
     assert {"LogoutRequestError", "LogoutConfirmationError"} <= names
 
 

@@ -28,7 +28,7 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
     (keyspace.flow_lock, ("flow_abc",), "oidc-link:v1:flow_lock:flow_abc"),
     (keyspace.session, ("secret-1",), f"oidc-link:v1:session:{SECRET}"),
     (keyspace.session_of_digest, (SECRET,), f"oidc-link:v1:session:{SECRET}"),
-    (keyspace.session_links, ("sid_1",), "oidc-link:v1:session_links:sid_1"),
+    (keyspace.session_dependents, ("sid_1",), "oidc-link:v1:session_links:sid_1"),
     (keyspace.person_sessions, ("Jenny@Example.com",), f"oidc-link:v1:person_sessions:{EMAIL}"),
     (keyspace.pending_logout, ("lo_1",), "oidc-link:v1:logout:lo_1"),
     # Fixed windows: the window's index is the epoch second divided by the window.

@@ -417,12 +417,12 @@ def test_what_logout_keeps_in_redis_expires(
     signed_in(browser, shop, console)
     logout(browser, client_id="shop")
 
-    links = redis_client.keys(keyspace.pattern("session_links"))
+    dependents = redis_client.keys(keyspace.pattern("session_links"))
     pending = redis_client.keys(keyspace.pattern("logout"))
-    assert len(links) == 1
+    assert len(dependents) == 1
     assert len(pending) == 1
     lifetimes = app.extensions["oidc_link"].services.settings.lifetimes
-    assert 0 < redis_client.ttl(links[0]) <= lifetimes.session_absolute
+    assert 0 < redis_client.ttl(dependents[0]) <= lifetimes.session_absolute
     assert 0 < redis_client.ttl(pending[0]) <= 600
 
 

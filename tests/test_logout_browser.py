@@ -109,7 +109,7 @@ def _sign_in(page, sites: Sites) -> None:
     assert page.url.startswith(sites.rp_url + "/callback?code=")
 
 
-def _logout_link(sites: Sites, state: str) -> str:
+def _logout_url(sites: Sites, state: str) -> str:
     parameters = {
         "client_id": "shop",
         "post_logout_redirect_uri": sites.signed_out_uri,
@@ -125,7 +125,7 @@ def test_a_person_confirms_signing_out_and_returns_to_the_shop_signed_out(
     page = new_page()
     _sign_in(page, sites)
 
-    page.goto(_logout_link(sites, "after-logout"))
+    page.goto(_logout_url(sites, "after-logout"))
     expect(page.get_by_role("heading", name="Sign out of Link?")).to_be_visible()
     assert "Example Shop asked to sign you out" in page.locator("main").inner_text()
     expect(page.get_by_role("button", name="Stay signed in")).to_be_visible()
@@ -146,7 +146,7 @@ def test_a_person_who_stays_signed_in_is_still_signed_in(
     page.on("console", lambda message: violations.append(message.text))
     _sign_in(page, sites)
 
-    page.goto(_logout_link(sites, "kept"))
+    page.goto(_logout_url(sites, "kept"))
     page.get_by_role("button", name="Stay signed in").click()
 
     expect(page.get_by_role("heading", name="You are still signed in")).to_be_visible()

@@ -165,14 +165,14 @@ def test_every_documented_response_is_what_the_api_sends(
     # POST /v1/account_links and /v1/accounts/{account}/login_links
     express = shop.create_account()["id"]
     custom = shop.create_account(type="custom")["id"]
-    link = {
+    account_link_params = {
         "account": express,
         "type": "account_onboarding",
         "refresh_url": "https://shop.example.test/refresh",
         "return_url": "https://shop.example.test/return",
     }
     login_path = f"/v1/accounts/{express}/login_links"
-    for path, params in (("/v1/account_links", link), (login_path, {})):
+    for path, params in (("/v1/account_links", account_link_params), (login_path, {})):
         checker.check("POST", path, shop.post(path, params, idempotency_key="new-" + path))
         checker.check("POST", path, shop.post(path, params, idempotency_key="new-" + path))
         checker.check("POST", path, shop.post(path, {**params, "x": "1"}))
@@ -182,10 +182,12 @@ def test_every_documented_response_is_what_the_api_sends(
         )
         assert isinstance(running, Started)
         checker.check("POST", path, shop.post(path, params, idempotency_key="busy-" + path))
-    checker.check("POST", "/v1/account_links", blog.post("/v1/account_links", link))
+    checker.check("POST", "/v1/account_links", blog.post("/v1/account_links", account_link_params))
     checker.check("POST", login_path, blog.post(login_path))
     checker.check(
-        "POST", "/v1/account_links", shop.post("/v1/account_links", {**link, "return_url": "x"})
+        "POST",
+        "/v1/account_links",
+        shop.post("/v1/account_links", {**account_link_params, "return_url": "x"}),
     )
     custom_login = f"/v1/accounts/{custom}/login_links"
     checker.check("POST", custom_login, shop.post(custom_login))
@@ -213,7 +215,7 @@ def test_every_documented_response_is_what_the_api_sends(
     checker.check("GET", "/v1/accounts", shop.get("/v1/accounts"))
     checker.check("GET", path, shop.get(path))
     checker.check("DELETE", path, shop.delete(path))
-    checker.check("POST", "/v1/account_links", shop.post("/v1/account_links", link))
+    checker.check("POST", "/v1/account_links", shop.post("/v1/account_links", account_link_params))
     checker.check("POST", login_path, shop.post(login_path))
 
     # 503 (Redis unreachable) is exercised in tests/test_redis_outage.py.

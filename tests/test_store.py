@@ -479,7 +479,7 @@ def test_a_sessions_clients_are_taken_once_and_only_those_asked_for(
     assert store.sessions.take_clients("sid_1", ["shop", "acme"]) == ["shop"]
     # Of two sign-outs, only the first gets the client (and tells it).
     assert store.sessions.take_clients("sid_1", ["shop"]) == []
-    assert store.sessions.take_links("sid_1") == (["blog"], ["fam_1"])
+    assert store.sessions.take_dependents("sid_1") == (["blog"], ["fam_1"])
 
 
 def test_a_replaced_session_keeps_its_ttl_and_an_ended_one_stays_ended(

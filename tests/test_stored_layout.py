@@ -265,9 +265,9 @@ def test_an_account_link_made_by_868ada5_still_onboards_the_account(
     upgraded: Flask, console: list[str]
 ) -> None:
     browser = Browser(upgraded, ISSUER)
-    link = RECORDING["account_link"]
+    account_link = RECORDING["account_link"]
 
-    answer = browser.get(link["url"])
+    answer = browser.get(account_link["url"])
     assert answer.status_code == 303, answer.get_data(as_text=True)
     browser.get(answer.headers["Location"])
     browser.submit("/email", email=RECORDING["account"]["email"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Objects whose ``url`` is a single-use bearer URL: their repr hides it, so that logging an
-# object by accident does not hand the link to whoever reads the log.
+# object by accident does not hand the URL to whoever reads the log.
 _BEARER_URL_OBJECTS = frozenset({"account_link", "login_link"})
 _REDACTED = "<redacted: single-use URL>"
 

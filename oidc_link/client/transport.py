@@ -2,8 +2,8 @@
 Idempotency-Key on every POST, timeouts, and bounded retries only where they are safe.
 
 Standard library only (urllib), so the client adds no dependency and owns its connection
-errors. Never logs the API key, a request body or a response body (link URLs are bearer
-secrets): only method, path, status and request id.
+errors. Never logs the API key, a request body or a response body (Account and Login Link
+URLs are bearer secrets): only method, path, status and request id.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class Binding(enum.Enum):
     BOUND = "bound"
     # The email is already some other account's at this owner (it signed in, or onboarded).
     EMAIL_TAKEN = "email_taken"
-    # The account was deleted while its link was being used.
+    # The account was deleted while its Account Link was being used.
     ACCOUNT_GONE = "account_gone"
 
 

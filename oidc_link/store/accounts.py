@@ -89,13 +89,13 @@ class AccountStore(Aggregate):
             self._redis.delete(key)
 
     # Account Links and Login Links (issue 6): the token's grant under the token's digest,
-    # taken with GETDEL on the first visit; the link's public half (its refresh_url) under
-    # its id, kept a day longer so that a dead link still finds its way back. Losing them
-    # means the platform mints a new link.
+    # taken with GETDEL on the first visit; the public half (its refresh_url) under its id,
+    # kept a day longer so that a dead one still finds its way back. Losing them means the
+    # platform mints a new one.
 
-    def save_link(
+    def save_account_link(
         self,
-        link_id: str,
+        account_link_id: str,
         public: str,
         token: str,
         grant: str,
@@ -104,15 +104,16 @@ class AccountStore(Aggregate):
     ) -> None:
         ttl = self._ttl_until(expires_at)
         pipeline = self._redis.pipeline(transaction=True)
-        pipeline.set(keyspace.account_link(link_id), public, ex=ttl + afterlife)
+        pipeline.set(keyspace.account_link(account_link_id), public, ex=ttl + afterlife)
         pipeline.set(keyspace.account_link_token(token), grant, ex=ttl)
         pipeline.execute()
 
-    def load_link(self, link_id: str) -> str | None:
-        return self._redis.get(keyspace.account_link(link_id))
+    def load_account_link(self, account_link_id: str) -> str | None:
+        return self._redis.get(keyspace.account_link(account_link_id))
 
-    def take_link_token(self, token: str) -> str | None:
-        """Atomically consume a link's token: of two concurrent visits only one gets it."""
+    def take_account_link_token(self, token: str) -> str | None:
+        """Atomically consume an Account or Login Link's token: of two concurrent visits only
+        one gets it."""
         return self._redis.getdel(keyspace.account_link_token(token))
 
     # Account-page sessions: what a Login Link's visit turns into (a cookie's digest ->

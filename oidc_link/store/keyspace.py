@@ -59,7 +59,9 @@ def session_of_digest(session_digest: str) -> str:
     return PREFIX + "session:" + session_digest
 
 
-def session_links(sid: str) -> str:
+def session_dependents(sid: str) -> str:
+    """What depends on a session: the clients it signed in to and its token families (the
+    key's kind keeps its stored name, ``session_links``)."""
     return PREFIX + "session_links:" + sid
 
 
@@ -155,8 +157,8 @@ def account_email(owner: str, email: str) -> str:
     return PREFIX + "account_email:" + owner + ":" + digest(email.lower())
 
 
-def account_link(link_id: str) -> str:
-    return PREFIX + "link:" + link_id
+def account_link(account_link_id: str) -> str:
+    return PREFIX + "link:" + account_link_id
 
 
 def account_link_token(token: str) -> str:

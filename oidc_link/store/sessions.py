@@ -53,7 +53,7 @@ class SessionStore(Aggregate):
         *,
         writes: Writes | None = None,
     ) -> None:
-        key = keyspace.session_links(sid)
+        key = keyspace.session_dependents(sid)
         with self._transaction(writes) as pipeline:
             pipeline.sadd(key, "client:" + client_id)
             pipeline.expire(key, self._ttl_until(session_expires_at))
@@ -61,9 +61,9 @@ class SessionStore(Aggregate):
     def remember_family(
         self, sid: str, family_id: str, fallback_ttl: int, *, writes: Writes | None = None
     ) -> None:
-        """Link a token family to its session. The set keeps the session's TTL; EXPIRE NX
+        """Bind a token family to its session. The set keeps the session's TTL; EXPIRE NX
         gives ``fallback_ttl`` only to a set that had to be created here (it was lost)."""
-        key = keyspace.session_links(sid)
+        key = keyspace.session_dependents(sid)
         with self._transaction(writes) as pipeline:
             pipeline.sadd(key, "family:" + family_id)
             pipeline.expire(key, fallback_ttl, nx=True)
@@ -74,7 +74,7 @@ class SessionStore(Aggregate):
             return []
         pipeline = self._redis.pipeline(transaction=False)
         for sid in sids:
-            pipeline.smembers(keyspace.session_links(sid))
+            pipeline.smembers(keyspace.session_dependents(sid))
         return [
             sorted(m.removeprefix("client:") for m in members if m.startswith("client:"))
             for members in pipeline.execute()
@@ -85,17 +85,17 @@ class SessionStore(Aggregate):
         two concurrent sign-outs only one gets each, and notifies it)."""
         if not client_ids:
             return []
-        key = keyspace.session_links(sid)
+        key = keyspace.session_dependents(sid)
         pipeline = self._redis.pipeline(transaction=True)
         for client_id in client_ids:
             pipeline.srem(key, "client:" + client_id)
         removed = pipeline.execute()
         return [client_id for client_id, gone in zip(client_ids, removed, strict=True) if gone]
 
-    def take_links(self, sid: str) -> tuple[list[str], list[str]]:
+    def take_dependents(self, sid: str) -> tuple[list[str], list[str]]:
         """Atomically read and forget a session's clients and families, so that of two
         concurrent logouts only one notifies the clients."""
-        key = keyspace.session_links(sid)
+        key = keyspace.session_dependents(sid)
         pipeline = self._redis.pipeline(transaction=True)
         pipeline.smembers(key)
         pipeline.delete(key)

@@ -1,11 +1,11 @@
-"""Link visits and the hosted account page.
+"""Account Link and Login Link visits, and the hosted account page.
 
-A visit swaps a link's token for a cookie and redirects to a clean URL, so the token leaves
-the address bar at once and never reaches a Referer (every answer is ``no-referrer`` and
-``no-store``). Onboarding and updates reuse the sign-in pages; a Login Link opens the
-account page: the verified email, name, platform, signed-in devices, consents, sign-out.
-A platform mints Login Links at will, so the page acts only within the platform's sector,
-and on the person's sessions only once the account's email is verified.
+A visit swaps the Account or Login Link's token for a cookie and redirects to a clean URL,
+so the token leaves the address bar at once and never reaches a Referer (every answer is
+``no-referrer`` and ``no-store``). Onboarding and updates reuse the sign-in pages; a Login
+Link opens the account page: the verified email, name, platform, signed-in devices,
+consents, sign-out. A platform mints Login Links at will, so the page acts only within the
+platform's sector, and on the person's sessions only once the account's email is verified.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from flask import (
 
 from oidc_link.ids import same
 from oidc_link.models import AccountLinkTarget, Flow
-from oidc_link.platform.account_links import LOGIN, LinkGrant
+from oidc_link.platform.account_links import LOGIN, AccountLinkGrant
 from oidc_link.platform.account_sessions import AccountSession
 from oidc_link.platform.accounts import Account
 from oidc_link.web.browser import bind_browser, browser_id_or_new
@@ -55,13 +55,15 @@ def timestamp(epoch: int) -> str:
 # --- The visit. ---
 
 
+# ``link_id`` is the Account or Login Link's id. The rule and the view's name stay as they
+# were: request logs name a route by its rule, the latency metric by its endpoint name.
 @account_pages.get("/links/<link_id>/<token>")
 def visit(link_id: str, token: str) -> Response | tuple[str, int]:
     context = services()
     outcome = context.account_links.visit(link_id, token)
     grant = outcome.grant
     if grant is None:
-        # Used, expired or garbled: the platform's refresh_url mints a fresh link, and we
+        # Used, expired or garbled: the platform's refresh_url mints a fresh one, and we
         # don't say which of the three it was.
         if outcome.refresh_url:
             return redirect(outcome.refresh_url, 303)
@@ -90,12 +92,12 @@ def visit(link_id: str, token: str) -> Response | tuple[str, int]:
     return _start_verification(grant.kind, grant, account, grant.return_url or "")
 
 
-def _refresh(grant: LinkGrant) -> Response:
+def _refresh(grant: AccountLinkGrant) -> Response:
     return redirect(grant.refresh_url or "/", 303)
 
 
 def _start_verification(
-    kind: str, grant: LinkGrant | AccountSession, account: Account, return_url: str
+    kind: str, grant: AccountLinkGrant | AccountSession, account: Account, return_url: str
 ) -> Response:
     """Onboarding or an update: the sign-in pages, in a flow that ends in the account."""
     browser = browser_id_or_new()
@@ -107,16 +109,18 @@ def _start_verification(
     return response
 
 
-# --- What the sign-in pages call for link flows. ---
+# --- What the sign-in pages call for Account Link flows. ---
 
 
-def is_link_flow(flow: Flow) -> bool:
-    """A flow a link's visit started (the target is set only there, never from a request)."""
+def is_account_link_flow(flow: Flow) -> bool:
+    """A flow an Account Link's visit started (the target is set only there, never from a
+    request)."""
     return flow.account_link is not None
 
 
-def leave_link_flow(flow: Flow) -> str:
-    """Leaving a link flow goes to return_url: it proves nothing, the platform checks."""
+def leave_account_link_flow(flow: Flow) -> str:
+    """Leaving an Account Link flow goes to return_url: it proves nothing, the platform
+    checks."""
     target = flow.account_link
     assert target is not None
     return target.return_url

@@ -14,7 +14,7 @@ from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Proble
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
-from oidc_link.web.account import is_link_flow, leave_link_flow
+from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
 from oidc_link.web.context import services
@@ -111,7 +111,7 @@ def submit_code(flow_id: str) -> Response:
         _flow_request(flow_id), request.form.get("code", ""), finish
     )
     if isinstance(outcome, Completion):
-        if is_link_flow(outcome.flow):
+        if is_account_link_flow(outcome.flow):
             # Back to the platform (or the account page): a plain GET after the POST.
             return redirect(outcome.redirect_to, 303)
         authorization = outcome.flow.authorization
@@ -210,8 +210,8 @@ def cancel(flow_id: str) -> Response:
 
     def deny(flow: Flow) -> str:
         ended.append(flow)
-        if is_link_flow(flow):
-            return leave_link_flow(flow)
+        if is_account_link_flow(flow):
+            return leave_account_link_flow(flow)
         return _location(found.provider.deny(flow.authorization))
 
     location = found.interaction.cancel(_flow_request(flow_id), deny)
@@ -278,6 +278,6 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
         email_value=flow.email or flow.authorization.get("login_hint", ""),
         error=error,
         consent=consent,
-        verifying=is_link_flow(flow),
+        verifying=is_account_link_flow(flow),
     )
     return page, status

@@ -1,6 +1,6 @@
 """One log line per request: request id, client, route, method, status and duration.
 
-Never the raw path or its query string (a login_hint, an id_token_hint, a link token), never
+Never the raw path or its query string (a login_hint, an id_token_hint, a Login Link token), never
 a header or a body: only the route's pattern and a client id that is configured.
 """
 

@@ -196,7 +196,7 @@ def platform_calls(app: Flask) -> dict[str, Any]:
     )
     assert created.status_code == 200, created.get_data(as_text=True)
     account = created.get_json()
-    link = api.post(
+    account_link = api.post(
         "/v1/account_links",
         data={
             "account": account["id"],
@@ -207,11 +207,11 @@ def platform_calls(app: Flask) -> dict[str, Any]:
         headers=bearer,
         base_url=ISSUER,
     )
-    assert link.status_code == 200, link.get_data(as_text=True)
+    assert account_link.status_code == 200, account_link.get_data(as_text=True)
     return {
         "account_params": params,
         "account": account,
-        "account_link": link.get_json(),
+        "account_link": account_link.get_json(),
     }
 
 

@@ -1,5 +1,5 @@
 """The /v1 JSON API in Stripe's dialect: the blueprint and its routes (accounts, Account
-Links, login links). They translate HTTP to ``accounts`` and ``account_links`` and hold no
+Links, Login Links). They translate HTTP to ``accounts`` and ``account_links`` and hold no
 domain rules; keys, parameters, objects, errors and Idempotency-Key have their own modules.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oidc_link.platform.account_links import MintedLink
+from oidc_link.platform.account_links import MintedAccountLink
 from oidc_link.platform.accounts import Account, AccountPage
 
 
@@ -34,7 +34,7 @@ def deleted_account(account_id: str) -> dict[str, Any]:
     return {"id": account_id, "object": "account", "deleted": True}
 
 
-def account_link_object(minted: MintedLink) -> dict[str, Any]:
+def account_link_object(minted: MintedAccountLink) -> dict[str, Any]:
     return {
         "object": "account_link",
         "created": minted.grant.created,
@@ -43,5 +43,5 @@ def account_link_object(minted: MintedLink) -> dict[str, Any]:
     }
 
 
-def login_link_object(minted: MintedLink) -> dict[str, Any]:
+def login_link_object(minted: MintedAccountLink) -> dict[str, Any]:
     return {"object": "login_link", "created": minted.grant.created, "url": minted.url}
