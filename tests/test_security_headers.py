@@ -17,7 +17,7 @@ from tests.conftest import ISSUER, SHOP_SECRET, provider_config
 
 LOOPBACK_ISSUER = "http://127.0.0.1:8000"
 # Every kind of answer: a page, protocol JSON, discovery and the JWKS (answered before Flask,
-# web/static_documents.py), a static file.
+# web/fast_path.py), a static file.
 EVERY_KIND = (
     "/signin/flow_unknown",
     "/userinfo",

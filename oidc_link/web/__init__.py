@@ -20,11 +20,11 @@ from oidc_link.services import Services
 from oidc_link.web.api.errors import ApiError
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import page_for, protocol_error
+from oidc_link.web.fast_path import FastPath
 from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.public_documents import PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
-from oidc_link.web.static_documents import StaticDocuments
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def create_web_app(services: Services) -> Flask:
 
     # Outermost, around ProxyFix too (the documents are the same for every client): a plain
     # GET of discovery or the JWKS is answered before Flask, as Flask would answer it.
-    app.wsgi_app = StaticDocuments(
+    app.wsgi_app = FastPath(
         app.wsgi_app, documents, app.url_map, services.settings, services.metrics
     )
     return app

@@ -66,7 +66,7 @@ def to_flask(response: ProtocolResponse) -> Response:
 
 @protocol.get(DISCOVERY_PATH)
 def discovery() -> Response:
-    # Mostly answered before Flask (static_documents.py); the same document either way.
+    # Mostly answered before Flask (fast_path.py); the same document either way.
     return public_documents().discovery().response()
 
 

@@ -1,6 +1,6 @@
 """Discovery and the JWKS: their content, their encoding (once per key set) and the headers
 they are served with, for the Flask views (protocol.py) and the answer before Flask
-(static_documents.py) alike, so that both serve the very same bytes.
+(fast_path.py) alike, so that both serve the very same bytes.
 
 Never anything secret, nothing that depends on who asks: the same for every request.
 """

@@ -66,7 +66,7 @@ def write_request_line(
     started: float | None,
 ) -> None:
     """The request's line; ``started`` is its ``time.perf_counter()``. The hook above and the
-    answer before Flask (static_documents.py) both write theirs here."""
+    answer before Flask (fast_path.py) both write theirs here."""
     level = logging.ERROR if status >= 500 else logging.INFO
     if not log.isEnabledFor(level):
         # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave

@@ -1,4 +1,4 @@
-"""Discovery and the JWKS answered before Flask (web/static_documents.py): the same status,
+"""Discovery and the JWKS answered before Flask (web/fast_path.py): the same status,
 headers and body as the Flask view gives, a fresh Request-Id, the same log line and metric;
 everything else still reaches Flask."""
 
@@ -23,8 +23,8 @@ from oidc_link.errors import StoreUnavailableError
 from oidc_link.logs import configure_logging
 from oidc_link.services import Services, build_services
 from oidc_link.web.context import EXTENSION_NAME
+from oidc_link.web.fast_path import FastPath
 from oidc_link.web.public_documents import PublicDocuments
-from oidc_link.web.static_documents import StaticDocuments
 from tests.conftest import ISSUER, SHOP_SECRET, provider_config
 from tests.test_key_rotation import LEAD, REFRESH, ROTATION, rotating_settings, services_for
 
@@ -310,7 +310,7 @@ def test_when_the_document_cannot_be_built_the_app_behind_answers_instead(app: F
 
     services = app.extensions[EXTENSION_NAME].services
     documents = PublicDocuments(services.settings, UnloadableKeys(), json.dumps)  # type: ignore[arg-type]
-    layer = StaticDocuments(app_behind, documents, app.url_map, services.settings, services.metrics)
+    layer = FastPath(app_behind, documents, app.url_map, services.settings, services.metrics)
 
     answers = [Answer(layer, "GET", path) for path in DOCUMENTS]
 
@@ -328,7 +328,7 @@ def test_the_layer_is_the_outermost_even_behind_trusted_proxies(
     )
     app = create_app(settings, services)
 
-    assert isinstance(app.wsgi_app, StaticDocuments)
+    assert isinstance(app.wsgi_app, FastPath)
     assert type(app.wsgi_app.app).__name__ == "ProxyFix"
     forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
     answer = fast(app, "GET", DISCOVERY, headers=forwarded)

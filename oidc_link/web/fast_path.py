@@ -1,4 +1,4 @@
-"""Discovery and the JWKS answered before Flask: a WSGI layer around the app.
+"""The fast path: discovery and the JWKS answered before Flask, a WSGI layer around the app.
 
 A plain GET or HEAD of either document is answered here with what the Flask view and hooks
 would give (status, headers, body; its request log line and HTTP metric) at a fraction of
@@ -84,7 +84,7 @@ class _Answer:
         return headers
 
 
-class StaticDocuments:
+class FastPath:
     """The WSGI app in front of ``app`` (the Flask app's own ``wsgi_app``, or what wraps it)."""
 
     def __init__(
