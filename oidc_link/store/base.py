@@ -9,7 +9,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import redis
 
@@ -150,17 +150,24 @@ class Outages:
         when it is reachable again."""
         try:
             yield
-        except OUTAGE_ERRORS as error:
+        except redis.RedisError as error:
+            self.raise_translated(error)
+        self.succeeded()
+
+    def raise_translated(self, error: redis.RedisError) -> NoReturn:
+        """``error`` as callers meet it: StoreUnavailableError for an outage or a refused
+        write (noted once per run), else ``error`` itself (a bug of ours)."""
+        if isinstance(error, OUTAGE_ERRORS):
             self._began(error)
             raise StoreUnavailableError(f"Redis is unreachable: {error}") from error
-        except redis.ResponseError as error:
-            cause = refusal_cause(error)
-            if cause is None:
-                raise
-            self._refused(cause, error)
-            raise StoreUnavailableError(
-                f"Redis refuses writes ({cause}): {error}", cause
-            ) from error
+        cause = refusal_cause(error)
+        if cause is None:
+            raise error
+        self._refused(cause, error)
+        raise StoreUnavailableError(f"Redis refuses writes ({cause}): {error}", cause) from error
+
+    def succeeded(self) -> None:
+        """A command went through: an outage that was running has ended."""
         if self._unreachable_since is not None:
             self._ended()
 
@@ -228,8 +235,13 @@ def _outage_translated(method: Method) -> Method:
     def call(aggregate: Aggregate, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("writes") is not None:
             return method(aggregate, *args, **kwargs)  # only queued: Writes sends it
-        with aggregate._outages.translated():
-            return method(aggregate, *args, **kwargs)
+        # As Outages.translated(), without a context manager per call (every store call).
+        try:
+            result = method(aggregate, *args, **kwargs)
+        except redis.RedisError as error:
+            aggregate._outages.raise_translated(error)
+        aggregate._outages.succeeded()
+        return result
 
     return call  # type: ignore[return-value]
 
