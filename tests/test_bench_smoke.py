@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,34 @@ def test_the_version_benchmark_refuses_bad_arguments_with_a_message(
     assert run.returncode == 2
     assert complaint in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_in_process_benchmark_prints_a_budget_row_per_step_and_the_logs_share() -> None:
+    """A few sign-ins, one round: every exchange of a sign-in and the refresh grant gets a
+    row with positive figures and a verdict, then the overheads and the log and metrics
+    lines. No figure is compared with a budget: that is the benchmark's job, not CI's."""
+    _require("redis-server")
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.in_process", "--count", "10", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {
+        cells[0]: cells[1:]
+        for line in run.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| step ")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    steps = ["authorize page", "email POST", "code page", "code POST", "token"]
+    assert list(rows) == [*steps, "sign-in (5 exchanges)", "refresh grant"]
+    for name, (budget, floor, today, verdict) in rows.items():
+        assert 0 < float(floor) < float(budget), name
+        assert float(today) > 0, name
+        assert re.fullmatch(r"(over|under) by \d+\.\d\d", verdict), verdict
+    assert float(rows["sign-in (5 exchanges)"][0]) == 3.0
+    assert sum(float(rows[step][0]) for step in steps) == pytest.approx(3.0, abs=0.03)
+    assert "test client's own cost, subtracted: GET " in run.stdout
+    assert "granian per request, added: 0.076 ms" in run.stdout
+    for part in ("JSON request log", "metrics"):
+        assert re.search(rf"^{part}: -?\d+\.\d+ ms per sign-in, -?\d+\.\d % of the budget$",
+                         run.stdout, re.MULTILINE), part  # fmt: skip
