@@ -156,7 +156,7 @@ def cpu_ms_per_call(operation: Callable[[], object], count: int) -> float:
     return (time.process_time() - started) * 1000 / count
 
 
-def test_client_ms(count: int) -> dict[str, float]:
+def client_overhead_ms(count: int) -> dict[str, float]:
     """The Flask test client's own CPU per request, by method: the same client around a
     WSGI app that answers fixed bytes (bench/floor_app.py), so nothing of Flask's request
     handling is counted."""
@@ -178,6 +178,9 @@ def unrecorded_metrics() -> Metrics:
     def nothing(*_args: object, **_kwargs: object) -> None:
         return None
 
+    def no_time() -> float:
+        return 0.0
+
     recorders = {
         name: nothing
         for name, member in vars(Metrics).items()
@@ -186,7 +189,7 @@ def unrecorded_metrics() -> Metrics:
         and not isinstance(member, classmethod | staticmethod)
     }
     quiet = type("UnrecordedMetrics", (Metrics,), recorders).standalone()
-    quiet.timer = float  # float() is 0.0
+    quiet.timer = no_time
     return quiet
 
 
@@ -248,7 +251,7 @@ def budget_report(figures: dict[str, list[dict]], overheads: step_budget.Overhea
     }
 
     def cost_of(variant: str) -> float:
-        # The median of per-round differences: each pair ran minutes apart at most.
+        # The median of per-round differences between variants that took turns.
         return statistics.median(
             sign_in_total(on) - sign_in_total(off)
             for on, off in zip(served, figures[variant], strict=True)
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                     METRICS_OFF: app_without_metrics(config),
                 }
                 steps = step_rounds(apps, count, rounds)
-                overheads = step_budget.Overheads(test_client_ms(count))
+                overheads = step_budget.Overheads(client_overhead_ms(count))
             finally:
                 sys.stderr.close()
                 sys.stderr = sys.__stderr__
