@@ -1,6 +1,7 @@
 """Discovery and the JWKS answered before Flask (web/fast_path.py): the same status,
-headers and body as the Flask view gives, a fresh Request-Id, the same log line and metric;
-everything else still reaches Flask."""
+headers and body as the Flask view gives, a fresh Request-Id, the same metric and the same
+log line (none for a success unless log_probe_requests = "line"); everything else still
+reaches Flask."""
 
 from __future__ import annotations
 
@@ -87,6 +88,33 @@ def log_output() -> io.StringIO:
 def request_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [line for line in lines if line.get("event") == "http.request"]
+
+
+def app_with(
+    probe_requests: str, redis_client: redis.Redis, live_clock: FixedClock, console: list[str]
+) -> Flask:
+    """The test app with ``log_probe_requests`` set as an operator would in the file."""
+    config = provider_config() | {"log_probe_requests": probe_requests}
+    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    services = build_services(
+        settings, clock=live_clock, redis_client=redis_client, announce=console.append
+    )
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def app_logging_probes(
+    redis_client: redis.Redis, live_clock: FixedClock, console: list[str]
+) -> Flask:
+    """Every request writes its line, a successful document GET included (as before 16)."""
+    return app_with("line", redis_client, live_clock, console)
+
+
+def counted(app: Flask, endpoint: str, method: str, status: int) -> float:
+    """Requests the app's HTTP histogram has seen with these labels."""
+    registry = app.extensions[EXTENSION_NAME].services.metrics.registry
+    labels = {"endpoint": endpoint, "method": method, "status": str(status)}
+    return registry.get_sample_value(HISTOGRAM, labels) or 0.0
 
 
 @pytest.mark.parametrize("path", DOCUMENTS)
@@ -222,7 +250,10 @@ def test_discovery_shows_an_algorithm_once_its_key_signs(
     assert discovery["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
 
 
-def test_each_answer_writes_the_request_line_flask_would_write(app: Flask) -> None:
+def test_with_probe_lines_each_answer_writes_the_request_line_flask_would_write(
+    app_logging_probes: Flask,
+) -> None:
+    app = app_logging_probes
     stream = log_output()
 
     answers = [
@@ -288,6 +319,54 @@ def test_each_answer_is_counted_in_the_http_histogram_under_flasks_endpoint_name
     assert count("protocol.discovery", "GET") == 3
     assert count("protocol.jwks", "GET") == 2  # one of them answered by Flask
     assert count("protocol.jwks", "HEAD") == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_by_default_a_document_answered_here_or_by_flask_writes_no_line_but_is_counted(
+    app: Flask, method: str
+) -> None:
+    stream = log_output()
+
+    for path in DOCUMENTS:
+        assert fast(app, method, path).status == "200 OK"
+        assert from_flask(app, method, path).status == "200 OK"
+    etag = fast(app, method, JWKS).headers["ETag"]
+    unchanged = fast(app, method, JWKS, headers={"If-None-Match": etag})  # Flask answers
+
+    assert unchanged.status == "304 NOT MODIFIED"
+    assert request_lines(stream) == []
+    assert counted(app, "protocol.discovery", method, 200) == 2
+    assert counted(app, "protocol.jwks", method, 200) == 3
+    assert counted(app, "protocol.jwks", method, 304) == 1
+
+
+@pytest.mark.parametrize("probe_requests", ["counter", "line"])
+def test_an_error_on_a_document_path_is_logged_and_counted_whatever_the_setting(
+    probe_requests: str, redis_client: redis.Redis, live_clock: FixedClock, console: list[str]
+) -> None:
+    app = app_with(probe_requests, redis_client, live_clock, console)
+    stream = log_output()
+
+    errors = [
+        fast(app, "POST", DISCOVERY),
+        fast(app, "DELETE", JWKS),
+        fast(app, "GET", DISCOVERY + "/x"),
+    ]
+    success = fast(app, "GET", JWKS)
+
+    assert [answer.status[:3] for answer in errors] == ["405", "405", "404"]
+    lines = request_lines(stream)
+    assert [(line["method"], line["status"], line["request_id"]) for line in lines[:3]] == [
+        ("POST", 405, errors[0].request_id),
+        ("DELETE", 405, errors[1].request_id),
+        ("GET", 404, errors[2].request_id),
+    ]
+    written = [line["request_id"] for line in lines[3:]]
+    assert written == ([success.request_id] if probe_requests == "line" else [])
+    assert counted(app, "unmatched", "POST", 405) == 1
+    assert counted(app, "unmatched", "DELETE", 405) == 1
+    assert counted(app, "unmatched", "GET", 404) == 1
+    assert counted(app, "protocol.jwks", "GET", 200) == 1
 
 
 class UnloadableKeys:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +18,7 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.keys import SigningKeys
+from oidc_link.logs import configure_logging
 from oidc_link.services import Services, build_services
 from oidc_link.store import Store, connect
 from tests.conftest import ISSUER
@@ -151,3 +154,59 @@ def test_signing_keys_are_ready_only_once_loaded(settings: Settings, clock: Fixe
     keys.load()
 
     assert keys.ready() is True
+
+
+def request_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line.get("event") == "http.request"]
+
+
+def counted(services: Services, endpoint: str, method: str, status: int) -> float:
+    labels = {"endpoint": endpoint, "method": method, "status": str(status)}
+    count = services.metrics.registry.get_sample_value(
+        "oidc_link_http_request_duration_seconds_count", labels
+    )
+    return count or 0.0
+
+
+def test_by_default_a_successful_probe_is_counted_but_writes_no_request_line(
+    client: FlaskClient, services: Services
+) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream=stream)
+
+    assert probe(client, "/healthz")[0] == 200
+    assert probe(client, "/readyz")[0] == 200
+    assert client.head("/readyz", base_url=ISSUER).status_code == 200
+
+    assert request_lines(stream) == []
+    assert counted(services, "health.liveness", "GET", 200) == 1
+    assert counted(services, "health.readiness", "GET", 200) == 1
+    assert counted(services, "health.readiness", "HEAD", 200) == 1
+
+
+@pytest.mark.parametrize("probe_requests", ["counter", "line"])
+def test_an_unready_or_refused_probe_is_logged_whatever_the_setting(
+    probe_requests: str, settings: Settings, redis_process: RedisProcess, live_clock: FixedClock
+) -> None:
+    chosen = replace(settings, logs=replace(settings.logs, probe_requests=probe_requests))
+    services = build_services(chosen, clock=live_clock, redis_client=connect(redis_process.url))
+    client = create_app(chosen, services).test_client()
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream=stream)
+
+    redis_process.stop()
+    unready = client.get("/readyz", base_url=ISSUER)
+    refused = client.post("/healthz", base_url=ISSUER)
+    redis_process.start()
+    ready = client.get("/readyz", base_url=ISSUER)
+
+    assert (unready.status_code, refused.status_code, ready.status_code) == (503, 405, 200)
+    logged = [(line["route"], line["status"], line["level"]) for line in request_lines(stream)]
+    expected = [("/readyz", 503, "error"), (None, 405, "info")]
+    if probe_requests == "line":
+        expected.append(("/readyz", 200, "info"))
+    assert logged == expected
+    assert counted(services, "health.readiness", "GET", 503) == 1
+    assert counted(services, "unmatched", "POST", 405) == 1
+    assert counted(services, "health.readiness", "GET", 200) == 1

@@ -295,8 +295,12 @@ def test_a_request_line_names_only_a_configured_client(app: Flask, output: io.St
     assert "jenny" not in output.getvalue()
 
 
-def test_log_format_and_level_come_from_the_file_and_the_environment_wins() -> None:
-    config = provider_config() | {"log_format": "text", "log_level": "debug"}
+def test_the_log_settings_come_from_the_file_and_the_environment_wins() -> None:
+    config = provider_config() | {
+        "log_format": "text",
+        "log_level": "debug",
+        "log_probe_requests": "Line",
+    }
     from_file = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
     from_env = settings_from_mapping(
         config,
@@ -304,24 +308,33 @@ def test_log_format_and_level_come_from_the_file_and_the_environment_wins() -> N
             "SHOP_SECRET": SHOP_SECRET,
             "OIDC_LINK_LOG_FORMAT": "json",
             "OIDC_LINK_LOG_LEVEL": "WARNING",
+            "OIDC_LINK_LOG_PROBE_REQUESTS": "counter",
         },
         "test",
     )
     default = settings_from_mapping(provider_config(), {"SHOP_SECRET": SHOP_SECRET}, "test")
 
     assert (from_file.logs.format, from_file.logs.level) == ("text", "DEBUG")
+    assert (from_file.logs.probe_requests, from_file.logs.probe_lines) == ("line", True)
     assert (from_env.logs.format, from_env.logs.level) == ("json", "WARNING")
+    assert (from_env.logs.probe_requests, from_env.logs.probe_lines) == ("counter", False)
     assert (default.logs.format_or("json"), default.logs.level) == ("json", "INFO")
+    assert (default.logs.probe_requests, default.logs.probe_lines) == ("counter", False)
 
 
-def test_an_unknown_log_format_or_level_is_a_configuration_problem() -> None:
-    config = provider_config() | {"log_format": "xml", "log_level": "loud"}
+def test_an_unknown_log_format_level_or_probe_requests_mode_is_a_configuration_problem() -> None:
+    config = provider_config() | {
+        "log_format": "xml",
+        "log_level": "loud",
+        "log_probe_requests": "none",
+    }
 
     with pytest.raises(ConfigError) as raised:
         settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
 
-    names = {problem.field for problem in raised.value.problems}
-    assert {"log_format", "log_level"} <= names
+    problems = {problem.field: problem.message for problem in raised.value.problems}
+    assert {"log_format", "log_level", "log_probe_requests"} <= set(problems)
+    assert problems["log_probe_requests"] == "must be one of counter, line"
 
 
 def test_serve_logs_json_and_the_operators_commands_log_text() -> None:

@@ -108,7 +108,8 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     # Prometheus metrics on a separate, private address (config/metrics.py).
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    # log_format and log_level (config/logs.py; oidc_link/logs.py writes the lines).
+    # log_format, log_level and log_probe_requests (config/logs.py; oidc_link/logs.py
+    # writes the lines).
     logs: LogSettings = field(default_factory=LogSettings)
     # [server]: how `oidc-link serve` runs the production server (config/server.py).
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -186,6 +187,7 @@ def settings_from_mapping(
             "metrics",
             "log_format",
             "log_level",
+            "log_probe_requests",
             "server",
         },
     )

@@ -1,4 +1,5 @@
-"""``log_format`` and ``log_level``: how the process writes its log (oidc_link/logs.py).
+"""``log_format``, ``log_level`` and ``log_probe_requests``: how the process writes its log
+(oidc_link/logs.py) and which requests get a line of their own (web/request_log.py).
 
 Read from the TOML file or, for commands without one (the demo), from the environment alone.
 """
@@ -16,7 +17,11 @@ from oidc_link.logs import LOG_FORMATS, LOG_LEVELS
 LOG_ENV_OVERRIDES = (
     ("OIDC_LINK_LOG_FORMAT", "log_format"),
     ("OIDC_LINK_LOG_LEVEL", "log_level"),
+    ("OIDC_LINK_LOG_PROBE_REQUESTS", "log_probe_requests"),
 )
+# How a successful probe or document GET is recorded: only in the HTTP metric ("counter",
+# the default) or also as a request log line ("line").
+PROBE_REQUEST_MODES = ("counter", "line")
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,20 @@ class LogSettings:
 
     format: str | None = None
     level: str = "INFO"
+    probe_requests: str = "counter"
+
+    @property
+    def probe_lines(self) -> bool:
+        """Whether a successful probe or document GET writes its request line."""
+        return self.probe_requests == "line"
 
     def format_or(self, default: str) -> str:
         return self.format or default
 
 
 def read_log_settings(reader: Reader, data: Mapping[str, Any]) -> LogSettings:
-    """The top-level ``log_format`` and ``log_level``, the environment winning."""
+    """The top-level ``log_format``, ``log_level`` and ``log_probe_requests``, the
+    environment winning."""
     table = {key: data[key] for _, key in LOG_ENV_OVERRIDES if key in data}
     for variable, key in LOG_ENV_OVERRIDES:
         if reader.environ.get(variable):
@@ -45,7 +57,15 @@ def read_log_settings(reader: Reader, data: Mapping[str, Any]) -> LogSettings:
     if level not in LOG_LEVELS:
         reader.problem("log_level", f"must be one of {', '.join(LOG_LEVELS).lower()}")
         level = "INFO"
-    return LogSettings(format=log_format.lower() if log_format else None, level=level)
+    probe_requests = (reader.text(table, "log_probe_requests", required=False) or "counter").lower()
+    if probe_requests not in PROBE_REQUEST_MODES:
+        reader.problem("log_probe_requests", f"must be one of {', '.join(PROBE_REQUEST_MODES)}")
+        probe_requests = "counter"
+    return LogSettings(
+        format=log_format.lower() if log_format else None,
+        level=level,
+        probe_requests=probe_requests,
+    )
 
 
 def log_settings_from_environment(environ: Mapping[str, str] | None = None) -> LogSettings:

@@ -1,9 +1,10 @@
 """The fast path: discovery and the JWKS answered before Flask, a WSGI layer around the app.
 
 A plain GET or HEAD of either document is answered here with what the Flask view and hooks
-would give (status, headers, body; its request log line and HTTP metric) at a fraction of
-the CPU. Anything else (another path or method, a conditional request, a request with a
-body or credentials) and any failure here go on to Flask untouched.
+would give (status, headers, body; its HTTP metric, and its request log line with
+``log_probe_requests = "line"``) at a fraction of the CPU. Anything else (another path or
+method, a conditional request, a request with a body or credentials) and any failure here
+go on to Flask untouched.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from oidc_link.web.public_documents import (
     PublicDocument,
     PublicDocuments,
 )
-from oidc_link.web.request_log import configured_client_id, write_request_line
+from oidc_link.web.request_log import (
+    configured_client_id,
+    is_successful_probe,
+    write_request_line,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -99,6 +104,7 @@ class FastPath:
         self._settings = settings
         self._https = is_https_issuer(settings.issuer)
         self._metrics = metrics
+        self._probe_lines = settings.logs.probe_lines
         # The rule and endpoint the request log and the metrics name, as Flask routes them.
         adapter = url_map.bind("localhost")
         self._routes: dict[str, _Route] = {}
@@ -134,9 +140,15 @@ class FastPath:
         try:
             start_response(answer.status, answer.headers_with(request_id))
             status = answer.status_code
-            write_request_line(
-                request_id, lambda: self._client_id(environ), route.rule, method, status, started
-            )
+            if self._probe_lines or not is_successful_probe(route.rule, method, status):
+                write_request_line(
+                    request_id,
+                    lambda: self._client_id(environ),
+                    route.rule,
+                    method,
+                    status,
+                    started,
+                )
             self._metrics.http_request(
                 route.endpoint, method, status, self._metrics.timer() - timer_started
             )

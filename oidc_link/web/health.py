@@ -3,7 +3,8 @@
 clock agrees with Redis's).
 
 Both are cheap by design: no key reload, at most one Redis round trip, nothing logged but
-a clock going beyond the allowed skew (once).
+a clock going beyond the allowed skew (once). A successful probe writes no request line
+unless ``log_probe_requests = "line"`` (web/request_log.py); the HTTP metric counts it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from oidc_link.web.context import services
 
 health = Blueprint("health", __name__)
 
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+
 
 def _probe_answer(body: dict[str, object], status: int) -> Response:
     response = jsonify(body)
@@ -24,14 +28,14 @@ def _probe_answer(body: dict[str, object], status: int) -> Response:
     return response
 
 
-@health.get("/healthz")
+@health.get(LIVENESS_PATH)
 def liveness() -> Response:
     """Alive: the process answers HTTP. Deliberately no Redis call, so that an outage of
     Redis makes instances unready, not restarted (restarting cannot bring Redis back)."""
     return _probe_answer({"status": "ok"}, 200)
 
 
-@health.get("/readyz")
+@health.get(READINESS_PATH)
 def readiness() -> Response:
     """Ready: one TIME to Redis (bounded by the client's timeouts: it answers, and its clock
     is compared with ours) and the signing keys checked in memory. 503 names the check that

@@ -1,7 +1,9 @@
 """One log line per request: request id, client, route, method, status and duration.
 
 Never the raw path or its query string (a login_hint, an id_token_hint, a Login Link token), never
-a header or a body: only the route's pattern and a client id that is configured.
+a header or a body: only the route's pattern and a client id that is configured. A successful
+probe or document GET (discovery, JWKS, /healthz, /readyz) is left to the HTTP metric unless
+``log_probe_requests = "line"``; any other answer to them is logged.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
+from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
+from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
 log = logging.getLogger("oidc_link.requests")
 
 REQUEST_EVENT = "http.request"
 REQUEST_MESSAGE = "%s %s %d in %s ms"
 _HOOK = "log_request"
+# What load balancers and relying parties' libraries fetch over and over: a line for each
+# success would outnumber the sign-ins' own lines and cost more than their answers.
+PROBE_ROUTES = frozenset({DISCOVERY_PATH, JWKS_PATH, LIVENESS_PATH, READINESS_PATH})
+_PROBE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def install_request_log(app: Flask, settings: Settings) -> None:
@@ -43,18 +51,34 @@ def install_request_log(app: Flask, settings: Settings) -> None:
             except ValueError:  # torn down in another context than set: just forget it
                 current_request_id.set(None)
 
+    probe_lines = settings.logs.probe_lines
+
     @app.after_request
     def log_request(response: Response) -> Response:
         rule = request.url_rule
+        route = rule.rule if rule is not None else None
+        status = response.status_code
+        if not probe_lines and is_successful_probe(route, request.method, status):
+            return response
         write_request_line(
             g.get("request_id"),
             lambda: _client_id(settings),
-            rule.rule if rule is not None else None,
+            route,
             request.method,
-            response.status_code,
+            status,
             g.get("request_log_started"),
         )
         return response
+
+
+def is_successful_probe(route: str | None, method: str, status: int) -> bool:
+    """A GET or HEAD of a probe route answered 2xx or 304: with ``log_probe_requests =
+    "counter"`` only the HTTP metric records it. An error there is always logged."""
+    return (
+        route in PROBE_ROUTES
+        and method in _PROBE_METHODS
+        and (200 <= status < 300 or status == 304)
+    )
 
 
 def write_request_line(
