@@ -7,6 +7,9 @@
 // request, every redirect and hosted page (forms read from the HTML, cookies kept per
 // user), the callback's state and iss, the code exchange with client_secret_basic and the
 // PKCE verifier, and the ID token's signature (JWKS fetched once), iss, aud, nonce and exp.
+// The spec's `forms` names the fields the server's hosted forms ask for, in order (oidc-link
+// and the forms peer: email then code; the automatic peer: none); a sign-in that fills
+// other ones is an error, so no server can skip a step unnoticed.
 //
 // Phases: signin, refresh, discovery, jwks (timed), and pending (one sign-in stopped where
 // it waits for the user, so the caller can measure what a pending flow keeps in Redis).
@@ -154,6 +157,7 @@ async function signIn({ stopAtField, stopBeforePath } = {}) {
     scope: spec.scope, state, nonce, code_challenge: challenge, code_challenge_method: 'S256',
   });
   let exchanges = 1;
+  const filled = [];
   let answer = await send('GET', `${jwks.discovery.authorization_endpoint}?${query}`, { cookies });
   for (let step = 0; ; step += 1) {
     if (step > MAX_STEPS) throw new FlowError('too many steps');
@@ -166,6 +170,9 @@ async function signIn({ stopAtField, stopBeforePath } = {}) {
         // RFC 9207 §2.4: the iss parameter, when sent, must be the issuer.
         if (callback.has('iss') && callback.get('iss') !== spec.issuer) {
           throw new FlowError('callback iss');
+        }
+        if (spec.forms && filled.join() !== spec.forms.join()) {
+          throw new FlowError(`filled the forms [${filled}], expected [${spec.forms}]`);
         }
         const tokens = await exchangeCode(callback.get('code'), verifier);
         exchanges += 1;
@@ -188,6 +195,7 @@ async function signIn({ stopAtField, stopBeforePath } = {}) {
     if (!picked) throw new FlowError(`a page with no form to fill at step ${step}`);
     const [typed, form] = picked;
     if (stopAtField === typed.field) return { exchanges };
+    filled.push(typed.field);
     const body = new URLSearchParams({ ...form.fields, [typed.field]: typed.value() }).toString();
     answer = await send('POST', form.action, { cookies, body });
     exchanges += 1;

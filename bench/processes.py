@@ -1,5 +1,6 @@
 """The processes a benchmark run starts: one redis-server per server under test, oidc-link
-with its production server, and node-oidc-provider; and the CPU time of a process tree.
+with its production server, and the two node-oidc-provider peers (automatic login, and the
+same two forms as oidc-link); and the CPU time of a process tree.
 
 Everything listens on 127.0.0.1 only, and everything started here is stopped here.
 """
@@ -142,6 +143,9 @@ class ServerUnderTest:
     # Where a sign-in waits for the user: the page asking for this field, or the redirect
     # to this path (the driver stops there to measure a pending flow's Redis bytes).
     pending: dict[str, str]
+    # The fields of the hosted forms a sign-in fills, in order: the driver fails a sign-in
+    # that fills other ones, so a server cannot skip a step unnoticed.
+    forms: tuple[str, ...]
     scope: str = "openid email profile offline_access"
     notes: list[str] = field(default_factory=list)
     command: str = ""
@@ -155,6 +159,7 @@ class ServerUnderTest:
             "email": EMAIL,
             "code": SANDBOX_CODE,
             "scope": self.scope,
+            "forms": list(self.forms),
         }
 
     def cpu_ms(self) -> float:
@@ -267,6 +272,7 @@ def start_oidc_link(
         process,
         redis_server,
         {"pendingAtField": "code"},
+        ("email", "code"),
         notes=notes,
         command=shown,
     )
@@ -281,11 +287,27 @@ def node_ready() -> str | None:
     return None
 
 
-def start_peer(workdir: Path, workers: int) -> ServerUnderTest:
+@dataclass(frozen=True)
+class PeerKind:
+    """One of the node-oidc-provider peers: its script in bench/node and how its sign-in goes."""
+
+    name: str
+    script: str
+    pending: dict[str, str]
+    forms: tuple[str, ...]
+
+
+# No form: the interaction signs the user in at once (4 HTTP exchanges per sign-in).
+AUTOMATIC_PEER = PeerKind("auto-peer", "peer.mjs", {"pendingBeforePath": "/interaction/"}, ())
+# oidc-link's two forms, email then code (7 exchanges): the equal-UX peer of issue 16.
+FORMS_PEER = PeerKind("forms-peer", "forms_peer.mjs", {"pendingAtField": "code"}, ("email", "code"))
+
+
+def start_peer(workdir: Path, workers: int, kind: PeerKind = AUTOMATIC_PEER) -> ServerUnderTest:
     problem = node_ready()
     if problem:
         raise RuntimeError(problem)
-    redis_server = RedisServer(workdir, "peer")
+    redis_server = RedisServer(workdir, kind.name)
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     environment = {
@@ -300,29 +322,30 @@ def start_peer(workdir: Path, workers: int) -> ServerUnderTest:
         "PEER_REDIRECT_URI": REDIRECT_URI,
         "PEER_EMAIL": EMAIL,
     }
-    log = workdir / "peer.log"
+    log = workdir / f"{kind.name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            ["node", str(NODE_DIR / "peer.mjs")], cwd=NODE_DIR, env=environment,
+            ["node", str(NODE_DIR / kind.script)], cwd=NODE_DIR, env=environment,
             stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         wait_until(
             lambda: _http_ok(issuer + "/.well-known/openid-configuration")
             and "listening" in log.read_text(),
-            "node-oidc-provider", process, log,
+            kind.name, process, log,
         )  # fmt: skip
     except BaseException:
         stop_process(process)
         redis_server.stop()
         raise
     return ServerUnderTest(
-        "node-oidc-provider",
+        kind.name,
         issuer,
         process,
         redis_server,
-        {"pendingBeforePath": "/interaction/"},
-        command=f"node bench/node/peer.mjs (cluster, PEER_WORKERS={workers})",
+        kind.pending,
+        kind.forms,
+        command=f"node bench/node/{kind.script} (cluster, PEER_WORKERS={workers})",
     )
 
 

@@ -1,10 +1,11 @@
-"""``python -m bench.run``: oidc-link against node-oidc-provider, in alternating rounds.
+"""``python -m bench.run``: oidc-link against two node-oidc-provider peers, interleaved.
 
-Starts a redis-server per server, oidc-link with its production server and the peer (Node
-cluster), both with ``--workers`` processes, warms both up, then runs every phase against
-one server and then the other, round after round (the order flips each round), and prints
-the median of the per-round ratios oidc-link / peer beside CPU per sign-in. Loopback only;
-each phase is bounded by its duration, the whole run by rounds x phases.
+Starts a redis-server per server, oidc-link with its production server and two peers (Node
+cluster): the automatic peer, which signs in with no form, and the forms peer, with the same
+email and code forms as oidc-link. All run ``--workers`` processes. It warms each up, then
+runs every phase against each server in turn, round after round, the order rotating each
+round, and prints the medians and the median of the per-round ratios oidc-link / each peer.
+Loopback only; each phase is bounded by its duration, the whole run by rounds x phases.
 """
 
 from __future__ import annotations
@@ -18,26 +19,50 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from bench.phases import PendingFlow, PhaseResult, measure_pending_flow, run_phase
-from bench.processes import ServerUnderTest, node_ready, peer_version, start_oidc_link, start_peer
+from bench.processes import (
+    AUTOMATIC_PEER,
+    FORMS_PEER,
+    ServerUnderTest,
+    node_ready,
+    peer_version,
+    start_oidc_link,
+    start_peer,
+)
 
 OIDC_LINK = "oidc-link"
-PEER = "node-oidc-provider"
+SERVERS = (OIDC_LINK, AUTOMATIC_PEER.name, FORMS_PEER.name)
+# --only's earlier name for the automatic peer, from when it was the only one.
+ONLY_ALIASES = {"peer": AUTOMATIC_PEER.name}
 SIGN_IN_CONCURRENCY = (1, 8, 32)
 ENDPOINTS = ("refresh", "discovery", "jwks")
-# Issue 7 item 8: the ratios oidc-link / peer to reach (higher is better unless noted).
+# Issue 16 item 2: the ratios oidc-link / forms peer to reach (higher is better unless
+# noted). Against the automatic peer the same figures are reported, without targets.
 TARGETS = {
     "flows/s @32": 1.5,
+    "p99 ms @32": 1.0,  # at most
     "server CPU ms / sign-in": 0.67,  # at most
     "refresh/s": 1.5,
     "discovery/s": 1.0,
     "jwks/s": 1.0,
 }
-LOWER_IS_BETTER = {"server CPU ms / sign-in"}
+LOWER_IS_BETTER = {"server CPU ms / sign-in", "p99 ms @32"}
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A column of per-round ratios numerator / denominator, with targets to meet if given."""
+
+    label: str
+    numerator: str
+    denominator: str
+    targets: Mapping[str, float] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--endpoint-users", type=int, default=16, help="concurrent users for refresh/discovery/jwks"
     )
-    parser.add_argument("--only", choices=(OIDC_LINK, "peer"), help="run one server only")
+    parser.add_argument(
+        "--only", choices=(*SERVERS, *ONLY_ALIASES), help="run one server only ('peer': auto-peer)"
+    )
     parser.add_argument("--json", type=Path, help="also write every raw result here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -58,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         args.duration = 2.0 if args.quick else 5.0
     args.rounds = max(1, min(args.rounds, 50))
     args.duration = max(0.5, min(args.duration, 120.0))
-    if args.only != OIDC_LINK and (problem := node_ready()):
-        print(f"Cannot run the peer: {problem}", file=sys.stderr)
+    only = ONLY_ALIASES.get(args.only, args.only)
+    if only != OIDC_LINK and (problem := node_ready()):
+        print(f"Cannot run the peers: {problem}", file=sys.stderr)
         return 2
 
     results: list[tuple[int, PhaseResult]] = []
@@ -69,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(temporary)
         servers: list[ServerUnderTest] = []
         try:
-            if args.only != "peer":
+            if only in (None, OIDC_LINK):
                 servers.append(start_oidc_link(workdir, args.workers))
-            if args.only != OIDC_LINK:
-                servers.append(start_peer(workdir, args.workers))
+            for kind in (AUTOMATIC_PEER, FORMS_PEER):
+                if only in (None, kind.name):
+                    servers.append(start_peer(workdir, args.workers, kind))
             for server in servers:
                 commands.append(server.command)
                 for note in server.notes:
@@ -80,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Warm-up, not recorded: imports, JIT, connection pools, first key loads.
                 run_phase(server, "signin", 8, min(2.0, args.duration))
             for round_number in range(args.rounds):
-                order = servers if round_number % 2 == 0 else list(reversed(servers))
-                for server in order:
+                for server in rotated(servers, round_number):
                     for phase_result in _one_round(server, args):
                         results.append((round_number, phase_result))
                         print_progress(round_number, phase_result)
@@ -104,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     return 1 if any(r.errors for _, r in results) else 0
+
+
+def rotated(servers: Sequence[Item], round_number: int) -> list[Item]:
+    """This round's order: each round starts one server later, so that over as many rounds
+    as servers each one runs first, second and last once (the machine drifts within a round)."""
+    start = round_number % len(servers)
+    return [*servers[start:], *servers[:start]]
 
 
 def _one_round(server: ServerUnderTest, args: argparse.Namespace) -> list[PhaseResult]:
@@ -144,6 +179,9 @@ def round_metrics(phases: list[PhaseResult]) -> dict[str, float]:
         exchanges = [p.exchanges_per_sign_in for p in sign_ins if p.exchanges_per_sign_in]
         if exchanges:
             metrics["HTTP exchanges / sign-in"] = statistics.mean(exchanges)
+            metrics["server CPU ms / exchange"] = (
+                metrics["server CPU ms / sign-in"] / metrics["HTTP exchanges / sign-in"]
+            )
     for phase in phases:
         if phase.phase in ENDPOINTS:
             metrics[f"{phase.phase}/s"] = phase.per_second
@@ -165,7 +203,13 @@ def build_report(
     for round_number, result in results:
         by_round.setdefault((result.server, round_number), []).append(result)
     per_round = {key: round_metrics(phases) for key, phases in by_round.items()}
-    servers = [name for name in (OIDC_LINK, PEER) if any(k[0] == name for k in per_round)]
+    servers = [name for name in SERVERS if any(k[0] == name for k in per_round)]
+    targets = {FORMS_PEER.name: TARGETS}
+    ratios = [
+        Ratio(f"{OIDC_LINK} / {peer}", OIDC_LINK, peer, targets.get(peer))
+        for peer in servers
+        if peer != OIDC_LINK and OIDC_LINK in servers
+    ]
     lines = [
         "",
         f"# oidc-link benchmark, {args.rounds} round(s) of {args.duration:g} s phases",
@@ -174,9 +218,10 @@ def build_report(
         f"- command: python -m bench.run {' '.join(argv if argv is not None else sys.argv[1:])}",
         *(f"- started: {command}" for command in commands),
         "",
-        "Medians over rounds; the ratio is the median of the per-round ratios oidc-link / peer.",
+        "Medians over rounds; a ratio is the median of the per-round ratios oidc-link / peer;"
+        f" the targets (issue 16) are for oidc-link / {FORMS_PEER.name}.",
         "",
-        *median_table(per_round, servers, args.rounds, targets=TARGETS),
+        *median_table(per_round, servers, args.rounds, ratios=ratios),
     ]
     lines += ["", "Redis per pending sign-in (waiting for the user):", ""]
     for flow in pending:
@@ -194,39 +239,43 @@ def median_table(
     servers: Sequence[str],
     rounds: int,
     *,
-    targets: Mapping[str, float] | None = None,
+    ratios: Sequence[Ratio] | None = None,
 ) -> list[str]:
-    """Markdown rows of each figure's median per server and, with two servers, the median of
-    the per-round ratios first / second (and its target, given ``targets``). Ratios only
-    within a round: the machine drifts between rounds."""
+    """Markdown rows of each figure's median per server, then a column per ratio: the median
+    of the per-round ratios (and its target, if the ratio has targets). Without ``ratios``,
+    two servers get one column "ratio", first / second. Ratios only within a round: the
+    machine drifts between rounds."""
+    if ratios is None:
+        ratios = [Ratio("ratio", *servers)] if len(servers) == 2 else []
     names = list(dict.fromkeys(name for m in per_round.values() for name in m))
-    pair = len(servers) == 2
-    lines = [
-        "| figure | " + " | ".join(servers) + " |"
-        + (" ratio |" if pair else "") + (" target |" if pair and targets else ""),
-        "|---|" + "---|" * len(servers)
-        + ("---|" if pair else "") + ("---|" if pair and targets else ""),
-    ]  # fmt: skip
+    headings = [*servers]
+    for ratio in ratios:
+        headings += [ratio.label, *(["target"] if ratio.targets else [])]
+    lines = ["| figure | " + " | ".join(headings) + " |", "|---|" + "---|" * len(headings)]
     for name in names:
-        medians = []
+        cells = []
         for server in servers:
             values = [m[name] for (s, _), m in per_round.items() if s == server and name in m]
-            medians.append(_figure(statistics.median(values)) if values else "-")
-        row = f"| {name} | " + " | ".join(medians) + " |"
-        if pair:
-            first, second = servers
-            ratios = [
-                per_round[(first, n)][name] / per_round[(second, n)][name]
-                for n in range(rounds)
-                if name in per_round.get((first, n), {})
-                and per_round.get((second, n), {}).get(name)
-            ]
-            ratio = statistics.median(ratios) if ratios else None
-            row += f" {ratio:.2f}x |" if ratio is not None else " - |"
-            if targets:
-                row += f" {_target(name, ratio, targets)} |"
-        lines.append(row)
+            cells.append(_figure(statistics.median(values)) if values else "-")
+        for ratio in ratios:
+            value = _median_ratio(per_round, ratio, name, rounds)
+            cells.append(f"{value:.2f}x" if value is not None else "-")
+            if ratio.targets:
+                cells.append(_target(name, value, ratio.targets))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _median_ratio(
+    per_round: Mapping[tuple[str, int], Mapping[str, float]], ratio: Ratio, name: str, rounds: int
+) -> float | None:
+    values = [
+        per_round[(ratio.numerator, n)][name] / per_round[(ratio.denominator, n)][name]
+        for n in range(rounds)
+        if name in per_round.get((ratio.numerator, n), {})
+        and per_round.get((ratio.denominator, n), {}).get(name)
+    ]
+    return statistics.median(values) if values else None
 
 
 def _figure(value: float) -> str:

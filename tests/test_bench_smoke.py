@@ -1,7 +1,8 @@
-"""The benchmark's quick mode against oidc-link alone: its load driver really completes
-sign-ins (every page, the token exchange, the ID-token check) on a real redis-server and
-oidc-link's own server. No timing is asserted; the peer (node-oidc-provider) is left out,
-as it needs ``npm ci`` in bench/node."""
+"""The benchmark's quick mode: its load driver really completes sign-ins (every page, the
+token exchange, the ID-token check) on a real redis-server against oidc-link's own server,
+and against the forms peer (node-oidc-provider with the same two forms) where bench/node's
+packages are installed (``npm ci`` there; CI does not, so that test skips in CI). No timing
+is asserted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import node_ready
+from bench.run import rotated
 from tests.conftest import REQUIRE_REAL_REDIS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +55,46 @@ def test_quick_benchmark_completes_sign_ins_without_errors(tmp_path: Path) -> No
     assert all(r["exchanges_per_sign_in"] >= 4 for r in sign_ins)
     assert all(r["redis_commands"] > 0 and r["server_cpu_ms"] > 0 for r in sign_ins)
     assert "flows/s @32" in run.stdout
+
+
+def test_quick_benchmark_signs_in_through_the_forms_peers_email_and_code_forms(
+    tmp_path: Path,
+) -> None:
+    _require("redis-server")
+    _require("node")
+    if problem := node_ready():
+        pytest.skip(problem)
+    results_file = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "forms-peer",
+         "--duration", "1", "--json", str(results_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recorded = json.loads(results_file.read_text())
+    for phase in recorded["results"]:
+        assert phase["server"] == "forms-peer"
+        assert phase["errors"] == 0, phase["error_samples"]
+        assert phase["completed"] > 0, phase
+    # authorize -> email form, its POST -> code form, its POST -> resume -> RP, token: the
+    # driver fails any sign-in that did not fill the email form and then the code form.
+    sign_ins = [r for r in recorded["results"] if r["phase"] == "signin"]
+    assert [r["exchanges_per_sign_in"] for r in sign_ins] == [7, 7, 7]
+    # A pending sign-in waits at the code form, its verification kept in the interaction.
+    (pending,) = recorded["pending_flows"]
+    assert pending["exchanges"] == 4
+    assert pending["key_kinds"] == ["peer:Interaction:…"]
+    assert "| figure | forms-peer |" in run.stdout
+
+
+def test_each_round_starts_one_server_later_so_every_server_takes_every_place() -> None:
+    servers = ["oidc-link", "auto-peer", "forms-peer"]
+    orders = [rotated(servers, n) for n in range(4)]
+    assert orders[0] == servers
+    assert orders[1] == ["auto-peer", "forms-peer", "oidc-link"]
+    assert orders[3] == orders[0]
+    for place in range(3):
+        assert sorted(order[place] for order in orders[:3]) == sorted(servers)
 
 
 def test_the_server_floor_benchmark_serves_its_documents_under_each_server() -> None:
