@@ -1,7 +1,7 @@
 """The benchmark's quick mode: its load driver really completes sign-ins (every page, the
 token exchange, the ID-token check) on a real redis-server against oidc-link's own server,
 and against the forms peer (node-oidc-provider with the same two forms) where bench/node's
-packages are installed (``npm ci`` there; CI does not, so that test skips in CI). No timing
+packages are installed (``npm ci`` there, as .ci/run does; else that test skips). No timing
 is asserted."""
 
 from __future__ import annotations
