@@ -32,7 +32,7 @@ import enum
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Self
 
 from oidc_link.errors import FlowStepError
@@ -51,11 +51,17 @@ class Record:
     omitted_when_empty: frozenset[str] = frozenset()
 
     def to_record(self) -> str:
-        data = asdict(self)
+        data = self._as_dict()
         for name in self.omitted_when_empty:
             if not data[name]:
                 del data[name]
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        return _encode(data)
+
+    def _as_dict(self) -> dict[str, Any]:
+        """This record's fields by name, shallow: the encoder writes a nested record through
+        ``_nested_record``, and tuples as lists, so nothing is copied on the way (what
+        ``dataclasses.asdict`` did, deepcopying every value, at a sign-in's every write)."""
+        return {name: getattr(self, name) for name in _field_order(type(self))}
 
     @classmethod
     def from_record(cls, raw: str | bytes) -> Self:
@@ -78,6 +84,24 @@ class Record:
 def _field_names(record_type: type) -> frozenset[str]:
     """The dataclass fields of a record type, read once per type (every load needs them)."""
     return frozenset(item.name for item in fields(record_type))
+
+
+@functools.cache
+def _field_order(record_type: type) -> tuple[str, ...]:
+    """The dataclass fields of a record type in order, read once per type (every write)."""
+    return tuple(item.name for item in fields(record_type))
+
+
+def _nested_record(value: object) -> dict[str, Any]:
+    """A record inside a record, written whole (as ``asdict`` did: its own
+    ``omitted_when_empty`` does not apply); anything else is not JSON."""
+    if isinstance(value, Record):
+        return value._as_dict()
+    raise TypeError(f"{type(value).__name__} is not a record field JSON can hold")
+
+
+# json.dumps(data, separators=(",", ":"), sort_keys=True), its encoder built once.
+_encode = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_nested_record).encode
 
 
 @dataclass(frozen=True)
