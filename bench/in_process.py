@@ -293,10 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = workdir / "oidc-link.toml"
             config.write_text(oidc_link_config(ISSUER, redis_server.url))
-            app = create_app(load_settings(str(config)))
-            # What a production server pays per request: one masked JSON line.
+            # What a production server pays per request: one masked JSON line. Configured
+            # before the app, as `oidc-link serve` does: an app created first finds no
+            # handler and Flask gives the "oidc_link" logger its own, which wrote every
+            # line a second time (unmasked, to stderr) and doubled the log's cost here.
             log_file = open(workdir / "oidc-link.log", "w")  # noqa: SIM115 - until exit
             configure_logging("json", "INFO", stream=log_file)
+            app = create_app(load_settings(str(config)))
             if not args.request_log:
                 # The sandbox prints every code and each request logs a line: keep warnings.
                 logging.disable(logging.INFO)

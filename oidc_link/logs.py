@@ -29,6 +29,13 @@ PUBLIC_FIELDS = frozenset({"kid"})
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)).keys()
 ) | {"message", "asctime", "taskName"}
+# The keys every JSON line starts with; an extra of the same name does not replace them.
+_LINE_HEAD = frozenset({"time", "level", "logger", "message"})
+# Values the mask leaves as they are (bool is an int); checked by exact type, fast.
+_PLAIN_NUMBERS = frozenset({int, float, bool})
+# One encoder for every line: json.dumps builds a new one per call when given options.
+# default=str: an extra that JSON cannot hold is written as its text, never dropped.
+_encode_line = json.JSONEncoder(ensure_ascii=False, default=str).encode
 # werkzeug's development server ends its access line's format string with this.
 _WERKZEUG_ACCESS_LINE = '"%s" %s %s'
 
@@ -160,6 +167,19 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _extras_in_line_order(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The extras of a record's ``vars``: the request fields first, in their fixed order (so
+    lines read alike), then the others as the log call gave them."""
+    # The set difference runs in C; most records carry a handful of extras among ~25 names.
+    names = attributes.keys() - _RECORD_ATTRIBUTES
+    fields = {name: attributes[name] for name in REQUEST_FIELDS if name in names}
+    if len(fields) < len(names):
+        for name in attributes:
+            if name in names and name not in fields and not name.startswith("_"):
+                fields[name] = attributes[name]
+    return fields
+
+
 class SecretMask(logging.Filter):
     """Rewrites a record in place, so that every handler after it sees only masked text:
     the message (with its arguments merged in), the extra fields and the traceback."""
@@ -172,24 +192,30 @@ class SecretMask(logging.Filter):
         except (TypeError, ValueError):  # a broken format string must not hide the record
             message = f"{record.msg!s} {record.args!r}"
         attributes = vars(record)
-        # The extras, as a set difference (their order does not matter here).
-        extras = [
-            name for name in attributes.keys() - _RECORD_ATTRIBUTES if not name.startswith("_")
-        ]
+        fields = _extras_in_line_order(attributes)
         public = frozenset(
-            str(attributes[name]) for name in PUBLIC_FIELDS.intersection(extras) if attributes[name]
+            str(fields[name]) for name in PUBLIC_FIELDS.intersection(fields) if fields[name]
         )
         record.msg = mask(message, public)
         record.args = None
-        for name in extras:
+        for name, value in fields.items():
+            # Most values are short strings without a trigger, numbers or None: told apart
+            # here rather than through mask_value's dispatch, with the same outcome.
+            if type(value) is str:
+                if not _may_hold_secret(value):
+                    continue
+            elif value is None or type(value) in _PLAIN_NUMBERS:
+                continue
             if name not in PUBLIC_FIELDS:
-                attributes[name] = mask_value(attributes[name])
+                fields[name] = attributes[name] = mask_value(value)
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         if record.exc_text:
             record.exc_text = mask(record.exc_text)
         if record.stack_info:
             record.stack_info = mask(record.stack_info)
+        # The masked fields in the order a JSON line writes them: the formatter reuses them.
+        record._masked_fields = fields
         record._masked = True
         return True
 
@@ -222,12 +248,13 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         attributes = vars(record)
-        # Request fields first, in a fixed order, so lines read alike.
-        for name in REQUEST_FIELDS:
-            if name in attributes:
-                line[name] = attributes[name]
-        for name, value in attributes.items():
-            if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
+        fields = attributes.get("_masked_fields")
+        if fields is None:  # a record that did not pass SecretMask
+            fields = _extras_in_line_order(attributes)
+        if _LINE_HEAD.isdisjoint(fields):
+            line.update(fields)
+        else:  # an extra named like a head field does not replace it
+            for name, value in fields.items():
                 line.setdefault(name, value)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -235,8 +262,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        # default=str: an extra that JSON cannot hold is written as its text, never dropped.
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _encode_line(line)
 
     def _time(self, created: float) -> str:
         """``created`` as ``datetime.fromtimestamp(created, UTC).isoformat(timespec=

@@ -195,6 +195,35 @@ def test_json_lines_carry_time_level_logger_message_and_the_request_fields_first
     assert line["event"] == "http.request"
 
 
+def test_an_extra_named_like_a_fixed_field_of_a_json_line_does_not_replace_it(
+    output: io.StringIO,
+) -> None:
+    log.info("Hello", extra={"time": "then", "level": "loud", "logger": "me", "note": "kept"})
+
+    (line,) = lines(output)
+    assert line["time"] != "then"
+    assert (line["level"], line["logger"], line["note"]) == ("info", log.name, "kept")
+
+
+def test_the_json_formatter_writes_a_record_the_mask_never_saw_in_the_same_order() -> None:
+    fields = {"note": "n", "status": 200, "event": "e", "route": "/r", "extra_count": 2}
+
+    def record() -> logging.LogRecord:
+        return log.makeRecord(
+            log.name, logging.INFO, __file__, 1, "Hi %s", ("x",), None, None, fields
+        )
+
+    masked = record()
+    SecretMask().filter(masked)
+    alone = json.loads(JsonFormatter().format(record()))
+    behind_the_mask = json.loads(JsonFormatter().format(masked))
+
+    assert list(alone) == list(behind_the_mask) == [
+        "time", "level", "logger", "message", "route", "status", "note", "event", "extra_count",
+    ]  # fmt: skip
+    assert {**alone, "time": None} == {**behind_the_mask, "time": None}
+
+
 def test_the_text_format_adds_the_fields_after_the_message() -> None:
     record = logging.LogRecord("oidc_link.x", logging.INFO, __file__, 1, "Hi %s", ("a@b.io",), None)
     record.client_id = "shop"
