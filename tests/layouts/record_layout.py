@@ -8,6 +8,10 @@ what the recording checks). For 868ada5 it was run like this:
     PYTHONPATH=/tmp/old868 /tmp/old868/.venv/bin/python tests/layouts/record_layout.py \
         tests/layouts/868ada5.json            # run from this repository's root
 
+6490682 (issue 16's starting point) the same way, from /tmp/old649, into
+tests/layouts/6490682.json; that recording also names the SSO cookie (by then
+``__Host-oidc_link_session``).
+
 It builds that version's app (its ``build_services``/``create_app``) on fakeredis with the
 fixed configuration below and a FixedClock, and drives it over HTTP only: a sign-in at a
 first-party client with offline_access (refresh token, SSO session), a third-party client's
@@ -120,10 +124,13 @@ class Browser:
         self.page = self.client.post(form["action"], data=data, base_url=ISSUER)
         return self.follow(self.page)
 
-    def cookie(self, name: str) -> str:
-        found = self.client.get_cookie(name, domain="login.example.test")
-        assert found is not None, f"no {name} cookie"
-        return found.value
+    def cookie(self, *names: str) -> tuple[str, str]:
+        """The first of ``names`` the browser holds, and its value."""
+        for name in names:
+            found = self.client.get_cookie(name, domain="login.example.test")
+            if found is not None:
+                return name, found.value
+        raise AssertionError(f"none of the cookies {names}")
 
 
 def authorize_url(client_id: str, redirect_uri: str, scope: str, tag: str) -> str:
@@ -269,6 +276,8 @@ def main(out: str) -> None:
     partner_tokens = consent(app, browser)
     platform = platform_calls(app)
     jwks = app.test_client().get("/jwks.json", base_url=ISSUER).get_json()
+    # 868ada5 named it oidc_link_session; later versions __Host-oidc_link_session (https).
+    cookie_name, cookie = browser.cookie("__Host-oidc_link_session", "oidc_link_session")
     recording = {
         "version": Path(out).stem,  # named after the commit recorded
         "recorded_at": clock.now(),
@@ -278,7 +287,8 @@ def main(out: str) -> None:
             "partner_secret": PARTNER_SECRET,
             "api_key": SHOP_API_KEY,
             "idempotency_key": IDEMPOTENCY_KEY,
-            "session_cookie": browser.cookie("oidc_link_session"),
+            "session_cookie": cookie,
+            "session_cookie_name": cookie_name,
             "pkce_verifier": PKCE_VERIFIER,
             "pkce_challenge": PKCE_CHALLENGE,
         },
