@@ -1,7 +1,7 @@
 """The redis-py client for ``redis_url``: one server (plain or TLS), a Unix socket, or the
-master that Sentinels name, all with the same timeouts and retry policy; or, without a URL,
-an embedded fakeredis. Builds clients only: every key is keyspace.py's, every command
-an aggregate's (store/).
+master that Sentinels name, all with the same timeouts and retry policy and one connection
+per thread (pinned_pool.py); or, without a URL, an embedded fakeredis. Builds clients only:
+every key is keyspace.py's, every command an aggregate's (store/).
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from oidc_link.config.redis_settings import RedisAddress, RedisSettings, parse_redis_url
+from oidc_link.store.pinned_pool import PinnedConnectionPool, PinnedSentinelConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,22 @@ def connect(redis_url: str | None, options: RedisSettings | None = None) -> redi
         return _sentinel_master(address, options, tls)
     credentials = {"db": address.db, "username": address.username, "password": address.password}
     if address.socket_path is not None:
-        return redis.Redis(unix_socket_path=address.socket_path, **credentials, **_client_policy())
-    host, port = address.hosts[0]
-    return redis.Redis(host=host, port=port, **credentials, **tls, **_client_policy())
+        where: dict[str, Any] = {
+            "connection_class": redis.UnixDomainSocketConnection,
+            "path": address.socket_path,
+            # As redis.Redis(unix_socket_path=...) has it: no such notices over a socket.
+            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+        }
+    else:
+        host, port = address.hosts[0]
+        where = {"host": host, "port": port}
+        if tls:
+            where["connection_class"] = redis.SSLConnection
+            tls = {name: value for name, value in tls.items() if name != "ssl"}
+    # The pool is built here, not by redis.Redis(host=...), only to pin a connection to each
+    # thread; from_pool gives the client the pool to close with it, as Redis(host=...) does.
+    pool = PinnedConnectionPool(**where, **credentials, **tls, **_client_policy())
+    return redis.Redis.from_pool(pool)
 
 
 def _client_policy() -> dict[str, Any]:
@@ -104,6 +119,7 @@ def _sentinel_master(
     return sentinels.master_for(
         address.service_name,
         redis_class=redis.Redis,
+        connection_pool_class=PinnedSentinelConnectionPool,
         db=address.db,
         username=address.username,
         password=address.password,

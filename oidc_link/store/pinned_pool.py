@@ -1,0 +1,74 @@
+"""Connection pools that keep one connection per thread: each request thread sends its
+commands over its own connection instead of taking one from the shared pool and giving it
+back for every command. Knows no command and no key; connection.py builds clients on them.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import redis
+from redis.sentinel import SentinelConnectionPool
+
+
+class _Pin:
+    """A thread's own connection, and whether that thread is using it right now."""
+
+    __slots__ = ("__weakref__", "busy", "connection")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.busy = False
+
+
+class _PinnedConnections:
+    """What both pools below add to redis-py's: ``get_connection`` hands a thread the
+    connection it had last time, so the pool's lock, its bookkeeping of idle and used
+    connections and redis-py's metrics of both are paid once per thread, not per command.
+
+    Thread-safe because a pinned connection only ever serves the thread it is pinned to. If
+    that thread asks again while it still holds it (a command sent while a pipeline or a
+    pub/sub holds it), it gets a pooled one as before. A pinned connection is checked as a
+    pooled one is (reconnected if the server closed it), and goes back to the pool when its
+    thread ends. After a fork the pool resets, pins included (redis-py's own pid check).
+    """
+
+    _pins: threading.local
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self._pins = threading.local()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self._checkpid()  # type: ignore[attr-defined]
+        pin = getattr(self._pins, "pin", None)
+        if pin is None:
+            connection = super().get_connection(*args, **kwargs)  # type: ignore[misc]
+            pin = _Pin(connection)
+            # The thread's locals die with it: its connection then serves other threads.
+            weakref.finalize(pin, super().release, connection)  # type: ignore[misc]
+            self._pins.pin = pin
+        elif pin.busy:
+            return super().get_connection(*args, **kwargs)  # type: ignore[misc]
+        else:
+            self.ensure_connection(pin.connection)  # type: ignore[attr-defined]
+        pin.busy = True
+        return pin.connection
+
+    def release(self, connection: Any) -> None:
+        pin = getattr(self._pins, "pin", None)
+        if pin is not None and pin.connection is connection:
+            pin.busy = False
+            return
+        super().release(connection)  # type: ignore[misc]
+
+
+class PinnedConnectionPool(_PinnedConnections, redis.ConnectionPool):
+    """redis-py's ConnectionPool, one connection pinned to each thread."""
+
+
+class PinnedSentinelConnectionPool(_PinnedConnections, SentinelConnectionPool):
+    """redis-py's SentinelConnectionPool (connections that ask the Sentinels for the master
+    whenever they connect), one connection pinned to each thread."""

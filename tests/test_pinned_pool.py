@@ -1,0 +1,138 @@
+"""The production client's pool pins one connection to each thread (store/pinned_pool.py):
+a thread reuses its connection, threads never share one, a thread's nested use gets another,
+an ended thread's connection serves the next one, and a connection the server closed is
+opened again before it is used. On a real redis-server: CLIENT ID names the connection."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from oidc_link.store.connection import connect
+from oidc_link.store.pinned_pool import PinnedConnectionPool
+
+
+@pytest.fixture
+def client(redis_server_url: str) -> Iterator[redis.Redis]:
+    client = connect(redis_server_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def observer(redis_server_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_server_url, decode_responses=True) as observer:
+        yield observer
+
+
+def connection_id(connection: redis.connection.AbstractConnection) -> int:
+    connection.send_command("CLIENT", "ID")
+    return int(connection.read_response())
+
+
+def test_the_production_client_is_built_on_the_pinned_pool(client: redis.Redis) -> None:
+    assert isinstance(client.connection_pool, PinnedConnectionPool)
+
+
+def test_a_thread_sends_its_commands_and_pipelines_over_one_connection(
+    client: redis.Redis,
+) -> None:
+    first = client.client_id()
+    client.set("pinned:a", "1")
+    pipeline = client.pipeline(transaction=True)
+    pipeline.client_id()
+    pipeline.get("pinned:a")
+
+    assert pipeline.execute() == [first, "1"]
+    assert client.client_id() == first
+
+
+def test_threads_each_get_a_connection_of_their_own_and_never_see_each_others_replies(
+    client: redis.Redis,
+) -> None:
+    threads_count, rounds = 8, 300
+    ids: dict[int, int] = {}
+    wrong: list[str] = []
+    start = threading.Barrier(threads_count)
+
+    def work(number: int) -> None:
+        start.wait()
+        ids[number] = client.client_id()
+        for turn in range(rounds):
+            value = f"{number}:{turn}"
+            client.set(f"pinned:thread:{number}", value)
+            if client.get(f"pinned:thread:{number}") != value:
+                wrong.append(value)
+            client.incr("pinned:counter")
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads_count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert wrong == []
+    assert client.get("pinned:counter") == str(threads_count * rounds)
+    assert len(set(ids.values())) == threads_count
+    client.delete("pinned:counter")
+
+
+def test_a_command_sent_while_the_thread_holds_its_connection_goes_over_another(
+    client: redis.Redis,
+) -> None:
+    pinned = client.client_id()
+    held = client.connection_pool.get_connection()
+    try:
+        assert connection_id(held) == pinned
+        assert client.client_id() != pinned
+    finally:
+        client.connection_pool.release(held)
+
+    assert client.client_id() == pinned
+
+
+def test_an_ended_threads_connection_serves_the_next_thread(
+    client: redis.Redis, observer: redis.Redis
+) -> None:
+    client.ping()
+    before = observer.info("clients")["connected_clients"]
+    ids = []
+    for _ in range(20):
+        worker = threading.Thread(target=lambda: ids.append(client.client_id()))
+        worker.start()
+        worker.join()
+
+    # One connection more at most (the first thread's, then reused), not one per thread.
+    assert observer.info("clients")["connected_clients"] <= before + 1
+    assert len(set(ids)) == 1
+
+
+def test_a_pinned_connection_the_server_closed_is_opened_again_before_the_next_command(
+    client: redis.Redis, observer: redis.Redis
+) -> None:
+    first = client.client_id()
+    assert observer.client_kill_filter(_id=first) == 1
+
+    assert client.set("pinned:after-kill", "1") is True
+    assert client.client_id() != first
+
+
+def _child_connection_id(client: redis.Redis, answers: multiprocessing.Queue) -> None:
+    answers.put(client.client_id())
+
+
+def test_a_forked_process_opens_a_connection_of_its_own(client: redis.Redis) -> None:
+    parent = client.client_id()
+    fork = multiprocessing.get_context("fork")
+    answers = fork.Queue()
+    child = fork.Process(target=_child_connection_id, args=(client, answers))
+    child.start()
+    child_id = answers.get(timeout=30)
+    child.join(timeout=30)
+
+    assert child_id != parent
+    assert client.client_id() == parent
