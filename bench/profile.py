@@ -77,7 +77,7 @@ def summarize(collapsed: str, top: int) -> str:
         if not stack or not count.isdigit():
             continue
         frames = [f for f in stack.split(";") if not f.startswith("process ")]
-        if not frames or _idle(frames[-1]):
+        if not frames or is_idle(frames[-1]):
             continue
         samples = int(count)
         busy += samples
@@ -135,7 +135,7 @@ IDLE = ("select ", "poll ", "accept ", "wait ", "_wait_for_tstate_lock", "recv_i
         "readinto ", "sleep ")  # fmt: skip
 
 
-def _idle(frame: str) -> bool:
+def is_idle(frame: str) -> bool:
     return frame.startswith(IDLE) or (" (selectors.py" in frame and "select" in frame)
 
 
