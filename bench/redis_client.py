@@ -6,9 +6,9 @@ Two measures on a redis-server of its own, each variant taking turns with the ot
 2. the app's CPU per sign-in step (bench.in_process's exchanges) over each client.
 
 The variants: redis-py's pure-Python reply parser and command packer against hiredis's
-(RESP2 and RESP3), and redis-py's ConnectionPool against oidc-link's PinnedConnectionPool
-(a connection per thread). docs/performance.md, "Issue 16 levers: the Redis client", keeps
-the figures.
+(RESP2 and RESP3), redis-py's ConnectionPool against oidc-link's PinnedConnectionPool (a
+connection per thread), and the client oidc-link's connect() builds (also its
+CommandPacker). docs/performance.md, "Issue 16 levers: the Redis client", keeps the figures.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from oidc_link import create_app
 from oidc_link.config import load_settings
 from oidc_link.logs import configure_logging
 from oidc_link.services import build_services
+from oidc_link.store.connection import connect
 from oidc_link.store.pinned_pool import PinnedConnectionPool
 
 SCRIPT = "return redis.call('GET', KEYS[1])"
@@ -77,6 +78,9 @@ def variants(hiredis: bool) -> dict[str, Callable[[int], redis.Redis]]:
             ),
         }
     found["Python parser, RESP3, pinned"] = client(PinnedConnectionPool, protocol=3, **python)
+    if hiredis:
+        # What oidc-link runs: connect()'s client (hiredis, pinned, its CommandPacker).
+        found["connect(): + CommandPacker"] = lambda port: connect(f"redis://127.0.0.1:{port}/0")
     return found
 
 
@@ -141,7 +145,7 @@ def per_step(redis_url: str, port: int, hiredis: bool, count: int, rounds: int) 
             chosen = {
                 name: build
                 for name, build in chosen.items()
-                if name.endswith("RESP3, pool") or name == "hiredis, RESP3, pinned"
+                if name.endswith("RESP3, pool") or name.startswith(("hiredis, RESP3, pin", "conn"))
             }
         apps = {}
         for name, build in chosen.items():

@@ -65,6 +65,8 @@ OWNERS = {
     "granian": {"server"},
     "redis": {"store", "cli"},
     "fakeredis": {"store"},
+    # store/command_packer.py: packs commands with hiredis, redis-py's optional C speedup.
+    "hiredis": {"store"},
     "cryptography": {"keys", "sealed"},
     "jwt": {"keys"},
     "authlib": {"oauth", "demo"},

@@ -17,6 +17,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from oidc_link.config.redis_settings import RedisAddress, RedisSettings, parse_redis_url
+from oidc_link.store.command_packer import CommandPacker
 from oidc_link.store.pinned_pool import PinnedConnectionPool, PinnedSentinelConnectionPool
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def _client_policy() -> dict[str, Any]:
         "decode_responses": True,
         "socket_timeout": REDIS_TIMEOUT,
         "socket_connect_timeout": REDIS_TIMEOUT,
+        # Stateless, so one serves every connection and thread.
+        "command_packer": CommandPacker(),
         # Retry only when the connection failed (refused, reset, closed by a restarting or
         # failing-over server), never after a timeout: a command that timed out may have
         # run, and running GETDEL or INCR twice is not harmless.
