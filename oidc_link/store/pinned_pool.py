@@ -31,8 +31,9 @@ class _PinnedConnections:
     Thread-safe because a pinned connection only ever serves the thread it is pinned to. If
     that thread asks again while it still holds it (a command sent while a pipeline or a
     pub/sub holds it), it gets a pooled one as before. A pinned connection is checked as a
-    pooled one is (reconnected if the server closed it), and goes back to the pool when its
-    thread ends. After a fork the pool resets, pins included (redis-py's own pid check).
+    pooled one is when taken and given back (reconnected if the server closed it, or if
+    Sentinel names another master now), and goes back to the pool when its thread ends.
+    After a fork the pool resets, pins included (redis-py's own pid check).
     """
 
     _pins: threading.local
@@ -53,6 +54,10 @@ class _PinnedConnections:
         elif pin.busy:
             return super().get_connection(*args, **kwargs)  # type: ignore[misc]
         else:
+            if not self.owns_connection(pin.connection):  # type: ignore[attr-defined]
+                # What release() would have found: Sentinel has named another master since
+                # this connection was made. It connects again, to the master named now.
+                pin.connection.disconnect()
             self.ensure_connection(pin.connection)  # type: ignore[attr-defined]
         pin.busy = True
         return pin.connection
