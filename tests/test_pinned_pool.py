@@ -62,6 +62,8 @@ def test_threads_each_get_a_connection_of_their_own_and_never_see_each_others_re
     def work(number: int) -> None:
         start.wait()
         ids[number] = client.client_id()
+        # No thread ends (handing its connection on) before every thread has its own.
+        start.wait()
         for turn in range(rounds):
             value = f"{number}:{turn}"
             client.set(f"pinned:thread:{number}", value)
