@@ -93,12 +93,16 @@ def create_web_app(services: Services) -> Flask:
     limits = services.settings.limits
     uncounted = [name for name in SMS_COUNTING_LIMITS if getattr(limits, name) is None]
 
+    static_path = app.static_url_path or ""
+
     @app.context_processor
     def page_globals() -> dict[str, object]:
         return {
             "sandbox": services.settings.is_sandbox,
             "sandbox_sms_limits_off": bool(uncounted),
             "request_id": g.get("request_id", ""),
+            # What url_for("static", filename=...) starts with, built once per page.
+            "static_url": request.script_root + static_path,
         }
 
     https_issuer = is_https_issuer(services.settings.issuer)
