@@ -149,7 +149,7 @@ def _to_flow_page(flow_id: str, browser: str) -> Response:
 def _authorization_request(http: Request) -> ProtocolRequest:
     """An /authorize request as the protocol sees it: its query, and its form when POSTed
     (OIDC Core §3.1.2.1). Without headers: validating an authorization request reads none,
-    and copying them all costs more than the rest of this."""
+    so copying them all would be work for nothing."""
     return ProtocolRequest(
         method=http.method,
         path=http.path,
