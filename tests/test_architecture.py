@@ -504,3 +504,18 @@ def test_authlib_hooks_read_declared_request_fields_not_getattr() -> None:
         and "request" in ast.unparse(node.args[0])
     ]
     assert not found, f"getattr on a request: {found}"
+
+
+def test_no_module_defines_a_coroutine_function() -> None:
+    """web/__init__.py's PlainFlask calls every view and hook (and every function handed
+    to after_this_request) as a plain function, without Flask asking ``inspect`` whether it
+    is a coroutine on every request: an ``async def`` anywhere would be called and never
+    awaited."""
+    coroutines = [
+        f"{shown_path(path)}:{node.lineno} {node.name}"
+        for path in MODULES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.AsyncFunctionDef)
+    ]
+
+    assert coroutines == []

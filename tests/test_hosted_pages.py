@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import flask
 import pytest
 from bs4 import BeautifulSoup
 from flask import Flask
@@ -91,6 +92,40 @@ def test_the_email_and_code_inputs_are_labelled_for_people_and_password_managers
         "Verification code"
     )
     assert "+1********23" in soup.get_text()
+
+
+def test_every_form_and_asset_of_the_sign_in_pages_names_the_route_that_serves_it(
+    app: Flask, browser: Browser, shop: RelyingParty
+) -> None:
+    # The pages build their URLs from one prefix each (docs/performance.md), not url_for per
+    # form: each must still be the URL url_for gives for its route.
+    adapter = app.url_map.bind("login.example.test")
+    expected = {
+        "/email": ("pages.submit_email", {"/cancel": "pages.cancel"}),
+        "/code": (
+            "pages.submit_code",
+            {"/resend": "pages.resend_code", "/restart": "pages.restart"},
+        ),
+    }
+    browser.start(shop.authorization_request().url)
+    for step, (endpoint, actions) in expected.items():
+        flow_id = browser.flow_path().rsplit("/", 1)[1]
+        soup = browser.soup()
+        posted = {form["action"] for form in soup.find_all("form")}
+        wanted = {step: endpoint, **actions}
+        with app.test_request_context(base_url=ISSUER):
+            assert posted == {
+                flask.url_for(name, flow_id=flow_id) for name in wanted.values()
+            }
+            assets = {link["href"] for link in soup.find_all("link")}
+            assert assets == {
+                flask.url_for("static", filename="site.css"),
+                flask.url_for("static", filename="logo.svg"),
+            }
+        for action in posted:
+            assert adapter.match(action, "POST")[0] in wanted.values()
+        if step == "/email":
+            browser.submit("/email", email=JENNY)
 
 
 def test_an_expired_sign_in_shows_an_error_page_with_the_request_id(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -106,8 +105,9 @@ class AuthlibRequest(OAuth2Request):
         sso_session: SsoSession | None = None,
         store_writes: Writes | None = None,
     ) -> None:
-        query = f"?{urlencode(request.query)}" if request.query else ""
-        super().__init__(request.method, issuer + request.path + query, headers=request.headers)
+        # Authlib reads the URI only to check that it is https (or loopback): the issuer and
+        # path decide that, so the query is not encoded back into it for every request.
+        super().__init__(request.method, issuer + request.path, headers=request.headers)
         self.payload = AuthlibPayload(request.query + request.form)
         self._args = dict(request.query)
         self._form = dict(request.form)

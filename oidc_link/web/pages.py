@@ -274,6 +274,9 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
     page = render_template(
         _TEMPLATES[flow.step],
         flow=flow,
+        # The page's forms post to this URL's sub-paths (/email, /code, /cancel...): one
+        # URL built per page rather than one per form.
+        flow_url=url_for("pages.show", flow_id=flow.id),
         client_name=client.display_name if client else flow.client_id,
         email_value=flow.email or flow.authorization.get("login_hint", ""),
         error=error,

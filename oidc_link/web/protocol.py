@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from flask import (
     Blueprint,
+    Request,
     Response,
     jsonify,
     make_response,
@@ -48,6 +49,8 @@ protocol = Blueprint("protocol", __name__)
 
 
 def protocol_request() -> ProtocolRequest:
+    """A back-channel request (/token, /par, /revoke, /introspect): its headers carry the
+    client's credentials."""
     return ProtocolRequest(
         method=request.method,
         path=request.path,
@@ -82,7 +85,9 @@ def jwks() -> Response:
 @protocol.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
     found = services()
-    fingerprint = _request_fingerprint()
+    http: Request = request._get_current_object()  # type: ignore[attr-defined]
+    asked = _authorization_request(http)
+    fingerprint = _request_fingerprint(asked, http.query_string)
     remembered = authorize_flow(fingerprint)
     if remembered is not None:
         # Reload of (or Back to) the very request that began this browser's pending flow:
@@ -95,7 +100,7 @@ def authorize() -> Response | tuple[str, int]:
     session = found.sessions.find(session_secret())
     try:
         # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
-        authorization = found.provider.resolve_authorization_request(protocol_request())
+        authorization = found.provider.resolve_authorization_request(asked)
         outcome = found.provider.validate_authorization(authorization, session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
@@ -141,11 +146,22 @@ def _to_flow_page(flow_id: str, browser: str) -> Response:
     return response
 
 
-def _request_fingerprint() -> str:
+def _authorization_request(http: Request) -> ProtocolRequest:
+    """An /authorize request as the protocol sees it: its query, and its form when POSTed
+    (OIDC Core §3.1.2.1). Without headers: validating an authorization request reads none,
+    so copying them all would be work for nothing."""
+    return ProtocolRequest(
+        method=http.method,
+        path=http.path,
+        query=list(http.args.items(multi=True)),
+        form=list(http.form.items(multi=True)) if http.method == "POST" else [],
+    )
+
+
+def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
     """What a reload repeats byte for byte: the request's method, query and form."""
-    form = list(request.form.items(multi=True)) if request.method == "POST" else []
-    query = request.query_string.decode("latin-1")
-    return digest(json.dumps([request.method, query, form]))[:32]
+    query = query_string.decode("latin-1")
+    return digest(json.dumps([asked.method, query, asked.form]))[:32]
 
 
 @protocol.post("/token")
