@@ -30,7 +30,8 @@ RETURNING_USER = {
     # refuses it before it spends anything), tokens and their family sets (one MULTI).
     "token": (2, 14),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (2, 2),  # the access token, then its family
+    # One script: the access token, and the family its record names (EVALSHA, GET, GET).
+    "userinfo": (1, 3),
 }
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
@@ -41,11 +42,11 @@ SSO = {
     "authorize": (4, 8),
     "token": (2, 14),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (2, 2),
+    "userinfo": (1, 3),
 }
-# The refresh token with its rotation mark (MGET), its family, the rotation (SET NX GET), the
-# new tokens and the family's longer life (one pipeline).
-REFRESH = {"refresh": (4, 6)}
+# One script (EVALSHA): the refresh token, its family, the rotation mark (SET NX GET), the new
+# access and refresh tokens (SET, SET) and the family's longer life (EXPIRE GT).
+REFRESH = {"refresh": (1, 7)}
 
 
 def costs(scenario: Scenario) -> dict[str, tuple[int, int]]:

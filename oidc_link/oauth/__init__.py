@@ -121,12 +121,8 @@ class Provider(AuthorizationServer):
         return self._clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
-            record = request.refresh_token.record
-            # One round trip; no MULTI needed: each SET carries its own TTL, and the
-            # family's EXPIRE GT only ever lengthens an existing key.
-            with self.store.writes(atomic=False) as writes:
-                self.tokens.save(token, record, record.family_id, writes)
+        if request.refresh_token is not None:  # the spent RefreshToken, from RefreshGrant
+            # Nothing to write: the rotation script stored the pair (TokenLifecycle.rotate).
             grant_type = "refresh_token"
         else:
             code: IssuedCode = request.authorization_code
