@@ -24,11 +24,13 @@ RETURNING_USER = {
     # sandbox's SMS, flow + unlock; the code page's flow.
     "email": (7, 20),
     # Lock + flow, the sandbox's code check, take the flow, the account, SSO session + code
-    # (one MULTI), how the flow ended + unlock.
-    "code": (6, 20),
-    # Take the code (script: GET, its spent mark and family, then DEL, so that a full Redis
-    # refuses it before it spends anything), tokens and their family sets (one MULTI).
-    "token": (2, 14),
+    # + the token family bound to the account and the session (SADD, EXPIRE each; one
+    # MULTI), how the flow ended + unlock.
+    "code": (6, 24),
+    # One script (EVALSHA): take the code (GET, its spent mark and family, then DEL, so that
+    # a full Redis refuses it before it spends anything), the access and refresh tokens
+    # (SET, SET) and the family's longer life (EXPIRE GT).
+    "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
     # One script: the access token, and the family its record names (EVALSHA, GET, GET).
     "userinfo": (1, 3),
@@ -36,11 +38,11 @@ RETURNING_USER = {
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (7, 22), "code": (6, 22)}
+FIRST_SIGN_IN = RETURNING_USER | {"email": (7, 22), "code": (6, 26)}
 # A signed-in browser: the session is read and renewed, then the code issued as above.
 SSO = {
-    "authorize": (4, 8),
-    "token": (2, 14),
+    "authorize": (4, 12),
+    "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
     "userinfo": (1, 3),
 }

@@ -412,12 +412,14 @@ def offline_refresh_record(clock: FixedClock, family_id: str = "fam_x") -> Refre
         client_id="shop",
         subject="usr_x",
         scope=OFFLINE,
-        identity=Identity(email="jenny@example.com", name="Jenny", auth_time=clock.now() - 7),
+        identity=Identity(
+            email="zoë@example.com", name='Zoë "Z" Ünal\n', auth_time=clock.now() - 7
+        ),
         family_id=family_id,
         issued_at=clock.now(),
         expires_at=clock.now() + THIRTY_DAYS,
         sid="sid_x",
-        claims='{"userinfo": {"name": null}}',
+        claims='{"userinfo": {"name": null}, "id_token": {"acr": {"values": ["a/b"]}}}',
     )
 
 

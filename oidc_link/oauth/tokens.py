@@ -18,7 +18,6 @@ from authlib.oauth2.rfc6749 import (
     InvalidScopeError,
     OAuth2Request,
     RefreshTokenGrant,
-    scope_to_list,
 )
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -27,9 +26,10 @@ from authlib.oidc.core import OpenIDToken
 
 from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
-from oidc_link.ids import new_id, new_secret
+from oidc_link.ids import digest, new_id, new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
 from oidc_link.store import Store, Writes
+from oidc_link.store.tokens import Redemption
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,64 @@ class TokenLifecycle:
         # those read as revoked anyway once the family key is gone.
         self.memory = lifetimes.code + lifetimes.access_token
 
-    def offers_refresh(self, client: ClientSettings, scope: str | None) -> bool:
-        """OIDC Core §11: refresh tokens with ``offline_access``, or when the client opts in."""
-        return client.refresh_tokens or "offline_access" in (scope_to_list(scope) or [])
-
     # Codes.
+
+    @staticmethod
+    def family_of(code: str) -> str:
+        """The family of the tokens a code will issue, named by the code itself (its digest,
+        kept apart from the one its key uses): known both where the code is issued, which
+        binds the family to the account and session, and where it is redeemed, whose one
+        script opens it."""
+        return "fam_" + digest("token family\x00" + code)[:32]
+
+    def bind_family(self, code: AuthorizationCode, family_id: str, writes: Writes) -> None:
+        """Queue what finds a code's family later: the account's families ("Sign out
+        everywhere" revokes each) and, for tokens without offline_access, the session's
+        (Back-Channel Logout 1.0 §2.7: they end with the session that issued them). The
+        sets outlive the family's longest life from the code's last moment."""
+        lifetimes = self.settings.lifetimes
+        ttl = lifetimes.refresh_token + lifetimes.code
+        self.store.tokens.remember_account_family(code.subject, family_id, ttl, writes=writes)
+        if code.sid and "offline_access" not in code.scope.split():
+            self.store.sessions.remember_family(code.sid, family_id, ttl, writes=writes)
+
+    def redeem(
+        self, code: str, client: ClientSettings, redirect_uri: str | None, verifier_challenge: str
+    ) -> tuple[Redemption, str, dict[str, Any]]:
+        """Spend ``code`` and, when the token endpoint's checks pass, store its tokens: one
+        script (store/token_scripts.py REDEEM_CODE). Returns what the script decided, the family,
+        and the token response (without an ID token) it stored, when it did. A code
+        presented again revokes what it issued (RFC 6749 §4.1.2)."""
+        lifetimes = self.settings.lifetimes
+        family_id = self.family_of(code)
+        access_token, refresh_token = new_secret(32), new_secret(32)
+        redemption = self.store.tokens.redeem_code(
+            code,
+            family_id=family_id,
+            remember_for=self.memory,
+            client_id=client.client_id,
+            redirect_uri=redirect_uri or "",
+            verifier_challenge=verifier_challenge,
+            refresh_always=client.refresh_tokens,
+            registered_scopes=" ".join(client.scopes),
+            access_token=access_token,
+            refresh_token=refresh_token,
+            access_lifetime=lifetimes.access_token,
+            refresh_lifetime=lifetimes.refresh_token,
+        )
+        if redemption.outcome == "unknown":
+            self.revoke_spent_code(code)
+        # As Authlib's BearerTokenGenerator shapes a token response.
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access_token,
+            "expires_in": lifetimes.access_token,
+        }
+        if redemption.with_refresh:
+            token["refresh_token"] = refresh_token
+        if redemption.scope:
+            token["scope"] = redemption.scope
+        return redemption, family_id, token
 
     def take_code(self, code: str) -> tuple[AuthorizationCode, str] | None:
         """Consume a code and open the family its tokens will belong to, in one atomic
@@ -115,51 +168,6 @@ class TokenLifecycle:
         if family_id is not None:
             log.warning("Authorization code replayed: revoking token family %s", family_id)
             self.revoke_family(family_id)
-
-    # Issuing.
-
-    def save(
-        self,
-        token: dict[str, Any],
-        source: AuthorizationCode | RefreshToken,
-        family_id: str,
-        writes: Writes,
-    ) -> None:
-        """Queue a token response's access (and refresh) token in ``family_id`` into
-        ``writes``, and the family's lengthened life."""
-        now = self.clock.now()
-        expires_at = now + int(token["expires_in"])
-        self.store.tokens.save_access_token(
-            token["access_token"],
-            AccessToken(
-                client_id=source.client_id,
-                subject=source.subject,
-                scope=token.get("scope", source.scope),
-                identity=source.identity,
-                expires_at=expires_at,
-                family_id=family_id,
-                issued_at=now,
-                sid=source.sid,
-                claims=source.claims,
-            ),
-            writes=writes,
-        )
-        if token.get("refresh_token"):
-            refresh = RefreshToken(
-                client_id=source.client_id,
-                subject=source.subject,
-                # The original grant, even when this refresh narrowed the access token.
-                scope=source.scope,
-                identity=source.identity,
-                family_id=family_id,
-                issued_at=now,
-                expires_at=now + self.settings.lifetimes.refresh_token,
-                sid=source.sid,
-                claims=source.claims,
-            )
-            self.store.tokens.save_refresh_token(token["refresh_token"], refresh, writes=writes)
-            expires_at = max(expires_at, refresh.expires_at)
-        self.store.tokens.extend_family(family_id, expires_at, writes=writes)
 
     # Looking up.
 

@@ -1,6 +1,7 @@
 """Codes, token families, access and refresh tokens, pushed requests and assertion ids in
 Redis, each keyed by its secret's digest; single-use things consumed atomically. Stores and
-consumes; the grant and rotation rules are oauth's."""
+consumes; the grant and rotation rules are oauth's, but for the checks the token scripts
+(token_scripts.py) make on the server so that checking, spending and storing are one step."""
 
 from __future__ import annotations
 
@@ -12,92 +13,28 @@ from oidc_link.clock import Clock
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
 from oidc_link.store.base import TAKE_CODE, Aggregate, Outages, Writes
+from oidc_link.store.token_scripts import (
+    ACCESS_RECORD_AND_FAMILY,
+    REDEEM_CODE,
+    ROTATE_REFRESH_TOKEN,
+)
 
-# The two values of a token family's key (see "Token families" below); the scripts below
-# spell them too.
+# The two values of a token family's key (see "Token families" below); the scripts
+# (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
 
-# The scripts of the token endpoint's two grants and of /userinfo: each decides on the server
-# what would otherwise take a read, a decision in Python and a write (one round trip, not two
-# to four), and a check that fails writes nothing. A token's record is the record it comes
-# from (a code's, a refresh token's) with its own scope, times and family: the scripts copy
-# those records with cjson rather than send them to Python and back.
-#
-# Shared by both grants: the scope of the new access token, as Authlib's bearer generator
-# sets it (OAuthClient.get_allowed_scope): the asked-for words the client is still
-# registered for (ARGV[1], space-separated), in their order; nothing left means the token
-# answers without a scope and its record keeps the grant's.
-_ALLOWED_SCOPE = """
-local function allowed_scope(scope, registered_words)
-  local registered = {}
-  for word in string.gmatch(registered_words, '%S+') do registered[word] = true end
-  local kept = {}
-  for word in string.gmatch(scope, '%S+') do
-    if registered[word] then kept[#kept + 1] = word end
-  end
-  return table.concat(kept, ' ')
-end
-"""
-# Rotate refresh token KEYS[1] (its rotation mark KEYS[2]) for client ARGV[2] at time ARGV[3]
-# into access token KEYS[3] and refresh token KEYS[4]. The family's key is its id after
-# prefix ARGV[4]. In the order Authlib's refresh grant checks (RFC 6749 §6): unknown,
-# expired, revoked or another client's -> 'invalid'; a scope (ARGV[5], '' for none) beyond
-# the granted one -> 'invalid_scope'; both spend nothing. Then the rotation mark (SET NX GET,
-# the script's first write: a Redis out of memory refuses it before anything is spent): a
-# use later than ARGV[6] seconds after the first revokes the family (FAMILY_REVOKED, for
-# ARGV[7] seconds) -> 'reused' and the family id (RFC 9700 §4.14.2). Else the new pair is
-# written (access until ARGV[8], refresh until ARGV[9]), the family kept as long as the
-# newest token, and the answer is 'rotated', the old record, the access token's scope.
-ROTATE_REFRESH_TOKEN = (
-    _ALLOWED_SCOPE
-    + """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return {'invalid'} end
-local record = cjson.decode(raw)
-local now = tonumber(ARGV[3])
-local family = ARGV[4] .. record.family_id
-if record.expires_at <= now or record.client_id ~= ARGV[2]
-    or redis.call('GET', family) ~= 'live' then
-  return {'invalid'}
-end
-local scope = record.scope
-if ARGV[5] ~= '' then
-  local granted = {}
-  for word in string.gmatch(record.scope, '%S+') do granted[word] = true end
-  for word in string.gmatch(ARGV[5], '%S+') do
-    if not granted[word] then return {'invalid_scope'} end
-  end
-  scope = ARGV[5]
-end
-local mark_ttl = math.max(1, record.expires_at - now)
-local first = redis.call('SET', KEYS[2], ARGV[3], 'NX', 'GET', 'EX', mark_ttl)
-if first and now - tonumber(first) > tonumber(ARGV[6]) then
-  redis.call('SET', family, 'revoked', 'EX', ARGV[7])
-  return {'reused', record.family_id}
-end
-local access_scope = allowed_scope(scope, ARGV[1])
-local access_expires, refresh_expires = tonumber(ARGV[8]), tonumber(ARGV[9])
-record.issued_at = now
-record.expires_at = refresh_expires
-redis.call('SET', KEYS[4], cjson.encode(record), 'EX', math.max(1, refresh_expires - now))
-if access_scope ~= '' then record.scope = access_scope end
-record.expires_at = access_expires
-redis.call('SET', KEYS[3], cjson.encode(record), 'EX', math.max(1, access_expires - now))
-local family_ttl = math.max(1, math.max(access_expires, refresh_expires) - now)
-redis.call('EXPIRE', family, family_ttl, 'GT')
-return {'rotated', raw, access_scope}
-"""
-)
-# An access token's record (KEYS[1]) and its family's state (the key after prefix ARGV[1];
-# '' for a record without a family): what /userinfo needs, in one round trip.
-ACCESS_RECORD_AND_FAMILY = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local family_id = cjson.decode(raw).family_id
-if type(family_id) ~= 'string' then return {raw, ''} end
-return {raw, redis.call('GET', ARGV[1] .. family_id) or ''}
-"""
+
+@dataclass(frozen=True)
+class Redemption:
+    """What the code's script decided: ``outcome`` is ``issued`` (then ``record`` is the
+    code, ``scope`` the access token's, ``with_refresh`` whether a refresh token was
+    stored), or the first check that failed (REDEEM_CODE names them)."""
+
+    outcome: str
+    record: AuthorizationCode | None = None
+    scope: str = ""
+    with_refresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +53,7 @@ class TokenStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
         self._take_code = client.register_script(TAKE_CODE)
+        self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
         self._access_record_and_family = client.register_script(ACCESS_RECORD_AND_FAMILY)
 
@@ -141,6 +79,52 @@ class TokenStore(Aggregate):
             args=[family_id, remember_for, FAMILY_LIVE],
         )
         return AuthorizationCode.from_record(raw) if raw else None
+
+    def redeem_code(
+        self,
+        code: str,
+        *,
+        family_id: str,
+        remember_for: int,
+        client_id: str,
+        redirect_uri: str,
+        verifier_challenge: str,
+        refresh_always: bool,
+        registered_scopes: str,
+        access_token: str,
+        refresh_token: str,
+        access_lifetime: int,
+        refresh_lifetime: int,
+    ) -> Redemption:
+        """Spend ``code`` and, if it passes the token endpoint's checks, store the tokens
+        issued for it in family ``family_id``: one script (token_scripts.REDEEM_CODE says
+        in which order it checks and what it writes)."""
+        answer = self._redeem_code(
+            keys=[
+                keyspace.code(code),
+                keyspace.spent_code(code),
+                keyspace.family(family_id),
+                keyspace.access_token(access_token),
+                keyspace.refresh_token(refresh_token),
+            ],
+            args=[
+                registered_scopes,
+                client_id,
+                self._clock.now(),
+                family_id,
+                remember_for,
+                redirect_uri,
+                verifier_challenge,
+                "1" if refresh_always else "0",
+                access_lifetime,
+                refresh_lifetime,
+            ],
+        )
+        if answer[0] != "issued":
+            return Redemption(answer[0])
+        return Redemption(
+            "issued", AuthorizationCode.from_record(answer[1]), answer[2], answer[3] == 1
+        )
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
@@ -266,7 +250,7 @@ class TokenStore(Aggregate):
         remember_revoked_for: int,
     ) -> Rotation:
         """Spend refresh token ``token`` of ``client_id`` for the new pair, in one script
-        (ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
+        (token_scripts.ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
         now = self._clock.now()
         answer = self._rotate_refresh_token(
             keys=[
