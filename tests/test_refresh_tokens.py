@@ -34,7 +34,7 @@ from tests.conftest import (
 )
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
-from tests.test_store import make_code_record
+from tests.test_store import make_code_record, redeem
 
 OFFLINE = "openid email profile offline_access"
 GRACE = 10
@@ -370,14 +370,14 @@ def test_a_family_revoked_before_it_opened_stays_revoked(store: Store, clock: Fi
     store.tokens.revoke_family("fam_race", 60)
     store.tokens.save_code("a-code", make_code_record(clock))
 
-    assert store.tokens.take_code("a-code", "fam_race", 60) == make_code_record(clock)
+    assert redeem(store, "a-code", "fam_race") == make_code_record(clock)
     assert store.tokens.family_is_live("fam_race") is False
 
 
 def test_taking_a_code_opens_its_family(store: Store, clock: FixedClock) -> None:
     store.tokens.save_code("a-code", make_code_record(clock))
 
-    store.tokens.take_code("a-code", "fam_new", 60)
+    redeem(store, "a-code", "fam_new")
 
     assert store.tokens.family_is_live("fam_new") is True
 
@@ -386,24 +386,19 @@ def test_a_missing_family_key_reads_as_revoked(store: Store) -> None:
     assert store.tokens.family_is_live("fam_never_opened") is False
 
 
-def test_only_the_first_use_of_a_refresh_token_is_first(store: Store, clock: FixedClock) -> None:
-    record = RefreshToken(
-        client_id="shop",
-        subject="usr_x",
-        scope=OFFLINE,
-        identity=Identity(email="jenny@example.com", name=None, auth_time=clock.now()),
-        family_id="fam_x",
-        issued_at=clock.now(),
-        expires_at=clock.now() + THIRTY_DAYS,
-    )
+def test_only_the_first_use_of_a_refresh_token_is_first(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    record = offline_refresh_record(clock)
     store.tokens.save_refresh_token("rt", record)
+    redis_client.set(keyspace.family("fam_x"), FAMILY_LIVE, ex=60)
     clock.advance(5)
     first_use = clock.now()
 
     assert store.tokens.load_refresh_token("rt") == (record, None)
-    assert store.tokens.mark_refresh_token_used("rt", record) is None
+    assert rotate(store, "rt").outcome == "rotated"
     clock.advance(5)
-    assert store.tokens.mark_refresh_token_used("rt", record) == first_use
+    assert rotate(store, "rt").outcome == "rotated"  # within the grace window
     assert store.tokens.load_refresh_token("rt") == (record, first_use)
 
 

@@ -26,7 +26,7 @@ from authlib.oidc.core import OpenIDToken
 
 from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
-from oidc_link.ids import digest, new_id, new_secret
+from oidc_link.ids import digest, new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
 from oidc_link.store import Store, Writes
 from oidc_link.store.tokens import Redemption
@@ -150,17 +150,6 @@ class TokenLifecycle:
         if redemption.scope:
             token["scope"] = redemption.scope
         return redemption, family_id, token
-
-    def take_code(self, code: str) -> tuple[AuthorizationCode, str] | None:
-        """Consume a code and open the family its tokens will belong to, in one atomic
-        step, so a replay even a moment later revokes them; a replay of a spent code is
-        revoked here."""
-        family_id = new_id("fam")
-        record = self.store.tokens.take_code(code, family_id, self.memory)
-        if record is None:
-            self.revoke_spent_code(code)
-            return None
-        return record, family_id
 
     def revoke_spent_code(self, code: str) -> None:
         """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""

@@ -75,20 +75,20 @@ return {'rotated', raw, access_scope}
 """
 )
 # Redeem code KEYS[1] for client ARGV[2] at time ARGV[3]: the code's step of the token endpoint
-# (RFC 6749 §4.1.3, RFC 7636 §4.6). A missing code -> 'unknown', nothing written. A code
-# that is there is spent whatever follows: it is remembered as spent into family ARGV[4]
-# (KEYS[2]) and that family (KEYS[3]) opened (NX: revoked first stays revoked), both for
-# ARGV[5] seconds, then the code deleted (as TAKE_CODE: writes that can grow memory come
-# first). Then Authlib's checks, in its order: another client's or expired -> 'invalid';
-# a redirect_uri (ARGV[6]) not the one the code was issued for -> 'redirect_uri'; PKCE with
-# ARGV[7], the S256 of the presented code_verifier ('' when none, '!' when malformed: no
-# challenge is '!') -> 'pkce_unexpected', 'pkce_missing', 'pkce_mismatch'. The challenge
-# is no secret (it crossed the browser), so a plain comparison gives nothing away. Only
-# then are the access token (KEYS[4], for ARGV[9] seconds) and, when the client gets
-# refresh tokens always (ARGV[8] = '1') or the scope has offline_access (OIDC Core §11),
-# the refresh token (KEYS[5], for ARGV[10] seconds) written, and the family kept as long as
-# the newest. Answers 'issued', the code's record, the access token's scope, 1 or 0 (with
-# a refresh token).
+# (RFC 6749 §4.1.3, RFC 7636 §4.6). A missing code -> 'unknown', nothing written. A code that is
+# there is spent whatever follows: it is remembered as spent into family ARGV[4] (KEYS[2]) and
+# that family (KEYS[3]) opened (NX: revoked first stays revoked), both for ARGV[5] seconds, then
+# the code deleted: a Redis out of memory refuses a script's first write that can grow memory but
+# must let every later one run, so a DEL first would spend the code and then be made to go on.
+# Then Authlib's checks, in its order: another client's or expired -> 'invalid'; a redirect_uri
+# (ARGV[6]) not the one the code was issued for -> 'redirect_uri'; PKCE with ARGV[7], the S256 of
+# the presented code_verifier ('' when none, '!' when malformed: no challenge is '!') ->
+# 'pkce_unexpected', 'pkce_missing', 'pkce_mismatch'. The challenge is no secret (it crossed the
+# browser), so a plain comparison gives nothing away. Only then are the access token (KEYS[4], for
+# ARGV[9] seconds) and, when the client gets refresh tokens always (ARGV[8] = '1') or the scope
+# has offline_access (OIDC Core §11), the refresh token (KEYS[5], for ARGV[10] seconds) written,
+# and the family kept as long as the newest. Answers 'issued', the code's record, the access
+# token's scope, 1 or 0 (with a refresh token).
 REDEEM_CODE = (
     _ALLOWED_SCOPE
     + """

@@ -12,7 +12,7 @@ import redis
 from oidc_link.clock import Clock
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
-from oidc_link.store.base import TAKE_CODE, Aggregate, Outages, Writes
+from oidc_link.store.base import Aggregate, Outages, Writes
 from oidc_link.store.token_scripts import (
     ACCESS_RECORD_AND_FAMILY,
     REDEEM_CODE,
@@ -52,7 +52,6 @@ class Rotation:
 class TokenStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
-        self._take_code = client.register_script(TAKE_CODE)
         self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
         self._access_record_and_family = client.register_script(ACCESS_RECORD_AND_FAMILY)
@@ -65,20 +64,6 @@ class TokenStore(Aggregate):
         self._target(writes).set(
             keyspace.code(code), record.to_record(), ex=self._ttl_until(record.expires_at)
         )
-
-    def take_code(self, code: str, family_id: str, remember_for: int) -> AuthorizationCode | None:
-        """Consume a code, and in the same step remember it as spent into ``family_id`` and
-        open that family (for ``remember_for`` seconds; ``extend_family`` lengthens it).
-
-        One script, so atomic: of two concurrent redemptions only one gets the code, and a
-        replay at any moment afterwards finds the family to revoke. An unknown code writes
-        nothing.
-        """
-        raw = self._take_code(
-            keys=[keyspace.code(code), keyspace.spent_code(code), keyspace.family(family_id)],
-            args=[family_id, remember_for, FAMILY_LIVE],
-        )
-        return AuthorizationCode.from_record(raw) if raw else None
 
     def redeem_code(
         self,
@@ -217,23 +202,6 @@ class TokenStore(Aggregate):
         if not raw:
             return None, None
         return RefreshToken.from_record(raw), int(used) if used else None
-
-    def mark_refresh_token_used(self, token: str, record: RefreshToken) -> int | None:
-        """Atomically mark a refresh token as rotated now.
-
-        Returns None for the first use, else when the first use happened: of two
-        concurrent refreshes exactly one is first (SET NX).
-        """
-        now = self._clock.now()
-        # SET NX GET: sets only when unset, and answers what was there (None: we were first).
-        used = self._redis.set(
-            keyspace.refresh_used(token),
-            str(now),
-            nx=True,
-            ex=self._ttl_until(record.expires_at),
-            get=True,
-        )
-        return int(used) if used is not None else None
 
     def rotate_refresh_token(
         self,
