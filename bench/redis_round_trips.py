@@ -36,7 +36,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import base as store_base
-from oidc_link.store import connect, keyspace
+from oidc_link.store import connect, keyspace, token_scripts
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
 
@@ -60,7 +60,8 @@ def _script_commands() -> dict[str, set[str]]:
     one round trip, but as many commands as it runs.
     """
     scripts = {}
-    for value in vars(store_base).values():
+    values = [*vars(store_base).values(), *vars(token_scripts).values()]
+    for value in values:
         if isinstance(value, str) and "redis.call(" in value:
             sha = hashlib.sha1(value.encode()).hexdigest()  # noqa: S324 - Redis's script id
             scripts[sha] = {name.upper() for name in re.findall(r"redis\.call\('(\w+)'", value)}

@@ -303,6 +303,12 @@ class AuthorizationCode(Record):
     sid: str | None = None
     # The request's ``claims`` parameter (OIDC Core §5.5), as the JSON text it came in.
     claims: str | None = None
+    # The token family the code's tokens will belong to, already bound to the account and
+    # the session when the code was issued (oauth/tokens.py); None in a code an earlier
+    # version issued, whose family is bound when it is redeemed.
+    family_id: str | None = None
+
+    omitted_when_empty = frozenset({"family_id"})
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:

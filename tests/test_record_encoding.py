@@ -124,6 +124,7 @@ EXAMPLES: dict[type[Record], list[Record]] = {
             code_challenge_method="S256",
             sid="sid_1",
             claims='{"userinfo":{"email":null}}',
+            family_id="fam_1",
         ),
         AuthorizationCode(
             client_id="shop",

@@ -279,7 +279,7 @@ def test_the_store_raises_store_unavailable_error_and_logs_the_outage_once(
         with pytest.raises(StoreUnavailableError):
             store.limits.count("email", "jenny@example.com", 60)  # a pipeline
         with pytest.raises(StoreUnavailableError):
-            store.tokens.take_code("a-code", "family", 60)  # WATCH/MULTI
+            store.tokens.load_access_token_and_family("a-token")  # a script
         with pytest.raises(StoreUnavailableError):
             store.server.ping()
 

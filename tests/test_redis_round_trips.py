@@ -24,28 +24,31 @@ RETURNING_USER = {
     # sandbox's SMS, flow + unlock; the code page's flow.
     "email": (7, 20),
     # Lock + flow, the sandbox's code check, take the flow, the account, SSO session + code
-    # (one MULTI), how the flow ended + unlock.
-    "code": (6, 20),
-    # Take the code (script: GET, its spent mark and family, then DEL, so that a full Redis
-    # refuses it before it spends anything), tokens and their family sets (one MULTI).
-    "token": (2, 14),
+    # + the token family bound to the account and the session (SADD, EXPIRE each; one
+    # MULTI), how the flow ended + unlock.
+    "code": (6, 24),
+    # One script (EVALSHA): take the code (GET, its spent mark and family, then DEL, so that
+    # a full Redis refuses it before it spends anything), the access and refresh tokens
+    # (SET, SET) and the family's longer life (EXPIRE GT).
+    "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (2, 2),  # the access token, then its family
+    # One script: the access token, and the family its record names (EVALSHA, GET, GET).
+    "userinfo": (1, 3),
 }
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (7, 22), "code": (6, 22)}
+FIRST_SIGN_IN = RETURNING_USER | {"email": (7, 22), "code": (6, 26)}
 # A signed-in browser: the session is read and renewed, then the code issued as above.
 SSO = {
-    "authorize": (4, 8),
-    "token": (2, 14),
+    "authorize": (4, 12),
+    "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (2, 2),
+    "userinfo": (1, 3),
 }
-# The refresh token with its rotation mark (MGET), its family, the rotation (SET NX GET), the
-# new tokens and the family's longer life (one pipeline).
-REFRESH = {"refresh": (4, 6)}
+# One script (EVALSHA): the refresh token, its family, the rotation mark (SET NX GET), the new
+# access and refresh tokens (SET, SET) and the family's longer life (EXPIRE GT).
+REFRESH = {"refresh": (1, 7)}
 
 
 def costs(scenario: Scenario) -> dict[str, tuple[int, int]]:

@@ -6,6 +6,7 @@ Every test here runs twice, on the embedded fakeredis and on a real redis-server
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,9 +20,10 @@ from werkzeug.test import TestResponse
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
-from oidc_link.models import Identity, RefreshToken
+from oidc_link.models import AccessToken, Identity, RefreshToken
 from oidc_link.services import build_services
-from oidc_link.store import Store
+from oidc_link.store import Store, keyspace
+from oidc_link.store.tokens import FAMILY_LIVE, Rotation
 from tests.conftest import (
     ISSUER,
     POST_SECRET,
@@ -32,7 +34,7 @@ from tests.conftest import (
 )
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
-from tests.test_store import make_code_record
+from tests.test_store import make_code_record, redeem
 
 OFFLINE = "openid email profile offline_access"
 GRACE = 10
@@ -368,14 +370,14 @@ def test_a_family_revoked_before_it_opened_stays_revoked(store: Store, clock: Fi
     store.tokens.revoke_family("fam_race", 60)
     store.tokens.save_code("a-code", make_code_record(clock))
 
-    assert store.tokens.take_code("a-code", "fam_race", 60) == make_code_record(clock)
+    assert redeem(store, "a-code", "fam_race") == make_code_record(clock)
     assert store.tokens.family_is_live("fam_race") is False
 
 
 def test_taking_a_code_opens_its_family(store: Store, clock: FixedClock) -> None:
     store.tokens.save_code("a-code", make_code_record(clock))
 
-    store.tokens.take_code("a-code", "fam_new", 60)
+    redeem(store, "a-code", "fam_new")
 
     assert store.tokens.family_is_live("fam_new") is True
 
@@ -384,22 +386,125 @@ def test_a_missing_family_key_reads_as_revoked(store: Store) -> None:
     assert store.tokens.family_is_live("fam_never_opened") is False
 
 
-def test_only_the_first_use_of_a_refresh_token_is_first(store: Store, clock: FixedClock) -> None:
-    record = RefreshToken(
-        client_id="shop",
-        subject="usr_x",
-        scope=OFFLINE,
-        identity=Identity(email="jenny@example.com", name=None, auth_time=clock.now()),
-        family_id="fam_x",
-        issued_at=clock.now(),
-        expires_at=clock.now() + THIRTY_DAYS,
-    )
+def test_only_the_first_use_of_a_refresh_token_is_first(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    record = offline_refresh_record(clock)
     store.tokens.save_refresh_token("rt", record)
+    redis_client.set(keyspace.family("fam_x"), FAMILY_LIVE, ex=60)
     clock.advance(5)
     first_use = clock.now()
 
     assert store.tokens.load_refresh_token("rt") == (record, None)
-    assert store.tokens.mark_refresh_token_used("rt", record) is None
+    assert rotate(store, "rt").outcome == "rotated"
     clock.advance(5)
-    assert store.tokens.mark_refresh_token_used("rt", record) == first_use
+    assert rotate(store, "rt").outcome == "rotated"  # within the grace window
     assert store.tokens.load_refresh_token("rt") == (record, first_use)
+
+
+def offline_refresh_record(clock: FixedClock, family_id: str = "fam_x") -> RefreshToken:
+    return RefreshToken(
+        client_id="shop",
+        subject="usr_x",
+        scope=OFFLINE,
+        identity=Identity(
+            email="zoë@example.com", name='Zoë "Z" Ünal\n', auth_time=clock.now() - 7
+        ),
+        family_id=family_id,
+        issued_at=clock.now(),
+        expires_at=clock.now() + THIRTY_DAYS,
+        sid="sid_x",
+        claims='{"userinfo": {"name": null}, "id_token": {"acr": {"values": ["a/b"]}}}',
+    )
+
+
+def rotate(store: Store, token: str, client_id: str = "shop", scope: str = "") -> Rotation:
+    return store.tokens.rotate_refresh_token(
+        token,
+        client_id=client_id,
+        scope=scope,
+        registered_scopes=OFFLINE,
+        access_token="new-at",
+        refresh_token="new-rt",
+        access_lifetime=3600,
+        refresh_lifetime=THIRTY_DAYS,
+        grace=GRACE,
+        remember_revoked_for=60,
+    )
+
+
+def test_the_rotation_script_writes_records_that_read_back_as_the_ones_they_come_from(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    # The script copies the spent token's record on the server (cjson): every field must
+    # come back as Python wrote it, with only the new token's own scope and times changed.
+    record = offline_refresh_record(clock)
+    store.tokens.save_refresh_token("rt", record)
+    redis_client.set(keyspace.family("fam_x"), FAMILY_LIVE, ex=60)
+    clock.advance(100)
+
+    rotation = rotate(store, "rt", scope="openid email")
+
+    assert rotation == Rotation("rotated", record, "openid email")
+    now = clock.now()
+    refreshed, rotated_at = store.tokens.load_refresh_token("new-rt")
+    assert refreshed == replace(record, issued_at=now, expires_at=now + THIRTY_DAYS)
+    assert rotated_at is None
+    assert store.tokens.load_access_token_and_family("new-at") == (
+        AccessToken(
+            client_id="shop",
+            subject="usr_x",
+            scope="openid email",
+            identity=record.identity,
+            expires_at=now + 3600,
+            family_id="fam_x",
+            issued_at=now,
+            sid="sid_x",
+            claims=record.claims,
+        ),
+        True,
+    )
+    assert redis_client.ttl(keyspace.refresh_token("new-rt")) == THIRTY_DAYS
+    assert redis_client.ttl(keyspace.access_token("new-at")) == 3600
+    assert redis_client.ttl(keyspace.family("fam_x")) == THIRTY_DAYS
+    assert store.tokens.load_refresh_token("rt") == (record, now)
+
+
+def test_a_refresh_token_of_a_revoked_family_is_refused_and_the_script_writes_nothing(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    store.tokens.save_refresh_token("rt", offline_refresh_record(clock))
+    store.tokens.revoke_family("fam_x", 60)
+    before = sorted(redis_client.keys("*"))
+
+    assert rotate(store, "rt") == Rotation("invalid")
+    assert rotate(store, "rt", client_id="blog") == Rotation("invalid")
+    assert sorted(redis_client.keys("*")) == before
+
+
+def test_a_refused_rotation_spends_nothing_and_a_late_reuse_revokes_the_family(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    store.tokens.save_refresh_token("rt", offline_refresh_record(clock))
+    redis_client.set(keyspace.family("fam_x"), FAMILY_LIVE, ex=60)
+
+    assert rotate(store, "rt", client_id="blog") == Rotation("invalid")
+    assert rotate(store, "rt", scope="openid phone") == Rotation("invalid_scope")
+    assert store.tokens.load_refresh_token("rt")[1] is None
+    assert rotate(store, "rt").outcome == "rotated"
+    clock.advance(GRACE + 1)
+
+    assert rotate(store, "rt") == Rotation("reused", family_id="fam_x")
+    assert store.tokens.family_is_live("fam_x") is False
+
+
+def test_an_expired_refresh_token_is_refused_without_being_spent(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    record = offline_refresh_record(clock)
+    store.tokens.save_refresh_token("rt", record)
+    redis_client.set(keyspace.family("fam_x"), FAMILY_LIVE)
+    clock.advance(THIRTY_DAYS)
+
+    assert rotate(store, "rt") == Rotation("invalid")
+    assert redis_client.exists(keyspace.refresh_used("rt")) == 0

@@ -69,11 +69,17 @@ def jenny(services: Services) -> Identity:
 def sid_of_code(services: Services, finished: Finished) -> str | None:
     """The sid the issued code carries, read by redeeming it as /token would."""
     assert finished.next is Next.REDIRECT and finished.location is not None
-    query = parse_qs(urlsplit(finished.location).query)
+    location = urlsplit(finished.location)
+    query = parse_qs(location.query)
     assert query["iss"] == [ISSUER] and query["state"] == ["s-1"]
-    taken = services.tokens.take_code(query["code"][0])
-    assert taken is not None
-    return taken[0].sid
+    redirect_uri = location._replace(query="").geturl()
+    client_id = {SHOP_CALLBACK: "shop", PARTNER_CALLBACK: "partner"}[redirect_uri]
+    # The RP's verifier: its S256 is CHALLENGE (RFC 7636 Appendix B).
+    redemption, _, _ = services.tokens.redeem(
+        query["code"][0], services.settings.client(client_id), redirect_uri, CHALLENGE
+    )
+    assert redemption.record is not None
+    return redemption.record.sid
 
 
 def test_a_verified_code_starts_a_session_and_the_code_carries_its_sid(

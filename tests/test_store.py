@@ -64,6 +64,27 @@ def make_code_record(clock: FixedClock, lifetime: int = 60) -> AuthorizationCode
     )
 
 
+def redeem(
+    store: Store, code: str, family_id: str, remember_for: int = 60
+) -> AuthorizationCode | None:
+    """Redeem ``code`` as make_code_record's client would at /token (its verifier's S256 is
+    the record's challenge), new tokens drawn each time: the code, if tokens were issued."""
+    return store.tokens.redeem_code(
+        code,
+        family_id=family_id,
+        remember_for=remember_for,
+        client_id="shop",
+        redirect_uri="https://shop.example.com/cb",
+        verifier_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        refresh_always=False,
+        registered_scopes="openid email",
+        access_token=new_secret(),
+        refresh_token=new_secret(),
+        access_lifetime=3600,
+        refresh_lifetime=86_400,
+    ).record
+
+
 def make_access_token(clock: FixedClock, lifetime: int = 3600) -> AccessToken:
     return AccessToken(
         client_id="shop",
@@ -151,14 +172,14 @@ def test_a_code_is_taken_once(store: Store, clock: FixedClock) -> None:
     record = make_code_record(clock)
     store.tokens.save_code(code, record)
 
-    assert store.tokens.take_code(code, "fam_1", 60) == record
-    assert store.tokens.take_code(code, "fam_2", 60) is None
+    assert redeem(store, code, "fam_1") == record
+    assert redeem(store, code, "fam_2") is None
 
 
 def test_an_unknown_code_is_none(store: Store, clock: FixedClock) -> None:
     store.tokens.save_code(new_secret(), make_code_record(clock))
 
-    assert store.tokens.take_code(new_secret(), "fam_1", 60) is None
+    assert redeem(store, new_secret(), "fam_1") is None
 
 
 def test_codes_are_stored_under_a_digest_and_never_raw(
@@ -182,17 +203,17 @@ def test_taking_a_code_remembers_it_as_spent_in_the_same_step(
     code = new_secret()
     store.tokens.save_code(code, make_code_record(clock))
 
-    store.tokens.take_code(code, "fam_taken", 60)
+    redeem(store, code, "fam_taken")
 
     assert store.tokens.family_of_spent_code(code) == "fam_taken"
-    assert store.tokens.take_code(code, "fam_replay", 60) is None
+    assert redeem(store, code, "fam_replay") is None
     assert store.tokens.family_of_spent_code(code) == "fam_taken"
 
 
 def test_an_unknown_code_leaves_nothing_behind(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    assert store.tokens.take_code(new_secret(), "fam_x", 60) is None
+    assert redeem(store, new_secret(), "fam_x") is None
 
     assert everything_in(redis_client) == {}
 
@@ -206,7 +227,7 @@ def test_concurrent_takers_of_one_code_get_it_exactly_once(store: Store, clock: 
 
     def take() -> AuthorizationCode | None:
         barrier.wait(timeout=10)
-        return store.tokens.take_code(code, new_id("fam"), 60)
+        return redeem(store, code, new_id("fam"))
 
     with ThreadPoolExecutor(max_workers=takers) as pool:
         results = list(pool.map(lambda _: take(), range(takers)))

@@ -25,7 +25,8 @@ from oidc_link.models import FinishedFlow, Flow, RefreshToken
 from oidc_link.platform.accounts import Accounts, sign_in_account_id
 from oidc_link.store import RateLimit, Store, keyspace
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
-from tests.test_store import make_access_token, make_code_record, make_identity
+from tests.test_refresh_tokens import rotate
+from tests.test_store import make_code_record, make_identity, redeem
 
 SALT = "test-subject-salt"
 
@@ -231,13 +232,15 @@ def test_taking_a_code_consumes_it_once_remembers_it_spent_and_opens_its_family(
     code = new_secret()
     store.tokens.save_code(code, make_code_record(clock))
 
-    assert store.tokens.take_code(code, "fam_a", 120) == make_code_record(clock)
-    assert store.tokens.take_code(code, "fam_b", 120) is None
+    assert redeem(store, code, "fam_a", 120) == make_code_record(clock)
+    assert redeem(store, code, "fam_b", 120) is None
 
     assert store.tokens.family_of_spent_code(code) == "fam_a"
     assert store.tokens.family_is_live("fam_a") is True
     assert store.tokens.family_is_live("fam_b") is False
-    assert redis_client.ttl(keyspace.family("fam_a")) == 120
+    assert redis_client.ttl(keyspace.spent_code(code)) == 120
+    # Opened for as long as the spent mark, then kept as long as its newest token.
+    assert redis_client.ttl(keyspace.family("fam_a")) == 3600
     assert all_keys_expire(redis_client)
 
 
@@ -250,7 +253,7 @@ def test_of_concurrent_takers_one_gets_the_code_and_one_family_opens(
 
     def take(family_id: str) -> bool:
         barrier.wait(timeout=10)
-        return store.tokens.take_code(code, family_id, 60) is not None
+        return redeem(store, code, family_id) is not None
 
     families = [f"fam_{n}" for n in range(6)]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -264,16 +267,17 @@ def test_of_concurrent_takers_one_gets_the_code_and_one_family_opens(
     assert store.tokens.family_of_spent_code(code) == winner
 
 
-def test_a_refresh_token_is_first_used_once(store: Store, clock: FixedClock) -> None:
-    record = make_access_token(clock)
+def test_a_refresh_token_is_first_used_once(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
     refresh = make_refresh_token(clock)
-    store.tokens.save_access_token("at", record)
     store.tokens.save_refresh_token("rt", refresh)
+    redis_client.set(keyspace.family("fam_x"), "live", ex=60)
     first = clock.now()
 
-    assert store.tokens.mark_refresh_token_used("rt", refresh) is None
+    assert rotate(store, "rt", scope="openid").outcome == "rotated"
     clock.advance(3)
-    assert store.tokens.mark_refresh_token_used("rt", refresh) == first
+    assert rotate(store, "rt", scope="openid").outcome == "rotated"  # within the grace window
     assert store.tokens.load_refresh_token("rt") == (refresh, first)
 
 
@@ -300,7 +304,7 @@ def test_queued_writes_arrive_together_when_the_block_ends(
         store.tokens.remember_account_family("acct_1", "fam_1", 600, writes=writes)
         assert redis_client.keys(keyspace.pattern()) == []
 
-    assert store.tokens.take_code("code-1", "fam_2", 60) == make_code_record(clock)
+    assert redeem(store, "code-1", "fam_2") == make_code_record(clock)
     assert redis_client.smembers(keyspace.account_families("acct_1")) == {"fam_1"}
     assert all_keys_expire(redis_client)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
 
 import pytest
 import redis
@@ -14,7 +15,11 @@ from werkzeug.test import TestResponse
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
+from oidc_link.models import AuthorizationCode
+from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.services import build_services
+from oidc_link.store import keyspace
+from oidc_link.store.tokens import FAMILY_LIVE
 from tests.conftest import (
     ISSUER,
     POST_SECRET,
@@ -367,3 +372,78 @@ def test_userinfo_refuses_an_expired_access_token(
     )
 
     assert answer.status_code == 401
+
+
+def token_keys(redis_client: redis.Redis) -> list[str]:
+    return [
+        key
+        for kind in ("access_token", "refresh_token")
+        for key in redis_client.scan_iter(match=keyspace.pattern(kind))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("form", "description"),
+    [
+        (
+            {"auth": None, "client_id": "blog", "client_secret": POST_SECRET},
+            "Invalid 'code' in request.",
+        ),
+        ({"redirect_uri": SHOP_CALLBACK + "/other"}, "Invalid 'redirect_uri' in request."),
+        ({"redirect_uri": None}, "Invalid 'redirect_uri' in request."),
+        ({"code_verifier": None}, "Missing 'code_verifier': this code was issued with PKCE."),
+        ({"code_verifier": "w" * 50}, "The 'code_verifier' does not match the 'code_challenge'."),
+        ({"code_verifier": "short"}, "The 'code_verifier' does not match the 'code_challenge'."),
+    ],
+)
+def test_a_refused_code_is_spent_and_stores_no_token(
+    app: Flask,
+    console: list[str],
+    redis_client: redis.Redis,
+    form: dict[str, str | None],
+    description: str,
+) -> None:
+    code = issued_code(app, console)
+
+    answer = redeem(app, code, **form)  # type: ignore[arg-type]
+
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": "invalid_grant", "error_description": description}
+    assert token_keys(redis_client) == []
+    assert error_of(redeem(app, code)) == "invalid_grant"
+
+
+def test_issuing_a_code_binds_its_family_to_the_account_and_the_session_before_it_is_redeemed(
+    app: Flask, console: list[str], redis_client: redis.Redis
+) -> None:
+    code = issued_code(app, console)
+    record = AuthorizationCode.from_record(redis_client.get(keyspace.code(code)))
+    family_id = TokenLifecycle.family_of(code)
+
+    assert record.family_id == family_id
+    assert record.sid is not None
+    assert redis_client.smembers(keyspace.account_families(record.subject)) == {family_id}
+    assert "family:" + family_id in redis_client.smembers(keyspace.session_dependents(record.sid))
+    assert redeem(app, code).status_code == 200
+    assert redis_client.get(keyspace.family(family_id)) == FAMILY_LIVE
+
+
+def test_a_code_an_earlier_version_issued_has_its_family_bound_when_it_is_redeemed(
+    app: Flask, console: list[str], redis_client: redis.Redis
+) -> None:
+    # An earlier version issued codes without a family and bound the family at /token; a
+    # code it issued just before an upgrade is redeemed by this one.
+    code = issued_code(app, console)
+    record = AuthorizationCode.from_record(redis_client.get(keyspace.code(code)))
+    assert record.sid is not None
+    redis_client.set(keyspace.code(code), replace(record, family_id=None).to_record(), ex=60)
+    redis_client.delete(
+        keyspace.account_families(record.subject), keyspace.session_dependents(record.sid)
+    )
+
+    answer = redeem(app, code)
+
+    family_id = TokenLifecycle.family_of(code)
+    assert answer.status_code == 200
+    assert redis_client.smembers(keyspace.account_families(record.subject)) == {family_id}
+    assert redis_client.smembers(keyspace.session_dependents(record.sid)) == {"family:" + family_id}

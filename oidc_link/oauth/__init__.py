@@ -20,11 +20,10 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     UnsupportedResponseTypeError,
 )
-from authlib.oauth2.rfc6750 import BearerTokenGenerator
 
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
-from oidc_link.ids import new_secret, same
+from oidc_link.ids import same
 from oidc_link.keys import SigningKeys
 from oidc_link.metrics import Metrics
 from oidc_link.models import Identity, SsoSession
@@ -108,12 +107,8 @@ class Provider(AuthorizationServer):
         )
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
-        self._bearer = BearerTokenGenerator(
-            access_token_generator=lambda **_: new_secret(32),
-            refresh_token_generator=lambda **_: new_secret(32),
-            expires_generator=lambda client, grant_type: settings.lifetimes.access_token,
-        )
-        self.register_token_generator("default", self._generate_token)
+        # No token generator is registered: both grants draw their tokens in TokenLifecycle
+        # (redeem, rotate), before the one script that checks and stores them.
 
     # Authlib's framework hooks.
 
@@ -121,35 +116,16 @@ class Provider(AuthorizationServer):
         return self._clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        if request.refresh_token is not None:  # a tokens.FoundToken, from RefreshGrant
-            record = request.refresh_token.record
-            # One round trip; no MULTI needed: each SET carries its own TTL, and the
-            # family's EXPIRE GT only ever lengthens an existing key.
-            with self.store.writes(atomic=False) as writes:
-                self.tokens.save(token, record, record.family_id, writes)
+        if request.refresh_token is not None:  # the spent RefreshToken, from RefreshGrant
+            # Nothing to write: the rotation script stored the pair (TokenLifecycle.rotate).
             grant_type = "refresh_token"
         else:
             code: IssuedCode = request.authorization_code
-            # One MULTI, one round trip: the sets below get their TTLs in the same step.
-            with self.store.writes() as writes:
-                self.tokens.save(token, code.record, code.family_id, writes)
-                # "Sign out everywhere" on the account page revokes every family of the
-                # account.
-                self.store.tokens.remember_account_family(
-                    code.record.subject,
-                    code.family_id,
-                    self.settings.lifetimes.refresh_token,
-                    writes=writes,
-                )
-                if code.record.sid and "offline_access" not in code.record.scope.split():
-                    # Back-Channel Logout 1.0 §2.7: tokens without offline_access end with
-                    # the session that issued them, so logout needs to find their family.
-                    self.store.sessions.remember_family(
-                        code.record.sid,
-                        code.family_id,
-                        self.settings.lifetimes.refresh_token,
-                        writes=writes,
-                    )
+            # The redemption script stored the tokens; a code an earlier version issued has
+            # its family bound to the account and session only now (one MULTI more).
+            if code.record.family_id is None:
+                with self.store.writes() as writes:
+                    self.tokens.bind_family(code.record, code.family_id, writes)
             grant_type = "authorization_code"
         # Saved means issued: Authlib returns the response right after this hook.
         self.metrics.token_issued(grant_type, request.client.get_client_id())
@@ -163,21 +139,6 @@ class Provider(AuthorizationServer):
                 "with_refresh_token": "refresh_token" in token,
             },
         )
-
-    def _generate_token(
-        self,
-        grant_type: str,
-        client: OAuthClient,
-        user: Identity | None = None,
-        scope: str | None = None,
-        expires_in: int | None = None,
-        include_refresh_token: bool = True,
-    ) -> dict[str, Any]:
-        # A refresh always rotates; a code gives a refresh token only when offered.
-        include_refresh_token = include_refresh_token and (
-            grant_type == "refresh_token" or self.tokens.offers_refresh(client.settings, scope)
-        )
-        return self._bearer(grant_type, client, user, scope, expires_in, include_refresh_token)
 
     def get_authorization_grant(self, request: OAuth2Request) -> Any:
         # Authlib quotes an unknown response_type in its error description, where RFC 6749

@@ -66,7 +66,7 @@ class OAuthClient(ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         # Every client may refresh; whether it ever gets a refresh token is decided at
-        # issue time (TokenLifecycle.offers_refresh).
+        # issue time (store/token_scripts.py REDEEM_CODE).
         return grant_type in ("authorization_code", "refresh_token")
 
 

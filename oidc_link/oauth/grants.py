@@ -14,8 +14,10 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
+    UnauthorizedClientError,
     scope_to_list,
 )
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
 from authlib.oidc.core import OpenIDCode
@@ -28,7 +30,6 @@ from authlib.oidc.core.errors import (
 
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
-from oidc_link.ids import same
 from oidc_link.models import AuthorizationCode, Identity
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
@@ -87,9 +88,18 @@ class OneValueEach:
 
 class S256CodeChallenge(CodeChallenge):
     """PKCE with S256 only (RFC 9700 §2.1.1), required of every client unless its
-    registration says ``require_pkce = false`` (legacy confidential clients only)."""
+    registration says ``require_pkce = false`` (legacy confidential clients only).
+
+    The challenge is checked here, at /authorize; the verifier at /token by the script that
+    redeems the code (``presented`` says what it compares), not by a hook.
+    """
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib reads a class attribute
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook(
+            "after_validate_authorization_request_payload", self.validate_code_challenge
+        )
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
@@ -110,27 +120,31 @@ class S256CodeChallenge(CodeChallenge):
                 "'code_challenge' must be 43 base64url characters (an S256 hash)."
             )
 
-    def validate_code_verifier(self, grant: Any, result: Any) -> None:
-        """RFC 7636 §4.6: a verifier that does not fit the code is ``invalid_grant``.
-
-        That includes a missing or malformed one for a code issued with a challenge, and
-        any verifier for a code issued without one (RFC 9700 §4.8.2): the code was spent
-        on this presentation either way (query_authorization_code).
-        """
-        request = grant.request
-        verifier = request.form.get("code_verifier")
-        challenge = request.authorization_code.code_challenge
-        if not challenge and not verifier:
-            return  # a legacy client's code, issued without PKCE (require_pkce = false)
-        if not challenge:
-            raise InvalidGrantError("This code was issued without 'code_challenge'.")
+    @staticmethod
+    def presented(verifier: str | None) -> str:
+        """What the code's script compares with the code's challenge (RFC 7636 §4.6): the
+        S256 of a well-formed ``code_verifier``, '' when there is none, and for a malformed
+        one (§4.1: 43-128 unreserved characters) '!', which no challenge is."""
         if not verifier:
-            raise InvalidGrantError("Missing 'code_verifier': this code was issued with PKCE.")
-        # RFC 7636 §4.1: 43-128 unreserved characters; compared in constant time.
-        if not CODE_VERIFIER_PATTERN.fullmatch(verifier) or not same(
-            create_s256_code_challenge(verifier), challenge
-        ):
-            raise InvalidGrantError("The 'code_verifier' does not match the 'code_challenge'.")
+            return ""
+        if not CODE_VERIFIER_PATTERN.fullmatch(verifier):
+            return "!"
+        return create_s256_code_challenge(verifier)
+
+
+# The token endpoint's answers to a code the script refused (store/token_scripts.py REDEEM_CODE), as
+# Authlib's code grant and our PKCE rules word them: all invalid_grant (RFC 6749 §5.2). A
+# verifier that does not fit the code includes a missing or malformed one for a code issued
+# with a challenge, and any verifier for a code issued without one (RFC 9700 §4.8.2); the
+# code was spent on this presentation either way.
+REFUSED_CODE = {
+    "unknown": "Invalid 'code' in request.",
+    "invalid": "Invalid 'code' in request.",
+    "redirect_uri": "Invalid 'redirect_uri' in request.",
+    "pkce_unexpected": "This code was issued without 'code_challenge'.",
+    "pkce_missing": "Missing 'code_verifier': this code was issued with PKCE.",
+    "pkce_mismatch": "The 'code_verifier' does not match the 'code_challenge'.",
+}
 
 
 class GrantServer(Protocol):
@@ -178,6 +192,8 @@ class CodeGrant(AuthorizationCodeGrant):
             subject = self.server.accounts.sign_in(
                 client.settings.subject_sector, identity.email, identity.name, writes
             )
+            tokens = self.server.tokens
+            family_id = tokens.family_of(code)
             record = AuthorizationCode(
                 client_id=client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
@@ -191,28 +207,43 @@ class CodeGrant(AuthorizationCodeGrant):
                 sid=session.sid if session is not None else None,
                 # Validated with the request (LinkOpenIDCode); read when tokens are issued.
                 claims=data.get("claims"),
+                family_id=family_id,
             )
             store.tokens.save_code(code, record, writes=writes)
+            # Bound now, in this batch, so that redeeming the code is one script.
+            tokens.bind_family(record, family_id, writes)
 
-    def query_authorization_code(self, code: str, client: OAuthClient) -> IssuedCode | None:
-        # Taken, not read: a code is spent on its first presentation, right or wrong,
-        # so two concurrent redemptions can never both succeed.
-        taken = self.server.tokens.take_code(code)
-        if taken is None:
-            return None
-        # Taking it opened its family too (a replay from now on revokes it).
-        record, family_id = taken
-        if record.client_id != client.get_client_id():
-            return None
-        if record.expires_at <= self.server.clock.now():
-            return None
-        return IssuedCode(record, family_id)
+    def validate_token_request(self) -> None:
+        """RFC 6749 §4.1.3: Authlib authenticates the client; the code's checks run in the
+        script that spends it and stores the tokens (TokenLifecycle.redeem), in Authlib's
+        order and with its errors, so that a redemption is one round trip."""
+        client: OAuthClient = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'"
+            )
+        code = self.request.form.get("code")
+        if code is None:
+            raise InvalidRequestError("Missing 'code' in request.")
+        # Taken, not read: a code is spent on its first presentation, right or wrong, so two
+        # concurrent redemptions can never both succeed.
+        redemption, family_id, self._token = self.server.tokens.redeem(
+            code,
+            client.settings,
+            self.request.payload.redirect_uri,
+            S256CodeChallenge.presented(self.request.form.get("code_verifier")),
+        )
+        if redemption.record is None:
+            raise InvalidGrantError(REFUSED_CODE[redemption.outcome])
+        self.request.client = client
+        self.request.authorization_code = IssuedCode(redemption.record, family_id)
+        self.request.user = redemption.record.identity
 
-    def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
-        """Nothing to do: query_authorization_code already consumed it."""
-
-    def authenticate_user(self, authorization_code: IssuedCode) -> Identity:
-        return authorization_code.record.identity
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """The tokens the redemption stored; LinkOpenIDCode's hook adds the ID token."""
+        self.save_token(self._token)  # logs and counts; binds an earlier version's code
+        return 200, self._token, self.TOKEN_RESPONSE_HEADER
 
 
 class SignInAnswers(Protocol):

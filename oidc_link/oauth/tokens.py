@@ -15,19 +15,21 @@ from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Request,
     RefreshTokenGrant,
-    scope_to_list,
 )
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDToken
 
 from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
-from oidc_link.ids import new_id
+from oidc_link.ids import digest, new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
 from oidc_link.store import Store, Writes
+from oidc_link.store.tokens import Redemption
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +92,64 @@ class TokenLifecycle:
         # those read as revoked anyway once the family key is gone.
         self.memory = lifetimes.code + lifetimes.access_token
 
-    def offers_refresh(self, client: ClientSettings, scope: str | None) -> bool:
-        """OIDC Core §11: refresh tokens with ``offline_access``, or when the client opts in."""
-        return client.refresh_tokens or "offline_access" in (scope_to_list(scope) or [])
-
     # Codes.
 
-    def take_code(self, code: str) -> tuple[AuthorizationCode, str] | None:
-        """Consume a code and open the family its tokens will belong to, in one atomic
-        step, so a replay even a moment later revokes them; a replay of a spent code is
-        revoked here."""
-        family_id = new_id("fam")
-        record = self.store.tokens.take_code(code, family_id, self.memory)
-        if record is None:
+    @staticmethod
+    def family_of(code: str) -> str:
+        """The family of the tokens a code will issue, named by the code itself (its digest,
+        kept apart from the one its key uses): known both where the code is issued, which
+        binds the family to the account and session, and where it is redeemed, whose one
+        script opens it."""
+        return "fam_" + digest("token family\x00" + code)[:32]
+
+    def bind_family(self, code: AuthorizationCode, family_id: str, writes: Writes) -> None:
+        """Queue what finds a code's family later: the account's families ("Sign out
+        everywhere" revokes each) and, for tokens without offline_access, the session's
+        (Back-Channel Logout 1.0 §2.7: they end with the session that issued them). The
+        sets outlive the family's longest life from the code's last moment."""
+        lifetimes = self.settings.lifetimes
+        ttl = lifetimes.refresh_token + lifetimes.code
+        self.store.tokens.remember_account_family(code.subject, family_id, ttl, writes=writes)
+        if code.sid and "offline_access" not in code.scope.split():
+            self.store.sessions.remember_family(code.sid, family_id, ttl, writes=writes)
+
+    def redeem(
+        self, code: str, client: ClientSettings, redirect_uri: str | None, verifier_challenge: str
+    ) -> tuple[Redemption, str, dict[str, Any]]:
+        """Spend ``code`` and, when the token endpoint's checks pass, store its tokens: one
+        script (store/token_scripts.py REDEEM_CODE). Returns what the script decided, the family,
+        and the token response (without an ID token) it stored, when it did. A code
+        presented again revokes what it issued (RFC 6749 §4.1.2)."""
+        lifetimes = self.settings.lifetimes
+        family_id = self.family_of(code)
+        access_token, refresh_token = new_secret(32), new_secret(32)
+        redemption = self.store.tokens.redeem_code(
+            code,
+            family_id=family_id,
+            remember_for=self.memory,
+            client_id=client.client_id,
+            redirect_uri=redirect_uri or "",
+            verifier_challenge=verifier_challenge,
+            refresh_always=client.refresh_tokens,
+            registered_scopes=" ".join(client.scopes),
+            access_token=access_token,
+            refresh_token=refresh_token,
+            access_lifetime=lifetimes.access_token,
+            refresh_lifetime=lifetimes.refresh_token,
+        )
+        if redemption.outcome == "unknown":
             self.revoke_spent_code(code)
-            return None
-        return record, family_id
+        # As Authlib's BearerTokenGenerator shapes a token response.
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access_token,
+            "expires_in": lifetimes.access_token,
+        }
+        if redemption.with_refresh:
+            token["refresh_token"] = refresh_token
+        if redemption.scope:
+            token["scope"] = redemption.scope
+        return redemption, family_id, token
 
     def revoke_spent_code(self, code: str) -> None:
         """A code presented again: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4)."""
@@ -113,51 +157,6 @@ class TokenLifecycle:
         if family_id is not None:
             log.warning("Authorization code replayed: revoking token family %s", family_id)
             self.revoke_family(family_id)
-
-    # Issuing.
-
-    def save(
-        self,
-        token: dict[str, Any],
-        source: AuthorizationCode | RefreshToken,
-        family_id: str,
-        writes: Writes,
-    ) -> None:
-        """Queue a token response's access (and refresh) token in ``family_id`` into
-        ``writes``, and the family's lengthened life."""
-        now = self.clock.now()
-        expires_at = now + int(token["expires_in"])
-        self.store.tokens.save_access_token(
-            token["access_token"],
-            AccessToken(
-                client_id=source.client_id,
-                subject=source.subject,
-                scope=token.get("scope", source.scope),
-                identity=source.identity,
-                expires_at=expires_at,
-                family_id=family_id,
-                issued_at=now,
-                sid=source.sid,
-                claims=source.claims,
-            ),
-            writes=writes,
-        )
-        if token.get("refresh_token"):
-            refresh = RefreshToken(
-                client_id=source.client_id,
-                subject=source.subject,
-                # The original grant, even when this refresh narrowed the access token.
-                scope=source.scope,
-                identity=source.identity,
-                family_id=family_id,
-                issued_at=now,
-                expires_at=now + self.settings.lifetimes.refresh_token,
-                sid=source.sid,
-                claims=source.claims,
-            )
-            self.store.tokens.save_refresh_token(token["refresh_token"], refresh, writes=writes)
-            expires_at = max(expires_at, refresh.expires_at)
-        self.store.tokens.extend_family(family_id, expires_at, writes=writes)
 
     # Looking up.
 
@@ -168,12 +167,10 @@ class TokenLifecycle:
         return self.find_access_token(value) or self.find_refresh_token(value)
 
     def find_access_token(self, value: str) -> FoundToken | None:
-        record = self.store.tokens.load_access_token(value)
+        record, live = self.store.tokens.load_access_token_and_family(value)
         if record is None:
             return None
-        revoked = record.family_id is not None and not self.store.tokens.family_is_live(
-            record.family_id
-        )
+        revoked = not live
         expired = record.expires_at <= self.clock.now()
         return FoundToken(value, ACCESS_TOKEN, record, expired, revoked)
 
@@ -187,23 +184,51 @@ class TokenLifecycle:
 
     # Rotation and revocation.
 
-    def rotate(self, found: FoundToken) -> None:
-        """Spend a refresh token, or raise invalid_grant and revoke its family on reuse.
+    def rotate(
+        self, value: str, client: ClientSettings, scope: str | None
+    ) -> tuple[RefreshToken, dict[str, Any]]:
+        """Spend refresh token ``value`` of ``client`` for a new pair: the token it was and
+        the token response (without an ID token), or invalid_grant / invalid_scope as
+        Authlib's refresh grant answers them (RFC 6749 §6).
 
-        The first presentation wins an atomic SET NX. A presentation within
+        One script checks the old token, spends it and stores the new pair, so the pair is
+        drawn first. The first presentation wins an atomic SET NX. A presentation within
         ``lifetimes.refresh_grace`` of the first succeeds too and gets its own new pair in
         the same family: two tabs refreshing at once, or a retry after a lost response, do
-        not sign the user out. Later than that it is a replay (RFC 9700 §4.14.2).
+        not sign the user out. Later than that it is a replay (RFC 9700 §4.14.2), and the
+        family is revoked.
         """
-        assert isinstance(found.record, RefreshToken)
-        first_use = self.store.tokens.mark_refresh_token_used(found.value, found.record)
-        if first_use is None:
-            return
-        if self.clock.now() - first_use <= self.settings.lifetimes.refresh_grace:
-            return
-        log.warning("Refresh token reused: revoking token family %s", found.record.family_id)
-        self.revoke_family(found.record.family_id)
-        raise InvalidGrantError("The refresh token was already used.")
+        lifetimes = self.settings.lifetimes
+        access_token, refresh_token = new_secret(32), new_secret(32)
+        rotation = self.store.tokens.rotate_refresh_token(
+            value,
+            client_id=client.client_id,
+            scope=scope or "",
+            registered_scopes=" ".join(client.scopes),
+            access_token=access_token,
+            refresh_token=refresh_token,
+            access_lifetime=lifetimes.access_token,
+            refresh_lifetime=lifetimes.refresh_token,
+            grace=lifetimes.refresh_grace,
+            remember_revoked_for=self.memory,
+        )
+        if rotation.outcome == "invalid_scope":
+            raise InvalidScopeError()
+        if rotation.outcome == "reused":
+            log.warning("Refresh token reused: revoking token family %s", rotation.family_id)
+            raise InvalidGrantError("The refresh token was already used.")
+        if rotation.record is None:
+            raise InvalidGrantError()
+        # As Authlib's BearerTokenGenerator shapes a token response.
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access_token,
+            "expires_in": lifetimes.access_token,
+            "refresh_token": refresh_token,
+        }
+        if rotation.scope:
+            token["scope"] = rotation.scope
+        return rotation.record, token
 
     def revoke(self, found: FoundToken) -> None:
         """RFC 7009 §2.1: a refresh token takes its whole family with it; an access token
@@ -249,36 +274,44 @@ class TokenServer(Protocol):
 
     tokens: TokenLifecycle
 
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None: ...
+
 
 # Signs the ID token of a token response: (Authlib's token, what it was issued from).
 IdTokenSigner = Callable[[dict[str, Any], AuthorizationCode | RefreshToken], str]
 
 
 class RefreshGrant(RefreshTokenGrant):
-    """``grant_type=refresh_token`` with rotation on every use (RFC 9700 §4.14.2)."""
+    """``grant_type=refresh_token`` with rotation on every use (RFC 9700 §4.14.2).
+
+    Authlib authenticates the client; the checks of the token and the scope run in the
+    rotation script (TokenLifecycle.rotate), in Authlib's order and with its errors, so
+    that checking, spending and storing are one round trip.
+    """
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
     server: TokenServer
 
-    def authenticate_refresh_token(self, refresh_token: str) -> FoundToken | None:
-        found = self.server.tokens.find_refresh_token(refresh_token)
-        if found is None or found.expired or found.revoked:
-            return None
-        return found
-
     def validate_token_request(self) -> None:
-        # Authlib checks the client, the token's owner and the scope first, so a request
-        # that fails those does not spend the token.
-        super().validate_token_request()
-        self.server.tokens.rotate(self.request.refresh_token)
+        client = self._validate_request_client()
+        self.request.client = client
+        value = self.request.form.get("refresh_token")
+        if value is None:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        # A request refused before this line spends nothing; from here the script decides.
+        record, self._token = self.server.tokens.rotate(
+            value, client.settings, self.request.payload.scope
+        )
+        # What RefreshIDToken signs from: the spent token, with the original sign-in.
+        self.request.refresh_token = record
+        self.request.user = record.identity  # auth_time included (OIDC Core §12.2)
 
-    def authenticate_user(self, refresh_token: FoundToken) -> Any:
-        # The original sign-in, auth_time included (OIDC Core §12.2).
-        return refresh_token.record.identity
-
-    def revoke_old_credential(self, refresh_token: FoundToken) -> None:
-        """Nothing to do: rotate() spent it before the new pair was issued."""
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """The pair the rotation stored; RefreshIDToken's hook adds the ID token."""
+        self.save_token(self._token)  # nothing left to store: it logs and counts
+        return 200, self._token, self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshIDToken(OpenIDToken):
@@ -289,7 +322,7 @@ class RefreshIDToken(OpenIDToken):
         self.sign = sign
 
     def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        return self.sign(token, request.refresh_token.record)
+        return self.sign(token, request.refresh_token)
 
 
 def _require_token(request: OAuth2Request) -> None:

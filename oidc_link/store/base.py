@@ -65,22 +65,6 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
-# Consume a code (KEYS[1]); when it was there, remember it as spent into family ARGV[1]
-# (KEYS[2]) and open that family (KEYS[3], NX: a family revoked first stays revoked), both
-# for ARGV[2] seconds. A code consumed twice at once is consumed once (RFC 6749 §4.1.2), and
-# a replay finds the family to revoke (RFC 9700 §4.2.4). The SETs come before the DEL: a
-# Redis out of memory refuses a script's first write that can grow memory but must let
-# every later one run, so a DEL first would spend the code and then be made to go on.
-TAKE_CODE = """
-local record = redis.call('GET', KEYS[1])
-if record then
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2], 'NX')
-  redis.call('DEL', KEYS[1])
-end
-return record
-"""
-
 # The sandbox's Link sessions (link/sandbox.py), a hash per session: email, code (its
 # SHA-256: digests compare in Redis without leaking the code through timing), expires_at,
 # attempts. Issue a code (ARGV[2], until ARGV[3]) to the session (KEYS[1]) only if it is

@@ -96,8 +96,13 @@ def spent_code(code: str) -> str:
     return PREFIX + "code_spent:" + digest(code)
 
 
+# A family's key is this prefix and its id: the token scripts read the id from a token's
+# record and build the key on the server (store/tokens.py).
+FAMILY_PREFIX = PREFIX + "family:"
+
+
 def family(family_id: str) -> str:
-    return PREFIX + "family:" + family_id
+    return FAMILY_PREFIX + family_id
 
 
 def account_families(account_id: str) -> str:

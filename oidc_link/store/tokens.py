@@ -1,25 +1,60 @@
 """Codes, token families, access and refresh tokens, pushed requests and assertion ids in
 Redis, each keyed by its secret's digest; single-use things consumed atomically. Stores and
-consumes; the grant and rotation rules are oauth's."""
+consumes; the grant and rotation rules are oauth's, but for the checks the token scripts
+(token_scripts.py) make on the server so that checking, spending and storing are one step."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import redis
 
 from oidc_link.clock import Clock
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
-from oidc_link.store.base import TAKE_CODE, Aggregate, Outages, Writes
+from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.token_scripts import (
+    ACCESS_RECORD_AND_FAMILY,
+    REDEEM_CODE,
+    ROTATE_REFRESH_TOKEN,
+)
 
-# The two values of a token family's key (see "Token families" below).
+# The two values of a token family's key (see "Token families" below); the scripts
+# (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """What the code's script decided: ``outcome`` is ``issued`` (then ``record`` is the
+    code, ``scope`` the access token's, ``with_refresh`` whether a refresh token was
+    stored), or the first check that failed (REDEEM_CODE names them)."""
+
+    outcome: str
+    record: AuthorizationCode | None = None
+    scope: str = ""
+    with_refresh: bool = False
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What the rotation script decided: ``outcome`` is ``rotated`` (then ``record`` is the
+    refresh token spent, ``scope`` the new access token's), ``invalid``, ``invalid_scope``,
+    or ``reused`` (then ``family_id`` is the family just revoked)."""
+
+    outcome: str
+    record: RefreshToken | None = None
+    scope: str = ""
+    family_id: str | None = None
 
 
 class TokenStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
-        self._take_code = client.register_script(TAKE_CODE)
+        self._redeem_code = client.register_script(REDEEM_CODE)
+        self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
+        self._access_record_and_family = client.register_script(ACCESS_RECORD_AND_FAMILY)
 
     # Authorization codes: single use; a lost code only means the RP starts again.
 
@@ -30,19 +65,51 @@ class TokenStore(Aggregate):
             keyspace.code(code), record.to_record(), ex=self._ttl_until(record.expires_at)
         )
 
-    def take_code(self, code: str, family_id: str, remember_for: int) -> AuthorizationCode | None:
-        """Consume a code, and in the same step remember it as spent into ``family_id`` and
-        open that family (for ``remember_for`` seconds; ``extend_family`` lengthens it).
-
-        One script, so atomic: of two concurrent redemptions only one gets the code, and a
-        replay at any moment afterwards finds the family to revoke. An unknown code writes
-        nothing.
-        """
-        raw = self._take_code(
-            keys=[keyspace.code(code), keyspace.spent_code(code), keyspace.family(family_id)],
-            args=[family_id, remember_for, FAMILY_LIVE],
+    def redeem_code(
+        self,
+        code: str,
+        *,
+        family_id: str,
+        remember_for: int,
+        client_id: str,
+        redirect_uri: str,
+        verifier_challenge: str,
+        refresh_always: bool,
+        registered_scopes: str,
+        access_token: str,
+        refresh_token: str,
+        access_lifetime: int,
+        refresh_lifetime: int,
+    ) -> Redemption:
+        """Spend ``code`` and, if it passes the token endpoint's checks, store the tokens
+        issued for it in family ``family_id``: one script (token_scripts.REDEEM_CODE says
+        in which order it checks and what it writes)."""
+        answer = self._redeem_code(
+            keys=[
+                keyspace.code(code),
+                keyspace.spent_code(code),
+                keyspace.family(family_id),
+                keyspace.access_token(access_token),
+                keyspace.refresh_token(refresh_token),
+            ],
+            args=[
+                registered_scopes,
+                client_id,
+                self._clock.now(),
+                family_id,
+                remember_for,
+                redirect_uri,
+                verifier_challenge,
+                "1" if refresh_always else "0",
+                access_lifetime,
+                refresh_lifetime,
+            ],
         )
-        return AuthorizationCode.from_record(raw) if raw else None
+        if answer[0] != "issued":
+            return Redemption(answer[0])
+        return Redemption(
+            "issued", AuthorizationCode.from_record(answer[1]), answer[2], answer[3] == 1
+        )
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
@@ -103,6 +170,18 @@ class TokenStore(Aggregate):
         raw = self._redis.get(keyspace.access_token(token))
         return AccessToken.from_record(raw) if raw else None
 
+    def load_access_token_and_family(self, token: str) -> tuple[AccessToken | None, bool]:
+        """The record and whether its family is live (True for a record without one), read
+        together: one round trip."""
+        found = self._access_record_and_family(
+            keys=[keyspace.access_token(token)], args=[keyspace.FAMILY_PREFIX]
+        )
+        if not found:
+            return None, False
+        raw, family_state = found
+        record = AccessToken.from_record(raw)
+        return record, record.family_id is None or family_state == FAMILY_LIVE
+
     def revoke_access_token(self, token: str) -> None:
         self._redis.delete(keyspace.access_token(token))
 
@@ -124,22 +203,48 @@ class TokenStore(Aggregate):
             return None, None
         return RefreshToken.from_record(raw), int(used) if used else None
 
-    def mark_refresh_token_used(self, token: str, record: RefreshToken) -> int | None:
-        """Atomically mark a refresh token as rotated now.
-
-        Returns None for the first use, else when the first use happened: of two
-        concurrent refreshes exactly one is first (SET NX).
-        """
+    def rotate_refresh_token(
+        self,
+        token: str,
+        *,
+        client_id: str,
+        scope: str,
+        registered_scopes: str,
+        access_token: str,
+        refresh_token: str,
+        access_lifetime: int,
+        refresh_lifetime: int,
+        grace: int,
+        remember_revoked_for: int,
+    ) -> Rotation:
+        """Spend refresh token ``token`` of ``client_id`` for the new pair, in one script
+        (token_scripts.ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
         now = self._clock.now()
-        # SET NX GET: sets only when unset, and answers what was there (None: we were first).
-        used = self._redis.set(
-            keyspace.refresh_used(token),
-            str(now),
-            nx=True,
-            ex=self._ttl_until(record.expires_at),
-            get=True,
+        answer = self._rotate_refresh_token(
+            keys=[
+                keyspace.refresh_token(token),
+                keyspace.refresh_used(token),
+                keyspace.access_token(access_token),
+                keyspace.refresh_token(refresh_token),
+            ],
+            args=[
+                registered_scopes,
+                client_id,
+                now,
+                keyspace.FAMILY_PREFIX,
+                scope,
+                grace,
+                remember_revoked_for,
+                now + access_lifetime,
+                now + refresh_lifetime,
+            ],
         )
-        return int(used) if used is not None else None
+        outcome = answer[0]
+        if outcome == "rotated":
+            return Rotation(outcome, RefreshToken.from_record(answer[1]), answer[2])
+        if outcome == "reused":
+            return Rotation(outcome, family_id=answer[1])
+        return Rotation(outcome)
 
     # Client assertion ids (RFC 7523 §3 item 7, OIDC Core §9): a private_key_jwt assertion
     # is accepted once. Losing these only reopens a replay window as short as the assertion.
