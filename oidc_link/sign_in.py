@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from oidc_link.errors import FlowNotFoundError
@@ -94,12 +94,14 @@ class SignIn:
         browser: str | None,
         session: SsoSession | None = None,
         device: str | None = None,
+        writes: Writes | None = None,
     ) -> Finished:
         """Finish ``request`` for ``identity``.
 
         ``browser`` binds a consent (or email) flow this may start; ``session`` is the
         browser's SSO session (Via.SESSION, Via.CONSENT); ``device`` names the browser in
-        a session Via.CODE starts.
+        a session Via.CODE starts; ``writes``, Via.CODE, the batch the session and the code
+        are queued into (the caller sends it with the flow's end), else a MULTI of its own.
         """
         if request.account_link is not None:
             return self._bind_account(request, request.account_link, identity, browser)
@@ -110,8 +112,14 @@ class SignIn:
             same_sign_in = session is not None and session.identity == identity
             return self._issue(request, identity, session if same_sign_in else None)
         # A new session starts before the code is issued, so the code carries its sid; both
-        # are stored in one MULTI (one Redis round trip) as the block ends.
-        with self._store.writes() if via is Via.CODE else nullcontext() as writes:
+        # are stored in one MULTI (one Redis round trip): the caller's, else as the block ends.
+        if via is not Via.CODE:
+            batch: AbstractContextManager[Writes | None] = nullcontext()
+        elif writes is not None:
+            batch = nullcontext(writes)
+        else:
+            batch = self._store.writes()
+        with batch as writes:
             secret = None
             if via is Via.CODE:
                 secret, session = self._sessions.begin(identity, device, writes)

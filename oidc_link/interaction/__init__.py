@@ -35,7 +35,8 @@ from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, Flow, FlowStep, Identity
 from oidc_link.networks import client_network
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
+from oidc_link.store.flows import Rider
 
 # What the web layer and sign_in.py take from here; the rest is the submodules'.
 __all__ = ["RATE_PROBLEMS", "Completion", "FlowRequest", "Interaction", "Problem", "StepResult"]
@@ -114,7 +115,18 @@ class Interaction:
 
     def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
-        with self._locked(request.flow_id) as held:
+        network = client_network(request.client_ip)
+        # The lookup an email that will get that far (well-formed, no rehearsal) is counted
+        # in the lock's round trip, and taken back in the release when the step stops
+        # before its lookup (a form refused, a double submit): counted as if counted there.
+        counting = (
+            self._rate_limits.lookup_counting(network)
+            if _well_formed(email) and self._rate_limits.rehearsed(email) is None
+            else None
+        )
+        with self._locked(request.flow_id, [counting] if counting else []) as held:
+            if counting is not None:
+                held.riders.append(self._rate_limits.refund(counting))
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
@@ -128,10 +140,12 @@ class Interaction:
                 typed = self._restart(flow).advance(email=shown)
                 return self._refuse(held, typed, Problem.EMAIL_CONTROL_CHARACTERS)
             typed = self._restart(flow).advance(email=email[:254] or None)
-            if not _EMAIL.match(email) or len(email) > 254:
+            if not _well_formed(email):
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
-            network = client_network(request.client_ip)
-            refused = self._rate_limits.rehearsed(email) or self._rate_limits.lookup(network)
+            refused = self._rate_limits.rehearsed(email)
+            if counting is not None:
+                held.riders.clear()  # the lookup is counted for good
+                refused = self._rate_limits.lookup_refusal(counting)
             if refused is not None:
                 return self._refuse(held, typed, *refused)
             try:
@@ -162,12 +176,14 @@ class Interaction:
             )
 
     def submit_code(
-        self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
+        self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity, Writes], str]
     ) -> StepResult | Completion:
         """Check the code with Link; on success the flow ends and ``finish`` says where to go.
 
         ``finish`` (sign_in.py's complete, as the page calls it) runs under the flow's
         lock, so a double submit finds the flow finished and is sent where the first went.
+        What it writes it queues into the Writes given, sent with the flow's end and the
+        lock's release: one round trip.
         """
         code = re.sub(r"\s", "", code)
         with self._locked(request.flow_id) as held:
@@ -184,11 +200,11 @@ class Interaction:
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
                 return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
-            finished = self._store.flows.take(flow.id)
-            if finished is None:
-                raise FlowNotFoundError()
+            # The flow ends with the lock's release (read under the lock, so this step's).
+            finished = flow
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
-            redirect_to = finish(finished, identity)
+            held.writes = self._store.writes()
+            redirect_to = finish(finished, identity, held.writes)
             held.finished = self._admission.ending(finished, request, redirect_to)
             self._metrics.sign_in_completed(finished.client_id)
             log.info(
@@ -210,8 +226,8 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._admission.admit(request, held.flow)
             flow.check_at(FlowStep.CONSENT)
-            finished = self._store.flows.take(flow.id)
-            if finished is None or finished.identity is None:
+            finished = flow  # ends with the lock's release
+            if finished.identity is None:
                 raise FlowNotFoundError()
             redirect_to = approve(finished, finished.identity)
             held.finished = self._admission.ending(finished, request, redirect_to)
@@ -228,9 +244,7 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.ENDED)  # from any step
-            finished = self._store.flows.take(flow.id)
-            if finished is None:
-                raise FlowNotFoundError()
+            finished = flow  # ends with the lock's release
             redirect_to = deny(finished)
             held.finished = self._admission.ending(finished, request, redirect_to)
             denied = "consent_denied" if finished.step == FlowStep.CONSENT else "cancelled"
@@ -314,9 +328,11 @@ class Interaction:
 
     # Plumbing.
 
-    def _locked(self, flow_id: str) -> AbstractContextManager[HeldFlow]:
+    def _locked(
+        self, flow_id: str, riders: list[Rider] | None = None
+    ) -> AbstractContextManager[HeldFlow]:
         """The flow's lock for one step (flow_lock.locked), polling with our ``sleep``."""
-        return locked(self._store.flows, flow_id, self._sleep)
+        return locked(self._store.flows, flow_id, self._sleep, riders or ())
 
     def _refuse(
         self, held: HeldFlow, flow: Flow, problem: Problem, detail: int | None = None
@@ -331,3 +347,8 @@ class Interaction:
         gone by then (finished or expired) the step fails with FlowNotFoundError."""
         held.save = flow
         return StepResult(flow)
+
+
+def _well_formed(email: str) -> bool:
+    """An address Link may be asked about: no control characters, the shape of one."""
+    return len(email) <= 254 and not _CONTROL.search(email) and _EMAIL.match(email) is not None

@@ -9,7 +9,7 @@ from oidc_link.config import Limits
 from oidc_link.interaction.outcomes import Problem
 from oidc_link.metrics import Metrics
 from oidc_link.models import Flow
-from oidc_link.store.limits import LimitStore, RateLimit
+from oidc_link.store.limits import Counting, LimitStore, RateLimit, Refund
 
 # The rate-limit counters of the store, by the [limits] setting they are held to. None is
 # keyed on a value that unrelated people share (such as a redacted phone number), so no one
@@ -58,13 +58,23 @@ class SignInLimits:
         problem = REHEARSED_LIMITS.get(email.partition("@")[0])
         return (problem, REHEARSED_WAIT) if problem is not None else None
 
-    def lookup(self, network: str) -> Refusal | None:
-        """Count one Link lookup from the client network ``network`` (see client_network)."""
+    def lookup_counting(self, network: str) -> Counting:
+        """One Link lookup from the client network ``network`` (see client_network), to
+        count in the flow lock's round trip: ``lookup_refusal`` reads the outcome, or
+        ``refund`` takes it back when the step stops before its lookup."""
         limits = self._limits
-        wait = self._wait_for(
-            RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
+        return self._counters.counting(
+            [RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)]
         )
+
+    def lookup_refusal(self, counted: Counting) -> Refusal | None:
+        """Whether the lookup ``counted`` went over its limit (and how long to wait)."""
+        wait = self._wait_after(counted.reached)
         return (Problem.TOO_MANY_LOOKUPS, wait) if wait is not None else None
+
+    def refund(self, counted: Counting) -> Refund:
+        """Take back what ``counted`` counted, in the lock's release."""
+        return self._counters.refund(counted)
 
     def sms(self, flow: Flow, network: str, now: int) -> Refusal | None:
         """One more SMS for ``flow`` at ``now``: first the flow's own cooldown and resends,
@@ -106,7 +116,9 @@ class SignInLimits:
         """Count the event against each limit in order (one round trip); when one is over
         (the later ones are then left uncounted), the seconds until its window ends, for
         the page to say when to try again; None when none is over."""
-        reached = self._counters.first_reached(limits)
+        return self._wait_after(self._counters.first_reached(limits))
+
+    def _wait_after(self, reached: RateLimit | None) -> int | None:
         if reached is None:
             return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])

@@ -14,6 +14,7 @@ from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Proble
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
+from oidc_link.store import Writes
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
@@ -99,10 +100,15 @@ def submit_code(flow_id: str) -> Response:
     found = services()
     finished: list[Finished] = []
 
-    def finish(flow: Flow, identity: Identity) -> str:
+    def finish(flow: Flow, identity: Identity, writes: Writes) -> str:
         # Runs under the flow's lock; sign_in.py decides, this page only says where to.
         outcome = found.sign_in.complete(
-            SignInRequest.of(flow), identity, Via.CODE, browser=browser_id(), device=_device()
+            SignInRequest.of(flow),
+            identity,
+            Via.CODE,
+            browser=browser_id(),
+            device=_device(),
+            writes=writes,
         )
         finished.append(outcome)
         return _where(outcome)
@@ -268,9 +274,7 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
     client = found.settings.client(flow.client_id)
     consent = None
     if flow.step == FlowStep.CONSENT and flow.identity is not None:
-        consent = found.provider.consent_request(
-            flow.client_id, flow.authorization, flow.identity
-        )
+        consent = found.provider.consent_request(flow.client_id, flow.authorization, flow.identity)
     page = render_template(
         _TEMPLATES[flow.step],
         flow=flow,
