@@ -26,7 +26,7 @@ from oidc_link.errors import (
 )
 from oidc_link.ids import digest
 from oidc_link.interaction import Completion, FlowRequest, Interaction, Problem, StepResult
-from oidc_link.interaction.admission import DOUBLE_SUBMIT_SECONDS
+from oidc_link.interaction.admission import DOUBLE_SUBMIT_SECONDS, client_named_by
 from oidc_link.interaction.flow_lock import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from oidc_link.link import (
     LinkClient,
@@ -1255,6 +1255,100 @@ def test_sms_are_limited_per_client_per_day(
 
     clock.advance(86_400)
     assert start_and_submit(interaction, JEN).problem is None
+
+
+# Counted ahead: the email step counts its lookup and its SMS in the lock's round trip, and
+# takes back what it does not get to check, so the counters end as if counted there.
+
+
+def rate_counts(redis_client: redis.Redis) -> dict[str, int]:
+    """What the rate counters hold, summed by kind (lookup_ip, sms_email, ...)."""
+    counts: dict[str, int] = {}
+    for key in redis_client.scan_iter(keyspace.pattern("rate")):
+        kind = key.removeprefix(keyspace.PREFIX).split(":")[1]
+        counts[kind] = counts.get(kind, 0) + int(redis_client.get(key))
+    return counts
+
+
+NOTHING_COUNTED = {"lookup_ip": 0, "sms_email_network": 0, "sms_email": 0, "client_sms": 0}
+
+
+def test_a_code_sent_counts_one_lookup_and_one_sms_against_each_limit(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis
+) -> None:
+    assert interaction.submit_email(post(flow), JENNY).problem is None
+
+    assert rate_counts(redis_client) == dict.fromkeys(NOTHING_COUNTED, 1)
+
+
+def test_a_form_refused_at_the_door_leaves_every_counter_as_it_was(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    forged = FlowRequest(flow.id, BROWSER, csrf_token=flow.csrf_token + "x", client_ip=CLIENT_IP)
+
+    with pytest.raises(FlowFormExpiredError):
+        interaction.submit_email(forged, JENNY)
+
+    assert rate_counts(redis_client) in ({}, NOTHING_COUNTED)
+    assert messages == []
+
+
+def test_an_email_not_on_link_keeps_its_lookup_counted_and_takes_back_its_sms(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis
+) -> None:
+    result = interaction.submit_email(post(flow), "nobody@example.com")
+
+    assert result.flow.step == FlowStep.NOT_ON_LINK
+    assert rate_counts(redis_client) == NOTHING_COUNTED | {"lookup_ip": 1}
+
+
+def test_a_double_submit_of_the_email_counts_nothing_more(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis
+) -> None:
+    counted = rate_counts(redis_client)
+
+    assert interaction.submit_email(post(code_flow), JENNY).problem is None
+
+    assert rate_counts(redis_client) == counted
+
+
+def test_another_email_within_the_resend_cooldown_takes_back_its_sms_count(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    refused = interaction.submit_email(post(code_flow), SAM)
+
+    assert refused.problem is Problem.RESEND_TOO_SOON
+    # Jenny's code was counted; Sam's lookup was, his SMS was not sent and is not counted.
+    assert rate_counts(redis_client) == {
+        "lookup_ip": 2,
+        "sms_email_network": 1,
+        "sms_email": 1,
+        "client_sms": 1,
+    }
+    assert len(messages) == 1
+
+
+def test_a_flow_whose_form_names_no_client_counts_its_sms_at_its_check(
+    interaction: Interaction, flow: Flow, store: Store, redis_client: redis.Redis
+) -> None:
+    # A flow an older version started: its form token names no client.
+    older = flow.advance(csrf_token="a-token-of-an-older-version")
+    assert store.flows.save(older)
+
+    assert interaction.submit_email(post(older), JENNY).problem is None
+
+    assert rate_counts(redis_client) == dict.fromkeys(NOTHING_COUNTED, 1)
+
+
+def test_a_form_token_names_its_flows_client_and_no_other(interaction: Interaction) -> None:
+    shop = interaction.start("shop", dict(AUTHORIZATION), BROWSER)
+    blog = interaction.start("blog", dict(AUTHORIZATION, client_id="blog"), BROWSER)
+
+    assert client_named_by(shop.csrf_token) == "shop"
+    assert client_named_by(blog.csrf_token) == "blog"
+    assert shop.csrf_token.split(".")[0] != blog.csrf_token.split(".")[0]
+    assert client_named_by("no-client-named") is None
+    assert client_named_by("x.%%%") is None
 
 
 # The per-flow lock

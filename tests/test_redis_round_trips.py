@@ -20,9 +20,9 @@ from oidc_link.store import keyspace
 # makes 1 round trip (3 commands) fewer at the code step, as many at the email step.
 RETURNING_USER = {
     "authorize": (1, 1),  # the flow
-    # Lock + flow + the lookup's rate limit (one pipeline), the SMS rate limits (they count
-    # per client too, whose flow is read only then), flow + unlock; the code page's flow.
-    "email": (4, 13),
+    # Lock + flow + the lookup's and the SMS's rate limits (one pipeline: the form's token
+    # names the client), then flow + unlock; the code page's flow.
+    "email": (3, 13),
     # Lock + flow, the sandbox's code check, the account, then one MULTI: SSO session,
     # code, how the flow ended, the flow removed and the unlock.
     "code": (4, 20),
@@ -35,7 +35,7 @@ RETURNING_USER = {
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (4, 15), "code": (4, 22)}
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 15), "code": (4, 22)}
 # A signed-in browser: the session is read and renewed, then the code issued as above.
 SSO = {
     "authorize": (4, 8),

@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes, Limits
 from oidc_link.errors import FlowNotFoundError
-from oidc_link.ids import digest, new_id, new_secret
-from oidc_link.interaction.admission import Admission, FlowRequest
+from oidc_link.ids import digest, new_id
+from oidc_link.interaction.admission import Admission, FlowRequest, client_named_by, form_token
 from oidc_link.interaction.flow_lock import HeldFlow, locked
 from oidc_link.interaction.outcomes import (
     RATE_PROBLEMS,
@@ -37,6 +37,7 @@ from oidc_link.models import AccountLinkTarget, Flow, FlowStep, Identity
 from oidc_link.networks import client_network
 from oidc_link.store import Store, Writes
 from oidc_link.store.flows import Rider
+from oidc_link.store.limits import Counting
 
 # What the web layer and sign_in.py take from here; the rest is the submodules'.
 __all__ = ["RATE_PROBLEMS", "Completion", "FlowRequest", "Interaction", "Problem", "StepResult"]
@@ -92,7 +93,7 @@ class Interaction:
             browser_digest=digest(browser_id),
             client_id=client_id,
             authorization=authorization,
-            csrf_token=new_secret(24),
+            csrf_token=form_token(client_id),
             created_at=now,
             expires_at=now + self._lifetimes.flow,
             account_link=account_link,
@@ -116,17 +117,19 @@ class Interaction:
     def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
         network = client_network(request.client_ip)
-        # The lookup an email that will get that far (well-formed, no rehearsal) is counted
-        # in the lock's round trip, and taken back in the release when the step stops
-        # before its lookup (a form refused, a double submit): counted as if counted there.
-        counting = (
-            self._rate_limits.lookup_counting(network)
-            if _well_formed(email) and self._rate_limits.rehearsed(email) is None
-            else None
-        )
-        with self._locked(request.flow_id, [counting] if counting else []) as held:
-            if counting is not None:
-                held.riders.append(self._rate_limits.refund(counting))
+        # For an email that will get that far (well-formed, no rehearsal), the lookup and
+        # the SMS are counted in the lock's round trip (the SMS for the client the form
+        # names), each taken back in the release unless the step gets to its check, so
+        # that each ends up counted as if counted there: one round trip before Link.
+        ahead = _Ahead()
+        if _well_formed(email) and self._rate_limits.rehearsed(email) is None:
+            ahead.lookup = self._rate_limits.lookup_counting(network)
+            client_id = client_named_by(request.csrf_token)
+            if client_id is not None:
+                ahead.sms_client = client_id
+                ahead.sms = self._rate_limits.sms_counting(email, network, client_id)
+        with self._locked(request.flow_id, ahead.countings()) as held:
+            held.riders.extend(ahead.refunds(self._rate_limits))
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
@@ -143,9 +146,9 @@ class Interaction:
             if not _well_formed(email):
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
             refused = self._rate_limits.rehearsed(email)
-            if counting is not None:
-                held.riders.clear()  # the lookup is counted for good
-                refused = self._rate_limits.lookup_refusal(counting)
+            if ahead.lookup is not None:
+                held.riders.remove(ahead.lookup_refund)  # the lookup is counted for good
+                refused = self._rate_limits.lookup_refusal(ahead.lookup)
             if refused is not None:
                 return self._refuse(held, typed, *refused)
             try:
@@ -158,8 +161,12 @@ class Interaction:
                 return self._save(
                     held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
+            counted = None
+            if ahead.sms is not None and ahead.sms_client == flow.client_id:
+                counted = ahead.sms
+                held.riders.remove(ahead.sms_refund)  # counted for good: _send_code's
             return self._send_code(
-                held, typed, found.client_secret, found.redacted_phone or "", network
+                held, typed, found.client_secret, found.redacted_phone or "", network, counted
             )
 
     def resend_code(self, request: FlowRequest) -> StepResult:
@@ -255,13 +262,23 @@ class Interaction:
     # Steps.
 
     def _send_code(
-        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str, network: str
+        self,
+        held: HeldFlow,
+        flow: Flow,
+        client_secret: str,
+        redacted_phone: str,
+        network: str,
+        counted: Counting | None = None,
     ) -> StepResult:
         """Ask Link to text a code, within the per-flow and global SMS limits; ``network``
-        is the client network asking (see client_network)."""
+        is the client network asking (see client_network); ``counted``: the SMS limits
+        already counted for it (refunded here if the flow's own limits refuse it first)."""
         assert flow.email
         now = self._clock.now()
-        refused = self._rate_limits.sms(flow, network, now)
+        refused = self._rate_limits.sms(flow, network, now, counted)
+        if refused is not None and counted is not None and refused[0] is not Problem.TOO_MANY_SMS:
+            # Refused by the flow's own limits, checked before the counted ones: uncounted.
+            held.riders.append(self._rate_limits.refund(counted))
         if refused is not None:
             return self._refuse(held, flow, *refused)
         try:
@@ -352,3 +369,26 @@ class Interaction:
 def _well_formed(email: str) -> bool:
     """An address Link may be asked about: no control characters, the shape of one."""
     return len(email) <= 254 and not _CONTROL.search(email) and _EMAIL.match(email) is not None
+
+
+class _Ahead:
+    """What the email step counts in the lock's round trip, before it reads the flow, and
+    the refunds that the release sends for whatever the step does not get to check."""
+
+    def __init__(self) -> None:
+        self.lookup: Counting | None = None
+        self.sms: Counting | None = None
+        self.sms_client: str | None = None
+        self.lookup_refund: Rider | None = None
+        self.sms_refund: Rider | None = None
+
+    def countings(self) -> list[Rider]:
+        return [counting for counting in (self.lookup, self.sms) if counting is not None]
+
+    def refunds(self, limits: SignInLimits) -> list[Rider]:
+        """One refund per counting (answered by now), until the step uses it."""
+        if self.lookup is not None:
+            self.lookup_refund = limits.refund(self.lookup)
+        if self.sms is not None:
+            self.sms_refund = limits.refund(self.sms)
+        return [refund for refund in (self.lookup_refund, self.sms_refund) if refund]

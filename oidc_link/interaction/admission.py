@@ -4,6 +4,8 @@ double submit where the first went. Which step may follow which is models.TRANSI
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from oidc_link.clock import Clock
@@ -14,7 +16,7 @@ from oidc_link.errors import (
     FlowFormExpiredError,
     FlowNotFoundError,
 )
-from oidc_link.ids import digest, same
+from oidc_link.ids import digest, new_secret, same
 from oidc_link.interaction.outcomes import log_failure
 from oidc_link.metrics import Metrics
 from oidc_link.models import FinishedFlow, Flow
@@ -24,6 +26,28 @@ from oidc_link.store.flows import FlowStore
 # A double click on "Verify" lands where the first click went, but only this soon after:
 # later, the code has likely been redeemed and replaying it would only hurt.
 DOUBLE_SUBMIT_SECONDS = 10
+
+
+def form_token(client_id: str) -> str:
+    """A new flow's CSRF token: a secret, then the client the flow is for (not a secret:
+    the page names it), so a POST says which client's counters to count before the flow
+    is read. Admission compares the whole token with the flow's, so a form naming another
+    client is refused before anything counted for it stays counted."""
+    named = base64.urlsafe_b64encode(client_id.encode()).decode().rstrip("=")
+    return new_secret(24) + "." + named
+
+
+def client_named_by(token: str | None) -> str | None:
+    """The client a form token names (``form_token``); None for one that names none."""
+    _, dot, named = (token or "").rpartition(".")
+    if not dot or not named:
+        return None
+    try:
+        padded = named + "=" * (-len(named) % 4)
+        client_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return client_id or None
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,20 @@ class SignInLimits:
         """Take back what ``counted`` counted, in the lock's release."""
         return self._counters.refund(counted)
 
-    def sms(self, flow: Flow, network: str, now: int) -> Refusal | None:
+    def sms_counting(self, email: str, network: str, client_id: str) -> Counting | None:
+        """One more SMS to ``email`` for ``client_id``, to count in the flow lock's round
+        trip before the flow is read (None: the SMS-counting limits are all off). ``sms``
+        reads the outcome when the flow turns out to be that client's; else ``refund``."""
+        counted = self._sms_limits(email, network, client_id)
+        return self._counters.counting(counted) if counted else None
+
+    def sms(
+        self, flow: Flow, network: str, now: int, counted: Counting | None = None
+    ) -> Refusal | None:
         """One more SMS for ``flow`` at ``now``: first the flow's own cooldown and resends,
-        then (counted) the email's, the network's and the client's allowances."""
+        then (counted) the email's, the network's and the client's allowances: ``counted``
+        when it counted them already (``sms_counting`` for this flow's email and client),
+        else counted here, one round trip."""
         assert flow.email
         limits = self._limits
         if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
@@ -87,8 +98,11 @@ class SignInLimits:
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
             return Problem.NO_MORE_RESENDS, None
-        counted = self._sms_limits(flow.email, network, flow.client_id)
-        wait = self._wait_for(*counted) if counted else None
+        if counted is not None:
+            wait = self._wait_after(counted.reached)
+        else:
+            every = self._sms_limits(flow.email, network, flow.client_id)
+            wait = self._wait_for(*every) if every else None
         return (Problem.TOO_MANY_SMS, wait) if wait is not None else None
 
     def _sms_limits(self, email: str, network: str, client_id: str) -> list[RateLimit]:
