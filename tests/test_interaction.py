@@ -26,7 +26,11 @@ from oidc_link.errors import (
 )
 from oidc_link.ids import digest
 from oidc_link.interaction import Completion, FlowRequest, Interaction, Problem, StepResult
-from oidc_link.interaction.admission import DOUBLE_SUBMIT_SECONDS, client_named_by
+from oidc_link.interaction.admission import (
+    DOUBLE_SUBMIT_SECONDS,
+    client_named_by,
+    email_named_by,
+)
 from oidc_link.interaction.flow_lock import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from oidc_link.link import (
     LinkClient,
@@ -1222,9 +1226,7 @@ def test_a_network_over_its_own_allowance_no_longer_fills_the_ceiling(
     interaction = make_interaction(Limits(sms_per_email=1, sms_per_email_ceiling=2))
     assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is None
     for _ in range(5):
-        assert (
-            start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is Problem.TOO_MANY_SMS
-        )
+        assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is Problem.TOO_MANY_SMS
 
     assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is None
     assert len(messages) == 2
@@ -1349,6 +1351,37 @@ def test_a_form_token_names_its_flows_client_and_no_other(interaction: Interacti
     assert shop.csrf_token.split(".")[0] != blog.csrf_token.split(".")[0]
     assert client_named_by("no-client-named") is None
     assert client_named_by("x.%%%") is None
+
+
+def test_the_code_steps_form_token_names_the_email_and_the_email_form_left_open_still_passes(
+    interaction: Interaction, flow: Flow, code_flow: Flow
+) -> None:
+    assert email_named_by(flow.csrf_token) is None
+    assert email_named_by(code_flow.csrf_token) == JENNY
+    assert client_named_by(code_flow.csrf_token) == "shop"
+    assert code_flow.csrf_token.startswith(flow.csrf_token + ".")
+
+    # Back to the email page as it was first shown: its token has no email, and passes.
+    again = step_result(interaction.submit_email(post(flow), JENNY))
+    assert again.problem is None and again.flow.step == FlowStep.CODE
+
+
+def test_a_code_form_naming_another_email_passes_the_door_and_signs_in_the_flows_email(
+    interaction: Interaction, code_flow: Flow, messages: list[str]
+) -> None:
+    named = code_flow.csrf_token.rsplit(".", 1)[0] + ".bWFsbG9yeUBleGFtcGxlLmNvbQ"
+    assert email_named_by(named) == "mallory@example.com"
+    forged = FlowRequest(code_flow.id, BROWSER, csrf_token=named, client_ip=CLIENT_IP)
+    asked: list[tuple[str, str]] = []
+
+    def read_ahead(client_id: str, email: str) -> None:
+        asked.append((client_id, email))  # what finish would read; it checks, not this step
+
+    code = announced_code(messages)
+    done = completion(interaction.submit_code(forged, code, Finisher("x"), read_ahead))
+
+    assert asked == [("shop", "mallory@example.com")]
+    assert done.identity.email == JENNY
 
 
 # The per-flow lock

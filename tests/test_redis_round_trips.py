@@ -23,9 +23,10 @@ RETURNING_USER = {
     # Lock + flow + the lookup's and the SMS's rate limits (one pipeline: the form's token
     # names the client), then flow + unlock; the code page's flow.
     "email": (3, 13),
-    # Lock + flow, the sandbox's code check, the account, then one MULTI: SSO session,
-    # code, how the flow ended, the flow removed and the unlock.
-    "code": (4, 20),
+    # Lock + flow + the account (read ahead for the email and client the form's token
+    # names), the sandbox's code check, then one MULTI: SSO session, code, how the flow
+    # ended, the flow removed and the unlock.
+    "code": (3, 20),
     # Take the code (script: GET, its spent mark and family, then DEL, so that a full Redis
     # refuses it before it spends anything), tokens and their family sets (one MULTI).
     "token": (2, 14),
@@ -35,7 +36,7 @@ RETURNING_USER = {
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 15), "code": (4, 22)}
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 15), "code": (3, 22)}
 # A signed-in browser: the session is read and renewed, then the code issued as above.
 SSO = {
     "authorize": (4, 8),

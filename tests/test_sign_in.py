@@ -17,6 +17,7 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.models import AccountLinkTarget, FlowStep, Identity, SsoSession
 from oidc_link.services import Services, build_services
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
+from oidc_link.store.accounts import AccountRead
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
 
 PARTNER_CALLBACK = "https://partner.example.test/callback"
@@ -87,6 +88,59 @@ def test_a_verified_code_starts_a_session_and_the_code_carries_its_sid(
     assert session is not None and session.identity.email == JENNY
     assert finished.location is not None and finished.location.startswith(SHOP_CALLBACK + "?")
     assert sid_of_code(services, finished) == session.sid
+
+
+def subject_of_code(services: Services, finished: Finished) -> str:
+    assert finished.location is not None
+    taken = services.tokens.take_code(parse_qs(urlsplit(finished.location).query)["code"][0])
+    assert taken is not None
+    return taken[0].subject
+
+
+def answered(read: AccountRead | None, redis_client: redis.Redis) -> AccountRead:
+    """``read`` sent as the code step sends it: a rider in another round trip."""
+    assert read is not None
+    pipeline = redis_client.pipeline(transaction=False)
+    assert read.queue(pipeline) == 1
+    read.answer(pipeline.execute())
+    assert read.answered
+    return read
+
+
+def test_the_account_read_ahead_for_the_client_and_email_decides_the_codes_sub(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    ahead = answered(services.sign_in.read_ahead("shop", JENNY), redis_client)
+    # Bound elsewhere after the read: the code carries the account as read ahead.
+    assert services.store.accounts.bind_email("shop", JENNY, "acct_bound_meanwhile")
+    shop = request_for("shop", SHOP_CALLBACK)
+
+    read = services.sign_in.complete(
+        shop, jenny(services), Via.CODE, browser=BROWSER, account_read=ahead
+    )
+    again = services.sign_in.complete(shop, jenny(services), Via.CODE, browser=BROWSER)
+
+    assert subject_of_code(services, read) == ahead.derived
+    assert subject_of_code(services, again) == "acct_bound_meanwhile"
+
+
+def test_an_account_read_ahead_for_another_email_or_client_is_not_used(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    shop = request_for("shop", SHOP_CALLBACK)
+    expected = subject_of_code(
+        services, services.sign_in.complete(shop, jenny(services), Via.CODE, browser=BROWSER)
+    )
+    assert services.sign_in.read_ahead("no-such-client", JENNY) is None
+
+    for ahead in (
+        answered(services.sign_in.read_ahead("shop", "mallory@example.com"), redis_client),
+        answered(services.sign_in.read_ahead("partner", JENNY), redis_client),
+    ):
+        finished = services.sign_in.complete(
+            shop, jenny(services), Via.CODE, browser=BROWSER, account_read=ahead
+        )
+        assert subject_of_code(services, finished) == expected != ahead.derived
 
 
 def test_a_verified_code_for_a_client_without_consent_starts_the_session_then_asks(

@@ -19,7 +19,14 @@ from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes, Limits
 from oidc_link.errors import FlowNotFoundError
 from oidc_link.ids import digest, new_id
-from oidc_link.interaction.admission import Admission, FlowRequest, client_named_by, form_token
+from oidc_link.interaction.admission import (
+    Admission,
+    FlowRequest,
+    client_named_by,
+    code_form_token,
+    email_named_by,
+    form_token,
+)
 from oidc_link.interaction.flow_lock import HeldFlow, locked
 from oidc_link.interaction.outcomes import (
     RATE_PROBLEMS,
@@ -29,7 +36,7 @@ from oidc_link.interaction.outcomes import (
     log,
     log_failure,
 )
-from oidc_link.interaction.rate_limits import SignInLimits
+from oidc_link.interaction.rate_limits import CountedAhead, SignInLimits
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
@@ -121,7 +128,7 @@ class Interaction:
         # the SMS are counted in the lock's round trip (the SMS for the client the form
         # names), each taken back in the release unless the step gets to its check, so
         # that each ends up counted as if counted there: one round trip before Link.
-        ahead = _Ahead()
+        ahead = CountedAhead()
         if _well_formed(email) and self._rate_limits.rehearsed(email) is None:
             ahead.lookup = self._rate_limits.lookup_counting(network)
             client_id = client_named_by(request.csrf_token)
@@ -183,17 +190,27 @@ class Interaction:
             )
 
     def submit_code(
-        self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity, Writes], str]
+        self,
+        request: FlowRequest,
+        code: str,
+        finish: Callable[[Flow, Identity, Writes], str],
+        read_ahead: Callable[[str, str], Rider | None] | None = None,
     ) -> StepResult | Completion:
         """Check the code with Link; on success the flow ends and ``finish`` says where to go.
 
         ``finish`` (sign_in.py's complete, as the page calls it) runs under the flow's
         lock, so a double submit finds the flow finished and is sent where the first went.
         What it writes it queues into the Writes given, sent with the flow's end and the
-        lock's release: one round trip.
+        lock's release: one round trip. ``read_ahead`` (sign_in.py's, for the client and
+        the email the form's token names) gives what ``finish`` will read, to read in the
+        lock's round trip instead; ``finish`` checks it is the client's and the email's.
         """
         code = re.sub(r"\s", "", code)
-        with self._locked(request.flow_id) as held:
+        ahead = None
+        client_id, email = client_named_by(request.csrf_token), email_named_by(request.csrf_token)
+        if read_ahead is not None and client_id is not None and email is not None:
+            ahead = read_ahead(client_id, email)
+        with self._locked(request.flow_id, [ahead] if ahead is not None else None) as held:
             flow = self._admission.admit(request, held.flow)
             # Another tab moved the flow on (another email, a lock-out), or a forged post.
             flow.check_at(FlowStep.CODE)
@@ -305,6 +322,7 @@ class Interaction:
                 link_client_secret=started.client_secret,
                 sms_sent=flow.sms_sent + 1,
                 sms_sent_at=now,
+                csrf_token=code_form_token(flow.csrf_token, flow.email),
             ),
         )
 
@@ -369,26 +387,3 @@ class Interaction:
 def _well_formed(email: str) -> bool:
     """An address Link may be asked about: no control characters, the shape of one."""
     return len(email) <= 254 and not _CONTROL.search(email) and _EMAIL.match(email) is not None
-
-
-class _Ahead:
-    """What the email step counts in the lock's round trip, before it reads the flow, and
-    the refunds that the release sends for whatever the step does not get to check."""
-
-    def __init__(self) -> None:
-        self.lookup: Counting | None = None
-        self.sms: Counting | None = None
-        self.sms_client: str | None = None
-        self.lookup_refund: Rider | None = None
-        self.sms_refund: Rider | None = None
-
-    def countings(self) -> list[Rider]:
-        return [counting for counting in (self.lookup, self.sms) if counting is not None]
-
-    def refunds(self, limits: SignInLimits) -> list[Rider]:
-        """One refund per counting (answered by now), until the step uses it."""
-        if self.lookup is not None:
-            self.lookup_refund = limits.refund(self.lookup)
-        if self.sms is not None:
-            self.sms_refund = limits.refund(self.sms)
-        return [refund for refund in (self.lookup_refund, self.sms_refund) if refund]

@@ -9,6 +9,7 @@ from oidc_link.config import Limits
 from oidc_link.interaction.outcomes import Problem
 from oidc_link.metrics import Metrics
 from oidc_link.models import Flow
+from oidc_link.store.flows import Rider
 from oidc_link.store.limits import Counting, LimitStore, RateLimit, Refund
 
 # The rate-limit counters of the store, by the [limits] setting they are held to. None is
@@ -137,3 +138,26 @@ class SignInLimits:
             return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
         return reached.window - self._clock.now() % reached.window
+
+
+class CountedAhead:
+    """What the email step counts in the lock's round trip, before it reads the flow, and
+    the refunds that the release sends for whatever the step does not get to check."""
+
+    def __init__(self) -> None:
+        self.lookup: Counting | None = None
+        self.sms: Counting | None = None
+        self.sms_client: str | None = None
+        self.lookup_refund: Rider | None = None
+        self.sms_refund: Rider | None = None
+
+    def countings(self) -> list[Rider]:
+        return [counting for counting in (self.lookup, self.sms) if counting is not None]
+
+    def refunds(self, limits: SignInLimits) -> list[Rider]:
+        """One refund per counting (answered by now), until the step uses it."""
+        if self.lookup is not None:
+            self.lookup_refund = limits.refund(self.lookup)
+        if self.sms is not None:
+            self.sms_refund = limits.refund(self.sms)
+        return [refund for refund in (self.lookup_refund, self.sms_refund) if refund]

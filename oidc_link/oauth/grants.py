@@ -181,7 +181,11 @@ class CodeGrant(AuthorizationCodeGrant):
             # The user's account at this client's owner (its sub, as Provider.subject_for
             # gives it), created on the first sign-in (issue 6).
             subject = self.server.accounts.sign_in(
-                client.settings.subject_sector, identity.email, identity.name, writes
+                client.settings.subject_sector,
+                identity.email,
+                identity.name,
+                writes,
+                request.account_read,
             )
             record = AuthorizationCode(
                 client_id=client.get_client_id(),
