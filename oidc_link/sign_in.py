@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from oidc_link.errors import FlowNotFoundError
@@ -18,6 +18,7 @@ from oidc_link.oauth.messages import ProtocolResponse
 from oidc_link.platform.accounts import Accounts, Binding
 from oidc_link.sessions import Sessions
 from oidc_link.store import Store, Writes
+from oidc_link.store.accounts import AccountRead
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,16 @@ class SignIn:
         browser: str | None,
         session: SsoSession | None = None,
         device: str | None = None,
+        writes: Writes | None = None,
+        account_read: AccountRead | None = None,
     ) -> Finished:
         """Finish ``request`` for ``identity``.
 
         ``browser`` binds a consent (or email) flow this may start; ``session`` is the
         browser's SSO session (Via.SESSION, Via.CONSENT); ``device`` names the browser in
-        a session Via.CODE starts.
+        a session Via.CODE starts; ``writes``, Via.CODE, the batch the session and the code
+        are queued into (the caller sends it with the flow's end), else a MULTI of its own;
+        ``account_read``, Via.CODE, the person's account as ``read_ahead`` read it.
         """
         if request.account_link is not None:
             return self._bind_account(request, request.account_link, identity, browser)
@@ -110,8 +115,14 @@ class SignIn:
             same_sign_in = session is not None and session.identity == identity
             return self._issue(request, identity, session if same_sign_in else None)
         # A new session starts before the code is issued, so the code carries its sid; both
-        # are stored in one MULTI (one Redis round trip) as the block ends.
-        with self._store.writes() if via is Via.CODE else nullcontext() as writes:
+        # are stored in one MULTI (one Redis round trip): the caller's, else as the block ends.
+        if via is not Via.CODE:
+            batch: AbstractContextManager[Writes | None] = nullcontext()
+        elif writes is not None:
+            batch = nullcontext(writes)
+        else:
+            batch = self._store.writes()
+        with batch as writes:
             secret = None
             if via is Via.CODE:
                 secret, session = self._sessions.begin(identity, device, writes)
@@ -125,7 +136,16 @@ class SignIn:
                     request.client_id, request.parameters, _bound(browser), identity
                 )
                 return Finished(Next.CONSENT, flow=flow, session_secret=secret)
-            return self._issue(request, identity, session, writes, secret)
+            return self._issue(request, identity, session, writes, secret, account_read)
+
+    def read_ahead(self, client_id: str, email: str) -> AccountRead | None:
+        """The first read of issuing ``client_id`` a code for ``email`` (the account at the
+        client's owner), for the code step to send before Link answers; None for a client
+        not (or no longer) registered."""
+        client = self._provider.query_client(client_id)
+        if client is None:
+            return None
+        return self._accounts.read_ahead(client.settings.subject_sector, email)
 
     def _issue(
         self,
@@ -134,8 +154,9 @@ class SignIn:
         session: SsoSession | None,
         writes: Writes | None = None,
         secret: str | None = None,
+        account_read: AccountRead | None = None,
     ) -> Finished:
-        answer = self._provider.approve(request.parameters, identity, session, writes)
+        answer = self._provider.approve(request.parameters, identity, session, writes, account_read)
         return Finished(Next.REDIRECT, answer.location, answer, session_secret=secret)
 
     def _bind_account(

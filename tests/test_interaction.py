@@ -26,7 +26,11 @@ from oidc_link.errors import (
 )
 from oidc_link.ids import digest
 from oidc_link.interaction import Completion, FlowRequest, Interaction, Problem, StepResult
-from oidc_link.interaction.admission import DOUBLE_SUBMIT_SECONDS
+from oidc_link.interaction.admission import (
+    DOUBLE_SUBMIT_SECONDS,
+    client_named_by,
+    email_named_by,
+)
 from oidc_link.interaction.flow_lock import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from oidc_link.link import (
     LinkClient,
@@ -77,7 +81,8 @@ class Finisher:
         self.calls: list[tuple[Any, ...]] = []
 
     def __call__(self, *args: Any) -> str:
-        self.calls.append(args)
+        # The flow (and identity) finished; not the Writes batch a ``finish`` queues into.
+        self.calls.append(args[:2])
         return self.redirect_to
 
 
@@ -493,11 +498,11 @@ def test_the_sms_code_is_stored_nowhere_in_redis(
 
     keys = list(redis_client.scan_iter("*"))
     assert keyspace.flow(code_flow.id) in keys
-    # The sandbox, standing in for Link, keeps the code's digest in its own session (as
-    # Link keeps the code): never the code itself.
+    # The sandbox, standing in for Link, keeps the code's digest sealed in its handle (as
+    # Link keeps the code), and what checking it did in its own state: never the code.
     sandbox = [key for key in keys if keyspace.kind_of(key) == "sandbox_session"]
     assert len(sandbox) == 1
-    assert code not in redis_client.hvals(sandbox[0])
+    assert code not in str(redis_client.get(sandbox[0]))
     for key in set(keys) - set(sandbox):
         assert code not in key.split(":")
         value = redis_client.get(key)
@@ -1221,9 +1226,7 @@ def test_a_network_over_its_own_allowance_no_longer_fills_the_ceiling(
     interaction = make_interaction(Limits(sms_per_email=1, sms_per_email_ceiling=2))
     assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is None
     for _ in range(5):
-        assert (
-            start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is Problem.TOO_MANY_SMS
-        )
+        assert start_and_submit(interaction, JENNY, ip=OTHER_IP).problem is Problem.TOO_MANY_SMS
 
     assert start_and_submit(interaction, JENNY, ip=CLIENT_IP).problem is None
     assert len(messages) == 2
@@ -1254,6 +1257,131 @@ def test_sms_are_limited_per_client_per_day(
 
     clock.advance(86_400)
     assert start_and_submit(interaction, JEN).problem is None
+
+
+# Counted ahead: the email step counts its lookup and its SMS in the lock's round trip, and
+# takes back what it does not get to check, so the counters end as if counted there.
+
+
+def rate_counts(redis_client: redis.Redis) -> dict[str, int]:
+    """What the rate counters hold, summed by kind (lookup_ip, sms_email, ...)."""
+    counts: dict[str, int] = {}
+    for key in redis_client.scan_iter(keyspace.pattern("rate")):
+        kind = key.removeprefix(keyspace.PREFIX).split(":")[1]
+        counts[kind] = counts.get(kind, 0) + int(redis_client.get(key))
+    return counts
+
+
+NOTHING_COUNTED = {"lookup_ip": 0, "sms_email_network": 0, "sms_email": 0, "client_sms": 0}
+
+
+def test_a_code_sent_counts_one_lookup_and_one_sms_against_each_limit(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis
+) -> None:
+    assert interaction.submit_email(post(flow), JENNY).problem is None
+
+    assert rate_counts(redis_client) == dict.fromkeys(NOTHING_COUNTED, 1)
+
+
+def test_a_form_refused_at_the_door_leaves_every_counter_as_it_was(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    forged = FlowRequest(flow.id, BROWSER, csrf_token=flow.csrf_token + "x", client_ip=CLIENT_IP)
+
+    with pytest.raises(FlowFormExpiredError):
+        interaction.submit_email(forged, JENNY)
+
+    assert rate_counts(redis_client) in ({}, NOTHING_COUNTED)
+    assert messages == []
+
+
+def test_an_email_not_on_link_keeps_its_lookup_counted_and_takes_back_its_sms(
+    interaction: Interaction, flow: Flow, redis_client: redis.Redis
+) -> None:
+    result = interaction.submit_email(post(flow), "nobody@example.com")
+
+    assert result.flow.step == FlowStep.NOT_ON_LINK
+    assert rate_counts(redis_client) == NOTHING_COUNTED | {"lookup_ip": 1}
+
+
+def test_a_double_submit_of_the_email_counts_nothing_more(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis
+) -> None:
+    counted = rate_counts(redis_client)
+
+    assert interaction.submit_email(post(code_flow), JENNY).problem is None
+
+    assert rate_counts(redis_client) == counted
+
+
+def test_another_email_within_the_resend_cooldown_takes_back_its_sms_count(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    refused = interaction.submit_email(post(code_flow), SAM)
+
+    assert refused.problem is Problem.RESEND_TOO_SOON
+    # Jenny's code was counted; Sam's lookup was, his SMS was not sent and is not counted.
+    assert rate_counts(redis_client) == {
+        "lookup_ip": 2,
+        "sms_email_network": 1,
+        "sms_email": 1,
+        "client_sms": 1,
+    }
+    assert len(messages) == 1
+
+
+def test_a_flow_whose_form_names_no_client_counts_its_sms_at_its_check(
+    interaction: Interaction, flow: Flow, store: Store, redis_client: redis.Redis
+) -> None:
+    # A flow an older version started: its form token names no client.
+    older = flow.advance(csrf_token="a-token-of-an-older-version")
+    assert store.flows.save(older)
+
+    assert interaction.submit_email(post(older), JENNY).problem is None
+
+    assert rate_counts(redis_client) == dict.fromkeys(NOTHING_COUNTED, 1)
+
+
+def test_a_form_token_names_its_flows_client_and_no_other(interaction: Interaction) -> None:
+    shop = interaction.start("shop", dict(AUTHORIZATION), BROWSER)
+    blog = interaction.start("blog", dict(AUTHORIZATION, client_id="blog"), BROWSER)
+
+    assert client_named_by(shop.csrf_token) == "shop"
+    assert client_named_by(blog.csrf_token) == "blog"
+    assert shop.csrf_token.split(".")[0] != blog.csrf_token.split(".")[0]
+    assert client_named_by("no-client-named") is None
+    assert client_named_by("x.%%%") is None
+
+
+def test_the_code_steps_form_token_names_the_email_and_the_email_form_left_open_still_passes(
+    interaction: Interaction, flow: Flow, code_flow: Flow
+) -> None:
+    assert email_named_by(flow.csrf_token) is None
+    assert email_named_by(code_flow.csrf_token) == JENNY
+    assert client_named_by(code_flow.csrf_token) == "shop"
+    assert code_flow.csrf_token.startswith(flow.csrf_token + ".")
+
+    # Back to the email page as it was first shown: its token has no email, and passes.
+    again = step_result(interaction.submit_email(post(flow), JENNY))
+    assert again.problem is None and again.flow.step == FlowStep.CODE
+
+
+def test_a_code_form_naming_another_email_passes_the_door_and_signs_in_the_flows_email(
+    interaction: Interaction, code_flow: Flow, messages: list[str]
+) -> None:
+    named = code_flow.csrf_token.rsplit(".", 1)[0] + ".bWFsbG9yeUBleGFtcGxlLmNvbQ"
+    assert email_named_by(named) == "mallory@example.com"
+    forged = FlowRequest(code_flow.id, BROWSER, csrf_token=named, client_ip=CLIENT_IP)
+    asked: list[tuple[str, str]] = []
+
+    def read_ahead(client_id: str, email: str) -> None:
+        asked.append((client_id, email))  # what finish would read; it checks, not this step
+
+    code = announced_code(messages)
+    done = completion(interaction.submit_code(forged, code, Finisher("x"), read_ahead))
+
+    assert asked == [("shop", "mallory@example.com")]
+    assert done.identity.email == JENNY
 
 
 # The per-flow lock

@@ -99,7 +99,15 @@ def test_the_fixed_names_and_ttls_are_today_s() -> None:
     assert keyspace.FLOW_AFTERLIFE == 3600
     assert keyspace.rate_counter_ttl(60) == 61
     durable = sorted(keyspace.DURABLE_KINDS)
-    assert durable == ["account", "account_email", "accounts_of", "keyrings", "keys"]
+    assert durable == [
+        "account",
+        "account_email",
+        "accounts_of",
+        "keyrings",
+        "keys",
+        "sandbox_key",
+    ]
+    assert keyspace.SANDBOX_KEY == "oidc-link:v1:sandbox_key"
 
 
 def test_scans_and_kinds_read_the_same_layout() -> None:

@@ -97,7 +97,10 @@ def test_start_verification_announces_a_code_that_authenticates(
     started = link.start_verification(JENNY.email, found.client_secret)
 
     assert started.redacted_phone == "+1********23"
-    assert started.client_secret == found.client_secret
+    # The handle carries the code sent: a new one, which replaces the lookup's (Link may
+    # rotate the client secret on any answer).
+    assert started.client_secret.startswith("sandbox_cs_")
+    assert started.client_secret != found.client_secret
     assert len(messages) == 1
     assert JENNY.email in messages[0]
     user = link.authenticate(JENNY.email, started.client_secret, announced_code(messages))
@@ -256,7 +259,7 @@ def test_a_new_code_replaces_the_old_one_and_resets_attempts(
         with pytest.raises(LinkError):
             link.authenticate(JENNY.email, secret, wrong_code_for(announced_code(messages)))
 
-    link.start_verification(JENNY.email, secret)
+    secret = link.start_verification(JENNY.email, secret).client_secret
 
     assert len(messages) == 2
     with pytest.raises(LinkError) as caught:
@@ -274,8 +277,41 @@ def test_a_finished_session_cannot_be_reused(link: SandboxLinkClient, messages: 
         with pytest.raises(LinkError) as caught:
             link.authenticate(JENNY.email, secret, attempt)
         assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
-    with pytest.raises(LinkError):
-        link.start_verification(JENNY.email, secret)
+    # Sending a code takes no state (the handle carries it), but no code of a finished
+    # session signs anyone in.
+    again = link.start_verification(JENNY.email, secret).client_secret
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(JENNY.email, again, announced_code(messages))
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+def test_a_handle_sealed_with_another_key_or_changed_is_an_unknown_session(
+    clock: FixedClock, messages: list[str], store: Store, redis_client: redis.Redis
+) -> None:
+    link = SandboxLinkClient([JENNY], clock, messages.append, store.sandbox)
+    secret = start(link)
+    redis_client.delete(keyspace.SANDBOX_KEY)
+    elsewhere = SandboxLinkClient(
+        [JENNY], clock, messages.append, Store(redis_client, clock).sandbox
+    )
+
+    for handle, using in ((secret, elsewhere), (secret[:-4] + "AAAA", link)):
+        with pytest.raises(LinkError) as caught:
+            using.authenticate(JENNY.email, handle, "000000")
+        assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
+
+
+def test_a_session_ends_an_hour_after_its_lookup(
+    link: SandboxLinkClient, clock: FixedClock
+) -> None:
+    found = link.lookup(JENNY.email)
+    assert found.client_secret is not None
+    clock.advance(SESSION_LIFETIME)
+
+    with pytest.raises(LinkError) as caught:
+        link.start_verification(JENNY.email, found.client_secret)
+
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
 
 
 # Sessions shared by every worker and instance (the store)
@@ -289,9 +325,9 @@ def test_a_session_opened_by_one_worker_takes_its_code_at_another(
     )
     found = first.lookup(JENNY.email)
     assert found.client_secret is not None
-    second.start_verification(JENNY.email, found.client_secret)
+    secret = second.start_verification(JENNY.email, found.client_secret).client_secret
 
-    user = first.authenticate(JENNY.email, found.client_secret, announced_code(messages))
+    user = first.authenticate(JENNY.email, secret, announced_code(messages))
 
     assert user.email == JENNY.email
 
@@ -338,18 +374,33 @@ def test_of_concurrent_checks_of_one_session_each_counts_once_and_one_code_signs
     assert outcomes.count("too_many_attempts") <= 1
     assert outcomes.count("signed in") <= 1
     assert outcomes.count("signed in") + outcomes.count("too_many_attempts") == 1
-    assert store.sandbox.email(secret) is None
+    with pytest.raises(LinkError) as caught:
+        workers[0].authenticate(JENNY.email, secret, code)
+    assert kind_of(caught) is LinkErrorKind.CODE_EXPIRED
 
 
-def test_a_session_is_kept_under_its_secrets_digest_with_a_ttl(
+def test_a_lookup_and_a_code_sent_keep_nothing_but_the_sealing_key(
     link: SandboxLinkClient, redis_client: redis.Redis
 ) -> None:
+    start(link)
+
+    assert list(redis_client.scan_iter(keyspace.pattern())) == [keyspace.SANDBOX_KEY]
+
+
+def test_a_checked_code_keeps_its_session_s_state_with_a_ttl_never_the_code(
+    link: SandboxLinkClient, redis_client: redis.Redis, messages: list[str]
+) -> None:
     secret = start(link)
+    code = announced_code(messages)
+    with pytest.raises(LinkError):
+        link.authenticate(JENNY.email, secret, wrong_code_for(code))
 
     keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
 
-    assert keys == [keyspace.sandbox_session(secret)]
+    assert len(keys) == 1
     assert 0 < redis_client.ttl(keys[0]) <= SESSION_LIFETIME
+    assert redis_client.get(keys[0]) == "1 1"  # the first code sent, one wrong attempt
+    assert secret not in keys[0]
 
 
 # make_link_client

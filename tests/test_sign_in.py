@@ -14,9 +14,16 @@ import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
-from oidc_link.models import AccountLinkTarget, FlowStep, Identity, SsoSession
+from oidc_link.models import (
+    AccountLinkTarget,
+    AuthorizationCode,
+    FlowStep,
+    Identity,
+    SsoSession,
+)
 from oidc_link.services import Services, build_services
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
+from oidc_link.store.accounts import AccountRead
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
 
 PARTNER_CALLBACK = "https://partner.example.test/callback"
@@ -66,8 +73,8 @@ def jenny(services: Services) -> Identity:
     return Identity(email=JENNY, name="Jenny Rosen", auth_time=services.clock.now())
 
 
-def sid_of_code(services: Services, finished: Finished) -> str | None:
-    """The sid the issued code carries, read by redeeming it as /token would."""
+def code_record(services: Services, finished: Finished) -> AuthorizationCode:
+    """The record of the issued code, read by redeeming it as /token would."""
     assert finished.next is Next.REDIRECT and finished.location is not None
     location = urlsplit(finished.location)
     query = parse_qs(location.query)
@@ -79,7 +86,12 @@ def sid_of_code(services: Services, finished: Finished) -> str | None:
         query["code"][0], services.settings.client(client_id), redirect_uri, CHALLENGE
     )
     assert redemption.record is not None
-    return redemption.record.sid
+    return redemption.record
+
+
+def sid_of_code(services: Services, finished: Finished) -> str | None:
+    """The sid the issued code carries."""
+    return code_record(services, finished).sid
 
 
 def test_a_verified_code_starts_a_session_and_the_code_carries_its_sid(
@@ -93,6 +105,57 @@ def test_a_verified_code_starts_a_session_and_the_code_carries_its_sid(
     assert session is not None and session.identity.email == JENNY
     assert finished.location is not None and finished.location.startswith(SHOP_CALLBACK + "?")
     assert sid_of_code(services, finished) == session.sid
+
+
+def subject_of_code(services: Services, finished: Finished) -> str:
+    """The sub the issued code carries."""
+    return code_record(services, finished).subject
+
+
+def answered(read: AccountRead | None, redis_client: redis.Redis) -> AccountRead:
+    """``read`` sent as the code step sends it: a rider in another round trip."""
+    assert read is not None
+    pipeline = redis_client.pipeline(transaction=False)
+    assert read.queue(pipeline) == 1
+    read.answer(pipeline.execute())
+    assert read.answered
+    return read
+
+
+def test_the_account_read_ahead_for_the_client_and_email_decides_the_codes_sub(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    ahead = answered(services.sign_in.read_ahead("shop", JENNY), redis_client)
+    # Bound elsewhere after the read: the code carries the account as read ahead.
+    assert services.store.accounts.bind_email("shop", JENNY, "acct_bound_meanwhile")
+    shop = request_for("shop", SHOP_CALLBACK)
+
+    read = services.sign_in.complete(
+        shop, jenny(services), Via.CODE, browser=BROWSER, account_read=ahead
+    )
+    again = services.sign_in.complete(shop, jenny(services), Via.CODE, browser=BROWSER)
+
+    assert subject_of_code(services, read) == ahead.derived
+    assert subject_of_code(services, again) == "acct_bound_meanwhile"
+
+
+def test_an_account_read_ahead_for_another_email_or_client_is_not_used(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    shop = request_for("shop", SHOP_CALLBACK)
+    expected = subject_of_code(
+        services, services.sign_in.complete(shop, jenny(services), Via.CODE, browser=BROWSER)
+    )
+    assert services.sign_in.read_ahead("no-such-client", JENNY) is None
+
+    for ahead in (
+        answered(services.sign_in.read_ahead("shop", "mallory@example.com"), redis_client),
+        answered(services.sign_in.read_ahead("partner", JENNY), redis_client),
+    ):
+        finished = services.sign_in.complete(
+            shop, jenny(services), Via.CODE, browser=BROWSER, account_read=ahead
+        )
+        assert subject_of_code(services, finished) == expected != ahead.derived
 
 
 def test_a_verified_code_for_a_client_without_consent_starts_the_session_then_asks(

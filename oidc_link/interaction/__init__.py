@@ -18,8 +18,15 @@ from contextlib import AbstractContextManager
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes, Limits
 from oidc_link.errors import FlowNotFoundError
-from oidc_link.ids import digest, new_id, new_secret
-from oidc_link.interaction.admission import Admission, FlowRequest
+from oidc_link.ids import digest, new_id
+from oidc_link.interaction.admission import (
+    Admission,
+    FlowRequest,
+    client_named_by,
+    code_form_token,
+    email_named_by,
+    form_token,
+)
 from oidc_link.interaction.flow_lock import HeldFlow, locked
 from oidc_link.interaction.outcomes import (
     RATE_PROBLEMS,
@@ -29,13 +36,15 @@ from oidc_link.interaction.outcomes import (
     log,
     log_failure,
 )
-from oidc_link.interaction.rate_limits import SignInLimits
+from oidc_link.interaction.rate_limits import CountedAhead, SignInLimits
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, Flow, FlowStep, Identity
 from oidc_link.networks import client_network
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
+from oidc_link.store.flows import Rider
+from oidc_link.store.limits import Counting
 
 # What the web layer and sign_in.py take from here; the rest is the submodules'.
 __all__ = ["RATE_PROBLEMS", "Completion", "FlowRequest", "Interaction", "Problem", "StepResult"]
@@ -91,7 +100,7 @@ class Interaction:
             browser_digest=digest(browser_id),
             client_id=client_id,
             authorization=authorization,
-            csrf_token=new_secret(24),
+            csrf_token=form_token(client_id),
             created_at=now,
             expires_at=now + self._lifetimes.flow,
             account_link=account_link,
@@ -114,7 +123,20 @@ class Interaction:
 
     def submit_email(self, request: FlowRequest, email: str) -> StepResult:
         email = email.strip().lower()
-        with self._locked(request.flow_id) as held:
+        network = client_network(request.client_ip)
+        # For an email that will get that far (well-formed, no rehearsal), the lookup and
+        # the SMS are counted in the lock's round trip (the SMS for the client the form
+        # names), each taken back in the release unless the step gets to its check, so
+        # that each ends up counted as if counted there: one round trip before Link.
+        ahead = CountedAhead()
+        if _well_formed(email) and self._rate_limits.rehearsed(email) is None:
+            ahead.lookup = self._rate_limits.lookup_counting(network)
+            client_id = client_named_by(request.csrf_token)
+            if client_id is not None:
+                ahead.sms_client = client_id
+                ahead.sms = self._rate_limits.sms_counting(email, network, client_id)
+        with self._locked(request.flow_id, ahead.countings()) as held:
+            held.riders.extend(ahead.refunds(self._rate_limits))
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
@@ -128,10 +150,12 @@ class Interaction:
                 typed = self._restart(flow).advance(email=shown)
                 return self._refuse(held, typed, Problem.EMAIL_CONTROL_CHARACTERS)
             typed = self._restart(flow).advance(email=email[:254] or None)
-            if not _EMAIL.match(email) or len(email) > 254:
+            if not _well_formed(email):
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
-            network = client_network(request.client_ip)
-            refused = self._rate_limits.rehearsed(email) or self._rate_limits.lookup(network)
+            refused = self._rate_limits.rehearsed(email)
+            if ahead.lookup is not None:
+                held.riders.remove(ahead.lookup_refund)  # the lookup is counted for good
+                refused = self._rate_limits.lookup_refusal(ahead.lookup)
             if refused is not None:
                 return self._refuse(held, typed, *refused)
             try:
@@ -144,8 +168,12 @@ class Interaction:
                 return self._save(
                     held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
                 )
+            counted = None
+            if ahead.sms is not None and ahead.sms_client == flow.client_id:
+                counted = ahead.sms
+                held.riders.remove(ahead.sms_refund)  # counted for good: _send_code's
             return self._send_code(
-                held, typed, found.client_secret, found.redacted_phone or "", network
+                held, typed, found.client_secret, found.redacted_phone or "", network, counted
             )
 
     def resend_code(self, request: FlowRequest) -> StepResult:
@@ -162,15 +190,27 @@ class Interaction:
             )
 
     def submit_code(
-        self, request: FlowRequest, code: str, finish: Callable[[Flow, Identity], str]
+        self,
+        request: FlowRequest,
+        code: str,
+        finish: Callable[[Flow, Identity, Writes], str],
+        read_ahead: Callable[[str, str], Rider | None] | None = None,
     ) -> StepResult | Completion:
         """Check the code with Link; on success the flow ends and ``finish`` says where to go.
 
         ``finish`` (sign_in.py's complete, as the page calls it) runs under the flow's
         lock, so a double submit finds the flow finished and is sent where the first went.
+        What it writes it queues into the Writes given, sent with the flow's end and the
+        lock's release: one round trip. ``read_ahead`` (sign_in.py's, for the client and
+        the email the form's token names) gives what ``finish`` will read, to read in the
+        lock's round trip instead; ``finish`` checks it is the client's and the email's.
         """
         code = re.sub(r"\s", "", code)
-        with self._locked(request.flow_id) as held:
+        ahead = None
+        client_id, email = client_named_by(request.csrf_token), email_named_by(request.csrf_token)
+        if read_ahead is not None and client_id is not None and email is not None:
+            ahead = read_ahead(client_id, email)
+        with self._locked(request.flow_id, [ahead] if ahead is not None else None) as held:
             flow = self._admission.admit(request, held.flow)
             # Another tab moved the flow on (another email, a lock-out), or a forged post.
             flow.check_at(FlowStep.CODE)
@@ -184,11 +224,11 @@ class Interaction:
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
                 return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
-            finished = self._store.flows.take(flow.id)
-            if finished is None:
-                raise FlowNotFoundError()
+            # The flow ends with the lock's release (read under the lock, so this step's).
+            finished = flow
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
-            redirect_to = finish(finished, identity)
+            held.writes = self._store.writes()
+            redirect_to = finish(finished, identity, held.writes)
             held.finished = self._admission.ending(finished, request, redirect_to)
             self._metrics.sign_in_completed(finished.client_id)
             log.info(
@@ -210,8 +250,8 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._admission.admit(request, held.flow)
             flow.check_at(FlowStep.CONSENT)
-            finished = self._store.flows.take(flow.id)
-            if finished is None or finished.identity is None:
+            finished = flow  # ends with the lock's release
+            if finished.identity is None:
                 raise FlowNotFoundError()
             redirect_to = approve(finished, finished.identity)
             held.finished = self._admission.ending(finished, request, redirect_to)
@@ -228,9 +268,7 @@ class Interaction:
         with self._locked(request.flow_id) as held:
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.ENDED)  # from any step
-            finished = self._store.flows.take(flow.id)
-            if finished is None:
-                raise FlowNotFoundError()
+            finished = flow  # ends with the lock's release
             redirect_to = deny(finished)
             held.finished = self._admission.ending(finished, request, redirect_to)
             denied = "consent_denied" if finished.step == FlowStep.CONSENT else "cancelled"
@@ -241,13 +279,23 @@ class Interaction:
     # Steps.
 
     def _send_code(
-        self, held: HeldFlow, flow: Flow, client_secret: str, redacted_phone: str, network: str
+        self,
+        held: HeldFlow,
+        flow: Flow,
+        client_secret: str,
+        redacted_phone: str,
+        network: str,
+        counted: Counting | None = None,
     ) -> StepResult:
         """Ask Link to text a code, within the per-flow and global SMS limits; ``network``
-        is the client network asking (see client_network)."""
+        is the client network asking (see client_network); ``counted``: the SMS limits
+        already counted for it (refunded here if the flow's own limits refuse it first)."""
         assert flow.email
         now = self._clock.now()
-        refused = self._rate_limits.sms(flow, network, now)
+        refused = self._rate_limits.sms(flow, network, now, counted)
+        if refused is not None and counted is not None and refused[0] is not Problem.TOO_MANY_SMS:
+            # Refused by the flow's own limits, checked before the counted ones: uncounted.
+            held.riders.append(self._rate_limits.refund(counted))
         if refused is not None:
             return self._refuse(held, flow, *refused)
         try:
@@ -274,6 +322,7 @@ class Interaction:
                 link_client_secret=started.client_secret,
                 sms_sent=flow.sms_sent + 1,
                 sms_sent_at=now,
+                csrf_token=code_form_token(flow.csrf_token, flow.email),
             ),
         )
 
@@ -314,9 +363,11 @@ class Interaction:
 
     # Plumbing.
 
-    def _locked(self, flow_id: str) -> AbstractContextManager[HeldFlow]:
+    def _locked(
+        self, flow_id: str, riders: list[Rider] | None = None
+    ) -> AbstractContextManager[HeldFlow]:
         """The flow's lock for one step (flow_lock.locked), polling with our ``sleep``."""
-        return locked(self._store.flows, flow_id, self._sleep)
+        return locked(self._store.flows, flow_id, self._sleep, riders or ())
 
     def _refuse(
         self, held: HeldFlow, flow: Flow, problem: Problem, detail: int | None = None
@@ -331,3 +382,8 @@ class Interaction:
         gone by then (finished or expired) the step fails with FlowNotFoundError."""
         held.save = flow
         return StepResult(flow)
+
+
+def _well_formed(email: str) -> bool:
+    """An address Link may be asked about: no control characters, the shape of one."""
+    return len(email) <= 254 and not _CONTROL.search(email) and _EMAIL.match(email) is not None

@@ -4,6 +4,8 @@ double submit where the first went. Which step may follow which is models.TRANSI
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from oidc_link.clock import Clock
@@ -14,7 +16,7 @@ from oidc_link.errors import (
     FlowFormExpiredError,
     FlowNotFoundError,
 )
-from oidc_link.ids import digest, same
+from oidc_link.ids import digest, new_secret, same
 from oidc_link.interaction.outcomes import log_failure
 from oidc_link.metrics import Metrics
 from oidc_link.models import FinishedFlow, Flow
@@ -24,6 +26,54 @@ from oidc_link.store.flows import FlowStore
 # A double click on "Verify" lands where the first click went, but only this soon after:
 # later, the code has likely been redeemed and replaying it would only hurt.
 DOUBLE_SUBMIT_SECONDS = 10
+
+
+def form_token(client_id: str) -> str:
+    """A new flow's CSRF token: a secret, then the client the flow is for (not a secret:
+    the page names it), so a POST says which client's counters to count before the flow
+    is read. Admission compares both with the flow's (``door``), so a form naming another
+    client is refused before anything counted for it stays counted."""
+    return new_secret(24) + "." + _named(client_id)
+
+
+def code_form_token(token: str, email: str) -> str:
+    """The token of a flow at the code step: its ``door``, then the email the code was sent
+    for (not a secret: the page shows it), so the code POST can read that email's account
+    before the flow is read. Not part of the door: a form left open at the email step
+    (Back) still passes, and a made-up email only costs the step the read it saved."""
+    return door(token) + "." + _named(email)
+
+
+def door(token: str) -> str:
+    """What admission compares of a form token: the secret and the client it names."""
+    return ".".join(token.split(".", 2)[:2])
+
+
+def client_named_by(token: str | None) -> str | None:
+    """The client a form token names (``form_token``); None for one that names none."""
+    return _unnamed(token, 1)
+
+
+def email_named_by(token: str | None) -> str | None:
+    """The email a code step's form token names (``code_form_token``), unchecked."""
+    return _unnamed(token, 2)
+
+
+def _named(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unnamed(token: str | None, position: int) -> str | None:
+    parts = (token or "").split(".")
+    named = parts[position] if len(parts) > position else ""
+    if not named:
+        return None
+    try:
+        padded = named + "=" * (-len(named) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return text or None
 
 
 @dataclass(frozen=True)
@@ -58,7 +108,7 @@ class Admission:
             self._metrics.sign_in_failed(flow.client_id, "wrong_browser")
             log_failure(flow, "wrong_browser")
             raise FlowBrowserMismatchError(flow.client_id, redirect_uri)
-        if check_form and not same(request.csrf_token or "", flow.csrf_token):
+        if check_form and not same(door(request.csrf_token or ""), door(flow.csrf_token)):
             raise FlowFormExpiredError(flow.client_id, redirect_uri)
         return flow
 

@@ -1,16 +1,18 @@
 """The per-flow lock a sign-in step runs under, so a double submit never sends a second SMS:
-taken with the flow's read, released with the step's last write, one round trip each.
-What the step writes is the step's business; this module only carries it."""
+taken with the flow's read, released with the step's last writes, one round trip each, and
+what else the step reads or writes rides along (rate counters, the sign-in's end). What the
+step writes is the step's business; this module only carries it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from oidc_link.errors import FlowBusyError, FlowNotFoundError
 from oidc_link.models import FinishedFlow, Flow
-from oidc_link.store.flows import FlowStore
+from oidc_link.store import Writes
+from oidc_link.store.flows import FlowStore, Rider
 
 # Longer than the slowest Link call we allow (timeouts plus retries).
 LOCK_SECONDS = 60
@@ -21,21 +23,31 @@ LOCK_POLL_SECONDS = 0.05
 @dataclass
 class HeldFlow:
     """A flow locked for one step: the flow as read under the lock (None: gone), and the
-    write that ends the step (the flow's new state, or how it ended), sent with the lock's
-    release. Each step's last store write is one of these two."""
+    write that ends the step (the flow's new state, or how it ended: the flow is then
+    removed), sent with the lock's release. Each step's last store write is one of these
+    two; ``writes`` (a batch of other aggregates' writes: a sign-in's session and code)
+    and ``riders`` (say, a rate counter to refund) go in the same round trip."""
 
     flow: Flow | None
     save: Flow | None = None
     finished: FinishedFlow | None = None
+    writes: Writes | None = None
+    riders: list[Rider] = field(default_factory=list)
 
 
 @contextmanager
-def locked(flows: FlowStore, flow_id: str, sleep: Callable[[float], None]) -> Iterator[HeldFlow]:
+def locked(
+    flows: FlowStore,
+    flow_id: str,
+    sleep: Callable[[float], None],
+    riders: Sequence[Rider] = (),
+) -> Iterator[HeldFlow]:
     """Hold the flow's lock for the block: the block gets the flow as read under the lock,
-    in the same round trip as the lock, and the write that ends the step goes with the
-    lock's release, in one round trip too. Waits up to LOCK_WAIT_SECONDS for another
-    step's lock (``sleep`` between polls), then FlowBusyError."""
-    token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS)
+    in the same round trip as the lock (``riders`` too, answered once), and the write that
+    ends the step goes with the lock's release, in one round trip too. Waits up to
+    LOCK_WAIT_SECONDS for another step's lock (``sleep`` between polls), then
+    FlowBusyError."""
+    token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS, riders)
     waited = 0.0
     while token is None and waited < LOCK_WAIT_SECONDS:
         sleep(LOCK_POLL_SECONDS)
@@ -46,7 +58,13 @@ def locked(flows: FlowStore, flow_id: str, sleep: Callable[[float], None]) -> It
     held = HeldFlow(flow)
     try:
         yield held
+    except BaseException:
+        held.writes = None  # a step that failed writes nothing of its own: dropped
+        raise
     finally:
-        saved = flows.release(flow_id, token, held.save, held.finished)
+        pipeline = held.writes.pipeline if held.writes is not None else None
+        saved = flows.release(
+            flow_id, token, held.save, held.finished, held.riders, pipeline=pipeline
+        )
     if held.save is not None and not saved:
         raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone

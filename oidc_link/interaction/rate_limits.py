@@ -9,7 +9,8 @@ from oidc_link.config import Limits
 from oidc_link.interaction.outcomes import Problem
 from oidc_link.metrics import Metrics
 from oidc_link.models import Flow
-from oidc_link.store.limits import LimitStore, RateLimit
+from oidc_link.store.flows import Rider
+from oidc_link.store.limits import Counting, LimitStore, RateLimit, Refund
 
 # The rate-limit counters of the store, by the [limits] setting they are held to. None is
 # keyed on a value that unrelated people share (such as a redacted phone number), so no one
@@ -58,17 +59,38 @@ class SignInLimits:
         problem = REHEARSED_LIMITS.get(email.partition("@")[0])
         return (problem, REHEARSED_WAIT) if problem is not None else None
 
-    def lookup(self, network: str) -> Refusal | None:
-        """Count one Link lookup from the client network ``network`` (see client_network)."""
+    def lookup_counting(self, network: str) -> Counting:
+        """One Link lookup from the client network ``network`` (see client_network), to
+        count in the flow lock's round trip: ``lookup_refusal`` reads the outcome, or
+        ``refund`` takes it back when the step stops before its lookup."""
         limits = self._limits
-        wait = self._wait_for(
-            RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)
+        return self._counters.counting(
+            [RateLimit("lookup_ip", network, limits.lookups_per_ip_window, limits.lookups_per_ip)]
         )
+
+    def lookup_refusal(self, counted: Counting) -> Refusal | None:
+        """Whether the lookup ``counted`` went over its limit (and how long to wait)."""
+        wait = self._wait_after(counted.reached)
         return (Problem.TOO_MANY_LOOKUPS, wait) if wait is not None else None
 
-    def sms(self, flow: Flow, network: str, now: int) -> Refusal | None:
+    def refund(self, counted: Counting) -> Refund:
+        """Take back what ``counted`` counted, in the lock's release."""
+        return self._counters.refund(counted)
+
+    def sms_counting(self, email: str, network: str, client_id: str) -> Counting | None:
+        """One more SMS to ``email`` for ``client_id``, to count in the flow lock's round
+        trip before the flow is read (None: the SMS-counting limits are all off). ``sms``
+        reads the outcome when the flow turns out to be that client's; else ``refund``."""
+        counted = self._sms_limits(email, network, client_id)
+        return self._counters.counting(counted) if counted else None
+
+    def sms(
+        self, flow: Flow, network: str, now: int, counted: Counting | None = None
+    ) -> Refusal | None:
         """One more SMS for ``flow`` at ``now``: first the flow's own cooldown and resends,
-        then (counted) the email's, the network's and the client's allowances."""
+        then (counted) the email's, the network's and the client's allowances: ``counted``
+        when it counted them already (``sms_counting`` for this flow's email and client),
+        else counted here, one round trip."""
         assert flow.email
         limits = self._limits
         if flow.sms_sent and now - flow.sms_sent_at < limits.resend_cooldown:
@@ -77,8 +99,11 @@ class SignInLimits:
         if flow.sms_sent > limits.resends:
             self._metrics.rate_limited("resends")
             return Problem.NO_MORE_RESENDS, None
-        counted = self._sms_limits(flow.email, network, flow.client_id)
-        wait = self._wait_for(*counted) if counted else None
+        if counted is not None:
+            wait = self._wait_after(counted.reached)
+        else:
+            every = self._sms_limits(flow.email, network, flow.client_id)
+            wait = self._wait_for(*every) if every else None
         return (Problem.TOO_MANY_SMS, wait) if wait is not None else None
 
     def _sms_limits(self, email: str, network: str, client_id: str) -> list[RateLimit]:
@@ -106,8 +131,33 @@ class SignInLimits:
         """Count the event against each limit in order (one round trip); when one is over
         (the later ones are then left uncounted), the seconds until its window ends, for
         the page to say when to try again; None when none is over."""
-        reached = self._counters.first_reached(limits)
+        return self._wait_after(self._counters.first_reached(limits))
+
+    def _wait_after(self, reached: RateLimit | None) -> int | None:
         if reached is None:
             return None
         self._metrics.rate_limited(LIMIT_OF_COUNTER[reached.kind])
         return reached.window - self._clock.now() % reached.window
+
+
+class CountedAhead:
+    """What the email step counts in the lock's round trip, before it reads the flow, and
+    the refunds that the release sends for whatever the step does not get to check."""
+
+    def __init__(self) -> None:
+        self.lookup: Counting | None = None
+        self.sms: Counting | None = None
+        self.sms_client: str | None = None
+        self.lookup_refund: Rider | None = None
+        self.sms_refund: Rider | None = None
+
+    def countings(self) -> list[Rider]:
+        return [counting for counting in (self.lookup, self.sms) if counting is not None]
+
+    def refunds(self, limits: SignInLimits) -> list[Rider]:
+        """One refund per counting (answered by now), until the step uses it."""
+        if self.lookup is not None:
+            self.lookup_refund = limits.refund(self.lookup)
+        if self.sms is not None:
+            self.sms_refund = limits.refund(self.sms)
+        return [refund for refund in (self.lookup_refund, self.sms_refund) if refund]

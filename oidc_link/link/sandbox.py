@@ -1,19 +1,25 @@
 """The sandbox Link network: test users from config, codes shown on the console, magic codes.
 
-Like Stripe's test mode, it never sends an SMS. Its sessions live in a SandboxSessions table
-(the store: Redis, with TTLs), so any worker or instance can take any step of a sign-in;
-production settings refuse the sandbox altogether.
+Like Stripe's test mode, it never sends an SMS. Its session handle (the client secret it
+answers with) carries the session itself, sealed (AES-GCM, with a key every worker shares):
+the email, and once a code is sent, that code's digest and expiry. So a lookup and a code
+sent touch no store, and any worker or instance can take any step. Only checking a code
+keeps state (SandboxSessions: wrong attempts, a session's end), as Link does. Production
+settings refuse the sandbox altogether.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from oidc_link.clock import Clock
 from oidc_link.config import SandboxUser
+from oidc_link.ids import digest, same
 from oidc_link.link import (
     LinkError,
     LinkErrorKind,
@@ -21,6 +27,7 @@ from oidc_link.link import (
     LookupResult,
     VerificationStarted,
 )
+from oidc_link.sealed import decrypt, encrypt
 
 # Codes that behave the same for every sandbox user, so tests and demos can take each branch.
 MAGIC_CODES = {
@@ -41,35 +48,44 @@ CODE_LIFETIME = 600
 # A session outlives any code sent in it, and any sign-in flow (lifetimes.flow, 600 s).
 SESSION_LIFETIME = 3600
 MAX_ATTEMPTS = 5
+HANDLE_PREFIX = "sandbox_cs_"
+# Sealed handles are bound to this use of the sandbox's key.
+_HANDLE_CONTEXT = b"oidc-link sandbox link session v1"
 
-# What checking a code did to its session (SandboxSessions.try_code).
-CodeOutcome = Literal["accepted", "wrong", "locked", "expired", "unknown"]
+# What checking a code did to its session (SandboxSessions.check_code).
+CodeOutcome = Literal["accepted", "wrong", "locked", "unknown"]
 
 
 class SandboxSessions(Protocol):
-    """The sandbox's session table, shared by every worker and instance. Sessions are
-    keyed by their client secret (a bearer secret: store it hashed) and each change is
-    atomic, so two workers never both accept one code or lose a wrong attempt."""
+    """The sandbox's shared state, by session id: the sealing key of its handles, and what
+    checking codes did to each session. Each check is atomic, so two workers never both
+    accept one session's code or lose a wrong attempt."""
 
-    def open(self, secret: str, email: str, ttl: int) -> None:
-        """A new session for ``email``, living ``ttl`` seconds."""
+    def sealing_key(self, *, again: bool = False) -> bytes:
+        """The key every worker and instance seals handles with (created once, then kept);
+        ``again``: read anew, after a handle did not open with the one kept."""
         ...
 
-    def email(self, secret: str) -> str | None:
-        """The email of a live session; None when it is unknown, finished or expired."""
-        ...
-
-    def issue_code(self, secret: str, email: str, code: str, expires_at: int) -> bool:
-        """Replace the session's code (wrong attempts start again); False when the session
-        is not ``email``'s live session."""
-        ...
-
-    def try_code(
-        self, secret: str, email: str, code: str | None, now: int, max_attempts: int
+    def check_code(
+        self, session_id: str, sent: int, right: bool, max_attempts: int, ttl: int
     ) -> CodeOutcome:
-        """Check ``code`` (None: accept any) and, in the same atomic step, end the session
-        when it is accepted or when this was the ``max_attempts``-th wrong one."""
+        """Record one check of the ``sent``-th code of a session: a right one ends the
+        session (accepted), as does the ``max_attempts``-th wrong one of that code (locked).
+        A session that ended, or a code older than one already checked: unknown."""
         ...
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What a handle carries: whose session, since when, and the code last sent in it (its
+    digest, its expiry and how many codes were sent before it)."""
+
+    id: str
+    email: str
+    opened_at: int
+    sent: int = 0
+    code_digest: str | None = None
+    code_expires_at: int = 0
 
 
 def print_to_console(message: str) -> None:
@@ -102,49 +118,90 @@ class SandboxLinkClient:
         user = self._users.get(email)
         if user is None:
             return LookupResult(exists=False)
-        client_secret = "sandbox_cs_" + secrets.token_urlsafe(24)
         # Sessions hold the normalised email, the key of self._users, so that users
         # configured in mixed case still match the lookups below.
-        self._sessions.open(client_secret, user.email.lower(), SESSION_LIFETIME)
+        session = _Session(secrets.token_urlsafe(16), user.email.lower(), self._clock.now())
         return LookupResult(
-            exists=True, client_secret=client_secret, redacted_phone=redact_phone(user.phone)
+            exists=True, client_secret=self._seal(session), redacted_phone=redact_phone(user.phone)
         )
 
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
+        """A new code, announced; the answer's client secret carries it (and replaces the
+        one given: the earlier code, and its wrong attempts, are left behind)."""
         email = email.strip().lower()
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        expires_at = self._clock.now() + CODE_LIFETIME
-        if email not in self._users or not self._sessions.issue_code(
-            client_secret, email, code, expires_at
-        ):
+        session = self._open(client_secret, email)
+        if session is None or email not in self._users:
             raise _unknown_session()
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        sent = _Session(
+            session.id,
+            session.email,
+            session.opened_at,
+            sent=session.sent + 1,
+            code_digest=digest(code),
+            code_expires_at=self._clock.now() + CODE_LIFETIME,
+        )
         user = self._users[email]
         self._announce(f"[sandbox] Link verification code for {user.email}: {code}")
         return VerificationStarted(
-            redacted_phone=redact_phone(user.phone), client_secret=client_secret
+            redacted_phone=redact_phone(user.phone), client_secret=self._seal(sent)
         )
 
     def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
         email = email.strip().lower()
-        magic = code in MAGIC_CODES
+        session = self._open(client_secret, email)
+        if session is None:
+            raise _unknown_session()
         refusal = MAGIC_CODES.get(code)
-        if refusal is not None:
-            if self._sessions.email(client_secret) != email:
-                raise _unknown_session()
+        if code in MAGIC_CODES and refusal is not None:
             raise LinkError(refusal, "sandbox magic code")
-        outcome = self._sessions.try_code(
-            client_secret, email, None if magic else code, self._clock.now(), MAX_ATTEMPTS
-        )
+        right = code in MAGIC_CODES  # 000000: accepted, code sent or not
+        if not right:
+            if session.code_digest is None or session.code_expires_at <= self._clock.now():
+                raise LinkError(LinkErrorKind.CODE_EXPIRED)
+            right = same(digest(code), session.code_digest)
+        ttl = session.opened_at + SESSION_LIFETIME - self._clock.now()
+        outcome = self._sessions.check_code(session.id, session.sent, right, MAX_ATTEMPTS, ttl)
         if outcome == "unknown":
             raise _unknown_session()
-        if outcome == "expired":
-            raise LinkError(LinkErrorKind.CODE_EXPIRED)
         if outcome == "locked":
             raise LinkError(LinkErrorKind.TOO_MANY_ATTEMPTS)
         if outcome == "wrong":
             raise LinkError(LinkErrorKind.INVALID_CODE)
         user = self._users[email]
         return LinkUser(email=user.email, name=user.name)
+
+    def _seal(self, session: _Session) -> str:
+        fields = [
+            session.id,
+            session.email,
+            session.opened_at,
+            session.sent,
+            session.code_digest,
+            session.code_expires_at,
+        ]
+        plaintext = json.dumps(fields, separators=(",", ":")).encode()
+        return HANDLE_PREFIX + encrypt(self._sessions.sealing_key(), plaintext, _HANDLE_CONTEXT)
+
+    def _open(self, client_secret: str, email: str) -> _Session | None:
+        """The live session ``client_secret`` seals for ``email``; None when it seals none
+        (made up, or sealed with another key), is another email's, or is over."""
+        if not client_secret.startswith(HANDLE_PREFIX):
+            return None
+        sealed = client_secret[len(HANDLE_PREFIX) :]
+        key = self._sessions.sealing_key()
+        plaintext = decrypt(key, sealed, _HANDLE_CONTEXT)
+        if plaintext is None:
+            # Sealed under a key this worker no longer holds (Redis lost it, and another
+            # worker made a new one) or made up: read the key anew, once.
+            fresh = self._sessions.sealing_key(again=True)
+            plaintext = decrypt(fresh, sealed, _HANDLE_CONTEXT) if fresh != key else None
+        if plaintext is None:
+            return None
+        session = _Session(*json.loads(plaintext))
+        if session.email != email or session.opened_at + SESSION_LIFETIME <= self._clock.now():
+            return None
+        return session
 
 
 def _unknown_session() -> LinkError:

@@ -59,6 +59,7 @@ from oidc_link.oauth.tokens import (
 from oidc_link.outbound import Outbound
 from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, Writes
+from oidc_link.store.accounts import AccountRead
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +237,16 @@ class Provider(AuthorizationServer):
         identity: Identity,
         session: SsoSession | None = None,
         writes: Writes | None = None,
+        account_read: AccountRead | None = None,
     ) -> ProtocolResponse:
         """Issue a code for a finished sign-in and redirect back to the RP.
 
         ``session`` is the SSO session the sign-in belongs to: the code carries its ``sid``
         and the session remembers the client, for logout. With ``writes``, what issuing the
-        code stores is queued there (with the new session's, say: one round trip).
+        code stores is queued there (with the new session's, say: one round trip); with
+        ``account_read``, the person's account as the code step read it ahead.
         """
-        return self._respond(parameters, identity, session, writes)
+        return self._respond(parameters, identity, session, writes, account_read)
 
     def consent_request(
         self, client_id: str, parameters: Mapping[str, str], identity: Identity
@@ -268,12 +271,15 @@ class Provider(AuthorizationServer):
         identity: Identity | None,
         session: SsoSession | None = None,
         writes: Writes | None = None,
+        account_read: AccountRead | None = None,
     ) -> ProtocolResponse:
         # The stored request is validated again: the client's registration may have
         # changed while the user was signing in.
         request = self.create_oauth2_request(
             ProtocolRequest("GET", "/authorize", query=list(parameters.items())), session, writes
         )
+        if isinstance(request, AuthlibRequest):
+            request.account_read = account_read
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant

@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749 import (
 from oidc_link.config import ClientSettings
 from oidc_link.models import Identity, SsoSession
 from oidc_link.store import Writes
+from oidc_link.store.accounts import AccountRead
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class AuthlibRequest(OAuth2Request):
 
     ``sso_session``: the SSO session the sign-in belongs to (its sid goes into the code, and
     it may answer /authorize without a sign-in). ``store_writes``: the write batch issuing a
-    code joins, so a sign-in's writes stay one MULTI.
+    code joins, so a sign-in's writes stay one MULTI. ``account_read``: the account issuing
+    a code looks up, when the code step read it ahead (Accounts.read_ahead).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class AuthlibRequest(OAuth2Request):
         self._form = dict(request.form)
         self.sso_session = sso_session
         self.store_writes = store_writes
+        self.account_read: AccountRead | None = None
 
     @property
     def args(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from oidc_link.clock import Clock
 from oidc_link.errors import PlatformError
 from oidc_link.ids import new_id
 from oidc_link.store import Store, Writes
+from oidc_link.store.accounts import AccountRead
 
 ACCOUNT_TYPES = ("express", "custom")
 # Stripe's metadata limits (docs.stripe.com/metadata): 50 keys, 40-character keys,
@@ -180,16 +181,31 @@ class Accounts:
         self._store.accounts.add(owner, account.id, account.to_record(), account.created)
         return account
 
-    def sign_in(self, owner: str, email: str, name: str | None, writes: Writes) -> str:
+    def read_ahead(self, owner: str, email: str) -> AccountRead:
+        """What ``sign_in`` reads first, to send in another step's round trip and hand it."""
+        return AccountRead(owner, email, sign_in_account_id(self._salt, owner, email))
+
+    def sign_in(
+        self,
+        owner: str,
+        email: str,
+        name: str | None,
+        writes: Writes,
+        ahead: AccountRead | None = None,
+    ) -> str:
         """The account id (the OIDC ``sub``) of a user signing in at ``owner``'s clients, as
         ``subject_of`` gives it; on their first sign-in their account is created, queued
         into ``writes``: an ``express`` account whose details are the verified Link identity.
 
         One round trip unless the email is bound to another account than its derived one:
-        the binding and the derived account are read together.
+        the binding and the derived account are read together; none when ``ahead``
+        (``read_ahead``) read them for this owner and email.
         """
-        derived = sign_in_account_id(self._salt, owner, email)
-        bound, record = self._store.accounts.for_email_and_record(owner, email, derived)
+        if ahead is not None and ahead.answered and (ahead.owner, ahead.email) == (owner, email):
+            derived, bound, record = ahead.derived, ahead.bound, ahead.record
+        else:
+            derived = sign_in_account_id(self._salt, owner, email)
+            bound, record = self._store.accounts.for_email_and_record(owner, email, derived)
         account_id = bound or derived
         if account_id != derived:
             record = self._store.accounts.load(account_id)

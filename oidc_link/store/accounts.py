@@ -4,8 +4,36 @@ and rules are the platform modules'."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Writes
+
+
+class AccountRead:
+    """``AccountStore.for_email_and_record`` read ahead, in another aggregate's round trip
+    (a rider of flows.py's ``lock_and_load``) rather than one of its own: the binding of
+    ``email`` at ``owner`` and the account ``derived``. ``answered`` once it was read."""
+
+    def __init__(self, owner: str, email: str, derived: str) -> None:
+        self.owner = owner
+        self.email = email
+        self.derived = derived
+        self.bound: str | None = None
+        self.record: str | None = None
+        self.answered = False
+
+    def queue(self, pipeline: Any) -> int:
+        pipeline.mget(
+            [keyspace.account_email(self.owner, self.email), keyspace.account(self.derived)]
+        )
+        return 1
+
+    def answer(self, results: list[Any]) -> None:
+        (found,) = results
+        if not isinstance(found, Exception):  # else unanswered: read again when needed
+            self.bound, self.record = found
+            self.answered = True
 
 
 class AccountStore(Aggregate):

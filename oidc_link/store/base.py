@@ -65,41 +65,49 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
-# The sandbox's Link sessions (link/sandbox.py), a hash per session: email, code (its
-# SHA-256: digests compare in Redis without leaking the code through timing), expires_at,
-# attempts. Issue a code (ARGV[2], until ARGV[3]) to the session (KEYS[1]) only if it is
-# the live session of email ARGV[1]; 1 when it was.
-ISSUE_SANDBOX_CODE = """
-if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then
-  return 0
+# Take back one event COUNT_WITHIN_LIMITS counted on KEYS[1], when that window's counter is
+# still there: an expired one needs nothing back, and a DECR would make it again, no TTL.
+REFUND_COUNT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECR', KEYS[1])
 end
-redis.call('HSET', KEYS[1], 'code', ARGV[2], 'expires_at', ARGV[3], 'attempts', 0)
-return 1
+return 0
 """
-# Check code ARGV[2] ('' accepts any: the magic code) of email ARGV[1]'s session at time
-# ARGV[3]; the session ends when the code is accepted or on the ARGV[4]-th wrong one. One
-# script: workers racing with the same or different codes each get a consistent answer.
-TRY_SANDBOX_CODE = """
-local found = redis.call('HMGET', KEYS[1], 'email', 'code', 'expires_at')
-if found[1] ~= ARGV[1] then
+
+# The sandbox Link's state (link/sandbox.py): one check of the ARGV[1]-th code sent in a
+# session, right when ARGV[2] is '1'. A right code ends the session ('accepted'), as does
+# the ARGV[3]-th wrong one of that code ('locked'); an ended session, or a code older than
+# one already checked, is 'unknown'; a newer code starts its wrong attempts again. KEYS[1]
+# holds "<code's number> <wrong attempts>", or "ended", for ARGV[4] seconds (the session's
+# remaining life). One script: workers racing with the same or different codes each get a
+# consistent answer.
+CHECK_SANDBOX_CODE = """
+local state = redis.call('GET', KEYS[1])
+if state == 'ended' then
   return 'unknown'
 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-  return 'accepted'
+local sent = tonumber(ARGV[1])
+local attempts = 0
+if state then
+  local known, wrong = string.match(state, '^(%d+) (%d+)$')
+  if sent < tonumber(known) then
+    return 'unknown'
+  end
+  if sent == tonumber(known) then
+    attempts = tonumber(wrong)
+  end
 end
-if not found[2] or tonumber(found[3]) <= tonumber(ARGV[3]) then
-  return 'expired'
+local outcome = 'accepted'
+if ARGV[2] ~= '1' then
+  attempts = attempts + 1
+  outcome = attempts >= tonumber(ARGV[3]) and 'locked' or 'wrong'
 end
-if found[2] == ARGV[2] then
-  redis.call('DEL', KEYS[1])
-  return 'accepted'
+if outcome == 'wrong' then
+  redis.call('SET', KEYS[1], sent .. ' ' .. attempts, 'EX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], 'ended', 'EX', ARGV[4])
 end
-if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[4]) then
-  redis.call('DEL', KEYS[1])
-  return 'locked'
-end
-return 'wrong'
+return outcome
 """
 
 Method = TypeVar("Method", bound=Callable[..., Any])

@@ -3,7 +3,8 @@ called. Losing one means the user starts again. Knows records, not the steps' ru
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import redis
 
@@ -12,6 +13,19 @@ from oidc_link.ids import new_secret
 from oidc_link.models import FinishedFlow, Flow
 from oidc_link.store import keyspace
 from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages
+
+
+class Rider(Protocol):
+    """Commands of another aggregate that ride in one of a locked step's two round trips
+    (``lock_and_load``, ``release``): queued after the flow's own, answered in order."""
+
+    def queue(self, pipeline: Any) -> int:
+        """Queue the commands; how many were queued."""
+        ...
+
+    def answer(self, results: list[Any]) -> None:
+        """Take the results of the commands queued (an error among them as an exception)."""
+        ...
 
 
 class FlowStore(Aggregate):
@@ -65,17 +79,25 @@ class FlowStore(Aggregate):
             return token
         return None
 
-    def lock_and_load(self, flow_id: str, seconds: int) -> tuple[str | None, Flow | None]:
+    def lock_and_load(
+        self, flow_id: str, seconds: int, riders: Sequence[Rider] = ()
+    ) -> tuple[str | None, Flow | None]:
         """``lock``, and the flow as it is once locked, in one round trip.
 
         The GET follows the SET NX in one pipeline: when the lock is ours, the flow was read
         under it. When it is not (None), the flow read is no one's business and is dropped.
+        ``riders`` go in the same round trip, after those two, whoever holds the lock.
         """
         token = new_secret(12)
         pipeline = self._redis.pipeline(transaction=False)
         pipeline.set(keyspace.flow_lock(flow_id), token, nx=True, ex=seconds)
         pipeline.get(keyspace.flow(flow_id))
-        locked, raw = pipeline.execute()
+        sizes = [rider.queue(pipeline) for rider in riders]
+        locked, raw, *others = pipeline.execute(raise_on_error=False)
+        for result in (locked, raw):
+            if isinstance(result, Exception):
+                raise result
+        _answer(riders, sizes, others)
         if not locked:
             return None, None
         return token, Flow.from_record(raw) if raw else None
@@ -91,19 +113,37 @@ class FlowStore(Aggregate):
         token: str,
         save: Flow | None = None,
         finished: FinishedFlow | None = None,
+        riders: Sequence[Rider] = (),
+        pipeline: Any = None,
     ) -> bool:
         """What ends a locked step, then ``unlock``, in one round trip: ``save`` as in
-        ``save`` (the return value: False when it was gone), ``finished`` kept for
-        ``load_finished``. The writes run before the release, in this order."""
+        ``save`` (the return value: False when it was gone), or ``finished`` kept for
+        ``load_finished`` in place of the flow, which ends (as ``take``: under the lock,
+        the flow read at ``lock_and_load`` is the one ended). The writes run before the
+        release, in this order; then ``riders``. ``pipeline``: one that already holds the
+        step's other writes (a Writes batch, MULTI or not), sent with these."""
         lock = keyspace.flow_lock(flow_id)
-        pipeline = self._redis.pipeline(transaction=False)
+        if pipeline is None:
+            pipeline = self._redis.pipeline(transaction=False)
+        before = len(pipeline)
         if save is not None:
             self._update(pipeline, save)
         if finished is not None:
             self._save_finished(pipeline, flow_id, finished)
+            pipeline.delete(keyspace.flow(flow_id))
         # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
         pipeline.evalsha(self._release_lock.sha, 1, lock, token)
-        *written, released = pipeline.execute(raise_on_error=False)
+        sizes = [rider.queue(pipeline) for rider in riders]
+        try:
+            results = pipeline.execute(raise_on_error=False)
+        except redis.RedisError:
+            if before:
+                # The step's other writes were refused (a MULTI fails whole): the lock
+                # still goes, so that the person can try again at once.
+                self._release_lock(keys=[lock], args=[token])
+            raise
+        ours = len(results) - sum(sizes)
+        *written, released = results[:ours]
         for result in written:
             if isinstance(result, Exception):
                 raise result
@@ -111,4 +151,13 @@ class FlowStore(Aggregate):
             self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
         elif isinstance(released, Exception):
             raise released
-        return save is None or bool(written[0])
+        _answer(riders, sizes, results[ours:])
+        return save is None or bool(written[before])
+
+
+def _answer(riders: Sequence[Rider], sizes: list[int], results: list[Any]) -> None:
+    """Hand each rider the results of its own commands, in the order they were queued."""
+    start = 0
+    for rider, size in zip(riders, sizes, strict=True):
+        rider.answer(results[start : start + size])
+        start += size

@@ -17,8 +17,11 @@ FLOW_AFTERLIFE = 3600
 
 # Kinds kept without a TTL, each on purpose: a key ring must outlive every token it signed
 # (keys.py retires keys explicitly); the list of rings tells a new installation from a lost
-# ring; accounts, their lists and email index are durable records a platform deletes.
-DURABLE_KINDS = frozenset({"keys", "keyrings", "account", "accounts_of", "account_email"})
+# ring; accounts, their lists and email index are durable records a platform deletes; the
+# sandbox's sealing key must stay the one every worker has read (sandbox only).
+DURABLE_KINDS = frozenset(
+    {"keys", "keyrings", "account", "accounts_of", "account_email", "sandbox_key"}
+)
 
 
 def pattern(kind: str = "") -> str:
@@ -178,8 +181,12 @@ def idempotency(scope: str, key: str) -> str:
     return PREFIX + "idempotency:" + scope + ":" + digest(key)
 
 
-# The sandbox Link's sessions, by their client secret's digest.
+# The sandbox Link's state: what checking codes did to each session (by the session id's
+# digest), and the key its session handles are sealed with.
 
 
-def sandbox_session(secret: str) -> str:
-    return PREFIX + "sandbox_session:" + digest(secret)
+def sandbox_session(session_id: str) -> str:
+    return PREFIX + "sandbox_session:" + digest(session_id)
+
+
+SANDBOX_KEY = PREFIX + "sandbox_key"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from oidc_link.clock import Clock
 from oidc_link.store import keyspace
-from oidc_link.store.base import COUNT_WITHIN_LIMITS, Aggregate, Outages
+from oidc_link.store.base import COUNT_WITHIN_LIMITS, REFUND_COUNT, Aggregate, Outages
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,75 @@ class RateLimit:
     limit: int
 
 
+class Counting:
+    """One event counted against ``limits`` (as ``first_reached``) in a round trip that
+    another step sends (a store.flows.Rider); ``reached`` once it was answered."""
+
+    def __init__(self, store: LimitStore, limits: Sequence[RateLimit], now: int) -> None:
+        self._store = store
+        self.limits = list(limits)
+        self.keys = [
+            keyspace.rate_counter(limit.kind, limit.subject, limit.window, now)
+            for limit in self.limits
+        ]
+        self._args: list[int] = []
+        for limit in self.limits:
+            self._args += [keyspace.rate_counter_ttl(limit.window), limit.limit]
+        self.reached: RateLimit | None = None
+
+    def queue(self, pipeline: Any) -> int:
+        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+        pipeline.evalsha(self._store._count.sha, len(self.keys), *self.keys, *self._args)
+        return 1
+
+    def answer(self, results: list[Any]) -> None:
+        (position,) = results
+        if isinstance(position, redis.exceptions.NoScriptError):
+            # Not run (a new or restarted server): runs now, loading the script first.
+            position = self._store._count(keys=self.keys, args=self._args)
+        elif isinstance(position, Exception):
+            raise position
+        self.reached = self.limits[int(position) - 1] if int(position) else None
+
+
+class Refund:
+    """Take back the event a Counting counted (each counter it reached), in a round trip
+    that another step sends (a store.flows.Rider)."""
+
+    def __init__(self, store: LimitStore, counting: Counting) -> None:
+        self._store = store
+        reached = counting.reached
+        counted = counting.limits.index(reached) + 1 if reached else len(counting.keys)
+        self.keys = counting.keys[:counted]
+
+    def queue(self, pipeline: Any) -> int:
+        for key in self.keys:
+            pipeline.evalsha(self._store._refund.sha, 1, key)
+        return len(self.keys)
+
+    def answer(self, results: list[Any]) -> None:
+        for key, result in zip(self.keys, results, strict=True):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                self._store._refund(keys=[key])
+            elif isinstance(result, Exception):
+                raise result
+
+
 class LimitStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
         self._count_within_limits = client.register_script(COUNT_WITHIN_LIMITS)
+        # For Counting and Refund, which other stores' round trips carry.
+        self._count = self._count_within_limits
+        self._refund = client.register_script(REFUND_COUNT)
+
+    def counting(self, limits: Sequence[RateLimit]) -> Counting:
+        """One event to count against ``limits`` in another step's round trip."""
+        return Counting(self, limits, self._clock.now())
+
+    def refund(self, counting: Counting) -> Refund:
+        """The event ``counting`` counted, to take back in another step's round trip."""
+        return Refund(self, counting)
 
     def count(self, kind: str, subject: str, window: int) -> int:
         """Count one event for ``subject`` in the current window and return the count."""

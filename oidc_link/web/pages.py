@@ -14,6 +14,8 @@ from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Proble
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
+from oidc_link.store import Writes
+from oidc_link.store.accounts import AccountRead
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
@@ -98,17 +100,30 @@ def submit_email(flow_id: str) -> Response:
 def submit_code(flow_id: str) -> Response:
     found = services()
     finished: list[Finished] = []
+    read: list[AccountRead] = []  # the account, read ahead in the lock's round trip
 
-    def finish(flow: Flow, identity: Identity) -> str:
+    def read_ahead(client_id: str, email: str) -> AccountRead | None:
+        ahead = found.sign_in.read_ahead(client_id, email)
+        if ahead is not None:
+            read.append(ahead)
+        return ahead
+
+    def finish(flow: Flow, identity: Identity, writes: Writes) -> str:
         # Runs under the flow's lock; sign_in.py decides, this page only says where to.
         outcome = found.sign_in.complete(
-            SignInRequest.of(flow), identity, Via.CODE, browser=browser_id(), device=_device()
+            SignInRequest.of(flow),
+            identity,
+            Via.CODE,
+            browser=browser_id(),
+            device=_device(),
+            writes=writes,
+            account_read=read[0] if read else None,
         )
         finished.append(outcome)
         return _where(outcome)
 
     outcome = found.interaction.submit_code(
-        _flow_request(flow_id), request.form.get("code", ""), finish
+        _flow_request(flow_id), request.form.get("code", ""), finish, read_ahead
     )
     if isinstance(outcome, Completion):
         if is_account_link_flow(outcome.flow):
@@ -268,9 +283,7 @@ def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[st
     client = found.settings.client(flow.client_id)
     consent = None
     if flow.step == FlowStep.CONSENT and flow.identity is not None:
-        consent = found.provider.consent_request(
-            flow.client_id, flow.authorization, flow.identity
-        )
+        consent = found.provider.consent_request(flow.client_id, flow.authorization, flow.identity)
     page = render_template(
         _TEMPLATES[flow.step],
         flow=flow,
