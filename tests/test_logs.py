@@ -18,16 +18,15 @@ from oidc_link.cli import default_log_format, main
 from oidc_link.config import settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.logs import (
-    _RULES,
     JsonFormatter,
     SecretMask,
     TextFormatter,
-    _may_hold_secret,
     configure_logging,
     mask,
     mask_value,
     masked_email,
 )
+from oidc_link.logs.mask import _RULES, _may_hold_secret
 from tests.conftest import SHOP_SECRET, provider_config
 
 log = logging.getLogger("oidc_link.tests.logs")

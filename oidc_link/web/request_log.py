@@ -52,19 +52,24 @@ def install_request_log(app: Flask, settings: Settings) -> None:
                 current_request_id.set(None)
 
     probe_lines = settings.logs.probe_lines
+    known_clients = frozenset(client.client_id for client in settings.clients)
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        rule = request.url_rule
+        # The request itself, not the proxy: each attribute read through ``request`` looks
+        # the request up again.
+        incoming = request._get_current_object()  # type: ignore[attr-defined]
+        rule = incoming.url_rule
         route = rule.rule if rule is not None else None
         status = response.status_code
-        if not probe_lines and is_successful_probe(route, request.method, status):
+        method = incoming.method
+        if not probe_lines and is_successful_probe(route, method, status):
             return response
         write_request_line(
             g.get("request_id"),
-            lambda: _client_id(settings),
+            lambda: _client_id(known_clients, incoming),
             route,
-            request.method,
+            method,
             status,
             g.get("request_log_started"),
         )
@@ -117,18 +122,22 @@ def write_request_line(
     )
 
 
-def _client_id(settings: Settings) -> str | None:
+def _client_id(known_clients: frozenset[str], incoming: Request) -> str | None:
     caller = g.get("api_caller")
     if caller is not None:
         return caller.client.client_id
-    return configured_client_id(settings, request)
+    return _first_known(known_clients, incoming)
 
 
 def configured_client_id(settings: Settings, incoming: Request) -> str | None:
     """The configured client the request names, or None: an unknown value is whatever the
     sender typed (an email, a secret pasted in the wrong field) and stays out of the log."""
+    return _first_known(frozenset(client.client_id for client in settings.clients), incoming)
+
+
+def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None:
     for named in _named_client_ids(incoming):
-        if named and settings.client(named) is not None:
+        if named and named in known_clients:
             return named
     return None
 
