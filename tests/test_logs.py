@@ -428,7 +428,7 @@ def test_json_time_is_written_as_datetime_would_write_it() -> None:
     moments += [1_800_000_000 + fraction for fraction in (0.9999995, 0.9995, 0.0005, 0.1234995)]
     for moment in moments:
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
-        assert formatter._time(moment) == expected
+        assert formatter.time_text(moment) == expected
 
 
 def test_lines_logged_by_many_threads_at_once_are_each_whole(output: io.StringIO) -> None:

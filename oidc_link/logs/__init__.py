@@ -47,13 +47,15 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATE
 _encode_slowly = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-def _encode_line(line: dict[str, Any]) -> str:
+def encode_line(line: dict[str, Any]) -> str:
     try:
         return orjson.dumps(line, default=str, option=_ORJSON_OPTIONS).decode()
     except TypeError:
         return _encode_slowly(line)
 
 
+# Set on a record whose JSON line logs/direct.py has written: our handler only masks it.
+LINE_WRITTEN = "_line_written"
 # werkzeug's development server ends its access line's format string with this.
 _WERKZEUG_ACCESS_LINE = '"%s" %s %s'
 
@@ -97,15 +99,11 @@ def _extras_in_line_order(attributes: dict[str, Any]) -> dict[str, Any]:
 _NOTHING_PUBLIC: frozenset[str] = frozenset()
 
 
-def _holds_only_plain_text(
-    message: str, fields: dict[str, Any], record: logging.LogRecord
-) -> bool:
-    """True when no rule of the mask could change anything in the record: every field is a
-    string, a number or None, there is no traceback, and the strings joined (one check
-    instead of one per string) show no sign of a secret. Joined on a newline, which no
-    rule matches across, the text holds a sign exactly when one of its parts does."""
-    if record.exc_info or record.exc_text or record.stack_info:
-        return False
+def holds_only_plain_text(message: str, fields: dict[str, Any]) -> bool:
+    """True when no rule of the mask could change the message or any field: every field is
+    a string, a number or None, and the strings joined (one check instead of one per
+    string) show no sign of a secret. Joined on a newline, which no rule matches across,
+    the text holds a sign exactly when one of its parts does."""
     texts = [message]
     for value in fields.values():
         kind = type(value)
@@ -130,7 +128,9 @@ def mask_record(record: logging.LogRecord) -> dict[str, Any]:
         message = f"{record.msg!s} {record.args!r}"
     fields = _extras_in_line_order(attributes)
     record.args = None
-    if _holds_only_plain_text(message, fields, record):
+    if not (record.exc_info or record.exc_text or record.stack_info) and holds_only_plain_text(
+        message, fields
+    ):
         record.msg = message
         attributes["_masked_fields"] = fields
         return fields
@@ -189,7 +189,7 @@ class JsonFormatter(logging.Formatter):
         if fields is None:  # a record that did not pass the mask
             fields = _extras_in_line_order(attributes)
         line: dict[str, Any] = {
-            "time": self._time(record.created),
+            "time": self.time_text(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -205,9 +205,9 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return _encode_line(line)
+        return encode_line(line)
 
-    def _time(self, created: float) -> str:
+    def time_text(self, created: float) -> str:
         """``created`` as ``datetime.fromtimestamp(created, UTC).isoformat(timespec=
         "milliseconds")`` writes it, rounded to the microsecond the same way first."""
         second = int(created)
@@ -249,6 +249,8 @@ class LineHandler(logging.StreamHandler):
         if self._drop_server_access_lines and "_server_access_line" in record.__dict__:
             # Our request line (web/request_log.py) replaces it, without the query string.
             return False
+        if record.__dict__.get(LINE_WRITTEN):  # logs/direct.py wrote its line already
+            return True
         try:
             line = self.format(record) + self.terminator
         except RecursionError:  # as logging.StreamHandler.emit: see CPython issue 36272
@@ -256,6 +258,11 @@ class LineHandler(logging.StreamHandler):
         except Exception:
             self.handleError(record)
             return True
+        self.write_line(line, record)
+        return True
+
+    def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
+        """Write one finished line and flush it; ``record`` is what an error report names."""
         with self.lock:
             try:
                 self.stream.write(line)
@@ -263,8 +270,7 @@ class LineHandler(logging.StreamHandler):
             except RecursionError:
                 raise
             except Exception:
-                self.handleError(record)
-        return True
+                self.handleError(record or logging.makeLogRecord({"msg": line}))
 
 
 class TextFormatter(logging.Formatter):
@@ -281,6 +287,11 @@ class TextFormatter(logging.Formatter):
         first, newline, rest = text.partition("\n")
         shown = " ".join(f"{name}={value}" for name, value in fields.items())
         return f"{first} {shown}{newline}{rest}"
+
+
+# The JSON handler configure_logging installed last, if it did (logs/direct.py writes
+# through it); None for text or before any.
+json_handler: LineHandler | None = None
 
 
 def _mark_server_access_line(record: logging.LogRecord) -> None:
@@ -323,6 +334,8 @@ def configure_logging(
     handler = LineHandler(stream or sys.stderr, drop_server_access_lines=json_lines)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler._oidc_link = True  # type: ignore[attr-defined]
+    global json_handler
+    json_handler = handler if json_lines else None
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_oidc_link", False)]:
         root.removeHandler(old)

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
+from oidc_link.logs.direct import write_line
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
@@ -27,7 +28,6 @@ log = logging.getLogger("oidc_link.requests")
 
 REQUEST_EVENT = "http.request"
 REQUEST_MESSAGE = "%s %s %d in %s ms"
-_HOOK = "log_request"
 # What load balancers and relying parties' libraries fetch over and over: a line for each
 # success would outnumber the sign-ins' own lines and cost more than their answers.
 PROBE_ROUTES = frozenset({DISCOVERY_PATH, JWKS_PATH, LIVENESS_PATH, READINESS_PATH})
@@ -102,24 +102,20 @@ def write_request_line(
         # the body and the Authorization header that name the client unparsed.
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    # In the order the line writes them (logs.REQUEST_FIELDS, then the event).
     fields = {
-        "event": REQUEST_EVENT,
         "request_id": request_id,
         "client_id": client_id(),
         "route": route,
         "method": method,
         "status": status,
         "duration_ms": duration_ms,
+        "event": REQUEST_EVENT,
     }
     arguments = (method, route or "(no route)", status, duration_ms)
-    # The record made here rather than by log.log(), which first walks the stack for the
-    # caller's file and line (no line of ours shows them). The handler masks it like
-    # any other record (logs.SecretMask).
-    log.handle(
-        log.makeRecord(
-            log.name, level, __file__, 0, REQUEST_MESSAGE, arguments, None, _HOOK, fields
-        )
-    )
+    # Masked like any other line; written without a LogRecord unless another handler
+    # wants one (logs/direct.py).
+    write_line(log, level, REQUEST_MESSAGE, arguments, fields)
 
 
 def _client_id(known_clients: frozenset[str], incoming: Request) -> str | None:
