@@ -111,6 +111,18 @@ def test_secrets_in_the_fields_and_arguments_of_a_line_without_a_record_are_mask
     assert "abc123" not in output.getvalue()
 
 
+def test_the_request_fields_lead_the_line_whatever_order_they_are_given_in(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    fields = {"event": "tokens.issued", "grant_type": "refresh_token", "client_id": "shop"}
+    write_line(lone, logging.INFO, "Tokens issued (%s)", ("refresh_token",), fields)
+    lone.info("Tokens issued (%s)", "refresh_token", extra=fields)
+
+    direct, recorded = lines(output)
+    assert list(direct)[4:] == list(recorded)[4:] == ["client_id", "event", "grant_type"]
+    assert {**direct, "time": None} == {**recorded, "time": None}
+
+
 def test_the_request_being_answered_names_a_line_that_carries_no_request_id(
     lone: logging.Logger, output: io.StringIO
 ) -> None:

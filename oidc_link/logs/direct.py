@@ -29,9 +29,9 @@ def write_line(
     arguments: tuple[Any, ...],
     fields: dict[str, Any],
 ) -> None:
-    """Log ``message % arguments`` with ``fields`` as ``logger.log`` would, when the level
-    is enabled. ``fields`` come in the order the line writes them (request fields first);
-    none may be named like a field of the line's head (time, level, logger, message)."""
+    """Log ``message % arguments`` with ``fields`` as ``logger.log(level, message,
+    *arguments, extra=fields)`` would, when the level is enabled. No field may be named
+    like one of the line's head (time, level, logger, message)."""
     if not logger.isEnabledFor(level):
         return
     ours = logs.json_handler
@@ -84,6 +84,11 @@ def _json_line(
     ours: logs.LineHandler, name: str, level: int, message: str, fields: dict[str, Any]
 ) -> str:
     """What JsonFormatter writes for the masked record, without the record."""
+    # The request fields first, in their order, then the others as given (as the record's).
+    ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
+    if len(ordered) < len(fields):
+        ordered.update(fields)
+    fields = ordered
     if not logs.holds_only_plain_text(message, fields):
         message, fields = _masked(message, fields)
     request_id = logs.current_request_id.get()
