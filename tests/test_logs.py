@@ -1,4 +1,4 @@
-"""The log output (oidc_link/logs.py): JSON lines, the text format, and the secret mask that
+"""The log output (oidc_link/logs/): JSON lines, the text format, and the secret mask that
 every record passes through, whatever part of it holds the secret."""
 
 from __future__ import annotations
