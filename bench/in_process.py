@@ -351,7 +351,7 @@ LIBRARIES = (
     ("Authlib", ("/authlib/", "/joserfc/")),
     ("Jinja (templates)", ("/jinja2/", "/markupsafe/")),
     ("PyJWT + cryptography (RSA)", ("/jwt/", "cryptography", "'sign' of")),
-    ("logging", ("/logging/", "oidc_link/logs.py", "request_log.py")),
+    ("logging", ("/logging/", "oidc_link/logs", "request_log.py", "orjson")),
     ("metrics", ("prometheus_client", "metrics")),
     ("Flask + Werkzeug (incl. test client)", ("/flask/", "/werkzeug/")),
     ("json", ("/json/", "_json.")),

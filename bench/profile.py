@@ -114,8 +114,8 @@ LIBRARIES = (
     ("Jinja", ("jinja2/", "markupsafe/")),
     ("PyJWT + cryptography", ("jwt/", "cryptography/")),
     (
-        "logging (oidc_link/logs.py, request_log.py, logging)",
-        ("logs.py", "request_log.py", "logging/"),
+        "logging (oidc_link/logs/, request_log.py, logging)",
+        ("oidc_link/logs", "request_log.py", "logging/", "orjson"),
     ),
     ("metrics", ("metrics", "prometheus_client/")),
     ("json", ("json/",)),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import start_http_server
@@ -91,6 +91,25 @@ LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else OTHER
+
+
+class _Children:
+    """A metric's children by their label values, looked up in one dict access rather than
+    through ``labels()`` (keyword arguments, ``str()`` of each value, a lock) on every
+    observation. Keys are label values already bounded (an HTTP status is one of the few
+    the app answers with), so the dict stays as small as the metric's series; labels()
+    writes each value as its ``str()``."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def __call__(self, *values: object) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            # Two threads may both get here: labels() hands both the same child.
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -174,6 +193,15 @@ class Metrics:
             ["cause"],
             registry=registry,
         )
+        self._started_by = _Children(self._started)
+        self._completed_by = _Children(self._completed)
+        self._failed_by = _Children(self._failed)
+        self._sms_by = _Children(self._sms)
+        self._link_by = _Children(self._link)
+        self._tokens_by = _Children(self._tokens)
+        self._http_by = _Children(self._http)
+        self._limited_by = _Children(self._limited)
+        self._store_unavailable_by = _Children(self._store_unavailable)
 
     @classmethod
     def for_settings(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Metrics:
@@ -197,47 +225,42 @@ class Metrics:
     def _client(self, client_id: str | None) -> str:
         return _bounded(client_id or "", self._clients)
 
+    # Label values are given in the order each metric declares its label names.
+
     def sign_in_started(self, client_id: str) -> None:
-        self._started.labels(client_id=self._client(client_id)).inc()
+        self._started_by(self._client(client_id)).inc()
 
     def sign_in_completed(self, client_id: str) -> None:
-        self._completed.labels(client_id=self._client(client_id)).inc()
+        self._completed_by(self._client(client_id)).inc()
 
     def sign_in_failed(self, client_id: str | None, reason: str) -> None:
-        self._failed.labels(
-            client_id=self._client(client_id), reason=_bounded(reason, SIGN_IN_FAILURE_REASONS)
-        ).inc()
+        self._failed_by(self._client(client_id), _bounded(reason, SIGN_IN_FAILURE_REASONS)).inc()
 
     def sms_sent(self, client_id: str) -> None:
-        self._sms.labels(client_id=self._client(client_id)).inc()
+        self._sms_by(self._client(client_id)).inc()
 
     def link_call(self, operation: str, outcome: str, seconds: float) -> None:
-        self._link.labels(
-            operation=_bounded(operation, LINK_OPERATIONS),
-            outcome=_bounded(outcome, LINK_OUTCOMES),
+        self._link_by(
+            _bounded(operation, LINK_OPERATIONS), _bounded(outcome, LINK_OUTCOMES)
         ).observe(seconds)
 
     def token_issued(self, grant_type: str, client_id: str) -> None:
-        self._tokens.labels(
-            grant_type=_bounded(grant_type, GRANT_TYPES), client_id=self._client(client_id)
-        ).inc()
+        self._tokens_by(_bounded(grant_type, GRANT_TYPES), self._client(client_id)).inc()
 
     def http_request(self, endpoint: str | None, method: str, status: int, seconds: float) -> None:
         """``endpoint`` is the Flask endpoint name (one per route, whatever its path holds)."""
-        self._http.labels(
-            endpoint=endpoint or UNMATCHED_ENDPOINT,
-            method=_bounded(method, HTTP_METHODS),
-            status=str(status),
+        self._http_by(
+            endpoint or UNMATCHED_ENDPOINT, _bounded(method, HTTP_METHODS), status
         ).observe(seconds)
 
     def rate_limited(self, limit: str) -> None:
-        self._limited.labels(limit=_bounded(limit, RATE_LIMITS)).inc()
+        self._limited_by(_bounded(limit, RATE_LIMITS)).inc()
 
     def clock_skew(self, seconds: int) -> None:
         self._clock_skew.set(seconds)
 
     def store_unavailable(self, cause: str) -> None:
-        self._store_unavailable.labels(cause=_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
+        self._store_unavailable_by(_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
 
 
 def is_multiprocess() -> bool:

@@ -21,7 +21,8 @@ LAYERS = {
     "ids": 0,
     # networks.py: the client network an address counts as for the rate limits.
     "networks": 0,
-    # logs.py: formatters and the secret mask, standard library only; config reads its names.
+    # logs/: the log handler, formatters and secret mask (standard library and orjson, its
+    # line encoder); config reads its names.
     "logs": 0,
     # client/: the platforms' SDK for /v1 (issue 6); standalone, so it may import nothing of
     # ours above layer 0, and speaks HTTP with the standard library.
@@ -76,6 +77,7 @@ OWNERS = {
     # speaks http.client to the address it checked.
     "requests": {"link"},
     "prometheus_client": {"metrics"},
+    "orjson": {"logs"},
 }
 
 

@@ -1,4 +1,4 @@
-"""The log output (oidc_link/logs.py): JSON lines, the text format, and the secret mask that
+"""The log output (oidc_link/logs/): JSON lines, the text format, and the secret mask that
 every record passes through, whatever part of it holds the secret."""
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from oidc_link.cli import default_log_format, main
 from oidc_link.config import settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.logs import (
-    _RULES,
     JsonFormatter,
     SecretMask,
     TextFormatter,
-    _may_hold_secret,
     configure_logging,
     mask,
     mask_value,
     masked_email,
 )
+from oidc_link.logs.mask import _RULES, _may_hold_secret
 from tests.conftest import SHOP_SECRET, provider_config
 
 log = logging.getLogger("oidc_link.tests.logs")
@@ -429,7 +428,7 @@ def test_json_time_is_written_as_datetime_would_write_it() -> None:
     moments += [1_800_000_000 + fraction for fraction in (0.9999995, 0.9995, 0.0005, 0.1234995)]
     for moment in moments:
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
-        assert formatter._time(moment) == expected
+        assert formatter.time_text(moment) == expected
 
 
 def test_lines_logged_by_many_threads_at_once_are_each_whole(output: io.StringIO) -> None:

@@ -1,5 +1,5 @@
 """``log_format``, ``log_level`` and ``log_probe_requests``: how the process writes its log
-(oidc_link/logs.py) and which requests get a line of their own (web/request_log.py).
+(oidc_link/logs/) and which requests get a line of their own (web/request_log.py).
 
 Read from the TOML file or, for commands without one (the demo), from the environment alone.
 """

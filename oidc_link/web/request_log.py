@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
+from oidc_link.logs.direct import write_line
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
@@ -27,7 +28,6 @@ log = logging.getLogger("oidc_link.requests")
 
 REQUEST_EVENT = "http.request"
 REQUEST_MESSAGE = "%s %s %d in %s ms"
-_HOOK = "log_request"
 # What load balancers and relying parties' libraries fetch over and over: a line for each
 # success would outnumber the sign-ins' own lines and cost more than their answers.
 PROBE_ROUTES = frozenset({DISCOVERY_PATH, JWKS_PATH, LIVENESS_PATH, READINESS_PATH})
@@ -52,19 +52,24 @@ def install_request_log(app: Flask, settings: Settings) -> None:
                 current_request_id.set(None)
 
     probe_lines = settings.logs.probe_lines
+    known_clients = frozenset(client.client_id for client in settings.clients)
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        rule = request.url_rule
+        # The request itself, not the proxy: each attribute read through ``request`` looks
+        # the request up again.
+        incoming = request._get_current_object()  # type: ignore[attr-defined]
+        rule = incoming.url_rule
         route = rule.rule if rule is not None else None
         status = response.status_code
-        if not probe_lines and is_successful_probe(route, request.method, status):
+        method = incoming.method
+        if not probe_lines and is_successful_probe(route, method, status):
             return response
         write_request_line(
             g.get("request_id"),
-            lambda: _client_id(settings),
+            lambda: _client_id(known_clients, incoming),
             route,
-            request.method,
+            method,
             status,
             g.get("request_log_started"),
         )
@@ -97,38 +102,38 @@ def write_request_line(
         # the body and the Authorization header that name the client unparsed.
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    # In the order the line writes them (logs.REQUEST_FIELDS, then the event).
     fields = {
-        "event": REQUEST_EVENT,
         "request_id": request_id,
         "client_id": client_id(),
         "route": route,
         "method": method,
         "status": status,
         "duration_ms": duration_ms,
+        "event": REQUEST_EVENT,
     }
     arguments = (method, route or "(no route)", status, duration_ms)
-    # The record made here rather than by log.log(), which first walks the stack for the
-    # caller's file and line (no line of ours shows them). The handler masks it like
-    # any other record (logs.SecretMask).
-    log.handle(
-        log.makeRecord(
-            log.name, level, __file__, 0, REQUEST_MESSAGE, arguments, None, _HOOK, fields
-        )
-    )
+    # Masked like any other line; written without a LogRecord unless another handler
+    # wants one (logs/direct.py).
+    write_line(log, level, REQUEST_MESSAGE, arguments, fields)
 
 
-def _client_id(settings: Settings) -> str | None:
+def _client_id(known_clients: frozenset[str], incoming: Request) -> str | None:
     caller = g.get("api_caller")
     if caller is not None:
         return caller.client.client_id
-    return configured_client_id(settings, request)
+    return _first_known(known_clients, incoming)
 
 
 def configured_client_id(settings: Settings, incoming: Request) -> str | None:
     """The configured client the request names, or None: an unknown value is whatever the
     sender typed (an email, a secret pasted in the wrong field) and stays out of the log."""
+    return _first_known(frozenset(client.client_id for client in settings.clients), incoming)
+
+
+def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None:
     for named in _named_client_ids(incoming):
-        if named and settings.client(named) is not None:
+        if named and named in known_clients:
             return named
     return None
 

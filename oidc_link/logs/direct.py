@@ -1,0 +1,132 @@
+"""A JSON line written straight from its parts, for the lines oidc-link writes on every
+request: the same line, masked the same way, without the ``LogRecord`` the logging module
+builds and dispatches for each one (record, filters, handlers), which cost more than the line.
+
+A handler other than ours still gets a record for each such line (our handler then only
+masks it for them), so a capture, a test's caplog or an operator's handler misses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import oidc_link.logs as logs
+from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value
+
+# A line's level as its JSON text; other levels are written as logging names them.
+_LEVEL_NAMES = {
+    level: logging.getLevelName(level).lower()
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+}
+
+
+def write_line(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    arguments: tuple[Any, ...],
+    fields: dict[str, Any],
+) -> None:
+    """Log ``message % arguments`` with ``fields`` as ``logger.log(level, message,
+    *arguments, extra=fields)`` would, when the level is enabled. No field may be named
+    like one of the line's head (time, level, logger, message)."""
+    if not logger.isEnabledFor(level):
+        return
+    ours = logs.json_handler
+    others = _other_handlers(logger, level, ours)
+    line = None
+    if ours is not None and others is not None:
+        try:
+            line = _json_line(ours, logger.name, level, message % arguments, fields)
+        except Exception:  # the ordinary way below reports what went wrong
+            line = None
+    if ours is None or line is None:  # no JSON handler of ours reaches this logger, ...
+        logger.handle(_record(logger, level, message, arguments, fields))
+        return
+    ours.write_line(line)
+    if others:
+        record = _record(logger, level, message, arguments, fields)
+        record.__dict__[logs.LINE_WRITTEN] = True
+        logger.handle(record)
+
+
+def _other_handlers(
+    logger: logging.Logger, level: int, ours: logs.LineHandler | None
+) -> list[logging.Handler] | None:
+    """The handlers besides ours that a record of ``logger`` at ``level`` would reach, as
+    ``Logger.callHandlers`` finds them; None when ours is not among them or a filter on the
+    logger or on our handler must see the record first."""
+    if (
+        ours is None
+        or ours.filters
+        or not isinstance(ours.formatter, logs.JsonFormatter)
+        or logger.filters
+        or logger.disabled
+        or level < ours.level
+    ):
+        return None
+    found = False
+    others: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler is ours:
+                found = True
+            elif level >= handler.level:
+                others.append(handler)
+        current = current.parent if current.propagate else None  # type: ignore[assignment]
+    return others if found else None
+
+
+def _json_line(
+    ours: logs.LineHandler, name: str, level: int, message: str, fields: dict[str, Any]
+) -> str:
+    """What JsonFormatter writes for the masked record, without the record."""
+    # The request fields first, in their order, then the others as given (as the record's).
+    ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
+    if len(ordered) < len(fields):
+        ordered.update(fields)
+    fields = ordered
+    if not logs.holds_only_plain_text(message, fields):
+        message, fields = _masked(message, fields)
+    request_id = logs.current_request_id.get()
+    if request_id and fields.get("request_id") is None:
+        # Where the record's line has it: first (a field given as None keeps its place).
+        if "request_id" in fields:
+            fields = {**fields, "request_id": request_id}
+        else:
+            fields = {"request_id": request_id, **fields}
+    line: dict[str, Any] = {
+        "time": ours.formatter.time_text(time.time()),  # type: ignore[union-attr]
+        "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
+        "logger": name,
+        "message": message,
+    }
+    line.update(fields)
+    return logs.encode_line(line) + ours.terminator
+
+
+def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """As ``logs.mask_record`` masks a record's message and fields."""
+    public = frozenset(str(fields[name]) for name in PUBLIC_FIELDS if fields.get(name))
+    masked = {
+        name: value if name in PUBLIC_FIELDS else mask_value(value)
+        for name, value in fields.items()
+    }
+    return mask(message, public), masked
+
+
+def _record(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    arguments: tuple[Any, ...],
+    fields: dict[str, Any],
+) -> logging.LogRecord:
+    # Made here rather than by logger.log(), which would first walk the stack for the
+    # caller's file and line (no line shows them).
+    return logger.makeRecord(
+        logger.name, level, __file__, 0, message, arguments, None, None, fields
+    )

@@ -1,0 +1,172 @@
+"""Lines written without a LogRecord (oidc_link/logs/direct.py): the request line's way. The
+same line as the record would give, masked the same, and every other handler still gets
+its record."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from oidc_link.logs import LineHandler, configure_logging, current_request_id
+from oidc_link.logs.direct import write_line
+
+MESSAGE = "%s %s %d in %s ms"
+ARGUMENTS = ("POST", "/token", 200, 1.5)
+
+
+def request_fields() -> dict[str, object]:
+    return {
+        "request_id": "req_abc",
+        "client_id": "shop",
+        "route": "/token",
+        "method": "POST",
+        "status": 200,
+        "duration_ms": 1.5,
+        "event": "http.request",
+    }
+
+
+@pytest.fixture
+def output() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream=stream)
+    yield stream
+
+
+@pytest.fixture
+def lone(output: io.StringIO) -> Iterator[logging.Logger]:
+    """A logger whose records reach our handler and no other (a test run's own capture
+    handlers sit on the root logger): the line is written with no record at all."""
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, LineHandler))
+    logger = logging.getLogger("oidc_link.tests.direct")
+    logger.propagate = False
+    logger.addHandler(handler)
+    yield logger
+    logger.removeHandler(handler)
+    logger.propagate = True
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_line_written_without_a_record_is_the_one_its_record_would_give(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    write_line(lone, logging.INFO, MESSAGE, ARGUMENTS, request_fields())
+    lone.handle(
+        lone.makeRecord(lone.name, logging.INFO, "", 0, MESSAGE, ARGUMENTS, None, None, {
+            "event": "http.request", **request_fields()
+        })
+    )  # fmt: skip
+
+    direct, recorded = lines(output)
+    assert list(direct) == list(recorded)
+    assert {**direct, "time": None} == {**recorded, "time": None}
+    assert direct["message"] == "POST /token 200 in 1.5 ms"
+
+
+def test_another_handler_gets_the_masked_record_and_the_line_is_written_once(
+    output: io.StringIO,
+) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = logging.getLogger("oidc_link.tests.direct.shared")
+    collector = Collect()
+    logging.getLogger().addHandler(collector)
+    try:
+        fields = {**request_fields(), "note": "for jenny@example.com"}
+        write_line(logger, logging.INFO, "Hi %s", ("jenny@example.com",), fields)
+    finally:
+        logging.getLogger().removeHandler(collector)
+
+    (line,) = lines(output)
+    assert line["message"] == "Hi j***@example.com"
+    assert line["note"] == "for j***@example.com"
+    (record,) = seen
+    assert record.getMessage() == "Hi j***@example.com"
+    assert record.note == "for j***@example.com"  # type: ignore[attr-defined]
+    assert "jenny@" not in output.getvalue()
+
+
+def test_secrets_in_the_fields_and_arguments_of_a_line_without_a_record_are_masked(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    kid = "Kid" + "k1" * 20  # 43 characters: looks like an opaque secret, but is public
+    fields = {"request_id": "req_abc", "kid": kid, "detail": {"seen": ["Bearer abc123"]}}
+    write_line(lone, logging.INFO, "callback %s", ("/cb?code=abc123",), fields)
+
+    (line,) = lines(output)
+    assert line["message"] == "callback /cb?[redacted]"
+    assert line["detail"] == {"seen": ["Bearer [redacted]"]}
+    assert line["kid"] == kid
+    assert "abc123" not in output.getvalue()
+
+
+def test_the_request_fields_lead_the_line_whatever_order_they_are_given_in(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    fields = {"event": "tokens.issued", "grant_type": "refresh_token", "client_id": "shop"}
+    write_line(lone, logging.INFO, "Tokens issued (%s)", ("refresh_token",), fields)
+    lone.info("Tokens issued (%s)", "refresh_token", extra=fields)
+
+    direct, recorded = lines(output)
+    assert list(direct)[4:] == list(recorded)[4:] == ["client_id", "event", "grant_type"]
+    assert {**direct, "time": None} == {**recorded, "time": None}
+
+
+def test_the_request_being_answered_names_a_line_that_carries_no_request_id(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    token = current_request_id.set("req_current")
+    try:
+        write_line(lone, logging.INFO, "a", (), {"request_id": None, "event": "x"})
+        write_line(lone, logging.INFO, "b", (), {"event": "y"})
+    finally:
+        current_request_id.reset(token)
+
+    first, second = lines(output)
+    assert first["request_id"] == second["request_id"] == "req_current"
+    assert list(first)[4:] == list(second)[4:] == ["request_id", "event"]
+
+
+def test_arguments_that_do_not_fit_the_message_still_give_a_line(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    write_line(lone, logging.INFO, "count %d", ("many",), {"event": "x"})
+
+    (line,) = lines(output)
+    assert line["message"].startswith("count %d")
+    assert line["event"] == "x"
+
+
+def test_below_the_loggers_level_no_line_is_written(
+    lone: logging.Logger, output: io.StringIO
+) -> None:
+    lone.setLevel(logging.WARNING)
+    try:
+        write_line(lone, logging.INFO, "quiet", (), {"event": "x"})
+        write_line(lone, logging.ERROR, "loud", (), {"event": "y"})
+    finally:
+        lone.setLevel(logging.NOTSET)
+
+    assert [line["message"] for line in lines(output)] == ["loud"]
+
+
+def test_with_the_text_format_the_line_is_the_text_formatters() -> None:
+    stream = io.StringIO()
+    configure_logging("text", "INFO", stream=stream)
+
+    write_line(logging.getLogger("oidc_link.tests.direct"), logging.INFO, "hello %s", ("x",), {
+        "event": "x"
+    })  # fmt: skip
+
+    assert stream.getvalue().rstrip().endswith("INFO oidc_link.tests.direct: hello x event=x")
