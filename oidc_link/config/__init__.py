@@ -108,7 +108,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     # Prometheus metrics on a separate, private address (config/metrics.py).
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    # log_format, log_level and log_probe_requests (config/logs.py; oidc_link/logs.py
+    # log_format, log_level and log_probe_requests (config/logs.py; the oidc_link.logs package
     # writes the lines).
     logs: LogSettings = field(default_factory=LogSettings)
     # [server]: how `oidc-link serve` runs the production server (config/server.py).
