@@ -286,7 +286,8 @@ class Provider(AuthorizationServer):
         account_read: AccountRead | None = None,
     ) -> ProtocolResponse:
         # The stored request is validated again: the client's registration may have
-        # changed while the user was signing in.
+        # changed while the user was signing in. Once: the code is then issued from that
+        # grant, without Authlib's create_authorization_response validating it a third time.
         request = self.create_oauth2_request(
             ProtocolRequest("GET", "/authorize", query=list(parameters.items())), session, writes
         )
@@ -295,12 +296,12 @@ class Provider(AuthorizationServer):
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant
-        return self._with_issuer(self.create_authorization_response(grant.request, identity, grant))
+        return self._issue_code(grant, identity)
 
     def _issue_code(self, grant: Any, identity: Identity) -> ProtocolResponse:
-        """Authlib's ``create_authorization_response`` for a grant that validated its request
-        in this same request (``get_consent_grant``), less its validation of it once more:
-        the code (or Authlib's error) back to the RP."""
+        """Authlib's ``create_authorization_response`` for a grant that has just validated its
+        request (``get_consent_grant``), less validating it once more: the code (or, with no
+        ``identity``, access_denied) back to the RP."""
         try:
             answer = self.handle_response(
                 *grant.create_authorization_response(grant.redirect_uri, identity)
