@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oidc_link.errors import FlowNotFoundError
@@ -56,7 +56,7 @@ class SignInRequest:
     account_link: AccountLinkTarget | None = None
     # Via.SESSION: the request as /authorize validated it a moment ago (ValidAuthorization's
     # ``grant``), so that the code is issued without validating it again.
-    validated: Any = None
+    validated: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, flow: Flow) -> SignInRequest:

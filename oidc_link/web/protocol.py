@@ -25,6 +25,7 @@ from oidc_link.oauth.messages import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.services import Services
 from oidc_link.sign_in import Next, SignInRequest, Via
 from oidc_link.store import Writes
 from oidc_link.web.answers import authorization_answer
@@ -102,13 +103,16 @@ def authorize() -> Response | tuple[str, int]:
     # path (sign_in.py), else alone as the block ends, whatever the answer.
     with found.sessions.renewals() as renewal:
         session = found.sessions.find(session_secret(), renewal)
-        return _answer_authorization(asked, fingerprint, session, renewal)
+        return _answer_authorization(found, asked, fingerprint, session, renewal)
 
 
 def _answer_authorization(
-    asked: ProtocolRequest, fingerprint: str, session: SsoSession | None, renewal: Writes
+    found: Services,
+    asked: ProtocolRequest,
+    fingerprint: str,
+    session: SsoSession | None,
+    renewal: Writes,
 ) -> Response:
-    found = services()
     try:
         # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
         authorization = found.provider.resolve_authorization_request(asked)
