@@ -61,8 +61,12 @@ class Sessions:
             )
         return secret, session
 
-    def find(self, secret: str | None) -> SsoSession | None:
-        """The live session behind a cookie, its idle time renewed; None when there is none."""
+    def find(self, secret: str | None, renewal: Writes | None = None) -> SsoSession | None:
+        """The live session behind a cookie, its idle time renewed; None when there is none.
+
+        With ``renewal`` (a batch the caller sends before it answers), the renewed session
+        is queued there rather than stored at once: it then shares a later round trip.
+        """
         if not secret:
             return None
         session = self._store.sessions.load(secret)
@@ -70,8 +74,13 @@ class Sessions:
         if session is None or now >= min(session.idle_expiry, session.absolute_expiry):
             return None
         renewed = replace(session, idle_expiry=now + self._lifetimes.session_idle)
-        self._store.sessions.save(secret, renewed)
+        self._store.sessions.save(secret, renewed, writes=renewal)
         return renewed
+
+    def renewals(self) -> Writes:
+        """A batch for ``find``'s renewal, which reads and writes of the rest of the request
+        may join; sent when its ``with`` block ends (one round trip), or sooner by ``send``."""
+        return self._store.writes(atomic=False)
 
     def end(self, secret: str | None) -> None:
         if secret:

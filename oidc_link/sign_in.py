@@ -8,7 +8,8 @@ from __future__ import annotations
 import enum
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from oidc_link.errors import FlowNotFoundError
 from oidc_link.interaction import Interaction
@@ -53,6 +54,9 @@ class SignInRequest:
     client_id: str
     parameters: dict[str, str]
     account_link: AccountLinkTarget | None = None
+    # Via.SESSION: the request as /authorize validated it a moment ago (ValidAuthorization's
+    # ``grant``), so that the code is issued without validating it again.
+    validated: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, flow: Flow) -> SignInRequest:
@@ -105,9 +109,13 @@ class SignIn:
         a session Via.CODE starts; ``writes``, Via.CODE, the batch the session and the code
         are queued into (the caller sends it with the flow's end), else a MULTI of its own;
         ``account_read``, Via.CODE, the person's account as ``read_ahead`` read it.
+        Via.SESSION, ``writes`` is the batch that holds the session's renewal (not atomic):
+        the account is read in its round trip, then the code stored in a MULTI of its own.
         """
         if request.account_link is not None:
             return self._bind_account(request, request.account_link, identity, browser)
+        if via is Via.SESSION and writes is not None:
+            return self._from_session(request, identity, browser, session, writes)
         if via is Via.CONSENT:
             self._provider.remember_consent(request.client_id, request.parameters, identity)
             # The code carries the sid of the session this very sign-in started (or came
@@ -137,6 +145,32 @@ class SignIn:
                 )
                 return Finished(Next.CONSENT, flow=flow, session_secret=secret)
             return self._issue(request, identity, session, writes, secret, account_read)
+
+    def _from_session(
+        self,
+        request: SignInRequest,
+        identity: Identity,
+        browser: str | None,
+        session: SsoSession | None,
+        renewal: Writes,
+    ) -> Finished:
+        """Single sign-on with a code: the session's renewal and the account's read share
+        one round trip (the read needs the session's email; the code's writes need the
+        read), then the code's MULTI is the second."""
+        consent = self._provider.consent_request(request.client_id, request.parameters, identity)
+        if consent.needed:
+            flow = self._interaction.start(
+                request.client_id, request.parameters, _bound(browser), identity
+            )
+            return Finished(Next.CONSENT, flow=flow)
+        ahead = self.read_ahead(request.client_id, identity.email)
+        if ahead is not None:
+            renewal.ride(ahead)
+        renewal.send()
+        answer = self._provider.approve(
+            request.parameters, identity, session, account_read=ahead, validated=request.validated
+        )
+        return Finished(Next.REDIRECT, answer.location, answer)
 
     def read_ahead(self, client_id: str, email: str) -> AccountRead | None:
         """The first read of issuing ``client_id`` a code for ``email`` (the account at the

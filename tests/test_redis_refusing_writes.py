@@ -141,6 +141,31 @@ def test_a_full_redis_answers_503_names_the_cause_and_pending_sign_ins_finish_af
     assert shop.validate_id_token(later, waiting_request.nonce)["email"] == JENNY
 
 
+def test_a_signed_in_browser_meets_a_full_redis_with_503_and_its_session_answers_after(
+    app: Flask,
+    services: Services,
+    browser: Browser,
+    shop: RelyingParty,
+    console: list[str],
+    admin: redis.Redis,
+) -> None:
+    sign_in(browser, shop, console)
+
+    fill_up(admin)
+    # The session can be read but not renewed, so no code is issued: the outage page.
+    assert_outage_page(browser.get(shop.authorization_request().url))
+    assert_outage_page(browser.get(shop.authorization_request(prompt="login").url))
+    assert refused(services, "out_of_memory") == 2
+
+    admin.config_set("maxmemory", 0)
+    request = shop.authorization_request()
+    answer = browser.get(request.url)
+    assert answer.status_code == 302
+    token = shop.exchange(answer.headers["Location"], request)
+    assert shop.validate_id_token(token, request.nonce)["email"] == JENNY
+    assert len(console) == 1  # no second SMS
+
+
 def test_an_instance_starting_while_redis_is_full_serves_with_the_stored_keys(
     app: Flask,
     settings: Settings,

@@ -40,9 +40,14 @@ RETURNING_USER = {
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same MULTI).
 FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 15), "code": (3, 26)}
-# A signed-in browser: the session is read and renewed, then the code issued as above.
+# A signed-in browser: the session read (GET); its renewal (SET) with the account read for
+# the code's sub (MGET), one pipeline: that read needs the session's email; then the code's
+# MULTI as at the code step, less the new session: the session remembers the client (SADD,
+# EXPIRE), the code (SET), the token family bound to the account and the session (SADD,
+# EXPIRE each). 3 is the floor without a stored layout changing: each round trip needs the
+# answer of the one before it.
 SSO = {
-    "authorize": (4, 12),
+    "authorize": (3, 12),
     "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
     "userinfo": (1, 3),

@@ -152,6 +152,23 @@ def test_the_session_ends_after_its_idle_time_and_after_its_absolute_lifetime(
     assert shows_the_email_page(authorize(browser, shop)[1])  # seven days after the SMS
 
 
+def test_an_authorize_the_session_does_not_answer_still_renews_its_idle_time(
+    app: Flask, browser: Browser, shop: RelyingParty, console: list[str], live_clock: FixedClock
+) -> None:
+    sign_in(browser, shop, console)
+    stranger = shop.authorization_request(redirect_uri="https://evil.example.test/cb")
+    answers = [
+        lambda: shows_the_email_page(authorize(browser, shop, prompt="login")[1]),
+        lambda: "error=" in authorize(browser, shop, prompt="magic")[1].headers["Location"],
+        lambda: browser.get(stranger.url).status_code == 400,  # an error page, no redirect
+    ]
+    for answer in answers:  # each a day less a second after the last use
+        live_clock.advance(86_399)
+        assert answer()
+    live_clock.advance(86_399)
+    assert authorize(browser, shop)[1].status_code == 302  # still signed in
+
+
 def test_a_public_client_benefits_from_the_session_too(
     app: Flask, browser: Browser, shop: RelyingParty, console: list[str]
 ) -> None:

@@ -21,7 +21,7 @@ from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import digest, new_secret
 from oidc_link.interaction import FlowRequest, Interaction, Problem
 from oidc_link.link.sandbox import SandboxLinkClient
-from oidc_link.models import FinishedFlow, Flow, RefreshToken
+from oidc_link.models import FinishedFlow, Flow, RefreshToken, SsoSession
 from oidc_link.platform.accounts import Accounts, sign_in_account_id
 from oidc_link.store import RateLimit, Store, keyspace
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
@@ -327,6 +327,71 @@ def test_queued_writes_meet_an_outage_as_store_unavailable_error(clock: FixedClo
 
     with pytest.raises(StoreUnavailableError), store.writes() as writes:
         store.tokens.save_code("code-1", make_code_record(clock), writes=writes)
+
+
+def test_a_batch_that_is_not_atomic_sends_a_write_and_another_aggregates_read_together(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    accounts = Accounts(store, clock, SALT)
+    onboarded = accounts.create("shop", "custom")
+    assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
+    session = make_session(clock)
+
+    with store.writes(atomic=False) as batch:
+        store.sessions.save("secret-1", session, writes=batch)
+        ahead = accounts.read_ahead("shop", "jenny@example.com")
+        batch.ride(ahead)
+        assert store.sessions.load("secret-1") is None  # queued, not yet sent
+        assert not ahead.answered
+        batch.send()  # before the block ends: the read's answer is needed now
+        assert ahead.answered
+        assert ahead.bound == onboarded.id
+        assert store.sessions.load("secret-1") == session
+        store.sessions.delete("secret-1")
+        store.sessions.save("secret-2", session, writes=batch)  # the batch goes on
+    assert store.sessions.load("secret-1") is None
+    assert store.sessions.load("secret-2") == session
+    with store.writes() as writes:  # the read spared the account's own round trip
+        assert accounts.sign_in("shop", "jenny@example.com", "Jenny", writes, ahead) == (
+            onboarded.id
+        )
+        assert len(writes.pipeline) == 0
+
+
+def test_a_batch_that_is_not_atomic_raises_its_own_failed_write_after_answering_its_reads(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    redis_client.set(keyspace.session_dependents("sid_1"), "not a set")
+    ahead = Accounts(store, clock, SALT).read_ahead("shop", "jenny@example.com")
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes(atomic=False) as batch:
+        batch.ride(ahead)
+        store.sessions.remember_client("sid_1", "shop", clock.now() + 600, writes=batch)
+    assert ahead.answered
+    assert (ahead.bound, ahead.record) == (None, None)
+
+
+def test_a_batch_that_is_not_atomic_meets_an_outage_as_store_unavailable_error(
+    clock: FixedClock,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    store = Store(redis.Redis(port=port, socket_connect_timeout=1), clock)
+
+    with pytest.raises(StoreUnavailableError), store.writes(atomic=False) as batch:
+        store.sessions.save("secret-1", make_session(clock), writes=batch)
+
+
+def make_session(clock: FixedClock) -> SsoSession:
+    now = clock.now()
+    return SsoSession(
+        sid="sid_1",
+        identity=make_identity(clock),
+        created_at=now,
+        absolute_expiry=now + 3600,
+        idle_expiry=now + 600,
+    )
 
 
 # Accounts at sign-in

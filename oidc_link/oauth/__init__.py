@@ -217,7 +217,9 @@ class Provider(AuthorizationServer):
         if isinstance(grant, ProtocolResponse):
             return grant
         parameters = dict(grant.request.payload.data)
-        return ValidAuthorization(grant.request.client.settings, parameters, grant.request.user)
+        return ValidAuthorization(
+            grant.request.client.settings, parameters, grant.request.user, grant
+        )
 
     def resolve_authorization_request(
         self, request: ProtocolRequest
@@ -238,6 +240,7 @@ class Provider(AuthorizationServer):
         session: SsoSession | None = None,
         writes: Writes | None = None,
         account_read: AccountRead | None = None,
+        validated: Any = None,
     ) -> ProtocolResponse:
         """Issue a code for a finished sign-in and redirect back to the RP.
 
@@ -245,7 +248,16 @@ class Provider(AuthorizationServer):
         and the session remembers the client, for logout. With ``writes``, what issuing the
         code stores is queued there (with the new session's, say: one round trip); with
         ``account_read``, the person's account as the code step read it ahead.
+        ``validated``: the grant ``validate_authorization`` gave in this same request, which
+        found ``identity`` signed in (the SSO session's answer); the code is issued from it,
+        not from the request validated anew.
         """
+        if validated is not None and validated.request.user is identity:
+            request: AuthlibRequest = validated.request
+            request.sso_session = session
+            request.store_writes = writes
+            request.account_read = account_read
+            return self._issue_code(validated, identity)
         return self._respond(parameters, identity, session, writes, account_read)
 
     def consent_request(
@@ -274,7 +286,8 @@ class Provider(AuthorizationServer):
         account_read: AccountRead | None = None,
     ) -> ProtocolResponse:
         # The stored request is validated again: the client's registration may have
-        # changed while the user was signing in.
+        # changed while the user was signing in. Once: the code is then issued from that
+        # grant, without Authlib's create_authorization_response validating it a third time.
         request = self.create_oauth2_request(
             ProtocolRequest("GET", "/authorize", query=list(parameters.items())), session, writes
         )
@@ -283,7 +296,21 @@ class Provider(AuthorizationServer):
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant
-        return self._with_issuer(self.create_authorization_response(grant.request, identity, grant))
+        return self._issue_code(grant, identity)
+
+    def _issue_code(self, grant: Any, identity: Identity) -> ProtocolResponse:
+        """Authlib's ``create_authorization_response`` for a grant that has just validated its
+        request (``get_consent_grant``), less validating it once more: the code (or, with no
+        ``identity``, access_denied) back to the RP."""
+        try:
+            answer = self.handle_response(
+                *grant.create_authorization_response(grant.redirect_uri, identity)
+            )
+        except OAuth2Error as error:
+            error.state = grant.request.payload.state
+            answer = self.handle_error_response(grant.request, error)
+        grant.execute_hook("after_authorization_response", answer)
+        return self._with_issuer(answer)
 
     def _consent_grant(
         self, request: ProtocolRequest | OAuth2Request, identity: Identity | None

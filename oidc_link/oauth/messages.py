@@ -60,6 +60,9 @@ class ValidAuthorization:
     client: ClientSettings
     parameters: dict[str, str]
     signed_in: Identity | None = None
+    # Authlib's grant that validated it, for ``Provider.approve`` to issue the SSO session's
+    # code from without validating the same request again.
+    grant: Any = field(default=None, compare=False, repr=False)
 
 
 class InvalidAccessTokenError(Exception):

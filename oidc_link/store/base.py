@@ -9,7 +9,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import redis
 
@@ -195,17 +195,37 @@ class Outages:
             )
 
 
+class Rider(Protocol):
+    """Reads (or writes) of another aggregate that ride in a step's round trip: one of a
+    locked step's two (flows.py ``lock_and_load``, ``release``), or a ``Writes`` batch's;
+    queued after the step's own commands, answered in order."""
+
+    def queue(self, pipeline: Any) -> int:
+        """Queue the commands; how many were queued."""
+        ...
+
+    def answer(self, results: list[Any]) -> None:
+        """Take the results of the commands queued (an error among them as an exception)."""
+        ...
+
+
 class Writes:
     """Writes of several store methods, queued and sent together: one round trip.
 
     Atomic (MULTI/EXEC, the default): all or nothing, so a set is never left without its TTL.
     Sent when the ``with`` block ends without an exception; dropped otherwise. Methods of any
     aggregate that take ``writes=`` can add to one batch.
+
+    Not atomic (``Store.writes(atomic=False)``): a plain pipeline, for writes that need no
+    MULTI (an SSO session's renewal), which reads of other aggregates (``ride``) may join,
+    and which can be sent before the block ends (``send``) when a read's answer is needed.
     """
 
     def __init__(self, outages: Outages, pipeline: Any) -> None:
         self._outages = outages
         self.pipeline = pipeline
+        # Queued reads, each with where its commands start in the pipeline and how many.
+        self._riders: list[tuple[Rider, int, int]] = []
 
     def __enter__(self) -> Writes:
         return self
@@ -213,11 +233,33 @@ class Writes:
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         if kind is not None:
             self.pipeline.reset()
+            self._riders = []
             return
+        self.send()
+
+    def ride(self, rider: Rider) -> None:
+        """Queue ``rider``'s reads; it gets their answers when the batch is sent."""
+        start = len(self.pipeline)
+        self._riders.append((rider, start, rider.queue(self.pipeline)))
+
+    def send(self) -> None:
+        """Send what is queued now (one round trip), answer the riders, and raise the first
+        refused write; the batch stays open for more."""
         if len(self.pipeline) == 0:
             return
+        riders, self._riders = self._riders, []
         with self._outages.translated():
-            self.pipeline.execute()
+            if not riders:
+                self.pipeline.execute()
+                return
+            results = self.pipeline.execute(raise_on_error=False)
+            theirs: set[int] = set()
+            for rider, start, size in riders:
+                rider.answer(results[start : start + size])
+                theirs.update(range(start, start + size))
+            for index, result in enumerate(results):
+                if index not in theirs and isinstance(result, Exception):
+                    raise result
 
 
 def _outage_translated(method: Method) -> Method:

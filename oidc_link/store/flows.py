@@ -4,7 +4,7 @@ called. Losing one means the user starts again. Knows records, not the steps' ru
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
@@ -12,20 +12,7 @@ from oidc_link.clock import Clock
 from oidc_link.ids import new_secret
 from oidc_link.models import FinishedFlow, Flow
 from oidc_link.store import keyspace
-from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages
-
-
-class Rider(Protocol):
-    """Commands of another aggregate that ride in one of a locked step's two round trips
-    (``lock_and_load``, ``release``): queued after the flow's own, answered in order."""
-
-    def queue(self, pipeline: Any) -> int:
-        """Queue the commands; how many were queued."""
-        ...
-
-    def answer(self, results: list[Any]) -> None:
-        """Take the results of the commands queued (an error among them as an exception)."""
-        ...
+from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages, Rider
 
 
 class FlowStore(Aggregate):

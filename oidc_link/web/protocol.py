@@ -18,14 +18,16 @@ from flask import (
 )
 
 from oidc_link.ids import digest
-from oidc_link.models import Flow
+from oidc_link.models import Flow, SsoSession
 from oidc_link.oauth.messages import (
     AuthorizationPageError,
     InvalidAccessTokenError,
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.services import Services
 from oidc_link.sign_in import Next, SignInRequest, Via
+from oidc_link.store import Writes
 from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import (
     authorize_flow,
@@ -97,7 +99,20 @@ def authorize() -> Response | tuple[str, int]:
         page = pending_flow_page(remembered)
         if page is not None:
             return page
-    session = found.sessions.find(session_secret())
+    # The session's renewal is queued, not sent: it goes with the account's read on the SSO
+    # path (sign_in.py), else alone as the block ends, whatever the answer.
+    with found.sessions.renewals() as renewal:
+        session = found.sessions.find(session_secret(), renewal)
+        return _answer_authorization(found, asked, fingerprint, session, renewal)
+
+
+def _answer_authorization(
+    found: Services,
+    asked: ProtocolRequest,
+    fingerprint: str,
+    session: SsoSession | None,
+    renewal: Writes,
+) -> Response:
     try:
         # RFC 9126 §4: a pushed request_uri stands for the parameters pushed with it.
         authorization = found.provider.resolve_authorization_request(asked)
@@ -108,12 +123,19 @@ def authorize() -> Response | tuple[str, int]:
     if isinstance(outcome, ProtocolResponse):
         return _deliver(outcome, authorization.parameters)
     browser = browser_id_or_new()
-    request_for = SignInRequest(outcome.client.client_id, outcome.parameters)
     if outcome.signed_in is not None:
         # Single sign-on: the session spares the SMS (auth_time stays the time of the real
         # sign-in); sign_in.py answers with a code, or with the consent step.
+        request_for = SignInRequest(
+            outcome.client.client_id, outcome.parameters, validated=outcome.grant
+        )
         finished = found.sign_in.complete(
-            request_for, outcome.signed_in, Via.SESSION, browser=browser, session=session
+            request_for,
+            outcome.signed_in,
+            Via.SESSION,
+            browser=browser,
+            session=session,
+            writes=renewal,
         )
         if finished.next is Next.CONSENT and finished.flow is not None:
             return _to_flow_page(finished.flow.id, browser)
