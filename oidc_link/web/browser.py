@@ -85,7 +85,8 @@ def _moved_session(legacy: str) -> str | None:
     """
     sessions = services().sessions
     moved = (
-        not began_under_host_cookie(legacy) and services().store.sessions.load(legacy) is not None
+        not began_under_host_cookie(legacy)
+        and services().store.sessions.load(legacy) is not None
     )
 
     @after_this_request
@@ -94,7 +95,9 @@ def _moved_session(legacy: str) -> str | None:
         # A view that set or cleared the session cookie itself (a new sign-in, a logout)
         # has the last word on the new name.
         if moved and HOST_PREFIX + SESSION_COOKIE not in already:
-            set_session_cookie(response, legacy, secure=True, max_age=sessions.cookie_lifetime)
+            set_session_cookie(
+                response, legacy, secure=True, max_age=sessions.cookie_lifetime
+            )
         if SESSION_COOKIE not in already:
             response.delete_cookie(
                 SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax"
