@@ -23,6 +23,7 @@ from oidc_link.web.api.errors import ApiError
 from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import page_for, protocol_error
 from oidc_link.web.fast_path import FastPath
+from oidc_link.web.fixed_limits import request_class_for, response_class_for
 from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.public_documents import PublicDocuments
@@ -81,6 +82,8 @@ def create_web_app(services: Services) -> Flask:
         template_folder=asset_dir("templates"),
         static_folder=asset_dir("static"),
     )
+    app.request_class = request_class_for(app.config)
+    app.response_class = response_class_for(app.config)
     # First, so that every other hook's time is part of the request's.
     install_request_metrics(app, services.metrics)
     documents = PublicDocuments(services.settings, services.keys, app.json.dumps)

@@ -10,7 +10,7 @@ prefix, so the plain names stay.
 
 from __future__ import annotations
 
-from flask import Response, after_this_request, request
+from flask import Request, Response, after_this_request, request
 
 from oidc_link.ids import new_secret, same
 from oidc_link.sessions import began_under_host_cookie
@@ -34,9 +34,14 @@ def _secure() -> bool:
 
 
 def browser_id() -> str | None:
+    return browser_id_of(request._get_current_object(), secure=_secure())  # type: ignore[attr-defined]
+
+
+def browser_id_of(http: Request, *, secure: bool) -> str | None:
+    """``browser_id()`` for a view that holds the request and the cookie setting already."""
     # Never the plain name on https: that is the cookie a sibling subdomain could plant. A
     # sign-in begun before the rename starts again (its flow lives minutes).
-    return request.cookies.get(cookie_name(BROWSER_COOKIE, secure=_secure()))
+    return http.cookies.get(cookie_name(BROWSER_COOKIE, secure=secure))
 
 
 def browser_id_or_new() -> str:

@@ -67,19 +67,21 @@ def install_form_origin_check(app: Flask, issuer: str) -> None:
 
     @app.before_request
     def refuse_foreign_form_posts() -> tuple[str, int] | None:
-        if request.method != "POST" or not (
-            request.blueprint in HOSTED_FORM_BLUEPRINTS or request.endpoint in HOSTED_FORM_ENDPOINTS
+        # The request itself, not the proxy: each read through ``request`` looks it up again.
+        incoming = request._get_current_object()  # type: ignore[attr-defined]
+        if incoming.method != "POST" or not (
+            incoming.blueprint in HOSTED_FORM_BLUEPRINTS
+            or incoming.endpoint in HOSTED_FORM_ENDPOINTS
         ):
             return None
-        reason = foreign_post_reason(
-            request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), own
-        )
+        headers = incoming.headers
+        reason = foreign_post_reason(headers.get("Origin"), headers.get("Sec-Fetch-Site"), own)
         if reason is None:
             return None
         log.warning(
             "Refused a hosted form post from another site (%s)",
             reason,
-            extra={"event": "form.foreign_post", "reason": reason, "endpoint": request.endpoint},
+            extra={"event": "form.foreign_post", "reason": reason, "endpoint": incoming.endpoint},
         )
         return error_page(
             "This form came from another website",

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Request, Response, redirect, render_template, request, url_for
 
 from oidc_link.errors import FlowClientChangedError, FlowError, FlowFinishedError
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
+from oidc_link.services import Services
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
 from oidc_link.store import Writes
 from oidc_link.store.accounts import AccountRead
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
-from oidc_link.web.browser import browser_id, session_secret, set_session_cookie
+from oidc_link.web.browser import browser_id_of, session_secret, set_session_cookie
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
@@ -73,13 +74,15 @@ def authorization_error(error: AuthorizationPageError) -> Response:
 
 @pages.get("/signin/<flow_id>")
 def show(flow_id: str) -> tuple[str, int]:
-    flow = services().interaction.view(_flow_request(flow_id, form=False))
-    problem = _notice()
+    found = services()
+    http = _request()
+    flow = found.interaction.view(_flow_request(found, http, flow_id, form=False))
+    problem = _notice(http)
     if problem is None:
-        return _render(flow)
-    detail = request.args.get("detail", type=int)
+        return _render(found, flow)
+    detail = http.args.get("detail", type=int)
     message = PROBLEM_MESSAGES[problem].format(detail=detail, wait=_in_words(detail))
-    return _render(flow, message, _status_of(problem))
+    return _render(found, flow, message, _status_of(problem))
 
 
 def _in_words(seconds: int | None) -> str:
@@ -92,13 +95,17 @@ def _in_words(seconds: int | None) -> str:
 
 @pages.post("/signin/<flow_id>/email")
 def submit_email(flow_id: str) -> Response:
-    interaction = services().interaction
-    return _after(interaction.submit_email(_flow_request(flow_id), request.form.get("email", "")))
+    found = services()
+    http = _request()
+    email = http.form.get("email", "")
+    return _after(found.interaction.submit_email(_flow_request(found, http, flow_id), email))
 
 
 @pages.post("/signin/<flow_id>/code")
 def submit_code(flow_id: str) -> Response:
     found = services()
+    http = _request()
+    asked = _flow_request(found, http, flow_id)
     finished: list[Finished] = []
     read: list[AccountRead] = []  # the account, read ahead in the lock's round trip
 
@@ -114,17 +121,15 @@ def submit_code(flow_id: str) -> Response:
             SignInRequest.of(flow),
             identity,
             Via.CODE,
-            browser=browser_id(),
-            device=_device(),
+            browser=asked.browser_id,
+            device=describe_device(http.headers.get("User-Agent")),
             writes=writes,
             account_read=read[0] if read else None,
         )
         finished.append(outcome)
         return _where(outcome)
 
-    outcome = found.interaction.submit_code(
-        _flow_request(flow_id), request.form.get("code", ""), finish, read_ahead
-    )
+    outcome = found.interaction.submit_code(asked, http.form.get("code", ""), finish, read_ahead)
     if isinstance(outcome, Completion):
         if is_account_link_flow(outcome.flow):
             # Back to the platform (or the account page): a plain GET after the POST.
@@ -160,7 +165,7 @@ def allow(flow_id: str) -> Response:
             )
         )
 
-    outcome = found.interaction.allow(_flow_request(flow_id), approve)
+    outcome = found.interaction.allow(_flow_request(found, _request(), flow_id), approve)
     authorization = outcome.flow.authorization
     return authorization_answer(
         outcome.redirect_to, authorization.get("redirect_uri"), authorization.get("response_mode")
@@ -183,7 +188,7 @@ def _where(outcome: Finished) -> str:
 def flow_page(flow: Flow) -> tuple[str, int]:
     """The page of a flow's current step, as ``GET /signin/<id>`` shows it; /authorize
     answers a new sign-in with it (its email page) instead of a redirect here."""
-    return _render(flow)
+    return _render(services(), flow)
 
 
 def pending_flow_page(flow_id: str) -> tuple[str, int] | None:
@@ -193,28 +198,27 @@ def pending_flow_page(flow_id: str) -> tuple[str, int] | None:
     Not the calm page of a finished flow: the same URL may be a new request (a site with a
     fixed ``state``), which the SSO session answers, as any provider's /authorize does.
     """
-    if browser_id() is None:
+    found = services()
+    asked = _flow_request(found, _request(), flow_id, form=False)
+    if asked.browser_id is None:
         return None  # the binding cookie is gone (a new browser session): nothing to show
     try:
-        flow = services().interaction.view(_flow_request(flow_id, form=False))
+        flow = found.interaction.view(asked)
     except FlowError:
         return None
-    return _render(flow)
-
-
-def _device() -> str | None:
-    """What the account page will call this browser."""
-    return describe_device(request.headers.get("User-Agent"))
+    return _render(found, flow)
 
 
 @pages.post("/signin/<flow_id>/resend")
 def resend_code(flow_id: str) -> Response:
-    return _after(services().interaction.resend_code(_flow_request(flow_id)))
+    found = services()
+    return _after(found.interaction.resend_code(_flow_request(found, _request(), flow_id)))
 
 
 @pages.post("/signin/<flow_id>/restart")
 def restart(flow_id: str) -> Response:
-    flow = services().interaction.use_another_email(_flow_request(flow_id))
+    found = services()
+    flow = found.interaction.use_another_email(_flow_request(found, _request(), flow_id))
     return redirect(url_for("pages.show", flow_id=flow.id), 303)
 
 
@@ -229,19 +233,26 @@ def cancel(flow_id: str) -> Response:
             return leave_account_link_flow(flow)
         return _location(found.provider.deny(flow.authorization))
 
-    location = found.interaction.cancel(_flow_request(flow_id), deny)
+    location = found.interaction.cancel(_flow_request(found, _request(), flow_id), deny)
     authorization = ended[0].authorization
     return authorization_answer(
         location, authorization.get("redirect_uri"), authorization.get("response_mode")
     )
 
 
-def _flow_request(flow_id: str, *, form: bool = True) -> FlowRequest:
+def _request() -> Request:
+    """The request itself, not the proxy: each read through ``request`` looks it up again."""
+    return request._get_current_object()  # type: ignore[attr-defined, no-any-return]
+
+
+def _flow_request(
+    found: Services, http: Request, flow_id: str, *, form: bool = True
+) -> FlowRequest:
     return FlowRequest(
         flow_id=flow_id,
-        browser_id=browser_id(),
-        csrf_token=request.form.get("csrf_token", "") if form else None,
-        client_ip=request.remote_addr or "",
+        browser_id=browser_id_of(http, secure=found.settings.secure_cookies),
+        csrf_token=http.form.get("csrf_token", "") if form else None,
+        client_ip=http.remote_addr or "",
     )
 
 
@@ -262,10 +273,10 @@ def _after(result: StepResult) -> Response:
     return redirect(url_for("pages.show", flow_id=result.flow.id, **arguments), 303)
 
 
-def _notice() -> Problem | None:
+def _notice(http: Request) -> Problem | None:
     """The problem named in the page's query, if it is one we know (anything else: none)."""
     try:
-        return Problem(request.args.get("notice", ""))
+        return Problem(http.args.get("notice", ""))
     except ValueError:
         return None
 
@@ -278,8 +289,9 @@ def _status_of(problem: Problem) -> int:
     return 400
 
 
-def _render(flow: Flow, error: str | None = None, status: int = 200) -> tuple[str, int]:
-    found = services()
+def _render(
+    found: Services, flow: Flow, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
     client = found.settings.client(flow.client_id)
     consent = None
     if flow.step == FlowStep.CONSENT and flow.identity is not None:

@@ -53,12 +53,13 @@ protocol = Blueprint("protocol", __name__)
 def protocol_request() -> ProtocolRequest:
     """A back-channel request (/token, /par, /revoke, /introspect): its headers carry the
     client's credentials."""
+    http: Request = request._get_current_object()  # type: ignore[attr-defined]
     return ProtocolRequest(
-        method=request.method,
-        path=request.path,
-        query=list(request.args.items(multi=True)),
-        form=list(request.form.items(multi=True)) if request.method == "POST" else [],
-        headers=dict(request.headers),
+        method=http.method,
+        path=http.path,
+        query=list(http.args.items(multi=True)),
+        form=list(http.form.items(multi=True)) if http.method == "POST" else [],
+        headers=dict(http.headers),
     )
 
 

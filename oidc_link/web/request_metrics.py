@@ -21,7 +21,8 @@ def install_request_metrics(app: Flask, metrics: Metrics) -> None:
         # timer has started unless the app was given hooks ahead of this one.
         started = g.get("request_timer_started")
         if started is not None:
+            incoming = request._get_current_object()  # type: ignore[attr-defined]
             metrics.http_request(
-                request.endpoint, request.method, response.status_code, metrics.timer() - started
+                incoming.endpoint, incoming.method, response.status_code, metrics.timer() - started
             )
         return response
