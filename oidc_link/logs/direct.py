@@ -45,7 +45,7 @@ def write_line(
     if ours is None or line is None:  # no JSON handler of ours reaches this logger, ...
         logger.handle(_record(logger, level, message, arguments, fields))
         return
-    ours.write_line(line)
+    ours.write_fields(line)
     if others:
         record = _record(logger, level, message, arguments, fields)
         record.__dict__[logs.LINE_WRITTEN] = True
@@ -82,8 +82,9 @@ def _other_handlers(
 
 def _json_line(
     ours: logs.LineHandler, name: str, level: int, message: str, fields: dict[str, Any]
-) -> str:
-    """What JsonFormatter writes for the masked record, without the record."""
+) -> dict[str, Any]:
+    """What JsonFormatter writes for the masked record (before encoding), without the
+    record."""
     # The request fields first, in their order, then the others as given (as the record's).
     ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
     if len(ordered) < len(fields):
@@ -105,7 +106,7 @@ def _json_line(
         "message": message,
     }
     line.update(fields)
-    return logs.encode_line(line) + ours.terminator
+    return line
 
 
 def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
