@@ -22,6 +22,9 @@ _LEVEL_NAMES = {
 }
 
 
+_REQUEST_FIELD_COUNT = len(logs.REQUEST_FIELDS)
+
+
 def write_line(
     logger: logging.Logger,
     level: int,
@@ -86,27 +89,29 @@ def _json_line(
     """What JsonFormatter writes for the masked record (before encoding), without the
     record."""
     # The request fields first, in their order, then the others as given (as the record's).
-    ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
-    if len(ordered) < len(fields):
-        ordered.update(fields)
-    fields = ordered
+    # A request line gives all six first, in order: nothing to move.
+    if tuple(fields)[:_REQUEST_FIELD_COUNT] != logs.REQUEST_FIELDS:
+        ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
+        if len(ordered) < len(fields):
+            ordered.update(fields)
+        fields = ordered
     if not logs.holds_only_plain_text(message, fields):
         message, fields = _masked(message, fields)
-    request_id = logs.current_request_id.get()
-    if request_id and fields.get("request_id") is None:
-        # Where the record's line has it: first (a field given as None keeps its place).
-        if "request_id" in fields:
-            fields = {**fields, "request_id": request_id}
-        else:
-            fields = {"request_id": request_id, **fields}
-    line: dict[str, Any] = {
+    if fields.get("request_id") is None:
+        request_id = logs.current_request_id.get()
+        if request_id:
+            # Where the record's line has it: first (a field given as None keeps its place).
+            if "request_id" in fields:
+                fields = {**fields, "request_id": request_id}
+            else:
+                fields = {"request_id": request_id, **fields}
+    return {
         "time": ours.formatter.time_text(time.time()),  # type: ignore[union-attr]
         "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
         "logger": name,
         "message": message,
+        **fields,
     }
-    line.update(fields)
-    return line
 
 
 def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
