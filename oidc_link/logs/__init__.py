@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from oidc_link.logs import held
 from oidc_link.logs.descriptor import descriptor_of, write_whole
 from oidc_link.logs.mask import PUBLIC_FIELDS, _may_hold_secret, mask, mask_value, masked_email
 
@@ -289,30 +290,34 @@ class LineHandler(logging.StreamHandler):
 
     def write_fields(self, fields: dict[str, Any], record: logging.LogRecord | None = None) -> None:
         """Write ``fields`` as one JSON line: as bytes, in one ``write`` system call, to a
-        stream that is a file descriptor taking UTF-8 (stderr, a file); as text otherwise."""
-        descriptor = self._descriptor
-        if descriptor is None or self.terminator != "\n":
+        stream that is a file descriptor taking UTF-8 (stderr, a file); as text otherwise.
+        While a request holds its lines (logs/held.py) the line waits for the others."""
+        if self._descriptor is None or self.terminator != "\n":
             self.write_line(encode_line(fields) + self.terminator, record)
             return
         line = encode_line_bytes(fields)
-        with self.lock:
-            try:
-                write_whole(descriptor, line)
-            except RecursionError:
-                raise
-            except Exception:
-                self.handleError(record or logging.makeLogRecord({"msg": line}))
+        if not held.keep(self, line):
+            self.write_now(line, record)
 
     def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
-        """Write one finished line and flush it; ``record`` is what an error report names."""
+        """Write one finished line (or hold it with the request's others)."""
+        if not held.keep(self, line):
+            self.write_now(line, record)
+
+    def write_now(self, data: bytes | str, record: logging.LogRecord | None = None) -> None:
+        """Write finished lines at once: bytes to the descriptor in one system call, text to
+        the stream, then flushed. ``record`` is what an error report names."""
         with self.lock:
             try:
-                self.stream.write(line)
-                self.stream.flush()
+                if type(data) is bytes:
+                    write_whole(self._descriptor, data)  # type: ignore[arg-type]
+                else:
+                    self.stream.write(data)  # type: ignore[arg-type]
+                    self.stream.flush()
             except RecursionError:
                 raise
             except Exception:
-                self.handleError(record or logging.makeLogRecord({"msg": line}))
+                self.handleError(record or logging.makeLogRecord({"msg": data}))
 
 
 class TextFormatter(logging.Formatter):

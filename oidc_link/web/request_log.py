@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
 from oidc_link.logs.direct import write_line
+from oidc_link.logs.held import hold_lines, write_held
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
@@ -41,9 +42,14 @@ def install_request_log(app: Flask, settings: Settings) -> None:
     def note_start() -> None:
         g.request_log_started = time.perf_counter()
         g.request_log_context = current_request_id.set(g.get("request_id"))
+        # The request's lines go out together with its own, in one write (logs/held.py).
+        g.request_log_held = hold_lines()
 
     @app.teardown_request
     def forget_request(_error: BaseException | None) -> None:
+        # Anything logged after the request line, or held when no request line was
+        # written (an error in another after_request hook).
+        write_held(g.pop("request_log_held", None))
         token = g.pop("request_log_context", None)
         if token is not None:
             try:
@@ -64,6 +70,7 @@ def install_request_log(app: Flask, settings: Settings) -> None:
         status = response.status_code
         method = incoming.method
         if not probe_lines and is_successful_probe(route, method, status):
+            write_held()
             return response
         write_request_line(
             g.get("request_id"),
@@ -73,6 +80,7 @@ def install_request_log(app: Flask, settings: Settings) -> None:
             status,
             g.get("request_log_started"),
         )
+        write_held()  # the request's lines, its own last, in one write
         return response
 
 
