@@ -323,6 +323,24 @@ def test_a_request_line_names_only_a_configured_client(app: Flask, output: io.St
     assert "jenny" not in output.getvalue()
 
 
+def test_a_request_line_finds_the_client_however_the_request_spells_where_it_is_named(
+    app: Flask, output: io.StringIO
+) -> None:
+    client = app.test_client()
+    client.get("/authorize?%63lient%5Fid=shop&state=s")  # the key written with %-escapes
+    client.get("/authorize?state=s")  # a query naming no client
+    client.post(
+        "/token",
+        data="grant_type=x&client_id=blog",
+        headers={"Content-Type": "Application/X-WWW-Form-URLEncoded ; charset=utf-8"},
+    )
+    client.post("/token", data={"grant_type": "x"}, headers={"Authorization": "Basic %%%"})
+
+    requests = [line for line in lines(output) if line.get("event") == "http.request"]
+    assert [line["client_id"] for line in requests] == ["shop", None, "blog", None]
+    assert [line["status"] for line in requests][3] in (400, 401)
+
+
 def test_the_log_settings_come_from_the_file_and_the_environment_wins() -> None:
     config = provider_config() | {
         "log_format": "text",
