@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 
 from oidc_link.logs import configure_logging
 from oidc_link.logs.direct import write_line
@@ -37,7 +38,7 @@ def stream() -> Iterator[CountedWrites]:
 
 
 def events(text: str) -> list[str]:
-    return [json.loads(line)["event"] for line in text.splitlines()]
+    return [json.loads(line).get("event") for line in text.splitlines()]
 
 
 log = logging.getLogger("oidc_link.tests.held")
@@ -95,3 +96,30 @@ def test_without_holding_each_line_is_its_own_write(stream: CountedWrites) -> No
     log.info("one", extra={"event": "a"})
     request_line()
     assert [events(text) for text in stream.writes] == [["a"], ["http.request"]]
+
+
+def test_the_app_writes_a_requests_lines_with_its_request_line_in_one_write(
+    app: Flask, stream: CountedWrites
+) -> None:
+    @app.get("/_held_probe")
+    def probe() -> str:
+        write_line(log, logging.INFO, "SMS code sent", (), {"event": "sms.sent"})
+        log.warning("Link answered slowly", extra={"event": "link.slow"})
+        return "ok"
+
+    @app.get("/_failing_held_probe")
+    def failing() -> str:
+        log.info("before the failure", extra={"event": "step"})
+        raise RuntimeError("probe")
+
+    client = app.test_client()
+    request_id = client.get("/_held_probe").headers["Request-Id"]
+    client.get("/_failing_held_probe")
+    log.info("between requests", extra={"event": "free"})
+
+    first, second, third = stream.writes
+    assert events(first) == ["sms.sent", "link.slow", "http.request"]
+    assert {json.loads(line)["request_id"] for line in first.splitlines()} == {request_id}
+    assert events(second)[0] == "step" and events(second)[-1] == "http.request"
+    assert json.loads(second.splitlines()[-1])["status"] == 500
+    assert events(third) == ["free"]
