@@ -8,8 +8,9 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -447,6 +448,22 @@ def test_json_time_is_written_as_datetime_would_write_it() -> None:
     for moment in moments:
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
         assert formatter.time_text(moment) == expected
+
+
+def test_a_line_without_a_record_writes_its_time_from_nanoseconds_as_datetime_would() -> None:
+    formatter = JsonFormatter()
+    chance = random.Random(11)  # noqa: S311 - repeatable test input, no secret
+    moments = [chance.randrange(0, 4 * 10**18) for _ in range(5000)]
+    # Nanoseconds that round up to the next millisecond or second at the microsecond.
+    moments += [1_800_000_000 * 10**9 + n for n in (999_999_500, 999_500_000, 499, 500, 0)]
+    for moment in moments:
+        second, nanosecond = divmod(moment, 10**9)
+        exact = datetime.fromtimestamp(second, UTC) + timedelta(
+            microseconds=(nanosecond + 500) // 1000
+        )
+        assert formatter.nanoseconds_text(moment) == exact.isoformat(timespec="milliseconds")
+    before = formatter.time_text(time.time())
+    assert before <= formatter.now_text() <= formatter.time_text(time.time() + 0.002)
 
 
 def test_lines_logged_by_many_threads_at_once_are_each_whole(output: io.StringIO) -> None:

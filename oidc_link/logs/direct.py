@@ -9,7 +9,6 @@ masks it for them), so a capture, a test's caplog or an operator's handler misse
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import oidc_link.logs as logs
@@ -106,7 +105,7 @@ def _json_line(
             else:
                 fields = {"request_id": request_id, **fields}
     return {
-        "time": ours.formatter.time_text(time.time()),  # type: ignore[union-attr]
+        "time": ours.formatter.now_text(),  # type: ignore[union-attr]
         "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
         "logger": name,
         "message": message,
