@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 import traceback
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 
 from oidc_link.logs import held
 from oidc_link.logs.descriptor import descriptor_of, write_whole
+from oidc_link.logs.line_time import LineTime
 from oidc_link.logs.mask import PUBLIC_FIELDS, _may_hold_secret, mask, mask_value, masked_email
 
 # The mask's functions are imported from here too (interaction.py names people through
@@ -184,19 +183,12 @@ def stamp_request_id(record: logging.LogRecord) -> None:
         record.request_id = request_id
 
 
-# ".000+00:00" to ".999+00:00": a line's time ends with one of these.
-_MILLISECONDS = tuple(f".{millisecond:03d}+00:00" for millisecond in range(1000))
-
-
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(LineTime, logging.Formatter):
     """One JSON object per line: time, level, logger, message, then the record's fields."""
 
     def __init__(self) -> None:
-        super().__init__()
-        # The last whole second written and its text: a busy server writes many lines in
-        # each second and formats its date and time once (threads share it safely: the
-        # pair is replaced in one assignment, and any pair read is a right one).
-        self._second: tuple[int, str] = (-1, "")
+        logging.Formatter.__init__(self)
+        LineTime.__init__(self)
 
     def format(self, record: logging.LogRecord) -> str:
         return encode_line(self.line_of(record))
@@ -225,37 +217,6 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = record.stack_info
         return line
-
-    def now_text(self) -> str:
-        """Now, as ``time_text(time.time())`` writes it."""
-        return self.nanoseconds_text(time.time_ns())
-
-    def nanoseconds_text(self, since_epoch: int) -> str:
-        """``since_epoch`` nanoseconds rounded to the microsecond, then cut to the
-        millisecond, as ``time_text`` writes a float: in integers, without ``round`` or a
-        format call, which cost a line several microseconds in a busy server."""
-        second, nanosecond = divmod(since_epoch, 1_000_000_000)
-        millisecond = (nanosecond + 500) // 1_000_000
-        if millisecond == 1000:
-            second, millisecond = second + 1, 0
-        cached_second, text = self._second
-        if second != cached_second:
-            text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:-6]
-            self._second = (second, text)
-        return text + _MILLISECONDS[millisecond]
-
-    def time_text(self, created: float) -> str:
-        """``created`` as ``datetime.fromtimestamp(created, UTC).isoformat(timespec=
-        "milliseconds")`` writes it, rounded to the microsecond the same way first."""
-        second = int(created)
-        microsecond = round((created - second) * 1e6)
-        if microsecond >= 1_000_000:
-            second, microsecond = second + 1, microsecond - 1_000_000
-        cached_second, text = self._second
-        if second != cached_second:
-            text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:-6]
-            self._second = (second, text)
-        return f"{text}.{microsecond // 1000:03d}+00:00"
 
 
 class LineHandler(logging.StreamHandler):
