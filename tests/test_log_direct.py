@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,55 @@ def test_with_the_text_format_the_line_is_the_text_formatters() -> None:
     })  # fmt: skip
 
     assert stream.getvalue().rstrip().endswith("INFO oidc_link.tests.direct: hello x event=x")
+
+
+def write_a_few_lines(stream: io.TextIOBase) -> None:
+    """A request line and an event line without records, and a record's line."""
+    configure_logging("json", "INFO", stream=stream)  # type: ignore[arg-type]
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, LineHandler))
+    logger = logging.getLogger("oidc_link.tests.direct")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        write_line(logger, logging.INFO, MESSAGE, ARGUMENTS, request_fields())
+        event = {"event": "sign_in.completed", "client_id": "shop", "email": "j***@example.com"}
+        write_line(logger, logging.INFO, "Sign-in completed", (), event)
+        logger.warning("Link said café ✓ for %s", "jenny@example.com", extra={"event": "x"})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def without_time(text: str) -> list[dict]:
+    return [{**json.loads(line), "time": None} for line in text.splitlines()]
+
+
+def test_lines_to_a_file_are_the_lines_a_text_stream_gets_each_written_whole_after_earlier_text(
+    tmp_path: Path,
+) -> None:
+    text = io.StringIO()
+    write_a_few_lines(text)
+    path = tmp_path / "oidc-link.log"
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("written before the log was configured\n")  # still in the file's buffer
+        write_a_few_lines(file)
+        handler = next(h for h in logging.getLogger().handlers if isinstance(h, LineHandler))
+        assert handler._descriptor == file.fileno()  # the lines went to the descriptor
+    first, rest = path.read_text(encoding="utf-8").split("\n", 1)
+    assert first == "written before the log was configured"
+    assert rest.endswith("\n") and "\n\n" not in rest
+    assert without_time(rest) == without_time(text.getvalue())
+    assert "jenny" not in rest and "café ✓" in rest
+
+
+def test_a_stream_set_later_without_a_descriptor_gets_its_lines_as_text(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "oidc-link.log"
+    with open(path, "w", encoding="utf-8") as file:
+        handler = configure_logging("json", "INFO", stream=file)
+        later = io.StringIO()
+        handler.setStream(later)  # type: ignore[attr-defined]
+        logging.getLogger("oidc_link.tests.direct").warning("to the new stream")
+    assert path.read_text() == ""
+    assert [line["message"] for line in lines(later)] == ["to the new stream"]

@@ -8,8 +8,9 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -323,6 +324,24 @@ def test_a_request_line_names_only_a_configured_client(app: Flask, output: io.St
     assert "jenny" not in output.getvalue()
 
 
+def test_a_request_line_finds_the_client_however_the_request_spells_where_it_is_named(
+    app: Flask, output: io.StringIO
+) -> None:
+    client = app.test_client()
+    client.get("/authorize?%63lient%5Fid=shop&state=s")  # the key written with %-escapes
+    client.get("/authorize?state=s")  # a query naming no client
+    client.post(
+        "/token",
+        data="grant_type=x&client_id=blog",
+        headers={"Content-Type": "Application/X-WWW-Form-URLEncoded ; charset=utf-8"},
+    )
+    client.post("/token", data={"grant_type": "x"}, headers={"Authorization": "Basic %%%"})
+
+    requests = [line for line in lines(output) if line.get("event") == "http.request"]
+    assert [line["client_id"] for line in requests] == ["shop", None, "blog", None]
+    assert [line["status"] for line in requests][3] in (400, 401)
+
+
 def test_the_log_settings_come_from_the_file_and_the_environment_wins() -> None:
     config = provider_config() | {
         "log_format": "text",
@@ -429,6 +448,22 @@ def test_json_time_is_written_as_datetime_would_write_it() -> None:
     for moment in moments:
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
         assert formatter.time_text(moment) == expected
+
+
+def test_a_line_without_a_record_writes_its_time_from_nanoseconds_as_datetime_would() -> None:
+    formatter = JsonFormatter()
+    chance = random.Random(11)  # noqa: S311 - repeatable test input, no secret
+    moments = [chance.randrange(0, 4 * 10**18) for _ in range(5000)]
+    # Nanoseconds that round up to the next millisecond or second at the microsecond.
+    moments += [1_800_000_000 * 10**9 + n for n in (999_999_500, 999_500_000, 499, 500, 0)]
+    for moment in moments:
+        second, nanosecond = divmod(moment, 10**9)
+        exact = datetime.fromtimestamp(second, UTC) + timedelta(
+            microseconds=(nanosecond + 500) // 1000
+        )
+        assert formatter.nanoseconds_text(moment) == exact.isoformat(timespec="milliseconds")
+    before = formatter.time_text(time.time())
+    assert before <= formatter.now_text() <= formatter.time_text(time.time() + 0.002)
 
 
 def test_lines_logged_by_many_threads_at_once_are_each_whole(output: io.StringIO) -> None:

@@ -12,11 +12,13 @@ import logging
 import sys
 import traceback
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 
+from oidc_link.logs import held
+from oidc_link.logs.descriptor import descriptor_of, write_whole
+from oidc_link.logs.line_time import LineTime
 from oidc_link.logs.mask import PUBLIC_FIELDS, _may_hold_secret, mask, mask_value, masked_email
 
 # The mask's functions are imported from here too (interaction.py names people through
@@ -52,6 +54,14 @@ def encode_line(line: dict[str, Any]) -> str:
         return orjson.dumps(line, default=str, option=_ORJSON_OPTIONS).decode()
     except TypeError:
         return _encode_slowly(line)
+
+
+def encode_line_bytes(line: dict[str, Any]) -> bytes:
+    """``encode_line(line) + "\n"`` in UTF-8, as orjson makes it (no text in between)."""
+    try:
+        return orjson.dumps(line, default=str, option=_ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return (_encode_slowly(line) + "\n").encode("utf-8", "backslashreplace")
 
 
 # Set on a record whose JSON line logs/direct.py has written: our handler only masks it.
@@ -173,17 +183,18 @@ def stamp_request_id(record: logging.LogRecord) -> None:
         record.request_id = request_id
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(LineTime, logging.Formatter):
     """One JSON object per line: time, level, logger, message, then the record's fields."""
 
     def __init__(self) -> None:
-        super().__init__()
-        # The last whole second written and its text: a busy server writes many lines in
-        # each second and formats its date and time once (threads share it safely: the
-        # pair is replaced in one assignment, and any pair read is a right one).
-        self._second: tuple[int, str] = (-1, "")
+        logging.Formatter.__init__(self)
+        LineTime.__init__(self)
 
     def format(self, record: logging.LogRecord) -> str:
+        return encode_line(self.line_of(record))
+
+    def line_of(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record's line as the dict ``format`` encodes."""
         attributes = record.__dict__
         fields = attributes.get("_masked_fields")
         if fields is None:  # a record that did not pass the mask
@@ -205,20 +216,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return encode_line(line)
-
-    def time_text(self, created: float) -> str:
-        """``created`` as ``datetime.fromtimestamp(created, UTC).isoformat(timespec=
-        "milliseconds")`` writes it, rounded to the microsecond the same way first."""
-        second = int(created)
-        microsecond = round((created - second) * 1e6)
-        if microsecond >= 1_000_000:
-            second, microsecond = second + 1, microsecond - 1_000_000
-        cached_second, text = self._second
-        if second != cached_second:
-            text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:-6]
-            self._second = (second, text)
-        return f"{text}.{microsecond // 1000:03d}+00:00"
+        return line
 
 
 class LineHandler(logging.StreamHandler):
@@ -226,12 +224,21 @@ class LineHandler(logging.StreamHandler):
     development server's access line and masks the record itself, in one call rather than
     as three filters; it formats the line before it takes the stream's lock and holds the
     lock only to write it: request threads do not queue behind another thread's formatting
-    (logging.Handler.handle holds the lock through ``emit``). Each line is written and
-    flushed whole, at once: none waits in a buffer, so none is lost if the process dies."""
+    (logging.Handler.handle holds the lock through ``emit``). Each line is written whole, at
+    once, in one ``write`` system call to a stream over a file descriptor (stderr, a file;
+    logs/descriptor.py), else written and flushed: none waits in a buffer, so none is lost
+    if the process dies."""
 
     def __init__(self, stream: TextIO, drop_server_access_lines: bool = False) -> None:
         super().__init__(stream)
         self._drop_server_access_lines = drop_server_access_lines
+        self._descriptor = descriptor_of(stream)
+
+    def setStream(self, stream: TextIO) -> TextIO | None:  # noqa: N802 - logging's name
+        with self.lock:
+            previous = super().setStream(stream)
+            self._descriptor = descriptor_of(self.stream)
+        return previous
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Even a record this handler then drops is masked: it is shared with any handler
@@ -251,7 +258,11 @@ class LineHandler(logging.StreamHandler):
             return False
         if record.__dict__.get(LINE_WRITTEN):  # logs/direct.py wrote its line already
             return True
+        formatter = self.formatter
         try:
+            if type(formatter) is JsonFormatter:
+                self.write_fields(formatter.line_of(record), record)
+                return True
             line = self.format(record) + self.terminator
         except RecursionError:  # as logging.StreamHandler.emit: see CPython issue 36272
             raise
@@ -261,16 +272,36 @@ class LineHandler(logging.StreamHandler):
         self.write_line(line, record)
         return True
 
+    def write_fields(self, fields: dict[str, Any], record: logging.LogRecord | None = None) -> None:
+        """Write ``fields`` as one JSON line: as bytes, in one ``write`` system call, to a
+        stream that is a file descriptor taking UTF-8 (stderr, a file); as text otherwise.
+        While a request holds its lines (logs/held.py) the line waits for the others."""
+        if self._descriptor is None or self.terminator != "\n":
+            self.write_line(encode_line(fields) + self.terminator, record)
+            return
+        line = encode_line_bytes(fields)
+        if not held.keep(self, line):
+            self.write_now(line, record)
+
     def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
-        """Write one finished line and flush it; ``record`` is what an error report names."""
+        """Write one finished line (or hold it with the request's others)."""
+        if not held.keep(self, line):
+            self.write_now(line, record)
+
+    def write_now(self, data: bytes | str, record: logging.LogRecord | None = None) -> None:
+        """Write finished lines at once: bytes to the descriptor in one system call, text to
+        the stream, then flushed. ``record`` is what an error report names."""
         with self.lock:
             try:
-                self.stream.write(line)
-                self.stream.flush()
+                if type(data) is bytes:
+                    write_whole(self._descriptor, data)  # type: ignore[arg-type]
+                else:
+                    self.stream.write(data)  # type: ignore[arg-type]
+                    self.stream.flush()
             except RecursionError:
                 raise
             except Exception:
-                self.handleError(record or logging.makeLogRecord({"msg": line}))
+                self.handleError(record or logging.makeLogRecord({"msg": data}))
 
 
 class TextFormatter(logging.Formatter):

@@ -9,7 +9,6 @@ masks it for them), so a capture, a test's caplog or an operator's handler misse
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import oidc_link.logs as logs
@@ -20,6 +19,9 @@ _LEVEL_NAMES = {
     level: logging.getLevelName(level).lower()
     for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 }
+
+
+_REQUEST_FIELD_COUNT = len(logs.REQUEST_FIELDS)
 
 
 def write_line(
@@ -45,7 +47,7 @@ def write_line(
     if ours is None or line is None:  # no JSON handler of ours reaches this logger, ...
         logger.handle(_record(logger, level, message, arguments, fields))
         return
-    ours.write_line(line)
+    ours.write_fields(line)
     if others:
         record = _record(logger, level, message, arguments, fields)
         record.__dict__[logs.LINE_WRITTEN] = True
@@ -82,30 +84,33 @@ def _other_handlers(
 
 def _json_line(
     ours: logs.LineHandler, name: str, level: int, message: str, fields: dict[str, Any]
-) -> str:
-    """What JsonFormatter writes for the masked record, without the record."""
+) -> dict[str, Any]:
+    """What JsonFormatter writes for the masked record (before encoding), without the
+    record."""
     # The request fields first, in their order, then the others as given (as the record's).
-    ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
-    if len(ordered) < len(fields):
-        ordered.update(fields)
-    fields = ordered
+    # A request line gives all six first, in order: nothing to move.
+    if tuple(fields)[:_REQUEST_FIELD_COUNT] != logs.REQUEST_FIELDS:
+        ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
+        if len(ordered) < len(fields):
+            ordered.update(fields)
+        fields = ordered
     if not logs.holds_only_plain_text(message, fields):
         message, fields = _masked(message, fields)
-    request_id = logs.current_request_id.get()
-    if request_id and fields.get("request_id") is None:
-        # Where the record's line has it: first (a field given as None keeps its place).
-        if "request_id" in fields:
-            fields = {**fields, "request_id": request_id}
-        else:
-            fields = {"request_id": request_id, **fields}
-    line: dict[str, Any] = {
-        "time": ours.formatter.time_text(time.time()),  # type: ignore[union-attr]
+    if fields.get("request_id") is None:
+        request_id = logs.current_request_id.get()
+        if request_id:
+            # Where the record's line has it: first (a field given as None keeps its place).
+            if "request_id" in fields:
+                fields = {**fields, "request_id": request_id}
+            else:
+                fields = {"request_id": request_id, **fields}
+    return {
+        "time": ours.formatter.now_text(),  # type: ignore[union-attr]
         "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
         "logger": name,
         "message": message,
+        **fields,
     }
-    line.update(fields)
-    return logs.encode_line(line) + ours.terminator
 
 
 def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import same
 from oidc_link.keys import SigningKeys
+from oidc_link.logs.direct import write_line
 from oidc_link.metrics import Metrics
 from oidc_link.models import Identity, SsoSession
 from oidc_link.oauth.claims import OAuthClient
@@ -130,10 +131,13 @@ class Provider(AuthorizationServer):
             grant_type = "authorization_code"
         # Saved means issued: Authlib returns the response right after this hook.
         self.metrics.token_issued(grant_type, request.client.get_client_id())
-        log.info(
+        # Written without a LogRecord (logs/direct.py): the same line, for less.
+        write_line(
+            log,
+            logging.INFO,
             "Tokens issued (%s)",
-            grant_type,
-            extra={
+            (grant_type,),
+            {
                 "event": "tokens.issued",
                 "grant_type": grant_type,
                 "client_id": request.client.get_client_id(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from urllib.parse import unquote_plus
 
@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
 from oidc_link.logs.direct import write_line
+from oidc_link.logs.held import hold_lines, write_held
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
@@ -32,6 +33,7 @@ REQUEST_MESSAGE = "%s %s %d in %s ms"
 # success would outnumber the sign-ins' own lines and cost more than their answers.
 PROBE_ROUTES = frozenset({DISCOVERY_PATH, JWKS_PATH, LIVENESS_PATH, READINESS_PATH})
 _PROBE_METHODS = frozenset({"GET", "HEAD"})
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def install_request_log(app: Flask, settings: Settings) -> None:
@@ -41,9 +43,14 @@ def install_request_log(app: Flask, settings: Settings) -> None:
     def note_start() -> None:
         g.request_log_started = time.perf_counter()
         g.request_log_context = current_request_id.set(g.get("request_id"))
+        # The request's lines go out together with its own, in one write (logs/held.py).
+        g.request_log_held = hold_lines()
 
     @app.teardown_request
     def forget_request(_error: BaseException | None) -> None:
+        # Anything logged after the request line, or held when no request line was
+        # written (an error in another after_request hook).
+        write_held(g.pop("request_log_held", None))
         token = g.pop("request_log_context", None)
         if token is not None:
             try:
@@ -64,6 +71,7 @@ def install_request_log(app: Flask, settings: Settings) -> None:
         status = response.status_code
         method = incoming.method
         if not probe_lines and is_successful_probe(route, method, status):
+            write_held()
             return response
         write_request_line(
             g.get("request_id"),
@@ -73,6 +81,7 @@ def install_request_log(app: Flask, settings: Settings) -> None:
             status,
             g.get("request_log_started"),
         )
+        write_held()  # the request's lines, its own last, in one write
         return response
 
 
@@ -132,27 +141,31 @@ def configured_client_id(settings: Settings, incoming: Request) -> str | None:
 
 
 def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None:
-    for named in _named_client_ids(incoming):
+    """The query's, the form's, then Basic auth's client id, the first that is configured.
+    Each is read only if the request has one: a request without a query string naming a
+    client, a form body or an Authorization header (discovery, JWKS, most pages) gets
+    nothing parsed for its log line."""
+    environ = incoming.environ
+    query = environ.get("QUERY_STRING")
+    # A key written with a %-escape decodes to client_id too: the query is parsed then.
+    if query and ("client_id" in query or "%" in query):
+        named = incoming.args.get("client_id")
         if named and named in known_clients:
             return named
-    return None
-
-
-def _named_client_ids(incoming: Request) -> Iterator[str | None]:
-    """The query's, the form's, then Basic auth's, each read only when asked for and only
-    if the request has one: a request without a query string, a body or an Authorization
-    header (discovery, JWKS, most pages) gets nothing parsed for its log line."""
-    environ = incoming.environ
-    if environ.get("QUERY_STRING"):
-        yield incoming.args.get("client_id")
-    if environ.get("CONTENT_TYPE") and incoming.mimetype == "application/x-www-form-urlencoded":
-        from_form = None
+    content_type = environ.get("CONTENT_TYPE")
+    # What Request.mimetype finds, without parsing the header's options.
+    if content_type and content_type.partition(";")[0].strip().lower() == _FORM_TYPE:
+        named = None
         # A body too large to parse raises here: the answer has already said so.
         with suppress(HTTPException):
-            from_form = incoming.form.get("client_id")
-        yield from_form
+            named = incoming.form.get("client_id")
+        if named and named in known_clients:
+            return named
     if environ.get("HTTP_AUTHORIZATION"):
         authorization = incoming.authorization
         if authorization is not None and authorization.type == "basic":
             # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
-            yield unquote_plus(authorization.username or "")
+            named = unquote_plus(authorization.username or "")
+            if named and named in known_clients:
+                return named
+    return None
