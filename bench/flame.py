@@ -12,7 +12,6 @@ sign-in"). Needs py-spy (the ``bench`` extra); loopback only.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from bench.phases import run_phase
 from bench.processes import start_oidc_link
-from bench.profile import is_idle
+from bench.profile import find_py_spy, is_idle
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 OWN_CODE = "oidc_link/"
@@ -66,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         "replies, mostly): where a request's time goes rather than its CPU",
     )
     args = parser.parse_args(argv)
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(py_spy).exists():
-        print("py-spy is not installed: pip install -e '.[bench]'", file=sys.stderr)
+    py_spy = find_py_spy()
+    if py_spy is None:
         return 2
     duration = int(max(5.0, min(args.duration, 90.0)))
     with tempfile.TemporaryDirectory(prefix="oidc-link-flame-") as temporary:

@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads waiting for Redis replies count too: where a request's time goes)",
     )
     args = parser.parse_args(argv)
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(py_spy).exists():
-        print("py-spy is not installed: pip install py-spy", file=sys.stderr)
+    py_spy = find_py_spy()
+    if py_spy is None:
         return 2
     duration = max(1.0, min(args.duration, 120.0))
     with tempfile.TemporaryDirectory(prefix="oidc-link-profile-") as temporary:
@@ -133,6 +132,15 @@ def library_of(frame: str) -> str:
 
 IDLE = ("select ", "poll ", "accept ", "wait ", "_wait_for_tstate_lock", "recv_into ",
         "readinto ", "sleep ")  # fmt: skip
+
+
+def find_py_spy() -> str | None:
+    """py-spy on the PATH or beside this Python; None (and why, on stderr) without it."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if Path(py_spy).exists():
+        return py_spy
+    print("py-spy is not installed: pip install -e '.[bench]'", file=sys.stderr)
+    return None
 
 
 def is_idle(frame: str) -> bool:
