@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
-from oidc_link.config import settings_from_mapping
+from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.models import AuthorizationCode
 from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.services import build_services
@@ -426,6 +426,26 @@ def test_issuing_a_code_binds_its_family_to_the_account_and_the_session_before_i
     assert "family:" + family_id in redis_client.smembers(keyspace.session_dependents(record.sid))
     assert redeem(app, code).status_code == 200
     assert redis_client.get(keyspace.family(family_id)) == FAMILY_LIVE
+
+
+def test_the_sessions_set_gets_the_client_and_the_family_with_the_sessions_lifetime(
+    app: Flask, console: list[str], redis_client: redis.Redis, settings: Settings
+) -> None:
+    # One SADD of both members and one EXPIRE to the session's absolute expiry (the
+    # family's EXPIRE NX, a fallback for a lost set, would not have applied after it).
+    code = issued_code(app, console)
+    record = AuthorizationCode.from_record(redis_client.get(keyspace.code(code)))
+    assert record.sid is not None
+    dependents = keyspace.session_dependents(record.sid)
+    lifetimes = settings.lifetimes
+
+    assert redis_client.smembers(dependents) == {
+        "client:shop",
+        "family:" + TokenLifecycle.family_of(code),
+    }
+    assert lifetimes.session_absolute - 5 <= redis_client.ttl(dependents)
+    assert redis_client.ttl(dependents) <= lifetimes.session_absolute
+    assert lifetimes.refresh_token + lifetimes.code > lifetimes.session_absolute
 
 
 def test_a_code_an_earlier_version_issued_has_its_family_bound_when_it_is_redeemed(

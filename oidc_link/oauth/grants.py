@@ -188,10 +188,21 @@ class CodeGrant(AuthorizationCodeGrant):
         # What issuing a code writes goes in one MULTI, one round trip: the caller's
         # (Provider.approve's ``writes``), else one of its own.
         given = request.store_writes
+        tokens = self.server.tokens
+        family_id = tokens.family_of(code)
+        # The family goes into the session's set with the client (one SADD, one EXPIRE)
+        # when its tokens end with the session; bind_family then leaves that set alone.
+        session_family = (
+            family_id if session is not None and tokens.ends_with_session(request.scope) else None
+        )
         with nullcontext(given) if given is not None else store.writes() as writes:
             if session is not None:
                 store.sessions.remember_client(
-                    session.sid, client.get_client_id(), session.absolute_expiry, writes=writes
+                    session.sid,
+                    client.get_client_id(),
+                    session.absolute_expiry,
+                    family_id=session_family,
+                    writes=writes,
                 )
             # The user's account at this client's owner (its sub, as Provider.subject_for
             # gives it), created on the first sign-in (issue 6).
@@ -202,8 +213,6 @@ class CodeGrant(AuthorizationCodeGrant):
                 writes,
                 request.account_read,
             )
-            tokens = self.server.tokens
-            family_id = tokens.family_of(code)
             record = AuthorizationCode(
                 client_id=client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
@@ -221,7 +230,7 @@ class CodeGrant(AuthorizationCodeGrant):
             )
             store.tokens.save_code(code, record, writes=writes)
             # Bound now, in this batch, so that redeeming the code is one script.
-            tokens.bind_family(record, family_id, writes)
+            tokens.bind_family(record, family_id, writes, in_session_set=session is not None)
 
     def validate_token_request(self) -> None:
         """RFC 6749 §4.1.3: Authlib authenticates the client; the code's checks run in the

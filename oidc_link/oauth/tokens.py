@@ -102,15 +102,29 @@ class TokenLifecycle:
         script opens it."""
         return "fam_" + digest("token family\x00" + code)[:32]
 
-    def bind_family(self, code: AuthorizationCode, family_id: str, writes: Writes) -> None:
+    @staticmethod
+    def ends_with_session(scope: str) -> bool:
+        """Tokens without offline_access end with the session that issued them (Back-Channel
+        Logout 1.0 §2.7): their family goes into the session's set."""
+        return "offline_access" not in scope.split()
+
+    def bind_family(
+        self,
+        code: AuthorizationCode,
+        family_id: str,
+        writes: Writes,
+        *,
+        in_session_set: bool = False,
+    ) -> None:
         """Queue what finds a code's family later: the account's families ("Sign out
-        everywhere" revokes each) and, for tokens without offline_access, the session's
-        (Back-Channel Logout 1.0 §2.7: they end with the session that issued them). The
-        sets outlive the family's longest life from the code's last moment."""
+        everywhere" revokes each) and, for tokens that end with the session, the session's.
+        The sets outlive the family's longest life from the code's last moment.
+        ``in_session_set``: the caller already put the family in the session's set, in the
+        same batch (grants.py, with the session's client)."""
         lifetimes = self.settings.lifetimes
         ttl = lifetimes.refresh_token + lifetimes.code
         self.store.tokens.remember_account_family(code.subject, family_id, ttl, writes=writes)
-        if code.sid and "offline_access" not in code.scope.split():
+        if code.sid and not in_session_set and self.ends_with_session(code.scope):
             self.store.sessions.remember_family(code.sid, family_id, ttl, writes=writes)
 
     def redeem(

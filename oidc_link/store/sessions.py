@@ -51,11 +51,18 @@ class SessionStore(Aggregate):
         client_id: str,
         session_expires_at: int,
         *,
+        family_id: str | None = None,
         writes: Writes | None = None,
     ) -> None:
+        """Remember the client, and with it the token family its code opens when that family
+        ends with the session: one SADD and one EXPIRE for both (remember_family's EXPIRE NX
+        would do nothing after this EXPIRE)."""
         key = keyspace.session_dependents(sid)
+        members = ["client:" + client_id]
+        if family_id is not None:
+            members.append("family:" + family_id)
         with self._transaction(writes) as pipeline:
-            pipeline.sadd(key, "client:" + client_id)
+            pipeline.sadd(key, *members)
             pipeline.expire(key, self._ttl_until(session_expires_at))
 
     def remember_family(
