@@ -224,8 +224,8 @@ class Scenario:
 class Measurement:
     """The provider on a real redis-server, with a counting client and a stats reader."""
 
-    def __init__(self, redis_url: str, scope: str) -> None:
-        settings = settings_from_mapping(provider_config(), {}, "bench")
+    def __init__(self, redis_url: str, scope: str, config: dict[str, Any] | None = None) -> None:
+        settings = settings_from_mapping(config or provider_config(), {}, "bench")
         self.journal = Journal()
         client = connect(redis_url)
         # Before the first command: every connection the pool makes will count.
@@ -335,7 +335,11 @@ class Measurement:
 def measure(redis_url: str, scope: str) -> list[Scenario]:
     """Warm up (keys, first account, scripts loaded), then measure three kinds of sign-in
     and a refresh grant."""
-    measurement = Measurement(redis_url, scope)
+    return measure_with(Measurement(redis_url, scope))
+
+
+def measure_with(measurement: Measurement) -> list[Scenario]:
+    """As ``measure``, on a measurement built elsewhere (bench.sizing's also counts bytes)."""
     warm_up = measurement.sign_in("warm-up", RETURNING)
     measurement.refresh("warm-up", warm_up)
     newcomer = measurement.sign_in("first sign-in of a new user", NEWCOMER)
