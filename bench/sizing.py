@@ -59,18 +59,26 @@ LASTING = 2 * 3600
 
 
 def user_email(index: int) -> str:
+    """The users of the CPU batches."""
     return f"user{index}@example.com"
 
 
+def kept_email(index: int) -> str:
+    """The users whose memory is measured: each signs in once."""
+    return f"kept{index}@example.com"
+
+
 def sizing_config(users: int) -> dict[str, Any]:
-    """bench.redis_round_trips's provider with ``users`` more sandbox users, a third-party
+    """bench.redis_round_trips's provider with 2 x ``users`` more sandbox users, a third-party
     client (a consent is part of what a user keeps), and the per-network lookup limit
     raised: every sign-in here comes from one address."""
     config = provider_config()
     config["limits"]["lookups_per_ip"] = 1_000_000_000
     config["link"]["sandbox"]["users"] += [
         {"email": email, "phone": f"+1415556{index:04d}", "name": f"User {index}"}
-        for index, email in enumerate([SIZED, *map(user_email, range(users))])
+        for index, email in enumerate(
+            [SIZED, *map(user_email, range(users)), *map(kept_email, range(users))]
+        )
     ]
     config["clients"].append(
         {
@@ -268,9 +276,11 @@ class OperationCost:
 
 @dataclass(frozen=True)
 class KindMemory:
+    """The keys of one kind an operation left, per operation (MEMORY USAGE)."""
+
     kind: str
-    keys: int
-    bytes: int
+    keys: float  # new keys
+    bytes: int  # new keys' bytes, and what existing keys grew by
     ttl: int  # the longest TTL among its keys, seconds; -1 for keys kept until deleted
 
 
@@ -281,13 +291,15 @@ class Sizing:
     users: int
     idle_cpu_ms_per_s: float
     operations: list[OperationCost] = field(default_factory=list)
-    # What one user's first sign-in (with a refresh token) left in Redis, and their consent
-    # to a third-party client; what a sign-in waiting for its code holds.
+    # What a user's first sign-in (with a refresh token) left in Redis, on average, and a
+    # consent to a third-party client; what a sign-in waiting for its code holds.
     user_memory: list[KindMemory] = field(default_factory=list)
     consent_memory: list[KindMemory] = field(default_factory=list)
     pending_memory: list[KindMemory] = field(default_factory=list)
-    # used_memory growth per 1,000: users after their first sign-in, pending sign-ins.
+    # used_memory growth per 1,000 users: right after their first sign-in, and what is left
+    # once the keys that last LASTING or less are gone; per 1,000 pending sign-ins.
     used_memory_per_1000_users: int = 0
+    used_memory_per_1000_users_kept: int = 0
     used_memory_per_1000_pending: int = 0
 
     def operation(self, name: str) -> OperationCost:
@@ -295,10 +307,10 @@ class Sizing:
 
 
 def _memory_by_kind(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], operations: int = 1
 ) -> list[KindMemory]:
-    """What changed between two ``usage_by_key`` answers, by kind (grown keys count their
-    growth; removed keys count negative)."""
+    """What changed between two ``usage_by_key`` answers, by kind, per operation (grown keys
+    count their growth; removed keys count negative)."""
     keys: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     ttls: dict[str, int] = {}
@@ -313,7 +325,11 @@ def _memory_by_kind(
         if ttl != -2:
             kept = ttls.get(kind, ttl)
             ttls[kind] = -1 if -1 in (kept, ttl) else max(kept, ttl)
-    return [KindMemory(kind, keys[kind], sizes[kind], ttls.get(kind, -2)) for kind in sorted(sizes)]
+    return [
+        KindMemory(kind, keys[kind] / operations, round(sizes[kind] / operations), ttls[kind])
+        for kind in sorted(sizes)
+        if kind in ttls
+    ]
 
 
 def _commit() -> str:
@@ -355,9 +371,7 @@ def _measure(measurement: SizingMeasurement, users: int, idle_seconds: float) ->
 
     # The batches: each user's first sign-in, a returning sign-in from a new browser, an SSO
     # sign-in with that browser, a refresh grant, and a sign-in left waiting for its code.
-    firsts, first_batch = measurement.batch(
-        lambda i: measurement.sign_in("first", user_email(i)), users
-    )
+    _, first_batch = measurement.batch(lambda i: measurement.sign_in("first", user_email(i)), users)
     returns, return_batch = measurement.batch(
         lambda i: measurement.sign_in("returning", user_email(i)), users
     )
@@ -370,7 +384,6 @@ def _measure(measurement: SizingMeasurement, users: int, idle_seconds: float) ->
     _, pending_batch = measurement.batch(
         lambda i: measurement.pending("pending", user_email(i)), users
     )
-    del firsts
     batches = [
         ("first sign-in (new user)", newcomer, first_batch),
         ("returning user, new browser", returning, return_batch),
@@ -396,26 +409,44 @@ def _measure(measurement: SizingMeasurement, users: int, idle_seconds: float) ->
                 cpu_us=max(batch.cpu_ms - idle_ms, 0.0) * 1000 / users,
             )
         )
-    sizing.used_memory_per_1000_users = round(first_batch.used_memory * 1000 / users)
     sizing.used_memory_per_1000_pending = round(pending_batch.used_memory * 1000 / users)
+    _measure_memory(measurement, sizing)
+    return sizing
 
-    # One more user, key by key: their first sign-in, then their consent to a third party.
-    keys_before = measurement.usage_by_key()
+
+def _measure_memory(measurement: SizingMeasurement, sizing: Sizing) -> None:
+    """More users' first sign-ins, key by key; then what is left of them once the keys that
+    last an hour or so are gone (deleted here, as expiry would). Then one user's consent to
+    a third-party client and a sign-in of theirs waiting for its code."""
+    users = sizing.users
+    before = measurement.usage_by_key()
+    _, signed_in = measurement.batch(lambda i: measurement.sign_in("kept", kept_email(i)), users)
+    after = measurement.usage_by_key()
+    sizing.user_memory = _memory_by_kind(before, after, users)
+    passing = [key for key, (_, ttl) in after.items() if key not in before and 0 <= ttl <= LASTING]
+    expiry_began = measurement.server.snapshot()
+    for start in range(0, len(passing), 1000):
+        measurement.stats.delete(*passing[start : start + 1000])
+    expired = Traffic.between(expiry_began, measurement.server.snapshot())
+    sizing.used_memory_per_1000_users = round(signed_in.used_memory * 1000 / users)
+    sizing.used_memory_per_1000_users_kept = round(
+        (signed_in.used_memory + expired.used_memory) * 1000 / users
+    )
+
+    before = measurement.usage_by_key()
     sized = measurement.sign_in("sized", SIZED)
-    keys_signed_in = measurement.usage_by_key()
+    signed_in_keys = measurement.usage_by_key()
     measurement.consent("sized consent", sized)
-    keys_consented = measurement.usage_by_key()
-    sizing.user_memory = _memory_by_kind(keys_before, keys_signed_in)
+    consented = measurement.usage_by_key()
     sizing.consent_memory = [
-        kind for kind in _memory_by_kind(keys_signed_in, keys_consented) if kind.kind == "consent"
+        kind for kind in _memory_by_kind(signed_in_keys, consented) if kind.kind == "consent"
     ]
     measurement.pending("sized pending", SIZED)
     sizing.pending_memory = [
         kind
-        for kind in _memory_by_kind(keys_consented, measurement.usage_by_key())
+        for kind in _memory_by_kind(consented, measurement.usage_by_key())
         if kind.kind in ("flow", "rate")
     ]
-    return sizing
 
 
 def _ttl(seconds: int) -> str:
@@ -448,18 +479,19 @@ def report(sizing: Sizing, instance_rate: float) -> str:
             f"{cost.commands:>8} {cost.bytes_in:>9,} {cost.bytes_out:>9,} {cost.cpu_us:>12.0f}"
         )
     for title, kinds in (
-        ("What one user keeps after a first sign-in with a refresh token", sizing.user_memory),
+        ("A user's first sign-in with a refresh token, per user", sizing.user_memory),
         ("A consent to a third-party client", sizing.consent_memory),
         ("A sign-in waiting for its code (rate counters shared per window)", sizing.pending_memory),
     ):
         lines += ["", f"{title} (MEMORY USAGE):", f"{'kind':22} {'new keys':>8} {'bytes':>7}  TTL"]
-        lines += [f"{k.kind:22} {k.keys:>8} {k.bytes:>7,}  {_ttl(k.ttl)}" for k in kinds]
+        lines += [f"{k.kind:22} {k.keys:>8.2f} {k.bytes:>7,}  {_ttl(k.ttl)}" for k in kinds]
         lines.append(f"{'total':22} {'':>8} {sum(k.bytes for k in kinds):>7,}")
         lines.append(f"{'kept beyond 2 h':22} {'':>8} {lasting(kinds):>7,}")
     lines += [
         "",
         f"used_memory per 1,000 users after their first sign-in: "
-        f"{sizing.used_memory_per_1000_users:,} bytes",
+        f"{sizing.used_memory_per_1000_users:,} bytes; "
+        f"{sizing.used_memory_per_1000_users_kept:,} kept beyond 2 h",
         f"used_memory per 1,000 pending sign-ins: {sizing.used_memory_per_1000_pending:,} bytes",
     ]
     returning = sizing.operation("returning user, new browser")
@@ -477,7 +509,7 @@ def report(sizing: Sizing, instance_rate: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=300, help="operations in each batch")
+    parser.add_argument("--users", type=int, default=200, help="operations in each batch")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--instance-rate",
@@ -486,8 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         help="sign-ins/s one provider instance carries (docs/performance.md)",
     )
     args = parser.parse_args(argv)
-    if not 1 <= args.users <= 9999:
-        parser.error("--users must be between 1 and 9999")
+    if not 1 <= args.users <= 4000:
+        parser.error("--users must be between 1 and 4000")
     with tempfile.TemporaryDirectory() as workdir:
         server = RedisServer(Path(workdir), "sizing")
         try:
