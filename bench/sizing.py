@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,17 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 # Keys that live longer than this outlive the sign-in (its flow's note, spent code and access
 # token last an hour or so): they are what an active user keeps.
 LASTING = 2 * 3600
+
+
+OPERATIONS = (
+    "first sign-in (new user)",
+    "returning user, new browser",
+    "SSO sign-in (signed-in browser)",
+    "refresh grant",
+    "pending sign-in (waiting for the code)",
+)
+# What bench.run's sign-in rate per instance (INSTANCE_SIGN_INS_PER_S) compares with.
+FULL_SIGN_INS = OPERATIONS[:2]
 
 
 def user_email(index: int) -> str:
@@ -266,12 +278,15 @@ class OperationCost:
     commands: int
     bytes_in: int
     bytes_out: int
-    batch_size: int
-    # Per operation, from the batch's totals: cross-checks of the exact figures.
+    batch_size: int  # operations of this kind in all rounds' batches
+    # Per operation, from the batches' totals: cross-checks of the exact figures.
     batch_commands: float
     batch_bytes_in: float
     batch_bytes_out: float
-    cpu_us: float  # Redis CPU per operation, the idle server's own CPU taken out
+    # Redis CPU per operation, the idle server's own CPU taken out: the median of the rounds,
+    # and the lowest and highest round.
+    cpu_us: float
+    cpu_us_range: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -289,6 +304,7 @@ class Sizing:
     redis_version: str
     commit: str
     users: int
+    rounds: int
     idle_cpu_ms_per_s: float
     operations: list[OperationCost] = field(default_factory=list)
     # What a user's first sign-in (with a refresh token) left in Redis, on average, and a
@@ -344,56 +360,70 @@ def _commit() -> str:
 
 
 def measure_sizing(
-    redis_url: str, users: int, scope: str = "openid email profile", idle_seconds: float = 1.0
+    redis_url: str,
+    users: int,
+    rounds: int = 4,
+    scope: str = "openid email profile",
+    idle_seconds: float = 1.0,
 ) -> Sizing:
-    """Every figure of the sizing, on the (empty) Redis at ``redis_url``."""
+    """Every figure of the sizing, on the (empty) Redis at ``redis_url``: ``users`` of each
+    operation, in ``rounds`` rounds of one batch per operation."""
+    if not 1 <= rounds <= users:
+        raise ValueError("rounds must be between 1 and the number of users")
     measurement = SizingMeasurement(redis_url, scope, users)
     try:
-        return _measure(measurement, users, idle_seconds)
+        return _measure(measurement, users // rounds, rounds, idle_seconds)
     finally:
         measurement.server.close()
 
 
-def _measure(measurement: SizingMeasurement, users: int, idle_seconds: float) -> Sizing:
+def _round(measurement: SizingMeasurement, emails: list[str]) -> list[Traffic]:
+    """One batch of each of OPERATIONS, in order, by the users of ``emails``: their first
+    sign-in, a returning one from a new browser, an SSO one with that browser, a refresh
+    grant, and a sign-in left waiting for its code."""
+    count = len(emails)
+    _, first = measurement.batch(lambda i: measurement.sign_in("first", emails[i]), count)
+    returns, returning = measurement.batch(
+        lambda i: measurement.sign_in("returning", emails[i]), count
+    )
+    _, sso = measurement.batch(
+        lambda i: measurement.sign_in("sso", emails[i], browser=returns[i].browser), count
+    )
+    _, refresh = measurement.batch(lambda i: measurement.refresh("refresh", returns[i]), count)
+    _, pending = measurement.batch(lambda i: measurement.pending("pending", emails[i]), count)
+    return [first, returning, sso, refresh, pending]
+
+
+def _measure(
+    measurement: SizingMeasurement, per_round: int, rounds: int, idle_seconds: float
+) -> Sizing:
     # The exact scenarios, step by step, as bench.redis_round_trips measures them.
     newcomer, returning, sso, refresh = measure_with(measurement)
-    pending = Scenario("pending", returning.steps[:2])
+    exact = [newcomer, returning, sso, refresh, Scenario("pending", returning.steps[:2])]
 
     before = measurement.server.snapshot()
     time.sleep(idle_seconds)
     idle = Traffic.between(before, measurement.server.snapshot())
+    users = per_round * rounds
     sizing = Sizing(
         redis_version=measurement.stats.info("server")["redis_version"],
         commit=_commit(),
         users=users,
+        rounds=rounds,
         idle_cpu_ms_per_s=idle.cpu_ms / idle.seconds,
     )
-
-    # The batches: each user's first sign-in, a returning sign-in from a new browser, an SSO
-    # sign-in with that browser, a refresh grant, and a sign-in left waiting for its code.
-    _, first_batch = measurement.batch(lambda i: measurement.sign_in("first", user_email(i)), users)
-    returns, return_batch = measurement.batch(
-        lambda i: measurement.sign_in("returning", user_email(i)), users
-    )
-    _, sso_batch = measurement.batch(
-        lambda i: measurement.sign_in("sso", user_email(i), browser=returns[i].browser), users
-    )
-    _, refresh_batch = measurement.batch(
-        lambda i: measurement.refresh("refresh", returns[i]), users
-    )
-    _, pending_batch = measurement.batch(
-        lambda i: measurement.pending("pending", user_email(i)), users
-    )
-    batches = [
-        ("first sign-in (new user)", newcomer, first_batch),
-        ("returning user, new browser", returning, return_batch),
-        ("SSO sign-in (signed-in browser)", sso, sso_batch),
-        ("refresh grant", refresh, refresh_batch),
-        ("pending sign-in (waiting for the code)", pending, pending_batch),
+    # Rounds, so that the machine's drift spreads over every operation alike.
+    by_round = [
+        _round(measurement, [user_email(r * per_round + i) for i in range(per_round)])
+        for r in range(rounds)
     ]
-    for name, scenario, batch in batches:
+    for index, (name, scenario) in enumerate(zip(OPERATIONS, exact, strict=True)):
         traffic = [measurement.traffic[id(step)] for step in scenario.steps]
-        idle_ms = sizing.idle_cpu_ms_per_s * batch.seconds
+        batches = [batches[index] for batches in by_round]
+        cpu_us = sorted(
+            max(b.cpu_ms - sizing.idle_cpu_ms_per_s * b.seconds, 0.0) * 1000 / per_round
+            for b in batches
+        )
         sizing.operations.append(
             OperationCost(
                 operation=name,
@@ -403,13 +433,15 @@ def _measure(measurement: SizingMeasurement, users: int, idle_seconds: float) ->
                 bytes_in=sum(t.bytes_in for t in traffic),
                 bytes_out=sum(t.bytes_out for t in traffic),
                 batch_size=users,
-                batch_commands=batch.commands / users,
-                batch_bytes_in=batch.bytes_in / users,
-                batch_bytes_out=batch.bytes_out / users,
-                cpu_us=max(batch.cpu_ms - idle_ms, 0.0) * 1000 / users,
+                batch_commands=sum(b.commands for b in batches) / users,
+                batch_bytes_in=sum(b.bytes_in for b in batches) / users,
+                batch_bytes_out=sum(b.bytes_out for b in batches) / users,
+                cpu_us=statistics.median(cpu_us),
+                cpu_us_range=(cpu_us[0], cpu_us[-1]),
             )
         )
-    sizing.used_memory_per_1000_pending = round(pending_batch.used_memory * 1000 / users)
+    pending = sum(batches[-1].used_memory for batches in by_round)
+    sizing.used_memory_per_1000_pending = round(pending * 1000 / users)
     _measure_memory(measurement, sizing)
     return sizing
 
@@ -467,16 +499,19 @@ def lasting(kinds: list[KindMemory]) -> int:
 def report(sizing: Sizing, instance_rate: float) -> str:
     lines = [
         f"Redis sizing, measured on redis-server {sizing.redis_version} at {sizing.commit}; "
-        f"server CPU over batches of {sizing.users} operations each",
-        f"(the idle server's own {sizing.idle_cpu_ms_per_s:.2f} ms of CPU per second taken out).",
+        f"server CPU over {sizing.users} operations of each kind in {sizing.rounds} rounds",
+        f"(the median round, the lowest and highest in brackets; the idle server's own "
+        f"{sizing.idle_cpu_ms_per_s:.2f} ms of CPU per second taken out).",
         "",
         f"{'operation':40} {'HTTP':>4} {'round trips':>11} {'commands':>8} {'bytes in':>9} "
-        f"{'bytes out':>9} {'Redis CPU µs':>12}",
+        f"{'bytes out':>9}  Redis CPU µs",
     ]
     for cost in sizing.operations:
+        low, high = cost.cpu_us_range
         lines.append(
             f"{cost.operation:40} {cost.http_requests:>4} {cost.round_trips:>11} "
-            f"{cost.commands:>8} {cost.bytes_in:>9,} {cost.bytes_out:>9,} {cost.cpu_us:>12.0f}"
+            f"{cost.commands:>8} {cost.bytes_in:>9,} {cost.bytes_out:>9,}  "
+            f"{cost.cpu_us:.0f} ({low:.0f}-{high:.0f})"
         )
     for title, kinds in (
         ("A user's first sign-in with a refresh token, per user", sizing.user_memory),
@@ -493,23 +528,27 @@ def report(sizing: Sizing, instance_rate: float) -> str:
         f"{sizing.used_memory_per_1000_users:,} bytes; "
         f"{sizing.used_memory_per_1000_users_kept:,} kept beyond 2 h",
         f"used_memory per 1,000 pending sign-ins: {sizing.used_memory_per_1000_pending:,} bytes",
+        "",
+        f"One Redis core at {SAFE_UTILISATION:.0%} carries per second (at the highest round's "
+        f"CPU in brackets); full sign-ins also in provider instances at {instance_rate:g}/s:",
     ]
-    returning = sizing.operation("returning user, new browser")
-    if returning.cpu_us > 0:
-        rate = SAFE_UTILISATION * 1_000_000 / returning.cpu_us
-        megabits = rate * (returning.bytes_in + returning.bytes_out) * 8 / 1e6
-        lines += [
-            "",
-            f"One Redis core at {SAFE_UTILISATION:.0%}: {rate:,.0f} returning sign-ins/s "
-            f"({megabits:,.0f} Mbit/s in and out), that is {rate / instance_rate:.0f} provider "
-            f"instances at {instance_rate:g} sign-ins/s each.",
-        ]
+    for cost in sizing.operations:
+        low, high = cost.cpu_us_range
+        if low <= 0:
+            continue
+        rate, slowest = (SAFE_UTILISATION * 1_000_000 / cpu for cpu in (cost.cpu_us, high))
+        megabits = rate * (cost.bytes_in + cost.bytes_out) * 8 / 1e6
+        line = f"  {cost.operation:40} {rate:>6,.0f} ({slowest:>5,.0f})  {megabits:>4,.0f} Mbit/s"
+        if cost.operation in FULL_SIGN_INS:
+            line += f"  {rate / instance_rate:.1f} ({slowest / instance_rate:.1f}) instances"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=200, help="operations in each batch")
+    parser.add_argument("--users", type=int, default=200, help="operations of each kind")
+    parser.add_argument("--rounds", type=int, default=4, help="batches of each kind")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--instance-rate",
@@ -518,12 +557,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sign-ins/s one provider instance carries (docs/performance.md)",
     )
     args = parser.parse_args(argv)
-    if not 1 <= args.users <= 4000:
-        parser.error("--users must be between 1 and 4000")
+    if not 1 <= args.rounds <= args.users <= 4000:
+        parser.error("--users must be between --rounds and 4000")
     with tempfile.TemporaryDirectory() as workdir:
         server = RedisServer(Path(workdir), "sizing")
         try:
-            sizing = measure_sizing(server.url, args.users)
+            sizing = measure_sizing(server.url, args.users, args.rounds)
         finally:
             server.stop()
     print(report(sizing, args.instance_rate))
