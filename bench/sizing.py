@@ -3,9 +3,10 @@
 Per operation (a first sign-in, a returning user's, an SSO sign-in, a refresh grant, a sign-in
 left waiting for its code): the round trips and commands (bench.redis_round_trips counts
 them), the bytes the server read and wrote (INFO stats, the measuring INFO's own bytes taken
-out), and the server's CPU over a batch of such operations (INFO cpu, its idle cost taken
-out). Then memory: ``MEMORY USAGE`` by kind of what one user keeps after a sign-in, and the
-growth of ``used_memory`` per 1,000 users and per 1,000 pending sign-ins (overheads included).
+out), and the server's CPU over rounds of batches of such operations (INFO cpu, the idle
+server's own taken out). Then memory: ``MEMORY USAGE`` by kind of what a user's first sign-in
+leaves, averaged over a batch of users, and the growth of ``used_memory`` per 1,000 users
+(right after, and once the hour-long keys are gone) and per 1,000 pending sign-ins.
 docs/operations.md "Sizing" turns these into sign-ins/s per primary and memory per N users.
 """
 
@@ -45,7 +46,7 @@ from tests.relying_party import Browser, RelyingParty
 PARTNER = "partner"
 PARTNER_CALLBACK = "https://partner.example.test/callback"
 PARTNER_SECRET = "bench-partner-secret-0123456789abcdef"  # noqa: S105 - a loopback benchmark
-# The user whose keys are sized one by one: signs in once, after the batches' users.
+# The user whose consent to the third-party client and pending sign-in are sized, last.
 SIZED = "sized@example.com"
 # One core of Redis at this utilisation is what a primary is planned to carry: headroom for
 # bursts, expiry, persistence forks and replication.
