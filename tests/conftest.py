@@ -1,4 +1,5 @@
-"""Shared fixtures: a fixed clock, Redis (embedded, and real when a redis-server exists)."""
+"""Shared fixtures: a fixed clock, Redis (embedded, and real when a redis-server exists; a
+real Redis Cluster too for the modules that opt in with ``pytestmark = ON_REDIS_CLUSTER``)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,36 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.services import build_services
-from oidc_link.store import Store
+from oidc_link.store import Store, connect
 from tests.fake_link_server import FakeLinkServer
+from tests.redis_cluster import RunningCluster, running_cluster
 from tests.relying_party import Browser, RelyingParty
 
 # CI sets this so that a missing redis-server fails the run instead of skipping tests.
 REQUIRE_REAL_REDIS = os.environ.get("OIDC_LINK_TEST_REAL_REDIS") == "required"
+# And this so that a missing redis-server or redis-cli fails the Redis Cluster's tests.
+REQUIRE_CLUSTER = os.environ.get("OIDC_LINK_TEST_CLUSTER") == "required"
+
+# The backends ``redis_client`` (and so ``store`` and ``app``) runs each test on. A module
+# (or a test) marked ON_REDIS_CLUSTER runs on a real Redis Cluster as well.
+REDIS_BACKENDS = ["fakeredis", "redis-server"]
+CLUSTER_BACKENDS = [*REDIS_BACKENDS, "redis-cluster"]
+ON_REDIS_CLUSTER = pytest.mark.redis_cluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "redis_cluster: run the test on a real Redis Cluster too (redis_client)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ON_REDIS_CLUSTER that use ``redis_client``, directly or through
+    ``store`` or ``app``, get the cluster backend beside the other two."""
+    if "redis_client" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "redis_cluster"
+    ):
+        metafunc.parametrize("redis_client", CLUSTER_BACKENDS, indirect=True)
 
 
 def _free_port() -> int:
@@ -77,11 +102,32 @@ def redis_server_url() -> Iterator[str]:
     process.wait(timeout=10)
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """A throwaway Redis Cluster (3 primaries, 3 replicas) on loopback, for the session."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        if REQUIRE_CLUSTER:
+            pytest.fail("redis-server and redis-cli are required (OIDC_LINK_TEST_CLUSTER=required)")
+        pytest.skip("redis-server or redis-cli is not installed; CI runs these on a cluster")
+    with running_cluster(server, cli, tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
 def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    """The same tests run on the embedded fakeredis and on a real redis-server."""
+    """The same tests run on the embedded fakeredis and on a real redis-server (and on a
+    real Redis Cluster, where the module opts in), each emptied before and after."""
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis(decode_responses=True)
+        return
+    if request.param == "redis-cluster":
+        # Built as production builds it, from a redis+cluster:// URL.
+        cluster = connect(request.getfixturevalue("redis_cluster").url)
+        cluster.flushdb(target_nodes=cluster.PRIMARIES)
+        yield cluster
+        cluster.flushdb(target_nodes=cluster.PRIMARIES)
+        cluster.close()
         return
     client = redis.Redis.from_url(
         request.getfixturevalue("redis_server_url"), decode_responses=True

@@ -1,0 +1,162 @@
+"""A Redis Cluster of the tests' own: three primaries and three replicas on loopback ports,
+started from ``redis-server --cluster-enabled yes`` and joined by ``redis-cli --cluster
+create``, without persistence. conftest.py decides when to start it (once per session)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+PRIMARIES = 3
+REPLICAS_PER_PRIMARY = 1
+SLOTS = 16384
+# How long a node may go unanswered before the others call it failed. Below the default
+# 15 s so that a failover test need not wait long, above what a shared, loaded test machine
+# may stall a process for, which would fail a primary over in the middle of other tests.
+NODE_TIMEOUT_MS = 5000
+# Starting six servers and joining them takes a few seconds; this is the limit, not the wait.
+START_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RunningCluster:
+    """Where the cluster's nodes listen, and their processes (a test may kill one); ``url``
+    names two of them, as an operator would name a few seed nodes rather than all."""
+
+    processes: dict[int, subprocess.Popen[bytes]]
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(self.processes)
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+
+    def node(self, port: int) -> redis.Redis:
+        """A plain client of one node, for checks the cluster client would route away."""
+        return redis.Redis("127.0.0.1", port, decode_responses=True, retry=Retry(NoBackoff(), 0))
+
+    def kill(self, port: int) -> None:
+        """Kill one node outright, as a crash or a lost network would look to the others."""
+        process = self.processes[port]
+        process.kill()
+        process.wait(timeout=10)
+
+    def primary_ports(self) -> list[int]:
+        return [port for port in self.ports if self.role(port) == "master"]
+
+    def role(self, port: int) -> str | None:
+        """``master`` or ``slave`` as the node says, or None when it does not answer."""
+        with self.node(port) as node:
+            try:
+                return str(node.info("replication")["role"])
+            except redis.ConnectionError:
+                return None
+
+
+@contextmanager
+def running_cluster(server: str, cli: str, directory: Path) -> Iterator[RunningCluster]:
+    """Start the nodes, join them, wait until every node serves every slot, and kill them
+    all when the block ends, also when starting failed half-way."""
+    count = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
+    with ExitStack() as stack:
+        ports = tuple(_free_port() for _ in range(count))
+        cluster = RunningCluster(
+            {port: _start_node(stack, server, port, directory / str(port)) for port in ports}
+        )
+        for port in ports:
+            _wait_until(lambda port=port: _answers(cluster, port), f"node {port} starts")
+        subprocess.run(
+            [
+                cli, "--cluster", "create",
+                *(f"127.0.0.1:{port}" for port in ports),
+                "--cluster-replicas", str(REPLICAS_PER_PRIMARY),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=START_SECONDS,
+        )  # fmt: skip
+        _wait_until(lambda: _serves_every_slot(cluster), "every node serves every slot")
+        yield cluster
+
+
+def _start_node(
+    stack: ExitStack, server: str, port: int, directory: Path
+) -> subprocess.Popen[bytes]:
+    directory.mkdir()
+    process = subprocess.Popen(
+        [
+            server,
+            "--port", str(port),
+            # The bus port is chosen too: port + 10000, the default, may be taken.
+            "--cluster-port", str(_free_port()),
+            "--bind", "127.0.0.1",
+            "--dir", str(directory),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--save", "",
+            "--appendonly", "no",
+            # A replica's first sync starts at once instead of after the default 5 s.
+            "--repl-diskless-sync-delay", "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def stop() -> None:
+        process.kill()
+        process.wait(timeout=10)
+
+    stack.callback(stop)
+    return process
+
+
+def _answers(cluster: RunningCluster, port: int) -> bool:
+    with cluster.node(port) as node:
+        try:
+            return bool(node.ping())
+        except redis.ConnectionError:
+            return False
+
+
+def _serves_every_slot(cluster: RunningCluster) -> bool:
+    """Every node says cluster_state:ok and maps all slots, and every replica has synced.
+    (CLUSTER SLOTS names a replica only once it has replicated a write: not waited for.)"""
+    for port in cluster.ports:
+        with cluster.node(port) as node:
+            try:
+                info = node.cluster("info")
+            except redis.ConnectionError:
+                return False
+            if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != SLOTS:
+                return False
+            replication = node.info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                return False
+    return True
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test cluster did not start within {START_SECONDS} s: {what}")
+        time.sleep(0.05)
