@@ -25,12 +25,25 @@ SLOTS = 16384
 NODE_TIMEOUT_MS = 5000
 # Starting six servers and joining them takes a few seconds; this is the limit, not the wait.
 START_SECONDS = 30
+# Free ports are found by binding and letting go, so another process on the machine may take
+# one before its node does: the node exits, and the cluster starts again on other ports.
+ATTEMPTS = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class NodeExitedError(RuntimeError):
+    """A node's redis-server exited while the cluster was starting (its log says why)."""
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free right now (all held until all are found)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @dataclass(frozen=True)
@@ -74,41 +87,59 @@ class RunningCluster:
 def running_cluster(server: str, cli: str, directory: Path) -> Iterator[RunningCluster]:
     """Start the nodes, join them, wait until every node serves every slot, and kill them
     all when the block ends, also when starting failed half-way."""
+    for attempt in range(1, ATTEMPTS + 1):
+        with ExitStack() as stack:
+            try:
+                cluster = _start(stack, server, cli, directory / f"attempt-{attempt}")
+            except NodeExitedError:
+                if attempt == ATTEMPTS:
+                    raise
+                continue
+            yield cluster
+            return
+
+
+def _start(stack: ExitStack, server: str, cli: str, directory: Path) -> RunningCluster:
     count = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
-    with ExitStack() as stack:
-        ports = tuple(_free_port() for _ in range(count))
-        cluster = RunningCluster(
-            {port: _start_node(stack, server, port, directory / str(port)) for port in ports}
-        )
-        for port in ports:
-            _wait_until(lambda port=port: _answers(cluster, port), f"node {port} starts")
-        subprocess.run(
-            [
-                cli, "--cluster", "create",
-                *(f"127.0.0.1:{port}" for port in ports),
-                "--cluster-replicas", str(REPLICAS_PER_PRIMARY),
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=START_SECONDS,
-        )  # fmt: skip
-        _wait_until(lambda: _serves_every_slot(cluster), "every node serves every slot")
-        yield cluster
+    # Each node's own port and its cluster bus port: port + 10000, the default, may be taken.
+    ports = free_ports(2 * count)
+    cluster = RunningCluster(
+        {
+            port: _start_node(stack, server, port, bus_port, directory / str(port))
+            for port, bus_port in zip(ports[:count], ports[count:], strict=True)
+        }
+    )
+    for port in cluster.ports:
+        _wait_until(lambda port=port: _answers(cluster, port), f"node {port} starts")
+    created = subprocess.run(
+        [
+            cli, "--cluster", "create",
+            *(f"127.0.0.1:{port}" for port in cluster.ports),
+            "--cluster-replicas", str(REPLICAS_PER_PRIMARY),
+            "--cluster-yes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=START_SECONDS,
+    )  # fmt: skip
+    if created.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
+    _wait_until(lambda: _serves_every_slot(cluster), "every node serves every slot")
+    return cluster
 
 
 def _start_node(
-    stack: ExitStack, server: str, port: int, directory: Path
+    stack: ExitStack, server: str, port: int, bus_port: int, directory: Path
 ) -> subprocess.Popen[bytes]:
-    directory.mkdir()
+    directory.mkdir(parents=True)
     process = subprocess.Popen(
         [
             server,
             "--port", str(port),
-            # The bus port is chosen too: port + 10000, the default, may be taken.
-            "--cluster-port", str(_free_port()),
+            "--cluster-port", str(bus_port),
             "--bind", "127.0.0.1",
             "--dir", str(directory),
+            "--logfile", str(directory / "redis.log"),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
@@ -130,6 +161,9 @@ def _start_node(
 
 
 def _answers(cluster: RunningCluster, port: int) -> bool:
+    exit_code = cluster.processes[port].poll()
+    if exit_code is not None:
+        raise NodeExitedError(f"node {port} exited with {exit_code} while starting")
     with cluster.node(port) as node:
         try:
             return bool(node.ping())

@@ -4,7 +4,6 @@ primary), and an unreachable cluster or a dead primary met as an outage (503), n
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from oidc_link.config.redis_settings import RedisAddress, parse_redis_url
 from oidc_link.errors import ConfigError, StoreUnavailableError
 from oidc_link.services import build_services
 from oidc_link.store import Store, connect, keyspace
-from tests.conftest import REQUIRE_CLUSTER, _free_port, provider_config
-from tests.redis_cluster import RunningCluster, running_cluster
+from tests.conftest import cluster_binaries, provider_config
+from tests.redis_cluster import RunningCluster, free_ports, running_cluster
 
 PASSWORD = "pa55/wo?rd#with@symbols"
 
@@ -190,7 +189,8 @@ def test_a_store_built_from_the_settings_locks_and_releases_a_flow_on_the_cluste
 
 
 def test_a_cluster_that_no_seed_node_answers_for_is_unavailable_at_once() -> None:
-    url = f"redis+cluster://:{PASSWORD}@127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
+    first, second = free_ports(2)
+    url = f"redis+cluster://:{PASSWORD}@127.0.0.1:{first},127.0.0.1:{second}"
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as caught:
@@ -205,11 +205,7 @@ def test_a_cluster_that_no_seed_node_answers_for_is_unavailable_at_once() -> Non
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[RunningCluster]:
     """A cluster of this test's own, which it may break (the session's must stay whole)."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if server is None or cli is None:
-        if REQUIRE_CLUSTER:
-            pytest.fail("redis-server and redis-cli are required (OIDC_LINK_TEST_CLUSTER=required)")
-        pytest.skip("redis-server or redis-cli is not installed; CI runs these on a cluster")
+    server, cli = cluster_binaries()
     with running_cluster(server, cli, tmp_path) as cluster:
         yield cluster
 
