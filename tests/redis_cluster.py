@@ -1,6 +1,7 @@
 """A Redis Cluster of the tests' own: three primaries and three replicas on loopback ports,
 started from ``redis-server --cluster-enabled yes`` and joined by ``redis-cli --cluster
-create``, without persistence. conftest.py decides when to start it (once per session)."""
+create``, without persistence; plain, or TLS only (clients, replication and the cluster bus).
+conftest.py decides when to start the session's (once per session)."""
 
 from __future__ import annotations
 
@@ -47,11 +48,30 @@ def free_ports(count: int) -> list[int]:
 
 
 @dataclass(frozen=True)
+class NodeTls:
+    """A TLS-only cluster's files: the CA, and the certificate its nodes present to clients
+    and to each other (which the tests' own clients present too)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def client_options(self) -> dict[str, str | bool]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.ca),
+            "ssl_certfile": str(self.cert),
+            "ssl_keyfile": str(self.key),
+        }
+
+
+@dataclass(frozen=True)
 class RunningCluster:
     """Where the cluster's nodes listen, and their processes (a test may kill one); ``url``
     names two of them, as an operator would name a few seed nodes rather than all."""
 
     processes: dict[int, subprocess.Popen[bytes]]
+    tls: NodeTls | None = None
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -59,11 +79,15 @@ class RunningCluster:
 
     @property
     def url(self) -> str:
-        return f"redis+cluster://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+        scheme = "rediss+cluster" if self.tls else "redis+cluster"
+        return f"{scheme}://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
 
     def node(self, port: int) -> redis.Redis:
         """A plain client of one node, for checks the cluster client would route away."""
-        return redis.Redis("127.0.0.1", port, decode_responses=True, retry=Retry(NoBackoff(), 0))
+        tls = self.tls.client_options() if self.tls else {}
+        return redis.Redis(
+            "127.0.0.1", port, decode_responses=True, retry=Retry(NoBackoff(), 0), **tls
+        )
 
     def kill(self, port: int) -> None:
         """Kill one node outright, as a crash or a lost network would look to the others."""
@@ -84,13 +108,15 @@ class RunningCluster:
 
 
 @contextmanager
-def running_cluster(server: str, cli: str, directory: Path) -> Iterator[RunningCluster]:
+def running_cluster(
+    server: str, cli: str, directory: Path, tls: NodeTls | None = None
+) -> Iterator[RunningCluster]:
     """Start the nodes, join them, wait until every node serves every slot, and kill them
     all when the block ends, also when starting failed half-way."""
     for attempt in range(1, ATTEMPTS + 1):
         with ExitStack() as stack:
             try:
-                cluster = _start(stack, server, cli, directory / f"attempt-{attempt}")
+                cluster = _start(stack, server, cli, directory / f"attempt-{attempt}", tls)
             except NodeExitedError:
                 if attempt == ATTEMPTS:
                     raise
@@ -99,21 +125,30 @@ def running_cluster(server: str, cli: str, directory: Path) -> Iterator[RunningC
             return
 
 
-def _start(stack: ExitStack, server: str, cli: str, directory: Path) -> RunningCluster:
+def _start(
+    stack: ExitStack, server: str, cli: str, directory: Path, tls: NodeTls | None
+) -> RunningCluster:
     count = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
     # Each node's own port and its cluster bus port: port + 10000, the default, may be taken.
     ports = free_ports(2 * count)
     cluster = RunningCluster(
         {
-            port: _start_node(stack, server, port, bus_port, directory / str(port))
+            port: _start_node(stack, server, port, bus_port, directory / str(port), tls)
             for port, bus_port in zip(ports[:count], ports[count:], strict=True)
-        }
+        },
+        tls,
     )
     for port in cluster.ports:
         _wait_until(lambda port=port: _answers(cluster, port), f"node {port} starts")
+    tls_arguments = (
+        ["--tls", "--cacert", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key)]
+        if tls
+        else []
+    )
     created = subprocess.run(
         [
-            cli, "--cluster", "create",
+            cli, *tls_arguments,
+            "--cluster", "create",
             *(f"127.0.0.1:{port}" for port in cluster.ports),
             "--cluster-replicas", str(REPLICAS_PER_PRIMARY),
             "--cluster-yes",
@@ -129,13 +164,24 @@ def _start(stack: ExitStack, server: str, cli: str, directory: Path) -> RunningC
 
 
 def _start_node(
-    stack: ExitStack, server: str, port: int, bus_port: int, directory: Path
+    stack: ExitStack, server: str, port: int, bus_port: int, directory: Path, tls: NodeTls | None
 ) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True)
+    # TLS only: no plain port, and the nodes speak TLS to each other too.
+    listen = [
+        "--port", "0",
+        "--tls-port", str(port),
+        "--tls-cluster", "yes",
+        "--tls-replication", "yes",
+        "--tls-cert-file", str(tls.cert),
+        "--tls-key-file", str(tls.key),
+        "--tls-ca-cert-file", str(tls.ca),
+        "--tls-auth-clients", "yes",
+    ] if tls else ["--port", str(port)]  # fmt: skip
     process = subprocess.Popen(
         [
             server,
-            "--port", str(port),
+            *listen,
             "--cluster-port", str(bus_port),
             "--bind", "127.0.0.1",
             "--dir", str(directory),

@@ -21,7 +21,8 @@ from oidc_link.errors import ConfigError, StoreUnavailableError
 from oidc_link.services import build_services
 from oidc_link.store import Store, connect, keyspace
 from tests.conftest import cluster_binaries, provider_config
-from tests.redis_cluster import RunningCluster, free_ports, running_cluster
+from tests.redis_cluster import NodeTls, RunningCluster, free_ports, running_cluster
+from tests.tls_certificates import Certificates, make_certificates
 
 PASSWORD = "pa55/wo?rd#with@symbols"
 
@@ -183,6 +184,69 @@ def test_a_store_built_from_the_settings_locks_and_releases_a_flow_on_the_cluste
     assert held_again is None
     assert store.flows.lock(flow_id, 30) is not None
     assert store.server.ping()
+
+
+# --- A cluster that speaks TLS only, to clients and between its nodes. ---
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_cluster(certificates: Certificates, tmp_path: Path) -> Iterator[RunningCluster]:
+    """A cluster with no plain port, whose nodes want client certificates."""
+    server, cli = cluster_binaries()
+    tls = NodeTls(certificates.ca, certificates.server_cert, certificates.server_key)
+    with running_cluster(server, cli, tmp_path, tls) as cluster:
+        yield cluster
+
+
+def tls_settings(cluster: RunningCluster, certificates: Certificates, ca: Path) -> Settings:
+    return settings_with(
+        cluster.url,
+        {
+            "tls_ca_file": str(ca),
+            "tls_cert_file": str(certificates.client_cert),
+            "tls_key_file": str(certificates.client_key),
+        },
+    )
+
+
+def test_rediss_cluster_speaks_tls_to_every_node_with_the_configured_files(
+    tls_cluster: RunningCluster, certificates: Certificates
+) -> None:
+    settings = tls_settings(tls_cluster, certificates, certificates.ca)
+    client = connect(settings.redis_url, settings.redis)
+    store = Store(client, FixedClock())
+    keys = [f"oidc-link:test:{number}" for number in range(12)]
+
+    for key in keys:
+        assert client.set(key, key, ex=30)
+    token = store.flows.lock("flow-over-tls", 30)
+    homes = {client.get_node_from_key(key).port for key in keys}
+
+    assert tls_cluster.url.startswith("rediss+cluster://")
+    assert token is not None
+    # The nodes have no plain port: the keys on several primaries went there over TLS.
+    assert len(homes) > 1
+    for key in keys:
+        with tls_cluster.node(client.get_node_from_key(key).port) as home:
+            assert home.get(key) == key
+    client.close()
+
+
+def test_a_cluster_whose_certificates_another_ca_signed_is_refused_with_a_clear_error(
+    tls_cluster: RunningCluster, certificates: Certificates
+) -> None:
+    settings = tls_settings(tls_cluster, certificates, certificates.other_ca)
+
+    with pytest.raises(StoreUnavailableError) as caught:
+        connect(settings.redis_url, settings.redis)
+
+    assert "Redis Cluster is unreachable" in str(caught.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
 
 
 # --- Outages: a cluster nobody answers for, and a primary that dies. ---
