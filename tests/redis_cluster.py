@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
@@ -72,6 +73,8 @@ class RunningCluster:
 
     processes: dict[int, subprocess.Popen[bytes]]
     tls: NodeTls | None = None
+    # Every node's ``requirepass`` (and ``masterauth``, for its replica), if any.
+    password: str | None = None
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -80,13 +83,19 @@ class RunningCluster:
     @property
     def url(self) -> str:
         scheme = "rediss+cluster" if self.tls else "redis+cluster"
-        return f"{scheme}://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"{scheme}://{credentials}127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
 
     def node(self, port: int) -> redis.Redis:
         """A plain client of one node, for checks the cluster client would route away."""
         tls = self.tls.client_options() if self.tls else {}
         return redis.Redis(
-            "127.0.0.1", port, decode_responses=True, retry=Retry(NoBackoff(), 0), **tls
+            "127.0.0.1",
+            port,
+            password=self.password,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+            **tls,
         )
 
     def kill(self, port: int) -> None:
@@ -109,14 +118,19 @@ class RunningCluster:
 
 @contextmanager
 def running_cluster(
-    server: str, cli: str, directory: Path, tls: NodeTls | None = None
+    server: str,
+    cli: str,
+    directory: Path,
+    tls: NodeTls | None = None,
+    password: str | None = None,
 ) -> Iterator[RunningCluster]:
     """Start the nodes, join them, wait until every node serves every slot, and kill them
     all when the block ends, also when starting failed half-way."""
     for attempt in range(1, ATTEMPTS + 1):
         with ExitStack() as stack:
             try:
-                cluster = _start(stack, server, cli, directory / f"attempt-{attempt}", tls)
+                where = directory / f"attempt-{attempt}"
+                cluster = _start(stack, server, cli, where, tls, password)
             except NodeExitedError:
                 if attempt == ATTEMPTS:
                     raise
@@ -126,28 +140,36 @@ def running_cluster(
 
 
 def _start(
-    stack: ExitStack, server: str, cli: str, directory: Path, tls: NodeTls | None
+    stack: ExitStack,
+    server: str,
+    cli: str,
+    directory: Path,
+    tls: NodeTls | None,
+    password: str | None,
 ) -> RunningCluster:
     count = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
     # Each node's own port and its cluster bus port: port + 10000, the default, may be taken.
     ports = free_ports(2 * count)
     cluster = RunningCluster(
         {
-            port: _start_node(stack, server, port, bus_port, directory / str(port), tls)
+            port: _start_node(stack, server, port, bus_port, directory / str(port), tls, password)
             for port, bus_port in zip(ports[:count], ports[count:], strict=True)
         },
         tls,
+        password,
     )
     for port in cluster.ports:
         _wait_until(lambda port=port: _answers(cluster, port), f"node {port} starts")
-    tls_arguments = (
+    cli_arguments = (
         ["--tls", "--cacert", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key)]
         if tls
         else []
     )
+    if password:
+        cli_arguments += ["-a", password, "--no-auth-warning"]
     created = subprocess.run(
         [
-            cli, *tls_arguments,
+            cli, *cli_arguments,
             "--cluster", "create",
             *(f"127.0.0.1:{port}" for port in cluster.ports),
             "--cluster-replicas", str(REPLICAS_PER_PRIMARY),
@@ -164,7 +186,13 @@ def _start(
 
 
 def _start_node(
-    stack: ExitStack, server: str, port: int, bus_port: int, directory: Path, tls: NodeTls | None
+    stack: ExitStack,
+    server: str,
+    port: int,
+    bus_port: int,
+    directory: Path,
+    tls: NodeTls | None,
+    password: str | None,
 ) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True)
     # TLS only: no plain port, and the nodes speak TLS to each other too.
@@ -178,6 +206,8 @@ def _start_node(
         "--tls-ca-cert-file", str(tls.ca),
         "--tls-auth-clients", "yes",
     ] if tls else ["--port", str(port)]  # fmt: skip
+    if password:
+        listen += ["--requirepass", password, "--masterauth", password]
     process = subprocess.Popen(
         [
             server,

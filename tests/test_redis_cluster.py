@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
 from oidc_link import create_app
+from oidc_link.cli import main
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.config.redis_settings import RedisAddress, parse_redis_url
@@ -21,7 +23,9 @@ from oidc_link.errors import ConfigError, StoreUnavailableError
 from oidc_link.services import build_services
 from oidc_link.store import Store, connect, keyspace
 from tests.conftest import cluster_binaries, provider_config
+from tests.fake_link_server import FakeLinkServer
 from tests.redis_cluster import NodeTls, RunningCluster, free_ports, running_cluster
+from tests.test_serve import live_config
 from tests.tls_certificates import Certificates, make_certificates
 
 PASSWORD = "pa55/wo?rd#with@symbols"
@@ -186,6 +190,43 @@ def test_a_store_built_from_the_settings_locks_and_releases_a_flow_on_the_cluste
     assert store.server.ping()
 
 
+# --- A cluster whose nodes want a password. ---
+
+
+@pytest.fixture(scope="module")
+def password_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    server, cli = cluster_binaries()
+    directory = tmp_path_factory.mktemp("password-cluster")
+    with running_cluster(server, cli, directory, password=PASSWORD) as cluster:
+        yield cluster
+
+
+def test_the_password_in_a_cluster_url_is_every_nodes(password_cluster: RunningCluster) -> None:
+    store = build_services(settings_with(password_cluster.url), clock=FixedClock()).store
+    flow_id = f"flow-{time.monotonic_ns()}"
+
+    token = store.flows.lock(flow_id, 30)
+
+    assert token is not None
+    home = connect(password_cluster.url).get_node_from_key(keyspace.flow_lock(flow_id)).port
+    with password_cluster.node(home) as node:
+        assert node.get(keyspace.flow_lock(flow_id)) == token
+
+
+def test_a_wrong_cluster_password_is_reported_without_echoing_either_password(
+    password_cluster: RunningCluster,
+) -> None:
+    wrong = "not-the-cluster-password"
+    url = password_cluster.url.replace(quote(PASSWORD, safe=""), wrong)
+
+    with pytest.raises(StoreUnavailableError) as caught:
+        connect(settings_with(url).redis_url)
+
+    assert "Redis Cluster is unreachable" in str(caught.value)
+    for secret in (wrong, PASSWORD, quote(PASSWORD, safe=""), "pa55", "symbols"):
+        assert secret not in str(caught.value)
+
+
 # --- A cluster that speaks TLS only, to clients and between its nodes. ---
 
 
@@ -264,6 +305,20 @@ def test_a_cluster_that_no_seed_node_answers_for_is_unavailable_at_once() -> Non
     assert "Redis Cluster is unreachable" in str(caught.value)
     for secret_part in (PASSWORD, "pa55", "symbols"):
         assert secret_part not in str(caught.value)
+
+
+def test_serve_stops_with_a_message_before_any_worker_when_no_cluster_node_answers(
+    tmp_path: Path, fake_link: FakeLinkServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, port = free_ports(3)
+    url = f"redis+cluster://:{quote(PASSWORD, safe='')}@127.0.0.1:{first},127.0.0.1:{second}"
+    config = tmp_path / "oidc-link.toml"
+    config.write_text(live_config(port, url, fake_link))
+
+    assert main(["serve", "--config", str(config)]) == 1
+    error = capsys.readouterr().err
+    assert "Cannot use Redis: Redis Cluster is unreachable" in error
+    assert PASSWORD not in error and "pa55" not in error
 
 
 @pytest.fixture
