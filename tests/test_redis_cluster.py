@@ -337,6 +337,44 @@ def _wait_until(condition: Any, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def test_a_slot_moving_to_another_primary_is_followed_through_ask_then_moved(
+    own_cluster: RunningCluster,
+) -> None:
+    client = connect(own_cluster.url)
+    store = Store(client, FixedClock())
+    flow_id = "flow-whose-slot-moves"
+    key = keyspace.flow_lock(flow_id)
+    token = store.flows.lock(flow_id, 600)
+    assert token is not None
+    slot = client.keyslot(key)
+    source = client.get_node_from_key(key).port
+    target = next(port for port in own_cluster.primary_ports() if port != source)
+
+    def node_id(port: int) -> str:
+        with own_cluster.node(port) as node:
+            return str(node.execute_command("CLUSTER", "MYID"))
+
+    # A slot migration as redis-cli --cluster reshard does it, for this one slot.
+    with own_cluster.node(source) as old_home, own_cluster.node(target) as new_home:
+        new_home.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source))
+        old_home.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target))
+        old_home.migrate("127.0.0.1", target, [key], 0, 5000)
+        # Half-way: the old home answers ASK for the key it no longer has.
+        during = store.flows.lock_and_load(flow_id, 600)
+        for port in own_cluster.primary_ports():
+            with own_cluster.node(port) as primary:
+                primary.execute_command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+    # Done: the old home answers MOVED, and the client learns the slot's new primary.
+    after = store.flows.lock(flow_id, 600)
+    store.flows.unlock(flow_id, token)
+
+    assert during == (None, None)
+    assert after is None
+    assert client.get_node_from_key(key).port == target
+    # The release script ran on the new primary (loading itself there): the lock is free.
+    assert store.flows.lock(flow_id, 600) is not None
+
+
 def test_readyz_turns_unready_when_every_node_is_down(own_cluster: RunningCluster) -> None:
     settings = settings_with(own_cluster.url)
     # A clock at the real time: /readyz compares it with the cluster's.
