@@ -20,6 +20,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.config.redis_settings import RedisAddress, parse_redis_url
 from oidc_link.errors import ConfigError, StoreUnavailableError
+from oidc_link.models import Flow
 from oidc_link.services import build_services
 from oidc_link.store import Store, connect, keyspace
 from tests.conftest import cluster_binaries, provider_config
@@ -373,6 +374,39 @@ def test_a_slot_moving_to_another_primary_is_followed_through_ask_then_moved(
     assert client.get_node_from_key(key).port == target
     # The release script ran on the new primary (loading itself there): the lock is free.
     assert store.flows.lock(flow_id, 600) is not None
+
+
+def test_a_full_cluster_refuses_writes_as_an_outage_with_its_cause_and_reads_go_on(
+    own_cluster: RunningCluster,
+) -> None:
+    clock = FixedClock()
+    store = Store(connect(own_cluster.url), clock)
+    flow = Flow(
+        id="flow-saved-before-memory-ran-out",
+        browser_digest="browser",
+        client_id="shop",
+        authorization={"client_id": "shop"},
+        csrf_token="csrf",
+        created_at=clock.now(),
+        expires_at=clock.now() + 600,
+    )
+    store.flows.add(flow)
+
+    def set_maxmemory(value: str) -> None:
+        for port in own_cluster.primary_ports():
+            with own_cluster.node(port) as primary:
+                primary.config_set("maxmemory-policy", "noeviction")
+                primary.config_set("maxmemory", value)
+
+    set_maxmemory("1")
+    with pytest.raises(StoreUnavailableError) as caught:
+        store.flows.lock("flow-while-memory-is-out", 600)
+    read = store.flows.load(flow.id)
+    set_maxmemory("0")
+
+    assert caught.value.cause == "out_of_memory"
+    assert read == flow
+    assert store.flows.lock("flow-while-memory-is-out", 600) is not None
 
 
 def test_readyz_turns_unready_when_every_node_is_down(own_cluster: RunningCluster) -> None:
