@@ -51,7 +51,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> Iterator[None]:
     ``store`` or ``app``, get the cluster backend beside the other two: as if they were
     parametrized so (a parametrize mark, which pytest prefers to the fixture's params)."""
     marker = metafunc.definition.get_closest_marker("redis_cluster")
-    left_out = marker is not None and metafunc.function.__name__ in marker.kwargs.get("but_not", ())
+    but_not = marker.kwargs.get("but_not", ()) if marker is not None else ()
+    # A name left there after its test was renamed would leave nothing out, silently.
+    unknown = sorted(name for name in but_not if not hasattr(metafunc.module, name))
+    if unknown:
+        raise pytest.UsageError(f"ON_REDIS_CLUSTER(but_not=...) names no test here: {unknown}")
+    left_out = metafunc.function.__name__ in but_not
     if "redis_client" in metafunc.fixturenames and marker is not None and not left_out:
         metafunc.definition.add_marker(
             pytest.mark.parametrize("redis_client", CLUSTER_BACKENDS, indirect=True)
