@@ -1,4 +1,5 @@
-"""Shared fixtures: a fixed clock, Redis (embedded, and real when a redis-server exists)."""
+"""Shared fixtures: a fixed clock, Redis (embedded, and real when a redis-server exists; a
+real Redis Cluster too for the modules that opt in with ``pytestmark = ON_REDIS_CLUSTER``)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,48 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.services import build_services
-from oidc_link.store import Store
+from oidc_link.store import Store, connect
 from tests.fake_link_server import FakeLinkServer
+from tests.redis_cluster import RunningCluster, running_cluster
 from tests.relying_party import Browser, RelyingParty
 
 # CI sets this so that a missing redis-server fails the run instead of skipping tests.
 REQUIRE_REAL_REDIS = os.environ.get("OIDC_LINK_TEST_REAL_REDIS") == "required"
+# And this so that a missing redis-server or redis-cli fails the Redis Cluster's tests.
+REQUIRE_CLUSTER = os.environ.get("OIDC_LINK_TEST_CLUSTER") == "required"
+
+# The backends ``redis_client`` (and so ``store`` and ``app``) runs each test on. A module
+# (or a test) marked ON_REDIS_CLUSTER runs on a real Redis Cluster as well; a module whose
+# tests do not all work there yet names those it leaves out:
+# ``pytestmark = ON_REDIS_CLUSTER(but_not={"test_name", ...})``.
+REDIS_BACKENDS = ["fakeredis", "redis-server"]
+CLUSTER_BACKENDS = [*REDIS_BACKENDS, "redis-cluster"]
+ON_REDIS_CLUSTER = pytest.mark.redis_cluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "redis_cluster: run the test on a real Redis Cluster too (redis_client)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> Iterator[None]:
+    """Tests marked ON_REDIS_CLUSTER that use ``redis_client``, directly or through
+    ``store`` or ``app``, get the cluster backend beside the other two: as if they were
+    parametrized so (a parametrize mark, which pytest prefers to the fixture's params)."""
+    marker = metafunc.definition.get_closest_marker("redis_cluster")
+    but_not = marker.kwargs.get("but_not", ()) if marker is not None else ()
+    # A name left there after its test was renamed would leave nothing out, silently.
+    unknown = sorted(name for name in but_not if not hasattr(metafunc.module, name))
+    if unknown:
+        raise pytest.UsageError(f"ON_REDIS_CLUSTER(but_not=...) names no test here: {unknown}")
+    left_out = metafunc.function.__name__ in but_not
+    if "redis_client" in metafunc.fixturenames and marker is not None and not left_out:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("redis_client", CLUSTER_BACKENDS, indirect=True)
+        )
+    return (yield)
 
 
 def _free_port() -> int:
@@ -77,11 +114,39 @@ def redis_server_url() -> Iterator[str]:
     process.wait(timeout=10)
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
+def cluster_binaries() -> tuple[str, str]:
+    """redis-server and redis-cli, to start a cluster with; skips (or, in CI, fails) the
+    test that needs them when one is missing."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        if REQUIRE_CLUSTER:
+            pytest.fail("redis-server and redis-cli are required (OIDC_LINK_TEST_CLUSTER=required)")
+        pytest.skip("redis-server or redis-cli is not installed; CI runs these on a cluster")
+    return server, cli
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """A throwaway Redis Cluster (3 primaries, 3 replicas) on loopback, for the session."""
+    server, cli = cluster_binaries()
+    with running_cluster(server, cli, tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
 def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    """The same tests run on the embedded fakeredis and on a real redis-server."""
+    """The same tests run on the embedded fakeredis and on a real redis-server (and on a
+    real Redis Cluster, where the module opts in), each emptied before and after."""
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis(decode_responses=True)
+        return
+    if request.param == "redis-cluster":
+        # Built as production builds it, from a redis+cluster:// URL.
+        cluster = connect(request.getfixturevalue("redis_cluster").url)
+        cluster.flushdb(target_nodes=cluster.PRIMARIES)
+        yield cluster
+        cluster.flushdb(target_nodes=cluster.PRIMARIES)
+        cluster.close()
         return
     client = redis.Redis.from_url(
         request.getfixturevalue("redis_server_url"), decode_responses=True

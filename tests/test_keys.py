@@ -26,6 +26,9 @@ from oidc_link.keys import BACKUP_FORMAT, KeyEncryptionError, SigningKeys, jwk_t
 from oidc_link.models import SigningKey
 from oidc_link.sealed import decrypt
 from oidc_link.store import Store, keyspace
+from tests.conftest import ON_REDIS_CLUSTER
+
+pytestmark = ON_REDIS_CLUSTER
 
 KEK = base64.urlsafe_b64encode(bytes(range(32))).decode()
 OTHER_KEK = base64.urlsafe_b64encode(bytes(range(100, 132))).decode()

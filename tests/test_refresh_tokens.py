@@ -26,6 +26,7 @@ from oidc_link.store import Store, keyspace
 from oidc_link.store.tokens import FAMILY_LIVE, Rotation
 from tests.conftest import (
     ISSUER,
+    ON_REDIS_CLUSTER,
     POST_SECRET,
     SHOP_CALLBACK,
     SHOP_SECRET,
@@ -35,6 +36,41 @@ from tests.conftest import (
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
 from tests.test_store import make_code_record, redeem
+
+# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
+# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
+# pipeline, which redis-py's cluster pipeline refuses.
+pytestmark = ON_REDIS_CLUSTER(
+    but_not={
+        "test_a_client_not_allowed_offline_access_gets_no_refresh_token",
+        "test_a_client_that_opts_in_gets_refresh_tokens_without_offline_access",
+        "test_a_family_revoked_before_it_opened_stays_revoked",
+        "test_a_public_client_refreshes_with_its_client_id",
+        "test_a_refresh_asking_for_more_than_was_granted_is_refused_without_spending_the_token",
+        "test_a_refresh_by_another_client_fails_and_does_not_spend_the_token",
+        "test_a_refresh_may_narrow_the_scope_and_the_next_refresh_token_keeps_the_original",
+        "test_a_refresh_needs_the_clients_credentials",
+        "test_a_refresh_token_expires_after_thirty_days",
+        "test_a_refresh_token_lives_thirty_days",
+        "test_a_refresh_token_of_a_revoked_family_is_refused_and_the_script_writes_nothing",
+        "test_a_refused_rotation_spends_nothing_and_a_late_reuse_revokes_the_family",
+        "test_a_replayed_code_leaves_other_sign_ins_alone",
+        "test_a_replayed_code_revokes_the_tokens_issued_from_it",
+        "test_a_rotated_refresh_token_stops_working_after_the_grace_window",
+        "test_an_access_token_is_not_a_refresh_token",
+        "test_an_expired_refresh_token_is_refused_without_being_spent",
+        "test_an_unknown_refresh_token_is_an_invalid_grant",
+        "test_each_rotation_gives_the_new_refresh_token_a_fresh_lifetime",
+        "test_every_token_key_has_a_ttl_and_no_secret_is_stored_in_the_clear",
+        "test_offline_access_gives_a_refresh_token_and_a_refresh_gives_a_new_pair_and_id_token",
+        "test_only_the_first_use_of_a_refresh_token_is_first",
+        "test_reusing_a_refresh_token_after_the_grace_window_revokes_the_family",
+        "test_taking_a_code_opens_its_family",
+        "test_the_rotation_script_writes_records_that_read_back_as_the_ones_they_come_from",
+        "test_two_refreshes_of_the_same_token_within_the_grace_window_both_succeed",
+        "test_without_offline_access_there_is_no_refresh_token",
+    }
+)
 
 OFFLINE = "openid email profile offline_access"
 GRACE = 10

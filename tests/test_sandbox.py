@@ -21,7 +21,10 @@ from oidc_link.link.sandbox import (
 )
 from oidc_link.link.switch import make_link_client
 from oidc_link.store import Store, keyspace
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.sandbox_console import announced_code, wrong_code_for
+
+pytestmark = ON_REDIS_CLUSTER
 
 JENNY = SandboxUser(email="jenny@example.com", phone="+14155550123", name="Jenny Rosen")
 SAM = SandboxUser(email="sam@example.com", phone="+447700900123")

@@ -24,6 +24,20 @@ from oidc_link.models import (
 )
 from oidc_link.store import Store, connect, keyspace
 from oidc_link.store.keyspace import FLOW_AFTERLIFE
+from tests.conftest import ON_REDIS_CLUSTER
+
+# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
+# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
+# pipeline, which redis-py's cluster pipeline refuses.
+pytestmark = ON_REDIS_CLUSTER(
+    but_not={
+        "test_a_code_is_taken_once",
+        "test_an_unknown_code_is_none",
+        "test_an_unknown_code_leaves_nothing_behind",
+        "test_concurrent_takers_of_one_code_get_it_exactly_once",
+        "test_taking_a_code_remembers_it_as_spent_in_the_same_step",
+    }
+)
 
 IDENTITY_EMAIL = "jenny@example.com"
 

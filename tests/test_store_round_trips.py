@@ -24,9 +24,28 @@ from oidc_link.link.sandbox import SandboxLinkClient
 from oidc_link.models import FinishedFlow, Flow, RefreshToken, SsoSession
 from oidc_link.platform.accounts import Accounts, sign_in_account_id
 from oidc_link.store import RateLimit, Store, keyspace
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
 from tests.test_refresh_tokens import rotate
 from tests.test_store import make_code_record, make_identity, redeem
+
+# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
+# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
+# pipeline, which redis-py's cluster pipeline refuses.
+pytestmark = ON_REDIS_CLUSTER(
+    but_not={
+        "test_a_batch_that_is_not_atomic_raises_its_own_failed_write_after_answering_its_reads",
+        "test_a_batch_that_is_not_atomic_sends_a_write_and_another_aggregates_read_together",
+        "test_a_first_sign_in_creates_the_account_with_the_writes_and_a_second_finds_it",
+        "test_a_person_over_their_sms_limit_does_not_use_up_the_clients_daily_allowance",
+        "test_a_refresh_token_is_first_used_once",
+        "test_a_sign_in_with_an_email_bound_to_another_account_gets_that_account",
+        "test_limits_are_counted_in_order_and_the_first_one_reached_is_named",
+        "test_of_concurrent_takers_one_gets_the_code_and_one_family_opens",
+        "test_queued_writes_arrive_together_when_the_block_ends",
+        "test_taking_a_code_consumes_it_once_remembers_it_spent_and_opens_its_family",
+    }
+)
 
 SALT = "test-subject-salt"
 

@@ -1,5 +1,6 @@
-"""Where Redis is (``redis_url``: one server, a Unix socket, or a master named by Sentinels)
-and how to reach it (``[redis]``: TLS files, Sentinel credentials), read and checked at load.
+"""Where Redis is (``redis_url``: one server, a Unix socket, a master named by Sentinels, or
+the nodes of a Redis Cluster) and how to reach it (``[redis]``: TLS files, Sentinel
+credentials), read and checked at load.
 
 Pure parsing: no connection is made here, and no message ever repeats a part of the URL.
 """
@@ -17,16 +18,20 @@ from oidc_link.config.reader import Reader
 
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
-# scheme -> (TLS?, Sentinel?); redis-py's own URL forms plus Sentinel's, in TLS and plain.
+# scheme -> (TLS?, what the hosts are); redis-py's own URL forms plus Sentinel's and
+# Cluster's, in TLS and plain.
 SCHEMES = {
-    "redis": (False, False),
-    "rediss": (True, False),
-    "unix": (False, False),
-    "redis+sentinel": (False, True),
-    "rediss+sentinel": (True, True),
+    "redis": (False, "server"),
+    "rediss": (True, "server"),
+    "unix": (False, "server"),
+    "redis+sentinel": (False, "sentinels"),
+    "rediss+sentinel": (True, "sentinels"),
+    "redis+cluster": (False, "cluster"),
+    "rediss+cluster": (True, "cluster"),
 }
 SCHEME_HINT = (
-    "must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"
+    "must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, "
+    "redis+cluster:// or rediss+cluster://"
 )
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -41,16 +46,20 @@ class RedisUrlError(ValueError):
 class RedisAddress:
     """Where Redis is, as ``redis_url`` says."""
 
-    # The server (one), or the Sentinels to ask for the master (one or more).
+    # The server (one), the Sentinels to ask for the master, or the cluster nodes to ask
+    # for the others (one or more each).
     hosts: tuple[tuple[str, int], ...] = ()
     socket_path: str | None = None
     # Sentinel's name for the master (``sentinel monitor <name> ...``); None without Sentinel.
     service_name: str | None = None
     tls: bool = False
     db: int = 0
-    # The data server's credentials (with Sentinel: the master's, not the Sentinels').
+    # The data server's credentials (with Sentinel: the master's, not the Sentinels'; with
+    # Cluster: every node's, as a cluster's nodes share them).
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # Redis Cluster: ``hosts`` are seed nodes, from which the client learns the others.
+    cluster: bool = False
 
     @property
     def uses_sentinel(self) -> bool:
@@ -79,13 +88,15 @@ def parse_redis_url(url: str) -> RedisAddress:
     Forms: ``redis://[[user]:password@]host[:port][/db]``, the same with ``rediss://`` (TLS),
     ``unix://[[user]:password@]/path/to.sock[?db=N]``, and
     ``redis+sentinel://[[user]:password@]host1[:port],host2[:port]/service_name[/db]``
-    (``rediss+sentinel://``: TLS to the Sentinels and to the master).
+    (``rediss+sentinel://``: TLS to the Sentinels and to the master), and
+    ``redis+cluster://[[user]:password@]host1[:port],host2[:port]`` (any nodes of a Redis
+    Cluster; ``rediss+cluster://``: TLS to every node).
     """
     scheme, separator, rest = url.partition("://")
     if not separator or scheme.lower() not in SCHEMES:
         raise RedisUrlError(SCHEME_HINT)
     scheme = scheme.lower()
-    tls, sentinel = SCHEMES[scheme]
+    tls, hosts_are = SCHEMES[scheme]
     # The last "@" ends the credentials, so a password with an unencoded "/", "?", "#" or
     # "@" still lands whole in the password and never in a host or an error message.
     userinfo, at, remainder = rest.rpartition("@")
@@ -100,7 +111,9 @@ def parse_redis_url(url: str) -> RedisAddress:
         return RedisAddress(socket_path=unquote(path), db=db, username=username, password=password)
     if not authority:
         raise RedisUrlError("needs a host")
-    if sentinel:
+    if hosts_are == "cluster":
+        return _cluster_address(authority, path, tls, username, password)
+    if hosts_are == "sentinels":
         hosts = tuple(
             _host_and_port(item, DEFAULT_SENTINEL_PORT, index)
             for index, item in enumerate(authority.split(","), start=1)
@@ -124,11 +137,31 @@ def parse_redis_url(url: str) -> RedisAddress:
             password=password,
         )
     if "," in authority:
-        raise RedisUrlError("names several hosts: use redis+sentinel:// for Sentinels")
+        raise RedisUrlError(
+            "names several hosts: use redis+sentinel:// for Sentinels, redis+cluster:// for "
+            "the nodes of a Redis Cluster"
+        )
     host = _host_and_port(authority, DEFAULT_PORT, 1)
     stripped = path.strip("/")
     db = _db(stripped) if stripped else 0
     return RedisAddress(hosts=(host,), tls=tls, db=db, username=username, password=password)
+
+
+def _cluster_address(
+    authority: str, path: str, tls: bool, username: str | None, password: str | None
+) -> RedisAddress:
+    """A Redis Cluster's seed nodes. A cluster has database 0 only (SELECT is refused), so a
+    path other than ``/`` or ``/0`` is an error rather than a setting silently dropped."""
+    hosts = tuple(
+        _host_and_port(item, DEFAULT_PORT, index)
+        for index, item in enumerate(authority.split(","), start=1)
+    )
+    if path.strip("/") not in ("", "0"):
+        raise RedisUrlError(
+            "a Redis Cluster has database 0 only: end the URL with the last node "
+            "(redis+cluster://host1:6379,host2:6379)"
+        )
+    return RedisAddress(hosts=hosts, tls=tls, username=username, password=password, cluster=True)
 
 
 def read_redis_settings(
@@ -168,7 +201,8 @@ def read_redis_settings(
             # Said out loud: an operator who set a CA file believes the traffic is encrypted.
             reader.problem(
                 f"redis.{tls_given[0]}",
-                "is only used with TLS: redis_url must start with rediss:// or rediss+sentinel://",
+                "is only used with TLS: redis_url must start with rediss://, rediss+sentinel:// "
+                "or rediss+cluster://",
             )
         sentinel_given = [name for name in given if name.startswith("sentinel_")]
         if sentinel_given and not address.uses_sentinel:

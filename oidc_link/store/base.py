@@ -19,8 +19,23 @@ from oidc_link.errors import StoreUnavailableError
 log = logging.getLogger("oidc_link.store")
 
 # What counts as Redis being unreachable rather than as a bug: no connection (refused, reset,
-# no master found by Sentinel, still loading its data set) or no answer in time.
-OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# no master found by Sentinel, still loading its data set) or no answer in time; on Redis
+# Cluster also no node reachable, a slot no node serves, CLUSTERDOWN (a failover under way),
+# TRYAGAIN (a slot migrating) or redirections that never settle, each once redis-py's
+# retries are spent. The first two are not RedisError, hence STORE_ERRORS.
+OUTAGE_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.RedisClusterUnreachableError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+)
+STORE_ERRORS = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterUnreachableError,
+    redis.exceptions.SlotNotCoveredError,
+)
 # Redis answering but refusing writes, which the callers meet like an outage (503, retry
 # later); each has its cause, as StoreUnavailableError names them. MISCONF (a failed save
 # with stop-writes-on-bgsave-error, or a failing AOF) has no class of its own in redis-py.
@@ -113,7 +128,7 @@ return outcome
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
-def refusal_cause(error: redis.RedisError) -> str | None:
+def refusal_cause(error: Exception) -> str | None:
     """Why Redis refused a command it received, if it was a refusal to write."""
     for kind, cause in REFUSAL_CAUSES:
         if isinstance(error, kind):
@@ -142,11 +157,11 @@ class Outages:
         when it is reachable again."""
         try:
             yield
-        except redis.RedisError as error:
+        except STORE_ERRORS as error:
             self.raise_translated(error)
         self.succeeded()
 
-    def raise_translated(self, error: redis.RedisError) -> NoReturn:
+    def raise_translated(self, error: Exception) -> NoReturn:
         """``error`` as callers meet it: StoreUnavailableError for an outage or a refused
         write (noted once per run), else ``error`` itself (a bug of ours)."""
         if isinstance(error, OUTAGE_ERRORS):
@@ -272,7 +287,7 @@ def _outage_translated(method: Method) -> Method:
         # As Outages.translated(), without a context manager per call (every store call).
         try:
             result = method(aggregate, *args, **kwargs)
-        except redis.RedisError as error:
+        except STORE_ERRORS as error:
             aggregate._outages.raise_translated(error)
         aggregate._outages.succeeded()
         return result

@@ -1,7 +1,8 @@
 """The redis-py client for ``redis_url``: one server (plain or TLS), a Unix socket, or the
 master that Sentinels name, all with the same timeouts and retry policy and one connection
-per thread (pinned_pool.py); or, without a URL, an embedded fakeredis. Builds clients only:
-every key is keyspace.py's, every command an aggregate's (store/).
+per thread (pinned_pool.py); a Redis Cluster, with the same timeouts; or, without a URL, an
+embedded fakeredis. Builds clients only: every key is keyspace.py's, every command an
+aggregate's (store/).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from oidc_link.config.redis_settings import RedisAddress, RedisSettings, parse_redis_url
+from oidc_link.errors import StoreUnavailableError
 from oidc_link.store.command_packer import CommandPacker
 from oidc_link.store.pinned_pool import PinnedConnectionPool, PinnedSentinelConnectionPool
 
@@ -33,6 +36,8 @@ def connect(redis_url: str | None, options: RedisSettings | None = None) -> redi
     """A client for ``redis_url``, or an embedded in-process fakeredis when there is none.
 
     The URL was checked when the settings were loaded; here a bad one raises RedisUrlError.
+    A cluster's client asks its nodes for the slot map here, so an unreachable cluster
+    raises StoreUnavailableError now; the other clients connect at their first command.
     """
     if not redis_url:
         import fakeredis
@@ -47,6 +52,8 @@ def connect(redis_url: str | None, options: RedisSettings | None = None) -> redi
     tls = _tls_options(options) if address.tls else {}
     if address.uses_sentinel:
         return _sentinel_master(address, options, tls)
+    if address.cluster:
+        return _cluster(address, tls)  # type: ignore[return-value]
     credentials = {"db": address.db, "username": address.username, "password": address.password}
     if address.socket_path is not None:
         where: dict[str, Any] = {
@@ -84,6 +91,37 @@ def _client_policy() -> dict[str, Any]:
             supported_errors=(redis.ConnectionError,),
         ),
     }
+
+
+def _cluster(address: RedisAddress, tls: dict[str, Any]) -> RedisCluster:
+    """redis-py's cluster client, seeded with the URL's nodes. It learns the slot map from
+    the first node that answers, sends each command to the primary of its key's slot,
+    follows MOVED and ASK, and on a broken connection or CLUSTERDOWN reloads the map and
+    retries (``retry``: the same count and backoff as one server's), which is how it finds
+    a replica promoted by a failover.
+
+    Connections are pooled per node by redis-py, not pinned per thread: pinning saves a
+    lock per command on one server, but a thread would hold a connection to every node it
+    ever reached, and the cluster client drops and rebuilds node pools as the slot map
+    changes, which a pin must not outlive. Nor is the command packer passed: redis-py's
+    cluster client keeps only the connection arguments it knows.
+    """
+    policy = _client_policy()
+    retry = policy.pop("retry")
+    policy.pop("command_packer")
+    try:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in address.hosts],
+            username=address.username,
+            password=address.password,
+            retry=retry,
+            **tls,
+            **policy,
+        )
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
+        # No node answered (or none with the slot map): the message is redis-py's, which
+        # names the last error met and never the password.
+        raise StoreUnavailableError(f"Redis Cluster is unreachable: {error}") from error
 
 
 def _tls_options(options: RedisSettings) -> dict[str, Any]:
