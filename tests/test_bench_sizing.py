@@ -100,8 +100,8 @@ def test_an_active_user_keeps_a_session_a_token_family_and_an_account_of_bounded
     assert [kind.kind for kind in sizing.consent_memory] == ["consent"]
     assert sizing.consent_memory[0].bytes > 0
     # used_memory counts the keys and the server's own overheads, and moves by a few KB with
-    # the shared test server's other clients: with 4 users only its bounds are checked (the
-    # ordering "kept < first hour" is what MEMORY USAGE above shows exactly).
+    # the shared test server's other clients: with 4 users only its bounds are checked (what
+    # each kind keeps is checked above, with MEMORY USAGE, which does not move).
     assert 0 < sizing.used_memory_per_1000_users < 64 * 1_000_000
     assert sizing.used_memory_per_1000_users_kept < 64 * 1_000_000
 
