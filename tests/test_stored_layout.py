@@ -1,5 +1,6 @@
 """An upgrade keeps what Redis already holds: today's code reads what the landed versions
-868ada5 and 6490682 (issue 16's starting point) wrote.
+868ada5, 6490682 (issue 16's starting point) and 1fcd0cc (issue 17's: the last layout
+without hash tags) wrote.
 
 tests/layouts/<version>.json was written by that version's own code (tests/layouts/
 record_layout.py, run once against a checkout of it): a sign-in with a refresh token, an SSO
@@ -31,7 +32,7 @@ from oidc_link.services import build_services
 from tests.relying_party import Browser
 from tests.sandbox_console import announced_code
 
-VERSIONS = ("868ada5", "6490682")
+VERSIONS = ("868ada5", "6490682", "1fcd0cc")
 RECORDINGS: dict[str, dict[str, Any]] = {
     version: json.loads((Path(__file__).parent / "layouts" / f"{version}.json").read_text())
     for version in VERSIONS

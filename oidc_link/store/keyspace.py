@@ -11,6 +11,39 @@ from oidc_link.ids import digest
 
 PREFIX = "oidc-link:v1:"
 
+# Redis Cluster: every script, MULTI/EXEC and MGET must touch keys of one hash slot, so keys
+# that change together carry one hash tag (the text between the first "{" and "}"), chosen
+# per aggregate. Across aggregates, one plain pipeline (fanned out per node on a cluster).
+# Inventory of what the store sends with more than one key (issue 17, at 1fcd0cc), the keys,
+# and the aggregate (so the tag) each key belongs to; tests/test_hash_slots.py checks it:
+#
+# | operation (store module)                 | keys                               | aggregate |
+# |------------------------------------------|------------------------------------|-----------|
+# | flows.lock_and_load (pipeline)           | flow_lock, flow (+ riders)         | flow      |
+# | flows.release / unlock (pipeline, Lua)   | flow, flow_done, flow_lock         | flow      |
+# | limits COUNT_WITHIN_LIMITS (Lua)         | rate counters of 1-3 subjects      | subject   |
+# | limits REFUND_COUNT, count (Lua, MULTI)  | one rate counter                   | subject   |
+# | tokens REDEEM_CODE (Lua)                 | code, code_spent, family, access,  | family    |
+# |                                          | refresh (family key named by code) |           |
+# | tokens ROTATE_REFRESH_TOKEN (Lua)        | refresh, refresh_used, access,     | family    |
+# |                                          | refresh; family built in the script|           |
+# | tokens ACCESS_RECORD_AND_FAMILY (Lua)    | access; family built in the script | family    |
+# | tokens.load_refresh_token (MGET)         | refresh, refresh_used              | family    |
+# | tokens account families (MULTI)          | account_families                   | account   |
+# | sessions remember_* / take_* (MULTI)     | session_links                      | session   |
+# | sessions.add_to_person (MULTI)           | person_sessions                    | person    |
+# | sessions.of_person (MGET)                | sessions of one person             | sessions  |
+# | accounts.add / delete (MULTI)            | account, accounts_of               | 2: record, list |
+# | accounts.page (MGET)                     | accounts of one owner              | accounts  |
+# | accounts for_email_and_record (MGET)     | account_email, account             | 2: index, record |
+# | accounts.save_account_link (MULTI)       | link, link_token                   | link      |
+# | consents.add (MULTI)                     | consent                            | consent   |
+# | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | sandbox   |
+# | Writes batches (MULTI): the code step,   | session, person_sessions,          | several   |
+# |   a new SSO session, an SSO code         | session_links, account, accounts_of,|          |
+# |                                          | code, account_families, flow_done, |           |
+# |                                          | flow, flow_lock                    |           |
+
 # A flow (and the note of how it finished) outlives the flow's expiry by this much, only so
 # that a late visit can be told what happened and sent back to the right site.
 FLOW_AFTERLIFE = 3600
