@@ -33,9 +33,9 @@ PREFIX = "oidc-link:v1:"
 # | sessions remember_* / take_* (MULTI)     | session_links                      | session   |
 # | sessions.add_to_person (MULTI)           | person_sessions                    | person    |
 # | sessions.of_person (MGET)                | sessions of one person             | sessions  |
-# | accounts.add / delete (MULTI)            | account, accounts_of               | 2: record, list |
+# | accounts.add / delete (MULTI)            | account, accounts_of             | 2 (record, list) |
 # | accounts.page (MGET)                     | accounts of one owner              | accounts  |
-# | accounts for_email_and_record (MGET)     | account_email, account             | 2: index, record |
+# | accounts for_email_and_record (MGET)     | account_email, account           | 2 (index, rec.)|
 # | accounts.save_account_link (MULTI)       | link, link_token                   | link      |
 # | consents.add (MULTI)                     | consent                            | consent   |
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | sandbox   |
