@@ -303,6 +303,16 @@ class Aggregate:
         # same lifetimes as production; Redis still drops the key on its own.
         return max(1, expires_at - self._clock.now())
 
+    def _gets(self, keys: list[str]) -> list[Any]:
+        """GET each key, in one round trip: an MGET's keys must share a slot on a cluster,
+        a pipeline's need not (the cluster client sends each node its own)."""
+        if not keys:
+            return []
+        pipeline = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipeline.get(key)
+        return pipeline.execute()
+
     def _target(self, writes: Writes | None) -> Any:
         """Where a one-command write goes: into ``writes``, else straight to Redis."""
         return writes.pipeline if writes is not None else self._redis

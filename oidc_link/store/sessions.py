@@ -130,7 +130,7 @@ class SessionStore(Aggregate):
         members = sorted(self._redis.smembers(key))
         if not members:
             return []
-        records = self._redis.mget([keyspace.session_of_digest(member) for member in members])
+        records = self._gets([keyspace.session_of_digest(member) for member in members])
         found = []
         gone = []
         for member, raw in zip(members, records, strict=True):
