@@ -80,7 +80,7 @@ class Sessions:
     def renewals(self) -> Writes:
         """A batch for ``find``'s renewal, which reads and writes of the rest of the request
         may join; sent when its ``with`` block ends (one round trip), or sooner by ``send``."""
-        return self._store.writes(atomic=False)
+        return self._store.writes()
 
     def end(self, secret: str | None) -> None:
         if secret:

@@ -201,15 +201,6 @@ def every_script() -> dict[str, str]:
     return found
 
 
-# The kinds whose operations are laid out for a cluster so far (issue 17 lands in steps):
-# an operation is checked when all its keys are of these kinds.
-CHECKED_KINDS = {
-    "flow", "flow_done", "flow_lock", "rate", "account", "accounts_of", "account_email",
-    "link", "link_token", "session", "person_sessions", "session_links", "consent",
-    "sandbox_session", "keys", "keyrings", "idempotency", "pushed", "logout",
-}  # fmt: skip
-
-
 def test_every_script_transaction_and_multi_key_command_of_the_flows_stays_in_one_slot(
     app: Flask, console: list[str], monitored: Callable[[], list[dict[str, Any]]]
 ) -> None:
@@ -219,18 +210,12 @@ def test_every_script_transaction_and_multi_key_command_of_the_flows_stays_in_on
 
     assert ops, "MONITOR recorded nothing"
     # Named by the kinds of their keys, so that a failure says which aggregates meet.
-    crossing = [
-        (op.what, [kind_of(key) for key in op.keys])
-        for op in ops
-        if len(op.slots()) > 1 and {kind_of(key) for key in op.keys} <= CHECKED_KINDS
-    ]
+    crossing = [(op.what, [kind_of(key) for key in op.keys]) for op in ops if len(op.slots()) > 1]
     assert crossing == []
     undeclared = [
         (op.what, sorted(set(op.keys) - set(op.declared)))
         for op in ops
-        if op.what.startswith("EVAL")
-        and not set(op.keys) <= set(op.declared)
-        and {kind_of(key) for key in op.keys} <= CHECKED_KINDS
+        if op.what.startswith("EVAL") and not set(op.keys) <= set(op.declared)
     ]
     assert undeclared == []
     not_run = {name for sha, name in every_script().items() if sha[:12] not in ran}

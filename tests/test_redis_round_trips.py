@@ -31,31 +31,36 @@ RETURNING_USER = {
     # the family's own SADD and EXPIRE NX into the client's), code, the family bound to the
     # account (SADD, EXPIRE), how the flow ended, the flow removed and the unlock. The
     # account's read is two GETs (the email index and the account), not an MGET, since
-    # issue 17: the two keys live in different hash slots on a cluster.
-    "code": (3, 23),
+    # issue 17: the two keys live in different hash slots on a cluster. For the same
+    # reason the writes are a plain pipeline, not a MULTI (MULTI, EXEC gone), and each set's
+    # SADD and EXPIRE one script on its key (3 EVALSHA: person's sessions, session's set,
+    # account's families).
+    "code": (3, 24),
     # One script (EVALSHA): take the code (GET, its spent mark and family, then DEL, so that
     # a full Redis refuses it before it spends anything), the access and refresh tokens
     # (SET, SET) and the family's longer life (EXPIRE GT).
     "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    # One script: the access token, and the family its record names (EVALSHA, GET, GET).
-    "userinfo": (1, 3),
+    # One MGET: the access token and its family, which the token names (since issue 17:
+    # both in the family's hash slot; before, a script read the record for the family).
+    "userinfo": (1, 1),
 }
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
-# the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 25)}
+# the same pipeline).
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 26)}
 # A signed-in browser: the session read (GET); its renewal (SET) with the account read for
 # the code's sub (two GETs since issue 17, as at the code step), one pipeline: that read needs
-# the session's email; then the code's MULTI as at the code step, less the new session: the
+# the session's email; then the code's writes as at the code step, less the new session: the
 # session remembers the client and the token family (one SADD, one EXPIRE), the code (SET),
-# the family bound to the account (SADD, EXPIRE). 3 is the floor without a stored layout
+# the family bound to the account (SADD, EXPIRE); a plain pipeline and two one-key scripts
+# since issue 17, in place of a MULTI (as many commands). 3 is the floor without a stored layout
 # changing: each round trip needs the answer of the one before it.
 SSO = {
     "authorize": (3, 11),
     "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (1, 3),
+    "userinfo": (1, 1),  # as above: one MGET
 }
 # One script (EVALSHA): the refresh token, its family, the rotation mark (SET NX GET), the new
 # access and refresh tokens (SET, SET) and the family's longer life (EXPIRE GT).

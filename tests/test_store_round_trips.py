@@ -337,7 +337,7 @@ def test_a_batch_that_is_not_atomic_sends_a_write_and_another_aggregates_read_to
     assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
     session = make_session(clock)
 
-    with store.writes(atomic=False) as batch:
+    with store.writes() as batch:
         store.sessions.save("secret-1", session, writes=batch)
         ahead = accounts.read_ahead("shop", "jenny@example.com")
         batch.ride(ahead)
@@ -364,7 +364,7 @@ def test_a_batch_that_is_not_atomic_raises_its_own_failed_write_after_answering_
     redis_client.set(keyspace.session_dependents("sid_1"), "not a set")
     ahead = Accounts(store, clock, SALT).read_ahead("shop", "jenny@example.com")
 
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes(atomic=False) as batch:
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes() as batch:
         batch.ride(ahead)
         store.sessions.remember_client("sid_1", "shop", clock.now() + 600, writes=batch)
     assert ahead.answered
@@ -379,7 +379,7 @@ def test_a_batch_that_is_not_atomic_meets_an_outage_as_store_unavailable_error(
         port = sock.getsockname()[1]  # nothing listens here once the socket closes
     store = Store(redis.Redis(port=port, socket_connect_timeout=1), clock)
 
-    with pytest.raises(StoreUnavailableError), store.writes(atomic=False) as batch:
+    with pytest.raises(StoreUnavailableError), store.writes() as batch:
         store.sessions.save("secret-1", make_session(clock), writes=batch)
 
 

@@ -12,7 +12,7 @@ from oidc_link.clock import Clock
 from oidc_link.ids import new_secret
 from oidc_link.models import FinishedFlow, Flow
 from oidc_link.store import keyspace
-from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages, Rider
+from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages, Rider, Writes
 
 
 class FlowStore(Aggregate):
@@ -101,17 +101,18 @@ class FlowStore(Aggregate):
         save: Flow | None = None,
         finished: FinishedFlow | None = None,
         riders: Sequence[Rider] = (),
-        pipeline: Any = None,
+        batch: Writes | None = None,
     ) -> bool:
         """What ends a locked step, then ``unlock``, in one round trip: ``save`` as in
         ``save`` (the return value: False when it was gone), or ``finished`` kept for
         ``load_finished`` in place of the flow, which ends (as ``take``: under the lock,
-        the flow read at ``lock_and_load`` is the one ended). The writes run before the
-        release, in this order; then ``riders``. ``pipeline``: one that already holds the
-        step's other writes (a Writes batch, MULTI or not), sent with these."""
+        the flow read at ``lock_and_load`` is the one ended). Then ``riders``. ``batch``:
+        one that holds the step's other writes, sent here, before these (its keys
+        are elsewhere on a cluster: a plain pipeline, whose every command runs, so the lock
+        goes even when a write is refused). Named apart from ``writes=``, which would mean
+        "only queued": this sends."""
         lock = keyspace.flow_lock(flow_id)
-        if pipeline is None:
-            pipeline = self._redis.pipeline(transaction=False)
+        pipeline = batch.pipeline if batch is not None else self._redis.pipeline(transaction=False)
         before = len(pipeline)
         if save is not None:
             self._update(pipeline, save)
@@ -121,25 +122,19 @@ class FlowStore(Aggregate):
         # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
         pipeline.evalsha(self._release_lock.sha, 1, lock, token)
         sizes = [rider.queue(pipeline) for rider in riders]
-        try:
-            results = pipeline.execute(raise_on_error=False)
-        except redis.RedisError:
-            if before:
-                # The step's other writes were refused (a MULTI fails whole): the lock
-                # still goes, so that the person can try again at once.
-                self._release_lock(keys=[lock], args=[token])
-            raise
+        results = pipeline.execute(raise_on_error=False)
         ours = len(results) - sum(sizes)
-        *written, released = results[:ours]
-        for result in written:
-            if isinstance(result, Exception):
-                raise result
+        *written, released = results[before:ours]
         if isinstance(released, redis.exceptions.NoScriptError):
             self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
-        elif isinstance(released, Exception):
-            raise released
+            released = None
+        if batch is not None:
+            batch.settle(results[:before])
+        for result in [*written, released]:
+            if isinstance(result, Exception):
+                raise result
         _answer(riders, sizes, results[ours:])
-        return save is None or bool(written[before])
+        return save is None or bool(written[0])
 
 
 def _answer(riders: Sequence[Rider], sizes: list[int], results: list[Any]) -> None:

@@ -129,39 +129,70 @@ def rate_counter_ttl(window: int) -> int:
 
 
 # Codes, token families and tokens (by their digests), pushed requests, assertion ids.
+#
+# A token family's keys share one hash slot: the family's own key (its name unchanged since
+# 1fcd0cc, untagged, so its slot is that of its whole name), and the code that opens it,
+# its spent mark and its tokens, whose hash tag is the family key's whole name. A token
+# carries its family id (``<family id>.<secret>``), so its key is named without a lookup;
+# a token from before (no family in it) keeps its untagged name: those never ran on a
+# cluster, and one Redis serves them as before.
 
-
-def code(code: str) -> str:
-    return PREFIX + "code:" + digest(code)
-
-
-def spent_code(code: str) -> str:
-    return PREFIX + "code_spent:" + digest(code)
-
-
-# A family's key is this prefix and its id: the token scripts read the id from a token's
-# record and build the key on the server (store/tokens.py).
+# A family's key is this prefix and its id.
 FAMILY_PREFIX = PREFIX + "family:"
+# Between a token's family id and its secret (neither a family id nor a secret has one).
+TOKEN_FAMILY_MARK = "."  # noqa: S105 - a separator, not a secret
 
 
 def family(family_id: str) -> str:
     return FAMILY_PREFIX + family_id
 
 
+def token_family(token: str) -> str | None:
+    """The family id a token names, or None for one issued before tokens carried it."""
+    family_id, mark, _ = token.partition(TOKEN_FAMILY_MARK)
+    return family_id if mark and family_id.startswith("fam_") else None
+
+
+def _of_family(kind: str, family_id: str, secret: str) -> str:
+    return PREFIX + kind + ":{" + family(family_id) + "}" + digest(secret)
+
+
+def code_family(code: str) -> str:
+    """The id of the family a code opens, named by the code itself (its digest, kept apart
+    from the one its key uses): the code's key is then in the family's slot, and both the
+    step that issues the code and the one that redeems it know the family."""
+    return "fam_" + digest("token family\x00" + code)[:32]
+
+
+def code(code: str) -> str:
+    return _of_family("code", code_family(code), code)
+
+
+def spent_code(code: str) -> str:
+    return _of_family("code_spent", code_family(code), code)
+
+
 def account_families(account_id: str) -> str:
     return PREFIX + "account_families:" + account_id
 
 
+def _of_token(kind: str, token: str) -> str:
+    family_id = token_family(token)
+    if family_id is None:
+        return PREFIX + kind + ":" + digest(token)  # issued before: its untagged name
+    return _of_family(kind, family_id, token)
+
+
 def access_token(token: str) -> str:
-    return PREFIX + "access_token:" + digest(token)
+    return _of_token("access_token", token)
 
 
 def refresh_token(token: str) -> str:
-    return PREFIX + "refresh_token:" + digest(token)
+    return _of_token("refresh_token", token)
 
 
 def refresh_used(token: str) -> str:
-    return PREFIX + "refresh_used:" + digest(token)
+    return _of_token("refresh_used", token)
 
 
 def pushed_request(request_uri: str) -> str:
