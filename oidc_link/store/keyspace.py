@@ -13,36 +13,35 @@ PREFIX = "oidc-link:v1:"
 
 # Redis Cluster: every script, MULTI/EXEC and MGET must touch keys of one hash slot, so keys
 # that change together carry one hash tag (the text between the first "{" and "}"), chosen
-# per aggregate. Across aggregates, one plain pipeline (fanned out per node on a cluster).
-# Inventory of what the store sends with more than one key (issue 17, at 1fcd0cc), the keys,
-# and the aggregate (so the tag) each key belongs to; tests/test_hash_slots.py checks it:
+# per aggregate. Across aggregates, one plain pipeline (a cluster client sends each node its
+# part), ordered to fail closed. What the store sends with more than one key (issue 17's
+# inventory, as laid out since), and the slot; tests/test_hash_slots.py checks it:
 #
-# | operation (store module)                 | keys                               | aggregate |
+# | operation (store module)                 | keys                               | slot      |
 # |------------------------------------------|------------------------------------|-----------|
-# | flows.lock_and_load (pipeline)           | flow_lock, flow (+ riders)         | flow      |
-# | flows.release / unlock (pipeline, Lua)   | flow, flow_done, flow_lock         | flow      |
-# | limits COUNT_WITHIN_LIMITS (Lua)         | rate counters of 1-3 subjects      | subject   |
-# | limits REFUND_COUNT, count (Lua, MULTI)  | one rate counter                   | subject   |
+# | flows.lock_and_load (pipeline)           | flow_lock, flow (+ riders)         | {flow}    |
+# | flows.release (pipeline; RELEASE_LOCK)   | flow, flow_done, flow_lock (+batch)| {flow}    |
+# | limits COUNT_WITHIN_LIMITS (a script per | one subject's rate counters        | {subject} |
+# |   subject, one pipeline); REFUND, count  |                                    |           |
 # | tokens REDEEM_CODE (Lua)                 | code, code_spent, family, access,  | family    |
-# |                                          | refresh (family key named by code) |           |
+# |                                          | refresh (the code names the family)|           |
 # | tokens ROTATE_REFRESH_TOKEN (Lua)        | refresh, refresh_used, access,     | family    |
-# |                                          | refresh; family built in the script|           |
-# | tokens ACCESS_RECORD_AND_FAMILY (Lua)    | access; family built in the script | family    |
+# |                                          | refresh, family (the token names it)|          |
+# | tokens.load_access_token_and_family MGET | access, family                     | family    |
 # | tokens.load_refresh_token (MGET)         | refresh, refresh_used              | family    |
-# | tokens account families (MULTI)          | account_families                   | account   |
-# | sessions remember_* / take_* (MULTI)     | session_links                      | session   |
-# | sessions.add_to_person (MULTI)           | person_sessions                    | person    |
-# | sessions.of_person (MGET)                | sessions of one person             | sessions  |
-# | accounts.add / delete (MULTI)            | account, accounts_of             | 2 (record, list) |
-# | accounts.page (MGET)                     | accounts of one owner              | accounts  |
-# | accounts for_email_and_record (MGET)     | account_email, account           | 2 (index, rec.)|
-# | accounts.save_account_link (MULTI)       | link, link_token                   | link      |
-# | consents.add (MULTI)                     | consent                            | consent   |
-# | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | sandbox   |
-# | Writes batches (MULTI): the code step,   | session, person_sessions,          | several   |
-# |   a new SSO session, an SSO code         | session_links, account, accounts_of,|          |
-# |                                          | code, account_families, flow_done, |           |
-# |                                          | flow, flow_lock                    |           |
+# | ADD_MEMBERS (Lua: SADD + EXPIRE), MULTIs | one set: session_links,            | its own   |
+# |   of sessions and tokens                 | person_sessions, account_families  |           |
+# | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |
+# |   accounts.for_email_and_record          |                                    |           |
+# | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
+# | consents.add (MULTI)                     | consent                            | its own   |
+# | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
+# | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
+# |   session, an SSO code                   | method's write one key or script   |           |
+#
+# Tokens issued before (no family in them) keep their untagged names and are read as before:
+# they never ran on a cluster. Kinds kept under their names (no migration): signing keys,
+# sessions, token families, accounts, consents, idempotency records.
 
 # A flow (and the note of how it finished) outlives the flow's expiry by this much, only so
 # that a late visit can be told what happened and sent back to the right site.
