@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import redis
@@ -161,12 +162,31 @@ def app(redis_server_url: str, console: list[str]) -> Flask:
 
 
 def run_every_flow(app: Flask, console: list[str]) -> None:
-    """Sign-in by SMS with a refresh token, SSO with a third-party consent, refresh,
-    userinfo, revocation, the /v1 API (account with an Idempotency-Key, Account Link)."""
+    """Sign-in by SMS with a refresh token, SSO with a third-party consent, a pushed
+    request through SSO, refresh, userinfo, revocation, logout, the /v1 API (account with an
+    Idempotency-Key, Account Link)."""
     browser = flows.Browser(app)
     shop = flows.sign_in(app, browser, console)
     flows.consent(app, browser)
     client = app.test_client()
+    query = parse_qs(
+        urlsplit(flows.authorize_url("shop", flows.SHOP_CALLBACK, "openid", "par")).query
+    )
+    pushed = client.post(
+        "/par",
+        data={name: values[0] for name, values in query.items()},
+        auth=("shop", flows.SHOP_SECRET),
+        base_url=flows.ISSUER,
+    )
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    via_sso = browser.get(
+        "/authorize?"
+        + urlencode({"client_id": "shop", "request_uri": pushed.get_json()["request_uri"]})
+    )
+    flows.exchange(
+        app, flows.code_of(via_sso, flows.SHOP_CALLBACK), ("shop", flows.SHOP_SECRET),
+        flows.SHOP_CALLBACK,
+    )  # fmt: skip
     refreshed = client.post(
         "/token",
         data={"grant_type": "refresh_token", "refresh_token": shop["refresh_token"]},
@@ -188,6 +208,9 @@ def run_every_flow(app: Flask, console: list[str]) -> None:
         base_url=flows.ISSUER,
     )
     assert revoked.status_code == 200
+    signed_out = browser.get("/logout?" + urlencode({"id_token_hint": shop["id_token"]}))
+    # Signed out at once (the hint is this session's; no post_logout_redirect_uri: a page).
+    assert "You have been signed out" in signed_out.get_data(as_text=True)
     flows.platform_calls(app)
 
 
