@@ -143,6 +143,32 @@ def test_a_finished_flow_is_remembered_with_the_release_but_anothers_lock_stays(
     assert all_keys_expire(redis_client)
 
 
+def test_a_finished_release_and_a_batchs_set_load_their_scripts_when_the_server_forgot_them(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    flow = make_flow(clock)
+    store.flows.add(flow)
+    token = store.flows.lock(flow.id, 30)
+    assert token is not None
+    finished = FinishedFlow(
+        client_id="shop",
+        redirect_uri="https://shop.example.com/cb",
+        sealed_redirect=None,
+        redirect_valid_until=clock.now() + 10,
+    )
+    redis_client.script_flush()
+
+    batch = store.writes()
+    store.tokens.remember_account_family("acct_1", "fam_1", 60, writes=batch)
+    assert store.flows.release(flow.id, token, finished=finished, batch=batch) is True
+
+    assert store.flows.load(flow.id) is None
+    assert store.flows.load_finished(flow.id) == finished
+    assert redis_client.exists(keyspace.flow_lock(flow.id)) == 0
+    assert redis_client.smembers(keyspace.account_families("acct_1")) == {"fam_1"}
+    assert 0 < redis_client.ttl(keyspace.account_families("acct_1")) <= 60
+
+
 def test_the_release_loads_its_script_when_the_server_forgot_it(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:

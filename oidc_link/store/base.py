@@ -48,6 +48,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# A sign-in ends: how it finished (KEYS[1], ARGV[1], for ARGV[2] seconds) in place of its
+# flow (KEYS[2]), as one step. A full Redis refuses the SET, the script's first write, and
+# the flow stays for a retry: in a plain pipeline the DEL would still run, and lose it.
+FINISH_FLOW = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return redis.call('DEL', KEYS[2])
+"""
 # Fixed-window counters, one event each, in order: KEYS[i] is limit i's counter of the
 # current window, ARGV[2i-1] the window (the key's TTL, set when the window's key is
 # created, in the same atomic step), ARGV[2i] the limit. Stops at the first limit the event

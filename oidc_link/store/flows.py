@@ -12,7 +12,7 @@ from oidc_link.clock import Clock
 from oidc_link.ids import new_secret
 from oidc_link.models import FinishedFlow, Flow
 from oidc_link.store import keyspace
-from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages, Rider, Writes
+from oidc_link.store.base import FINISH_FLOW, RELEASE_LOCK, Aggregate, Outages, Rider, Writes
 
 
 class FlowStore(Aggregate):
@@ -21,6 +21,7 @@ class FlowStore(Aggregate):
         # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
         # the server does not know it yet (a new or restarted server, a failover).
         self._release_lock = client.register_script(RELEASE_LOCK)
+        self._finish = client.register_script(FINISH_FLOW)
 
     def _flow_ttl(self, flow: Flow) -> int:
         return self._ttl_until(flow.expires_at) + keyspace.FLOW_AFTERLIFE
@@ -49,8 +50,9 @@ class FlowStore(Aggregate):
         raw = self._redis.getdel(keyspace.flow(flow_id))
         return Flow.from_record(raw) if raw else None
 
-    def _save_finished(self, target: Any, flow_id: str, record: FinishedFlow) -> None:
-        target.set(keyspace.finished_flow(flow_id), record.to_record(), ex=keyspace.FLOW_AFTERLIFE)
+    def _finish_args(self, flow_id: str, record: FinishedFlow) -> tuple[list[str], list[Any]]:
+        keys = [keyspace.finished_flow(flow_id), keyspace.flow(flow_id)]
+        return keys, [record.to_record(), keyspace.FLOW_AFTERLIFE]
 
     def load_finished(self, flow_id: str) -> FinishedFlow | None:
         raw = self._redis.get(keyspace.finished_flow(flow_id))
@@ -117,16 +119,19 @@ class FlowStore(Aggregate):
         if save is not None:
             self._update(pipeline, save)
         if finished is not None:
-            self._save_finished(pipeline, flow_id, finished)
-            pipeline.delete(keyspace.flow(flow_id))
-        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+            keys, args = self._finish_args(flow_id, finished)
+            # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS.
+            pipeline.evalsha(self._finish.sha, len(keys), *keys, *args)
         pipeline.evalsha(self._release_lock.sha, 1, lock, token)
         sizes = [rider.queue(pipeline) for rider in riders]
         results = pipeline.execute(raise_on_error=False)
         ours = len(results) - sum(sizes)
         *written, released = results[before:ours]
+        if finished is not None and isinstance(written[-1], redis.exceptions.NoScriptError):
+            keys, args = self._finish_args(flow_id, finished)
+            written[-1] = self._finish(keys=keys, args=args)  # loads the script, then runs it
         if isinstance(released, redis.exceptions.NoScriptError):
-            self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
+            self._release_lock(keys=[lock], args=[token])
             released = None
         if batch is not None:
             batch.settle(results[:before])
