@@ -1,4 +1,4 @@
-"""The Lua scripts of the token endpoint's two grants and of /userinfo (store/tokens.py runs
+"""The Lua scripts of the token endpoint's two grants (store/tokens.py runs
 them). Text only: no keys (the callers pass them) and no records (cjson copies them)."""
 
 from __future__ import annotations
