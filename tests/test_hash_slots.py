@@ -254,3 +254,26 @@ def test_the_scripts_the_flows_do_not_run_touch_only_their_one_key() -> None:
     for text in ONE_KEY_SCRIPTS.values():
         assert set(re.findall(r"KEYS\[(\w+)\]", text)) == {"1"}
         assert "ipairs(KEYS)" not in text and ".." not in text
+
+
+def test_the_code_step_ends_the_sign_in_before_it_stores_the_code_and_session(
+    app: Flask, console: list[str], monitored: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # Its writes are one plain pipeline, not a MULTI: the single-use guard (the flow's end)
+    # goes first, so a pipeline cut short never leaves a code while the flow can run again.
+    flows.sign_in(app, flows.Browser(app), console)
+    commands = [line["args"] for line in monitored() if line["client_type"] != "lua"]
+    finish = hashlib.sha1(base.FINISH_FLOW.encode()).hexdigest()  # noqa: S324 - EVALSHA's
+
+    def first(kind: str) -> int:
+        return next(
+            at
+            for at, args in enumerate(commands)
+            if args[0].upper() == "SET" and kind_of(args[1]) == kind
+        )
+
+    ended = next(
+        at for at, args in enumerate(commands) if args[0].upper() == "EVALSHA" and args[1] == finish
+    )
+    assert ended < first("code")
+    assert ended < first("session")

@@ -35,8 +35,9 @@ RETURNING_USER = {
     # reason the writes are a plain pipeline, not a MULTI (MULTI, EXEC gone), and each set's
     # SADD and EXPIRE one script on its key (3 EVALSHA: person's sessions, session's set,
     # account's families), and the flow's end one script (EVALSHA: its SET and DEL, so that
-    # a full Redis that refuses the SET keeps the flow, as the MULTI did).
-    "code": (3, 25),
+    # a full Redis that refuses the SET keeps the flow, as the MULTI did), queued first (the
+    # single-use guard before what it guards), where the browser went noted after (a SET).
+    "code": (3, 26),
     # One script (EVALSHA): take the code (GET, its spent mark and family, then DEL, so that
     # a full Redis refuses it before it spends anything), the access and refresh tokens
     # (SET, SET) and the family's longer life (EXPIRE GT).
@@ -49,7 +50,7 @@ RETURNING_USER = {
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
 # the same pipeline).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 27)}
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 28)}
 # A signed-in browser: the session read (GET); its renewal (SET) with the account read for
 # the code's sub (two GETs since issue 17, as at the code step), one pipeline: that read needs
 # the session's email; then the code's writes as at the code step, less the new session: the

@@ -50,9 +50,11 @@ return 0
 """
 # A sign-in ends: how it finished (KEYS[1], ARGV[1], for ARGV[2] seconds) in place of its
 # flow (KEYS[2]), as one step. A full Redis refuses the SET, the script's first write, and
-# the flow stays for a retry: in a plain pipeline the DEL would still run, and lose it.
+# the flow stays for a retry: in a plain pipeline the DEL would still run, and lose it. NX:
+# a note already there stays (the fuller one a step wrote after this script, which a server
+# that did not know the script yet runs late; a flow ends once).
 FINISH_FLOW = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
 return redis.call('DEL', KEYS[2])
 """
 # Fixed-window counters, one event each, in order: KEYS[i] is limit i's counter of the

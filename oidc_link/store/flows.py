@@ -54,6 +54,18 @@ class FlowStore(Aggregate):
         keys = [keyspace.finished_flow(flow_id), keyspace.flow(flow_id)]
         return keys, [record.to_record(), keyspace.FLOW_AFTERLIFE]
 
+    def end(self, flow_id: str, finished: FinishedFlow, *, writes: Writes) -> None:
+        """Queue the flow's end (``finished`` kept in its place, as ``release`` does) in
+        ``writes``, first: what the batch issues after it is issued once."""
+        keys, args = self._finish_args(flow_id, finished)
+        writes.script(self._finish, keys, args)
+
+    def note_finished(self, flow_id: str, finished: FinishedFlow, *, writes: Writes) -> None:
+        """Queue ``finished`` in place of what ``end`` kept (where the browser went, known
+        only once the step's other writes are queued)."""
+        keys, args = self._finish_args(flow_id, finished)
+        writes.pipeline.set(keys[0], args[0], ex=args[1])
+
     def load_finished(self, flow_id: str) -> FinishedFlow | None:
         raw = self._redis.get(keyspace.finished_flow(flow_id))
         return FinishedFlow.from_record(raw) if raw else None
