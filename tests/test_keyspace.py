@@ -112,6 +112,8 @@ def test_a_token_names_its_family_and_one_from_before_names_none() -> None:
     assert keyspace.token_family("secret-1") is None
     # Only a family id before the mark counts: anything else reads as a token from before.
     assert keyspace.token_family("acct_1.secret-1") is None
+    assert keyspace.token_family("fam_}{x.secret-1") is None
+    assert keyspace.token_family(".secret-1") is None
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ an upgrade must still read what the previous version wrote (tests/test_keyspace.
 
 from __future__ import annotations
 
+import re
+
 from oidc_link.ids import digest
 
 PREFIX = "oidc-link:v1:"
@@ -138,6 +140,10 @@ def rate_counter_ttl(window: int) -> int:
 
 # A family's key is this prefix and its id.
 FAMILY_PREFIX = PREFIX + "family:"
+# What a family id looks like (code_family's hex; earlier versions' random URL-safe ids): a token
+# whose text before the mark is anything else names no family, and no brace of it can reach
+# a key's hash tag.
+_FAMILY_ID = re.compile(r"fam_[A-Za-z0-9_-]{1,64}")
 # Between a token's family id and its secret (neither a family id nor a secret has one).
 TOKEN_FAMILY_MARK = "."  # noqa: S105 - a separator, not a secret
 
@@ -149,7 +155,7 @@ def family(family_id: str) -> str:
 def token_family(token: str) -> str | None:
     """The family id a token names, or None for one issued before tokens carried it."""
     family_id, mark, _ = token.partition(TOKEN_FAMILY_MARK)
-    return family_id if mark and family_id.startswith("fam_") else None
+    return family_id if mark and _FAMILY_ID.fullmatch(family_id) else None
 
 
 def _of_family(kind: str, family_id: str, secret: str) -> str:
