@@ -140,6 +140,7 @@ def monitored(redis_server_url: str) -> Iterator[Callable[[], list[dict[str, Any
     def finish() -> list[dict[str, Any]]:
         server.echo(STOP)
         thread.join(10)
+        assert not thread.is_alive(), "MONITOR did not see the end of the recording"
         return seen
 
     thread = threading.Thread(target=listen, daemon=True)
