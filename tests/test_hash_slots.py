@@ -46,7 +46,7 @@ class Operation:
 
     what: str
     keys: list[str] = field(default_factory=list)
-    # For a script: the keys it was passed, and those its commands touched.
+    # For a script: the keys it was passed (``keys`` adds those its commands touched).
     declared: list[str] = field(default_factory=list)
 
     def slots(self) -> set[int]:
