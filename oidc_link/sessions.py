@@ -53,7 +53,7 @@ class Sessions:
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
         )
-        # The session and the person's list of sessions in one MULTI: one round trip.
+        # The session and the person's list of sessions in one batch: one round trip.
         with nullcontext(writes) if writes is not None else self._store.writes() as queued:
             self._store.sessions.save(secret, session, writes=queued)
             self._store.sessions.add_to_person(
@@ -80,7 +80,7 @@ class Sessions:
     def renewals(self) -> Writes:
         """A batch for ``find``'s renewal, which reads and writes of the rest of the request
         may join; sent when its ``with`` block ends (one round trip), or sooner by ``send``."""
-        return self._store.writes(atomic=False)
+        return self._store.writes()
 
     def end(self, secret: str | None) -> None:
         if secret:

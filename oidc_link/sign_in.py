@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class Via(enum.Enum):
     """How the person proved who they are, which decides what finishing writes."""
 
-    # A code just verified by SMS: a new SSO session starts, in one MULTI with the code.
+    # A code just verified by SMS: a new SSO session starts, in one batch with the code.
     CODE = "code"
     # The browser's SSO session answers /authorize: no new session.
     SESSION = "session"
@@ -107,10 +107,10 @@ class SignIn:
         ``browser`` binds a consent (or email) flow this may start; ``session`` is the
         browser's SSO session (Via.SESSION, Via.CONSENT); ``device`` names the browser in
         a session Via.CODE starts; ``writes``, Via.CODE, the batch the session and the code
-        are queued into (the caller sends it with the flow's end), else a MULTI of its own;
+        are queued into (the caller sends it with the flow's end), else a batch of its own;
         ``account_read``, Via.CODE, the person's account as ``read_ahead`` read it.
         Via.SESSION, ``writes`` is the batch that holds the session's renewal (not atomic):
-        the account is read in its round trip, then the code stored in a MULTI of its own.
+        the account is read in its round trip, then the code stored in a batch of its own.
         """
         if request.account_link is not None:
             return self._bind_account(request, request.account_link, identity, browser)
@@ -123,7 +123,7 @@ class SignIn:
             same_sign_in = session is not None and session.identity == identity
             return self._issue(request, identity, session if same_sign_in else None)
         # A new session starts before the code is issued, so the code carries its sid; both
-        # are stored in one MULTI (one Redis round trip): the caller's, else as the block ends.
+        # are stored in one batch (one Redis round trip): the caller's, else as the block ends.
         if via is not Via.CODE:
             batch: AbstractContextManager[Writes | None] = nullcontext()
         elif writes is not None:
@@ -156,7 +156,7 @@ class SignIn:
     ) -> Finished:
         """Single sign-on with a code: the session's renewal and the account's read share
         one round trip (the read needs the session's email; the code's writes need the
-        read), then the code's MULTI is the second."""
+        read), then the code's batch is the second."""
         consent = self._provider.consent_request(request.client_id, request.parameters, identity)
         if consent.needed:
             flow = self._interaction.start(

@@ -4,6 +4,7 @@ under, and the fixed TTLs with it. A change here moves users' data; it needs a m
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 
@@ -22,10 +23,17 @@ RATE_SUBJECT = "821b4d7cb09b4eb03fe763b1aaab9a3db25276da2607f0ebccce656a8da9131c
 REQUEST_URI = "e4d5bc37f8a888b7d8a5faf82a4ad87f0130db2ec3c937750e744063034c4da0"
 IDEMPOTENCY_KEY = "d05b61bd4b70e0d9a197ac9360f8c24e4eaed5336d31aafd5e16d829c6576df3"
 
+FAMILY = "oidc-link:v1:family:fam_1"
+# The family code "secret-1" opens: "fam_" and 32 hex digits of SHA-256 of "token family",
+# a NUL and the code.
+CODE_FAMILY = "oidc-link:v1:family:fam_51da156c2f5e4811b4fcd660a62c8fe0"
+TAGGED = hashlib.sha256(b"fam_1.secret-1").hexdigest()
+
 LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
-    (keyspace.flow, ("flow_abc",), "oidc-link:v1:flow:flow_abc"),
-    (keyspace.finished_flow, ("flow_abc",), "oidc-link:v1:flow_done:flow_abc"),
-    (keyspace.flow_lock, ("flow_abc",), "oidc-link:v1:flow_lock:flow_abc"),
+    # A sign-in's keys share its id as their hash tag (issue 17: pending ones are lost).
+    (keyspace.flow, ("flow_abc",), "oidc-link:v1:flow:{flow_abc}"),
+    (keyspace.finished_flow, ("flow_abc",), "oidc-link:v1:flow_done:{flow_abc}"),
+    (keyspace.flow_lock, ("flow_abc",), "oidc-link:v1:flow_lock:{flow_abc}"),
     (keyspace.session, ("secret-1",), f"oidc-link:v1:session:{SECRET}"),
     (keyspace.session_of_digest, (SECRET,), f"oidc-link:v1:session:{SECRET}"),
     (keyspace.session_dependents, ("sid_1",), "oidc-link:v1:session_links:sid_1"),
@@ -35,15 +43,34 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
     (
         keyspace.rate_counter,
         ("email", "sms:jenny", 60, 1_700_000_000),
-        f"oidc-link:v1:rate:email:{RATE_SUBJECT}:28333333",
+        f"oidc-link:v1:rate:email:{{{RATE_SUBJECT}}}:28333333",
     ),
-    (keyspace.code, ("secret-1",), f"oidc-link:v1:code:{SECRET}"),
-    (keyspace.spent_code, ("secret-1",), f"oidc-link:v1:code_spent:{SECRET}"),
-    (keyspace.family, ("fam_1",), "oidc-link:v1:family:fam_1"),
+    # A family's keys share its slot: the family key keeps its name, the others carry that
+    # whole name as their hash tag (issue 17; codes pending at the upgrade are lost).
+    (keyspace.code, ("secret-1",), f"oidc-link:v1:code:{{{CODE_FAMILY}}}{SECRET}"),
+    (keyspace.spent_code, ("secret-1",), f"oidc-link:v1:code_spent:{{{CODE_FAMILY}}}{SECRET}"),
+    (keyspace.family, ("fam_1",), FAMILY),
     (keyspace.account_families, ("acct_1",), "oidc-link:v1:account_families:acct_1"),
+    # Tokens issued before issue 17 name no family: their keys keep the untagged names.
     (keyspace.access_token, ("secret-1",), f"oidc-link:v1:access_token:{SECRET}"),
     (keyspace.refresh_token, ("secret-1",), f"oidc-link:v1:refresh_token:{SECRET}"),
     (keyspace.refresh_used, ("secret-1",), f"oidc-link:v1:refresh_used:{SECRET}"),
+    # Tokens that name their family ("<family id>.<secret>") are kept in its slot.
+    (
+        keyspace.access_token,
+        ("fam_1.secret-1",),
+        f"oidc-link:v1:access_token:{{{FAMILY}}}{TAGGED}",
+    ),
+    (
+        keyspace.refresh_token,
+        ("fam_1.secret-1",),
+        f"oidc-link:v1:refresh_token:{{{FAMILY}}}{TAGGED}",
+    ),
+    (
+        keyspace.refresh_used,
+        ("fam_1.secret-1",),
+        f"oidc-link:v1:refresh_used:{{{FAMILY}}}{TAGGED}",
+    ),
     (
         keyspace.pushed_request,
         ("urn:ietf:params:oauth:request_uri:abc",),
@@ -71,7 +98,22 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
 ]
 
 # keyspace functions that build no key of their own.
-NOT_KEYS = {keyspace.pattern, keyspace.kind_of, keyspace.rate_counter_ttl}
+NOT_KEYS = {
+    keyspace.pattern,
+    keyspace.kind_of,
+    keyspace.rate_counter_ttl,
+    keyspace.token_family,
+    keyspace.code_family,
+}
+
+
+def test_a_token_names_its_family_and_one_from_before_names_none() -> None:
+    assert keyspace.token_family("fam_1.secret-1") == "fam_1"
+    assert keyspace.token_family("secret-1") is None
+    # Only a family id before the mark counts: anything else reads as a token from before.
+    assert keyspace.token_family("acct_1.secret-1") is None
+    assert keyspace.token_family("fam_}{x.secret-1") is None
+    assert keyspace.token_family(".secret-1") is None
 
 
 @pytest.mark.parametrize(
@@ -113,4 +155,4 @@ def test_the_fixed_names_and_ttls_are_today_s() -> None:
 def test_scans_and_kinds_read_the_same_layout() -> None:
     assert keyspace.pattern() == "oidc-link:v1:*"
     assert keyspace.pattern("rate") == "oidc-link:v1:rate:*"
-    assert keyspace.kind_of("oidc-link:v1:flow_done:flow_abc") == "flow_done"
+    assert keyspace.kind_of("oidc-link:v1:flow_done:{flow_abc}") == "flow_done"

@@ -20,14 +20,18 @@ from werkzeug.test import TestResponse
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
+from oidc_link.errors import StoreUnavailableError
+from oidc_link.models import FinishedFlow
 from oidc_link.services import Services, build_services
-from oidc_link.store import connect
+from oidc_link.store import connect, keyspace
+from oidc_link.store.base import FINISH_FLOW, RELEASE_LOCK
 from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET
 from tests.redis_process import RedisProcess, stoppable_redis
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
 from tests.test_oidc_flow import sign_in
 from tests.test_redis_outage import assert_outage_json, assert_outage_page
+from tests.test_store import make_flow
 
 
 @pytest.fixture
@@ -261,3 +265,32 @@ def wait_for_snapshot(admin: redis.Redis, status: str) -> None:
             return
         assert time.monotonic() < deadline, persistence
         time.sleep(0.05)
+
+
+def test_a_sign_in_ending_while_redis_is_full_keeps_its_flow_and_releases_its_lock(
+    services: Services, admin: redis.Redis, live_clock: FixedClock
+) -> None:
+    # The step's writes are a plain pipeline (its keys are on several cluster slots): the
+    # flow's end is one script, so a refused SET of how it finished does not let the DEL
+    # of the flow through; the person retries once Redis has memory again.
+    flows = services.store.flows
+    flow = make_flow(live_clock)
+    flows.add(flow)
+    token = flows.lock(flow.id, 30)
+    assert token is not None
+    finished = FinishedFlow(
+        client_id="shop",
+        redirect_uri=SHOP_CALLBACK,
+        sealed_redirect=None,
+        redirect_valid_until=live_clock.now() + 10,
+    )
+    for script in (FINISH_FLOW, RELEASE_LOCK):
+        admin.script_load(script)  # known before Redis fills up, as on a running site
+    fill_up(admin)
+
+    with pytest.raises(StoreUnavailableError):
+        flows.release(flow.id, token, finished=finished, batch=services.store.writes())
+
+    assert flows.load(flow.id) == flow
+    assert flows.load_finished(flow.id) is None
+    assert admin.exists(keyspace.flow_lock(flow.id)) == 0

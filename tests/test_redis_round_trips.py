@@ -21,37 +21,48 @@ from oidc_link.store import keyspace
 RETURNING_USER = {
     "authorize": (1, 1),  # the flow
     # Lock + flow + the lookup's and the SMS's rate limits (one pipeline: the form's token
-    # names the client), then flow + unlock; the code page's flow.
-    "email": (3, 13),
+    # names the client), then flow + unlock; the code page's flow. The SMS's limits are on
+    # three subjects (email and network, email, client): a script each since issue 17, as
+    # each subject's counters share a hash slot of their own (2 EVALSHA more, no round trip).
+    "email": (3, 15),
     # Lock + flow + the account (read ahead for the email and client the form's token
     # names), the sandbox's code check, then one MULTI: SSO session, the session's set
     # (one SADD of the client and the token family, one EXPIRE: issue 16 round 2 folded
     # the family's own SADD and EXPIRE NX into the client's), code, the family bound to the
-    # account (SADD, EXPIRE), how the flow ended, the flow removed and the unlock.
-    "code": (3, 22),
+    # account (SADD, EXPIRE), how the flow ended, the flow removed and the unlock. The
+    # account's read is two GETs (the email index and the account), not an MGET, since
+    # issue 17: the two keys live in different hash slots on a cluster. For the same
+    # reason the writes are a plain pipeline, not a MULTI (MULTI, EXEC gone), and each set's
+    # SADD and EXPIRE one script on its key (3 EVALSHA: person's sessions, session's set,
+    # account's families), and the flow's end one script (EVALSHA: its SET and DEL, so that
+    # a full Redis that refuses the SET keeps the flow, as the MULTI did), queued first (the
+    # single-use guard before what it guards), where the browser went noted after (a SET).
+    "code": (3, 26),
     # One script (EVALSHA): take the code (GET, its spent mark and family, then DEL, so that
     # a full Redis refuses it before it spends anything), the access and refresh tokens
     # (SET, SET) and the family's longer life (EXPIRE GT).
     "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    # One script: the access token, and the family its record names (EVALSHA, GET, GET).
-    "userinfo": (1, 3),
+    # One MGET: the access token and its family, which the token names (since issue 17:
+    # both in the family's hash slot; before, a script read the record for the family).
+    "userinfo": (1, 1),
 }
 # A person's first sign-in: their email's two rate windows open (per network and across
 # networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
-# the same MULTI).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 15), "code": (3, 24)}
+# the same pipeline).
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 28)}
 # A signed-in browser: the session read (GET); its renewal (SET) with the account read for
-# the code's sub (MGET), one pipeline: that read needs the session's email; then the code's
-# MULTI as at the code step, less the new session: the session remembers the client and the
-# token family (one SADD, one EXPIRE), the code (SET), the family bound to the account (SADD,
-# EXPIRE). 3 is the floor without a stored layout changing: each round trip needs the
-# answer of the one before it.
+# the code's sub (two GETs since issue 17, as at the code step), one pipeline: that read needs
+# the session's email; then the code's writes as at the code step, less the new session: the
+# session remembers the client and the token family (one SADD, one EXPIRE), the code (SET),
+# the family bound to the account (SADD, EXPIRE); a plain pipeline and two one-key scripts
+# since issue 17, in place of a MULTI (as many commands). 3 is the floor without a stored layout
+# changing: each round trip needs the answer of the one before it.
 SSO = {
-    "authorize": (3, 10),
+    "authorize": (3, 11),
     "token": (1, 8),
     "id-token check (JWKS)": (0, 0),
-    "userinfo": (1, 3),
+    "userinfo": (1, 1),  # as above: one MGET
 }
 # One script (EVALSHA): the refresh token, its family, the rotation mark (SET NX GET), the new
 # access and refresh tokens (SET, SET) and the family's longer life (EXPIRE GT).

@@ -457,6 +457,8 @@ def offline_refresh_record(clock: FixedClock, family_id: str = "fam_x") -> Refre
 def rotate(store: Store, token: str, client_id: str = "shop", scope: str = "") -> Rotation:
     return store.tokens.rotate_refresh_token(
         token,
+        # As TokenLifecycle.rotate finds it (an unknown token's is never asked for there).
+        family_id=store.tokens.family_of_token(token) or "fam_unknown",
         client_id=client_id,
         scope=scope,
         registered_scopes=OFFLINE,

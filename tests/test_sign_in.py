@@ -141,7 +141,8 @@ def answered(read: AccountRead | None, redis_client: redis.Redis) -> AccountRead
     """``read`` sent as the code step sends it: a rider in another round trip."""
     assert read is not None
     pipeline = redis_client.pipeline(transaction=False)
-    assert read.queue(pipeline) == 1
+    # Two GETs (the email index and the account: apart on a cluster, so no MGET).
+    assert read.queue(pipeline) == 2
     read.answer(pipeline.execute())
     assert read.answered
     return read

@@ -162,6 +162,32 @@ def test_a_finished_flow_is_remembered_with_the_release_but_anothers_lock_stays(
     assert all_keys_expire(redis_client)
 
 
+def test_a_finished_release_and_a_batchs_set_load_their_scripts_when_the_server_forgot_them(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    flow = make_flow(clock)
+    store.flows.add(flow)
+    token = store.flows.lock(flow.id, 30)
+    assert token is not None
+    finished = FinishedFlow(
+        client_id="shop",
+        redirect_uri="https://shop.example.com/cb",
+        sealed_redirect=None,
+        redirect_valid_until=clock.now() + 10,
+    )
+    redis_client.script_flush()
+
+    batch = store.writes()
+    store.tokens.remember_account_family("acct_1", "fam_1", 60, writes=batch)
+    assert store.flows.release(flow.id, token, finished=finished, batch=batch) is True
+
+    assert store.flows.load(flow.id) is None
+    assert store.flows.load_finished(flow.id) == finished
+    assert redis_client.exists(keyspace.flow_lock(flow.id)) == 0
+    assert redis_client.smembers(keyspace.account_families("acct_1")) == {"fam_1"}
+    assert 0 < redis_client.ttl(keyspace.account_families("acct_1")) <= 60
+
+
 def test_the_release_loads_its_script_when_the_server_forgot_it(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
@@ -356,7 +382,7 @@ def test_a_batch_that_is_not_atomic_sends_a_write_and_another_aggregates_read_to
     assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
     session = make_session(clock)
 
-    with store.writes(atomic=False) as batch:
+    with store.writes() as batch:
         store.sessions.save("secret-1", session, writes=batch)
         ahead = accounts.read_ahead("shop", "jenny@example.com")
         batch.ride(ahead)
@@ -383,7 +409,7 @@ def test_a_batch_that_is_not_atomic_raises_its_own_failed_write_after_answering_
     redis_client.set(keyspace.session_dependents("sid_1"), "not a set")
     ahead = Accounts(store, clock, SALT).read_ahead("shop", "jenny@example.com")
 
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes(atomic=False) as batch:
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes() as batch:
         batch.ride(ahead)
         store.sessions.remember_client("sid_1", "shop", clock.now() + 600, writes=batch)
     assert ahead.answered
@@ -398,7 +424,7 @@ def test_a_batch_that_is_not_atomic_meets_an_outage_as_store_unavailable_error(
         port = sock.getsockname()[1]  # nothing listens here once the socket closes
     store = Store(redis.Redis(port=port, socket_connect_timeout=1), clock)
 
-    with pytest.raises(StoreUnavailableError), store.writes(atomic=False) as batch:
+    with pytest.raises(StoreUnavailableError), store.writes() as batch:
         store.sessions.save("secret-1", make_session(clock), writes=batch)
 
 

@@ -1,5 +1,6 @@
 """An upgrade keeps what Redis already holds: today's code reads what the landed versions
-868ada5 and 6490682 (issue 16's starting point) wrote.
+868ada5, 6490682 (issue 16's starting point) and 1fcd0cc (issue 17's: the last layout
+without hash tags) wrote.
 
 tests/layouts/<version>.json was written by that version's own code (tests/layouts/
 record_layout.py, run once against a checkout of it): a sign-in with a refresh token, an SSO
@@ -28,10 +29,11 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
+from oidc_link.store import keyspace
 from tests.relying_party import Browser
 from tests.sandbox_console import announced_code
 
-VERSIONS = ("868ada5", "6490682")
+VERSIONS = ("868ada5", "6490682", "1fcd0cc")
 RECORDINGS: dict[str, dict[str, Any]] = {
     version: json.loads((Path(__file__).parent / "layouts" / f"{version}.json").read_text())
     for version in VERSIONS
@@ -209,6 +211,49 @@ def test_a_refresh_token_from_a_landed_version_refreshes_at_the_token_endpoint(
     assert id_token_claims(upgraded, tokens["id_token"], "shop")["sub"] == shop_subject(
         upgraded, recording
     )
+
+
+def test_the_pair_a_landed_versions_refresh_token_turns_into_names_its_family_and_works(
+    upgraded: Flask, recording: dict[str, Any], redis_client: redis.Redis
+) -> None:
+    # Tokens from before issue 17 name no family (their keys are untagged); the pair their
+    # refresh returns names it, so its keys share the family's slot, and it works in turn.
+    def refresh(token: str) -> dict[str, Any]:
+        answer = upgraded.test_client().post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=("shop", recording["bearer"]["shop_secret"]),
+            base_url=ISSUER,
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.get_json()
+
+    old = recording["shop_tokens"]["refresh_token"]
+    family_id = old_family(recording, old)
+    family_key = keyspace.family(family_id)
+
+    first = refresh(old)
+    second = refresh(first["refresh_token"])
+    userinfo = upgraded.test_client().get(
+        "/userinfo",
+        headers={"Authorization": f"Bearer {second['access_token']}"},
+        base_url=ISSUER,
+    )
+
+    assert family_key in recording["records"]  # the family kept its name
+    assert keyspace.token_family(old) is None
+    assert keyspace.token_family(first["refresh_token"]) == family_id
+    assert keyspace.token_family(second["access_token"]) == family_id
+    assert userinfo.status_code == 200, userinfo.get_data(as_text=True)
+    assert redis_client.get(family_key) == "live"
+    tagged = set(redis_client.scan_iter(match="*{" + family_key + "}*"))
+    assert {key.split(":")[2] for key in tagged} >= {"access_token", "refresh_token"}
+
+
+def old_family(recording: dict[str, Any], refresh_token: str) -> str:
+    """The family id in the record a landed version stored for ``refresh_token``."""
+    record = recording["records"][keyspace.refresh_token(refresh_token)]
+    return json.loads(stored(record["value"]))["family_id"]
 
 
 def test_an_access_token_from_a_landed_version_works_at_userinfo(

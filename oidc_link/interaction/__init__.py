@@ -226,12 +226,17 @@ class Interaction:
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
                 return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
-            # The flow ends with the lock's release (read under the lock, so this step's).
+            # The flow (read under the lock: this step's) ends first in the step's writes, a
+            # plain pipeline (keys on several cluster slots): cut short, it fails closed.
+            # Where the browser went is noted after; the lock's release sends them all.
             finished = flow
             identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
             held.writes = self._store.writes()
+            flows = self._store.flows
+            flows.end(finished.id, self._admission.ending(finished, request), writes=held.writes)
             redirect_to = finish(finished, identity, held.writes)
-            held.finished = self._admission.ending(finished, request, redirect_to)
+            ending = self._admission.ending(finished, request, redirect_to)
+            flows.note_finished(finished.id, ending, writes=held.writes)
             self._metrics.sign_in_completed(finished.client_id)
             # Written without a LogRecord (logs/direct.py): the same line, for less.
             write_line(

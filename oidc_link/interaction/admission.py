@@ -112,10 +112,17 @@ class Admission:
             raise FlowFormExpiredError(flow.client_id, redirect_uri)
         return flow
 
-    def ending(self, flow: Flow, request: FlowRequest, redirect_to: str) -> FinishedFlow:
+    def ending(
+        self, flow: Flow, request: FlowRequest, redirect_to: str | None = None
+    ) -> FinishedFlow:
         """How ``flow`` ended, to keep in its place: where the browser went, sealed to that
-        browser, so a double submit within DOUBLE_SUBMIT_SECONDS can follow it there."""
-        sealed = seal(redirect_to, request.browser_id, flow.id) if request.browser_id else None
+        browser, so a double submit within DOUBLE_SUBMIT_SECONDS can follow it there (none
+        before it is known: the page then says the sign-in finished)."""
+        sealed = (
+            seal(redirect_to, request.browser_id, flow.id)
+            if request.browser_id and redirect_to
+            else None
+        )
         return FinishedFlow(
             client_id=flow.client_id,
             redirect_uri=flow.authorization.get("redirect_uri"),

@@ -62,9 +62,8 @@ def locked(
         held.writes = None  # a step that failed writes nothing of its own: dropped
         raise
     finally:
-        pipeline = held.writes.pipeline if held.writes is not None else None
         saved = flows.release(
-            flow_id, token, held.save, held.finished, held.riders, pipeline=pipeline
+            flow_id, token, held.save, held.finished, held.riders, batch=held.writes
         )
     if held.save is not None and not saved:
         raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone

@@ -185,7 +185,7 @@ class CodeGrant(AuthorizationCodeGrant):
         # sid goes into the code, and the session remembers the client so logout can tell it.
         session = request.sso_session
         store = self.server.store
-        # What issuing a code writes goes in one MULTI, one round trip: the caller's
+        # What issuing a code writes goes in one batch, one round trip: the caller's
         # (Provider.approve's ``writes``), else one of its own.
         given = request.store_writes
         tokens = self.server.tokens

@@ -26,9 +26,8 @@ from authlib.oidc.core import OpenIDToken
 
 from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
-from oidc_link.ids import digest, new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
-from oidc_link.store import Store, Writes
+from oidc_link.store import Store, Writes, keyspace
 from oidc_link.store.tokens import Redemption
 
 log = logging.getLogger(__name__)
@@ -96,11 +95,11 @@ class TokenLifecycle:
 
     @staticmethod
     def family_of(code: str) -> str:
-        """The family of the tokens a code will issue, named by the code itself (its digest,
-        kept apart from the one its key uses): known both where the code is issued, which
-        binds the family to the account and session, and where it is redeemed, whose one
-        script opens it."""
-        return "fam_" + digest("token family\x00" + code)[:32]
+        """The family of the tokens a code will issue, named by the code itself
+        (keyspace.code_family: the code's key lives in the family's hash slot): known both
+        where the code is issued, which binds the family to the account and session, and
+        where it is redeemed, whose one script opens it."""
+        return keyspace.code_family(code)
 
     @staticmethod
     def ends_with_session(scope: str) -> bool:
@@ -136,7 +135,9 @@ class TokenLifecycle:
         presented again revokes what it issued (RFC 6749 §4.1.2)."""
         lifetimes = self.settings.lifetimes
         family_id = self.family_of(code)
-        access_token, refresh_token = new_secret(32), new_secret(32)
+        # Each names its family: its key then shares the family's hash slot (keyspace.py).
+        access_token = self.store.tokens.new_token(family_id)
+        refresh_token = self.store.tokens.new_token(family_id)
         redemption = self.store.tokens.redeem_code(
             code,
             family_id=family_id,
@@ -213,9 +214,16 @@ class TokenLifecycle:
         family is revoked.
         """
         lifetimes = self.settings.lifetimes
-        access_token, refresh_token = new_secret(32), new_secret(32)
+        # Named in the token; for one issued before tokens named it, read first (a round
+        # trip more, until its family's next rotation: the new pair names the family).
+        family_id = self.store.tokens.family_of_token(value)
+        if family_id is None:
+            raise InvalidGrantError()
+        access_token = self.store.tokens.new_token(family_id)
+        refresh_token = self.store.tokens.new_token(family_id)
         rotation = self.store.tokens.rotate_refresh_token(
             value,
+            family_id=family_id,
             client_id=client.client_id,
             scope=scope or "",
             registered_scopes=" ".join(client.scopes),

@@ -44,8 +44,8 @@ class Store:
         self.sandbox = SandboxSessionStore(*parts)
         self.server = ServerStore(*parts)
 
-    def writes(self, atomic: bool = True) -> Writes:
+    def writes(self) -> Writes:
         """Queue the writes of several methods (``writes=`` on each, of any aggregate), sent
-        together at the end of the ``with`` block; ``atomic=False`` for writes that need no
-        MULTI/EXEC."""
-        return Writes(self._outages, self._redis.pipeline(transaction=atomic))
+        together at the end of the ``with`` block: one plain pipeline (base.Writes says why
+        not a MULTI, and what keeps each method's write whole)."""
+        return Writes(self._outages, self._redis.pipeline(transaction=False))

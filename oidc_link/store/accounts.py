@@ -24,15 +24,14 @@ class AccountRead:
         self.answered = False
 
     def queue(self, pipeline: Any) -> int:
-        pipeline.mget(
-            [keyspace.account_email(self.owner, self.email), keyspace.account(self.derived)]
-        )
-        return 1
+        # Two GETs, not an MGET: the email index and the account are apart on a cluster.
+        pipeline.get(keyspace.account_email(self.owner, self.email))
+        pipeline.get(keyspace.account(self.derived))
+        return 2
 
     def answer(self, results: list[Any]) -> None:
-        (found,) = results
-        if not isinstance(found, Exception):  # else unanswered: read again when needed
-            self.bound, self.record = found
+        if not any(isinstance(found, Exception) for found in results):
+            self.bound, self.record = results  # else unanswered: read again when needed
             self.answered = True
 
 
@@ -42,6 +41,9 @@ class AccountStore(Aggregate):
     # No TTL: an account is a durable record that a platform creates and deletes through
     # the API, like a customer row; expiring it would silently drop a platform's user.
     # Losing them means the platform's users onboard again (see the ops guide).
+    # An account's record and its owner's list are apart on a cluster (the list holds many
+    # accounts): written in one plain pipeline, record before list; lists are read with
+    # their records, and a member whose record is gone is left out.
 
     def add(
         self,
@@ -52,9 +54,11 @@ class AccountStore(Aggregate):
         *,
         writes: Writes | None = None,
     ) -> None:
-        with self._transaction(writes) as pipeline:
-            pipeline.set(keyspace.account(account_id), record, nx=True)
-            pipeline.zadd(keyspace.accounts_of(owner), {account_id: created}, nx=True)
+        pipeline = self._redis.pipeline(transaction=False) if writes is None else writes.pipeline
+        pipeline.set(keyspace.account(account_id), record, nx=True)
+        pipeline.zadd(keyspace.accounts_of(owner), {account_id: created}, nx=True)
+        if writes is None:
+            pipeline.execute()
 
     def load(self, account_id: str) -> str | None:
         return self._redis.get(keyspace.account(account_id))
@@ -65,7 +69,7 @@ class AccountStore(Aggregate):
 
     def delete(self, owner: str, account_id: str) -> bool:
         """Forget an account; False when it was already gone (of two deletes, one wins)."""
-        pipeline = self._redis.pipeline(transaction=True)
+        pipeline = self._redis.pipeline(transaction=False)  # the record first, as in add
         pipeline.delete(keyspace.account(account_id))
         pipeline.zrem(keyspace.accounts_of(owner), account_id)
         deleted, _ = pipeline.execute()
@@ -86,7 +90,7 @@ class AccountStore(Aggregate):
         # One more than asked, to know whether another page follows.
         ids = self._redis.zrevrange(key, start, start + limit)
         page = ids[:limit]
-        records = self._redis.mget([keyspace.account(account_id) for account_id in page])
+        records = self._gets([keyspace.account(account_id) for account_id in page])
         return [record for record in records if record], len(ids) > limit
 
     # Which account a verified email is at an owner, when it is not the derived id: set by
@@ -99,7 +103,7 @@ class AccountStore(Aggregate):
         self, owner: str, email: str, account_id: str
     ) -> tuple[str | None, str | None]:
         """``for_email`` and ``load(account_id)``, in one round trip."""
-        bound, record = self._redis.mget(
+        bound, record = self._gets(
             [keyspace.account_email(owner, email), keyspace.account(account_id)]
         )
         return bound, record
@@ -131,7 +135,9 @@ class AccountStore(Aggregate):
         afterlife: int,
     ) -> None:
         ttl = self._ttl_until(expires_at)
-        pipeline = self._redis.pipeline(transaction=True)
+        # The public half first: a token without one is never handed out (a plain
+        # pipeline: the two are apart on a cluster, and the token is what a visit takes).
+        pipeline = self._redis.pipeline(transaction=False)
         pipeline.set(keyspace.account_link(account_link_id), public, ex=ttl + afterlife)
         pipeline.set(keyspace.account_link_token(token), grant, ex=ttl)
         pipeline.execute()

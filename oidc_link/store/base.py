@@ -63,6 +63,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# A sign-in ends: how it finished (KEYS[1], ARGV[1], for ARGV[2] seconds) in place of its
+# flow (KEYS[2]), as one step. A full Redis refuses the SET, the script's first write, and
+# the flow stays for a retry: in a plain pipeline the DEL would still run, and lose it. NX:
+# a note already there stays (the fuller one a step wrote after this script, which a server
+# that did not know the script yet runs late; a flow ends once).
+FINISH_FLOW = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+return redis.call('DEL', KEYS[2])
+"""
 # Fixed-window counters, one event each, in order: KEYS[i] is limit i's counter of the
 # current window, ARGV[2i-1] the window (the key's TTL, set when the window's key is
 # created, in the same atomic step), ARGV[2i] the limit. Stops at the first limit the event
@@ -87,6 +96,21 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('DECR', KEYS[1])
 end
 return 0
+"""
+
+# Add members ARGV[3], ... to set KEYS[1] and give it ARGV[1] seconds to live: always when
+# ARGV[2] is '', else by each EXPIRE option it names ('NX': only a set without a TTL; 'GT
+# NX': a longer life, or one for a set just made). One key's SADD and EXPIRE as one step, so
+# a set never stays without its TTL, in a batch whose keys are on several slots (Writes).
+ADD_MEMBERS = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] == '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+for option in string.gmatch(ARGV[2], '%S+') do
+  redis.call('EXPIRE', KEYS[1], ARGV[1], option)
+end
+return 1
 """
 
 # The sandbox Link's state (link/sandbox.py): one check of the ARGV[1]-th code sent in a
@@ -227,13 +251,15 @@ class Rider(Protocol):
 class Writes:
     """Writes of several store methods, queued and sent together: one round trip.
 
-    Atomic (MULTI/EXEC, the default): all or nothing, so a set is never left without its TTL.
-    Sent when the ``with`` block ends without an exception; dropped otherwise. Methods of any
-    aggregate that take ``writes=`` can add to one batch.
-
-    Not atomic (``Store.writes(atomic=False)``): a plain pipeline, for writes that need no
-    MULTI (an SSO session's renewal), which reads of other aggregates (``ride``) may join,
-    and which can be sent before the block ends (``send``) when a read's answer is needed.
+    A plain pipeline, not a MULTI: its keys belong to several aggregates, so on Redis
+    Cluster to several hash slots, and a cluster runs a MULTI on one slot only. Each
+    method's own write is one command or one script on one key (``script``), so none is
+    left half-done (a set never without its TTL); the methods are queued in an order that
+    fails closed (a record before the index that finds it; a sign-in's end before what it
+    issues is relied on). Sent when the ``with`` block ends without an exception; dropped
+    otherwise. Methods of any aggregate that take ``writes=`` can add to one batch; reads
+    of other aggregates (``ride``) may join it, and it can be sent before the block ends
+    (``send``) when a read's answer is needed.
     """
 
     def __init__(self, outages: Outages, pipeline: Any) -> None:
@@ -241,6 +267,8 @@ class Writes:
         self.pipeline = pipeline
         # Queued reads, each with where its commands start in the pipeline and how many.
         self._riders: list[tuple[Rider, int, int]] = []
+        # Queued scripts: where each is in the pipeline, and how to run it again.
+        self._scripts: list[tuple[int, Any, list[str], list[Any]]] = []
 
     def __enter__(self) -> Writes:
         return self
@@ -249,6 +277,7 @@ class Writes:
         if kind is not None:
             self.pipeline.reset()
             self._riders = []
+            self._scripts = []
             return
         self.send()
 
@@ -257,6 +286,12 @@ class Writes:
         start = len(self.pipeline)
         self._riders.append((rider, start, rider.queue(self.pipeline)))
 
+    def script(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue a registered script (a redis-py Script) on ``keys`` of one slot. EVALSHA
+        by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip."""
+        self._scripts.append((len(self.pipeline), script, keys, args))
+        self.pipeline.evalsha(script.sha, len(keys), *keys, *args)
+
     def send(self) -> None:
         """Send what is queued now (one round trip), answer the riders, and raise the first
         refused write; the batch stays open for more."""
@@ -264,17 +299,25 @@ class Writes:
             return
         riders, self._riders = self._riders, []
         with self._outages.translated():
-            if not riders:
-                self.pipeline.execute()
-                return
             results = self.pipeline.execute(raise_on_error=False)
             theirs: set[int] = set()
             for rider, start, size in riders:
                 rider.answer(results[start : start + size])
                 theirs.update(range(start, start + size))
-            for index, result in enumerate(results):
-                if index not in theirs and isinstance(result, Exception):
-                    raise result
+            self.settle([None if i in theirs else r for i, r in enumerate(results)])
+
+    def settle(self, results: list[Any]) -> None:
+        """After the pipeline ran (``results``: the answers to this batch's commands, in
+        order, perhaps more after them): run again each script Redis did not know yet (a
+        new or restarted server, a failover; the Script loads it), then raise the first
+        error."""
+        scripts, self._scripts = self._scripts, []
+        for index, script, keys, args in scripts:
+            if isinstance(results[index], redis.exceptions.NoScriptError):
+                results[index] = script(keys=keys, args=args)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
 
 
 def _outage_translated(method: Method) -> Method:
@@ -312,23 +355,39 @@ class Aggregate:
         self._redis = client
         self._clock = clock
         self._outages = outages
+        self._add_members_script = client.register_script(ADD_MEMBERS)
+
+    def _add_members(
+        self,
+        key: str,
+        members: list[str],
+        ttl: int,
+        expire_options: str = "",
+        writes: Writes | None = None,
+    ) -> None:
+        """SADD ``members`` to set ``key`` and EXPIRE it (see ADD_MEMBERS) as one step: into
+        ``writes``, else at once (one round trip)."""
+        args: list[Any] = [ttl, expire_options, *members]
+        if writes is not None:
+            writes.script(self._add_members_script, [key], args)
+        else:
+            self._add_members_script(keys=[key], args=args)
 
     def _ttl_until(self, expires_at: int) -> int:
         # Expiry is computed from the injected clock, so tests with a fixed clock see the
         # same lifetimes as production; Redis still drops the key on its own.
         return max(1, expires_at - self._clock.now())
 
+    def _gets(self, keys: list[str]) -> list[Any]:
+        """GET each key, in one round trip: an MGET's keys must share a slot on a cluster,
+        a pipeline's need not (the cluster client sends each node its own)."""
+        if not keys:
+            return []
+        pipeline = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipeline.get(key)
+        return pipeline.execute()
+
     def _target(self, writes: Writes | None) -> Any:
         """Where a one-command write goes: into ``writes``, else straight to Redis."""
         return writes.pipeline if writes is not None else self._redis
-
-    @contextmanager
-    def _transaction(self, writes: Writes | None) -> Iterator[Any]:
-        """Where a write of several commands goes: into ``writes``, else a MULTI of its own,
-        sent at once (all or nothing: a set never without its TTL)."""
-        if writes is not None:
-            yield writes.pipeline
-            return
-        pipeline = self._redis.pipeline(transaction=True)
-        yield pipeline
-        pipeline.execute()

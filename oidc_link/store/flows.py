@@ -12,7 +12,7 @@ from oidc_link.clock import Clock
 from oidc_link.ids import new_secret
 from oidc_link.models import FinishedFlow, Flow
 from oidc_link.store import keyspace
-from oidc_link.store.base import RELEASE_LOCK, Aggregate, Outages, Rider
+from oidc_link.store.base import FINISH_FLOW, RELEASE_LOCK, Aggregate, Outages, Rider, Writes
 
 
 class FlowStore(Aggregate):
@@ -21,6 +21,7 @@ class FlowStore(Aggregate):
         # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
         # the server does not know it yet (a new or restarted server, a failover).
         self._release_lock = client.register_script(RELEASE_LOCK)
+        self._finish = client.register_script(FINISH_FLOW)
 
     def _flow_ttl(self, flow: Flow) -> int:
         return self._ttl_until(flow.expires_at) + keyspace.FLOW_AFTERLIFE
@@ -49,8 +50,21 @@ class FlowStore(Aggregate):
         raw = self._redis.getdel(keyspace.flow(flow_id))
         return Flow.from_record(raw) if raw else None
 
-    def _save_finished(self, target: Any, flow_id: str, record: FinishedFlow) -> None:
-        target.set(keyspace.finished_flow(flow_id), record.to_record(), ex=keyspace.FLOW_AFTERLIFE)
+    def _finish_args(self, flow_id: str, record: FinishedFlow) -> tuple[list[str], list[Any]]:
+        keys = [keyspace.finished_flow(flow_id), keyspace.flow(flow_id)]
+        return keys, [record.to_record(), keyspace.FLOW_AFTERLIFE]
+
+    def end(self, flow_id: str, finished: FinishedFlow, *, writes: Writes) -> None:
+        """Queue the flow's end (``finished`` kept in its place, as ``release`` does) in
+        ``writes``, first: what the batch issues after it is issued once."""
+        keys, args = self._finish_args(flow_id, finished)
+        writes.script(self._finish, keys, args)
+
+    def note_finished(self, flow_id: str, finished: FinishedFlow, *, writes: Writes) -> None:
+        """Queue ``finished`` in place of what ``end`` kept (where the browser went, known
+        only once the step's other writes are queued)."""
+        keys, args = self._finish_args(flow_id, finished)
+        writes.pipeline.set(keys[0], args[0], ex=args[1])
 
     def load_finished(self, flow_id: str) -> FinishedFlow | None:
         raw = self._redis.get(keyspace.finished_flow(flow_id))
@@ -101,45 +115,43 @@ class FlowStore(Aggregate):
         save: Flow | None = None,
         finished: FinishedFlow | None = None,
         riders: Sequence[Rider] = (),
-        pipeline: Any = None,
+        batch: Writes | None = None,
     ) -> bool:
         """What ends a locked step, then ``unlock``, in one round trip: ``save`` as in
         ``save`` (the return value: False when it was gone), or ``finished`` kept for
         ``load_finished`` in place of the flow, which ends (as ``take``: under the lock,
-        the flow read at ``lock_and_load`` is the one ended). The writes run before the
-        release, in this order; then ``riders``. ``pipeline``: one that already holds the
-        step's other writes (a Writes batch, MULTI or not), sent with these."""
+        the flow read at ``lock_and_load`` is the one ended). Then ``riders``. ``batch``:
+        one that holds the step's other writes, sent here, before these (its keys
+        are elsewhere on a cluster: a plain pipeline, whose every command runs, so the lock
+        goes even when a write is refused). Named apart from ``writes=``, which would mean
+        "only queued": this sends."""
         lock = keyspace.flow_lock(flow_id)
-        if pipeline is None:
-            pipeline = self._redis.pipeline(transaction=False)
+        pipeline = batch.pipeline if batch is not None else self._redis.pipeline(transaction=False)
         before = len(pipeline)
         if save is not None:
             self._update(pipeline, save)
         if finished is not None:
-            self._save_finished(pipeline, flow_id, finished)
-            pipeline.delete(keyspace.flow(flow_id))
-        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+            keys, args = self._finish_args(flow_id, finished)
+            # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS.
+            pipeline.evalsha(self._finish.sha, len(keys), *keys, *args)
         pipeline.evalsha(self._release_lock.sha, 1, lock, token)
         sizes = [rider.queue(pipeline) for rider in riders]
-        try:
-            results = pipeline.execute(raise_on_error=False)
-        except redis.RedisError:
-            if before:
-                # The step's other writes were refused (a MULTI fails whole): the lock
-                # still goes, so that the person can try again at once.
-                self._release_lock(keys=[lock], args=[token])
-            raise
+        results = pipeline.execute(raise_on_error=False)
         ours = len(results) - sum(sizes)
-        *written, released = results[:ours]
-        for result in written:
+        *written, released = results[before:ours]
+        if finished is not None and isinstance(written[-1], redis.exceptions.NoScriptError):
+            keys, args = self._finish_args(flow_id, finished)
+            written[-1] = self._finish(keys=keys, args=args)  # loads the script, then runs it
+        if isinstance(released, redis.exceptions.NoScriptError):
+            self._release_lock(keys=[lock], args=[token])
+            released = None
+        if batch is not None:
+            batch.settle(results[:before])
+        for result in [*written, released]:
             if isinstance(result, Exception):
                 raise result
-        if isinstance(released, redis.exceptions.NoScriptError):
-            self._release_lock(keys=[lock], args=[token])  # loads the script, then runs it
-        elif isinstance(released, Exception):
-            raise released
         _answer(riders, sizes, results[ours:])
-        return save is None or bool(written[before])
+        return save is None or bool(written[0])
 
 
 def _answer(riders: Sequence[Rider], sizes: list[int], results: list[Any]) -> None:

@@ -7,9 +7,43 @@ an upgrade must still read what the previous version wrote (tests/test_keyspace.
 
 from __future__ import annotations
 
+import re
+
 from oidc_link.ids import digest
 
 PREFIX = "oidc-link:v1:"
+
+# Redis Cluster: every script, MULTI/EXEC and MGET must touch keys of one hash slot, so keys
+# that change together carry one hash tag (the text between the first "{" and "}"), chosen
+# per aggregate. Across aggregates, one plain pipeline (a cluster client sends each node its
+# part), ordered to fail closed. What the store sends with more than one key (issue 17's
+# inventory, as laid out since), and the slot; tests/test_hash_slots.py checks it:
+#
+# | operation (store module)                 | keys                               | slot      |
+# |------------------------------------------|------------------------------------|-----------|
+# | flows.lock_and_load (pipeline)           | flow_lock, flow (+ riders)         | {flow}    |
+# | flows.release (pipeline; RELEASE_LOCK)   | flow, flow_done, flow_lock (+batch)| {flow}    |
+# | limits COUNT_WITHIN_LIMITS (a script per | one subject's rate counters        | {subject} |
+# |   subject, one pipeline); REFUND, count  |                                    |           |
+# | tokens REDEEM_CODE (Lua)                 | code, code_spent, family, access,  | family    |
+# |                                          | refresh (the code names the family)|           |
+# | tokens ROTATE_REFRESH_TOKEN (Lua)        | refresh, refresh_used, access,     | family    |
+# |                                          | refresh, family (the token names it)|          |
+# | tokens.load_access_token_and_family MGET | access, family                     | family    |
+# | tokens.load_refresh_token (MGET)         | refresh, refresh_used              | family    |
+# | ADD_MEMBERS (Lua: SADD + EXPIRE), MULTIs | one set: session_links,            | its own   |
+# |   of sessions and tokens                 | person_sessions, account_families  |           |
+# | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |
+# |   accounts.for_email_and_record          |                                    |           |
+# | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
+# | consents.add (MULTI)                     | consent                            | its own   |
+# | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
+# | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
+# |   session, an SSO code                   | method's write one key or script   |           |
+#
+# Tokens issued before (no family in them) keep their untagged names and are read as before:
+# they never ran on a cluster. Kinds kept under their names (no migration): signing keys,
+# sessions, token families, accounts, consents, idempotency records.
 
 # A flow (and the note of how it finished) outlives the flow's expiry by this much, only so
 # that a late visit can be told what happened and sent back to the right site.
@@ -38,16 +72,20 @@ def kind_of(key: str) -> str:
 # Flows: pending sign-ins, how they finished, and the lock held while Link is called.
 
 
+# A sign-in's keys share its id as their hash tag: its steps write them together. (Renamed
+# from the untagged names of 1fcd0cc: a sign-in pending during the upgrade starts again.)
+
+
 def flow(flow_id: str) -> str:
-    return PREFIX + "flow:" + flow_id
+    return PREFIX + "flow:{" + flow_id + "}"
 
 
 def finished_flow(flow_id: str) -> str:
-    return PREFIX + "flow_done:" + flow_id
+    return PREFIX + "flow_done:{" + flow_id + "}"
 
 
 def flow_lock(flow_id: str) -> str:
-    return PREFIX + "flow_lock:" + flow_id
+    return PREFIX + "flow_lock:{" + flow_id + "}"
 
 
 # SSO sessions (by the cookie's digest), what each signed in to (by its public sid), and a
@@ -76,11 +114,14 @@ def pending_logout(logout_id: str) -> str:
     return PREFIX + "logout:" + logout_id
 
 
-# Rate counters: one per kind, subject (its digest) and fixed window.
+# Rate counters: one per kind, subject (its digest) and fixed window. One subject's counters
+# share its digest as their hash tag, so that one script counts an event against them all;
+# an event counted against several subjects takes a script per subject (store/limits.py).
+# (Renamed from 1fcd0cc's untagged names: the windows running at the upgrade start afresh.)
 
 
 def rate_counter(kind: str, subject: str, window: int, now: int) -> str:
-    return f"{PREFIX}rate:{kind}:{digest(subject)}:{now // window}"
+    return f"{PREFIX}rate:{kind}:{{{digest(subject)}}}:{now // window}"
 
 
 def rate_counter_ttl(window: int) -> int:
@@ -89,39 +130,74 @@ def rate_counter_ttl(window: int) -> int:
 
 
 # Codes, token families and tokens (by their digests), pushed requests, assertion ids.
+#
+# A token family's keys share one hash slot: the family's own key (its name unchanged since
+# 1fcd0cc, untagged, so its slot is that of its whole name), and the code that opens it,
+# its spent mark and its tokens, whose hash tag is the family key's whole name. A token
+# carries its family id (``<family id>.<secret>``), so its key is named without a lookup;
+# a token from before (no family in it) keeps its untagged name: those never ran on a
+# cluster, and one Redis serves them as before.
 
-
-def code(code: str) -> str:
-    return PREFIX + "code:" + digest(code)
-
-
-def spent_code(code: str) -> str:
-    return PREFIX + "code_spent:" + digest(code)
-
-
-# A family's key is this prefix and its id: the token scripts read the id from a token's
-# record and build the key on the server (store/tokens.py).
+# A family's key is this prefix and its id.
 FAMILY_PREFIX = PREFIX + "family:"
+# What a family id looks like (code_family's hex; earlier versions' random URL-safe ids): a token
+# whose text before the mark is anything else names no family, and no brace of it can reach
+# a key's hash tag.
+_FAMILY_ID = re.compile(r"fam_[A-Za-z0-9_-]{1,64}")
+# Between a token's family id and its secret (neither a family id nor a secret has one).
+TOKEN_FAMILY_MARK = "."  # noqa: S105 - a separator, not a secret
 
 
 def family(family_id: str) -> str:
     return FAMILY_PREFIX + family_id
 
 
+def token_family(token: str) -> str | None:
+    """The family id a token names, or None for one issued before tokens carried it."""
+    family_id, mark, _ = token.partition(TOKEN_FAMILY_MARK)
+    return family_id if mark and _FAMILY_ID.fullmatch(family_id) else None
+
+
+def _of_family(kind: str, family_id: str, secret: str) -> str:
+    return PREFIX + kind + ":{" + family(family_id) + "}" + digest(secret)
+
+
+def code_family(code: str) -> str:
+    """The id of the family a code opens, named by the code itself (its digest, kept apart
+    from the one its key uses): the code's key is then in the family's slot, and both the
+    step that issues the code and the one that redeems it know the family."""
+    return "fam_" + digest("token family\x00" + code)[:32]
+
+
+def code(code: str) -> str:
+    return _of_family("code", code_family(code), code)
+
+
+def spent_code(code: str) -> str:
+    return _of_family("code_spent", code_family(code), code)
+
+
 def account_families(account_id: str) -> str:
     return PREFIX + "account_families:" + account_id
 
 
+def _of_token(kind: str, token: str) -> str:
+    family_id = token_family(token)
+    if family_id is None:
+        return PREFIX + kind + ":" + digest(token)  # issued before: its untagged name
+    return _of_family(kind, family_id, token)
+
+
 def access_token(token: str) -> str:
-    return PREFIX + "access_token:" + digest(token)
+    return _of_token("access_token", token)
 
 
 def refresh_token(token: str) -> str:
-    return PREFIX + "refresh_token:" + digest(token)
+    return _of_token("refresh_token", token)
 
 
 def refresh_used(token: str) -> str:
-    return PREFIX + "refresh_used:" + digest(token)
+    return _of_token("refresh_used", token)
 
 
 def pushed_request(request_uri: str) -> str:

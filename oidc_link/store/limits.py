@@ -27,7 +27,13 @@ class RateLimit:
 
 class Counting:
     """One event counted against ``limits`` (as ``first_reached``) in a round trip that
-    another step sends (a store.flows.Rider); ``reached`` once it was answered."""
+    another step sends (a store.flows.Rider); ``reached`` once it was answered.
+
+    One script per run of limits on one subject (their counters share a hash slot; a
+    cluster runs each where its slot lives), all in the one round trip. A later subject's
+    script runs even when an earlier subject's limit was reached: what it counted is taken
+    back then (a round trip more, on a refusal only), so that, as in one script, an event an
+    earlier limit refused uses up no later limit."""
 
     def __init__(self, store: LimitStore, limits: Sequence[RateLimit], now: int) -> None:
         self._store = store
@@ -39,21 +45,38 @@ class Counting:
         self._args: list[int] = []
         for limit in self.limits:
             self._args += [keyspace.rate_counter_ttl(limit.window), limit.limit]
+        # Where each subject's run of limits starts and ends in ``limits``.
+        self._runs: list[tuple[int, int]] = []
+        for index, limit in enumerate(self.limits):
+            if self._runs and self.limits[index - 1].subject == limit.subject:
+                self._runs[-1] = (self._runs[-1][0], index + 1)
+            else:
+                self._runs.append((index, index + 1))
         self.reached: RateLimit | None = None
 
     def queue(self, pipeline: Any) -> int:
         # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
-        pipeline.evalsha(self._store._count.sha, len(self.keys), *self.keys, *self._args)
-        return 1
+        for start, end in self._runs:
+            keys, args = self.keys[start:end], self._args[2 * start : 2 * end]
+            pipeline.evalsha(self._store._count.sha, len(keys), *keys, *args)
+        return len(self._runs)
 
     def answer(self, results: list[Any]) -> None:
-        (position,) = results
-        if isinstance(position, redis.exceptions.NoScriptError):
-            # Not run (a new or restarted server): runs now, loading the script first.
-            position = self._store._count(keys=self.keys, args=self._args)
-        elif isinstance(position, Exception):
-            raise position
-        self.reached = self.limits[int(position) - 1] if int(position) else None
+        counted_after: list[str] = []
+        for (start, end), position in zip(self._runs, results, strict=True):
+            if isinstance(position, redis.exceptions.NoScriptError):
+                # Not run (a new or restarted server): runs now, loading the script first.
+                position = self._store._count(
+                    keys=self.keys[start:end], args=self._args[2 * start : 2 * end]
+                )
+            elif isinstance(position, Exception):
+                raise position
+            if self.reached is not None:
+                counted_after += self.keys[start : start + (int(position) or end - start)]
+            elif int(position):
+                self.reached = self.limits[start + int(position) - 1]
+        for key in counted_after:
+            self._store._refund(keys=[key])
 
 
 class Refund:
@@ -109,11 +132,8 @@ class LimitStore(Aggregate):
         the event goes over, or None. The limits after that one are not counted: an event an
         earlier limit refused does not use up a later limit (a person over their own limit
         cannot spend a client's daily allowance). Same fixed windows as ``count``."""
-        keys: list[str] = []
-        args: list[int] = []
-        now = self._clock.now()
-        for limit in limits:
-            keys.append(keyspace.rate_counter(limit.kind, limit.subject, limit.window, now))
-            args += [keyspace.rate_counter_ttl(limit.window), limit.limit]
-        reached = int(self._count_within_limits(keys=keys, args=args))
-        return limits[reached - 1] if reached else None
+        counting = self.counting(limits)
+        pipeline = self._redis.pipeline(transaction=False)
+        counting.queue(pipeline)
+        counting.answer(pipeline.execute(raise_on_error=False))
+        return counting.reached

@@ -61,9 +61,7 @@ class SessionStore(Aggregate):
         members = ["client:" + client_id]
         if family_id is not None:
             members.append("family:" + family_id)
-        with self._transaction(writes) as pipeline:
-            pipeline.sadd(key, *members)
-            pipeline.expire(key, self._ttl_until(session_expires_at))
+        self._add_members(key, members, self._ttl_until(session_expires_at), writes=writes)
 
     def remember_family(
         self, sid: str, family_id: str, fallback_ttl: int, *, writes: Writes | None = None
@@ -71,9 +69,7 @@ class SessionStore(Aggregate):
         """Bind a token family to its session. The set keeps the session's TTL; EXPIRE NX
         gives ``fallback_ttl`` only to a set that had to be created here (it was lost)."""
         key = keyspace.session_dependents(sid)
-        with self._transaction(writes) as pipeline:
-            pipeline.sadd(key, "family:" + family_id)
-            pipeline.expire(key, fallback_ttl, nx=True)
+        self._add_members(key, ["family:" + family_id], fallback_ttl, "NX", writes)
 
     def clients(self, sids: Sequence[str]) -> list[list[str]]:
         """The clients each session signed in to, in the order of ``sids``: one round trip."""
@@ -119,10 +115,7 @@ class SessionStore(Aggregate):
         self, email: str, secret: str, expires_at: int, *, writes: Writes | None = None
     ) -> None:
         key = keyspace.person_sessions(email)
-        with self._transaction(writes) as pipeline:
-            pipeline.sadd(key, digest(secret))
-            pipeline.expire(key, self._ttl_until(expires_at), gt=True)
-            pipeline.expire(key, self._ttl_until(expires_at), nx=True)
+        self._add_members(key, [digest(secret)], self._ttl_until(expires_at), "GT NX", writes)
 
     def of_person(self, email: str) -> list[tuple[str, SsoSession]]:
         """The live sessions (cookie digest, session) of a person, oldest first."""
@@ -130,7 +123,7 @@ class SessionStore(Aggregate):
         members = sorted(self._redis.smembers(key))
         if not members:
             return []
-        records = self._redis.mget([keyspace.session_of_digest(member) for member in members])
+        records = self._gets([keyspace.session_of_digest(member) for member in members])
         found = []
         gone = []
         for member, raw in zip(members, records, strict=True):

@@ -1,4 +1,4 @@
-"""The Lua scripts of the token endpoint's two grants and of /userinfo (store/tokens.py runs
+"""The Lua scripts of the token endpoint's two grants (store/tokens.py runs
 them). Text only: no keys (the callers pass them) and no records (cjson copies them)."""
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ local function allowed_scope(scope, registered_words)
   return table.concat(kept, ' ')
 end
 """
-# Rotate refresh token KEYS[1] (its rotation mark KEYS[2]) for client ARGV[2] at time ARGV[3]
-# into access token KEYS[3] and refresh token KEYS[4]. The family's key is its id after
-# prefix ARGV[4]. In the order Authlib's refresh grant checks (RFC 6749 §6): unknown,
-# expired, revoked or another client's -> 'invalid'; a scope (ARGV[5], '' for none) beyond
+# Rotate refresh token KEYS[1] (its rotation mark KEYS[2]) of family ARGV[4] (its key KEYS[5],
+# passed: on a cluster a script may touch only the keys it is given) for client ARGV[2] at
+# time ARGV[3] into access token KEYS[3] and refresh token KEYS[4]. In the order Authlib's
+# refresh grant checks (RFC 6749 §6): unknown, of another family than ARGV[4], expired,
+# revoked or another client's -> 'invalid'; a scope (ARGV[5], '' for none) beyond
 # the granted one -> 'invalid_scope'; both spend nothing. Then the rotation mark (SET NX GET,
 # the script's first write: a Redis out of memory refuses it before anything is spent): a
 # use later than ARGV[6] seconds after the first revokes the family (FAMILY_REVOKED, for
@@ -41,8 +42,8 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return {'invalid'} end
 local record = cjson.decode(raw)
 local now = tonumber(ARGV[3])
-local family = ARGV[4] .. record.family_id
-if record.expires_at <= now or record.client_id ~= ARGV[2]
+local family = KEYS[5]
+if record.family_id ~= ARGV[4] or record.expires_at <= now or record.client_id ~= ARGV[2]
     or redis.call('GET', family) ~= 'live' then
   return {'invalid'}
 end
@@ -134,12 +135,3 @@ redis.call('EXPIRE', KEYS[3], math.max(1, newest - now), 'GT')
 return {'issued', raw, access_scope, with_refresh}
 """
 )
-# An access token's record (KEYS[1]) and its family's state (the key after prefix ARGV[1];
-# '' for a record without a family): what /userinfo needs, in one round trip.
-ACCESS_RECORD_AND_FAMILY = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local family_id = cjson.decode(raw).family_id
-if type(family_id) ~= 'string' then return {raw, ''} end
-return {raw, redis.call('GET', ARGV[1] .. family_id) or ''}
-"""

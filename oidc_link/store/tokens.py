@@ -10,14 +10,11 @@ from dataclasses import dataclass
 import redis
 
 from oidc_link.clock import Clock
+from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
-from oidc_link.store.token_scripts import (
-    ACCESS_RECORD_AND_FAMILY,
-    REDEEM_CODE,
-    ROTATE_REFRESH_TOKEN,
-)
+from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 
 # The two values of a token family's key (see "Token families" below); the scripts
 # (token_scripts.py) spell them too.
@@ -54,7 +51,21 @@ class TokenStore(Aggregate):
         super().__init__(client, clock, outages)
         self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
-        self._access_record_and_family = client.register_script(ACCESS_RECORD_AND_FAMILY)
+
+    @staticmethod
+    def new_token(family_id: str) -> str:
+        """A new access or refresh token of family ``family_id``: it names its family, so
+        that its key shares the family's hash slot without a lookup (keyspace.py)."""
+        return family_id + keyspace.TOKEN_FAMILY_MARK + new_secret(32)
+
+    def family_of_token(self, token: str) -> str | None:
+        """The family a refresh token belongs to: named in it, or for one issued before
+        tokens named it, read from its record (a round trip; None when there is none)."""
+        family_id = keyspace.token_family(token)
+        if family_id is not None:
+            return family_id
+        raw = self._redis.get(keyspace.refresh_token(token))
+        return RefreshToken.from_record(raw).family_id if raw else None
 
     # Authorization codes: single use; a lost code only means the RP starts again.
 
@@ -145,9 +156,7 @@ class TokenStore(Aggregate):
         self, account_id: str, family_id: str, ttl: int, *, writes: Writes | None = None
     ) -> None:
         key = keyspace.account_families(account_id)
-        with self._transaction(writes) as pipeline:
-            pipeline.sadd(key, family_id)
-            pipeline.expire(key, ttl)
+        self._add_members(key, [family_id], ttl, writes=writes)
 
     def take_account_families(self, account_id: str) -> list[str]:
         key = keyspace.account_families(account_id)
@@ -171,16 +180,25 @@ class TokenStore(Aggregate):
         return AccessToken.from_record(raw) if raw else None
 
     def load_access_token_and_family(self, token: str) -> tuple[AccessToken | None, bool]:
-        """The record and whether its family is live (True for a record without one), read
-        together: one round trip."""
-        found = self._access_record_and_family(
-            keys=[keyspace.access_token(token)], args=[keyspace.FAMILY_PREFIX]
-        )
-        if not found:
+        """The record and whether its family is live (True for a record without one): one
+        MGET (the token names its family; both keys share a slot). A token from before
+        tokens named their family: its record, then its family (two round trips)."""
+        family_id = keyspace.token_family(token)
+        if family_id is not None:
+            raw, family_state = self._redis.mget(
+                [keyspace.access_token(token), keyspace.family(family_id)]
+            )
+        else:
+            raw = self._redis.get(keyspace.access_token(token))
+            family_state = None
+        if not raw:
             return None, False
-        raw, family_state = found
         record = AccessToken.from_record(raw)
-        return record, record.family_id is None or family_state == FAMILY_LIVE
+        if record.family_id is None:
+            return record, True
+        if record.family_id != family_id:
+            family_state = self._redis.get(keyspace.family(record.family_id))
+        return record, family_state == FAMILY_LIVE
 
     def revoke_access_token(self, token: str) -> None:
         self._redis.delete(keyspace.access_token(token))
@@ -207,6 +225,7 @@ class TokenStore(Aggregate):
         self,
         token: str,
         *,
+        family_id: str,
         client_id: str,
         scope: str,
         registered_scopes: str,
@@ -217,7 +236,8 @@ class TokenStore(Aggregate):
         grace: int,
         remember_revoked_for: int,
     ) -> Rotation:
-        """Spend refresh token ``token`` of ``client_id`` for the new pair, in one script
+        """Spend refresh token ``token`` of ``client_id`` (of family ``family_id``, as
+        ``family_of_token`` tells) for the new pair, in one script
         (token_scripts.ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
         now = self._clock.now()
         answer = self._rotate_refresh_token(
@@ -226,12 +246,13 @@ class TokenStore(Aggregate):
                 keyspace.refresh_used(token),
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
+                keyspace.family(family_id),
             ],
             args=[
                 registered_scopes,
                 client_id,
                 now,
-                keyspace.FAMILY_PREFIX,
+                family_id,
                 scope,
                 grace,
                 remember_revoked_for,

@@ -10,7 +10,9 @@ what the recording checks). For 868ada5 it was run like this:
 
 6490682 (issue 16's starting point) the same way, from /tmp/old649, into
 tests/layouts/6490682.json; that recording also names the SSO cookie (by then
-``__Host-oidc_link_session``).
+``__Host-oidc_link_session``). 1fcd0cc (issue 17's starting point: the last layout without
+hash tags) from /tmp/k-old1fc into tests/layouts/1fcd0cc.json; its app needs a client that
+decodes answers, which the recorder gives it since then (earlier versions work with either).
 
 It builds that version's app (its ``build_services``/``create_app``) on fakeredis with the
 fixed configuration below and a FixedClock, and drives it over HTTP only: a sign-in at a
@@ -264,11 +266,15 @@ def main(out: str) -> None:
         raise SystemExit(f"{oidc_link.__file__} is today's code: put the old checkout first")
     print("recording", oidc_link.__file__)
     settings = settings_from_mapping(CONFIG, {}, "layout recording")
-    redis_client = fakeredis.FakeRedis()
+    # The app talks to Redis as production does (text answers, since 1fcd0cc's time a
+    # need); the dump reads the same server as bytes, so nothing is decoded on the way.
+    server = fakeredis.FakeServer()
+    redis_client = fakeredis.FakeRedis(server=server)
+    app_client = fakeredis.FakeRedis(server=server, decode_responses=True)
     clock = FixedClock(RECORDED_AT)
     console: list[str] = []
     services = build_services(
-        settings, clock=clock, redis_client=redis_client, announce=console.append
+        settings, clock=clock, redis_client=app_client, announce=console.append
     )
     app = create_app(settings, services)
     browser = Browser(app)
