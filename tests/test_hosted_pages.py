@@ -152,6 +152,34 @@ def test_the_email_posts_redirect_is_the_flow_pages_url(
     assert browser.page.request.path == flow_path
 
 
+@pytest.mark.parametrize(
+    "query", ["", "?notice=", "?notice=nonsense", "?notice=WRONG_CODE", "?x=1"]
+)
+def test_a_flow_page_whose_query_names_no_notice_we_know_shows_no_message(
+    browser: Browser, shop: RelyingParty, query: str
+) -> None:
+    browser.start(shop.authorization_request().url)
+
+    page = browser.get(browser.flow_path() + query)
+
+    assert page.status_code == 200
+    assert browser.soup().find(attrs={"role": "alert"}) is None
+    assert browser.soup().find("input", attrs={"name": "email"}) is not None
+
+
+def test_a_flow_page_whose_query_names_a_notice_shows_its_message(
+    browser: Browser, shop: RelyingParty
+) -> None:
+    browser.start(shop.authorization_request().url)
+
+    page = browser.get(browser.flow_path() + "?notice=invalid_email")
+
+    assert page.status_code == 400
+    alert = browser.soup().find(attrs={"role": "alert"})
+    assert alert is not None
+    assert "Enter an email address like name@example.com." in alert.get_text()
+
+
 def test_an_expired_sign_in_shows_an_error_page_with_the_request_id(
     browser: Browser, shop: RelyingParty, live_clock: FixedClock
 ) -> None:

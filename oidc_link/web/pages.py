@@ -53,6 +53,7 @@ PROBLEM_MESSAGES = {
 FLOW_PAGE_PREFIX = "/signin/"
 # What ids.new_id draws from: characters a URL path carries as they are.
 _PLAIN_FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
+_PROBLEMS = {problem.value: problem for problem in Problem}
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
     FlowStep.CODE: "code.html",
@@ -289,11 +290,13 @@ def _after(result: StepResult) -> Response:
 
 
 def _notice(http: Request) -> Problem | None:
-    """The problem named in the page's query, if it is one we know (anything else: none)."""
-    try:
-        return Problem(http.args.get("notice", ""))
-    except ValueError:
+    """The problem named in the page's query, if it is one we know (anything else: none).
+
+    Looked up rather than tried: the usual page has no notice, and ``Problem("")`` would
+    raise (and build) a ValueError on every sign-in; a page without a query parses none."""
+    if not http.query_string:
         return None
+    return _PROBLEMS.get(http.args.get("notice", ""))
 
 
 def _status_of(problem: Problem) -> int:
