@@ -10,6 +10,7 @@ key-encryption key.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from oidc_link.clock import Clock
 from oidc_link.config import KeySettings
@@ -43,6 +44,24 @@ _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
     "OKP": ("crv", "kty", "x"),
 }
+
+
+# The JWS algorithms keys sign with, by name (PyJWT's own objects).
+_ALGORITHMS = get_default_algorithms()
+# A JWT's claims as JSON, as PyJWT writes them: compact, members in the order given.
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _segment(raw: bytes) -> bytes:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=32)
+def _header_segment(kid: str, alg: str, typ: str) -> bytes:
+    """A signing key's protected header, encoded: the same for every token it signs."""
+    header = {"alg": alg, "kid": kid, "typ": typ}
+    return _segment(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 # What verify() raises for a token it rejects (bad signature, unknown kid, expired...).
@@ -242,8 +261,13 @@ class SigningKeys:
         key = self._current(self._rings.get(alg, []), self._clock.now())
         if key is None:
             raise RuntimeError(f"no current {alg} signing key")
-        headers = {"kid": key.kid, "typ": typ}
-        return jwt.encode(claims, self._private[key.kid], algorithm=alg, headers=headers)
+        # What jwt.encode writes for these claims and headers, byte for byte (the header's
+        # members sorted, as PyJWT sorts them), less its per-call checks and conversions
+        # that our int-timed claims never need: PyJWT's algorithm object signs.
+        payload = _segment(_json(claims).encode())
+        signing_input = _header_segment(key.kid, alg, typ) + b"." + payload
+        signature = _ALGORITHMS[alg].sign(signing_input, self._private[key.kid])
+        return (signing_input + b"." + _segment(signature)).decode()
 
     def verify(
         self, token: str, audience: str | Sequence[str], *, check_expiry: bool = True

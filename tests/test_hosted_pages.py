@@ -11,6 +11,7 @@ from flask import Flask
 
 from oidc_link.clock import FixedClock
 from oidc_link.store import Store
+from oidc_link.web.pages import flow_page_url
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, SPA_CALLBACK
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
@@ -126,6 +127,57 @@ def test_every_form_and_asset_of_the_sign_in_pages_names_the_route_that_serves_i
             assert adapter.match(action, "POST")[0] in wanted.values()
         if step == "/email":
             browser.submit("/email", email=JENNY)
+
+
+@pytest.mark.parametrize("mounted_at", ["", "/idp", "/a%20b"])
+@pytest.mark.parametrize("flow_id", ["flow_3kT-x_9", "not ours/é?#", "flow.dot"])
+def test_a_flow_pages_url_is_the_one_url_for_gives_for_its_route(
+    app: Flask, mounted_at: str, flow_id: str
+) -> None:
+    """The email POST's redirect and the pages' forms build it by hand (docs/performance.md)."""
+    with app.test_request_context(base_url=ISSUER + mounted_at):
+        by_hand = flow_page_url(flask.request, flow_id)
+        assert by_hand == flask.url_for("pages.show", flow_id=flow_id)
+
+
+def test_the_email_posts_redirect_is_the_flow_pages_url(
+    browser: Browser, shop: RelyingParty
+) -> None:
+    browser.start(shop.authorization_request().url)
+    flow_path = browser.flow_path()
+
+    browser.submit("/email", email=JENNY)
+
+    assert browser.page is not None
+    assert browser.page.request.path == flow_path
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?notice=", "?notice=nonsense", "?notice=WRONG_CODE", "?x=1"]
+)
+def test_a_flow_page_whose_query_names_no_notice_we_know_shows_no_message(
+    browser: Browser, shop: RelyingParty, query: str
+) -> None:
+    browser.start(shop.authorization_request().url)
+
+    page = browser.get(browser.flow_path() + query)
+
+    assert page.status_code == 200
+    assert browser.soup().find(attrs={"role": "alert"}) is None
+    assert browser.soup().find("input", attrs={"name": "email"}) is not None
+
+
+def test_a_flow_page_whose_query_names_a_notice_shows_its_message(
+    browser: Browser, shop: RelyingParty
+) -> None:
+    browser.start(shop.authorization_request().url)
+
+    page = browser.get(browser.flow_path() + "?notice=invalid_email")
+
+    assert page.status_code == 400
+    alert = browser.soup().find(attrs={"role": "alert"})
+    assert alert is not None
+    assert "Enter an email address like name@example.com." in alert.get_text()
 
 
 def test_an_expired_sign_in_shows_an_error_page_with_the_request_id(

@@ -343,6 +343,32 @@ def test_a_token_signed_with_each_algorithm_verifies_against_the_jwks(
     assert keys.verify(token, audience="shop") == claims
 
 
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("typ", ["JWT", "logout+jwt"])
+def test_a_token_is_what_pyjwt_writes_for_the_same_key_claims_and_header(
+    store: Store, clock: FixedClock, alg: str, typ: str
+) -> None:
+    """keys.py writes the JWS itself (a cached header, one JSON encoder); PyJWT's token for
+    the same input is the reference, byte for byte where the signature is deterministic."""
+    keys = new_instance(store, clock, "ES256", "EdDSA")
+    keys.load()
+    claims = {**claims_at(clock), "name": "Zoë \u2603", "events": {"urn:x": {}}, "amr": ["sms"]}
+    [stored] = store.keyring.load(alg)
+    pem = decrypt(
+        base64.urlsafe_b64decode(KEK), stored.sealed_private, f"{alg}:{stored.kid}".encode()
+    )
+    assert pem is not None
+
+    token = keys.sign(claims, alg, typ=typ)
+
+    reference = jwt.encode(claims, pem, algorithm=alg, headers={"kid": stored.kid, "typ": typ})
+    if alg == "ES256":  # ECDSA signatures are randomised: the signed part must match
+        assert token.rsplit(".", 1)[0] == reference.rsplit(".", 1)[0]
+        assert verifies_against(token, keys.jwks())
+    else:
+        assert token == reference
+
+
 def test_a_tampered_token_does_not_verify(keys: SigningKeys, clock: FixedClock) -> None:
     token = keys.sign(claims_at(clock))
     header, _payload, signature = token.split(".")

@@ -444,9 +444,16 @@ def test_characters_an_error_description_cannot_hold_still_get_a_json_error(
     assert answer.get_json()["error"] == error
 
 
-def test_an_unprintable_response_type_at_authorize_gets_an_error_page(app: Flask) -> None:
+@pytest.mark.parametrize(
+    "response_type",
+    # RFC 6749 §4.1.2.1 allows %x20-21 / %x23-5B / %x5D-7E: each neighbour of a gap.
+    ['co"dé', 'co"de', "co\\de", "code\x7f", "code\x1f", "codé", "code\U0001f600"],
+)
+def test_an_unprintable_response_type_at_authorize_gets_an_error_page(
+    app: Flask, response_type: str
+) -> None:
     query = urlencode(
-        {"client_id": "shop", "redirect_uri": SHOP_CALLBACK, "response_type": 'co"dé'}
+        {"client_id": "shop", "redirect_uri": SHOP_CALLBACK, "response_type": response_type}
     )
 
     assert_error_page(Browser(app, ISSUER).get(f"{ISSUER}/authorize?{query}"))

@@ -97,6 +97,30 @@ def test_headers_a_view_set_are_kept_and_request_id_is_replaced() -> None:
     assert all(count == 1 for count in counts(headers).values())
 
 
+@pytest.mark.parametrize("page", [False, True])
+@pytest.mark.parametrize("cacheable", [False, True])
+@pytest.mark.parametrize("https", [False, True])
+def test_the_defaults_follow_the_views_headers_in_one_order_and_a_request_id_keeps_its_place(
+    page: bool, cacheable: bool, https: bool
+) -> None:
+    headers = Headers([("Content-Type", "text/html"), ("Request-Id", "forged"), ("X-A", "1")])
+
+    add_security_headers(headers, "req_abc", page=page, cacheable=cacheable, https=https)
+
+    expected = [("Content-Type", "text/html"), ("Request-Id", "req_abc"), ("X-A", "1")]
+    expected += [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+    if page:
+        expected += [
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Frame-Options", "DENY"),
+        ]
+    if not cacheable:
+        expected.append(("Cache-Control", "no-store"))
+    if https:
+        expected.append(("Strict-Transport-Security", "max-age=63072000"))
+    assert list(headers) == expected
+
+
 # --- Strict-Transport-Security: with an https issuer only. ---
 
 

@@ -8,12 +8,13 @@ signing key and the claims.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from authlib.common.security import is_secure_transport
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
-from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidRequestError,
@@ -64,6 +65,10 @@ from oidc_link.store.accounts import AccountRead
 
 log = logging.getLogger(__name__)
 
+# RFC 6749 §4.1.2.1: a character an error's text may not hold (outside %x20-21 / %x23-5B /
+# %x5D-7E); what Authlib's invalid_error_characters finds, in one compiled search.
+_NOT_ERROR_TEXT = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
 
 class Provider(AuthorizationServer):
     def __init__(
@@ -93,6 +98,9 @@ class Provider(AuthorizationServer):
         self.consents = consents
         self.accounts = accounts
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
+        # Authlib refuses a request whose URI is not https (or loopback); every request's
+        # URI is the issuer plus a path, so the issuer's answer is every request's.
+        self._secure_issuer = is_secure_transport(settings.issuer)
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
         self.client_keys = ClientKeys(
             settings.clients, clock, JwksFetcher(Outbound.for_settings(settings))
@@ -150,7 +158,7 @@ class Provider(AuthorizationServer):
         # §4.1.2.1 forbids some characters (a quote, non-ASCII): that crashed instead of
         # answering. Such a value gets the error without a redirect (an error page, or
         # JSON at /par).
-        if invalid_error_characters(request.payload.response_type or ""):
+        if _NOT_ERROR_TEXT.search(request.payload.response_type or ""):
             raise UnsupportedResponseTypeError("(not printable)")
         try:
             return super().get_authorization_grant(request)
@@ -193,7 +201,11 @@ class Provider(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return AuthlibRequest(
-            self.settings.issuer, request, sso_session=sso_session, store_writes=store_writes
+            self.settings.issuer,
+            request,
+            sso_session=sso_session,
+            store_writes=store_writes,
+            secure_issuer=self._secure_issuer,
         )
 
     def handle_response(

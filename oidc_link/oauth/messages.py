@@ -109,10 +109,28 @@ class AuthlibRequest(OAuth2Request):
         *,
         sso_session: SsoSession | None = None,
         store_writes: Writes | None = None,
+        secure_issuer: bool = False,
     ) -> None:
         # Authlib reads the URI only to check that it is https (or loopback): the issuer and
         # path decide that, so the query is not encoded back into it for every request.
-        super().__init__(request.method, issuer + request.path, headers=request.headers)
+        uri = issuer + request.path
+        if secure_issuer:
+            # The check's answer is the issuer's, found once (Provider): not parsed again
+            # for every request. These are the fields OAuth2Request.__init__ sets
+            # (tests/test_authlib_request.py holds them to Authlib's own list).
+            self.method = request.method
+            self.uri = uri
+            self.headers = request.headers
+            self._body = None
+            self.client = None
+            self.auth_method = None
+            self.user = None
+            self.authorization_code = None
+            self.refresh_token = None
+            self.credential = None
+            self._scope = None
+        else:
+            super().__init__(request.method, uri, headers=request.headers)
         self.payload = AuthlibPayload(request.query + request.form)
         self._args = dict(request.query)
         self._form = dict(request.form)

@@ -28,6 +28,7 @@ from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.public_documents import PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
+from oidc_link.web.template_globals import PageEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class PlainFlask(Flask):
     request (about 12 asks, 0.7 µs each), to run one through asgiref. None of ours is: no
     module of oidc_link defines a coroutine function (tests/test_architecture.py).
     """
+
+    # Templates' globals read through a view, not copied out of a ChainMap per render.
+    jinja_environment = PageEnvironment
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func

@@ -40,6 +40,20 @@ def is_https_issuer(issuer: str) -> bool:
     return issuer.startswith("https:")
 
 
+# Each combination's defaults, in order, built once rather than concatenated per answer.
+_DEFAULTS = {
+    (page, cacheable, https): (
+        ANSWER_HEADERS
+        + (PAGE_HEADERS if page else ())
+        + (() if cacheable else (NO_STORE,))
+        + ((STRICT_TRANSPORT_SECURITY,) if https else ())
+    )
+    for page in (False, True)
+    for cacheable in (False, True)
+    for https in (False, True)
+}
+
+
 def add_security_headers(
     headers: Headers, request_id: str, *, page: bool, cacheable: bool, https: bool
 ) -> None:
@@ -47,16 +61,15 @@ def add_security_headers(
     headers when ``page``, ``Cache-Control: no-store`` unless ``cacheable``, and
     ``Strict-Transport-Security`` when the issuer is ``https``.
 
-    The names present are gathered in one pass; each missing header is then appended
-    without another look through the list (what ``Headers.setdefault`` does per call).
+    The names present are gathered in one pass over the headers; ``Request-Id`` and each
+    missing default are then appended without another look through the list (what
+    ``Headers.set`` and ``Headers.setdefault`` do per call).
     """
-    headers["Request-Id"] = request_id
-    present = set(headers.keys(lower=True))
-    defaults = ANSWER_HEADERS + PAGE_HEADERS if page else ANSWER_HEADERS
-    if not cacheable:
-        defaults += (NO_STORE,)
-    if https:
-        defaults += (STRICT_TRANSPORT_SECURITY,)
-    for name, lowered, value in defaults:
+    present = {name.lower() for name, _ in headers}
+    if "request-id" in present:
+        headers["Request-Id"] = request_id
+    else:
+        headers.add("Request-Id", request_id)
+    for name, lowered, value in _DEFAULTS[page, cacheable, https]:
         if lowered not in present:
             headers.add(name, value)

@@ -6,6 +6,7 @@ Each POST either redirects (post/redirect/get) or shows the same step with a mes
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Request, Response, redirect, render_template, request, url_for
 
@@ -47,6 +48,12 @@ PROBLEM_MESSAGES = {
     Problem.EMAIL_CONTROL_CHARACTERS: "That email had invisible characters that can't be "
     "part of an address. We took them out: check the address and try again.",
 }
+# The flow page's route is this prefix and the flow's id; the sign-in's own pages and
+# redirects build its URL from them (flow_page_url) rather than through url_for.
+FLOW_PAGE_PREFIX = "/signin/"
+# What ids.new_id draws from: characters a URL path carries as they are.
+_PLAIN_FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
+_PROBLEMS = {problem.value: problem for problem in Problem}
 _TEMPLATES = {
     FlowStep.EMAIL: "email.html",
     FlowStep.CODE: "code.html",
@@ -72,7 +79,7 @@ def authorization_error(error: AuthorizationPageError) -> Response:
     return page_for(FlowClientChangedError()).response()
 
 
-@pages.get("/signin/<flow_id>")
+@pages.get(FLOW_PAGE_PREFIX + "<flow_id>")
 def show(flow_id: str) -> tuple[str, int]:
     found = services()
     http = _request()
@@ -240,6 +247,15 @@ def cancel(flow_id: str) -> Response:
     )
 
 
+def flow_page_url(http: Request, flow_id: str) -> str:
+    """``url_for("pages.show", flow_id=flow_id)`` for a request, without a URL build (about
+    4 µs each, 3 per sign-in): the mount point, the prefix and the id, which needs no quoting
+    when it is one of ours. Any other id goes through url_for."""
+    if _PLAIN_FLOW_ID.fullmatch(flow_id):
+        return http.script_root + FLOW_PAGE_PREFIX + flow_id
+    return url_for("pages.show", flow_id=flow_id)
+
+
 def _request() -> Request:
     """The request itself, not the proxy: each read through ``request`` looks it up again."""
     return request._get_current_object()  # type: ignore[attr-defined, no-any-return]
@@ -265,20 +281,22 @@ def _location(response: ProtocolResponse) -> str:
 def _after(result: StepResult) -> Response:
     """Post/redirect/get, problems included: every page in the history is a plain GET,
     so Back and Reload never resubmit a form."""
-    arguments: dict[str, str | int] = {}
-    if result.problem is not None:
-        arguments["notice"] = result.problem.value
-        if result.detail is not None:
-            arguments["detail"] = result.detail
+    if result.problem is None:
+        return redirect(flow_page_url(_request(), result.flow.id), 303)
+    arguments: dict[str, str | int] = {"notice": result.problem.value}
+    if result.detail is not None:
+        arguments["detail"] = result.detail
     return redirect(url_for("pages.show", flow_id=result.flow.id, **arguments), 303)
 
 
 def _notice(http: Request) -> Problem | None:
-    """The problem named in the page's query, if it is one we know (anything else: none)."""
-    try:
-        return Problem(http.args.get("notice", ""))
-    except ValueError:
+    """The problem named in the page's query, if it is one we know (anything else: none).
+
+    Looked up rather than tried: the usual page has no notice, and ``Problem("")`` would
+    raise (and build) a ValueError on every sign-in; a page without a query parses none."""
+    if not http.query_string:
         return None
+    return _PROBLEMS.get(http.args.get("notice", ""))
 
 
 def _status_of(problem: Problem) -> int:
@@ -301,7 +319,7 @@ def _render(
         flow=flow,
         # The page's forms post to this URL's sub-paths (/email, /code, /cancel...): one
         # URL built per page rather than one per form.
-        flow_url=url_for("pages.show", flow_id=flow.id),
+        flow_url=flow_page_url(_request(), flow.id),
         client_name=client.display_name if client else flow.client_id,
         email_value=flow.email or flow.authorization.get("login_hint", ""),
         error=error,
