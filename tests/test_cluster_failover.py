@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from werkzeug.test import TestResponse
 
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
+from oidc_link.errors import ConfigError
 from oidc_link.services import build_services
 from oidc_link.store import keyspace
 from tests.conftest import (
@@ -36,6 +38,7 @@ from tests.conftest import (
 from tests.redis_cluster import RunningCluster, running_cluster
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+from tests.test_redis_cluster import settings_with
 
 # Short, so that the replica is promoted about 2 s after the kill rather than 15 s.
 NODE_TIMEOUT_MS = 1500
@@ -56,15 +59,22 @@ def console() -> list[str]:
     return []
 
 
-@pytest.fixture
-def app(cluster: RunningCluster, console: list[str]) -> Flask:
-    """The real app, built as production builds it from a redis+cluster:// URL."""
+def app_on(cluster: RunningCluster, console: list[str], **redis: int) -> Flask:
+    """The real app, built as production builds it from a redis+cluster:// URL (and any
+    ``[redis]`` settings)."""
     settings = settings_from_mapping(
-        {**provider_config(), "redis_url": cluster.url}, {"SHOP_SECRET": SHOP_SECRET}, "test"
+        {**provider_config(), "redis_url": cluster.url, "redis": redis},
+        {"SHOP_SECRET": SHOP_SECRET},
+        "test",
     )
     # A clock at the real time: Authlib's client checks the ID token's iat and exp.
     services = build_services(settings, clock=FixedClock(int(time.time())), announce=console.append)
     return create_app(settings, services)
+
+
+@pytest.fixture
+def app(cluster: RunningCluster, console: list[str]) -> Flask:
+    return app_on(cluster, console)
 
 
 @pytest.fixture
@@ -75,7 +85,8 @@ def shop(app: Flask) -> RelyingParty:
 def home_of(cluster: RunningCluster, key: str) -> int:
     """The port of the primary serving ``key``'s slot, as the cluster itself says: CLUSTER
     KEYSLOT, then the primary CLUSTER SHARDS names for that slot."""
-    with cluster.node(cluster.ports[0]) as node:
+    alive = next(port for port, process in cluster.processes.items() if process.poll() is None)
+    with cluster.node(alive) as node:
         slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
         shards = node.execute_command("CLUSTER", "SHARDS")
     for shard in shards:
@@ -322,3 +333,149 @@ def test_a_code_and_a_refresh_token_spent_just_before_the_failover_stay_spent_af
     assert refresh_again.get_json()["error"] == "invalid_grant"
     # Presenting spent ones revoked the family (RFC 9700 §4.14.2): the newest goes too.
     assert newest_again.status_code == 400
+
+
+# --- The window asynchronous replication leaves, and WAIT closing it. ---
+
+
+def redeem_code_at(app: Flask, callback: str, request: Any) -> TestResponse:
+    return post_token(
+        app,
+        grant_type="authorization_code",
+        code=query_of(callback)["code"],
+        redirect_uri=SHOP_CALLBACK,
+        code_verifier=request.code_verifier,
+    )
+
+
+def signed_in_to_callback(app: Flask, rp: RelyingParty, console: list[str]) -> tuple[Any, str]:
+    """Jenny signs in; the RP has its callback with the code, not yet redeemed."""
+    browser = Browser(app, ISSUER)
+    request, _ = to_code_page(browser, rp)
+    answer = browser.submit("/code", code=announced_code(console))
+    assert answer.status_code == 302
+    return request, answer.headers["Location"]
+
+
+def fail_over_the_codes_primary(cluster: RunningCluster, callback: str) -> int:
+    """Kill the primary of the code's slot; the port of its replica, once promoted."""
+    home = home_of(cluster, keyspace.code(query_of(callback)["code"]))
+    replica = replica_of(cluster, home)
+    cluster.kill(home)
+    wait_until(lambda: promoted(cluster, replica), "the replica is promoted")
+    return replica
+
+
+def test_without_wait_a_code_spent_on_a_primary_cut_off_from_its_replica_comes_back_with_it(
+    cluster: RunningCluster, app: Flask, shop: RelyingParty, console: list[str]
+) -> None:
+    """Redis's documented loss, pinned so that operations.md's account of it stays true:
+    what the primary acknowledged but never replicated is gone after the failover."""
+    request, callback = signed_in_to_callback(app, shop, console)
+    replicated(cluster, home_of(cluster, keyspace.code(query_of(callback)["code"])))
+    cut_off_every_replica(cluster)
+    first = redeem_code_at(app, callback, request)
+
+    fail_over_the_codes_primary(cluster, callback)
+    second = once_answered(lambda: redeem_code_at(app, callback, request), "/token answers")
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert second.get_json()["access_token"] != first.get_json()["access_token"]
+
+
+def test_with_wait_for_replica_a_spend_no_replica_acknowledged_is_refused_so_never_used_twice(
+    cluster: RunningCluster, console: list[str]
+) -> None:
+    app = app_on(cluster, console, wait_for_replica_ms=1000)
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET, scope=OFFLINE)
+    request, callback = signed_in_to_callback(app, shop, console)
+    replicated(cluster, home_of(cluster, keyspace.code(query_of(callback)["code"])))
+    cut_off_every_replica(cluster)
+    refused = redeem_code_at(app, callback, request)
+
+    new_primary = fail_over_the_codes_primary(cluster, callback)
+    attach_a_replica(cluster, new_primary)
+    issued = once_answered(lambda: redeem_code_at(app, callback, request), "/token answers")
+    replayed = redeem_code_at(app, callback, request)
+
+    # The spend no replica had was refused: no tokens left the provider for it. The
+    # failover lost it, so the code redeems once more (the new primary has a replica
+    # again: until then each attempt would be refused, and spend the code), then never.
+    assert refused.status_code == 503
+    assert refused.get_json()["error"] == "temporarily_unavailable"
+    assert refused.headers["Retry-After"] == "5"
+    assert "access_token" not in refused.get_json()
+    assert issued.status_code == 200
+    assert replayed.status_code == 400
+    assert replayed.get_json()["error"] == "invalid_grant"
+
+
+def attach_a_replica(cluster: RunningCluster, primary: int) -> None:
+    """Make one of the cut-off replicas (of another shard) the replica of ``primary``, as an
+    operator would after a failover, and wait until it has synced."""
+    with cluster.node(primary) as node:
+        primary_id = str(node.execute_command("CLUSTER", "MYID"))
+    spare = next(
+        port for port in cluster.ports if port != primary and cluster.role(port) == "slave"
+    )
+    with cluster.node(spare) as replica:
+        replica.config_set("masterauth", "")
+
+    def replicating() -> bool:
+        # Refused until gossip has told the spare that the promoted node is a primary.
+        with cluster.node(spare) as replica:
+            try:
+                return bool(replica.execute_command("CLUSTER", "REPLICATE", primary_id))
+            except redis.ResponseError:
+                return False
+
+    wait_until(replicating, f"node {spare} agrees to replicate {primary}")
+
+    def synced() -> bool:
+        with cluster.node(spare) as replica:
+            return replica.info("replication").get("master_link_status") == "up"
+
+    wait_until(synced, f"node {spare} replicates {primary}")
+
+
+def test_with_wait_for_replica_a_healthy_cluster_redeems_and_rotates_as_before(
+    cluster: RunningCluster, console: list[str]
+) -> None:
+    app = app_on(cluster, console, wait_for_replica_ms=500)
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET, scope=OFFLINE)
+    request, callback = signed_in_to_callback(app, shop, console)
+
+    tokens = shop.exchange(callback, request)
+    rotated = post_token(app, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    replayed_code = redeem_code_at(app, callback, request)
+
+    assert shop.validate_id_token(tokens, request.nonce)["email"] == JENNY
+    assert rotated.status_code == 200
+    assert rotated.get_json()["refresh_token"] != tokens["refresh_token"]
+    assert replayed_code.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [(-1, "0 or more"), (1001, "at most 1000"), ("100", "0 or more"), (True, "0 or more")],
+)
+def test_a_wait_for_replica_that_is_no_count_of_ms_below_a_second_is_a_config_error(
+    value: object, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_with("redis+cluster://n1.internal:7000", {"wait_for_replica_ms": value})
+
+    [problem] = caught.value.problems
+    assert problem.field == "redis.wait_for_replica_ms"
+    assert says in problem.message
+
+
+def test_wait_for_replica_is_off_unless_set_and_read_with_any_redis_url() -> None:
+    assert settings_with("redis://r.internal:6379/0").redis.wait_for_replica_ms == 0
+    assert (
+        settings_with(
+            "redis://r.internal:6379/0", {"wait_for_replica_ms": 250}
+        ).redis.wait_for_replica_ms
+        == 250
+    )
