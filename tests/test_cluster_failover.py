@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from prometheus_client import CollectorRegistry
 from werkzeug.test import TestResponse
 
 from oidc_link import create_app
@@ -479,3 +480,37 @@ def test_wait_for_replica_is_off_unless_set_and_read_with_any_redis_url() -> Non
         ).redis.wait_for_replica_ms
         == 250
     )
+
+
+def test_with_wait_for_replica_one_server_without_a_replica_refuses_spends_as_no_replica(
+    redis_server_url: str, console: list[str]
+) -> None:
+    """The same setting on one redis-server (script and WAIT in one plain pipeline): with
+    no replica to acknowledge, /token refuses with 503, counted as ``no_replica``."""
+    settings = settings_from_mapping(
+        {**provider_config(), "redis_url": redis_server_url, "redis": {"wait_for_replica_ms": 20}},
+        {"SHOP_SECRET": SHOP_SECRET},
+        "test",
+    )
+    registry = CollectorRegistry()
+    services = build_services(
+        settings,
+        clock=FixedClock(int(time.time())),
+        announce=console.append,
+        metrics_registry=registry,
+    )
+    app = create_app(settings, services)
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET, scope=OFFLINE)
+    request, callback = signed_in_to_callback(app, shop, console)
+
+    refused = redeem_code_at(app, callback, request)
+    again = redeem_code_at(app, callback, request)
+
+    for answer in (refused, again):
+        assert answer.status_code == 503
+        assert answer.get_json()["error"] == "temporarily_unavailable"
+        assert "access_token" not in answer.get_json()
+    counted = registry.get_sample_value(
+        "oidc_link_store_unavailable_total", {"cause": "no_replica"}
+    )
+    assert counted == 2
