@@ -514,3 +514,42 @@ def test_with_wait_for_replica_one_server_without_a_replica_refuses_spends_as_no
         "oidc_link_store_unavailable_total", {"cause": "no_replica"}
     )
     assert counted == 2
+
+
+def move_slot(cluster: RunningCluster, key: str) -> None:
+    """Move ``key``'s slot, with its keys, to another primary, as redis-cli --cluster
+    reshard does: the app's client still has the old map."""
+    source = home_of(cluster, key)
+    target = next(port for port in cluster.primary_ports() if port != source)
+
+    def node_id(port: int) -> str:
+        with cluster.node(port) as node:
+            return str(node.execute_command("CLUSTER", "MYID"))
+
+    with cluster.node(source) as old_home, cluster.node(target) as new_home:
+        slot = int(old_home.execute_command("CLUSTER", "KEYSLOT", key))
+        new_home.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source))
+        old_home.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target))
+        keys = old_home.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        old_home.migrate("127.0.0.1", target, keys, 0, 5000)
+    for port in cluster.primary_ports():
+        with cluster.node(port) as primary:
+            primary.execute_command("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+
+
+def test_with_wait_for_replica_a_code_whose_slot_moved_is_redeemed_at_its_new_primary(
+    cluster: RunningCluster, console: list[str]
+) -> None:
+    app = app_on(cluster, console, wait_for_replica_ms=1000)
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET, scope=OFFLINE)
+    request, callback = signed_in_to_callback(app, shop, console)
+
+    move_slot(cluster, keyspace.code(query_of(callback)["code"]))
+    issued = redeem_code_at(app, callback, request)
+    replayed = redeem_code_at(app, callback, request)
+
+    # The old primary answered MOVED, so nothing ran there; the script and its WAIT were
+    # sent again to the slot's new primary.
+    assert issued.status_code == 200
+    assert replayed.status_code == 400
+    assert replayed.get_json()["error"] == "invalid_grant"

@@ -5,6 +5,7 @@ consumes; the grant and rotation rules are oauth's, but for the checks the token
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,15 +16,20 @@ from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
-from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.base import STORE_ERRORS, Aggregate, Outages, Writes
 from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 
 # The two values of a token family's key (see "Token families" below); the scripts
 # (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
-# How a cluster node says a command's slot is served elsewhere or not yet (nothing ran).
-_ELSEWHERE = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+# How a cluster node says a command's slot is served elsewhere, or not now: nothing ran.
+# (MovedError is an AskError; a WAIT beside it answered for the wrong node.)
+_ELSEWHERE = (
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,10 @@ class TokenStore(Aggregate):
         the slot's primary, not the cluster client's: its pipeline names WAIT's node before
         sending and, after a failover or a moved slot, re-sends the script elsewhere alone."""
         cluster = hasattr(self._redis, "get_node_from_key")
-        client = self._redis.get_node_from_key(keys[0]).redis_connection if cluster else self._redis
-        for _ in range(2):
+        for _ in range(3):
+            client = (
+                self._redis.get_node_from_key(keys[0]).redis_connection if cluster else self._redis
+            )
             pipeline = client.pipeline(transaction=False)
             pipeline.evalsha(script.sha, len(keys), *keys, *args)
             pipeline.execute_command("WAIT", 1, self._wait_for_replica_ms)
@@ -160,15 +168,17 @@ class TokenStore(Aggregate):
                 answer, replicas = pipeline.execute(raise_on_error=False)
             except redis.ConnectionError:
                 if cluster:  # the primary is gone: learn the slot map again for the retry
-                    self._redis.nodes_manager.initialize()
+                    self._learn_slot_map()
                 raise
-            if not isinstance(answer, redis.exceptions.NoScriptError) or replicas == 0:
-                break  # (no replica has even this connection's earlier writes: refused unspent)
-            # First use on this server (new, restarted, just promoted): load it, run again.
-            client.script_load(script.script)
-        if isinstance(answer, redis.ResponseError) and str(answer).startswith(_ELSEWHERE):
-            # The slot moved or fails over: nothing ran. 503; the client's retry finds it.
-            self._redis.nodes_manager.initialize()
+            if isinstance(answer, _ELSEWHERE):
+                # The slot moved (or is failing over) since the map was read: nothing ran.
+                self._learn_slot_map()
+            elif isinstance(answer, redis.exceptions.NoScriptError) and replicas != 0:
+                # First use on this server (new, restarted, just promoted): load it, run again.
+                client.script_load(script.script)
+            else:
+                break
+        else:
             raise StoreUnavailableError("a token's hash slot is moving", cause="unreachable")
         if replicas == 0:
             return answer, 0  # refused, whatever the script answered: nothing is handed out
@@ -176,6 +186,13 @@ class TokenStore(Aggregate):
             if isinstance(result, Exception):
                 raise result
         return answer, replicas
+
+    def _learn_slot_map(self) -> None:
+        """Have the cluster client read the slot map again, as it does itself when one of
+        its own commands meets a dead node or MOVED; best effort (the caller answers 503
+        anyway, and the client tries again at its next command if this fails)."""
+        with suppress(*STORE_ERRORS, redis.exceptions.RedisClusterException):
+            self._redis.nodes_manager.initialize()
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
