@@ -443,7 +443,7 @@ def attach_a_replica(cluster: RunningCluster, primary: int) -> None:
 def test_with_wait_for_replica_a_healthy_cluster_redeems_and_rotates_as_before(
     cluster: RunningCluster, console: list[str]
 ) -> None:
-    app = app_on(cluster, console, wait_for_replica_ms=500)
+    app = app_on(cluster, console, wait_for_replica_ms=1000)
     shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET, scope=OFFLINE)
     request, callback = signed_in_to_callback(app, shop, console)
 

@@ -179,7 +179,7 @@ class TokenStore(Aggregate):
             else:
                 break
         else:
-            raise StoreUnavailableError("a token's hash slot is moving", cause="unreachable")
+            raise StoreUnavailableError("no primary took a token's spend", cause="unreachable")
         if replicas == 0:
             return answer, 0  # refused, whatever the script answered: nothing is handed out
         for result in (answer, replicas):
