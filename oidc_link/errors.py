@@ -186,8 +186,9 @@ class StoreUnavailableError(Exception):
     Raised by every Store method in place of redis-py's errors, so that the layers above
     need not import redis to tell an outage from a bug. ``cause`` names which, for logs
     and metrics: ``unreachable``, ``out_of_memory`` (maxmemory reached under noeviction),
-    ``read_only`` (a replica, as after a failover) or ``misconf`` (Redis cannot persist
-    and stops writes).
+    ``read_only`` (a replica, as after a failover), ``misconf`` (Redis cannot persist
+    and stops writes) or ``no_replica`` (no replica acknowledged a spend in time, with
+    ``[redis] wait_for_replica_ms``).
     """
 
     def __init__(self, message: str, cause: str = "unreachable") -> None:

@@ -81,7 +81,9 @@ LINK_OUTCOMES = frozenset(
 )
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
 # Why Redis could not serve a request (errors.StoreUnavailableError's causes).
-STORE_UNAVAILABLE_CAUSES = frozenset({"unreachable", "out_of_memory", "read_only", "misconf"})
+STORE_UNAVAILABLE_CAUSES = frozenset(
+    {"unreachable", "out_of_memory", "read_only", "misconf", "no_replica"}
+)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"

@@ -123,14 +123,16 @@ def running_cluster(
     directory: Path,
     tls: NodeTls | None = None,
     password: str | None = None,
+    node_timeout_ms: int = NODE_TIMEOUT_MS,
 ) -> Iterator[RunningCluster]:
     """Start the nodes, join them, wait until every node serves every slot, and kill them
-    all when the block ends, also when starting failed half-way."""
+    all when the block ends, also when starting failed half-way. A test that kills a primary
+    on purpose may shorten ``node_timeout_ms`` so that its failover comes sooner."""
     for attempt in range(1, ATTEMPTS + 1):
         with ExitStack() as stack:
             try:
                 where = directory / f"attempt-{attempt}"
-                cluster = _start(stack, server, cli, where, tls, password)
+                cluster = _start(stack, server, cli, where, tls, password, node_timeout_ms)
             except NodeExitedError:
                 if attempt == ATTEMPTS:
                     raise
@@ -146,13 +148,16 @@ def _start(
     directory: Path,
     tls: NodeTls | None,
     password: str | None,
+    node_timeout_ms: int,
 ) -> RunningCluster:
     count = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
     # Each node's own port and its cluster bus port: port + 10000, the default, may be taken.
     ports = free_ports(2 * count)
     cluster = RunningCluster(
         {
-            port: _start_node(stack, server, port, bus_port, directory / str(port), tls, password)
+            port: _start_node(
+                stack, server, port, bus_port, directory / str(port), tls, password, node_timeout_ms
+            )
             for port, bus_port in zip(ports[:count], ports[count:], strict=True)
         },
         tls,
@@ -193,6 +198,7 @@ def _start_node(
     directory: Path,
     tls: NodeTls | None,
     password: str | None,
+    node_timeout_ms: int,
 ) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True)
     # TLS only: no plain port, and the nodes speak TLS to each other too.
@@ -218,7 +224,7 @@ def _start_node(
             "--logfile", str(directory / "redis.log"),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--cluster-node-timeout", str(node_timeout_ms),
             "--save", "",
             "--appendonly", "no",
             # A replica's first sync starts at once instead of after the default 5 s.

@@ -66,6 +66,10 @@ class RedisAddress:
         return self.service_name is not None
 
 
+# WAIT holds the connection until it answers: well below the client's 2 s socket timeout.
+MAX_WAIT_FOR_REPLICA_MS = 1000
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     """``[redis]``: what ``redis_url`` cannot carry well. File paths stay out of the URL so
@@ -80,6 +84,10 @@ class RedisSettings:
     # may differ from the master's in the URL.
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
+    # After a code's redemption and a refresh token's rotation, wait up to this long for a
+    # replica to acknowledge the write (WAIT 1), and answer 503 when none does: a spend the
+    # replica has cannot come back with a failover. 0 (the default): do not wait.
+    wait_for_replica_ms: int = 0
 
 
 def parse_redis_url(url: str) -> RedisAddress:
@@ -177,9 +185,16 @@ def read_redis_settings(
         "sentinel_username",
         "sentinel_password",
     )
-    reader.reject_unknown(table, "redis.", set(names))
+    reader.reject_unknown(table, "redis.", {*names, "wait_for_replica_ms"})
     values = {name: reader.text(table, name, f"redis.{name}", required=False) for name in names}
-    settings = RedisSettings(**values)
+    wait = reader.count(table, "wait_for_replica_ms", "redis.wait_for_replica_ms", 0)
+    if wait > MAX_WAIT_FOR_REPLICA_MS:
+        reader.problem(
+            "redis.wait_for_replica_ms",
+            f"must be at most {MAX_WAIT_FOR_REPLICA_MS} (below the 2 s timeout of a Redis reply)",
+        )
+        wait = 0
+    settings = RedisSettings(**values, wait_for_replica_ms=wait)
 
     for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         path = values[name]

@@ -28,14 +28,14 @@ __all__ = ["RateLimit", "Store", "Writes", "connect"]
 class Store:
     """Each aggregate once, over one client and one clock, sharing one outage log."""
 
-    def __init__(self, client: redis.Redis, clock: Clock) -> None:
+    def __init__(self, client: redis.Redis, clock: Clock, *, wait_for_replica_ms: int = 0) -> None:
         self._redis = client
         self._outages = Outages(clock)
         parts = (client, clock, self._outages)
         self.flows = FlowStore(*parts)
         self.sessions = SessionStore(*parts)
         self.logouts = LogoutStore(*parts)
-        self.tokens = TokenStore(*parts)
+        self.tokens = TokenStore(*parts, wait_for_replica_ms=wait_for_replica_ms)
         self.consents = ConsentStore(*parts)
         self.keyring = KeyringStore(*parts)
         self.limits = LimitStore(*parts)

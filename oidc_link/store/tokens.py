@@ -5,21 +5,31 @@ consumes; the grant and rotation rules are oauth's, but for the checks the token
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from oidc_link.clock import Clock
+from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
-from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.base import STORE_ERRORS, Aggregate, Outages, Writes
 from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 
 # The two values of a token family's key (see "Token families" below); the scripts
 # (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
+# How a cluster node says a command's slot is served elsewhere, or not now: nothing ran.
+# (MovedError is an AskError; a WAIT beside it answered for the wrong node.)
+_ELSEWHERE = (
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,13 @@ class Rotation:
 
 
 class TokenStore(Aggregate):
-    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+    def __init__(
+        self, client: redis.Redis, clock: Clock, outages: Outages, *, wait_for_replica_ms: int = 0
+    ) -> None:
         super().__init__(client, clock, outages)
         self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
+        self._wait_for_replica_ms = wait_for_replica_ms
 
     @staticmethod
     def new_token(family_id: str) -> str:
@@ -95,15 +108,16 @@ class TokenStore(Aggregate):
         """Spend ``code`` and, if it passes the token endpoint's checks, store the tokens
         issued for it in family ``family_id``: one script (token_scripts.REDEEM_CODE says
         in which order it checks and what it writes)."""
-        answer = self._redeem_code(
-            keys=[
+        answer = self._spend(
+            self._redeem_code,
+            [
                 keyspace.code(code),
                 keyspace.spent_code(code),
                 keyspace.family(family_id),
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
             ],
-            args=[
+            [
                 registered_scopes,
                 client_id,
                 self._clock.now(),
@@ -121,6 +135,64 @@ class TokenStore(Aggregate):
         return Redemption(
             "issued", AuthorizationCode.from_record(answer[1]), answer[2], answer[3] == 1
         )
+
+    def _spend(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a script that spends a single-use thing. With ``wait_for_replica_ms``, WAIT
+        for one replica to have it, in the same round trip, and refuse with 503 what none
+        acknowledged: asynchronous replication would lose it with a failover, and it could
+        be used again."""
+        if not self._wait_for_replica_ms:
+            return script(keys=keys, args=args)
+        answer, replicas = self._run_and_wait(script, keys, args)
+        if replicas < 1:
+            raise StoreUnavailableError(
+                "no Redis replica acknowledged a spent code or refresh token in time",
+                cause="no_replica",
+            )
+        return answer
+
+    def _run_and_wait(self, script: Any, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """The script and ``WAIT 1`` in one pipeline on ONE connection: WAIT counts the
+        replicas that have this connection's writes. On a cluster that connection is one to
+        the slot's primary, not the cluster client's: its pipeline names WAIT's node before
+        sending and, after a failover or a moved slot, re-sends the script elsewhere alone."""
+        cluster = hasattr(self._redis, "get_node_from_key")
+        for _ in range(3):
+            client = (
+                self._redis.get_node_from_key(keys[0]).redis_connection if cluster else self._redis
+            )
+            pipeline = client.pipeline(transaction=False)
+            pipeline.evalsha(script.sha, len(keys), *keys, *args)
+            pipeline.execute_command("WAIT", 1, self._wait_for_replica_ms)
+            try:
+                answer, replicas = pipeline.execute(raise_on_error=False)
+            except redis.ConnectionError:
+                if cluster:  # the primary is gone: learn the slot map again for the retry
+                    self._learn_slot_map()
+                raise
+            if isinstance(answer, _ELSEWHERE):
+                # The slot moved (or is failing over) since the map was read: nothing ran.
+                self._learn_slot_map()
+            elif isinstance(answer, redis.exceptions.NoScriptError) and replicas != 0:
+                # First use on this server (new, restarted, just promoted): load it, run again.
+                client.script_load(script.script)
+            else:
+                break
+        else:
+            raise StoreUnavailableError("no primary took a token's spend", cause="unreachable")
+        if replicas == 0:
+            return answer, 0  # refused, whatever the script answered: nothing is handed out
+        for result in (answer, replicas):
+            if isinstance(result, Exception):
+                raise result
+        return answer, replicas
+
+    def _learn_slot_map(self) -> None:
+        """Have the cluster client read the slot map again, as it does itself when one of
+        its own commands meets a dead node or MOVED; best effort (the caller answers 503
+        anyway, and the client tries again at its next command if this fails)."""
+        with suppress(*STORE_ERRORS, redis.exceptions.RedisClusterException):
+            self._redis.nodes_manager.initialize()
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
@@ -240,15 +312,16 @@ class TokenStore(Aggregate):
         ``family_of_token`` tells) for the new pair, in one script
         (token_scripts.ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
         now = self._clock.now()
-        answer = self._rotate_refresh_token(
-            keys=[
+        answer = self._spend(
+            self._rotate_refresh_token,
+            [
                 keyspace.refresh_token(token),
                 keyspace.refresh_used(token),
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
                 keyspace.family(family_id),
             ],
-            args=[
+            [
                 registered_scopes,
                 client_id,
                 now,
