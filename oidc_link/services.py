@@ -172,7 +172,7 @@ def build_services(
     clock = clock or SystemClock()
     if redis_client is None:
         redis_client = connect(settings.redis_url, settings.redis)
-    store = Store(redis_client, clock)
+    store = Store(redis_client, clock, compatible_layout=settings.redis.compatible_layout)
     keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
     metrics = Metrics.for_settings(settings, metrics_registry)
     link = MeasuredLinkClient(

@@ -80,6 +80,22 @@ class RedisSettings:
     # may differ from the master's in the URL.
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
+    # How tokens and codes are written (KEY_LAYOUTS): "tagged" (the default) or "compatible",
+    # as versions before issue 17 wrote them, for the rollout that replaces such a version.
+    key_layout: str = "tagged"
+
+    @property
+    def compatible_layout(self) -> bool:
+        return self.key_layout == KEY_LAYOUT_COMPATIBLE
+
+
+# ``[redis] key_layout``: "tagged" writes tokens that name their family, under hash-tagged
+# keys (every Redis, and Cluster); "compatible" writes tokens and codes as 1fcd0cc and
+# earlier did (no family in a token, untagged keys), so that instances of such a version
+# still serving beside this one during a rolling upgrade find them. Both read both forms.
+KEY_LAYOUT_TAGGED = "tagged"
+KEY_LAYOUT_COMPATIBLE = "compatible"
+KEY_LAYOUTS = (KEY_LAYOUT_TAGGED, KEY_LAYOUT_COMPATIBLE)
 
 
 def parse_redis_url(url: str) -> RedisAddress:
@@ -177,9 +193,17 @@ def read_redis_settings(
         "sentinel_username",
         "sentinel_password",
     )
-    reader.reject_unknown(table, "redis.", set(names))
+    reader.reject_unknown(table, "redis.", {*names, "key_layout"})
     values = {name: reader.text(table, name, f"redis.{name}", required=False) for name in names}
-    settings = RedisSettings(**values)
+    key_layout = reader.choice(table, "key_layout", "redis.key_layout", KEY_LAYOUTS)
+    settings = RedisSettings(**values, key_layout=key_layout)
+    if key_layout == KEY_LAYOUT_COMPATIBLE and address is not None and address.cluster:
+        # Untagged keys put a token far from its family's slot: Cluster refuses the scripts.
+        reader.problem(
+            "redis.key_layout",
+            '"compatible" cannot run on Redis Cluster (its keys are not hash-tagged); it is '
+            "only for a rolling upgrade on one Redis or Sentinel: remove it",
+        )
 
     for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         path = values[name]
