@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import queue
 import secrets
 import subprocess
 import sys
@@ -86,17 +87,32 @@ class OldInstance:
             text=True,
             cwd=workdir,
         )
+        # Its output, a line at a time, read by a thread: a test waits for a line with a
+        # deadline, never for ever.
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        first = self._next_line()
+        assert first.isdigit(), f"the old instance did not start: {first!r}"
+        self.url = f"http://127.0.0.1:{first}"
+
+    def _read(self) -> None:
         assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        assert first.strip().isdigit(), f"the old instance did not start: {first!r}"
-        self.url = f"http://127.0.0.1:{first.strip()}"
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+
+    def _next_line(self) -> str:
+        try:
+            return self._lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError("the old instance printed nothing in 30 s") from None
 
     def next_code(self) -> str:
-        """The code the sandbox announced last (it prints a line per SMS)."""
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        """The code of the SMS the sandbox sent last (it prints a line per SMS)."""
+        line = self._next_line()
+        while not self._lines.empty():  # an earlier test's SMS, never read
+            line = self._next_line()
         assert "verification code" in line, line
-        return line.rsplit(" ", 1)[-1].strip()
+        return line.rsplit(" ", 1)[-1]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -345,3 +361,21 @@ def test_without_the_setting_1fcd0cc_refuses_the_tokens_this_version_issues(
     assert userinfo(visitor.at(old), issued["access_token"]).status_code == 401
     # The same token still refreshes where this version serves: only the old one fails.
     assert refresh(visitor.at(tagged), issued["refresh_token"]).status_code == 200
+
+
+def test_a_code_1fcd0cc_issued_is_redeemed_once_by_the_tagged_layout(
+    old: OldInstance, tagged: NewInstance
+) -> None:
+    """Upgrading straight to the tagged layout keeps codes issued just before: read under
+    their old names, and one presented again still revokes what it issued."""
+    visitor = Visitor()
+    code, verifier = sign_in(visitor, old)
+    issued = redeem(visitor.at(tagged), code, verifier)
+    assert issued.status_code == 200, issued.text
+    tokens = issued.json()
+
+    # Presented again at an old instance (a rollback, or one not yet replaced).
+    replayed = redeem(visitor.at(old), code, verifier)
+    assert replayed.json()["error"] == "invalid_grant"
+    assert userinfo(visitor.at(tagged), tokens["access_token"]).status_code == 401
+    assert refresh(visitor.at(tagged), tokens["refresh_token"]).json()["error"] == "invalid_grant"
