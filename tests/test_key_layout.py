@@ -8,6 +8,7 @@ redis-server); tests/test_rolling_upgrade.py runs 1fcd0cc itself beside today's 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -84,6 +85,21 @@ def compatible(redis_client: redis.Redis, live_clock: FixedClock, console: list[
 @pytest.fixture
 def tagged(redis_client: redis.Redis, live_clock: FixedClock, console: list[str]) -> Flask:
     return instance(redis_client, live_clock, console, "tagged")
+
+
+def test_an_instance_on_the_compatible_layout_says_at_start_that_it_is_for_one_rollout(
+    redis_client: redis.Redis,
+    live_clock: FixedClock,
+    console: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="oidc_link.services"):
+        instance(redis_client, live_clock, console, "tagged")
+    assert not [r for r in caplog.records if r.name == "oidc_link.services"]
+    with caplog.at_level(logging.WARNING, logger="oidc_link.services"):
+        instance(redis_client, live_clock, console, "compatible")
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "oidc_link.services"]
+    assert "remove [redis] key_layout" in said
 
 
 def code_at(app: Flask, console: list[str]) -> tuple[AuthorizationRequest, str]:
