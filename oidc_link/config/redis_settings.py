@@ -80,8 +80,9 @@ class RedisSettings:
     # may differ from the master's in the URL.
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
-    # How tokens and codes are written (KEY_LAYOUTS): "tagged" (the default) or "compatible",
-    # as versions before issue 17 wrote them, for the rollout that replaces such a version.
+    # How tokens, codes and sign-ins are written (KEY_LAYOUTS): "tagged" (the default) or
+    # "compatible", as versions before issue 17 wrote them, for the rollout that replaces
+    # such a version.
     key_layout: str = "tagged"
 
     @property
@@ -90,9 +91,10 @@ class RedisSettings:
 
 
 # ``[redis] key_layout``: "tagged" writes tokens that name their family, under hash-tagged
-# keys (every Redis, and Cluster); "compatible" writes tokens and codes as 1fcd0cc and
-# earlier did (no family in a token, untagged keys), so that instances of such a version
-# still serving beside this one during a rolling upgrade find them. Both read both forms.
+# keys (every Redis, and Cluster); "compatible" writes tokens, codes and pending sign-ins as
+# 1fcd0cc and earlier did (no family in a token, untagged keys), so that instances of such a
+# version still serving beside this one during a rolling upgrade find them. Both read tokens
+# and codes of either form (docs/operations.md "Upgrading"); a sign-in, only in their own.
 KEY_LAYOUT_TAGGED = "tagged"
 KEY_LAYOUT_COMPATIBLE = "compatible"
 KEY_LAYOUTS = (KEY_LAYOUT_TAGGED, KEY_LAYOUT_COMPATIBLE)

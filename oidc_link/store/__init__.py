@@ -27,7 +27,8 @@ __all__ = ["RateLimit", "Store", "Writes", "connect"]
 
 class Store:
     """Each aggregate once, over one client and one clock, sharing one outage log.
-    ``compatible_layout``: tokens and codes written as 1fcd0cc did (``[redis] key_layout``)."""
+    ``compatible_layout``: tokens, codes and sign-ins written as 1fcd0cc did (``[redis]
+    key_layout``)."""
 
     def __init__(
         self, client: redis.Redis, clock: Clock, *, compatible_layout: bool = False
