@@ -5,6 +5,7 @@ The composition root with create_app(): no other module constructs a service.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +40,8 @@ from oidc_link.store import Store, connect
 if TYPE_CHECKING:
     import redis
     from prometheus_client import CollectorRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,18 @@ def build_services(
     clock = clock or SystemClock()
     if redis_client is None:
         redis_client = connect(settings.redis_url, settings.redis)
-    store = Store(redis_client, clock, wait_for_replica_ms=settings.redis.wait_for_replica_ms)
+    store = Store(
+        redis_client,
+        clock,
+        wait_for_replica_ms=settings.redis.wait_for_replica_ms,
+        compatible_layout=settings.redis.compatible_layout,
+    )
+    if settings.redis.compatible_layout:
+        # Meant for one rollout: said at each start, so that it is not left on for good.
+        log.warning(
+            'Redis key_layout "compatible": tokens and codes are written as versions before '
+            "issue 17 wrote them; remove [redis] key_layout once none of those serves"
+        )
     keys = SigningKeys(store, clock, settings.keys, settings.lifetimes.id_token)
     metrics = Metrics.for_settings(settings, metrics_registry)
     link = MeasuredLinkClient(

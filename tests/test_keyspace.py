@@ -46,7 +46,8 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         f"oidc-link:v1:rate:email:{{{RATE_SUBJECT}}}:28333333",
     ),
     # A family's keys share its slot: the family key keeps its name, the others carry that
-    # whole name as their hash tag (issue 17; codes pending at the upgrade are lost).
+    # whole name as their hash tag (issue 17; a code pending at the upgrade is looked for
+    # under its untagged name too: tests/test_key_layout.py).
     (keyspace.code, ("secret-1",), f"oidc-link:v1:code:{{{CODE_FAMILY}}}{SECRET}"),
     (keyspace.spent_code, ("secret-1",), f"oidc-link:v1:code_spent:{{{CODE_FAMILY}}}{SECRET}"),
     (keyspace.family, ("fam_1",), FAMILY),
@@ -156,3 +157,13 @@ def test_scans_and_kinds_read_the_same_layout() -> None:
     assert keyspace.pattern() == "oidc-link:v1:*"
     assert keyspace.pattern("rate") == "oidc-link:v1:rate:*"
     assert keyspace.kind_of("oidc-link:v1:flow_done:{flow_abc}") == "flow_done"
+
+
+def test_the_compatible_layout_names_codes_and_sign_ins_as_1fcd0cc_did() -> None:
+    """``[redis] key_layout = "compatible"``: the names 1fcd0cc reads, for its instances
+    serving beside this version during a rolling upgrade (tests/test_rolling_upgrade.py)."""
+    assert keyspace.code("secret-1", tagged=False) == f"oidc-link:v1:code:{SECRET}"
+    assert keyspace.spent_code("secret-1", tagged=False) == f"oidc-link:v1:code_spent:{SECRET}"
+    assert keyspace.flow("flow_abc", tagged=False) == "oidc-link:v1:flow:flow_abc"
+    assert keyspace.finished_flow("flow_abc", tagged=False) == "oidc-link:v1:flow_done:flow_abc"
+    assert keyspace.flow_lock("flow_abc", tagged=False) == "oidc-link:v1:flow_lock:flow_abc"

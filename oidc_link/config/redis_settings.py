@@ -88,6 +88,24 @@ class RedisSettings:
     # replica to acknowledge the write (WAIT 1), and answer 503 when none does: a spend the
     # replica has cannot come back with a failover. 0 (the default): do not wait.
     wait_for_replica_ms: int = 0
+    # How tokens, codes and sign-ins are written (KEY_LAYOUTS): "tagged" (the default) or
+    # "compatible", as versions before issue 17 wrote them, for the rollout that replaces
+    # such a version.
+    key_layout: str = "tagged"
+
+    @property
+    def compatible_layout(self) -> bool:
+        return self.key_layout == KEY_LAYOUT_COMPATIBLE
+
+
+# ``[redis] key_layout``: "tagged" writes tokens that name their family, under hash-tagged
+# keys (every Redis, and Cluster); "compatible" writes tokens, codes and pending sign-ins as
+# 1fcd0cc and earlier did (no family in a token, untagged keys), so that instances of such a
+# version still serving beside this one during a rolling upgrade find them. Both read tokens
+# and codes of either form (docs/operations.md "Upgrading"); a sign-in, only in their own.
+KEY_LAYOUT_TAGGED = "tagged"
+KEY_LAYOUT_COMPATIBLE = "compatible"
+KEY_LAYOUTS = (KEY_LAYOUT_TAGGED, KEY_LAYOUT_COMPATIBLE)
 
 
 def parse_redis_url(url: str) -> RedisAddress:
@@ -185,7 +203,7 @@ def read_redis_settings(
         "sentinel_username",
         "sentinel_password",
     )
-    reader.reject_unknown(table, "redis.", {*names, "wait_for_replica_ms"})
+    reader.reject_unknown(table, "redis.", {*names, "wait_for_replica_ms", "key_layout"})
     values = {name: reader.text(table, name, f"redis.{name}", required=False) for name in names}
     wait = reader.count(table, "wait_for_replica_ms", "redis.wait_for_replica_ms", 0)
     if wait > MAX_WAIT_FOR_REPLICA_MS:
@@ -194,7 +212,15 @@ def read_redis_settings(
             f"must be at most {MAX_WAIT_FOR_REPLICA_MS} (below the 2 s timeout of a Redis reply)",
         )
         wait = 0
-    settings = RedisSettings(**values, wait_for_replica_ms=wait)
+    key_layout = reader.choice(table, "key_layout", "redis.key_layout", KEY_LAYOUTS)
+    settings = RedisSettings(**values, wait_for_replica_ms=wait, key_layout=key_layout)
+    if key_layout == KEY_LAYOUT_COMPATIBLE and address is not None and address.cluster:
+        # Untagged keys put a token far from its family's slot: Cluster refuses the scripts.
+        reader.problem(
+            "redis.key_layout",
+            '"compatible" cannot run on Redis Cluster (its keys are not hash-tagged); it is '
+            "only for a rolling upgrade on one Redis or Sentinel: remove it",
+        )
 
     for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         path = values[name]

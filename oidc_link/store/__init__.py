@@ -26,16 +26,33 @@ __all__ = ["RateLimit", "Store", "Writes", "connect"]
 
 
 class Store:
-    """Each aggregate once, over one client and one clock, sharing one outage log."""
+    """Each aggregate once, over one client and one clock, sharing one outage log.
+    ``compatible_layout``: tokens, codes and sign-ins written as 1fcd0cc did (``[redis]
+    key_layout``)."""
 
-    def __init__(self, client: redis.Redis, clock: Clock, *, wait_for_replica_ms: int = 0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        clock: Clock,
+        *,
+        wait_for_replica_ms: int = 0,
+        compatible_layout: bool = False,
+    ) -> None:
         self._redis = client
         self._outages = Outages(clock)
         parts = (client, clock, self._outages)
-        self.flows = FlowStore(*parts)
+        self.flows = FlowStore(*parts, tagged=not compatible_layout)
         self.sessions = SessionStore(*parts)
         self.logouts = LogoutStore(*parts)
-        self.tokens = TokenStore(*parts, wait_for_replica_ms=wait_for_replica_ms)
+        # One Redis may hold codes of both layouts during a rolling upgrade; a cluster never
+        # held an untagged one (and could not run a script across its slots).
+        one_redis = not isinstance(client, redis.RedisCluster)
+        self.tokens = TokenStore(
+            *parts,
+            tagged=not compatible_layout,
+            both_code_forms=one_redis,
+            wait_for_replica_ms=wait_for_replica_ms,
+        )
         self.consents = ConsentStore(*parts)
         self.keyring = KeyringStore(*parts)
         self.limits = LimitStore(*parts)

@@ -16,18 +16,33 @@ from oidc_link.store.base import FINISH_FLOW, RELEASE_LOCK, Aggregate, Outages, 
 
 
 class FlowStore(Aggregate):
-    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+    """``tagged``: a sign-in's keys share its hash tag; False (the ``compatible`` key layout)
+    names them as 1fcd0cc did, so that its instances can go on with a sign-in begun here."""
+
+    def __init__(
+        self, client: redis.Redis, clock: Clock, outages: Outages, *, tagged: bool = True
+    ) -> None:
         super().__init__(client, clock, outages)
+        self._tagged = tagged
         # Registering sends nothing: redis-py sends EVALSHA, and the script itself only when
         # the server does not know it yet (a new or restarted server, a failover).
         self._release_lock = client.register_script(RELEASE_LOCK)
         self._finish = client.register_script(FINISH_FLOW)
 
+    def _flow(self, flow_id: str) -> str:
+        return keyspace.flow(flow_id, tagged=self._tagged)
+
+    def _finished(self, flow_id: str) -> str:
+        return keyspace.finished_flow(flow_id, tagged=self._tagged)
+
+    def _lock(self, flow_id: str) -> str:
+        return keyspace.flow_lock(flow_id, tagged=self._tagged)
+
     def _flow_ttl(self, flow: Flow) -> int:
         return self._ttl_until(flow.expires_at) + keyspace.FLOW_AFTERLIFE
 
     def add(self, flow: Flow) -> None:
-        self._redis.set(keyspace.flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), nx=True)
+        self._redis.set(self._flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), nx=True)
 
     def save(self, flow: Flow) -> bool:
         """Update a pending flow; False if it is gone (finished or expired) and stays gone.
@@ -37,21 +52,19 @@ class FlowStore(Aggregate):
         return bool(self._update(self._redis, flow))
 
     def _update(self, target: Any, flow: Flow) -> Any:
-        return target.set(
-            keyspace.flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), xx=True
-        )
+        return target.set(self._flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), xx=True)
 
     def load(self, flow_id: str) -> Flow | None:
-        raw = self._redis.get(keyspace.flow(flow_id))
+        raw = self._redis.get(self._flow(flow_id))
         return Flow.from_record(raw) if raw else None
 
     def take(self, flow_id: str) -> Flow | None:
         """Remove and return a flow, so that one sign-in completes at most once."""
-        raw = self._redis.getdel(keyspace.flow(flow_id))
+        raw = self._redis.getdel(self._flow(flow_id))
         return Flow.from_record(raw) if raw else None
 
     def _finish_args(self, flow_id: str, record: FinishedFlow) -> tuple[list[str], list[Any]]:
-        keys = [keyspace.finished_flow(flow_id), keyspace.flow(flow_id)]
+        keys = [self._finished(flow_id), self._flow(flow_id)]
         return keys, [record.to_record(), keyspace.FLOW_AFTERLIFE]
 
     def end(self, flow_id: str, finished: FinishedFlow, *, writes: Writes) -> None:
@@ -67,7 +80,7 @@ class FlowStore(Aggregate):
         writes.pipeline.set(keys[0], args[0], ex=args[1])
 
     def load_finished(self, flow_id: str) -> FinishedFlow | None:
-        raw = self._redis.get(keyspace.finished_flow(flow_id))
+        raw = self._redis.get(self._finished(flow_id))
         return FinishedFlow.from_record(raw) if raw else None
 
     def lock(self, flow_id: str, seconds: int) -> str | None:
@@ -76,7 +89,7 @@ class FlowStore(Aggregate):
         Returns the lock's token, or None when another request holds it.
         """
         token = new_secret(12)
-        if self._redis.set(keyspace.flow_lock(flow_id), token, nx=True, ex=seconds):
+        if self._redis.set(self._lock(flow_id), token, nx=True, ex=seconds):
             return token
         return None
 
@@ -91,8 +104,8 @@ class FlowStore(Aggregate):
         """
         token = new_secret(12)
         pipeline = self._redis.pipeline(transaction=False)
-        pipeline.set(keyspace.flow_lock(flow_id), token, nx=True, ex=seconds)
-        pipeline.get(keyspace.flow(flow_id))
+        pipeline.set(self._lock(flow_id), token, nx=True, ex=seconds)
+        pipeline.get(self._flow(flow_id))
         sizes = [rider.queue(pipeline) for rider in riders]
         locked, raw, *others = pipeline.execute(raise_on_error=False)
         for result in (locked, raw):
@@ -106,7 +119,7 @@ class FlowStore(Aggregate):
     def unlock(self, flow_id: str, token: str) -> None:
         """Release our own lock only: if it timed out and another request took it, that one
         stays. Compared and deleted in one atomic step (a script)."""
-        self._release_lock(keys=[keyspace.flow_lock(flow_id)], args=[token])
+        self._release_lock(keys=[self._lock(flow_id)], args=[token])
 
     def release(
         self,
@@ -125,7 +138,7 @@ class FlowStore(Aggregate):
         are elsewhere on a cluster: a plain pipeline, whose every command runs, so the lock
         goes even when a write is refused). Named apart from ``writes=``, which would mean
         "only queued": this sends."""
-        lock = keyspace.flow_lock(flow_id)
+        lock = self._lock(flow_id)
         pipeline = batch.pipeline if batch is not None else self._redis.pipeline(transaction=False)
         before = len(pipeline)
         if save is not None:

@@ -42,8 +42,10 @@ PREFIX = "oidc-link:v1:"
 # |   session, an SSO code                   | method's write one key or script   |           |
 #
 # Tokens issued before (no family in them) keep their untagged names and are read as before:
-# they never ran on a cluster. Kinds kept under their names (no migration): signing keys,
-# sessions, token families, accounts, consents, idempotency records.
+# they never ran on a cluster. The ``compatible`` key layout (config/redis_settings.py, for a
+# rolling upgrade from 1fcd0cc) still writes tokens and codes that way. Kinds kept under their
+# names (no migration): signing keys, sessions, token families, accounts, consents,
+# idempotency records.
 
 # A flow (and the note of how it finished) outlives the flow's expiry by this much, only so
 # that a late visit can be told what happened and sent back to the right site.
@@ -73,19 +75,25 @@ def kind_of(key: str) -> str:
 
 
 # A sign-in's keys share its id as their hash tag: its steps write them together. (Renamed
-# from the untagged names of 1fcd0cc: a sign-in pending during the upgrade starts again.)
+# from the untagged names of 1fcd0cc: a sign-in pending during the upgrade starts again.
+# ``tagged=False``: 1fcd0cc's names, for the ``compatible`` key layout, whose sign-ins may
+# move between its instances and 1fcd0cc's.)
 
 
-def flow(flow_id: str) -> str:
-    return PREFIX + "flow:{" + flow_id + "}"
+def _of_flow(kind: str, flow_id: str, tagged: bool) -> str:
+    return PREFIX + kind + (":{" + flow_id + "}" if tagged else ":" + flow_id)
 
 
-def finished_flow(flow_id: str) -> str:
-    return PREFIX + "flow_done:{" + flow_id + "}"
+def flow(flow_id: str, *, tagged: bool = True) -> str:
+    return _of_flow("flow", flow_id, tagged)
 
 
-def flow_lock(flow_id: str) -> str:
-    return PREFIX + "flow_lock:{" + flow_id + "}"
+def finished_flow(flow_id: str, *, tagged: bool = True) -> str:
+    return _of_flow("flow_done", flow_id, tagged)
+
+
+def flow_lock(flow_id: str, *, tagged: bool = True) -> str:
+    return _of_flow("flow_lock", flow_id, tagged)
 
 
 # SSO sessions (by the cookie's digest), what each signed in to (by its public sid), and a
@@ -169,11 +177,17 @@ def code_family(code: str) -> str:
     return "fam_" + digest("token family\x00" + code)[:32]
 
 
-def code(code: str) -> str:
+def code(code: str, *, tagged: bool = True) -> str:
+    """A code's key: in its family's slot, or (``tagged=False``) as 1fcd0cc named it, for
+    the ``compatible`` key layout (config/redis_settings.py)."""
+    if not tagged:
+        return PREFIX + "code:" + digest(code)
     return _of_family("code", code_family(code), code)
 
 
-def spent_code(code: str) -> str:
+def spent_code(code: str, *, tagged: bool = True) -> str:
+    if not tagged:
+        return PREFIX + "code_spent:" + digest(code)
     return _of_family("code_spent", code_family(code), code)
 
 

@@ -57,18 +57,35 @@ class Rotation:
 
 
 class TokenStore(Aggregate):
+    """``tagged``: new tokens name their family and codes are hash-tagged (keyspace.py);
+    False (the ``compatible`` key layout) writes both as 1fcd0cc did, for its instances still
+    serving during a rolling upgrade. ``both_code_forms``: a code not found in the form this
+    store writes is looked for in the other (one Redis, where instances of the other layout
+    may have issued it; never on a cluster, which holds only tagged ones)."""
+
     def __init__(
-        self, client: redis.Redis, clock: Clock, outages: Outages, *, wait_for_replica_ms: int = 0
+        self,
+        client: redis.Redis,
+        clock: Clock,
+        outages: Outages,
+        *,
+        tagged: bool = True,
+        both_code_forms: bool = False,
+        wait_for_replica_ms: int = 0,
     ) -> None:
         super().__init__(client, clock, outages)
+        self._tagged = tagged
+        self._both_code_forms = both_code_forms
         self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
         self._wait_for_replica_ms = wait_for_replica_ms
 
-    @staticmethod
-    def new_token(family_id: str) -> str:
+    def new_token(self, family_id: str) -> str:
         """A new access or refresh token of family ``family_id``: it names its family, so
-        that its key shares the family's hash slot without a lookup (keyspace.py)."""
+        that its key shares the family's hash slot without a lookup (keyspace.py); in the
+        compatible layout a bare secret, as 1fcd0cc issued (its record names the family)."""
+        if not self._tagged:
+            return new_secret(32)
         return family_id + keyspace.TOKEN_FAMILY_MARK + new_secret(32)
 
     def family_of_token(self, token: str) -> str | None:
@@ -86,7 +103,9 @@ class TokenStore(Aggregate):
         self, code: str, record: AuthorizationCode, *, writes: Writes | None = None
     ) -> None:
         self._target(writes).set(
-            keyspace.code(code), record.to_record(), ex=self._ttl_until(record.expires_at)
+            keyspace.code(code, tagged=self._tagged),
+            record.to_record(),
+            ex=self._ttl_until(record.expires_at),
         )
 
     def redeem_code(
@@ -107,29 +126,32 @@ class TokenStore(Aggregate):
     ) -> Redemption:
         """Spend ``code`` and, if it passes the token endpoint's checks, store the tokens
         issued for it in family ``family_id``: one script (token_scripts.REDEEM_CODE says
-        in which order it checks and what it writes)."""
-        answer = self._spend(
-            self._redeem_code,
-            [
-                keyspace.code(code),
-                keyspace.spent_code(code),
+        in which order it checks and what it writes). A code of the other form (issued by
+        an instance of the other key layout) costs a round trip more."""
+        args = [
+            registered_scopes,
+            client_id,
+            self._clock.now(),
+            family_id,
+            remember_for,
+            redirect_uri,
+            verifier_challenge,
+            "1" if refresh_always else "0",
+            access_lifetime,
+            refresh_lifetime,
+        ]
+        forms = [self._tagged, not self._tagged] if self._both_code_forms else [self._tagged]
+        for tagged in forms:
+            keys = [
+                keyspace.code(code, tagged=tagged),
+                keyspace.spent_code(code, tagged=tagged),
                 keyspace.family(family_id),
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
-            ],
-            [
-                registered_scopes,
-                client_id,
-                self._clock.now(),
-                family_id,
-                remember_for,
-                redirect_uri,
-                verifier_challenge,
-                "1" if refresh_always else "0",
-                access_lifetime,
-                refresh_lifetime,
-            ],
-        )
+            ]
+            answer = self._spend(self._redeem_code, keys, args)
+            if answer[0] != "unknown":
+                break
         if answer[0] != "issued":
             return Redemption(answer[0])
         return Redemption(
@@ -203,7 +225,13 @@ class TokenStore(Aggregate):
     # lost or evicted family key fails closed.
 
     def family_of_spent_code(self, code: str) -> str | None:
-        return self._redis.get(keyspace.spent_code(code))
+        if not self._both_code_forms:
+            return self._redis.get(keyspace.spent_code(code))
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.get(keyspace.spent_code(code, tagged=self._tagged))
+        pipeline.get(keyspace.spent_code(code, tagged=not self._tagged))
+        mine, other = pipeline.execute()
+        return mine or other
 
     def extend_family(
         self, family_id: str, expires_at: int, *, writes: Writes | None = None
