@@ -458,7 +458,7 @@ def test_a_remembered_consent_has_a_ttl_in_redis(
 ) -> None:
     consents_for(store, clock, settings).remember("usr_a", "partner", ["openid"])
 
-    (key,) = redis_client.keys(keyspace.pattern("consent"))
+    (key,) = redis_client.scan_iter(keyspace.pattern("consent"))
     assert 0 < redis_client.ttl(key) <= settings.lifetimes.consent
 
 

@@ -419,7 +419,7 @@ def test_a_pushed_request_is_stored_under_a_digest_with_its_lifetime_as_ttl(
 
     request_uri = push(app, params).get_json()["request_uri"]
 
-    (key,) = redis_client.keys(keyspace.pattern("pushed"))
+    (key,) = redis_client.scan_iter(keyspace.pattern("pushed"))
     assert request_uri.removeprefix(URN_PREFIX) not in key
     assert request_uri.removeprefix(URN_PREFIX) not in redis_client.get(key)
     assert 0 < redis_client.ttl(key) <= 90
