@@ -21,9 +21,12 @@ from oidc_link.oauth.consent import Consents
 from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
-from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
+from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 PARTNER_SECRET = "partner-secret-0123456789abcdef"
 PARTNER_CALLBACK = "https://partner.example.test/callback"

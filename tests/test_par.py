@@ -20,9 +20,20 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import keyspace
-from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, SPA_CALLBACK, provider_config
+from tests.conftest import (
+    ISSUER,
+    JENNY,
+    ON_REDIS_CLUSTER,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    SPA_CALLBACK,
+    provider_config,
+)
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 
