@@ -275,7 +275,7 @@ def test_taking_a_code_consumes_it_once_remembers_it_spent_and_opens_its_family(
     assert all_keys_expire(redis_client)
 
 
-def test_of_concurrent_takers_one_gets_the_code_and_one_family_opens(
+def test_of_concurrent_takers_one_gets_the_code_and_its_family_opens(
     store: Store, clock: FixedClock
 ) -> None:
     code = new_secret()
