@@ -3,12 +3,14 @@
 Starts a throwaway redis-server, builds the provider on it with the production client
 (``connect``), and walks whole sign-ins through the real pages in-process: authorize, email,
 code, redirect, token exchange (+ ID-token check), userinfo; then one refresh grant. For each
-step it prints the network round trips (a pipeline, a MULTI/EXEC block or a script is one)
-and the commands Redis ran (those the provider sent, plus those its Lua scripts ran), all
-cross-checked against the server's ``INFO commandstats``, and the bytes one pending flow
-occupies (``MEMORY USAGE`` of its keys). ``--commands`` also prints each step's command
-sequence and flags a key read twice in one step. Needs the test extras (the browser and
-relying party of tests/relying_party.py drive the pages).
+step it prints the network round trips (a pipeline, a MULTI/EXEC block or a script is one;
+on Redis Cluster too, where a pipeline is sent to each node holding its keys before any
+answer is read) and the commands Redis ran (those the provider sent, plus those its Lua
+scripts ran), all cross-checked against the server's ``INFO commandstats``, and the bytes one
+pending flow occupies (``MEMORY USAGE`` of its keys). ``--commands`` also prints each step's
+command sequence and flags a key read twice in one step. ``measure`` takes a
+``redis+cluster://`` URL too (tests/test_redis_round_trips.py pins both). Needs the test
+extras (the browser and relying party of tests/relying_party.py drive the pages).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import flask
 import redis
+from redis.cluster import RedisCluster
 
 from bench.processes import RedisServer
 from oidc_link import create_app
@@ -142,6 +145,9 @@ class Journal:
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
+        # Sent, and no answer read since: a send now goes out in the same round trip (a
+        # cluster pipeline writes to each of its nodes, then reads each node's answers).
+        self.awaiting = False
 
     @property
     def current(self) -> Step | None:
@@ -149,13 +155,20 @@ class Journal:
 
 
 def counting_connection(journal: Journal) -> type[redis.Connection]:
-    """A redis-py Connection that records into ``journal``: one send is one round trip."""
+    """A redis-py Connection that records into ``journal``: a send after an answer was read
+    is one round trip (one server: each send; a cluster: each send to the first node of a
+    pipeline, whose other nodes' sends go out before any answer is awaited)."""
 
     class CountingConnection(redis.Connection):
         def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            if journal.current is not None:
+            if journal.current is not None and not journal.awaiting:
                 journal.current.round_trips += 1
+            journal.awaiting = True
             super().send_packed_command(command, check_health)
+
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            journal.awaiting = False
+            return super().read_response(*args, **kwargs)
 
         def send_command(self, *args: Any, **kwargs: Any) -> None:
             self._record([args])
@@ -178,6 +191,21 @@ def counting_connection(journal: Journal) -> type[redis.Connection]:
                 step.commands.append(Command(name, key, caller, len(step.requests) - 1))
 
     return CountingConnection
+
+
+def count_into(journal: Journal, client: redis.Redis) -> None:
+    """Make every connection ``client`` opens record into ``journal``: before the first
+    command for one server; for a cluster, its nodes' pools (emptied, so that each connection
+    is a counting one) and those of nodes it finds later."""
+    connection_class = counting_connection(journal)
+    if not isinstance(client, RedisCluster):
+        client.connection_pool.connection_class = connection_class
+        return
+    client.nodes_manager.connection_kwargs["connection_class"] = connection_class
+    for node in client.get_nodes():
+        pool = node.redis_connection.connection_pool
+        pool.connection_class = connection_class
+        pool.reset()
 
 
 def provider_config() -> dict[str, Any]:
@@ -228,8 +256,7 @@ class Measurement:
         settings = settings_from_mapping(config or provider_config(), {}, "bench")
         self.journal = Journal()
         client = connect(redis_url)
-        # Before the first command: every connection the pool makes will count.
-        client.connection_pool.connection_class = counting_connection(self.journal)
+        count_into(self.journal, client)
         self.console: list[str] = []
         # Now, and standing still: every rate-limit window of the run is the same one, so
         # the counts do not depend on when a window happens to roll over.
@@ -242,16 +269,31 @@ class Measurement:
         self.app = create_app(settings, services)
         self.app.before_request(self._request_began)
         self.scope = scope
-        self.stats = redis.Redis.from_url(redis_url, decode_responses=True)
+        # On a cluster, a client of its own: INFO from every primary, SCAN over all of them.
+        self.stats: redis.Redis = (
+            connect(redis_url)
+            if isinstance(client, RedisCluster)
+            else redis.Redis.from_url(redis_url, decode_responses=True)
+        )
+        # How many servers the last _server_counts read INFO from (each counts its INFO).
+        self.servers_read = 1
 
     def _request_began(self) -> None:
         if self.journal.current is not None:
             self.journal.current.requests.append(f"{flask.request.method} {flask.request.path}")
 
     def _server_counts(self) -> Counter[str]:
+        """INFO commandstats, summed over a cluster's primaries (where the commands run)."""
+        if isinstance(self.stats, RedisCluster):
+            answers = self.stats.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+            infos = list(answers.values())
+        else:
+            infos = [self.stats.info("commandstats")]
+        self.servers_read = len(infos)
         counts: Counter[str] = Counter()
-        for name, value in self.stats.info("commandstats").items():
-            counts[name.removeprefix("cmdstat_").upper()] = int(value["calls"])
+        for info in infos:
+            for name, value in info.items():
+                counts[name.removeprefix("cmdstat_").upper()] += int(value["calls"])
         return counts
 
     def _keys(self) -> set[str]:
@@ -276,8 +318,8 @@ class Measurement:
             self.journal.steps.append(Step("(measuring)"))
             after = self._server_counts()
             step.server_counts = after - before
-            # The INFO that read "after" ran on the server before it answered.
-            step.server_counts["INFO"] -= 1
+            # The INFO that read "after" ran on each server before it answered.
+            step.server_counts["INFO"] -= self.servers_read
             step.server_counts = +step.server_counts
 
     def sign_in(self, title: str, email: str, browser: Browser | None = None) -> Scenario:

@@ -18,49 +18,8 @@ from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
 from tests.test_oidc_flow import sign_in
 
-# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
-# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
-# pipeline, which redis-py's cluster pipeline refuses.
-pytestmark = ON_REDIS_CLUSTER(
-    but_not={
-        "test_a_garbled_token_goes_to_the_refresh_url_like_a_used_one",
-        "test_a_login_link_expires_after_five_minutes",
-        "test_a_login_link_for_a_custom_account_is_refused",
-        "test_a_login_link_is_created_for_an_express_account",
-        "test_a_login_link_takes_no_parameters",
-        "test_a_platform_cannot_mint_account_links_for_another_platforms_account",
-        "test_a_replayed_login_link_is_not_kept_readable_in_redis",
-        "test_a_second_visit_of_an_account_link_goes_to_the_refresh_url",
-        "test_a_visit_swaps_the_token_for_a_cookie_and_a_clean_url",
-        "test_account_and_login_links_cannot_be_retrieved_listed_or_deleted",
-        "test_account_page_forms_need_their_csrf_token",
-        "test_after_onboarding_an_oidc_sign_in_gives_the_account_id_as_sub",
-        "test_an_account_link_is_created_with_stripes_shape",
-        "test_an_account_link_request_replays_with_its_idempotency_key",
-        "test_an_account_link_token_carries_at_least_128_random_bits",
-        "test_an_account_link_used_just_before_its_expiry_still_works",
-        "test_an_account_update_link_starts_at_the_current_email",
-        "test_an_authorization_request_cannot_smuggle_itself_into_an_onboarding",
-        "test_an_email_that_already_has_an_account_here_cannot_onboard_into_another",
-        "test_an_expired_account_link_goes_to_the_refresh_url",
-        "test_an_unknown_account_link_type_is_refused",
-        "test_an_unknown_parameter_is_refused",
-        "test_an_update_verifies_a_new_email_and_moves_the_sub_with_it",
-        "test_clients_sharing_a_sector_mint_account_links_for_each_others_accounts",
-        "test_closing_the_account_page_ends_its_session",
-        "test_each_account_link_parameter_is_required",
-        "test_leaving_onboarding_goes_to_the_return_url_and_binds_nothing",
-        "test_loopback_http_urls_are_accepted_for_development",
-        "test_onboarding_verifies_the_identity_and_returns_to_the_platform",
-        "test_return_and_refresh_urls_must_be_https_or_loopback",
-        "test_the_account_page_closes_after_its_lifetime",
-        "test_the_account_page_lists_devices_and_signs_out_everywhere",
-        "test_the_account_page_shows_the_verified_details_and_platform",
-        "test_the_onboarding_pages_say_what_is_being_verified",
-        "test_the_same_email_onboards_separately_at_another_platform",
-        "test_two_simultaneous_visits_let_exactly_one_in",
-    }
-)
+# On a real Redis Cluster too: every test (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 REFRESH = "https://shop.example.test/onboarding/refresh"
 RETURN = "https://shop.example.test/onboarding/done"

@@ -22,7 +22,15 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.ids import digest
 from oidc_link.services import build_services
 from tests.api_client import SHOP_KEY, Platform
-from tests.conftest import ISSUER, JENNY, POST_SECRET, SHOP_CALLBACK, SHOP_SECRET, provider_config
+from tests.conftest import (
+    ISSUER,
+    JENNY,
+    ON_REDIS_CLUSTER,
+    POST_SECRET,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    provider_config,
+)
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.test_backchannel_logout import (  # noqa: F401 - fixtures
     LogoutReceiver,
@@ -30,6 +38,9 @@ from tests.test_backchannel_logout import (  # noqa: F401 - fixtures
     receiver,
 )
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 @pytest.fixture

@@ -24,9 +24,12 @@ from tests.api_client import (
     Platform,
     api_settings,
 )
-from tests.conftest import JENNY, SHOP_SECRET, provider_config
+from tests.conftest import JENNY, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 @pytest.fixture

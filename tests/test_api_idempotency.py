@@ -14,6 +14,10 @@ from oidc_link.ids import digest
 from oidc_link.platform.idempotency import REPLAY_SECONDS, Idempotency, Started, fingerprint
 from oidc_link.store import Store, keyspace
 from tests.api_client import ACME_APP_KEY, ACME_WEB_KEY, SHOP_KEY, Platform, api_settings
+from tests.conftest import ON_REDIS_CLUSTER
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 @pytest.fixture

@@ -26,9 +26,12 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.outbound import Outbound
 from oidc_link.services import build_services
-from tests.conftest import ISSUER, POST_SECRET, SHOP_SECRET, provider_config
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 

@@ -13,9 +13,12 @@ import pytest
 from flask import Flask
 
 from oidc_link.oauth.claims import ACR_SMS_OTP
-from tests.conftest import ISSUER, JENNY, POST_SECRET, SHOP_CALLBACK, SHOP_SECRET
+from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER, POST_SECRET, SHOP_CALLBACK, SHOP_SECRET
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 def sign_in(

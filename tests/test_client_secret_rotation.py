@@ -16,9 +16,12 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.ids import digest
 from oidc_link.services import build_services
-from tests.conftest import ISSUER, provider_config
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, provider_config
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 OLD_SECRET = "3b1f0c6e2a9d4f8b7c5e1a0d9f3b6c2e8a4d7f1b0c9e5a3d"
 NEW_SECRET = "W2xk9vQeRb7TnY4pLs1MzC8dHfA6gJu3KoXiE0wNqZ5"

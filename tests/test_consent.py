@@ -21,9 +21,12 @@ from oidc_link.oauth.consent import Consents
 from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
-from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
+from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 PARTNER_SECRET = "partner-secret-0123456789abcdef"
 PARTNER_CALLBACK = "https://partner.example.test/callback"
@@ -458,7 +461,7 @@ def test_a_remembered_consent_has_a_ttl_in_redis(
 ) -> None:
     consents_for(store, clock, settings).remember("usr_a", "partner", ["openid"])
 
-    (key,) = redis_client.keys(keyspace.pattern("consent"))
+    (key,) = redis_client.scan_iter(keyspace.pattern("consent"))
     assert 0 < redis_client.ttl(key) <= settings.lifetimes.consent
 
 

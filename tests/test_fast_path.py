@@ -26,8 +26,11 @@ from oidc_link.services import Services, build_services
 from oidc_link.web.context import EXTENSION_NAME
 from oidc_link.web.fast_path import FastPath
 from oidc_link.web.public_documents import PublicDocuments
-from tests.conftest import ISSUER, SHOP_SECRET, provider_config
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.test_key_rotation import LEAD, REFRESH, ROTATION, rotating_settings, services_for
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks.json"

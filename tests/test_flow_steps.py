@@ -19,9 +19,12 @@ from oidc_link import models
 from oidc_link.errors import FlowStepError
 from oidc_link.models import TRANSITIONS, Flow, FlowStep
 from oidc_link.store import Store
-from tests.conftest import ISSUER, JENNY
+from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code, wrong_code_for
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 STORED_STEPS = [step for step in FlowStep if step is not FlowStep.ENDED]
 ILLEGAL_MOVES = [

@@ -8,9 +8,12 @@ from urllib.parse import urlencode
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from tests.conftest import ISSUER, SHOP_CALLBACK
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, SHOP_CALLBACK
 from tests.relying_party import Browser, RelyingParty
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 def posted_fields(answer: TestResponse, browser: Browser) -> dict[str, str]:

@@ -44,7 +44,11 @@ from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.models import Flow, FlowStep, Identity
 from oidc_link.store import Store, keyspace
 from oidc_link.store.keyspace import FLOW_AFTERLIFE
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.sandbox_console import announced_code, wrong_code_for
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 BROWSER = "browser-cookie-value-1"
 OTHER_BROWSER = "browser-cookie-value-2"

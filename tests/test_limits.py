@@ -24,9 +24,19 @@ from oidc_link.config import SMS_COUNTING_LIMITS, Limits, Settings, settings_fro
 from oidc_link.errors import ConfigError
 from oidc_link.link.sandbox import redact_phone
 from oidc_link.services import build_services
-from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
+from tests.conftest import (
+    ISSUER,
+    JENNY,
+    ON_REDIS_CLUSTER,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    provider_config,
+)
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 # The defaults, set explicitly: the sandbox counts sent SMS only when [limits] says so.
 DEFAULT_SMS_LIMITS = {name: getattr(Limits(), name) for name in SMS_COUNTING_LIMITS}

@@ -16,20 +16,8 @@ from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER, POST_SECRET, SHOP_CA
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
 
-# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
-# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
-# pipeline, which redis-py's cluster pipeline refuses.
-pytestmark = ON_REDIS_CLUSTER(
-    but_not={
-        "test_a_client_secret_post_client_gets_only_the_scopes_it_is_allowed",
-        "test_a_confidential_client_signs_a_user_in_and_validates_the_id_token",
-        "test_a_public_client_signs_in_with_pkce_and_no_secret",
-        "test_a_wrong_code_shows_an_error_and_the_user_can_try_again",
-        "test_sub_is_stable_for_a_user_and_client_and_differs_between_clients",
-        "test_the_id_token_kid_is_published_in_the_jwks_and_is_the_key_thumbprint",
-        "test_userinfo_returns_the_claims_of_the_granted_scopes",
-    }
-)
+# On a real Redis Cluster too: every test (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 def sign_in(browser: Browser, rp: RelyingParty, console: list[str], **extra: str):

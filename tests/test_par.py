@@ -20,9 +20,20 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import keyspace
-from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, SPA_CALLBACK, provider_config
+from tests.conftest import (
+    ISSUER,
+    JENNY,
+    ON_REDIS_CLUSTER,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    SPA_CALLBACK,
+    provider_config,
+)
 from tests.relying_party import AuthorizationRequest, Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 
@@ -419,7 +430,7 @@ def test_a_pushed_request_is_stored_under_a_digest_with_its_lifetime_as_ttl(
 
     request_uri = push(app, params).get_json()["request_uri"]
 
-    (key,) = redis_client.keys(keyspace.pattern("pushed"))
+    (key,) = redis_client.scan_iter(keyspace.pattern("pushed"))
     assert request_uri.removeprefix(URN_PREFIX) not in key
     assert request_uri.removeprefix(URN_PREFIX) not in redis_client.get(key)
     assert 0 < redis_client.ttl(key) <= 90

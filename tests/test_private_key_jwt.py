@@ -32,9 +32,12 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.oauth.client_keys import CACHE_SECONDS, MAX_JWKS_BYTES, REFETCH_INTERVAL
 from oidc_link.services import build_services
-from tests.conftest import ISSUER, SHOP_SECRET, provider_config
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 TOKEN_ENDPOINT = ISSUER + "/token"
 API_CALLBACK = "https://api.example.test/callback"

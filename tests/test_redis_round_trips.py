@@ -1,14 +1,16 @@
 """bench/redis_round_trips.py keeps working and keeps sign-ins cheap: its count of commands
 and round trips matches what a real redis-server counted, a pending flow stays small and
 expires, and each step of a sign-in and of a refresh costs exactly the round trips and
-commands pinned here."""
+commands pinned here, on one redis-server and on a Redis Cluster alike."""
 
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from bench.redis_round_trips import Scenario, measure, report
-from oidc_link.store import keyspace
+from oidc_link.store import connect, keyspace
+from tests.redis_cluster import RunningCluster
 
 # (round trips, commands) of each step: a pipeline, a MULTI/EXEC block or a script is one
 # round trip; the commands are those Redis ran (MULTI/EXEC and EVALSHA included, and each
@@ -77,25 +79,47 @@ def test_sign_ins_and_refreshes_cost_the_pinned_round_trips_and_commands(
     redis_server_url: str,
 ) -> None:
     with redis.Redis.from_url(redis_server_url, decode_responses=True) as server:
-        server.flushdb()
-        # measure() itself fails when any step's commands differ from INFO commandstats.
-        newcomer, returning, sso, refresh = measure(redis_server_url, "openid email profile")
+        assert_pinned_costs(redis_server_url, server)
 
-        assert costs(newcomer) == FIRST_SIGN_IN
-        assert costs(returning) == RETURNING_USER
-        assert costs(sso) == SSO
-        assert costs(refresh) == REFRESH
-        for scenario in (newcomer, returning):
-            pending = scenario.pending["waiting for the code"]
-            assert 0 < sum(pending.values()) < 4096
-        # Whatever a pending flow left behind expires on its own.
-        for key in server.scan_iter(match=keyspace.pattern("flow")):
-            assert server.ttl(key) > 0, key
-        for key in server.scan_iter(match=keyspace.pattern("rate")):
-            assert server.ttl(key) > 0, key
-        server.flushdb()
+
+def test_on_redis_cluster_each_step_costs_the_round_trips_and_commands_of_one_server(
+    redis_cluster: RunningCluster,
+) -> None:
+    # A pipeline the cluster client sends to each node holding its keys, writing to all
+    # before it reads any answer, is one round trip; INFO is summed over the primaries.
+    with connect(redis_cluster.url) as cluster:
+        assert_pinned_costs(redis_cluster.url, cluster)
+
+
+def assert_pinned_costs(redis_url: str, server: redis.Redis) -> None:
+    """Measure on the Redis at ``redis_url`` (emptied first and after, through ``server``)
+    and compare each step with the pins above."""
+    empty(server)
+    # measure() itself fails when any step's commands differ from INFO commandstats.
+    newcomer, returning, sso, refresh = measure(redis_url, "openid email profile")
+
+    assert costs(newcomer) == FIRST_SIGN_IN
+    assert costs(returning) == RETURNING_USER
+    assert costs(sso) == SSO
+    assert costs(refresh) == REFRESH
+    for scenario in (newcomer, returning):
+        pending = scenario.pending["waiting for the code"]
+        assert 0 < sum(pending.values()) < 4096
+    # Whatever a pending flow left behind expires on its own.
+    for key in server.scan_iter(match=keyspace.pattern("flow")):
+        assert server.ttl(key) > 0, key
+    for key in server.scan_iter(match=keyspace.pattern("rate")):
+        assert server.ttl(key) > 0, key
+    empty(server)
 
     printed = report([newcomer, returning, sso, refresh], show_commands=True)
     assert "signed-in browser (SSO session)" in printed
     assert "POST /token" in printed
     assert "EVALSHA" in printed
+
+
+def empty(server: redis.Redis) -> None:
+    if isinstance(server, RedisCluster):
+        server.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        server.flushdb()

@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
-from tests.conftest import ISSUER, POST_SECRET, SHOP_SECRET, SPA_CALLBACK
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SHOP_SECRET, SPA_CALLBACK
 from tests.relying_party import RelyingParty
 from tests.test_refresh_tokens import (
     GRACE,
@@ -24,6 +24,9 @@ from tests.test_refresh_tokens import (
     tokens_for,
     userinfo_status,
 )
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 SHOP = ("shop", SHOP_SECRET)
 

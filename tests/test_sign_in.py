@@ -33,23 +33,8 @@ from tests.conftest import (
     provider_config,
 )
 
-# On Redis Cluster too, but for the tests whose steps fail there until each aggregate's keys
-# share a hash slot (issue 17 item 2): a script, MULTI or MGET across slots, or an MGET in a
-# pipeline, which redis-py's cluster pipeline refuses.
-pytestmark = ON_REDIS_CLUSTER(
-    but_not={
-        "test_a_verified_code_for_a_client_without_consent_starts_the_session_then_asks",
-        "test_a_verified_code_starts_a_session_and_the_code_carries_its_sid",
-        "test_allow_remembers_the_consent_and_the_next_sign_in_goes_straight_to_the_code",
-        "test_allow_with_another_persons_session_in_the_browser_issues_a_code_without_its_sid",
-        "test_an_account_link_binds_the_email_and_returns_without_session_or_code",
-        "test_an_account_link_for_an_email_another_account_has_starts_over_at_the_email_step",
-        "test_an_account_read_ahead_for_another_email_or_client_is_not_used",
-        "test_the_account_read_ahead_for_the_client_and_email_decides_the_codes_sub",
-        "test_the_sso_session_answers_with_a_code_of_its_sid_and_starts_no_session",
-        "test_the_sso_session_at_a_client_without_consent_goes_to_the_consent_step",
-    }
-)
+# On a real Redis Cluster too: every test (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 PARTNER_CALLBACK = "https://partner.example.test/callback"
 BROWSER = "browser-binding-cookie-value"

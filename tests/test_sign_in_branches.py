@@ -17,10 +17,20 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.link import LinkError, LinkErrorKind, LinkUser, LookupResult, VerificationStarted
 from oidc_link.services import Services, build_services
-from tests.conftest import ISSUER, JENNY, SHOP_CALLBACK, SHOP_SECRET, provider_config
+from tests.conftest import (
+    ISSUER,
+    JENNY,
+    ON_REDIS_CLUSTER,
+    SHOP_CALLBACK,
+    SHOP_SECRET,
+    provider_config,
+)
 from tests.fake_link_server import FakeLinkServer
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 TEST_KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
 

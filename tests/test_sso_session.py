@@ -7,9 +7,12 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
-from tests.conftest import ISSUER, POST_SECRET, SPA_CALLBACK
+from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SPA_CALLBACK
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 def blog(app: Flask) -> RelyingParty:

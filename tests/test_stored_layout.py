@@ -30,8 +30,21 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import keyspace
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.relying_party import Browser
 from tests.sandbox_console import announced_code
+
+# On a real Redis Cluster too (issue 17 item 3), but for tokens from before tokens named
+# their family: their keys are not in one slot, and a cluster never held them (operations.md
+# "Upgrading": move to a cluster once those have been refreshed or have expired).
+pytestmark = ON_REDIS_CLUSTER(
+    but_not={
+        # Rotates a token naming no family: its script's keys span slots on a cluster.
+        "test_a_refresh_token_from_a_landed_version_refreshes_at_the_token_endpoint",
+        # The same rotation, then the pair it returns.
+        "test_the_pair_a_landed_versions_refresh_token_turns_into_names_its_family_and_works",
+    }
+)
 
 VERSIONS = ("868ada5", "6490682", "1fcd0cc")
 RECORDINGS: dict[str, dict[str, Any]] = {

@@ -7,9 +7,19 @@ import pytest
 from flask import Flask
 
 from oidc_link.config import Settings, settings_from_mapping
-from tests.conftest import ISSUER, POST_SECRET, SHOP_SECRET, SPA_CALLBACK, provider_config
+from tests.conftest import (
+    ISSUER,
+    ON_REDIS_CLUSTER,
+    POST_SECRET,
+    SHOP_SECRET,
+    SPA_CALLBACK,
+    provider_config,
+)
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 
 @pytest.fixture

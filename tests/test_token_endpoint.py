@@ -22,6 +22,7 @@ from oidc_link.store import keyspace
 from oidc_link.store.tokens import FAMILY_LIVE
 from tests.conftest import (
     ISSUER,
+    ON_REDIS_CLUSTER,
     POST_SECRET,
     SHOP_CALLBACK,
     SHOP_SECRET,
@@ -30,6 +31,9 @@ from tests.conftest import (
 )
 from tests.relying_party import PKCE, PKCE_VERIFIER, Browser, RelyingParty, query_of
 from tests.test_oidc_flow import sign_in
+
+# On a real Redis Cluster too (issue 17 item 3).
+pytestmark = ON_REDIS_CLUSTER
 
 VERIFIER = "v" * 50
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=")

@@ -31,6 +31,7 @@ PREFIX = "oidc-link:v1:"
 # |                                          | refresh, family (the token names it)|          |
 # | tokens.load_access_token_and_family MGET | access, family                     | family    |
 # | tokens.load_refresh_token (MGET)         | refresh, refresh_used              | family    |
+# |   (a token naming no family: two GETs)   |                                    |           |
 # | ADD_MEMBERS (Lua: SADD + EXPIRE), MULTIs | one set: session_links,            | its own   |
 # |   of sessions and tokens                 | person_sessions, account_families  |           |
 # | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |

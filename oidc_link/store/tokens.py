@@ -315,8 +315,14 @@ class TokenStore(Aggregate):
         )
 
     def load_refresh_token(self, token: str) -> tuple[RefreshToken | None, int | None]:
-        """The record, and when it was rotated (None while it is unused)."""
-        raw, used = self._redis.mget([keyspace.refresh_token(token), keyspace.refresh_used(token)])
+        """The record, and when it was rotated (None while it is unused): one MGET when the
+        token names its family (both keys share its slot), else two GETs in one pipeline (a
+        token from before, or one never issued: its keys' slots differ on a cluster)."""
+        keys = [keyspace.refresh_token(token), keyspace.refresh_used(token)]
+        if keyspace.token_family(token) is not None:
+            raw, used = self._redis.mget(keys)
+        else:
+            raw, used = self._gets(keys)
         if not raw:
             return None, None
         return RefreshToken.from_record(raw), int(used) if used else None
