@@ -19,7 +19,7 @@ import orjson
 from oidc_link.logs import held
 from oidc_link.logs.descriptor import descriptor_of, write_whole
 from oidc_link.logs.line_time import LineTime
-from oidc_link.logs.mask import PUBLIC_FIELDS, _may_hold_secret, mask, mask_value, masked_email
+from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value, masked_email, may_hold_secret
 
 # The mask's functions are imported from here too (interaction.py names people through
 # masked_email).
@@ -121,7 +121,7 @@ def holds_only_plain_text(message: str, fields: dict[str, Any]) -> bool:
             texts.append(value)
         elif value is not None and kind not in _PLAIN_NUMBERS:
             return False
-    return not _may_hold_secret("\n".join(texts))
+    return not may_hold_secret("\n".join(texts))
 
 
 def mask_record(record: logging.LogRecord) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def mask_record(record: logging.LogRecord) -> dict[str, Any]:
         # Most values are short strings without a trigger, numbers or None: told apart
         # here rather than through mask_value's dispatch, with the same outcome.
         if type(value) is str:
-            if not _may_hold_secret(value):
+            if not may_hold_secret(value):
                 continue
         elif value is None or type(value) in _PLAIN_NUMBERS:
             continue

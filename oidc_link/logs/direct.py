@@ -54,6 +54,32 @@ def write_line(
         logger.handle(record)
 
 
+def write_checked_line(
+    logger: logging.Logger, level: int, text: str, fields: dict[str, Any]
+) -> bool:
+    """Write the line ``write_line`` would write for a record of ``logger`` at ``level``
+    whose message is ``text``, for a caller that has checked it already: the level is
+    enabled; ``fields`` start with the request fields, in their order, a request id among
+    them; ``may_hold_secret`` is False for ``text`` and for every string in ``fields``
+    (a string that never changes may have been checked once), every other value is a
+    number or None. So the mask would change nothing, and the line is written as it is.
+    False, with nothing written, when the line must go ``write_line``'s way: our JSON
+    handler is not the only one the line would reach."""
+    ours = logs.json_handler
+    if ours is None or _other_handlers(logger, level, ours) != []:
+        return False
+    ours.write_fields(
+        {
+            "time": ours.formatter.now_text(),  # type: ignore[union-attr]
+            "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
+            "logger": logger.name,
+            "message": text,
+            **fields,
+        }
+    )
+    return True
+
+
 def _other_handlers(
     logger: logging.Logger, level: int, ours: logs.LineHandler | None
 ) -> list[logging.Handler] | None:
