@@ -98,21 +98,21 @@ def install_request_log(app: Flask, settings: Settings) -> None:
         # The request and g themselves, not their proxies: each attribute read through a
         # proxy looks the request up again.
         incoming = request._get_current_object()  # type: ignore[attr-defined]
-        state = g._get_current_object()  # type: ignore[attr-defined]
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
         rule = incoming.url_rule
         route = rule.rule if rule is not None else None
         status = response.status_code
         method = incoming.method
-        if not probe_lines and is_successful_probe(route, method, status):
+        if not probe_lines and route in PROBE_ROUTES and is_successful_probe(route, method, status):
             write_held()
             return response
         write_request_line(
-            state.get("request_id"),
-            lambda: _client_id(known_clients, incoming, state.get("api_caller")),
+            values.get("request_id"),
+            lambda: _client_id(known_clients, incoming, values.get("api_caller")),
             route,
             method,
             status,
-            state.get("request_log_started"),
+            values.get("request_log_started"),
             plain_parts,
         )
         write_held()  # the request's lines, its own last, in one write
@@ -198,8 +198,11 @@ def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None
         if named and named in known_clients:
             return named
     content_type = environ.get("CONTENT_TYPE")
-    # What Request.mimetype finds, without parsing the header's options.
-    if content_type and content_type.partition(";")[0].strip().lower() == _FORM_TYPE:
+    # What Request.mimetype finds, without parsing the header's options (or, for the type
+    # as browsers and most clients send it, anything).
+    if content_type and (
+        content_type == _FORM_TYPE or content_type.partition(";")[0].strip().lower() == _FORM_TYPE
+    ):
         named = None
         # A body too large to parse raises here: the answer has already said so.
         with suppress(HTTPException):
