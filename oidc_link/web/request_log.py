@@ -72,17 +72,20 @@ def install_request_log(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def note_start() -> None:
-        g.request_log_started = time.perf_counter()
-        g.request_log_context = current_request_id.set(g.get("request_id"))
+        # g's attributes through its dict: one lookup of the proxy, not one per attribute.
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
+        values["request_log_started"] = time.perf_counter()
+        values["request_log_context"] = current_request_id.set(values.get("request_id"))
         # The request's lines go out together with its own, in one write (logs/held.py).
-        g.request_log_held = hold_lines()
+        values["request_log_held"] = hold_lines()
 
     @app.teardown_request
     def forget_request(_error: BaseException | None) -> None:
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
         # Anything logged after the request line, or held when no request line was
         # written (an error in another after_request hook).
-        write_held(g.pop("request_log_held", None))
-        token = g.pop("request_log_context", None)
+        write_held(values.pop("request_log_held", None))
+        token = values.pop("request_log_context", None)
         if token is not None:
             try:
                 current_request_id.reset(token)
