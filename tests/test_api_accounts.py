@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.ids import digest
+from oidc_link.logs import configure_logging
 from oidc_link.store import keyspace
 from tests.api_client import (
     ACME_APP_KEY,
@@ -65,6 +67,20 @@ def test_a_request_without_an_api_key_is_refused(app: Flask) -> None:
     error = error_of(app.test_client().get("/v1/accounts"), 401)
 
     assert error["type"] == "authentication_error"
+
+
+def test_an_api_requests_log_line_names_the_client_whose_key_it_carries(
+    shop_api: Platform,
+) -> None:
+    output = io.StringIO()
+    configure_logging("json", "INFO", stream=output)
+
+    assert shop_api.get("/v1/accounts").status_code == 200
+
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    (line,) = [line for line in lines if line.get("event") == "http.request"]
+    assert (line["client_id"], line["route"], line["status"]) == ("shop", "/v1/accounts", 200)
+    assert SHOP_KEY not in output.getvalue()
 
 
 def test_a_wrong_api_key_is_refused_without_echoing_it(app: Flask) -> None:

@@ -8,14 +8,17 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from oidc_link.logs import LineHandler, configure_logging, current_request_id
-from oidc_link.logs.direct import write_line
+from oidc_link.logs.direct import write_checked_line, write_line
+from oidc_link.web.request_log import PlainParts, write_request_line
 
 MESSAGE = "%s %s %d in %s ms"
+REQUEST_LOGGER = "oidc_link.requests"
 ARGUMENTS = ("POST", "/token", 200, 1.5)
 
 
@@ -223,3 +226,108 @@ def test_a_stream_set_later_without_a_descriptor_gets_its_lines_as_text(
         logging.getLogger("oidc_link.tests.direct").warning("to the new stream")
     assert path.read_text() == ""
     assert [line["message"] for line in lines(later)] == ["to the new stream"]
+
+
+@pytest.fixture
+def lone_requests(output: io.StringIO) -> Iterator[logging.Logger]:
+    """The request log's logger, made to reach our handler and no other."""
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, LineHandler))
+    logger = logging.getLogger(REQUEST_LOGGER)
+    logger.propagate = False
+    logger.addHandler(handler)
+    yield logger
+    logger.removeHandler(handler)
+    logger.propagate = True
+
+
+@contextmanager
+def alone(logger: logging.Logger) -> Iterator[None]:
+    """Only our handler on ``logger``, as in a server: pytest also hangs its capture on a
+    logger that does not propagate, once the test has begun. A plain request line then
+    goes the checked way."""
+    kept = logger.handlers
+    logger.handlers = [h for h in kept if isinstance(h, LineHandler)]
+    try:
+        yield
+    finally:
+        logger.handlers = kept
+
+
+def a_request_line(plain_parts: PlainParts | None, **parts: object) -> None:
+    line = {
+        "request_id": "req_3qX32WykesFL-WVE",
+        "client_id": "shop",
+        "route": "/signin/<flow_id>/code",
+        "method": "POST",
+        "status": 302,
+        **parts,
+    }
+    client_id = line["client_id"]
+    write_request_line(
+        line["request_id"],  # type: ignore[arg-type]
+        lambda: client_id,  # type: ignore[return-value]
+        line["route"],  # type: ignore[arg-type]
+        line["method"],  # type: ignore[arg-type]
+        line["status"],  # type: ignore[arg-type]
+        None,
+        plain_parts,
+    )
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        {},
+        {"client_id": None, "route": None, "method": "GET", "status": 404},
+        {"status": 503},
+    ],
+)
+def test_a_plain_request_line_written_the_checked_way_is_the_line_the_mask_would_give(
+    lone_requests: logging.Logger, output: io.StringIO, parts: dict[str, object]
+) -> None:
+    with alone(lone_requests):
+        a_request_line(PlainParts(["shop"]), **parts)
+        a_request_line(None, **parts)
+
+    checked, masked = lines(output)
+    assert list(checked) == list(masked)
+    assert {**checked, "time": None} == {**masked, "time": None}
+
+
+def test_a_line_checked_by_its_caller_goes_the_ordinary_way_when_another_handler_wants_it(
+    lone_requests: logging.Logger, output: io.StringIO
+) -> None:
+    fields = {**request_fields(), "route": "/signin/<flow_id>"}
+    with alone(lone_requests):
+        assert write_checked_line(lone_requests, logging.INFO, "GET / 200 in 1.5 ms", fields)
+    # pytest's capture handlers are on the logger again.
+    assert not write_checked_line(lone_requests, logging.INFO, "GET / 200", fields)
+    assert len(lines(output)) == 1
+
+
+@pytest.mark.parametrize(
+    ("parts", "field", "masked"),
+    [
+        ({"method": "eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl"}, "method", "[jwt]"),
+        ({"route": "/cb?code=abc123"}, "route", "/cb?[redacted]"),
+        ({"request_id": "req_x Bearer abc123"}, "request_id", "req_x Bearer [redacted]"),
+        ({"client_id": "https://user:pw@shop.example"}, "client_id", None),
+    ],
+)
+def test_a_request_line_with_a_sign_of_a_secret_in_any_part_is_masked(
+    lone_requests: logging.Logger,
+    output: io.StringIO,
+    parts: dict[str, object],
+    field: str,
+    masked: str | None,
+) -> None:
+    # The client id is configured but looks like a URL with a password: PlainParts leaves
+    # it to the mask, which hides the password.
+    client = "https://user:pw@shop.example"
+    with alone(lone_requests):
+        a_request_line(PlainParts(["shop", client]), **parts)
+
+    (line,) = lines(output)
+    if masked is not None:
+        assert line[field] == masked
+    assert "abc123" not in output.getvalue() and ":pw@" not in output.getvalue()

@@ -27,7 +27,7 @@ from oidc_link.logs import (
     mask_value,
     masked_email,
 )
-from oidc_link.logs.mask import _RULES, _may_hold_secret
+from oidc_link.logs.mask import _RULES, may_hold_secret
 from tests.conftest import SHOP_SECRET, provider_config
 
 log = logging.getLogger("oidc_link.tests.logs")
@@ -424,7 +424,7 @@ def test_a_short_secret_is_masked_even_without_any_other_sign_of_one(
 
 
 def test_text_the_quick_check_passes_over_holds_nothing_any_rule_would_match() -> None:
-    # The mask skips its rules for text with none of their marks (logs._may_hold_secret):
+    # The mask skips its rules for text with none of their marks (logs.may_hold_secret):
     # that must never skip a match. Random text from an alphabet of those marks says so.
     alphabet = "aZ9_-./ ?=:@%'\"eyJkbBsrlivtes" + "Qm9xZ2V0" * 2
     chance = random.Random(20261203)  # noqa: S311 - repeatable test input, no secret
@@ -433,10 +433,52 @@ def test_text_the_quick_check_passes_over_holds_nothing_any_rule_would_match() -
         text = "".join(chance.choice(alphabet) for _ in range(chance.randint(1, 60)))
         if chance.random() < 0.2:
             text += "".join(chance.choice("AbCd0123_-") for _ in range(chance.randint(28, 40)))
-        if not _may_hold_secret(text):
+        if not may_hold_secret(text):
             skipped += 1
-            assert all(pattern.search(text) is None for pattern, _ in _RULES), text
+            assert all(rule.pattern.search(text) is None for rule in _RULES), text
     assert skipped > 1000  # the check did let most plain text through
+
+
+def every_rule(text: str) -> str:
+    """What the mask gave before it skipped a rule without its mark: every rule, in order."""
+    for rule in _RULES:
+        text = rule.pattern.sub(rule.replacement, text)
+    return text
+
+
+def test_the_mask_skipping_rules_without_their_mark_masks_as_every_rule_would() -> None:
+    alphabet = "aZ9_-./ ?=:@%'\"eyJkbBsrlivtes" + "Qm9xZ2V0" * 2 + "\u017f\u0131\u212a"
+    pieces = ["Bearer ", "basic ", "eyJhbGci.eyJz.c2ln", "sk_live_", "http://u:", "%40", "code="]
+    chance = random.Random(20261207)  # noqa: S311 - repeatable test input, no secret
+    for _ in range(20_000):
+        text = "".join(chance.choice(alphabet) for _ in range(chance.randint(1, 50)))
+        if chance.random() < 0.5:
+            text += chance.choice(pieces) + "".join(
+                chance.choice(alphabet) for _ in range(chance.randint(0, 20))
+            )
+        if chance.random() < 0.2:
+            text += "".join(chance.choice("AbCd0123_-") for _ in range(chance.randint(28, 40)))
+        assert mask(text) == every_rule(text), text
+
+
+@pytest.mark.parametrize("scheme", ["Ba\u017fic", "BA\u017fIC", "Ba\u017f\u0131c", "bas\u0130c"])
+def test_credentials_after_a_scheme_spelt_with_letters_the_rules_take_for_ascii_are_masked(
+    scheme: str,
+) -> None:
+    # re's IGNORECASE takes a long s for s and a dotless or dotted i for i (its docs).
+    assert mask(f"sent {scheme} dXNlcjpwYXNz") == f"sent {scheme} [redacted]"
+
+
+def test_basic_credentials_not_in_ascii_give_the_token_endpoints_error_not_a_500(
+    app: Flask, output: io.StringIO
+) -> None:
+    answer = app.test_client().post(
+        "/token", data={"grant_type": "x"}, headers={"Authorization": "Basic \u00e9t\u00e9"}
+    )
+
+    assert answer.status_code in (400, 401)
+    (line,) = [line for line in lines(output) if line.get("event") == "http.request"]
+    assert line["client_id"] is None and line["status"] == answer.status_code
 
 
 def test_json_time_is_written_as_datetime_would_write_it() -> None:

@@ -19,7 +19,7 @@ import orjson
 from oidc_link.logs import held
 from oidc_link.logs.descriptor import descriptor_of, write_whole
 from oidc_link.logs.line_time import LineTime
-from oidc_link.logs.mask import PUBLIC_FIELDS, _may_hold_secret, mask, mask_value, masked_email
+from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value, masked_email, may_hold_secret
 
 # The mask's functions are imported from here too (interaction.py names people through
 # masked_email).
@@ -37,7 +37,7 @@ _RECORD_ATTRIBUTES = frozenset(
 # The keys every JSON line starts with; an extra of the same name does not replace them.
 _LINE_HEAD = frozenset({"time", "level", "logger", "message"})
 # Values the mask leaves as they are (bool is an int); checked by exact type, fast.
-_PLAIN_NUMBERS = frozenset({int, float, bool})
+PLAIN_NUMBERS = frozenset({int, float, bool})
 # A line is encoded by orjson, in C: 0.25 µs where the standard library's encoder takes
 # 2.9 µs, and fewer of the processor's caches disturbed in a busy server (docs/performance.md
 # "Issue 16 levers"). Dataclasses and datetimes go to ``default`` as with the standard
@@ -106,7 +106,7 @@ def _extras_in_line_order(attributes: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_NOTHING_PUBLIC: frozenset[str] = frozenset()
+NOTHING_PUBLIC: frozenset[str] = frozenset()
 
 
 def holds_only_plain_text(message: str, fields: dict[str, Any]) -> bool:
@@ -119,9 +119,9 @@ def holds_only_plain_text(message: str, fields: dict[str, Any]) -> bool:
         kind = type(value)
         if kind is str:
             texts.append(value)
-        elif value is not None and kind not in _PLAIN_NUMBERS:
+        elif value is not None and kind not in PLAIN_NUMBERS:
             return False
-    return not _may_hold_secret("\n".join(texts))
+    return not may_hold_secret("\n".join(texts))
 
 
 def mask_record(record: logging.LogRecord) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def mask_record(record: logging.LogRecord) -> dict[str, Any]:
         record.msg = message
         attributes["_masked_fields"] = fields
         return fields
-    public = _NOTHING_PUBLIC
+    public = NOTHING_PUBLIC
     if not PUBLIC_FIELDS.isdisjoint(fields):
         public = frozenset(str(fields[name]) for name in PUBLIC_FIELDS if fields.get(name))
     record.msg = mask(message, public)
@@ -152,9 +152,9 @@ def mask_record(record: logging.LogRecord) -> dict[str, Any]:
         # Most values are short strings without a trigger, numbers or None: told apart
         # here rather than through mask_value's dispatch, with the same outcome.
         if type(value) is str:
-            if not _may_hold_secret(value):
+            if not may_hold_secret(value):
                 continue
-        elif value is None or type(value) in _PLAIN_NUMBERS:
+        elif value is None or type(value) in PLAIN_NUMBERS:
             continue
         if name not in PUBLIC_FIELDS:
             fields[name] = attributes[name] = mask_value(value)

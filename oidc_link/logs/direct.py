@@ -21,7 +21,8 @@ _LEVEL_NAMES = {
 }
 
 
-_REQUEST_FIELD_COUNT = len(logs.REQUEST_FIELDS)
+# The request fields after the request id, which the line places itself.
+_LATER_REQUEST_FIELDS = logs.REQUEST_FIELDS[1:]
 
 
 def write_line(
@@ -52,6 +53,32 @@ def write_line(
         record = _record(logger, level, message, arguments, fields)
         record.__dict__[logs.LINE_WRITTEN] = True
         logger.handle(record)
+
+
+def write_checked_line(
+    logger: logging.Logger, level: int, text: str, fields: dict[str, Any]
+) -> bool:
+    """Write the line ``write_line`` would write for a record of ``logger`` at ``level``
+    whose message is ``text``, for a caller that has checked it already: the level is
+    enabled; ``fields`` start with the request fields, in their order, a request id among
+    them; ``may_hold_secret`` is False for ``text`` and for every string in ``fields``
+    (a string that never changes may have been checked once), every other value is a
+    number or None. So the mask would change nothing, and the line is written as it is.
+    False, with nothing written, when the line must go ``write_line``'s way: our JSON
+    handler is not the only one the line would reach."""
+    ours = logs.json_handler
+    if ours is None or _other_handlers(logger, level, ours) != []:
+        return False
+    ours.write_fields(
+        {
+            "time": ours.formatter.now_text(),  # type: ignore[union-attr]
+            "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
+            "logger": logger.name,
+            "message": text,
+            **fields,
+        }
+    )
+    return True
 
 
 def _other_handlers(
@@ -86,38 +113,41 @@ def _json_line(
     ours: logs.LineHandler, name: str, level: int, message: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
     """What JsonFormatter writes for the masked record (before encoding), without the
-    record."""
-    # The request fields first, in their order, then the others as given (as the record's).
-    # A request line gives all six first, in order: nothing to move.
-    if tuple(fields)[:_REQUEST_FIELD_COUNT] != logs.REQUEST_FIELDS:
-        ordered = {name: fields[name] for name in logs.REQUEST_FIELDS if name in fields}
-        if len(ordered) < len(fields):
-            ordered.update(fields)
-        fields = ordered
+    record, built in one dict."""
     if not logs.holds_only_plain_text(message, fields):
         message, fields = _masked(message, fields)
-    if fields.get("request_id") is None:
-        request_id = logs.current_request_id.get()
-        if request_id:
-            # Where the record's line has it: first (a field given as None keeps its place).
-            if "request_id" in fields:
-                fields = {**fields, "request_id": request_id}
-            else:
-                fields = {"request_id": request_id, **fields}
-    return {
+    line = {
         "time": ours.formatter.now_text(),  # type: ignore[union-attr]
         "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
         "logger": name,
         "message": message,
-        **fields,
     }
+    # The request fields first, in their order, then the others as given (as the record's
+    # line has them). The request being answered names a line that gives no request id,
+    # where the record's line has it: first (a field given as None keeps its place).
+    request_id = fields.get("request_id")
+    if request_id is None:
+        request_id = logs.current_request_id.get() or None
+    if request_id is not None or "request_id" in fields:
+        line["request_id"] = request_id
+    for field in _LATER_REQUEST_FIELDS:
+        if field in fields:
+            line[field] = fields[field]
+    line.update(fields)
+    if request_id is not None:
+        line["request_id"] = request_id
+    return line
 
 
 def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """As ``logs.mask_record`` masks a record's message and fields."""
-    public = frozenset(str(fields[name]) for name in PUBLIC_FIELDS if fields.get(name))
+    public = logs.NOTHING_PUBLIC
+    if not PUBLIC_FIELDS.isdisjoint(fields):
+        public = frozenset(str(fields[name]) for name in PUBLIC_FIELDS if fields.get(name))
     masked = {
-        name: value if name in PUBLIC_FIELDS else mask_value(value)
+        name: value
+        if name in PUBLIC_FIELDS or value is None or type(value) in logs.PLAIN_NUMBERS
+        else mask_value(value)
         for name, value in fields.items()
     }
     return mask(message, public), masked

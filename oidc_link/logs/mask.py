@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 REDACTED = "[redacted]"
 # Extra fields whose values are public by definition and kept as they are: a key id is in
@@ -69,12 +69,15 @@ def _opaque(match: re.Match[str], public: frozenset[str] = frozenset()) -> str:
 # Whatever any rule below can match holds one of these characters or words, or a run of 32
 # base64url characters: most fields of most lines (ids, routes, methods, request lines)
 # have none and skip every regex. Checked with set and substring tests, which cost a
-# fraction of one regex pass over the text.
-_TRIGGER_CHARACTERS = frozenset("@?=:%")
+# fraction of one regex pass over the text. The last four are the letters that a rule
+# ignoring case also takes for i, k and s (re's documentation, "IGNORECASE"): Basic spelt
+# with a long s (U+017F) is matched as "Basic", and lower() would not show it.
+_TRIGGER_CHARACTERS = frozenset("@?=:%\u0130\u0131\u017f\u212a")
 _LONG_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}")
+_CASE_FOLDED = frozenset("\u0130\u0131\u017f\u212a")
 
 
-def _may_hold_secret(text: str) -> bool:
+def may_hold_secret(text: str) -> bool:
     """False only when no rule of the mask could match anything in ``text``."""
     if not _TRIGGER_CHARACTERS.isdisjoint(text):
         return True  # queries, name=value, URLs with a password, emails (also as %40)
@@ -86,24 +89,48 @@ def _may_hold_secret(text: str) -> bool:
     return len(text) >= 32 and _LONG_RUN.search(text) is not None  # opaque secrets
 
 
-_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (_JWT, "[jwt]"),
-    (_API_KEY, rf"\1_{REDACTED}"),
-    (_AUTHORIZATION, rf"\1 {REDACTED}"),
-    (_URL_PASSWORD, rf"\1:{REDACTED}@"),
-    (_QUERY, f"?{REDACTED}"),
-    (_NAMED_SECRET, rf"\g<name>\g<quote>{REDACTED}"),
-    (_EMAIL, r"\1***\2\3"),
-    (_OPAQUE, _opaque),
+def _may_name_credentials(text: str) -> bool:
+    lowered = text.lower()
+    return "bearer" in lowered or "basic" in lowered or not _CASE_FOLDED.isdisjoint(text)
+
+
+class _Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    replacement: str | Callable[[re.Match[str]], str]
+    # True when the text holds what every match of the pattern holds: a rule whose mark is
+    # absent cannot match, and is skipped. No replacement adds a mark (each writes
+    # "[jwt]", "[redacted]" or "***" between pieces of its own match), so a mark absent
+    # before the first rule stays absent.
+    marked: Callable[[str], bool]
+
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(_JWT, "[jwt]", lambda text: "eyJ" in text),
+    _Rule(
+        _API_KEY, rf"\1_{REDACTED}", lambda text: "k_live_" in text or "k_test_" in text
+    ),
+    _Rule(_AUTHORIZATION, rf"\1 {REDACTED}", _may_name_credentials),
+    _Rule(_URL_PASSWORD, rf"\1:{REDACTED}@", lambda text: "://" in text),
+    _Rule(_QUERY, f"?{REDACTED}", lambda text: "?" in text),
+    _Rule(
+        _NAMED_SECRET,
+        rf"\g<name>\g<quote>{REDACTED}",
+        lambda text: "=" in text or ":" in text,
+    ),
+    _Rule(_EMAIL, r"\1***\2\3", lambda text: "@" in text or "%40" in text),
+    _Rule(_OPAQUE, _opaque, lambda text: len(text) >= 32),
 )
 
 
 def mask(text: str, public: frozenset[str] = frozenset()) -> str:
     """``text`` with emails shortened to ``j***@example.com`` and secrets replaced; the
-    ``public`` values (key ids the record names as such) are left as they are."""
-    if not _may_hold_secret(text):
+    ``public`` values (key ids the record names as such) are left as they are. Only the
+    rules whose mark the text holds run (a masked email runs one regex, not eight)."""
+    if not may_hold_secret(text):
         return text
-    for pattern, replacement in _RULES:
+    for pattern, replacement, marked in _RULES:
+        if not marked(text):
+            continue
         if replacement is _opaque and public:
             text = pattern.sub(lambda match: _opaque(match, public), text)
         else:

@@ -8,20 +8,23 @@ probe or document GET (discovery, JWKS, /healthz, /readyz) is left to the HTTP m
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
-from oidc_link.logs.direct import write_line
+from oidc_link.logs.direct import write_checked_line, write_line
 from oidc_link.logs.held import hold_lines, write_held
+from oidc_link.logs.mask import may_hold_secret
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
 
@@ -34,6 +37,34 @@ REQUEST_MESSAGE = "%s %s %d in %s ms"
 PROBE_ROUTES = frozenset({DISCOVERY_PATH, JWKS_PATH, LIVENESS_PATH, READINESS_PATH})
 _PROBE_METHODS = frozenset({"GET", "HEAD"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
+# Methods a line may name without the mask's check: nothing in them for it to find. A
+# client may send any token as its method; any other is checked with the rest of the line.
+_PLAIN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class PlainParts:
+    """Which parts of an app's request lines the mask would leave as they are, each checked
+    once: the configured client ids, and the routes as they are first seen (no more than
+    the URL map has). A line whose route, method and client id are plain needs the mask's
+    check only on its request id (the status and the duration are numbers)."""
+
+    __slots__ = ("_clients", "_routes")
+
+    def __init__(self, client_ids: Iterable[str]) -> None:
+        self._clients = frozenset(c for c in client_ids if not may_hold_secret(c)) | {None}
+        self._routes: dict[str | None, bool] = {None: True}
+
+    def hold(self, request_id: str, client_id: str | None, route: str | None, method: str) -> bool:
+        """True when no part of the request line holds a sign of a secret."""
+        plain_route = self._routes.get(route)
+        if plain_route is None:
+            plain_route = self._routes[route] = not may_hold_secret(route)  # type: ignore[arg-type]
+        return (
+            plain_route
+            and method in _PLAIN_METHODS
+            and client_id in self._clients
+            and not may_hold_secret(request_id)
+        )
 
 
 def install_request_log(app: Flask, settings: Settings) -> None:
@@ -41,17 +72,20 @@ def install_request_log(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def note_start() -> None:
-        g.request_log_started = time.perf_counter()
-        g.request_log_context = current_request_id.set(g.get("request_id"))
+        # g's attributes through its dict: one lookup of the proxy, not one per attribute.
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
+        values["request_log_started"] = time.perf_counter()
+        values["request_log_context"] = current_request_id.set(values.get("request_id"))
         # The request's lines go out together with its own, in one write (logs/held.py).
-        g.request_log_held = hold_lines()
+        values["request_log_held"] = hold_lines()
 
     @app.teardown_request
     def forget_request(_error: BaseException | None) -> None:
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
         # Anything logged after the request line, or held when no request line was
         # written (an error in another after_request hook).
-        write_held(g.pop("request_log_held", None))
-        token = g.pop("request_log_context", None)
+        write_held(values.pop("request_log_held", None))
+        token = values.pop("request_log_context", None)
         if token is not None:
             try:
                 current_request_id.reset(token)
@@ -60,26 +94,29 @@ def install_request_log(app: Flask, settings: Settings) -> None:
 
     probe_lines = settings.logs.probe_lines
     known_clients = frozenset(client.client_id for client in settings.clients)
+    plain_parts = PlainParts(known_clients)
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        # The request itself, not the proxy: each attribute read through ``request`` looks
-        # the request up again.
+        # The request and g themselves, not their proxies: each attribute read through a
+        # proxy looks the request up again.
         incoming = request._get_current_object()  # type: ignore[attr-defined]
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
         rule = incoming.url_rule
         route = rule.rule if rule is not None else None
         status = response.status_code
         method = incoming.method
-        if not probe_lines and is_successful_probe(route, method, status):
+        if not probe_lines and route in PROBE_ROUTES and is_successful_probe(route, method, status):
             write_held()
             return response
         write_request_line(
-            g.get("request_id"),
-            lambda: _client_id(known_clients, incoming),
+            values.get("request_id"),
+            lambda: _client_id(known_clients, incoming, values.get("api_caller")),
             route,
             method,
             status,
-            g.get("request_log_started"),
+            values.get("request_log_started"),
+            plain_parts,
         )
         write_held()  # the request's lines, its own last, in one write
         return response
@@ -102,9 +139,12 @@ def write_request_line(
     method: str,
     status: int,
     started: float | None,
+    plain_parts: PlainParts | None = None,
 ) -> None:
     """The request's line; ``started`` is its ``time.perf_counter()``. The hook above and the
-    answer before Flask (fast_path.py) both write theirs here."""
+    answer before Flask (fast_path.py) both write theirs here. With ``plain_parts``, a line
+    they show to be plain skips the mask's check of each field (logs/direct.py
+    ``write_checked_line``): the same line, for less."""
     level = logging.ERROR if status >= 500 else logging.INFO
     if not log.isEnabledFor(level):
         # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave
@@ -122,15 +162,23 @@ def write_request_line(
         "event": REQUEST_EVENT,
     }
     arguments = (method, route or "(no route)", status, duration_ms)
+    if (
+        plain_parts is not None
+        and request_id is not None
+        and plain_parts.hold(request_id, fields["client_id"], route, method)
+        and write_checked_line(log, level, REQUEST_MESSAGE % arguments, fields)
+    ):
+        return
     # Masked like any other line; written without a LogRecord unless another handler
     # wants one (logs/direct.py).
     write_line(log, level, REQUEST_MESSAGE, arguments, fields)
 
 
-def _client_id(known_clients: frozenset[str], incoming: Request) -> str | None:
-    caller = g.get("api_caller")
-    if caller is not None:
-        return caller.client.client_id
+def _client_id(
+    known_clients: frozenset[str], incoming: Request, api_caller: object | None
+) -> str | None:
+    if api_caller is not None:  # a /v1 request, its key already checked
+        return api_caller.client.client_id  # type: ignore[attr-defined]
     return _first_known(known_clients, incoming)
 
 
@@ -149,23 +197,47 @@ def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None
     query = environ.get("QUERY_STRING")
     # A key written with a %-escape decodes to client_id too: the query is parsed then.
     if query and ("client_id" in query or "%" in query):
-        named = incoming.args.get("client_id")
+        named = _named_client(incoming.args)
         if named and named in known_clients:
             return named
     content_type = environ.get("CONTENT_TYPE")
-    # What Request.mimetype finds, without parsing the header's options.
-    if content_type and content_type.partition(";")[0].strip().lower() == _FORM_TYPE:
+    # What Request.mimetype finds, without parsing the header's options (or, for the type
+    # as browsers and most clients send it, anything).
+    if content_type and (
+        content_type == _FORM_TYPE or content_type.partition(";")[0].strip().lower() == _FORM_TYPE
+    ):
         named = None
         # A body too large to parse raises here: the answer has already said so.
         with suppress(HTTPException):
-            named = incoming.form.get("client_id")
+            named = _named_client(incoming.form)
         if named and named in known_clients:
             return named
-    if environ.get("HTTP_AUTHORIZATION"):
-        authorization = incoming.authorization
-        if authorization is not None and authorization.type == "basic":
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    if authorization:
+        user = _basic_user(authorization)
+        if user:
             # RFC 6749 §2.3.1: the client id is form-encoded before it goes into Basic auth.
-            named = unquote_plus(authorization.username or "")
+            named = unquote_plus(user)
             if named and named in known_clients:
                 return named
     return None
+
+
+def _named_client(values: MultiDict[str, str]) -> str | None:
+    """The first ``client_id`` of a query or form. Looked for before it is read: for a
+    missing key, MultiDict.get builds and catches a BadRequestKeyError (an HTTPException)."""
+    return values["client_id"] if "client_id" in values else None  # noqa: SIM401
+
+
+def _basic_user(header: str) -> str | None:
+    """The user name of Basic credentials (RFC 7617 §2), read as werkzeug's
+    ``Authorization.from_header`` reads it, without building the object; None for another
+    scheme or credentials that do not decode (werkzeug raised on non-ASCII ones: a 500)."""
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(" \t"), validate=True).decode()
+    except ValueError:  # binascii.Error, a header not in ASCII, bytes not in UTF-8
+        return None
+    return decoded.partition(":")[0]
