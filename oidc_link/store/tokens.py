@@ -5,31 +5,23 @@ consumes; the grant and rotation rules are oauth's, but for the checks the token
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from oidc_link.clock import Clock
-from oidc_link.errors import StoreUnavailableError
 from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
-from oidc_link.store.base import STORE_ERRORS, Aggregate, Outages, Writes
+from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.replicated_spend import spend_on_a_replica
 from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 
 # The two values of a token family's key (see "Token families" below); the scripts
 # (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
-# How a cluster node says a command's slot is served elsewhere, or not now: nothing ran.
-# (MovedError is an AskError; a WAIT beside it answered for the wrong node.)
-_ELSEWHERE = (
-    redis.exceptions.AskError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-)
 
 
 @dataclass(frozen=True)
@@ -159,62 +151,11 @@ class TokenStore(Aggregate):
         )
 
     def _spend(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run a script that spends a single-use thing. With ``wait_for_replica_ms``, WAIT
-        for one replica to have it, in the same round trip, and refuse with 503 what none
-        acknowledged: asynchronous replication would lose it with a failover, and it could
-        be used again."""
+        """Run a script that spends a single-use thing; with ``wait_for_replica_ms``, only
+        once a replica has it (store/replicated_spend.py)."""
         if not self._wait_for_replica_ms:
             return script(keys=keys, args=args)
-        answer, replicas = self._run_and_wait(script, keys, args)
-        if replicas < 1:
-            raise StoreUnavailableError(
-                "no Redis replica acknowledged a spent code or refresh token in time",
-                cause="no_replica",
-            )
-        return answer
-
-    def _run_and_wait(self, script: Any, keys: list[str], args: list[Any]) -> tuple[Any, int]:
-        """The script and ``WAIT 1`` in one pipeline on ONE connection: WAIT counts the
-        replicas that have this connection's writes. On a cluster that connection is one to
-        the slot's primary, not the cluster client's: its pipeline names WAIT's node before
-        sending and, after a failover or a moved slot, re-sends the script elsewhere alone."""
-        cluster = hasattr(self._redis, "get_node_from_key")
-        for _ in range(3):
-            client = (
-                self._redis.get_node_from_key(keys[0]).redis_connection if cluster else self._redis
-            )
-            pipeline = client.pipeline(transaction=False)
-            pipeline.evalsha(script.sha, len(keys), *keys, *args)
-            pipeline.execute_command("WAIT", 1, self._wait_for_replica_ms)
-            try:
-                answer, replicas = pipeline.execute(raise_on_error=False)
-            except redis.ConnectionError:
-                if cluster:  # the primary is gone: learn the slot map again for the retry
-                    self._learn_slot_map()
-                raise
-            if isinstance(answer, _ELSEWHERE):
-                # The slot moved (or is failing over) since the map was read: nothing ran.
-                self._learn_slot_map()
-            elif isinstance(answer, redis.exceptions.NoScriptError) and replicas != 0:
-                # First use on this server (new, restarted, just promoted): load it, run again.
-                client.script_load(script.script)
-            else:
-                break
-        else:
-            raise StoreUnavailableError("no primary took a token's spend", cause="unreachable")
-        if replicas == 0:
-            return answer, 0  # refused, whatever the script answered: nothing is handed out
-        for result in (answer, replicas):
-            if isinstance(result, Exception):
-                raise result
-        return answer, replicas
-
-    def _learn_slot_map(self) -> None:
-        """Have the cluster client read the slot map again, as it does itself when one of
-        its own commands meets a dead node or MOVED; best effort (the caller answers 503
-        anyway, and the client tries again at its next command if this fails)."""
-        with suppress(*STORE_ERRORS, redis.exceptions.RedisClusterException):
-            self._redis.nodes_manager.initialize()
+        return spend_on_a_replica(self._redis, script, keys, args, self._wait_for_replica_ms)
 
     # Token families, refresh tokens and spent codes (RFC 9700 §4.14.2, §4.2.4).
     #
