@@ -74,6 +74,11 @@ def _script_commands() -> dict[str, set[str]]:
 SCRIPT_COMMANDS = _script_commands()
 
 
+# What a primary's replicas send it on their own (REPLCONF ACK once a second, a resync):
+# counted in its INFO commandstats, but never a command of ours.
+REPLICATION_COMMANDS = frozenset({"REPLCONF", "PSYNC", "SYNC"})
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -293,7 +298,9 @@ class Measurement:
         counts: Counter[str] = Counter()
         for info in infos:
             for name, value in info.items():
-                counts[name.removeprefix("cmdstat_").upper()] += int(value["calls"])
+                command = name.removeprefix("cmdstat_").upper()
+                if command not in REPLICATION_COMMANDS:
+                    counts[command] += int(value["calls"])
         return counts
 
     def _keys(self) -> set[str]:
