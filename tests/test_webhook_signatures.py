@@ -185,3 +185,20 @@ def test_a_signed_body_that_is_not_a_json_object_is_a_value_error() -> None:
 def test_an_empty_secret_is_a_value_error_for_the_programmer() -> None:
     with pytest.raises(ValueError, match="whsec_"):
         Webhook.construct_event(PAYLOAD, signature_header([SECRET], NOW, PAYLOAD), "", now=NOW)
+
+
+def test_a_negative_tolerance_is_a_value_error_for_the_programmer() -> None:
+    header = signature_header([SECRET], NOW, PAYLOAD)
+
+    with pytest.raises(ValueError, match="tolerance must be 0"):
+        Webhook.construct_event(PAYLOAD, header, SECRET, tolerance=-1, now=NOW)
+
+
+def test_the_worked_example_in_docs_webhooks_md_holds() -> None:
+    """A known answer: the format cannot drift without this test and the docs changing."""
+    secret, body = "whsec_docs-example-never-use-this-one", b'{"id": "evt_1"}'
+    expected = "t=1800000000,v1=8de1f8f5ef12064e9e8dabb6685087a244d520b82ba476c2dbbf5ebdc1ed3368"
+
+    assert signature_header([secret], 1_800_000_000, body) == expected
+    assert by_hand(secret, 1_800_000_000, body) == expected.partition("v1=")[2]
+    assert Webhook.construct_event(body, expected, secret, now=1_800_000_000).id == "evt_1"

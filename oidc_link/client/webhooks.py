@@ -74,6 +74,8 @@ def verify_header(
     ``secret`` and its timestamp is within ``tolerance``; raises otherwise."""
     if not isinstance(secret, str) or not secret:
         raise ValueError("secret must be the endpoint's signing secret, 'whsec_...'")
+    if tolerance < 0:
+        raise ValueError("tolerance must be 0 (no time check) or a number of seconds")
     timestamp, signatures = _parsed(header, payload)
     expected = hmac.new(
         secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256
