@@ -3,6 +3,7 @@ the environment; each mistake is a ConfigError naming its field and never the se
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +264,29 @@ def test_production_refuses_an_endpoint_on_an_example_domain() -> None:
 
     assert problem.startswith("clients[0].webhooks[0].url: ")
     assert "reserved for examples" in problem
+
+
+def test_check_config_lists_each_webhook_problem_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "oidc-link.toml"
+    path.write_text(
+        'issuer = "https://login.example.com"\n\n'
+        "[[clients]]\n"
+        'client_id = "shop"\n'
+        'client_secret = "s3cret-value-long-enough"\n'
+        'redirect_uris = ["https://shop.example.com/cb"]\n\n'
+        "[[clients.webhooks]]\n"
+        'url = "http://shop.example.com/hooks"\n'
+        'events = ["account.updated", "charge.succeeded"]\n'
+        'secret = "${UNSET_WEBHOOK_SECRET}"\n',
+        encoding="utf-8",
+    )
+
+    assert main(["check-config", str(path)]) == 1
+
+    out = capsys.readouterr().out
+    assert "clients[0].webhooks[0].url: must use https" in out
+    assert "clients[0].webhooks[0].events: unknown event type(s): charge.succeeded" in out
+    assert "clients[0].webhooks[0].secret: refers to unset environment variable" in out
+    assert "3 problem(s) found." in out
