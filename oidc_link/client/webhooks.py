@@ -84,7 +84,7 @@ def verify_header(
     # carries one per secret, and which one matches tells an observer nothing.
     matched = False
     for candidate in signatures:
-        matched |= hmac.compare_digest(expected.encode(), candidate.encode())
+        matched |= hmac.compare_digest(expected.encode(), candidate.encode(errors="replace"))
     if not matched:
         raise SignatureVerificationError(
             "No signature in the header matches the payload and this secret. Check that the "
