@@ -81,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore.add_argument("file")
     actions.add_parser("generate-kek", help="print a new random key-encryption key")
 
+    webhooks = commands.add_parser("webhooks", help="tools for [[clients.webhooks]] endpoints")
+    webhook_actions = webhooks.add_subparsers(dest="action", required=True)
+    webhook_actions.add_parser("new-secret", help="print a new signing secret (whsec_...)")
+
     hash_secret = commands.add_parser(
         "hash-secret",
         help="print the SHA-256 of an API secret key or a client secret (read from stdin)",
@@ -108,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(args)
     if args.command == "hash-secret":
         return hash_secret_command(args.new)
+    if args.command == "webhooks":
+        return new_webhook_secret_command()
     if args.command == "demo":
         from oidc_link.demo import run_demo
 
@@ -152,6 +158,15 @@ def check_config(path: str, *, production: bool = False, allow_sandbox: bool = F
         f"{path}: OK ({len(settings.clients)} client(s), issuer {settings.issuer}, "
         f"Link mode {settings.link.mode})"
     )
+    return 0
+
+
+def new_webhook_secret_command() -> int:
+    """``oidc-link webhooks new-secret``: a signing secret for one endpoint. It goes into the
+    environment variable the endpoint's ``secret`` names, and to the platform's receiver."""
+    from oidc_link.webhooks.signature import new_signing_secret
+
+    print(new_signing_secret())
     return 0
 
 

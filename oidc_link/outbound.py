@@ -1,5 +1,5 @@
 """Every HTTP request to an address a client's configuration chooses (``jwks_uri``, back-channel
-logout; webhooks later): which addresses may be reached, redirects, one deadline, a size cap.
+logout, webhooks): which addresses may be reached, redirects, one deadline, a size cap.
 Nothing else opens a connection to such a URL; what the answer means is the caller's business.
 """
 
@@ -196,6 +196,13 @@ class Outbound:
         and the body is not read, since the status says all a notice needs."""
         body = urlencode(form).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.post(url, body, headers, deadline=deadline)
+
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, deadline: float
+    ) -> OutboundAnswer:
+        """POST ``body`` with ``headers`` to ``url`` as given: no redirect is followed (a 3xx
+        is the answer), and the answer's body is never read (a cap of zero bytes)."""
         return self._fetch("POST", url, body, headers, deadline, 0, 0)
 
     def _fetch(

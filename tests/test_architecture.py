@@ -37,6 +37,9 @@ LAYERS = {
     # outbound.py: every fetch of a URL a client's configuration names (jwks_uri,
     # back-channel logout): the address policy, redirects, deadline and size cap.
     "outbound": 2,
+    # webhooks/: signing a delivery and one attempt at it over outbound.py (issue 18); layer 2
+    # so that the outbox's worker (same layer, a later piece) may call it.
+    "webhooks": 2,
     "keys": 3,
     # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
     "clock_skew": 3,
@@ -161,6 +164,9 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 SAME_LAYER_IMPORTS = {
     ("backchannel", "outbound"): (
         "back-channel logout fetches a client's URL; outbound.py is the one way to do that"
+    ),
+    ("webhooks", "outbound"): (
+        "a webhook delivery POSTs to a client's URL; outbound.py is the one way to do that"
     ),
     ("link", "metrics"): "link/measured.py times Link calls into the metrics",
     ("cli", "server"): "`oidc-link serve` starts the server; the command is the entry point",

@@ -23,12 +23,14 @@ from oidc_link.client.errors import (
 from oidc_link.client.objects import ApiResponse, ListObject, OidcLinkObject
 from oidc_link.client.resources import AccountLinks, Accounts, LoginLinks
 from oidc_link.client.transport import Transport
+from oidc_link.client.webhooks import Event, SignatureVerificationError, Webhook
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "ApiResponse",
     "AuthenticationError",
+    "Event",
     "IdempotencyError",
     "InvalidRequestError",
     "ListObject",
@@ -36,6 +38,8 @@ __all__ = [
     "OidcLinkError",
     "OidcLinkObject",
     "RateLimitError",
+    "SignatureVerificationError",
+    "Webhook",
 ]
 
 DEFAULT_TIMEOUT = 30.0

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oidc_link.config.reader import Reader, is_https_or_loopback
+from oidc_link.config.webhooks import WebhookEndpoint, read_webhooks
 from oidc_link.ids import digest
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -55,6 +56,8 @@ class ClientSettings:
     backchannel_logout_session_required: bool = False
     # /v1 API secret keys (sk_...), as SHA-256 hex digests; the keys themselves are never stored.
     api_keys: tuple[str, ...] = ()
+    # [[clients.webhooks]]: where this client's events are delivered (config/webhooks.py).
+    webhooks: tuple[WebhookEndpoint, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -96,6 +99,7 @@ _CLIENT_FIELDS = {
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
     "api_keys",
+    "webhooks",
 }
 _FLAGS = (
     "refresh_tokens",
@@ -219,6 +223,7 @@ def _read_client(
                 "each entry must be a SHA-256 hash of a secret key: 64 lowercase hex characters "
                 "(see `oidc-link hash-secret`)",
             )
+    webhooks = read_webhooks(reader, table.get("webhooks"), name, client_id)
 
     if client_id is None:
         return None
@@ -238,6 +243,7 @@ def _read_client(
         backchannel_logout_uri=backchannel,
         api_keys=api_keys,
         require_pkce=require_pkce,
+        webhooks=webhooks,
         **flags,
     )
 

@@ -72,6 +72,7 @@ def _inner_fetch_problems(name: str, client: ClientSettings) -> list[ConfigProbl
     """URIs the server itself fetches must be public outside sandbox mode: outbound.py refuses
     loopback and private hosts then, so such a client would only fail at its first fetch."""
     fetched = {"jwks_uri": client.jwks_uri, "backchannel_logout_uri": client.backchannel_logout_uri}
+    fetched |= {f"webhooks[{index}].url": hook.url for index, hook in enumerate(client.webhooks)}
     return [
         ConfigProblem(
             f"{name}.{field}",
@@ -210,6 +211,7 @@ def _client_problems(name: str, client: ClientSettings) -> list[ConfigProblem]:
         "backchannel_logout_uri": (client.backchannel_logout_uri or "",),
         "jwks_uri": (client.jwks_uri or "",),
     }
+    uris |= {f"webhooks[{index}].url": (hook.url,) for index, hook in enumerate(client.webhooks)}
     for field, values in uris.items():
         problems += [
             ConfigProblem(f"{name}.{field}", _example_domain(uri))
