@@ -144,7 +144,8 @@ class Accounts:
                     # old email must not land here, so it gets an account of its own.
                     self._store.accounts.bind_email(owner, previous, new_id("acct", 16))
         # Compare and set, as ``update`` writes: a metadata change made meanwhile is read
-        # again and kept, not overwritten.
+        # again and kept, not overwritten. Issue 18's account.updated event (details
+        # submitted, email changed, name refreshed) belongs in this same write.
         for _ in range(UPDATE_ATTEMPTS):
             updated = replace(account, email=email, name=name, details_submitted=True)
             if self._store.accounts.swap(account_id, raw, updated.to_record()):
@@ -264,8 +265,9 @@ class Accounts:
             if account.owner != owner:
                 return None
             changed = account
-            if email is not None and email != account.email:
-                if account.details_submitted:
+            if email is not None and email != account.email and account.details_submitted:
+                # The verified address itself (stored lowercased) is no change.
+                if email.lower() != (account.email or "").lower():
                     raise AccountParameterError(
                         "email",
                         "account_invalid",
@@ -273,6 +275,7 @@ class Accounts:
                         "be changed through the API: send the user an account_update "
                         "Account Link.",
                     )
+            elif email is not None and email != account.email:
                 if self._taken_by_another(owner, email.lower(), account_id):
                     raise AccountParameterError(
                         "email",
