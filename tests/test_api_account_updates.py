@@ -309,6 +309,25 @@ def test_every_wrong_method_on_v1_is_a_stripe_shaped_405_with_allow(
         assert set(response.headers["Allow"].split(", ")) >= allowed
 
 
+def test_no_v1_path_answers_a_method_it_does_not_take_with_anything_but_a_stripe_405(
+    app: Flask,
+) -> None:
+    taken: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/"):
+            taken.setdefault(rule.rule, set()).update(rule.methods or ())
+    assert len(taken) >= 4
+
+    for template, methods in taken.items():
+        path = template.replace("<account_id>", "acct_1")
+        for method in {"GET", "POST", "DELETE", "PUT", "PATCH"} - methods:
+            response = app.test_client().open(path, method=method)
+            error = error_of(response, 405)
+
+            assert error["code"] == "method_not_allowed", (method, path)
+            assert set(response.headers["Allow"].split(", ")) == methods
+
+
 # --- ending_before ---
 
 
