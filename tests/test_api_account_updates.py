@@ -4,6 +4,7 @@ metadata, HTTP Basic with the key as user name, Stripe-shaped 405s, and ``ending
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
-from oidc_link.platform.accounts import Accounts
-from oidc_link.store import Store
+from oidc_link.platform.accounts import Accounts, Binding
+from oidc_link.store import Store, keyspace
 from tests.api_client import ACME_APP_KEY, ACME_WEB_KEY, BLOG_KEY, SHOP_KEY, Platform, api_settings
 from tests.conftest import JENNY, ON_REDIS_CLUSTER
 from tests.relying_party import Browser
@@ -242,6 +243,64 @@ def test_an_update_does_not_overwrite_a_change_made_after_it_read_the_account(
 
     assert swapped is False
     assert merged is not None and merged.metadata == {"a": "1", "b": "2", "d": "4"}
+
+
+class WritesBetween:
+    """A Redis client through which the first read of ``key`` lets another writer in right
+    after it: the race an update's compare and set must survive, made certain."""
+
+    def __init__(self, client: redis.Redis, key: str, write: Callable[[], object]) -> None:
+        self._client = client
+        self._key = key
+        self._write: Callable[[], object] | None = write
+
+    def get(self, key: str) -> Any:
+        value = self._client.get(key)
+        if key == self._key and self._write is not None:
+            write, self._write = self._write, None
+            write()
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_an_update_that_lost_a_race_reads_again_and_keeps_the_other_change(
+    redis_client: redis.Redis, live_clock: FixedClock
+) -> None:
+    direct = Accounts(Store(redis_client, live_clock), live_clock, SALT)
+    account = direct.create("shop", "custom", metadata={"a": "1"})
+    racing = WritesBetween(
+        redis_client,
+        keyspace.account(account.id),
+        lambda: direct.update("shop", account.id, metadata={"b": "2"}),
+    )
+    raced = Accounts(Store(racing, live_clock), live_clock, SALT)  # type: ignore[arg-type]
+
+    answer = raced.update("shop", account.id, metadata={"c": "3"})
+
+    assert answer is not None and answer.metadata == {"a": "1", "b": "2", "c": "3"}
+    assert direct.find("shop", account.id) == answer
+
+
+def test_onboarding_that_raced_an_update_keeps_the_updated_metadata(
+    redis_client: redis.Redis, live_clock: FixedClock
+) -> None:
+    direct = Accounts(Store(redis_client, live_clock), live_clock, SALT)
+    account = direct.create("shop", "custom", email="jenny@example.com")
+    racing = WritesBetween(
+        redis_client,
+        keyspace.account(account.id),
+        lambda: direct.update("shop", account.id, metadata={"plan": "gold"}),
+    )
+    raced = Accounts(Store(racing, live_clock), live_clock, SALT)  # type: ignore[arg-type]
+
+    assert raced.bind("shop", account.id, "jenny@example.com", "Jenny") is Binding.BOUND
+
+    onboarded = direct.find("shop", account.id)
+    assert onboarded is not None
+    assert onboarded.details_submitted is True and onboarded.name == "Jenny"
+    assert onboarded.metadata == {"plan": "gold"}
 
 
 # --- HTTP Basic ---
