@@ -145,6 +145,70 @@ def test_auto_paging_iter_walks_every_page_in_order(proxy: FaultyProxy) -> None:
     ]
 
 
+def test_auto_paging_iter_from_ending_before_walks_back_to_the_newest(proxy: FaultyProxy) -> None:
+    client = through(proxy)
+    for _ in range(5):
+        client.accounts.create(type="express")
+    # The list's own order (accounts created within one second tie on time).
+    newest_first = [account.id for account in client.accounts.list(limit=100)]
+    oldest = newest_first[-1]
+    proxy.passages.clear()
+
+    page = client.accounts.list(limit=2, ending_before=oldest)
+    walked = [account.id for account in page.auto_paging_iter()]
+
+    # Newest first in each page: the two just newer than the oldest.
+    assert [account.id for account in page] == newest_first[2:4]
+    assert page.has_more is True
+    # Walked as Stripe's SDKs walk back: nearest first, the newest last.
+    assert walked == list(reversed(newest_first[:4]))
+    assert [p.path for p in proxy.passages] == [
+        f"/v1/accounts?limit=2&ending_before={oldest}",
+        f"/v1/accounts?limit=2&ending_before={newest_first[2]}",
+    ]
+
+
+def test_an_account_is_updated_with_merged_metadata_and_a_new_email(
+    client: OidcLinkClient,
+) -> None:
+    account = client.accounts.create(type="custom", metadata={"plan": "gold", "team": "red"})
+
+    changed = client.accounts.update(
+        account.id, email="jenny@example.com", metadata={"team": "", "seat": "4"}
+    )
+    cleared = client.accounts.update(account.id, metadata="")
+
+    assert changed.email == "jenny@example.com"
+    assert changed.metadata == {"plan": "gold", "seat": "4"}
+    assert changed.last_response is not None and changed.last_response.http_status == 200
+    assert cleared.metadata == {}
+    assert client.accounts.retrieve(account.id) == cleared
+
+
+def test_an_update_replays_with_its_idempotency_key(client: OidcLinkClient) -> None:
+    account = client.accounts.create(type="custom")
+
+    first = client.accounts.update(account.id, metadata={"n": "1"}, idempotency_key="n1")
+    client.accounts.update(account.id, metadata={"n": "2"})
+    replay = client.accounts.update(account.id, metadata={"n": "1"}, idempotency_key="n1")
+
+    assert replay == first
+    assert replay.last_response is not None and replay.last_response.idempotent_replayed
+    assert client.accounts.retrieve(account.id).metadata == {"n": "2"}
+
+
+def test_updating_another_platforms_account_raises_invalid_request_error_404(
+    client: OidcLinkClient, provider: LiveServer
+) -> None:
+    theirs = OidcLinkClient(OTHER_KEY, base_url=provider.url).accounts.create(type="custom")
+
+    with pytest.raises(InvalidRequestError) as raised:
+        client.accounts.update(theirs.id, metadata={"a": "b"})
+
+    assert raised.value.http_status == 404
+    assert raised.value.code == "resource_missing"
+
+
 def test_an_empty_list_pages_through_nothing(client: OidcLinkClient) -> None:
     page = client.accounts.list()
 

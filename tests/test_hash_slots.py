@@ -26,7 +26,7 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
-from oidc_link.store import base, token_scripts
+from oidc_link.store import accounts, base, token_scripts
 from oidc_link.store.keyspace import kind_of
 from tests.layouts import record_layout as flows
 
@@ -218,7 +218,7 @@ def run_every_flow(app: Flask, console: list[str]) -> None:
 def every_script() -> dict[str, str]:
     """Each Lua script the store defines, by its SHA-1 (what EVALSHA names)."""
     found = {}
-    for module in (base, token_scripts):
+    for module in (base, token_scripts, accounts):
         for name, value in inspect.getmembers(module):
             if name.isupper() and isinstance(value, str) and "redis.call" in value:
                 found[hashlib.sha1(value.encode()).hexdigest()] = name  # noqa: S324
@@ -246,9 +246,9 @@ def test_every_script_transaction_and_multi_key_command_of_the_flows_stays_in_on
     assert not_run <= set(ONE_KEY_SCRIPTS), not_run
 
 
-# Scripts the flows above do not run (a refused event's refund), each with one key only:
-# checked by their text, which names KEYS[1] and no other key.
-ONE_KEY_SCRIPTS = {"REFUND_COUNT": base.REFUND_COUNT}
+# Scripts the flows above do not run (a refused event's refund, an account update's compare
+# and set), each with one key only: checked by their text, which names KEYS[1] and no other.
+ONE_KEY_SCRIPTS = {"REFUND_COUNT": base.REFUND_COUNT, "SWAP_RECORD": accounts.SWAP_RECORD}
 
 
 def test_the_scripts_the_flows_do_not_run_touch_only_their_one_key() -> None:

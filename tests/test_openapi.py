@@ -3,6 +3,7 @@ every documented operation and status is exercised here."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -121,6 +122,33 @@ def test_the_documented_request_parameters_accept_what_the_api_accepts() -> None
     assert not validator.is_valid({"type": "express", "metadata": {"k" * 41: "v"}})
 
 
+def test_the_documented_update_parameters_accept_what_the_api_accepts() -> None:
+    validator = schema_validator("/components/schemas/AccountUpdateParams")
+
+    assert validator.is_valid({"email": "a@b.co", "metadata": {"k": "v", "gone": ""}})
+    assert validator.is_valid({"metadata": ""})
+    assert validator.is_valid({})
+    assert not validator.is_valid({"metadata": "gold"})
+    assert not validator.is_valid({"type": "custom"})
+
+
+def test_a_wrong_method_and_basic_auth_answer_as_the_document_says(app: Flask) -> None:
+    """405 is not an operation of its own: its body is the documented Error object."""
+    http = app.test_client()
+    token = base64.b64encode(f"{SHOP_KEY}:".encode()).decode()
+
+    wrong_method = http.put("/v1/accounts", headers={"Authorization": f"Basic {token}"})
+    with_basic = http.get("/v1/accounts", headers={"Authorization": f"Basic {token}"})
+
+    assert wrong_method.status_code == 405
+    assert "GET" in wrong_method.headers["Allow"]
+    assert schema_validator("/components/schemas/Error").is_valid(wrong_method.get_json())
+    assert "method_not_allowed" in json.dumps(DOCUMENT["components"]["schemas"]["Error"])
+    assert "secretKeyBasic" in {name for entry in DOCUMENT["security"] for name in entry}
+    Checker().check("GET", "/v1/accounts", with_basic)
+    assert with_basic.status_code == 200
+
+
 def test_every_documented_response_is_what_the_api_sends(
     app: Flask, redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
@@ -192,8 +220,32 @@ def test_every_documented_response_is_what_the_api_sends(
     custom_login = f"/v1/accounts/{custom}/login_links"
     checker.check("POST", custom_login, shop.post(custom_login))
 
+    # POST /v1/accounts/{account}
+    update_path = f"/v1/accounts/{express}"
+    changes = {"metadata[a]": "c", "email": "jenny.new@example.com"}
+    for _ in range(2):  # the second a replay
+        checker.check("POST", update_path, shop.post(update_path, changes, idempotency_key="up"))
+    checker.check("POST", update_path, shop.post(update_path, json={"metadata": ""}))
+    checker.check("POST", update_path, shop.post(update_path, {"type": "custom"}))
+    checker.check("POST", update_path, nobody.post(update_path, changes))
+    checker.check("POST", update_path, blog.post(update_path, changes))
+    busy = Idempotency(Store(redis_client, live_clock)).begin(
+        digest(SHOP_KEY),
+        "busy-update",
+        fingerprint("POST", update_path, {"metadata": {"a": "c"}, "email": changes["email"]}),
+        SHOP_KEY,
+    )
+    assert isinstance(busy, Started)
+    checker.check(
+        "POST", update_path, shop.post(update_path, changes, idempotency_key="busy-update")
+    )
+
     # GET /v1/accounts
     checker.check("GET", "/v1/accounts", shop.get("/v1/accounts", {"limit": "1"}))
+    checker.check("GET", "/v1/accounts", shop.get("/v1/accounts", {"ending_before": custom}))
+    checker.check(
+        "GET", "/v1/accounts", shop.get("/v1/accounts", {"ending_before": express, "limit": "1"})
+    )
     checker.check("GET", "/v1/accounts", shop.get("/v1/accounts", {"limit": "1000"}))
     checker.check("GET", "/v1/accounts", nobody.get("/v1/accounts"))
 
@@ -217,6 +269,7 @@ def test_every_documented_response_is_what_the_api_sends(
     checker.check("DELETE", path, shop.delete(path))
     checker.check("POST", "/v1/account_links", shop.post("/v1/account_links", account_link_params))
     checker.check("POST", login_path, shop.post(login_path))
+    checker.check("POST", update_path, shop.post(update_path, changes))
 
     # 503 (Redis unreachable) is exercised in tests/test_redis_outage.py.
     assert checker.covered == documented_responses() - documented_responses("503")

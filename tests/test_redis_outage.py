@@ -224,6 +224,7 @@ def test_every_v1_operation_documents_the_503_it_answers_while_redis_is_down(
     checker.check("POST", "/v1/accounts", platform.post("/v1/accounts", {"type": "express"}))
     checker.check("GET", "/v1/accounts", platform.get("/v1/accounts"))
     checker.check("GET", account, platform.get(account))
+    checker.check("POST", account, platform.post(account, {"metadata[a]": "b"}))
     checker.check("DELETE", account, platform.delete(account))
     checker.check("POST", "/v1/account_links", platform.post("/v1/account_links", {}))
     checker.check("POST", account + "/login_links", platform.post(account + "/login_links"))

@@ -86,16 +86,21 @@ class ListObject(OidcLinkObject):
     """A page of a list (``{"object": "list", "data": [...], "has_more", "url"}``).
 
     Iterating it gives this page's items; ``auto_paging_iter()`` gives every item, fetching
-    the following pages with ``starting_after`` as it goes.
+    the following pages with ``starting_after`` as it goes; or, for a page asked for with
+    ``ending_before`` (``backwards``), the pages before it with ``ending_before``, each
+    page's items in reverse.
     """
 
     def __init__(
         self,
         values: Mapping[str, Any] | None = None,
         next_page: Callable[[str], ListObject] | None = None,
+        *,
+        backwards: bool = False,
     ) -> None:
         super().__init__(values if values is not None else {})
         object.__setattr__(self, "_next_page", next_page)
+        object.__setattr__(self, "_backwards", backwards)
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         return iter(self.get("data", []))
@@ -105,12 +110,16 @@ class ListObject(OidcLinkObject):
 
     def auto_paging_iter(self) -> Iterator[Any]:
         page: ListObject = self
+        backwards = object.__getattribute__(self, "_backwards")
         while True:
             items = list(page)
+            if backwards:
+                items.reverse()
             yield from items
             fetch = object.__getattribute__(page, "_next_page")
             if not page.get("has_more") or not items or fetch is None:
                 return
+            # The cursor is the item yielded last: the oldest, or going back the newest.
             page = fetch(items[-1]["id"])
 
 

@@ -50,15 +50,40 @@ class Accounts:
     def retrieve(self, account_id: str) -> OidcLinkObject:
         return _object(self._transport.request("GET", f"/v1/accounts/{_segment(account_id)}"))
 
-    def list(self, *, limit: int | None = None, starting_after: str | None = None) -> ListObject:
-        """One page, newest first; ``auto_paging_iter()`` on it walks every page."""
-        params = {"limit": limit, "starting_after": starting_after}
+    def update(
+        self,
+        account_id: str,
+        *,
+        email: str | None = None,
+        metadata: dict[str, str] | Literal[""] | None = None,
+        idempotency_key: str | None = None,
+    ) -> OidcLinkObject:
+        """Change ``email`` (before onboarding only) and merge ``metadata`` into the
+        account's: a key given ``""`` is unset, ``metadata=""`` unsets them all."""
+        params: dict[str, Any] = {"email": email, "metadata": metadata}
+        path = f"/v1/accounts/{_segment(account_id)}"
+        answer = self._transport.request("POST", path, params, idempotency_key=idempotency_key)
+        return _object(answer)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> ListObject:
+        """One page, newest first; ``auto_paging_iter()`` on it walks every page: towards
+        older accounts, or with ``ending_before`` towards newer ones (as Stripe's SDKs do,
+        then yielding each page last item first, so the newest comes last)."""
+        params = {"limit": limit, "starting_after": starting_after, "ending_before": ending_before}
         answer = self._transport.request("GET", "/v1/accounts", params)
 
-        def next_page(last_id: str) -> ListObject:
-            return self.list(limit=limit, starting_after=last_id)
+        def next_page(cursor: str) -> ListObject:
+            if ending_before is not None:
+                return self.list(limit=limit, ending_before=cursor)
+            return self.list(limit=limit, starting_after=cursor)
 
-        page = ListObject(convert(answer.body), next_page)
+        page = ListObject(convert(answer.body), next_page, backwards=ending_before is not None)
         page.last_response = answer.response
         return page
 

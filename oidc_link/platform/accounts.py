@@ -32,6 +32,8 @@ EMAIL_MAX_LENGTH = 254  # RFC 5321 §4.5.3.1.3: the longest usable address path
 # email into the hosted form, which refuses them too.
 _PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
 _EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
+# Compare-and-set tries of one update before it gives up (each lost to a concurrent write).
+UPDATE_ATTEMPTS = 5
 
 
 class AccountParameterError(PlatformError):
@@ -42,13 +44,14 @@ class AccountParameterError(PlatformError):
 
 
 class UnknownStartingPointError(PlatformError):
-    """``starting_after`` names no account of this owner (docs.stripe.com/api/pagination):
-    a parameter to fix, so 400, not the 404 of a missing object."""
+    """``starting_after`` or ``ending_before`` names no account of this owner
+    (docs.stripe.com/api/pagination): a parameter to fix, so 400, not the 404 of a missing
+    object."""
 
     code = "resource_missing"
 
-    def __init__(self, starting_after: str) -> None:
-        super().__init__("starting_after", self.code, f"No such account: '{starting_after[:100]}'")
+    def __init__(self, cursor: str, param: str = "starting_after") -> None:
+        super().__init__(param, self.code, f"No such account: '{cursor[:100]}'")
 
 
 @dataclass(frozen=True)
@@ -124,17 +127,14 @@ class Accounts:
     def bind(self, owner: str, account_id: str, email: str, name: str | None) -> Binding:
         """Onboarding or an update verified ``email`` for this account: from now on a
         sign-in with it at the owner's clients gives this account id as ``sub``."""
-        account = self.find(owner, account_id)
-        if account is None:
+        raw = self._store.accounts.load(account_id)
+        account = Account.from_record(raw) if raw is not None else None
+        if account is None or account.owner != owner:
             return Binding.ACCOUNT_GONE
         email = email.lower()
         previous = account.email.lower() if account.details_submitted and account.email else None
         if email != previous:
-            current = self.subject_of(owner, email)
-            taken = current != account_id and (
-                self._store.accounts.for_email(owner, email) is not None
-                or self._store.accounts.load(current) is not None
-            )
+            taken = self._taken_by_another(owner, email, account_id)
             if taken or not self._store.accounts.bind_email(owner, email, account_id):
                 return Binding.EMAIL_TAKEN
             if previous is not None:
@@ -143,10 +143,27 @@ class Accounts:
                     # The old email's derived id is this account: a later sign-in with the
                     # old email must not land here, so it gets an account of its own.
                     self._store.accounts.bind_email(owner, previous, new_id("acct", 16))
-        updated = replace(account, email=email, name=name, details_submitted=True)
-        if not self._store.accounts.replace(account_id, updated.to_record()):
-            return Binding.ACCOUNT_GONE
-        return Binding.BOUND
+        # Compare and set, as ``update`` writes: a metadata change made meanwhile is read
+        # again and kept, not overwritten. Issue 18's account.updated event (details
+        # submitted, email changed, name refreshed) belongs in this same write.
+        for _ in range(UPDATE_ATTEMPTS):
+            updated = replace(account, email=email, name=name, details_submitted=True)
+            if self._store.accounts.swap(account_id, raw, updated.to_record()):
+                return Binding.BOUND
+            raw = self._store.accounts.load(account_id)
+            if raw is None:
+                return Binding.ACCOUNT_GONE
+            account = Account.from_record(raw)
+        return Binding.ACCOUNT_GONE
+
+    def _taken_by_another(self, owner: str, email: str, account_id: str) -> bool:
+        """Whether ``email`` already has another account at ``owner``: one it onboarded
+        into or moved to, or the one its first sign-in created."""
+        current = self.subject_of(owner, email)
+        return current != account_id and (
+            self._store.accounts.for_email(owner, email) is not None
+            or self._store.accounts.load(current) is not None
+        )
 
     def create(
         self,
@@ -167,9 +184,7 @@ class Accounts:
                 f"Invalid type: must be one of {', '.join(ACCOUNT_TYPES)}.",
             )
         if email is not None:
-            email = email.strip()
-            if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email):
-                raise AccountParameterError("email", "email_invalid", "Invalid email address.")
+            email = checked_email(email)
         account = Account(
             id=new_id("acct", 16),
             owner=owner,
@@ -225,6 +240,66 @@ class Accounts:
             )
         return account_id
 
+    def update(
+        self,
+        owner: str,
+        account_id: str,
+        *,
+        email: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        unset_metadata: bool = False,
+    ) -> Account | None:
+        """Change the owner's account as Stripe's update does; None when there is no such
+        account. ``email`` only before onboarding (afterwards it is the verified identity,
+        which only the user changes, through an ``account_update`` Account Link).
+        ``metadata`` merges into the account's: an empty value unsets its key;
+        ``unset_metadata`` (``metadata=""``) first clears them all. Raises
+        AccountParameterError before storing anything."""
+        if email is not None:
+            email = checked_email(email)
+        for _ in range(UPDATE_ATTEMPTS):
+            raw = self._store.accounts.load(account_id)
+            if raw is None:
+                return None
+            account = Account.from_record(raw)
+            if account.owner != owner:
+                return None
+            changed = account
+            if email is not None and email != account.email and account.details_submitted:
+                # The verified address itself (stored lowercased) is no change.
+                if email.lower() != (account.email or "").lower():
+                    raise AccountParameterError(
+                        "email",
+                        "account_invalid",
+                        "This account's email was verified at onboarding and can no longer "
+                        "be changed through the API: send the user an account_update "
+                        "Account Link.",
+                    )
+            elif email is not None and email != account.email:
+                if self._taken_by_another(owner, email.lower(), account_id):
+                    raise AccountParameterError(
+                        "email",
+                        "resource_already_exists",
+                        "Another account of yours already has this email (the user signed "
+                        "in with it, or onboarded into that account).",
+                    )
+                changed = replace(changed, email=email)
+            if metadata is not None or unset_metadata:
+                base = {} if unset_metadata else account.metadata
+                changed = replace(changed, metadata=merged_metadata(base, metadata or {}))
+            if changed == account:
+                return account
+            # Compare and set: an onboarding (or another update) that wrote in between is
+            # read again, never overwritten. Issue 18's account.updated event (with the
+            # previous attributes of ``account``) belongs in this same write.
+            if self._store.accounts.swap(account_id, raw, changed.to_record()):
+                return changed
+        raise AccountParameterError(
+            "account",
+            "lock_timeout",
+            "The account kept changing while it was being updated; retry the request.",
+        )
+
     def find(self, owner: str, account_id: str) -> Account | None:
         """The owner's account, or None: another owner's account is as absent as none."""
         raw = self._store.accounts.load(account_id)
@@ -241,10 +316,20 @@ class Accounts:
             self._store.accounts.unbind_email(owner, account.email, account_id)
         return self._store.accounts.delete(owner, account_id)
 
-    def page(self, owner: str, limit: int, starting_after: str | None = None) -> AccountPage:
-        found = self._store.accounts.page(owner, limit, starting_after)
+    def page(
+        self,
+        owner: str,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> AccountPage:
+        """A page of the owner's accounts, newest first, after ``starting_after`` or before
+        ``ending_before`` (one of them at most: the web layer refuses both)."""
+        found = self._store.accounts.page(owner, limit, starting_after, ending_before)
         if found is None:
-            raise UnknownStartingPointError(starting_after or "")
+            if starting_after is not None:
+                raise UnknownStartingPointError(starting_after)
+            raise UnknownStartingPointError(ending_before or "", "ending_before")
         records, has_more = found
         return AccountPage([Account.from_record(raw) for raw in records], has_more)
 
@@ -260,11 +345,25 @@ def sign_in_account_id(salt: str, owner: str, email: str) -> str:
     return "acct_" + base64.b32encode(mac.digest()[:20]).decode().lower()
 
 
+def checked_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email):
+        raise AccountParameterError("email", "email_invalid", "Invalid email address.")
+    return email
+
+
 def checked_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     """Stripe's rules: string keys and values within the limits; an empty value unsets
     the key, so on creation it is simply left out."""
-    kept: dict[str, str] = {}
-    for key, value in metadata.items():
+    return merged_metadata({}, metadata)
+
+
+def merged_metadata(current: dict[str, str], changes: dict[str, Any]) -> dict[str, str]:
+    """``changes`` merged into ``current`` by Stripe's rules (docs.stripe.com/metadata):
+    string keys and values within the limits, an empty value unsets its key, and at most
+    50 keys in the result."""
+    kept = dict(current)
+    for key, value in changes.items():
         param = f"metadata[{key}]"
         if not isinstance(key, str) or not key or "[" in key or "]" in key:
             raise AccountParameterError(
@@ -288,6 +387,8 @@ def checked_metadata(metadata: dict[str, Any]) -> dict[str, str]:
             )
         if value:
             kept[key] = value
+        else:
+            kept.pop(key, None)
     if len(kept) > METADATA_MAX_KEYS:
         raise AccountParameterError(
             "metadata",

@@ -6,8 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
+from oidc_link.clock import Clock
 from oidc_link.store import keyspace
-from oidc_link.store.base import Aggregate, Writes
+from oidc_link.store.base import Aggregate, Outages, Writes
+
+# An account record replaced only if it is still what the caller read (compare and set on
+# one key): an update that raced another change reads again instead of overwriting it.
+SWAP_RECORD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 class AccountRead:
@@ -45,6 +58,10 @@ class AccountStore(Aggregate):
     # accounts): written in one plain pipeline, record before list; lists are read with
     # their records, and a member whose record is gone is left out.
 
+    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+        super().__init__(client, clock, outages)
+        self._swap_record = client.register_script(SWAP_RECORD)
+
     def add(
         self,
         owner: str,
@@ -67,6 +84,12 @@ class AccountStore(Aggregate):
         """Overwrite an existing account record (XX: a deleted account stays deleted)."""
         return bool(self._redis.set(keyspace.account(account_id), record, xx=True))
 
+    def swap(self, account_id: str, expected: str, record: str) -> bool:
+        """Replace the record only if it is still ``expected`` (what the caller read): False
+        when it changed or was deleted in between. Issue 18's ``account.updated`` event is
+        to be written in this same step (the outbox), so no update goes unannounced."""
+        return bool(self._swap_record(keys=[keyspace.account(account_id)], args=[expected, record]))
+
     def delete(self, owner: str, account_id: str) -> bool:
         """Forget an account; False when it was already gone (of two deletes, one wins)."""
         pipeline = self._redis.pipeline(transaction=False)  # the record first, as in add
@@ -76,22 +99,38 @@ class AccountStore(Aggregate):
         return bool(deleted)
 
     def page(
-        self, owner: str, limit: int, starting_after: str | None
+        self,
+        owner: str,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
     ) -> tuple[list[str], bool] | None:
-        """Up to ``limit`` account records, newest first, after ``starting_after``; and
-        whether more follow. None when ``starting_after`` is not one of the owner's."""
+        """Up to ``limit`` account records, newest first: those right after
+        ``starting_after``, or right before ``ending_before`` (the newer ones, nearest it
+        first to come last); and whether more follow in that direction. None when the
+        cursor is not one of the owner's."""
         key = keyspace.accounts_of(owner)
-        start = 0
-        if starting_after is not None:
-            rank = self._redis.zrevrank(key, starting_after)
+        cursor = starting_after if starting_after is not None else ending_before
+        rank = None
+        if cursor is not None:
+            rank = self._redis.zrevrank(key, cursor)
             if rank is None:
                 return None
-            start = int(rank) + 1
-        # One more than asked, to know whether another page follows.
-        ids = self._redis.zrevrange(key, start, start + limit)
-        page = ids[:limit]
-        records = self._gets([keyspace.account(account_id) for account_id in page])
-        return [record for record in records if record], len(ids) > limit
+        if ending_before is not None and rank is not None:
+            end = int(rank) - 1
+            start = max(0, end + 1 - limit)
+            if end < 0:
+                return [], False
+            ids = self._redis.zrevrange(key, start, end)
+            more = start > 0
+        else:
+            start = 0 if rank is None else int(rank) + 1
+            # One more than asked, to know whether another page follows.
+            ids = self._redis.zrevrange(key, start, start + limit)
+            more = len(ids) > limit
+            ids = ids[:limit]
+        records = self._gets([keyspace.account(account_id) for account_id in ids])
+        return [record for record in records if record], more
 
     # Which account a verified email is at an owner, when it is not the derived id: set by
     # onboarding into a pre-created account and by an email change (no TTL, like accounts).

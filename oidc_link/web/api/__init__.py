@@ -20,8 +20,10 @@ from oidc_link.web.api.objects import (
     login_link_object,
 )
 from oidc_link.web.api.params import (
+    cursor_params,
     limit_param,
     metadata_param,
+    metadata_update_param,
     only,
     request_params,
     text_param,
@@ -74,13 +76,34 @@ def retrieve_account(account_id: str) -> Response:
     return jsonify(account_object(account))
 
 
+@api.post("/accounts/<account_id>")
+def update_account(account_id: str) -> tuple[Response, int]:
+    params = request_params()
+    only(params, ("email", "metadata"))
+    metadata, unset_metadata = metadata_update_param(params)
+
+    def update() -> tuple[dict[str, Any], int]:
+        account = services().accounts.update(
+            caller().owner,
+            account_id,
+            email=text_param(params, "email"),
+            metadata=metadata,
+            unset_metadata=unset_metadata,
+        )
+        if account is None:
+            raise _no_such_account(account_id)
+        return account_object(account), 200
+
+    return run_idempotently(params, update)
+
+
 @api.get("/accounts")
 def list_accounts() -> Response:
     params = request_params()
-    only(params, ("limit", "starting_after"))
+    only(params, ("limit", "starting_after", "ending_before"))
     limit = limit_param(params)
-    starting_after = text_param(params, "starting_after") or None
-    page = services().accounts.page(caller().owner, limit, starting_after)
+    starting_after, ending_before = cursor_params(params)
+    page = services().accounts.page(caller().owner, limit, starting_after, ending_before)
     return jsonify(account_list(page, f"{API_PREFIX}/accounts"))
 
 

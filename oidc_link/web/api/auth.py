@@ -1,8 +1,11 @@
-"""Who is calling /v1: the API key in ``Authorization: Bearer``, checked against every
-client's key digests in constant time, and that key's request rate."""
+"""Who is calling /v1: the API key in ``Authorization: Bearer`` (or as HTTP Basic's user
+name, as ``curl -u sk_...:`` sends it), checked against every client's key digests in
+constant time, and that key's request rate."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from flask import g, request
@@ -36,16 +39,42 @@ def caller() -> Caller:
     return g.api_caller
 
 
-def authenticate() -> None:
-    """``Authorization: Bearer sk_...``: the client whose ``api_keys`` hold its digest."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+def presented_key() -> str:
+    """The API key of ``Authorization: Bearer sk_...`` or ``Basic`` with the key as user
+    name and no password (Stripe accepts both: docs.stripe.com/api/authentication)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    credentials = credentials.strip()
+    key = ""
+    if scheme.lower() == "bearer":
+        key = credentials
+    elif scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        key, _, password = decoded.partition(":")
+        if password:
+            # Not a secret of ours to check: a key sent as the password, or a client's
+            # id and secret, would otherwise fail as an unexplained wrong key.
+            raise ApiError(
+                401,
+                "authentication_error",
+                "Send the API key as the Basic user name with an empty password "
+                "('-u sk_...:').",
+            )
+    if not key:
         raise ApiError(
             401,
             "authentication_error",
-            "You did not provide an API key: send it as 'Authorization: Bearer sk_...'.",
+            "You did not provide an API key: send it as 'Authorization: Bearer sk_...' "
+            "(or as the Basic user name, '-u sk_...:').",
         )
+    return key
+
+
+def authenticate() -> None:
+    """The client whose ``api_keys`` hold the presented key's digest."""
+    key = presented_key()
     presented = digest(key)
     found: ClientSettings | None = None
     # Every configured hash is compared, in constant time, whatever matches first.

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from oidc_link.errors import DomainError, PlatformError, StoreUnavailableError
 from oidc_link.web.errors import OUTAGE_MESSAGE, OUTAGE_RETRY_AFTER
@@ -48,6 +48,16 @@ def api_error_for(error: BaseException) -> ApiError:
         )
     if isinstance(error, StoreUnavailableError):
         return ApiError(503, "api_error", OUTAGE_MESSAGE, code="service_unavailable")
+    if isinstance(error, MethodNotAllowed):
+        # The Allow header is added with the answer (web/__init__.py), as on every surface.
+        allowed = ", ".join(sorted(error.valid_methods or ()))
+        return ApiError(
+            405,
+            "invalid_request_error",
+            f"{request.method[:20]} is not allowed on {request.path[:100]}; "
+            f"it accepts {allowed or 'no method'}.",
+            code="method_not_allowed",
+        )
     if isinstance(error, HTTPException):
         # DESIGN.md §6: never an HTML page on the /v1 API (unknown path, wrong method...).
         return ApiError(error.code or 500, "invalid_request_error", error.description or error.name)
@@ -67,7 +77,10 @@ def error_response(error: ApiError) -> Response:
     response.status_code = error.status
     if error.status == 401:
         # RFC 6750 §3: say which scheme is expected.
-        response.headers["WWW-Authenticate"] = 'Bearer realm="oidc-link API"'
+        # Both schemes the key may come in (auth.py): Bearer, or Basic with it as user name.
+        response.headers["WWW-Authenticate"] = (
+            'Bearer realm="oidc-link API", Basic realm="oidc-link API"'
+        )
     if error.status == 429:
         # RFC 6585 §4: when to try again (the window is one second).
         response.headers["Retry-After"] = "1"

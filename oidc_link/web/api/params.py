@@ -82,6 +82,32 @@ def metadata_param(params: dict[str, Any]) -> dict[str, Any]:
     raise _invalid("metadata", "Invalid metadata: must be a hash (metadata[key]=value).")
 
 
+def metadata_update_param(params: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """An update's ``metadata``: the changes to merge (None when not sent), and whether to
+    unset every key first (``metadata=""``, as Stripe reads it)."""
+    value = params.get("metadata")
+    if value == "":
+        return None, True
+    if value is None or isinstance(value, dict):
+        return value, False
+    raise _invalid("metadata", "Invalid metadata: must be a hash (metadata[key]=value).")
+
+
+def cursor_params(params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A list's ``starting_after`` and ``ending_before``: one at most, as Stripe allows."""
+    starting_after = text_param(params, "starting_after") or None
+    ending_before = text_param(params, "ending_before") or None
+    if starting_after is not None and ending_before is not None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            code="parameters_exclusive",
+            param="ending_before",
+        )
+    return starting_after, ending_before
+
+
 def limit_param(params: dict[str, Any]) -> int:
     raw = params.get("limit")
     if raw is None:
