@@ -511,8 +511,17 @@ def test_a_create_waits_out_a_key_in_flight_by_retrying(
     redis_client: redis.Redis, proxy: FaultyProxy
 ) -> None:
     idempotency, started = hold_key_in_flight(redis_client, "k-later")
-    # The other request gives the key up (it failed validation) while we back off.
-    release = threading.Timer(0.2, idempotency.abandon, (digest(PLATFORM_KEY), "k-later", started))
+
+    def give_up_the_key_once_refused() -> None:
+        """The other request gives the key up (it failed validation) while we back off: once
+        our first attempt has been answered 409, not after a fixed time, which a loaded
+        machine could pass before our first attempt arrives."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not proxy.passages:
+            time.sleep(0.005)
+        idempotency.abandon(digest(PLATFORM_KEY), "k-later", started)
+
+    release = threading.Thread(target=give_up_the_key_once_refused)
     release.start()
     try:
         account = through(proxy).accounts.create(type="express", idempotency_key="k-later")
