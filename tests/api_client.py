@@ -72,3 +72,13 @@ class Platform:
         response = self.post("/v1/accounts", {"type": "express", **params})
         assert response.status_code == 200, response.get_json()
         return response.get_json()
+
+
+def error_of(response: TestResponse, status: int) -> dict[str, Any]:
+    """The Stripe-shaped error of a JSON (never HTML) answer with this status."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    assert response.headers["Request-Id"].startswith("req_")
+    error = response.get_json()["error"]
+    assert set(error) == {"type", "code", "message", "param"}
+    return error

@@ -10,13 +10,20 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
-from werkzeug.test import TestResponse
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.platform.accounts import Accounts, Binding
 from oidc_link.store import Store, keyspace
-from tests.api_client import ACME_APP_KEY, ACME_WEB_KEY, BLOG_KEY, SHOP_KEY, Platform, api_settings
+from tests.api_client import (
+    ACME_APP_KEY,
+    ACME_WEB_KEY,
+    BLOG_KEY,
+    SHOP_KEY,
+    Platform,
+    api_settings,
+    error_of,
+)
 from tests.conftest import JENNY, ON_REDIS_CLUSTER
 from tests.relying_party import Browser
 from tests.test_account_links import onboard, onboarding_url
@@ -35,16 +42,6 @@ def settings() -> Settings:
 @pytest.fixture
 def shop_api(app: Flask) -> Platform:
     return Platform(app, SHOP_KEY)
-
-
-def error_of(response: TestResponse, status: int) -> dict[str, Any]:
-    """The Stripe-shaped error of a JSON answer with this status."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    assert response.headers["Request-Id"].startswith("req_")
-    error = response.get_json()["error"]
-    assert set(error) == {"type", "code", "message", "param"}
-    return error
 
 
 def updated(platform: Platform, account_id: str, params: dict[str, str]) -> dict[str, Any]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import pytest
 import redis
 from flask import Flask
-from werkzeug.test import TestResponse
 
 from oidc_link.cli import main
 from oidc_link.clock import FixedClock
@@ -25,6 +23,7 @@ from tests.api_client import (
     SHOP_KEY,
     Platform,
     api_settings,
+    error_of,
 )
 from tests.conftest import JENNY, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
@@ -48,16 +47,6 @@ def shop_api(app: Flask) -> Platform:
 @pytest.fixture
 def blog_api(app: Flask) -> Platform:
     return Platform(app, BLOG_KEY)
-
-
-def error_of(response: TestResponse, status: int) -> dict[str, Any]:
-    """The Stripe-shaped error of a JSON (never HTML) answer with this status."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    assert response.headers["Request-Id"].startswith("req_")
-    error = response.get_json()["error"]
-    assert set(error) == {"type", "code", "message", "param"}
-    return error
 
 
 # --- Authentication ---
