@@ -46,7 +46,7 @@ def _run_and_wait(
     replicas that have this connection's writes. On a cluster that connection is one to
     the slot's primary, not the cluster client's: its pipeline names WAIT's node before
     sending and, after a failover or a moved slot, re-sends the script elsewhere alone."""
-    cluster = hasattr(client, "get_node_from_key")
+    cluster = isinstance(client, redis.RedisCluster)
     for _ in range(3):
         node = client.get_node_from_key(keys[0]).redis_connection if cluster else client
         pipeline = node.pipeline(transaction=False)
