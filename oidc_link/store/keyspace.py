@@ -281,3 +281,31 @@ def sandbox_session(session_id: str) -> str:
 
 
 SANDBOX_KEY = PREFIX + "sandbox_key"
+
+
+# The outbox (issue 18): what must reach someone outside (a platform's event, a back-channel
+# logout notice), written by the same script or MULTI as the change that causes it. That
+# needs the change's hash slot, so each aggregate has its own stream, tagged like the key
+# the change writes (store/outbox.py says how entries move on from there).
+
+
+def hash_tag(key: str) -> str:
+    """What Redis hashes to place ``key`` (Cluster spec): the text between its first "{"
+    and the first "}" after it when that is not empty, else the whole name."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+def outbox(aggregate_key: str) -> str:
+    """The stream of what changes to ``aggregate_key`` must tell, in that key's slot."""
+    return PREFIX + "outbox:{" + hash_tag(aggregate_key) + "}"
+
+
+# Streams that may hold entries not yet handed on: member the stream's name, score when a
+# writer last announced it (unix seconds). Announced before the write that fills the stream, so no
+# entry is ever in a stream nobody knows of.
+OUTBOX_INDEX = PREFIX + "outbox_index"
