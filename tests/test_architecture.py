@@ -40,6 +40,9 @@ LAYERS = {
     # webhooks/: signing a delivery and one attempt at it over outbound.py (issue 18); layer 2
     # so that the outbox's worker (same layer, a later piece) may call it.
     "webhooks": 2,
+    # outbox/: the outbox's worker (issue 18): reads the store's streams and calls the
+    # kinds' handlers (webhooks/, back-channel logout), so it sits above both.
+    "outbox": 3,
     "keys": 3,
     # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
     "clock_skew": 3,
