@@ -1,152 +1,118 @@
-"""Back-Channel Logout 1.0 delivery: logout tokens POSTed to relying parties, off the request path.
+"""Back-Channel Logout 1.0 on the outbox: a logout's notice (written by store/sessions.py in
+the step that takes the session's clients) becomes one delivery per client with a
+``backchannel_logout_uri``, and each delivery signs its logout token when it is made.
 
-A bounded queue drained by a few daemon worker threads, so a slow or dead relying party never
-holds up the user's page. The POSTs go through outbound.py (checked addresses, one deadline);
-this module knows nothing of sessions or keys: logout.py builds the tokens.
+The outbox's worker retries and acknowledges; this module makes one attempt per call. It
+holds no key: logout.py signs the tokens, passed in by services.py.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 
+from oidc_link.config import ClientSettings
+from oidc_link.metrics import Metrics
 from oidc_link.outbound import Outbound, OutboundError, for_log
+from oidc_link.outbox.handling import Outcome
+from oidc_link.store.outbox import OutboxEntry
+from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
 
 log = logging.getLogger(__name__)
 
+# One client's share of a logout notice: what the worker delivers (body: sid, email,
+# client_id).
+BACKCHANNEL_LOGOUT_NOTICE = "backchannel_logout_notice"
+# Seconds for one whole attempt (connect, TLS, request, status line).
+DEFAULT_DEADLINE = 5.0
 
-@dataclass(frozen=True)
-class LogoutNotice:
-    """One logout token for one relying party's ``backchannel_logout_uri``."""
-
-    client_id: str
-    uri: str
-    logout_token: str
+# (client, sid, the person's email) -> a freshly signed logout token (Logout.logout_token).
+SignLogoutToken = Callable[[ClientSettings, str, str], str]
 
 
-class BackchannelDelivery:
-    """Sends logout notices in the background, with timeouts and a few retries.
+class LogoutNotices:
+    """The two halves of the kind: ``fan_out`` (a FanOut for ``backchannel_logout``) and
+    ``deliver`` (the Handler of ``backchannel_logout_notice``).
 
-    ``retry_delays`` are the waits before the second, third... attempt: retried are only
-    failures that may pass (no connection, a timeout, a 5xx). A 4xx is the relying party
-    refusing the token (Back-Channel Logout 1.0 §2.8) and is final; so is a redirect,
-    which is not followed (the token goes to the registered URI only), and so is an
-    address the outbound policy refuses. ``deadline``: seconds for one whole attempt.
+    Status rules of Back-Channel Logout 1.0 §2.8: a 2xx is delivered; a 4xx means the relying
+    party refused the token, and neither it nor a redirect (never followed: the token goes
+    to the registered URI only) nor an address the outbound policy refuses changes on a
+    retry, so those give up; no connection, a timeout or a 5xx are retried.
     """
 
     def __init__(
         self,
-        outbound: Outbound | None = None,
+        client_of: Callable[[str], ClientSettings | None],
+        sign: SignLogoutToken,
+        outbound: Outbound,
+        metrics: Metrics,
         *,
-        deadline: float = 5.0,
-        retry_delays: tuple[float, ...] = (1.0, 4.0),
-        capacity: int = 1000,
-        workers: int = 2,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
-        self._outbound = outbound or Outbound()
+        self._client_of = client_of
+        self._sign = sign
+        self._outbound = outbound
+        self._metrics = metrics
         self._deadline = deadline
-        self._retry_delays = retry_delays
-        self._queue: queue.Queue[LogoutNotice] = queue.Queue(maxsize=capacity)
-        self._workers = workers
-        self._threads: list[threading.Thread] = []
-        self._start_lock = threading.Lock()
-        self._stopping = threading.Event()
 
-    def send(self, notice: LogoutNotice) -> bool:
-        """Queue a notice and return at once; False (and a warning) when the queue is full."""
-        self._start_workers()
-        try:
-            self._queue.put_nowait(notice)
-        except queue.Full:
-            log.warning(
-                "Back-channel logout queue full: dropped the notice for client %s",
-                notice.client_id,
+    def fan_out(self, entry: OutboxEntry) -> list[OutboxEntry]:
+        """One notice per client named that still has a ``backchannel_logout_uri`` (the
+        configuration may have changed since the logout)."""
+        if entry.kind != BACKCHANNEL_LOGOUT:
+            return []
+        body = entry.body
+        return [
+            OutboxEntry(
+                BACKCHANNEL_LOGOUT_NOTICE,
+                f"{entry.entry_id}:{client_id}",
+                {"sid": body["sid"], "email": body["email"], "client_id": client_id},
             )
-            return False
-        return True
+            for client_id in body["client_ids"]
+            if self._uri_of(client_id)
+        ]
 
-    def wait_until_idle(self, timeout: float) -> bool:
-        """Wait until every queued notice has been delivered or given up on (tests, shutdown)."""
-        with self._queue.all_tasks_done:
-            return self._queue.all_tasks_done.wait_for(
-                lambda: self._queue.unfinished_tasks == 0, timeout
+    def deliver(self, entry: OutboxEntry, attempt: int) -> Outcome:
+        """One POST of a logout token signed now (§2.5): its ``exp`` counts from this
+        attempt, not from the logout, so a late retry is still a valid token."""
+        client = self._client_of(entry.body["client_id"])
+        if client is None or not client.backchannel_logout_uri:
+            log.info(
+                "Back-channel logout notice %s: the client no longer takes notices", entry.entry_id
             )
-
-    def close(self) -> None:
-        """Stop the workers after their current attempt; queued notices are dropped."""
-        self._stopping.set()
-
-    def _start_workers(self) -> None:
-        # Started on first use, not at construction: no threads for an app that never logs out.
-        with self._start_lock:
-            if self._threads:
-                return
-            for index in range(self._workers):
-                thread = threading.Thread(
-                    target=self._work, name=f"backchannel-logout-{index}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                notice = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            try:
-                self._deliver(notice)
-            except Exception:
-                log.exception("Back-channel logout to client %s failed", notice.client_id)
-            finally:
-                self._queue.task_done()
-
-    def _deliver(self, notice: LogoutNotice) -> None:
-        attempts = len(self._retry_delays) + 1
-        for attempt in range(1, attempts + 1):
-            outcome, final = self._attempt(notice)
-            if final:
-                log.info(
-                    "Back-channel logout to client %s at %s: %s (attempt %d)",
-                    notice.client_id,
-                    for_log(notice.uri),
-                    outcome,
-                    attempt,
-                )
-                return
-            if attempt < attempts:
-                log.info(
-                    "Back-channel logout to client %s: %s; retrying (attempt %d of %d)",
-                    notice.client_id,
-                    outcome,
-                    attempt,
-                    attempts,
-                )
-                if self._stopping.wait(self._retry_delays[attempt - 1]):
-                    return
-        log.warning(
-            "Back-channel logout to client %s at %s: gave up after %d attempts (%s)",
-            notice.client_id,
-            for_log(notice.uri),
-            attempts,
-            outcome,
+            self._metrics.backchannel_notice(entry.body["client_id"], "gave_up")
+            return Outcome.GIVE_UP
+        uri = client.backchannel_logout_uri
+        token = self._sign(client, entry.body["sid"], entry.body["email"])
+        outcome, reason = self._attempt(uri, token)
+        log.log(
+            logging.INFO if outcome is Outcome.DELIVERED else logging.WARNING,
+            "Back-channel logout to client %s at %s: %s (attempt %d)",
+            client.client_id,
+            for_log(uri),
+            reason,
+            attempt,
         )
+        self._metrics.backchannel_notice(client.client_id, _counted(outcome))
+        return outcome
 
-    def _attempt(self, notice: LogoutNotice) -> tuple[str, bool]:
-        """One POST (§2.5); returns what happened and whether it is final."""
+    def _uri_of(self, client_id: str) -> str | None:
+        client = self._client_of(client_id)
+        return client.backchannel_logout_uri if client else None
+
+    def _attempt(self, uri: str, token: str) -> tuple[Outcome, str]:
         try:
             # A fresh connection each time: nothing (no cookie) carried over between POSTs.
-            answer = self._outbound.post_form(
-                notice.uri, {"logout_token": notice.logout_token}, deadline=self._deadline
-            )
+            answer = self._outbound.post_form(uri, {"logout_token": token}, deadline=self._deadline)
         except OutboundError as error:
-            return error.reason, not error.retryable
+            return (Outcome.RETRY if error.retryable else Outcome.GIVE_UP), error.reason
         status = answer.status
         if 200 <= status < 300:
-            return f"delivered ({status})", True
+            return Outcome.DELIVERED, f"delivered ({status})"
         if status >= 500:
-            return f"HTTP {status}", False
-        # §2.8: 400 means the RP refused the token; other 4xx and 3xx will not change either.
-        return f"refused (HTTP {status})", True
+            return Outcome.RETRY, f"HTTP {status}"
+        return Outcome.GIVE_UP, f"refused (HTTP {status})"
+
+
+def _counted(outcome: Outcome) -> str:
+    """The metric's outcome label: delivered, retry or gave_up."""
+    return "gave_up" if outcome is Outcome.GIVE_UP else outcome.value

@@ -1,7 +1,8 @@
 """Logout: RP-Initiated Logout 1.0 requests checked and confirmed, SSO sessions ended, and the
 session's relying parties told with Back-Channel Logout 1.0 logout tokens.
 
-No Flask and no HTTP: the web layer shows the pages, backchannel.py delivers the tokens.
+No Flask and no HTTP: the web layer shows the pages; ending a session writes its notice to the
+outbox (store/sessions.py), and backchannel.py delivers it with tokens this module signs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from oidc_link.backchannel import BackchannelDelivery, LogoutNotice
 from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.errors import LogoutError
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Back-Channel Logout 1.0 §2.4: the one event a logout token carries.
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-# §2.4 recommends a short lifetime: the token is delivered at once, or not at all.
+# §2.4 recommends a short lifetime: each delivery attempt signs a token of its own.
 LOGOUT_TOKEN_LIFETIME = 120
 # How long the confirmation page can be answered.
 CONFIRMATION_LIFETIME = 600
@@ -107,7 +107,6 @@ class Logout:
         sessions: Sessions,
         accounts: Accounts,
         tokens: TokenLifecycle,
-        delivery: BackchannelDelivery,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -116,7 +115,10 @@ class Logout:
         self._sessions = sessions
         self._accounts = accounts
         self._tokens = tokens
-        self._delivery = delivery
+        # The clients a logout tells: those that registered a back-channel logout URI.
+        self._to_tell = [
+            client.client_id for client in settings.clients if client.backchannel_logout_uri
+        ]
 
     # The request.
 
@@ -262,12 +264,15 @@ class Logout:
         for found in self.sector_sessions(email, sector):
             if found.shared:
                 self._sessions.leave_sector(found.digest, found.session, sector)
-                taken = self._store.sessions.take_clients(found.session.sid, found.clients)
-                told = self._notify(taken, found.session)
+                session = found.session
+                taken = self._store.sessions.take_clients(
+                    session.sid, session.identity.email, found.clients, self._to_tell
+                )
                 log.info(
-                    "SSO session %s signed out of one sector: %d client(s) notified",
-                    found.session.sid,
-                    told,
+                    "SSO session %s signed out of one sector: %d client(s), notice %s",
+                    session.sid,
+                    len(taken.client_ids),
+                    taken.notice_id or "not needed",
                 )
                 left += 1
             else:
@@ -281,35 +286,28 @@ class Logout:
         return client.subject_sector if client else None
 
     def _close(self, session: SsoSession) -> None:
-        client_ids, families = self._store.sessions.take_dependents(session.sid)
+        """Take the session's clients and families, writing the clients' logout notice to
+        the outbox in the same step (delivered by the outbox's worker, even after a stop)."""
+        taken = self._store.sessions.take_dependents(
+            session.sid, session.identity.email, self._to_tell
+        )
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
         # with the session (only those families were bound to it).
-        for family_id in families:
+        for family_id in taken.families:
             self._tokens.revoke_family(family_id)
-        told = self._notify(client_ids, session)
         log.info(
-            "Ended SSO session %s: %d client(s) notified, %d token family(ies) revoked",
+            "Ended SSO session %s: %d client(s), notice %s, %d token family(ies) revoked",
             session.sid,
-            told,
-            len(families),
+            len(taken.client_ids),
+            taken.notice_id or "not needed",
+            len(taken.families),
         )
 
-    def _notify(self, client_ids: list[str], session: SsoSession) -> int:
-        """Send each client with a back-channel URI its logout token; how many were sent."""
-        told = 0
-        for client_id in client_ids:
-            client = self._settings.client(client_id)
-            if client is None or not client.backchannel_logout_uri:
-                continue
-            notice = LogoutNotice(
-                client.client_id, client.backchannel_logout_uri, self.logout_token(client, session)
-            )
-            told += self._delivery.send(notice)
-        return told
-
-    def logout_token(self, client: ClientSettings, session: SsoSession) -> str:
-        """A logout token for ``client`` (Back-Channel Logout 1.0 §2.4): explicitly typed,
-        with both ``sub`` and ``sid``, and never a ``nonce`` (§2.4 forbids it)."""
+    def logout_token(self, client: ClientSettings, sid: str, email: str) -> str:
+        """A logout token for ``client`` about session ``sid`` of the person with ``email``
+        (Back-Channel Logout 1.0 §2.4): explicitly typed, with both ``sub`` and ``sid``, and
+        never a ``nonce`` (§2.4 forbids it). Signed at each delivery attempt
+        (backchannel.py), so its short lifetime counts from then."""
         now = self._clock.now()
         claims = {
             "iss": self._settings.issuer,
@@ -318,8 +316,8 @@ class Logout:
             "exp": now + LOGOUT_TOKEN_LIFETIME,
             "jti": new_secret(18),
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
-            "sub": self._accounts.subject_of(client.subject_sector, session.identity.email),
-            "sid": session.sid,
+            "sub": self._accounts.subject_of(client.subject_sector, email),
+            "sid": sid,
         }
         return self._keys.sign(claims, client.id_token_signed_response_alg, typ="logout+jwt")
 

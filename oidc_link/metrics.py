@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import start_http_server
 
+from oidc_link.config.webhooks import WEBHOOK_EVENT_TYPES
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
@@ -87,6 +89,9 @@ STORE_UNAVAILABLE_CAUSES = frozenset(
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"
+# How one outbox delivery attempt ended (webhooks/deliveries.py, backchannel.py): the sum is
+# the attempts made; "gone" is a webhook endpoint answering 410 (it is then disabled).
+DELIVERY_OUTCOMES = frozenset({"delivered", "retry", "gave_up", "gone"})
 # Link calls go over the internet and may retry: their buckets reach the longest timeout.
 LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
@@ -195,6 +200,20 @@ class Metrics:
             ["cause"],
             registry=registry,
         )
+        self._webhook_deliveries = Counter(
+            "oidc_link_webhook_deliveries",
+            "Webhook delivery attempts, by event type, client and outcome "
+            "(delivered, retry, gave_up, gone); their sum is the attempts made.",
+            ["event_type", "client_id", "outcome"],
+            registry=registry,
+        )
+        self._backchannel_notices = Counter(
+            "oidc_link_backchannel_logout_notices",
+            "Back-channel logout delivery attempts, by client and outcome "
+            "(delivered, retry, gave_up).",
+            ["client_id", "outcome"],
+            registry=registry,
+        )
         self._started_by = _Children(self._started)
         self._completed_by = _Children(self._completed)
         self._failed_by = _Children(self._failed)
@@ -204,6 +223,8 @@ class Metrics:
         self._http_by = _Children(self._http)
         self._limited_by = _Children(self._limited)
         self._store_unavailable_by = _Children(self._store_unavailable)
+        self._webhook_deliveries_by = _Children(self._webhook_deliveries)
+        self._backchannel_notices_by = _Children(self._backchannel_notices)
 
     @classmethod
     def for_settings(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Metrics:
@@ -263,6 +284,18 @@ class Metrics:
 
     def store_unavailable(self, cause: str) -> None:
         self._store_unavailable_by(_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
+
+    def webhook_delivery(self, event_type: str, client_id: str, outcome: str) -> None:
+        self._webhook_deliveries_by(
+            _bounded(event_type, WEBHOOK_EVENT_TYPES),
+            self._client(client_id),
+            _bounded(outcome, DELIVERY_OUTCOMES),
+        ).inc()
+
+    def backchannel_notice(self, client_id: str, outcome: str) -> None:
+        self._backchannel_notices_by(
+            self._client(client_id), _bounded(outcome, DELIVERY_OUTCOMES)
+        ).inc()
 
 
 def is_multiprocess() -> bool:

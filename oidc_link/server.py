@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import multiprocessing.util
 import os
 import shutil
 import signal
@@ -28,7 +27,6 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from oidc_link import create_app
-from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
 
 if TYPE_CHECKING:
@@ -50,9 +48,6 @@ GRANIAN_LOGGING: dict[str, Any] = {
         "granian.access": {"handlers": [], "propagate": False},
     },
 }
-# A worker stopping after its in-flight requests gives queued back-channel logout notices
-# this share of the grace period to go out rather than dropping them.
-BACKCHANNEL_SHARE_OF_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,18 +138,12 @@ def check_services(settings: Settings) -> None:
 
 
 def build_worker_app(settings: Settings) -> Callable[..., Any]:
-    """In each worker, after the fork: its own Redis connection pool, keys and back-channel
-    threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
-    worker process ends (after granian has drained the in-flight requests), which is where
-    queued back-channel logout notices get their share of the grace period."""
+    """In each worker, after the fork: its own Redis connection pool and keys. (Back-channel
+    logout notices are on the outbox: a stopping worker has none to finish.)"""
     from oidc_link.services import build_services
 
     forget_configuration_environment(settings, os.environ)
     services = build_services(settings)
-    grace = settings.server.graceful_timeout * BACKCHANNEL_SHARE_OF_GRACE
-    multiprocessing.util.Finalize(
-        None, partial(_finish_backchannel, services.delivery, grace), exitpriority=10
-    )
     return create_app(settings, services)
 
 
@@ -177,11 +166,6 @@ def _stop_signals_end_a_starting_worker() -> None:
     flight, so the default action (exit) is right."""
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, signal.SIG_DFL)
-
-
-def _finish_backchannel(backchannel: BackchannelDelivery, seconds: float) -> None:
-    backchannel.wait_until_idle(seconds)
-    backchannel.close()
 
 
 def provider_server(settings: Settings, listen: Listen) -> Server:

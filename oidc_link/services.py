@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from oidc_link.backchannel import BackchannelDelivery
+from oidc_link.backchannel import BACKCHANNEL_LOGOUT_NOTICE, LogoutNotices
 from oidc_link.clock import Clock, SystemClock
 from oidc_link.clock_skew import ClockSkew
 from oidc_link.config import Settings
@@ -29,6 +29,7 @@ from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.oauth.userinfo import UserInfo
 from oidc_link.outbound import Outbound
+from oidc_link.outbox.handling import FanOut, Handler
 from oidc_link.platform.account_links import AccountLinks
 from oidc_link.platform.account_sessions import AccountSessions
 from oidc_link.platform.accounts import Accounts
@@ -36,6 +37,7 @@ from oidc_link.platform.idempotency import Idempotency
 from oidc_link.sessions import Sessions
 from oidc_link.sign_in import SignIn
 from oidc_link.store import Store, connect
+from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
 
 if TYPE_CHECKING:
     import redis
@@ -56,8 +58,6 @@ class Services:
     link: LinkClient
     # Services assembled by hand (tests) count on a registry of their own.
     metrics: Metrics = field(default_factory=Metrics.standalone)
-    # Tests give a delivery with short retry delays; else one over the outbound policy.
-    backchannel: BackchannelDelivery | None = None
 
     def build(self) -> None:
         """Build every service now (create_app, at start), so that a configuration problem
@@ -141,11 +141,6 @@ class Services:
         return SignIn(self.store, self.sessions, self.interaction, self.provider, self.accounts)
 
     @cached_property
-    def delivery(self) -> BackchannelDelivery:
-        """Back-channel logout notices: the given delivery, else one over outbound.py."""
-        return self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings))
-
-    @cached_property
     def logout(self) -> Logout:
         return Logout(
             self.settings,
@@ -155,8 +150,22 @@ class Services:
             self.sessions,
             self.accounts,
             self.tokens,
-            self.delivery,
         )
+
+    @cached_property
+    def logout_notices(self) -> LogoutNotices:
+        """Back-channel logout on the outbox: logout.py signs, outbound.py POSTs."""
+        outbound = Outbound.for_settings(self.settings)
+        return LogoutNotices(self.settings.client, self.logout.logout_token, outbound, self.metrics)
+
+    # The outbox's kinds (issue 18), for its worker: what each kind of entry becomes as it
+    # leaves its aggregate's stream, and what delivers it.
+
+    def outbox_fan_outs(self) -> dict[str, FanOut]:
+        return {BACKCHANNEL_LOGOUT: self.logout_notices.fan_out}
+
+    def outbox_handlers(self) -> dict[str, Handler]:
+        return {BACKCHANNEL_LOGOUT_NOTICE: self.logout_notices.deliver}
 
 
 def build_services(
@@ -166,7 +175,6 @@ def build_services(
     redis_client: redis.Redis | None = None,
     announce: Callable[[str], None] | None = None,
     metrics_registry: CollectorRegistry | None = None,
-    backchannel: BackchannelDelivery | None = None,
 ) -> Services:
     """Wire the services from settings; tests pass a fixed clock, a Redis and a console.
 
@@ -199,5 +207,4 @@ def build_services(
         keys=keys,
         link=link,
         metrics=metrics,
-        backchannel=backchannel,
     )

@@ -3,7 +3,8 @@ once the account's email is verified (issue 14: any platform could sign anyone o
 relying party with an express account made with their email).
 
 Runs on fakeredis and a real redis-server; relying parties' back-channel logout endpoints
-are a real HTTP server on a loopback port.
+are a real HTTP server on a loopback port, told through the outbox (tests/outbox_delivery.py
+stands in for its worker).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import redis
 from flask import Flask
 
 from oidc_link import create_app
-from oidc_link.backchannel import BackchannelDelivery
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.ids import digest
-from oidc_link.services import build_services
+from oidc_link.services import Services, build_services
 from tests.api_client import SHOP_KEY, Platform
 from tests.conftest import (
     ISSUER,
@@ -31,10 +31,10 @@ from tests.conftest import (
     SHOP_SECRET,
     provider_config,
 )
+from tests.outbox_delivery import deliver_outbox
 from tests.relying_party import Browser, RelyingParty, query_of
 from tests.test_backchannel_logout import (  # noqa: F401 - fixtures
     LogoutReceiver,
-    delivery,
     receiver,
 )
 from tests.test_oidc_flow import sign_in
@@ -44,13 +44,12 @@ pytestmark = ON_REDIS_CLUSTER
 
 
 @pytest.fixture
-def app(
+def services(
     receiver: LogoutReceiver,  # noqa: F811 - the fixture imported above
-    delivery: BackchannelDelivery,  # noqa: F811 - the fixture imported above
     redis_client: redis.Redis,
     live_clock: FixedClock,
     console: list[str],
-) -> Flask:
+) -> Services:
     """shop (a platform with an API key) and blog (another owner's client): each its own
     sector, both told of logouts at the same receiver (the logout token's aud says which)."""
     config = provider_config()
@@ -59,10 +58,14 @@ def app(
     for client in clients[:2]:
         client["backchannel_logout_uri"] = receiver.url
     settings: Settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
-    services = build_services(
+    return build_services(
         settings, clock=live_clock, redis_client=redis_client, announce=console.append
     )
-    return create_app(settings, services, backchannel=delivery)
+
+
+@pytest.fixture
+def app(services: Services) -> Flask:
+    return create_app(services.settings, services)
 
 
 def blog(app: Flask) -> RelyingParty:
@@ -135,7 +138,8 @@ def test_a_platform_cannot_sign_out_someone_it_gave_as_an_unverified_email(
     app: Flask,
     console: list[str],
     receiver: LogoutReceiver,  # noqa: F811 - the fixture imported above
-    delivery: BackchannelDelivery,  # noqa: F811 - the fixture imported above
+    services: Services,
+    redis_client: redis.Redis,
 ) -> None:
     # Jenny is signed in at blog, another owner's client.
     victim = Browser(app, ISSUER)
@@ -164,7 +168,7 @@ def test_a_platform_cannot_sign_out_someone_it_gave_as_an_unverified_email(
     # nothing.
     assert "code" in silent(victim, blog(app))
     assert userinfo_status(blog(app), blog_token) == 200
-    assert delivery.wait_until_idle(10)
+    assert deliver_outbox(redis_client, services) == []
     assert receiver.received == []
 
 
@@ -172,7 +176,8 @@ def test_a_verified_account_ends_only_its_own_sectors_sessions_and_tokens(
     app: Flask,
     console: list[str],
     receiver: LogoutReceiver,  # noqa: F811 - the fixture imported above
-    delivery: BackchannelDelivery,  # noqa: F811 - the fixture imported above
+    services: Services,
+    redis_client: redis.Redis,
 ) -> None:
     shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
     # Three browsers of Jenny's: one used only for blog, one only for shop, one for both.
@@ -220,7 +225,7 @@ def test_a_verified_account_ends_only_its_own_sectors_sessions_and_tokens(
     assert userinfo_status(blog(app), blog_only_token) == 200
     assert userinfo_status(blog(app), shared_blog_token) == 200
     # Only shop was told, once per session it signed in to.
-    assert delivery.wait_until_idle(10)
+    deliver_outbox(redis_client, services)
     assert notified_clients(app, receiver) == ["shop", "shop"]
     # The page now lists nothing, and shop's sign-in asks for the SMS code again.
     assert page.get("/account").status_code == 200

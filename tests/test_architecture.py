@@ -33,7 +33,6 @@ LAYERS = {
     # metrics.py: the Prometheus metrics; link/measured.py times Link calls into them.
     "metrics": 2,
     "link": 2,
-    "backchannel": 2,
     # outbound.py: every fetch of a URL a client's configuration names (jwks_uri,
     # back-channel logout): the address policy, redirects, deadline and size cap.
     "outbound": 2,
@@ -43,6 +42,9 @@ LAYERS = {
     # outbox/: the outbox's worker (issue 18): reads the store's streams and calls the
     # kinds' handlers (webhooks/, back-channel logout), so it sits above both.
     "outbox": 3,
+    # backchannel.py: back-channel logout notices, the outbox's kind that fans a logout out
+    # to its clients and POSTs each one's logout token (signed by logout.py, passed in).
+    "backchannel": 4,
     "keys": 3,
     # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
     "clock_skew": 3,
@@ -165,9 +167,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 # Imports between two different top-level modules or packages of one layer, as (importer,
 # imported) names in LAYERS, with why. A pair no longer imported fails.
 SAME_LAYER_IMPORTS = {
-    ("backchannel", "outbound"): (
-        "back-channel logout fetches a client's URL; outbound.py is the one way to do that"
-    ),
     ("webhooks", "outbound"): (
         "a webhook delivery POSTs to a client's URL; outbound.py is the one way to do that"
     ),

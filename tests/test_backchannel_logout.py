@@ -1,5 +1,8 @@
 """Back-Channel Logout 1.0: at logout, each client of the session that registered a
-``backchannel_logout_uri`` is sent a logout token by a real HTTP POST, off the request path.
+``backchannel_logout_uri`` is sent a logout token by a real HTTP POST, off the request path:
+the logout writes one notice to the outbox with the step that takes the session's clients,
+and the outbox's kind (backchannel.py) fans it out and delivers it, so a notice survives a
+stop. The outbox's worker is stood in for by tests/outbox_delivery.py.
 
 The relying party is a real HTTP server on a loopback port; the provider runs on the
 embedded fakeredis (this is about behaviour, not storage).
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,14 +22,19 @@ import jwt
 import pytest
 import redis
 from flask import Flask
+from prometheus_client import CollectorRegistry
 
 from oidc_link import create_app
-from oidc_link.backchannel import BackchannelDelivery, LogoutNotice
+from oidc_link.backchannel import BACKCHANNEL_LOGOUT_NOTICE, LogoutNotices
 from oidc_link.clock import FixedClock
-from oidc_link.config import settings_from_mapping
+from oidc_link.config import Settings, settings_from_mapping
+from oidc_link.metrics import Metrics
 from oidc_link.outbound import Outbound
-from oidc_link.services import build_services
+from oidc_link.outbox.handling import Outcome
+from oidc_link.services import Services, build_services
+from oidc_link.store.outbox import OutboxEntry
 from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SHOP_SECRET, provider_config
+from tests.outbox_delivery import deliver_outbox, written
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
 
@@ -46,27 +54,17 @@ class Received:
 @dataclass
 class LogoutReceiver:
     """A relying party's back-channel logout endpoint: records every POST and answers with
-    the next scripted status (200 once the script runs out). While ``hold`` is set, each
-    request waits for ``release`` before answering."""
+    the next scripted status (200 once the script runs out)."""
 
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
-    arrived: threading.Event = field(default_factory=threading.Event)
-    hold: bool = False
-    release: threading.Event = field(default_factory=threading.Event)
-    answered: int = 0
     url: str = ""
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length", "0"))
         body = handler.rfile.read(length).decode()
         self.received.append(Received(handler.path, dict(handler.headers), parse_qs(body)))
-        self.arrived.set()
-        if self.hold:
-            self.release.wait(30)
         status = self.statuses.pop(0) if self.statuses else 200
-        # Counted before the answer leaves: once the sender has it, the count is right.
-        self.answered += 1
         handler.send_response(status)
         handler.send_header("Cache-Control", "no-store")
         handler.send_header("Content-Length", "0")
@@ -90,42 +88,39 @@ def receiver() -> Iterator[LogoutReceiver]:
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/backchannel-logout"
     yield state
-    state.release.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
 
 
 @pytest.fixture
-def delivery() -> Iterator[BackchannelDelivery]:
-    # Short waits between attempts; the deadline is long enough that a hanging receiver
-    # would visibly hold a logout that waited for it. The receiver is on loopback: the
-    # sandbox's policy (Outbound.for_settings) lets that exact URI be reached.
-    running = BackchannelDelivery(
-        Outbound(exact_loopback=True), retry_delays=(0.05, 0.1), deadline=20.0
-    )
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def app(
-    receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
-    embedded_redis: redis.Redis,
-    live_clock: FixedClock,
-    console: list[str],
-) -> Flask:
+def settings(receiver: LogoutReceiver) -> Settings:
+    """shop takes back-channel logout notices at the receiver; blog takes none. The
+    receiver is on loopback: the sandbox's outbound policy lets that exact URI be reached."""
     config = provider_config()
     clients = config["clients"]
     assert isinstance(clients, list)
     clients[0]["backchannel_logout_uri"] = receiver.url
     clients[0]["backchannel_logout_session_required"] = True
-    settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
-    services = build_services(
-        settings, clock=live_clock, redis_client=embedded_redis, announce=console.append
+    return settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+
+
+@pytest.fixture
+def services(
+    settings: Settings, embedded_redis: redis.Redis, live_clock: FixedClock, console: list[str]
+) -> Services:
+    return build_services(
+        settings,
+        clock=live_clock,
+        redis_client=embedded_redis,
+        announce=console.append,
+        metrics_registry=CollectorRegistry(),
     )
-    return create_app(settings, services, backchannel=delivery)
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services) -> Flask:
+    return create_app(settings, services)
 
 
 def signed_in(browser: Browser, rp: RelyingParty, console: list[str]) -> dict[str, Any]:
@@ -156,20 +151,26 @@ def verified_logout_token(app: Flask, token: str) -> tuple[dict[str, Any], dict[
     return header, claims
 
 
+def delivered_tokens(receiver: LogoutReceiver) -> list[str]:
+    return [r.form["logout_token"][0] for r in receiver.received]
+
+
 def test_the_client_receives_a_logout_token_for_the_session_it_signed_in_to(
     app: Flask,
+    services: Services,
+    embedded_redis: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
     receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
 ) -> None:
     token = signed_in(browser, shop, console)
     id_token = jwt.decode(token["id_token"], options={"verify_signature": False})
 
     log_out(browser, token["id_token"])
+    [delivery] = deliver_outbox(embedded_redis, services)
 
-    assert delivery.wait_until_idle(10)
+    assert delivery.outcomes == [Outcome.DELIVERED]
     assert len(receiver.received) == 1
     request = receiver.received[0]
     assert request.path == "/backchannel-logout"
@@ -185,50 +186,120 @@ def test_the_client_receives_a_logout_token_for_the_session_it_signed_in_to(
     assert 0 < claims["exp"] - claims["iat"] <= 300
 
 
-def test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts(
+def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
+    browser: Browser,
+    shop: RelyingParty,
+    console: list[str],
+    embedded_redis: redis.Redis,
+    receiver: LogoutReceiver,
+) -> None:
+    token = signed_in(browser, shop, console)
+    sid = jwt.decode(token["id_token"], options={"verify_signature": False})["sid"]
+
+    log_out(browser, token["id_token"])
+
+    # Nothing was sent from the request: the notice waits in the outbox, and carries what
+    # a token is made from at delivery, never a token.
+    assert receiver.received == []
+    [entry] = written(embedded_redis)
+    assert entry.kind == "backchannel_logout"
+    assert entry.entry_id.startswith("bcl_")
+    assert entry.body == {"sid": sid, "email": "jenny@example.com", "client_ids": ["shop"]}
+
+
+def test_a_notice_written_before_a_stop_is_delivered_by_a_new_instance(
+    settings: Settings,
+    embedded_redis: redis.Redis,
+    live_clock: FixedClock,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
     receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
+) -> None:
+    token = signed_in(browser, shop, console)
+    log_out(browser, token["id_token"])
+
+    # Another process: nothing shared with the one that logged out but Redis.
+    restarted = build_services(
+        settings,
+        clock=live_clock,
+        redis_client=embedded_redis,
+        metrics_registry=CollectorRegistry(),
+    )
+    [delivery] = deliver_outbox(embedded_redis, restarted)
+
+    assert delivery.outcomes == [Outcome.DELIVERED]
+    assert len(receiver.received) == 1
+
+
+def test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts(
+    app: Flask,
+    services: Services,
+    embedded_redis: redis.Redis,
+    browser: Browser,
+    shop: RelyingParty,
+    console: list[str],
+    receiver: LogoutReceiver,
 ) -> None:
     receiver.statuses = [503, 503, 200]
     token = signed_in(browser, shop, console)
 
     log_out(browser, token["id_token"])
+    [delivery] = deliver_outbox(embedded_redis, services)
 
-    assert delivery.wait_until_idle(10)
+    assert delivery.outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DELIVERED]
     assert len(receiver.received) == 3
-    assert len({r.form["logout_token"][0] for r in receiver.received}) == 1
+    # Each attempt signs a token of its own (its short life counts from the attempt), all
+    # about the same session.
+    tokens = delivered_tokens(receiver)
+    assert len(set(tokens)) == 3
+    assert len({verified_logout_token(app, t)[1]["sid"] for t in tokens}) == 1
+    counted = services.metrics.registry.get_sample_value
+    labels = {"client_id": "shop"}
+    assert counted("oidc_link_backchannel_logout_notices_total", labels | {"outcome": "retry"}) == 2
+    delivered = labels | {"outcome": "delivered"}
+    assert counted("oidc_link_backchannel_logout_notices_total", delivered) == 1
 
 
 def test_a_receiver_that_refuses_the_token_is_not_asked_again(
+    services: Services,
+    embedded_redis: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
     receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
 ) -> None:
     receiver.statuses = [400]
     token = signed_in(browser, shop, console)
 
     log_out(browser, token["id_token"])
+    [delivery] = deliver_outbox(embedded_redis, services)
 
-    assert delivery.wait_until_idle(10)
+    assert delivery.outcomes == [Outcome.GIVE_UP]
     assert len(receiver.received) == 1
 
 
 def test_outside_development_a_loopback_receiver_is_refused_once_and_never_contacted(
-    receiver: LogoutReceiver, caplog: pytest.LogCaptureFixture
+    settings: Settings, receiver: LogoutReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The address policy (outbound.py) is final: no retry could change it."""
-    strict = BackchannelDelivery(Outbound(), retry_delays=(0.05, 0.1))
-    notice = LogoutNotice("shop", receiver.url + "?secret=x", "a-logout-token")
+    shop = settings.client("shop")
+    assert shop is not None
+    with_query = replace(shop, backchannel_logout_uri=receiver.url + "?secret=x")
+    strict = LogoutNotices(
+        lambda client_id: with_query if client_id == "shop" else None,
+        lambda client, sid, email: "a-logout-token",
+        Outbound(),
+        Metrics.standalone(),
+    )
+    notice = OutboxEntry(
+        BACKCHANNEL_LOGOUT_NOTICE,
+        "bcl_1:shop",
+        {"sid": "sid_1", "email": "jenny@example.com", "client_id": "shop"},
+    )
 
     with caplog.at_level(logging.INFO, "oidc_link.backchannel"):
-        assert strict.send(notice)
-        assert strict.wait_until_idle(10)
-    strict.close()
+        assert strict.deliver(notice, 1) is Outcome.GIVE_UP
 
     assert receiver.received == []
     assert (
@@ -236,38 +307,17 @@ def test_outside_development_a_loopback_receiver_is_refused_once_and_never_conta
         "a loopback address (127.0.0.1) (attempt 1)" in caplog.text
     )
     assert "secret=x" not in caplog.text
-
-
-def test_a_receiver_that_hangs_does_not_hold_up_the_logout_page(
-    browser: Browser,
-    shop: RelyingParty,
-    console: list[str],
-    receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
-) -> None:
-    receiver.hold = True
-    token = signed_in(browser, shop, console)
-
-    log_out(browser, token["id_token"])
-
-    # The page is back, and the one delivery is still waiting at the receiver: nothing
-    # was answered yet (a logout waiting for it would have seen an answer or a timeout,
-    # and retried).
-    assert receiver.arrived.wait(10)
-    assert receiver.answered == 0
-    assert len(receiver.received) == 1
-    receiver.release.set()
-    assert delivery.wait_until_idle(10)
-    assert receiver.answered == 1
+    assert "jenny" not in caplog.text
 
 
 def test_a_client_without_a_backchannel_logout_uri_is_not_notified(
     app: Flask,
+    services: Services,
+    embedded_redis: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
     receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
 ) -> None:
     signed_in(browser, shop, console)
     blog = RelyingParty(
@@ -283,21 +333,22 @@ def test_a_client_without_a_backchannel_logout_uri_is_not_notified(
     blog_token = blog.exchange(browser.get(request.url).headers["Location"], request)
 
     log_out(browser, blog_token["id_token"])
+    deliver_outbox(embedded_redis, services)
 
-    assert delivery.wait_until_idle(10)
     audiences = [
-        jwt.decode(r.form["logout_token"][0], options={"verify_signature": False})["aud"]
-        for r in receiver.received
+        jwt.decode(token, options={"verify_signature": False})["aud"]
+        for token in delivered_tokens(receiver)
     ]
     assert audiences == ["shop"]
 
 
-def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_sends_nothing(
+def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notice(
     app: Flask,
+    services: Services,
+    embedded_redis: redis.Redis,
     browser: Browser,
     console: list[str],
     receiver: LogoutReceiver,
-    delivery: BackchannelDelivery,
 ) -> None:
     blog = RelyingParty(
         app,
@@ -312,5 +363,31 @@ def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_sends_nothing(
 
     log_out(browser, token["id_token"])
 
-    assert delivery.wait_until_idle(10)
+    assert written(embedded_redis) == []
+    assert deliver_outbox(embedded_redis, services) == []
+    assert receiver.received == []
+
+
+def test_a_client_that_dropped_its_uri_since_the_logout_gets_no_delivery(
+    settings: Settings,
+    embedded_redis: redis.Redis,
+    live_clock: FixedClock,
+    browser: Browser,
+    shop: RelyingParty,
+    console: list[str],
+    receiver: LogoutReceiver,
+) -> None:
+    token = signed_in(browser, shop, console)
+    log_out(browser, token["id_token"])
+
+    # Restarted with a configuration where shop no longer takes notices.
+    config = provider_config()
+    changed = build_services(
+        settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test"),
+        clock=live_clock,
+        redis_client=embedded_redis,
+        metrics_registry=CollectorRegistry(),
+    )
+
+    assert deliver_outbox(embedded_redis, changed) == []
     assert receiver.received == []

@@ -26,7 +26,7 @@ from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.services import build_services
-from oidc_link.store import accounts, base, token_scripts
+from oidc_link.store import accounts, base, sessions, token_scripts
 from oidc_link.store.keyspace import kind_of
 from tests.layouts import record_layout as flows
 
@@ -218,7 +218,7 @@ def run_every_flow(app: Flask, console: list[str]) -> None:
 def every_script() -> dict[str, str]:
     """Each Lua script the store defines, by its SHA-1 (what EVALSHA names)."""
     found = {}
-    for module in (base, token_scripts, accounts):
+    for module in (base, token_scripts, accounts, sessions):
         for name, value in inspect.getmembers(module):
             if name.isupper() and isinstance(value, str) and "redis.call" in value:
                 found[hashlib.sha1(value.encode()).hexdigest()] = name  # noqa: S324

@@ -24,7 +24,9 @@ from oidc_link.models import (
 )
 from oidc_link.store import Store, connect, keyspace
 from oidc_link.store.keyspace import FLOW_AFTERLIFE
-from tests.conftest import ON_REDIS_CLUSTER
+from oidc_link.store.outbox import OutboxEntry
+from oidc_link.store.sessions import Taken
+from tests.conftest import JENNY, ON_REDIS_CLUSTER
 
 # On a real Redis Cluster too: every test (issue 17 item 3).
 pytestmark = ON_REDIS_CLUSTER
@@ -502,10 +504,37 @@ def test_a_sessions_clients_are_taken_once_and_only_those_asked_for(
     store.sessions.remember_family("sid_1", "fam_1", 3600)
 
     assert store.sessions.clients(["sid_1", "sid_none"]) == [["blog", "shop"], []]
-    assert store.sessions.take_clients("sid_1", ["shop", "acme"]) == ["shop"]
+    taken = store.sessions.take_clients("sid_1", JENNY, ["shop", "acme"], ["shop", "blog"])
+    assert (taken.client_ids, taken.families) == (["shop"], [])
+    assert taken.notice_id is not None
     # Of two sign-outs, only the first gets the client (and tells it).
-    assert store.sessions.take_clients("sid_1", ["shop"]) == []
-    assert store.sessions.take_dependents("sid_1") == (["blog"], ["fam_1"])
+    again = store.sessions.take_clients("sid_1", JENNY, ["shop"], ["shop", "blog"])
+    assert again == Taken([], [], None)
+    rest = store.sessions.take_dependents("sid_1", JENNY, ["shop"])
+    assert rest == Taken(["blog"], ["fam_1"], None)  # blog takes no notices: none written
+
+
+def test_taking_a_sessions_clients_writes_their_notice_to_its_outbox_in_the_same_step(
+    store: Store, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    expires = clock.now() + 3600
+    for client_id in ("shop", "blog", "news"):
+        store.sessions.remember_client("sid_2", client_id, expires)
+
+    taken = store.sessions.take_dependents("sid_2", JENNY, ["news", "shop", "other"])
+
+    stream = keyspace.outbox(keyspace.session_dependents("sid_2"))
+    assert redis_client.zscore(keyspace.OUTBOX_INDEX, stream) == clock.now()
+    [(_, fields)] = redis_client.xrange(stream)
+    assert OutboxEntry.from_fields(fields) == OutboxEntry(
+        "backchannel_logout",
+        taken.notice_id,
+        {"sid": "sid_2", "email": JENNY, "client_ids": ["news", "shop"]},
+    )
+    assert redis_client.exists(keyspace.session_dependents("sid_2")) == 0
+    # A second logout of the same session finds nothing and writes nothing.
+    assert store.sessions.take_dependents("sid_2", JENNY, ["shop"]) == Taken([], [], None)
+    assert redis_client.xlen(stream) == 1
 
 
 def test_a_replaced_session_keeps_its_ttl_and_an_ended_one_stays_ended(

@@ -38,6 +38,8 @@ PREFIX = "oidc-link:v1:"
 # |   accounts.for_email_and_record          |                                    |           |
 # | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
 # | consents.add (MULTI)                     | consent                            | its own   |
+# | sessions TAKE_AND_TELL (Lua): a logout   | session_links and its outbox stream| session_  |
+# |   takes clients, writes their notice     |   (outbox: tagged with its name)   |   links   |
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
 # | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
 # |   session, an SSO code                   | method's write one key or script   |           |

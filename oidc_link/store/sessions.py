@@ -1,18 +1,84 @@
 """SSO sessions in Redis (by the cookie's digest), what each signed in to (by its sid), and
 a person's sessions (by their email's digest). Losing one means signing in again; the
-session rules (idle, absolute expiry) are sessions.py's, not this module's."""
+session rules (idle, absolute expiry) are sessions.py's, not this module's. Taking a
+session's clients writes their back-channel logout notice to the outbox in the same step."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from oidc_link.ids import digest
+import redis
+
+from oidc_link.clock import Clock
+from oidc_link.ids import digest, new_id
 from oidc_link.models import SsoSession
 from oidc_link.store import keyspace
-from oidc_link.store.base import Aggregate, Writes
+from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.outbox import OutboxStore
+
+# The outbox entry a logout writes (store/outbox.py): which session ended, whose it was, and
+# the clients to tell; the logout tokens are signed only when each is delivered.
+BACKCHANNEL_LOGOUT = "backchannel_logout"
+
+# Take a session's clients and write their logout notice, as one step (so that of two
+# concurrent logouts only one tells the clients, and a notice is never lost between the
+# take and the write). KEYS[1]: the session's dependents set; KEYS[2]: its outbox stream
+# (the same slot). ARGV[1]: the entry's id; ARGV[2], ARGV[3]: the sid and the person's
+# email (what ``sub`` is computed from at delivery); ARGV[4]: n, how many clients follow to
+# take (0: take the whole set, families too, and delete it); then those n client ids; then
+# the ids of the clients to tell (those with a backchannel_logout_uri). Returns the members
+# taken ("client:<id>", "family:<id>"). The entry names only taken clients that are told,
+# and is written only when there is one: ``kind``, ``id``, ``body`` as OutboxEntry.fields.
+TAKE_AND_TELL = """
+local count = tonumber(ARGV[4])
+local taken = {}
+if count == 0 then
+  taken = redis.call('SMEMBERS', KEYS[1])
+  redis.call('DEL', KEYS[1])
+else
+  for i = 5, 4 + count do
+    local member = 'client:' .. ARGV[i]
+    if redis.call('SREM', KEYS[1], member) == 1 then
+      taken[#taken + 1] = member
+    end
+  end
+end
+local to_tell = {}
+for i = 5 + count, #ARGV do
+  to_tell['client:' .. ARGV[i]] = true
+end
+local told = {}
+for _, member in ipairs(taken) do
+  if to_tell[member] then
+    told[#told + 1] = string.sub(member, 8)
+  end
+end
+if #told > 0 then
+  table.sort(told)
+  local body = cjson.encode({sid = ARGV[2], email = ARGV[3], client_ids = told})
+  redis.call('XADD', KEYS[2], '*', 'kind', 'backchannel_logout', 'id', ARGV[1], 'body', body)
+end
+return taken
+"""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a logout took from a session: its clients and token families (sorted), and the
+    id of the back-channel logout notice written for them (None: nobody to tell)."""
+
+    client_ids: list[str]
+    families: list[str]
+    notice_id: str | None
 
 
 class SessionStore(Aggregate):
+    def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
+        super().__init__(client, clock, outages)
+        self._outbox = OutboxStore(client, clock, outages)
+        self._take_and_tell = client.register_script(TAKE_AND_TELL)
+
     def save(self, secret: str, session: SsoSession, *, writes: Writes | None = None) -> None:
         expires_at = min(session.idle_expiry, session.absolute_expiry)
         self._target(writes).set(
@@ -83,29 +149,34 @@ class SessionStore(Aggregate):
             for members in pipeline.execute()
         ]
 
-    def take_clients(self, sid: str, client_ids: Sequence[str]) -> list[str]:
-        """Atomically forget some of a session's clients; those that were still there (of
-        two concurrent sign-outs only one gets each, and notifies it)."""
+    def take_clients(
+        self, sid: str, email: str, client_ids: Sequence[str], to_tell: Sequence[str]
+    ) -> Taken:
+        """Atomically forget some of a session's clients (a sector's sign-out) and write one
+        logout notice for those of ``to_tell`` that were still there: of two concurrent
+        sign-outs only one takes each client, and only that one tells it."""
         if not client_ids:
-            return []
-        key = keyspace.session_dependents(sid)
-        pipeline = self._redis.pipeline(transaction=True)
-        for client_id in client_ids:
-            pipeline.srem(key, "client:" + client_id)
-        removed = pipeline.execute()
-        return [client_id for client_id, gone in zip(client_ids, removed, strict=True) if gone]
+            return Taken([], [], None)
+        return self._take(sid, email, list(client_ids), to_tell)
 
-    def take_dependents(self, sid: str) -> tuple[list[str], list[str]]:
-        """Atomically read and forget a session's clients and families, so that of two
-        concurrent logouts only one notifies the clients."""
+    def take_dependents(self, sid: str, email: str, to_tell: Sequence[str]) -> Taken:
+        """Atomically read and forget a session's clients and families (the session ended)
+        and write one logout notice for its clients of ``to_tell``: of two concurrent
+        logouts only one takes them and tells the clients."""
+        return self._take(sid, email, [], to_tell)
+
+    def _take(self, sid: str, email: str, some: list[str], to_tell: Sequence[str]) -> Taken:
         key = keyspace.session_dependents(sid)
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.smembers(key)
-        pipeline.delete(key)
-        members, _ = pipeline.execute()
+        notice_id = new_id("bcl")
+        # Announced first (its own round trip): an entry is never in a stream the outbox's
+        # relay cannot find. Skipped when no client could be told: the step writes none.
+        stream = self._outbox.announce(key) if to_tell else keyspace.outbox(key)
+        args = [notice_id, sid, email, len(some), *some, *to_tell]
+        members = self._take_and_tell(keys=[key, stream], args=args)
         clients = sorted(m.removeprefix("client:") for m in members if m.startswith("client:"))
         families = sorted(m.removeprefix("family:") for m in members if m.startswith("family:"))
-        return clients, families
+        told = set(clients) & set(to_tell)
+        return Taken(clients, families, notice_id if told else None)
 
     # A person's SSO sessions, by their email's digest: the account page lists them and
     # "sign out everywhere" ends them. Members are the sessions' cookie digests; the set
