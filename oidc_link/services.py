@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oidc_link.backchannel import BACKCHANNEL_LOGOUT_NOTICE, LogoutNotices
 from oidc_link.clock import Clock, SystemClock
@@ -38,6 +38,9 @@ from oidc_link.sessions import Sessions
 from oidc_link.sign_in import SignIn
 from oidc_link.store import Store, connect
 from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
+from oidc_link.store.webhook_endpoints import EVENT
+from oidc_link.webhooks.deliveries import WEBHOOK_DELIVERY, WebhookDeliveries
+from oidc_link.webhooks.delivery import WebhookSender
 
 if TYPE_CHECKING:
     import redis
@@ -161,11 +164,34 @@ class Services:
     # The outbox's kinds (issue 18), for its worker: what each kind of entry becomes as it
     # leaves its aggregate's stream, and what delivers it.
 
+    @cached_property
+    def webhook_deliveries(self) -> WebhookDeliveries:
+        """Events to the endpoints subscribed to them, each attempt signed (webhooks/)."""
+        sender = WebhookSender(Outbound.for_settings(self.settings), self.clock)
+        return WebhookDeliveries(
+            self.settings,
+            self.store.webhook_endpoints,
+            sender,
+            self.metrics,
+            save_event=self.save_event,
+        )
+
     def outbox_fan_outs(self) -> dict[str, FanOut]:
-        return {BACKCHANNEL_LOGOUT: self.logout_notices.fan_out}
+        return {
+            BACKCHANNEL_LOGOUT: self.logout_notices.fan_out,
+            EVENT: self.webhook_deliveries.fan_out,
+        }
 
     def outbox_handlers(self) -> dict[str, Handler]:
-        return {BACKCHANNEL_LOGOUT_NOTICE: self.logout_notices.deliver}
+        return {
+            BACKCHANNEL_LOGOUT_NOTICE: self.logout_notices.deliver,
+            WEBHOOK_DELIVERY: self.webhook_deliveries.deliver,
+        }
+
+    def save_event(self, event: dict[str, Any]) -> None:
+        """Where an event handed to webhook delivery is kept for GET /v1/events: the events'
+        store (store/events.py) once it is part of this build; until then the webhook
+        deliveries' own log (store/webhook_endpoints.py) is the only copy."""
 
 
 def build_services(

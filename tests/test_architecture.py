@@ -36,15 +36,15 @@ LAYERS = {
     # outbound.py: every fetch of a URL a client's configuration names (jwks_uri,
     # back-channel logout): the address policy, redirects, deadline and size cap.
     "outbound": 2,
-    # webhooks/: signing a delivery and one attempt at it over outbound.py (issue 18); layer 2
-    # so that the outbox's worker (same layer, a later piece) may call it.
-    "webhooks": 2,
     # outbox/: the outbox's worker (issue 18): reads the store's streams and calls the
     # kinds' handlers (webhooks/, back-channel logout), so it sits above both.
     "outbox": 3,
     # backchannel.py: back-channel logout notices, the outbox's kind that fans a logout out
     # to its clients and POSTs each one's logout token (signed by logout.py, passed in).
     "backchannel": 4,
+    # webhooks/: signing a delivery, one attempt at it over outbound.py, and the outbox's
+    # kind that fans an event out to the endpoints subscribed to it (issue 18).
+    "webhooks": 4,
     "keys": 3,
     # clock_skew.py: this instance's clock against Redis's TIME, into the log and a gauge.
     "clock_skew": 3,
@@ -167,9 +167,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 # Imports between two different top-level modules or packages of one layer, as (importer,
 # imported) names in LAYERS, with why. A pair no longer imported fails.
 SAME_LAYER_IMPORTS = {
-    ("webhooks", "outbound"): (
-        "a webhook delivery POSTs to a client's URL; outbound.py is the one way to do that"
-    ),
     ("link", "metrics"): "link/measured.py times Link calls into the metrics",
     ("cli", "server"): "`oidc-link serve` starts the server; the command is the entry point",
     ("cli", "demo"): "`oidc-link demo` starts the demo; the command is the entry point",

@@ -96,6 +96,13 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         f"oidc-link:v1:idempotency:key_scope:{IDEMPOTENCY_KEY}",
     ),
     (keyspace.sandbox_session, ("secret-1",), f"oidc-link:v1:sandbox_session:{SECRET}"),
+    # The outbox: a stream per aggregate, in its slot (issue 18).
+    (
+        keyspace.outbox,
+        ("oidc-link:v1:session_links:sid_1",),
+        "oidc-link:v1:outbox:{oidc-link:v1:session_links:sid_1}",
+    ),
+    (keyspace.webhook_endpoint, ("we_1",), "oidc-link:v1:webhook_endpoint:we_1"),
 ]
 
 # keyspace functions that build no key of their own.
@@ -105,6 +112,7 @@ NOT_KEYS = {
     keyspace.rate_counter_ttl,
     keyspace.token_family,
     keyspace.code_family,
+    keyspace.hash_tag,
 }
 
 
@@ -149,8 +157,12 @@ def test_the_fixed_names_and_ttls_are_today_s() -> None:
         "keyrings",
         "keys",
         "sandbox_key",
+        "webhook_endpoint",
+        "webhook_events",
     ]
     assert keyspace.SANDBOX_KEY == "oidc-link:v1:sandbox_key"
+    assert keyspace.OUTBOX_INDEX == "oidc-link:v1:outbox_index"
+    assert keyspace.WEBHOOK_EVENTS == "oidc-link:v1:webhook_events"
 
 
 def test_scans_and_kinds_read_the_same_layout() -> None:

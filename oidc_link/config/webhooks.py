@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oidc_link.config.reader import Reader, is_https_or_loopback
+from oidc_link.ids import digest
 
 # Issue 18's event types (DESIGN.md: the events store, a later piece, emits exactly these).
 WEBHOOK_EVENT_TYPES = (
@@ -40,6 +41,12 @@ class WebhookEndpoint:
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.events or event_type in self.events
+
+    @property
+    def endpoint_id(self) -> str:
+        """A stable name for the operator and the store (``we_`` and 16 hex digits): the
+        same client and URL keep it across restarts and edits of its events."""
+        return "we_" + digest(self.client_id + "\x00" + self.url)[:16]
 
     def __repr__(self) -> str:
         # Never the secrets: settings get printed in tracebacks and debug sessions.

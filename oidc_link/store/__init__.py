@@ -22,6 +22,7 @@ from oidc_link.store.sandbox import SandboxSessionStore
 from oidc_link.store.server import ServerStore
 from oidc_link.store.sessions import SessionStore
 from oidc_link.store.tokens import TokenStore
+from oidc_link.store.webhook_endpoints import WebhookEndpointStore
 
 __all__ = ["RateLimit", "Store", "Writes", "connect"]
 
@@ -62,6 +63,7 @@ class Store:
         self.sandbox = SandboxSessionStore(*parts)
         self.server = ServerStore(*parts)
         self.outbox = OutboxStore(*parts)
+        self.webhook_endpoints = WebhookEndpointStore(*parts)
 
     def writes(self) -> Writes:
         """Queue the writes of several methods (``writes=`` on each, of any aggregate), sent

@@ -57,9 +57,20 @@ FLOW_AFTERLIFE = 3600
 # Kinds kept without a TTL, each on purpose: a key ring must outlive every token it signed
 # (keys.py retires keys explicitly); the list of rings tells a new installation from a lost
 # ring; accounts, their lists and email index are durable records a platform deletes; the
-# sandbox's sealing key must stay the one every worker has read (sandbox only).
+# sandbox's sealing key must stay the one every worker has read (sandbox only); a webhook
+# endpoint's state must stay disabled until an operator enables it; the log of events handed
+# to webhooks is capped by its length instead (store/webhook_endpoints.py).
 DURABLE_KINDS = frozenset(
-    {"keys", "keyrings", "account", "accounts_of", "account_email", "sandbox_key"}
+    {
+        "keys",
+        "keyrings",
+        "account",
+        "accounts_of",
+        "account_email",
+        "sandbox_key",
+        "webhook_endpoint",
+        "webhook_events",
+    }
 )
 
 
@@ -311,3 +322,16 @@ def outbox(aggregate_key: str) -> str:
 # writer last announced it (unix seconds). Announced before the write that fills the stream, so no
 # entry is ever in a stream nobody knows of.
 OUTBOX_INDEX = PREFIX + "outbox_index"
+
+
+# Webhooks (issue 18): each configured endpoint's state (disabled, with when and why; its last
+# delivery), by its id (config/webhooks.py's ``endpoint_id``), and the log of events handed to
+# webhook delivery (a capped stream: what ``oidc-link events list`` shows and ``resend``
+# reads; a resend's entry goes to that log's outbox stream, in its slot).
+
+
+def webhook_endpoint(endpoint_id: str) -> str:
+    return PREFIX + "webhook_endpoint:" + endpoint_id
+
+
+WEBHOOK_EVENTS = PREFIX + "webhook_events"

@@ -1,2 +1,2 @@
-"""Webhooks: signing a delivery and making one attempt at it. What to send and when to retry
-belong to the outbox (a later piece), which calls ``WebhookSender.attempt``."""
+"""Webhooks: signing a delivery, making one attempt at it, and the outbox's kind that turns
+an event into deliveries to the endpoints subscribed to it (deliveries.py)."""
