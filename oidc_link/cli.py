@@ -1,4 +1,4 @@
-"""The ``oidc-link`` command: serve, demo, check-config and keys."""
+"""The ``oidc-link`` command: serve, demo, check-config, keys, webhooks and events."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oidc_link.cli_events import add_events_command, events_command
 from oidc_link.errors import ConfigError, StoreUnavailableError
 from oidc_link.logs import configure_logging
 
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     webhooks = commands.add_parser("webhooks", help="tools for [[clients.webhooks]] endpoints")
     webhook_actions = webhooks.add_subparsers(dest="action", required=True)
     webhook_actions.add_parser("new-secret", help="print a new signing secret (whsec_...)")
+    add_events_command(commands)
 
     hash_secret = commands.add_parser(
         "hash-secret",
@@ -114,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return hash_secret_command(args.new)
     if args.command == "webhooks":
         return new_webhook_secret_command()
+    if args.command == "events":
+        return events_command(args)
     if args.command == "demo":
         from oidc_link.demo import run_demo
 

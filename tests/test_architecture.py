@@ -62,6 +62,8 @@ LAYERS = {
     "web": 8,
     "": 9,  # oidc_link/__init__.py: create_app, the composition root
     "cli": 9,
+    # cli_events.py: ``oidc-link events ...``, the operator's view of webhook deliveries.
+    "cli_events": 9,
     # server.py: runs the app under granian (production) or werkzeug's reloader (--dev).
     "server": 9,
     "demo": 9,
@@ -168,6 +170,7 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 # imported) names in LAYERS, with why. A pair no longer imported fails.
 SAME_LAYER_IMPORTS = {
     ("link", "metrics"): "link/measured.py times Link calls into the metrics",
+    ("cli", "cli_events"): "`oidc-link events` is one of the command's subcommands",
     ("cli", "server"): "`oidc-link serve` starts the server; the command is the entry point",
     ("cli", "demo"): "`oidc-link demo` starts the demo; the command is the entry point",
     ("server", ""): "the server runs the app create_app() builds",
