@@ -20,13 +20,13 @@ from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
 
 log = logging.getLogger(__name__)
 
-# One client's share of a logout notice: what the worker delivers (body: sid, email,
+# One client's share of a logout notice: what the worker delivers (body: sid, sub,
 # client_id).
 BACKCHANNEL_LOGOUT_NOTICE = "backchannel_logout_notice"
 # Seconds for one whole attempt (connect, TLS, request, status line).
 DEFAULT_DEADLINE = 5.0
 
-# (client, sid, the person's email) -> a freshly signed logout token (Logout.logout_token).
+# (client, sid, sub) -> a freshly signed logout token (Logout.logout_token).
 SignLogoutToken = Callable[[ClientSettings, str, str], str]
 
 
@@ -60,14 +60,14 @@ class LogoutNotices:
         configuration may have changed since the logout)."""
         if entry.kind != BACKCHANNEL_LOGOUT:
             return []
-        body = entry.body
+        sid, subjects = entry.body["sid"], entry.body["subjects"]
         return [
             OutboxEntry(
                 BACKCHANNEL_LOGOUT_NOTICE,
                 f"{entry.entry_id}:{client_id}",
-                {"sid": body["sid"], "email": body["email"], "client_id": client_id},
+                {"sid": sid, "sub": subjects[client_id], "client_id": client_id},
             )
-            for client_id in body["client_ids"]
+            for client_id in sorted(subjects)
             if self._uri_of(client_id)
         ]
 
@@ -82,7 +82,7 @@ class LogoutNotices:
             self._metrics.backchannel_notice(entry.body["client_id"], "gave_up")
             return Outcome.GIVE_UP
         uri = client.backchannel_logout_uri
-        token = self._sign(client, entry.body["sid"], entry.body["email"])
+        token = self._sign(client, entry.body["sid"], entry.body["sub"])
         outcome, reason = self._attempt(uri, token)
         log.log(
             logging.INFO if outcome is Outcome.DELIVERED else logging.WARNING,

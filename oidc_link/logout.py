@@ -8,7 +8,7 @@ outbox (store/sessions.py), and backchannel.py delivers it with tokens this modu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -117,7 +117,7 @@ class Logout:
         self._tokens = tokens
         # The clients a logout tells: those that registered a back-channel logout URI.
         self._to_tell = [
-            client.client_id for client in settings.clients if client.backchannel_logout_uri
+            client for client in settings.clients if client.backchannel_logout_uri
         ]
 
     # The request.
@@ -265,9 +265,8 @@ class Logout:
             if found.shared:
                 self._sessions.leave_sector(found.digest, found.session, sector)
                 session = found.session
-                taken = self._store.sessions.take_clients(
-                    session.sid, session.identity.email, found.clients, self._to_tell
-                )
+                to_tell = self._subjects(session.identity.email, found.clients)
+                taken = self._store.sessions.take_clients(session.sid, found.clients, to_tell)
                 log.info(
                     "SSO session %s signed out of one sector: %d client(s), notice %s",
                     session.sid,
@@ -288,9 +287,8 @@ class Logout:
     def _close(self, session: SsoSession) -> None:
         """Take the session's clients and families, writing the clients' logout notice to
         the outbox in the same step (delivered by the outbox's worker, even after a stop)."""
-        taken = self._store.sessions.take_dependents(
-            session.sid, session.identity.email, self._to_tell
-        )
+        to_tell = self._subjects(session.identity.email)
+        taken = self._store.sessions.take_dependents(session.sid, to_tell)
         # Back-Channel Logout 1.0 §2.7: refresh tokens issued without offline_access end
         # with the session (only those families were bound to it).
         for family_id in taken.families:
@@ -303,8 +301,23 @@ class Logout:
             len(taken.families),
         )
 
-    def logout_token(self, client: ClientSettings, sid: str, email: str) -> str:
-        """A logout token for ``client`` about session ``sid`` of the person with ``email``
+    def _subjects(self, email: str, among: Sequence[str] | None = None) -> dict[str, str]:
+        """The ``sub`` each client that takes back-channel notices (of ``among``, else all)
+        knows the person by, one lookup per sector: what the notice carries instead of the
+        email, so the outbox holds nothing the clients are not told anyway."""
+        by_sector: dict[str, str] = {}
+        subjects = {}
+        for client in self._to_tell:
+            if among is not None and client.client_id not in among:
+                continue
+            sector = client.subject_sector
+            if sector not in by_sector:
+                by_sector[sector] = self._accounts.subject_of(sector, email)
+            subjects[client.client_id] = by_sector[sector]
+        return subjects
+
+    def logout_token(self, client: ClientSettings, sid: str, sub: str) -> str:
+        """A logout token for ``client`` about its user ``sub``'s session ``sid``
         (Back-Channel Logout 1.0 §2.4): explicitly typed, with both ``sub`` and ``sid``, and
         never a ``nonce`` (§2.4 forbids it). Signed at each delivery attempt
         (backchannel.py), so its short lifetime counts from then."""
@@ -316,7 +329,7 @@ class Logout:
             "exp": now + LOGOUT_TOKEN_LIFETIME,
             "jti": new_secret(18),
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
-            "sub": self._accounts.subject_of(client.subject_sector, email),
+            "sub": sub,
             "sid": sid,
         }
         return self._keys.sign(claims, client.id_token_signed_response_alg, typ="logout+jwt")

@@ -26,7 +26,7 @@ from oidc_link.store import Store, connect, keyspace
 from oidc_link.store.keyspace import FLOW_AFTERLIFE
 from oidc_link.store.outbox import OutboxEntry
 from oidc_link.store.sessions import Taken
-from tests.conftest import JENNY, ON_REDIS_CLUSTER
+from tests.conftest import ON_REDIS_CLUSTER
 
 # On a real Redis Cluster too: every test (issue 17 item 3).
 pytestmark = ON_REDIS_CLUSTER
@@ -504,13 +504,13 @@ def test_a_sessions_clients_are_taken_once_and_only_those_asked_for(
     store.sessions.remember_family("sid_1", "fam_1", 3600)
 
     assert store.sessions.clients(["sid_1", "sid_none"]) == [["blog", "shop"], []]
-    taken = store.sessions.take_clients("sid_1", JENNY, ["shop", "acme"], ["shop", "blog"])
+    to_tell = {"shop": "acct_s", "blog": "acct_b"}
+    taken = store.sessions.take_clients("sid_1", ["shop", "acme"], to_tell)
     assert (taken.client_ids, taken.families) == (["shop"], [])
     assert taken.notice_id is not None
     # Of two sign-outs, only the first gets the client (and tells it).
-    again = store.sessions.take_clients("sid_1", JENNY, ["shop"], ["shop", "blog"])
-    assert again == Taken([], [], None)
-    rest = store.sessions.take_dependents("sid_1", JENNY, ["shop"])
+    assert store.sessions.take_clients("sid_1", ["shop"], to_tell) == Taken([], [], None)
+    rest = store.sessions.take_dependents("sid_1", {"shop": "acct_s"})
     assert rest == Taken(["blog"], ["fam_1"], None)  # blog takes no notices: none written
 
 
@@ -521,7 +521,8 @@ def test_taking_a_sessions_clients_writes_their_notice_to_its_outbox_in_the_same
     for client_id in ("shop", "blog", "news"):
         store.sessions.remember_client("sid_2", client_id, expires)
 
-    taken = store.sessions.take_dependents("sid_2", JENNY, ["news", "shop", "other"])
+    to_tell = {"news": "acct_n", "shop": "acct_s", "other": "acct_o"}
+    taken = store.sessions.take_dependents("sid_2", to_tell)
 
     stream = keyspace.outbox(keyspace.session_dependents("sid_2"))
     assert redis_client.zscore(keyspace.OUTBOX_INDEX, stream) == clock.now()
@@ -529,11 +530,11 @@ def test_taking_a_sessions_clients_writes_their_notice_to_its_outbox_in_the_same
     assert OutboxEntry.from_fields(fields) == OutboxEntry(
         "backchannel_logout",
         taken.notice_id,
-        {"sid": "sid_2", "email": JENNY, "client_ids": ["news", "shop"]},
+        {"sid": "sid_2", "subjects": {"news": "acct_n", "shop": "acct_s"}},
     )
     assert redis_client.exists(keyspace.session_dependents("sid_2")) == 0
     # A second logout of the same session finds nothing and writes nothing.
-    assert store.sessions.take_dependents("sid_2", JENNY, ["shop"]) == Taken([], [], None)
+    assert store.sessions.take_dependents("sid_2", to_tell) == Taken([], [], None)
     assert redis_client.xlen(stream) == 1
 
 

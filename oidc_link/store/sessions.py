@@ -5,7 +5,7 @@ session's clients writes their back-channel logout notice to the outbox in the s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -17,46 +17,48 @@ from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
 from oidc_link.store.outbox import OutboxStore
 
-# The outbox entry a logout writes (store/outbox.py): which session ended, whose it was, and
-# the clients to tell; the logout tokens are signed only when each is delivered.
+# The outbox entry a logout writes (store/outbox.py): which session ended and, for each client
+# to tell, the ``sub`` it knows the person by; the logout tokens are signed only when each is
+# delivered. No email, no token: only what the clients are told anyway.
 BACKCHANNEL_LOGOUT = "backchannel_logout"
 
 # Take a session's clients and write their logout notice, as one step (so that of two
 # concurrent logouts only one tells the clients, and a notice is never lost between the
 # take and the write). KEYS[1]: the session's dependents set; KEYS[2]: its outbox stream
-# (the same slot). ARGV[1]: the entry's id; ARGV[2], ARGV[3]: the sid and the person's
-# email (what ``sub`` is computed from at delivery); ARGV[4]: n, how many clients follow to
-# take (0: take the whole set, families too, and delete it); then those n client ids; then
-# the ids of the clients to tell (those with a backchannel_logout_uri). Returns the members
-# taken ("client:<id>", "family:<id>"). The entry names only taken clients that are told,
-# and is written only when there is one: ``kind``, ``id``, ``body`` as OutboxEntry.fields.
+# (the same slot). ARGV[1]: the entry's id; ARGV[2]: the sid; ARGV[3]: n, how many client
+# ids follow to take (0: take the whole set, families too, and delete it); then those n
+# client ids; then pairs of a client to tell (one with a backchannel_logout_uri) and its
+# ``sub``. Returns the members taken ("client:<id>", "family:<id>"). The entry names only
+# taken clients that are told, and is written only when there is one: ``kind``, ``id``,
+# ``body`` as OutboxEntry.fields spells them.
 TAKE_AND_TELL = """
-local count = tonumber(ARGV[4])
+local count = tonumber(ARGV[3])
 local taken = {}
 if count == 0 then
   taken = redis.call('SMEMBERS', KEYS[1])
   redis.call('DEL', KEYS[1])
 else
-  for i = 5, 4 + count do
+  for i = 4, 3 + count do
     local member = 'client:' .. ARGV[i]
     if redis.call('SREM', KEYS[1], member) == 1 then
       taken[#taken + 1] = member
     end
   end
 end
-local to_tell = {}
-for i = 5 + count, #ARGV do
-  to_tell['client:' .. ARGV[i]] = true
+local subjects = {}
+for i = 4 + count, #ARGV, 2 do
+  subjects['client:' .. ARGV[i]] = ARGV[i + 1]
 end
 local told = {}
+local any = false
 for _, member in ipairs(taken) do
-  if to_tell[member] then
-    told[#told + 1] = string.sub(member, 8)
+  if subjects[member] then
+    told[string.sub(member, 8)] = subjects[member]
+    any = true
   end
 end
-if #told > 0 then
-  table.sort(told)
-  local body = cjson.encode({sid = ARGV[2], email = ARGV[3], client_ids = told})
+if any then
+  local body = cjson.encode({sid = ARGV[2], subjects = told})
   redis.call('XADD', KEYS[2], '*', 'kind', 'backchannel_logout', 'id', ARGV[1], 'body', body)
 end
 return taken
@@ -150,32 +152,34 @@ class SessionStore(Aggregate):
         ]
 
     def take_clients(
-        self, sid: str, email: str, client_ids: Sequence[str], to_tell: Sequence[str]
+        self, sid: str, client_ids: Sequence[str], to_tell: Mapping[str, str]
     ) -> Taken:
         """Atomically forget some of a session's clients (a sector's sign-out) and write one
-        logout notice for those of ``to_tell`` that were still there: of two concurrent
-        sign-outs only one takes each client, and only that one tells it."""
+        logout notice for those of ``to_tell`` (client id -> its ``sub``) that were still
+        there: of two concurrent sign-outs only one takes each client, and only that one
+        tells it."""
         if not client_ids:
             return Taken([], [], None)
-        return self._take(sid, email, list(client_ids), to_tell)
+        return self._take(sid, list(client_ids), to_tell)
 
-    def take_dependents(self, sid: str, email: str, to_tell: Sequence[str]) -> Taken:
+    def take_dependents(self, sid: str, to_tell: Mapping[str, str]) -> Taken:
         """Atomically read and forget a session's clients and families (the session ended)
-        and write one logout notice for its clients of ``to_tell``: of two concurrent
-        logouts only one takes them and tells the clients."""
-        return self._take(sid, email, [], to_tell)
+        and write one logout notice for its clients of ``to_tell`` (client id -> its
+        ``sub``): of two concurrent logouts only one takes them and tells the clients."""
+        return self._take(sid, [], to_tell)
 
-    def _take(self, sid: str, email: str, some: list[str], to_tell: Sequence[str]) -> Taken:
+    def _take(self, sid: str, some: list[str], to_tell: Mapping[str, str]) -> Taken:
         key = keyspace.session_dependents(sid)
         notice_id = new_id("bcl")
         # Announced first (its own round trip): an entry is never in a stream the outbox's
         # relay cannot find. Skipped when no client could be told: the step writes none.
         stream = self._outbox.announce(key) if to_tell else keyspace.outbox(key)
-        args = [notice_id, sid, email, len(some), *some, *to_tell]
+        pairs = [part for client_id, sub in sorted(to_tell.items()) for part in (client_id, sub)]
+        args = [notice_id, sid, len(some), *some, *pairs]
         members = self._take_and_tell(keys=[key, stream], args=args)
         clients = sorted(m.removeprefix("client:") for m in members if m.startswith("client:"))
         families = sorted(m.removeprefix("family:") for m in members if m.startswith("family:"))
-        told = set(clients) & set(to_tell)
+        told = set(clients) & to_tell.keys()
         return Taken(clients, families, notice_id if told else None)
 
     # A person's SSO sessions, by their email's digest: the account page lists them and
