@@ -155,14 +155,14 @@ class Services:
             self.tokens,
         )
 
+    # The outbox's kinds (issue 18), for its worker: what each kind of entry becomes as it
+    # leaves its aggregate's stream, and what delivers it.
+
     @cached_property
     def logout_notices(self) -> LogoutNotices:
         """Back-channel logout on the outbox: logout.py signs, outbound.py POSTs."""
         outbound = Outbound.for_settings(self.settings)
         return LogoutNotices(self.settings.client, self.logout.logout_token, outbound, self.metrics)
-
-    # The outbox's kinds (issue 18), for its worker: what each kind of entry becomes as it
-    # leaves its aggregate's stream, and what delivers it.
 
     @cached_property
     def webhook_deliveries(self) -> WebhookDeliveries:

@@ -333,3 +333,23 @@ def test_delivery_logs_name_the_event_and_endpoint_but_never_the_payload_a_secre
     assert "disabled" in caplog.text
     for never in (PRIVATE_EMAIL, SHOP_HOOK_SECRET, "token=q", "old@example.com"):
         assert never not in caplog.text
+
+
+def test_a_resent_event_is_fanned_out_again_to_the_endpoints_subscribed_now(
+    services: Services, redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    written(services, redis_client, event())
+    deliver_outbox(redis_client, services)
+    endpoints = services.store.webhook_endpoints
+    endpoints.disable(endpoint_id(services, "/updated"), "by hand")
+
+    logged = endpoints.logged_event("evt_1")
+    assert logged == event()
+    entry_id = endpoints.resend(logged)
+    again = deliver_outbox(redis_client, services)
+
+    assert entry_id.startswith("resend_")
+    assert [d.entry.entry_id for d in again] == [f"{entry_id}:{endpoint_id(services, '/all')}"]
+    assert [d.outcomes for d in again] == [[Outcome.DELIVERED]]
+    assert [json.loads(r.body)["id"] for r in receiver.at("/all?token=q")] == ["evt_1", "evt_1"]
+    assert endpoints.logged_event("evt_unknown") is None
