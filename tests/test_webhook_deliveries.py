@@ -141,6 +141,7 @@ def event(event_id: str = "evt_1", event_type: str = "account.updated") -> dict[
             "previous_attributes": {"email": "old@example.com"},
         },
         "request": {"id": "req_1", "idempotency_key": None},
+        "owner": "shop",
         "client_ids": ["shop"],
     }
 
@@ -186,7 +187,9 @@ def test_an_event_reaches_each_subscribed_endpoint_of_its_clients_signed_and_wit
         )
         assert verified.id == "evt_1"
         assert verified.data.previous_attributes.email == "old@example.com"
-        assert "client_ids" not in json.loads(request.body)
+        assert json.loads(request.body) == {
+            name: value for name, value in event().items() if name not in ("owner", "client_ids")
+        }
     assert deliveries_counted(services, "delivered") == 2
 
 

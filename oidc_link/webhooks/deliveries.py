@@ -24,12 +24,15 @@ log = logging.getLogger(__name__)
 
 # One event for one endpoint (body: ``event``, the event as delivered, and ``endpoint_id``).
 WEBHOOK_DELIVERY = "webhook_delivery"
-# Who may see an event: a list of client ids at the top of the event entry's body. Never
-# delivered: a receiver gets the event object only.
+# Who may see an event: a list of client ids at the top of the event entry's body.
 AUDIENCE = "client_ids"
+# What routes an event rather than tells what happened (its audience, the owner of its
+# accounts): never delivered, as GET /v1/events never shows them (platform/events.py).
+ROUTING_FIELDS = frozenset({AUDIENCE, "owner"})
 
-# The events' store (store/events.py): keeps each event for GET /v1/events.
-SaveEvent = Callable[[dict[str, Any]], None]
+# The events' store (store/events.py): keeps each event for GET /v1/events; what it
+# answers is not used.
+SaveEvent = Callable[[dict[str, Any]], object]
 
 
 class WebhookDeliveries:
@@ -62,7 +65,7 @@ class WebhookDeliveries:
         self._endpoints.log_event(event)
         wanted = self._subscribed(event)
         states = self._endpoints.states([endpoint.endpoint_id for endpoint in wanted])
-        delivered = {name: value for name, value in event.items() if name != AUDIENCE}
+        delivered = {name: value for name, value in event.items() if name not in ROUTING_FIELDS}
         return [
             OutboxEntry(
                 WEBHOOK_DELIVERY,

@@ -1,5 +1,6 @@
 """One delivery attempt of one event to one webhook endpoint: sign, POST over outbound.py,
-and say what the answer means. Queues, backoff and disabling belong to the outbox's worker."""
+and say what the answer means. Retries and backoff belong to the outbox's worker; acting on
+the answer (disabling a gone endpoint) to deliveries.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ GONE_STATUS = 410
 
 
 class Outcome(enum.Enum):
-    """What the outbox does next: acknowledge, try again later, or disable the endpoint."""
+    """What the answer asks for: acknowledge, try again later, or disable the endpoint
+    (deliveries.py turns it into the outbox's Outcome)."""
 
     DELIVERED = "delivered"  # a 2xx answer
     RETRY = "retry"  # any other answer, a timeout, no connection, a refused address
