@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from oidc_link.client import Webhook
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
+from oidc_link.config.webhooks import WebhookEndpoint
 from oidc_link.outbound import Outbound
 from oidc_link.outbox.handling import Outcome
 from oidc_link.services import Services, build_services
@@ -356,3 +357,14 @@ def test_a_resent_event_is_fanned_out_again_to_the_endpoints_subscribed_now(
     assert [d.outcomes for d in again] == [[Outcome.DELIVERED]]
     assert [json.loads(r.body)["id"] for r in receiver.at("/all?token=q")] == ["evt_1", "evt_1"]
     assert endpoints.logged_event("evt_unknown") is None
+
+
+def test_an_endpoints_id_stays_with_its_client_and_url_whatever_its_events() -> None:
+    first = WebhookEndpoint("shop", "https://shop.example.com/hooks", frozenset({"*"}), ("s",))
+    same = WebhookEndpoint("shop", first.url, frozenset({"account.updated"}), ("t",))
+    other_client = WebhookEndpoint("blog", first.url, first.events, first.secrets)
+    other_url = WebhookEndpoint("shop", first.url + "/2", first.events, first.secrets)
+
+    assert first.endpoint_id == same.endpoint_id
+    assert first.endpoint_id.startswith("we_") and len(first.endpoint_id) == 3 + 16
+    assert len({first.endpoint_id, other_client.endpoint_id, other_url.endpoint_id}) == 3
