@@ -16,7 +16,7 @@ from oidc_link.ids import digest
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 # Methods that authenticate with a shared secret (the others carry none).
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
+SUPPORTED_SCOPES = ("openid", "email", "profile", "address", "offline_access")
 # An API secret key is configured only as its SHA-256 (`oidc-link hash-secret`); a client
 # secret may be too.
 _API_KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
