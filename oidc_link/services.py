@@ -84,8 +84,6 @@ class Services:
             self.settings.limits,
             metrics=self.metrics,
             rehearse_limits=self.settings.is_sandbox,
-            # 1fcd0cc's instances cannot read an identity with a city (the address claim).
-            keep_city=not self.settings.redis.compatible_layout,
         )
 
     @cached_property

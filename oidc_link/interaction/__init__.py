@@ -72,18 +72,14 @@ class Interaction:
         metrics: Metrics | None = None,
         *,
         rehearse_limits: bool = False,
-        keep_city: bool = True,
     ) -> None:
-        """``rehearse_limits``: answer the REHEARSED_LIMITS emails (the sandbox's).
-        ``keep_city``: carry Link's city in the identity; False while instances of a version
-        that cannot read it share the store (the ``compatible`` key layout)."""
+        """``rehearse_limits``: answer the REHEARSED_LIMITS emails (the sandbox's)."""
         self._store = store
         self._link = link
         self._clock = clock
         self._lifetimes = lifetimes
         self._limits = limits
         self._sleep = sleep
-        self._keep_city = keep_city
         self._metrics = metrics or Metrics.standalone()
         self._admission = Admission(store.flows, clock, self._metrics)
         self._rate_limits = SignInLimits(
@@ -234,12 +230,8 @@ class Interaction:
             # plain pipeline (keys on several cluster slots): cut short, it fails closed.
             # Where the browser went is noted after; the lock's release sends them all.
             finished = flow
-            identity = Identity(
-                email=flow.email,
-                name=user.name,
-                city=user.city if self._keep_city else None,
-                auth_time=self._clock.now(),
-            )
+            city = None if self._store.compatible_layout else user.city  # 1fcd0cc: no city
+            identity = Identity(flow.email, user.name, self._clock.now(), city=city)
             held.writes = self._store.writes()
             flows = self._store.flows
             flows.end(finished.id, self._admission.ending(finished, request), writes=held.writes)
