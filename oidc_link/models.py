@@ -93,10 +93,15 @@ def _field_order(record_type: type) -> tuple[str, ...]:
 
 
 def _nested_record(value: object) -> dict[str, Any]:
-    """A record inside a record, written whole (as ``asdict`` did: its own
-    ``omitted_when_empty`` does not apply); anything else is not JSON."""
+    """A record inside a record, written as ``asdict`` did but for its own fields left out
+    while empty (Identity's ``city``: so a version before it reads the identity of anyone
+    without one); anything else is not JSON."""
     if isinstance(value, Record):
-        return value._as_dict()
+        data = value._as_dict()
+        for name in value.omitted_when_empty:
+            if not data[name]:
+                del data[name]
+        return data
     raise TypeError(f"{type(value).__name__} is not a record field JSON can hold")
 
 
@@ -113,10 +118,16 @@ class Identity(Record):
     auth_time: int
     # RFC 8176: a one-time code sent by SMS is "otp" + "sms".
     amr: tuple[str, ...] = ("otp", "sms")
+    # The Link account's city (the ``address`` claim's locality); None in records from
+    # before it was carried, and for a user Link tells none.
+    city: str | None = None
+
+    omitted_when_empty = frozenset({"city"})
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "amr": tuple(data.get("amr", ()))})
+        # Inside every record that holds it: fields a later version adds are dropped here.
+        return cls(**{**cls._known(data), "amr": tuple(data.get("amr", ()))})
 
 
 class FlowStep(enum.StrEnum):
@@ -248,7 +259,7 @@ class SsoSession(Record):
         return cls(
             **{
                 **data,
-                "identity": Identity._from_dict(Identity._known(data["identity"])),
+                "identity": Identity._from_dict(data["identity"]),
                 "left_sectors": tuple(data.get("left_sectors", ())),
             }
         )

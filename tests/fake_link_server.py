@@ -28,12 +28,13 @@ class FakeUser:
     email: str
     phone: str
     name: str | None = None
+    city: str | None = None
 
 
 # Jenny's address is stored in mixed case, as a Link account may be: clients must lower-case
 # what Link answers.
 USERS = (
-    FakeUser("Jenny@Example.com", "+14155550123", "Jenny Rosen"),
+    FakeUser("Jenny@Example.com", "+14155550123", "Jenny Rosen", "San Francisco"),
     FakeUser("sam@example.com", "+447700900123"),
 )
 
@@ -317,9 +318,11 @@ class FakeLinkServer:
         del self._sessions[secret]
         user = self._user(session.email)
         assert user is not None
-        answer: dict[str, Any] = {"email": user.email, "city": "San Francisco"}
+        answer: dict[str, Any] = {"email": user.email}
         if user.name:
             answer["fullName"] = user.name
+        if user.city:
+            answer["city"] = user.city
         return _Answer(200, {"authenticationSuccessful": True, "user": answer})
 
     # Stripe's consumer sessions.

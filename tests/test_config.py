@@ -124,7 +124,7 @@ def test_a_valid_file_loads_into_frozen_settings(tmp_path: Path) -> None:
     assert spa.is_public
     assert spa.client_secret is None
     assert spa.display_name == "spa"
-    assert spa.scopes == ("openid", "email", "profile", "offline_access")
+    assert spa.scopes == ("openid", "email", "profile", "address", "offline_access")
     assert settings.client("nobody") is None
     with pytest.raises(AttributeError):
         settings.issuer = "https://elsewhere.example.com"  # type: ignore[misc]

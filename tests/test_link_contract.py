@@ -33,7 +33,7 @@ class LinkWorld:
     client: LinkClient
     sent_code: Callable[[str], str]  # the code last texted to an email
     expire_codes: Callable[[], None]
-    gives_names: bool
+    gives_names: bool  # and cities: the profile beyond the email
 
 
 def sandbox_sessions(request: pytest.FixtureRequest, clock: FixedClock) -> SandboxSessionStore:
@@ -55,7 +55,9 @@ def world(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[LinkWor
     if request.param.startswith("sandbox"):
         messages: list[str] = []
         # As config.py does, the sandbox is given lower-cased emails.
-        users = [SandboxUser(user.email.lower(), user.phone, user.name) for user in USERS]
+        users = [
+            SandboxUser(user.email.lower(), user.phone, user.name, user.city) for user in USERS
+        ]
         yield LinkWorld(
             client=SandboxLinkClient(
                 users, clock, messages.append, sandbox_sessions(request, clock)
@@ -114,6 +116,7 @@ def test_the_sent_code_signs_the_user_in_with_a_lower_cased_email(world: LinkWor
 
     assert user.email == JENNY_EMAIL
     assert user.name == (JENNY.name if world.gives_names else None)
+    assert user.city == (JENNY.city if world.gives_names else None)
 
 
 def test_a_user_without_a_name_signs_in_without_one(world: LinkWorld) -> None:
@@ -123,6 +126,7 @@ def test_a_user_without_a_name_signs_in_without_one(world: LinkWorld) -> None:
 
     assert user.email == SAM_EMAIL
     assert user.name is None
+    assert user.city is None
 
 
 def test_starting_a_verification_shows_the_redacted_phone(world: LinkWorld) -> None:

@@ -478,6 +478,23 @@ def test_a_blank_or_odd_name_from_loginwithlink_is_left_out(fake_link: FakeLinkS
             assert call(client, "authenticate") == LinkUser(email=JENNY, name=None)
 
 
+def test_a_blank_or_odd_city_from_loginwithlink_is_left_out(fake_link: FakeLinkServer) -> None:
+    with LiveLinkClient(fake_link.settings_for("loginwithlink")) as client:
+        for city in ["", " ", 7, ["Paris"], {"name": "Paris"}, None]:
+            user = {"email": "Jenny@Example.com", "fullName": "Jenny Rosen", "city": city}
+            fake_link.answer_next({"authenticationSuccessful": True, "user": user})
+
+            assert call(client, "authenticate") == LinkUser(email=JENNY, name="Jenny Rosen")
+
+
+def test_the_city_loginwithlink_tells_is_kept_as_given(fake_link: FakeLinkServer) -> None:
+    with LiveLinkClient(fake_link.settings_for("loginwithlink")) as client:
+        user = {"email": "Jenny@Example.com", "city": "Saint-Étienne"}
+        fake_link.answer_next({"authenticationSuccessful": True, "user": user})
+
+        assert call(client, "authenticate") == LinkUser(email=JENNY, city="Saint-Étienne")
+
+
 # Connections and logs.
 
 

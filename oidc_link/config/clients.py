@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from oidc_link.config.brand import BRAND_FIELDS, Brand, read_brand
 from oidc_link.config.reader import Reader, is_https_or_loopback
 from oidc_link.config.webhooks import WebhookEndpoint, read_webhooks
 from oidc_link.ids import digest
@@ -15,7 +16,7 @@ from oidc_link.ids import digest
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 # Methods that authenticate with a shared secret (the others carry none).
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-SUPPORTED_SCOPES = ("openid", "email", "profile", "offline_access")
+SUPPORTED_SCOPES = ("openid", "email", "profile", "address", "offline_access")
 # An API secret key is configured only as its SHA-256 (`oidc-link hash-secret`); a client
 # secret may be too.
 _API_KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +59,8 @@ class ClientSettings:
     api_keys: tuple[str, ...] = ()
     # [[clients.webhooks]]: where this client's events are delivered (config/webhooks.py).
     webhooks: tuple[WebhookEndpoint, ...] = ()
+    # logo_uri, client_uri, policy_uri, tos_uri and accent_color (config/brand.py).
+    brand: Brand = field(default_factory=Brand)
 
     @property
     def is_public(self) -> bool:
@@ -100,6 +103,7 @@ _CLIENT_FIELDS = {
     "backchannel_logout_session_required",
     "api_keys",
     "webhooks",
+    *BRAND_FIELDS,
 }
 _FLAGS = (
     "refresh_tokens",
@@ -224,6 +228,7 @@ def _read_client(
                 "(see `oidc-link hash-secret`)",
             )
     webhooks = read_webhooks(reader, table.get("webhooks"), name, client_id)
+    brand = read_brand(reader, table, name, client_id)
 
     if client_id is None:
         return None
@@ -244,6 +249,7 @@ def _read_client(
         api_keys=api_keys,
         require_pkce=require_pkce,
         webhooks=webhooks,
+        brand=brand,
         **flags,
     )
 

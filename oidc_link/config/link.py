@@ -22,6 +22,8 @@ class SandboxUser:
     email: str
     phone: str
     name: str | None = None
+    # Where the user lives, as Link's ``user.city``: the ``address`` claim's locality.
+    city: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,11 @@ def _read_sandbox_users(reader: Reader, raw: Any) -> tuple[SandboxUser, ...]:
     for index, raw_user in enumerate(users_raw):
         name = f"link.sandbox.users[{index}]"
         user = reader.table(raw_user, name)
-        reader.reject_unknown(user, f"{name}.", {"email", "phone", "name"})
+        reader.reject_unknown(user, f"{name}.", {"email", "phone", "name", "city"})
         email = reader.text(user, "email", f"{name}.email")
         phone = reader.text(user, "phone", f"{name}.phone")
         display = reader.text(user, "name", f"{name}.name", required=False)
+        city = reader.text(user, "city", f"{name}.city", required=False)
         if email and not _EMAIL.match(email):
             reader.problem(f"{name}.email", "is not an email address")
         elif email and email.lower() in seen:
@@ -83,7 +86,7 @@ def _read_sandbox_users(reader: Reader, raw: Any) -> tuple[SandboxUser, ...]:
             reader.problem(f"{name}.phone", "must be in E.164 form, such as +14155550123")
         if email and phone:
             seen.add(email.lower())
-            users.append(SandboxUser(email=email.lower(), phone=phone, name=display))
+            users.append(SandboxUser(email=email.lower(), phone=phone, name=display, city=city))
     return tuple(users)
 
 

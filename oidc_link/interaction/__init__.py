@@ -230,7 +230,8 @@ class Interaction:
             # plain pipeline (keys on several cluster slots): cut short, it fails closed.
             # Where the browser went is noted after; the lock's release sends them all.
             finished = flow
-            identity = Identity(email=flow.email, name=user.name, auth_time=self._clock.now())
+            city = None if self._store.compatible_layout else user.city  # 1fcd0cc: no city
+            identity = Identity(flow.email, user.name, self._clock.now(), city=city)
             held.writes = self._store.writes()
             flows = self._store.flows
             flows.end(finished.id, self._admission.ending(finished, request), writes=held.writes)

@@ -30,6 +30,8 @@ class VerificationStarted:
 class LinkUser:
     email: str
     name: str | None = None
+    # The city of the Link account, when Link tells it: the ``address`` claim's locality.
+    city: str | None = None
 
 
 class LinkErrorKind(enum.Enum):

@@ -106,6 +106,14 @@ def optional_text(body: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def profile_text(body: Mapping[str, Any], key: str) -> str | None:
+    """A profile field as Link gave it, or None when absent, empty or not a string."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value
+
+
 class LoginWithLinkDialect:
     """The public "Login with Link" API (``/api/...``), the default dialect."""
 
@@ -175,11 +183,14 @@ class LoginWithLinkDialect:
         user = body.get("user")
         if not isinstance(user, dict):
             raise bad("user missing or not an object")
-        name = user.get("fullName")
-        # The name is display-only: a strange one is dropped rather than failing the sign-in.
-        if not isinstance(name, str) or not name.strip():
-            name = None
-        return LinkUser(email=normalise_email(text(user, "email")), name=name)
+        # The name and the city are the profile's, never needed to sign in: a strange one
+        # is dropped rather than failing the sign-in. ``fullName`` stays one name (OIDC Core
+        # §5.1 ``name``): a full name is never split into given and family names.
+        return LinkUser(
+            email=normalise_email(text(user, "email")),
+            name=profile_text(user, "fullName"),
+            city=profile_text(user, "city"),
+        )
 
     def _raise_for_status(self, answer: WireAnswer, *, read_message: bool = False) -> None:
         error = status_error(answer.status)
@@ -290,7 +301,7 @@ class StripeDialect:
             if isinstance(item, dict) and item.get("type") == "SMS"
         ]
         if "VERIFIED" in states:
-            # Stripe tells us no name; the email is the one the session was opened for.
+            # Stripe tells us no name nor city; the email is the one the session was opened for.
             return LinkUser(email=normalise_email(text(session, "email_address")))
         for state in states:
             if state in STRIPE_UNVERIFIED_STATES:

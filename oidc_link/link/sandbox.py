@@ -169,7 +169,7 @@ class SandboxLinkClient:
         if outcome == "wrong":
             raise LinkError(LinkErrorKind.INVALID_CODE)
         user = self._users[email]
-        return LinkUser(email=user.email, name=user.name)
+        return LinkUser(email=user.email, name=user.name, city=user.city)
 
     def _seal(self, session: _Session) -> str:
         fields = [

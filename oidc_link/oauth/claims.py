@@ -23,6 +23,7 @@ ACR_SMS_OTP = "urn:oidc-link:acr:sms-otp"
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "email": ("email", "email_verified"),
     "profile": ("name",),
+    "address": ("address",),
 }
 
 
@@ -87,6 +88,8 @@ def claims_for_scope(
         "email": identity.email,
         "email_verified": True,  # Link verified this address with an SMS code.
         "name": identity.name,
+        # OIDC Core §5.1.1: Link tells only the city, the address's ``locality``.
+        "address": {"locality": identity.city} if identity.city else None,
     }
     return {
         claim: value for claim, value in values.items() if claim in released and value is not None

@@ -41,6 +41,8 @@ class Store:
         compatible_layout: bool = False,
     ) -> None:
         self._redis = client
+        # Also what identities may carry: 1fcd0cc cannot read one with a city (Interaction).
+        self.compatible_layout = compatible_layout
         self._outages = Outages(clock)
         parts = (client, clock, self._outages)
         self.flows = FlowStore(*parts, tagged=not compatible_layout)

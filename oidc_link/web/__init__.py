@@ -75,6 +75,7 @@ def create_web_app(services: Services) -> Flask:
     from oidc_link.web.account import account_pages
     from oidc_link.web.api import API_PREFIX, api
     from oidc_link.web.api.errors import api_error_for, error_response
+    from oidc_link.web.brand import brand
     from oidc_link.web.health import health
     from oidc_link.web.logout import logout_pages
     from oidc_link.web.pages import pages
@@ -102,6 +103,7 @@ def create_web_app(services: Services) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(account_pages)
     app.register_blueprint(health)
+    app.register_blueprint(brand)
 
     @app.before_request
     def assign_request_id() -> None:

@@ -10,6 +10,7 @@ import re
 
 from flask import Blueprint, Request, Response, redirect, render_template, request, url_for
 
+from oidc_link.config.brand import Brand
 from oidc_link.errors import FlowClientChangedError, FlowError, FlowFinishedError
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
 from oidc_link.models import Flow, FlowStep, Identity
@@ -20,6 +21,7 @@ from oidc_link.store import Writes
 from oidc_link.store.accounts import AccountRead
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
+from oidc_link.web.brand import accent_stylesheet_url, page_headers
 from oidc_link.web.browser import browser_id_of, session_secret, set_session_cookie
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
@@ -28,6 +30,8 @@ from oidc_link.web.errors import page_for
 log = logging.getLogger(__name__)
 
 pages = Blueprint("pages", __name__)
+# A sign-in page: its HTML, status and the headers it sets itself (a branded page's policy).
+Page = tuple[str, int, dict[str, str]]
 
 PROBLEM_MESSAGES = {
     Problem.INVALID_EMAIL: "Enter an email address like name@example.com.",
@@ -80,7 +84,7 @@ def authorization_error(error: AuthorizationPageError) -> Response:
 
 
 @pages.get(FLOW_PAGE_PREFIX + "<flow_id>")
-def show(flow_id: str) -> tuple[str, int]:
+def show(flow_id: str) -> Page:
     found = services()
     http = _request()
     flow = found.interaction.view(_flow_request(found, http, flow_id, form=False))
@@ -192,13 +196,13 @@ def _where(outcome: Finished) -> str:
     return url_for("pages.show", flow_id=outcome.flow.id)
 
 
-def flow_page(flow: Flow) -> tuple[str, int]:
+def flow_page(flow: Flow) -> Page:
     """The page of a flow's current step, as ``GET /signin/<id>`` shows it; /authorize
     answers a new sign-in with it (its email page) instead of a redirect here."""
     return _render(services(), flow)
 
 
-def pending_flow_page(flow_id: str) -> tuple[str, int] | None:
+def pending_flow_page(flow_id: str) -> Page | None:
     """The page of a pending flow this browser began, as ``GET /signin/<id>`` shows it;
     None when the flow has finished, expired or is unknown: the caller starts over.
 
@@ -307,10 +311,9 @@ def _status_of(problem: Problem) -> int:
     return 400
 
 
-def _render(
-    found: Services, flow: Flow, error: str | None = None, status: int = 200
-) -> tuple[str, int]:
+def _render(found: Services, flow: Flow, error: str | None = None, status: int = 200) -> Page:
     client = found.settings.client(flow.client_id)
+    shown = client.brand if client else Brand()
     consent = None
     if flow.step == FlowStep.CONSENT and flow.identity is not None:
         consent = found.provider.consent_request(flow.client_id, flow.authorization, flow.identity)
@@ -325,5 +328,8 @@ def _render(
         error=error,
         consent=consent,
         verifying=is_account_link_flow(flow),
+        # The client's logo, links and accent (templates/_brand.html).
+        brand=shown,
+        brand_stylesheet=accent_stylesheet_url(_request().script_root, shown),
     )
-    return page, status
+    return page, status, page_headers(shown)

@@ -38,7 +38,7 @@ from oidc_link.web.browser import (
 )
 from oidc_link.web.context import public_documents, services
 from oidc_link.web.errors import page_for, protocol_error
-from oidc_link.web.pages import flow_page, pending_flow_page
+from oidc_link.web.pages import Page, flow_page, pending_flow_page
 from oidc_link.web.public_documents import (
     CONDITIONAL_REQUEST_HEADERS,
     DISCOVERY_PATH,
@@ -86,7 +86,7 @@ def jwks() -> Response:
 
 
 @protocol.route("/authorize", methods=["GET", "POST"])
-def authorize() -> Response | tuple[str, int]:
+def authorize() -> Response | Page:
     found = services()
     http: Request = request._get_current_object()  # type: ignore[attr-defined]
     asked = _authorization_request(http)

@@ -13,6 +13,7 @@ from joserfc.jwk import RSAKey
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from tests.conformance.suite import (
+    CITY,
     KEY_CLIENT,
     KEY_CLIENT_CALLBACK,
     KEY_CLIENT_KID,
@@ -34,6 +35,8 @@ def client_private_key() -> RSAKey:
 @pytest.fixture
 def settings(client_private_key: RSAKey) -> Settings:
     config = provider_config()
+    # The plans' test user has an address; Link tells only the city (issue 19 item 4).
+    config["link"]["sandbox"]["users"][0]["city"] = CITY  # type: ignore[index]
     clients = config["clients"]
     assert isinstance(clients, list)
     shop = next(c for c in clients if c["client_id"] == "shop")

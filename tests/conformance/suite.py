@@ -29,6 +29,8 @@ from tests.sandbox_console import announced_code
 
 DISCOVERY_URL = ISSUER + "/.well-known/openid-configuration"
 SHOP_POST_LOGOUT = "https://shop.example.test/post_logout_redirect"
+# The city of the plans' test user (conftest.py), all of an address Link tells.
+CITY = "San Francisco"
 SECOND_CLIENT = "suite-client2"
 SECOND_SECRET = "suite-client2-secret-0123456789"
 SECOND_CALLBACK = "https://client2.example.test/callback"

@@ -34,6 +34,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
 from oidc_link.errors import ConfigError
 from tests.conformance.suite import (
+    CITY,
     JWT_BEARER_ASSERTION,
     KEY_CLIENT,
     SUITE_SCOPE,
@@ -227,9 +228,16 @@ def assert_unsupported_scope_left_out(
 def test_oidcc_scope_address(
     app: Flask, live_clock: FixedClock, browser: Browser, console: list[str]
 ) -> None:
-    """scope=openid address: unsupported, so left out of the grant; no claim made up."""
-    # Spec: RFC 6749 §3.3.
-    assert_unsupported_scope_left_out(app, live_clock, browser, console, "address")
+    """scope=openid address: userinfo has the address Link tells (its locality), and sub."""
+    # Spec: OIDC Core §5.4, §5.1.1.
+    client = SuiteClient(app, live_clock, scope="openid address")
+    assert "address" in client.server["scopes_supported"]
+    result = client.code_flow(browser, console)
+
+    userinfo = client.userinfo(result.tokens["access_token"])
+
+    assert result.tokens["scope"] == "openid address"
+    assert userinfo == {"sub": result.claims["sub"], "address": {"locality": CITY}}
 
 
 def test_oidcc_scope_phone(
@@ -250,12 +258,13 @@ def test_oidcc_scope_all(
 
     userinfo = client.userinfo(result.tokens["access_token"])
 
-    assert set(result.tokens["scope"].split()) == {"openid", "profile", "email"}
+    assert set(result.tokens["scope"].split()) == {"openid", "profile", "email", "address"}
     assert userinfo == {
         "sub": result.claims["sub"],
         "name": "Jenny Rosen",
         "email": JENNY,
         "email_verified": True,
+        "address": {"locality": CITY},
     }
 
 
