@@ -32,6 +32,7 @@ from oidc_link.outbound import Outbound
 from oidc_link.platform.account_links import AccountLinks
 from oidc_link.platform.account_sessions import AccountSessions
 from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.events import Events
 from oidc_link.platform.idempotency import Idempotency
 from oidc_link.sessions import Sessions
 from oidc_link.sign_in import SignIn
@@ -88,7 +89,11 @@ class Services:
 
     @cached_property
     def accounts(self) -> Accounts:
-        return Accounts(self.store, self.clock, self.settings.subject_salt)
+        return Accounts(self.store, self.clock, self.settings.subject_salt, self.events)
+
+    @cached_property
+    def events(self) -> Events:
+        return Events(self.store, self.clock, self.settings.clients)
 
     @cached_property
     def account_links(self) -> AccountLinks:
@@ -111,7 +116,7 @@ class Services:
 
     @cached_property
     def consents(self) -> Consents:
-        return Consents(self.store, self.clock, self.settings.lifetimes, self.accounts)
+        return Consents(self.store, self.clock, self.settings.lifetimes, self.accounts, self.events)
 
     @cached_property
     def id_tokens(self) -> IdTokens:

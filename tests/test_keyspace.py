@@ -96,6 +96,14 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         f"oidc-link:v1:idempotency:key_scope:{IDEMPOTENCY_KEY}",
     ),
     (keyspace.sandbox_session, ("secret-1",), f"oidc-link:v1:sandbox_session:{SECRET}"),
+    # Events (issue 18): the record by its id, each owner's indexes by created.
+    (keyspace.event, ("evt_1",), "oidc-link:v1:event:evt_1"),
+    (keyspace.events_of, ("shop",), "oidc-link:v1:events_of:shop"),
+    (
+        keyspace.events_of_type,
+        ("shop", "account.updated"),
+        "oidc-link:v1:events_of_type:shop:account.updated",
+    ),
 ]
 
 # keyspace functions that build no key of their own.

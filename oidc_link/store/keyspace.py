@@ -309,3 +309,24 @@ def outbox(aggregate_key: str) -> str:
 # writer last announced it (unix seconds). Announced before the write that fills the stream, so no
 # entry is ever in a stream nobody knows of.
 OUTBOX_INDEX = PREFIX + "outbox_index"
+
+
+# Events (issue 18 item 1): what the /v1 API lists at ``GET /v1/events``, saved as each
+# event leaves its outbox stream. The record under its id, and per owner (a client, or its
+# sector: who sees the owner's accounts sees its events) two indexes scored by ``created``:
+# all of the owner's events, and those of one type (the ``type`` filter). All kept
+# EVENT_RETENTION, as Stripe keeps events 30 days; an index is trimmed of older members on
+# each save, and expires that long after its last one.
+EVENT_RETENTION = 30 * 86400
+
+
+def event(event_id: str) -> str:
+    return PREFIX + "event:" + event_id
+
+
+def events_of(owner: str) -> str:
+    return PREFIX + "events_of:" + owner
+
+
+def events_of_type(owner: str, event_type: str) -> str:
+    return PREFIX + "events_of_type:" + owner + ":" + event_type
