@@ -14,44 +14,39 @@ from oidc_link.store.base import Aggregate, Outages, Writes
 from oidc_link.store.outbox import OutboxEntry, OutboxStore
 from oidc_link.store.told import TELL, entry_args
 
-# An account record written only if there is none (SET NX): of two first sign-ins at once,
-# the first record stays, and only the change that wrote it tells the outbox.
-ADD_RECORD = (
-    TELL
-    + """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
-  tell(2)
-  return 1
-end
-return 0
-"""
+# An account record written only if there is none: of two first sign-ins at once, the
+# first record stays, and only the change that wrote it tells the outbox. Each script
+# below tells first, then writes: Redis does not roll a script back, so an XADD it refuses
+# leaves the change undone, and the write after it cannot fail on its key.
+ADD_RECORD = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  tell(2)\n"
+    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
 )
 
 # An account record replaced only if it is still what the caller read (compare and set on
 # one key): an update that raced another change reads again instead of overwriting it, and
-# tells the outbox only when it wrote.
-SWAP_RECORD = (
-    TELL
-    + """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  tell(3)
-  return 1
-end
-return 0
-"""
+# tells the outbox only when it writes.
+SWAP_RECORD = TELL + (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  tell(3)\n"
+    "  redis.call('SET', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
 )
 
-# An account record deleted, told only by the delete that removed it (of two, one wins).
-DELETE_RECORD = (
-    TELL
-    + """
-if redis.call('DEL', KEYS[1]) == 1 then
-  tell(1)
-  return 1
-end
-return 0
-"""
+# An account record deleted, told only by the delete that removes it (of two, one wins).
+DELETE_RECORD = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  tell(1)\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
 )
 
 

@@ -14,15 +14,13 @@ from oidc_link.store.told import TELL, entry_args
 
 # A consent forgotten, told (issue 18's account.application.deauthorized) only by the
 # delete that removed one: revoking what was never allowed, or twice, tells nothing.
-DELETE_CONSENT = (
-    TELL
-    + """
-if redis.call('DEL', KEYS[1]) == 1 then
-  tell(1)
-  return 1
-end
-return 0
-"""
+DELETE_CONSENT = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  tell(1)\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
 )
 
 

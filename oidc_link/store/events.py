@@ -40,7 +40,7 @@ class EventStore(Aggregate):
             return False
         event_id = str(event["id"])
         owner = str(event["owner"])
-        oldest = now - keyspace.EVENT_RETENTION
+        expired = now - keyspace.EVENT_RETENTION  # created at or before: no longer kept
         pipeline = self._redis.pipeline(transaction=False)
         record = json.dumps(event, separators=(",", ":"), sort_keys=True)
         pipeline.set(keyspace.event(event_id), record, nx=True, ex=ttl)
@@ -50,12 +50,17 @@ class EventStore(Aggregate):
         ):
             pipeline.zadd(index, {event_id: created}, nx=True)
             # Trimmed here rather than by a sweeper: each save drops what aged out.
-            pipeline.zremrangebyscore(index, "-inf", f"({oldest}")
+            pipeline.zremrangebyscore(index, "-inf", expired)
             pipeline.expire(index, keyspace.EVENT_RETENTION)
         return bool(pipeline.execute()[0])
 
     def load(self, event_id: str) -> str | None:
-        return self._redis.get(keyspace.event(event_id))
+        """The event's record while it is kept: by the clock, not only by Redis's TTL."""
+        raw = self._redis.get(keyspace.event(event_id))
+        if raw is None:
+            return None
+        created = int(json.loads(raw)["created"])
+        return raw if created + keyspace.EVENT_RETENTION > self._clock.now() else None
 
     def page(
         self,
@@ -72,7 +77,7 @@ class EventStore(Aggregate):
             if window.event_type is None
             else keyspace.events_of_type(window.owner, window.event_type)
         )
-        oldest = self._clock.now() - keyspace.EVENT_RETENTION
+        oldest = self._clock.now() - keyspace.EVENT_RETENTION + 1  # as ``load`` keeps them
         since = oldest if window.since is None else max(window.since, oldest)
         cursor = starting_after if starting_after is not None else ending_before
         # Ranks newest first: the window is the ranks from ``first`` (those newer than

@@ -37,7 +37,13 @@ PREFIX = "oidc-link:v1:"
 # | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |
 # |   accounts.for_email_and_record          |                                    |           |
 # | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
+# | accounts ADD_RECORD, SWAP_RECORD,        | account, outbox(account): the      | account   |
+# |   DELETE_RECORD (Lua; issue 18's events) |   change and its event             |           |
 # | consents.add (MULTI)                     | consent                            | its own   |
+# | consents DELETE_CONSENT (Lua)            | consent, outbox(consent)           | consent   |
+# | tokens.take_account_families (MULTI)     | account_families, its outbox       | that set  |
+# | events.save, events.page                 | plain pipelines: event, events_of, | several   |
+# |                                          |   events_of_type (record first)    |           |
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
 # | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
 # |   session, an SSO code                   | method's write one key or script   |           |

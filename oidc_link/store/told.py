@@ -8,9 +8,10 @@ from oidc_link.store.outbox import OutboxEntry
 
 # Prepended to a script whose KEYS[1] is the changed key: ``tell(at)`` adds the entry whose
 # kind, id and body are ARGV[at], ARGV[at + 1] and ARGV[at + 2] to the stream in KEYS[2];
-# without a KEYS[2] (the change tells nobody) it adds nothing. Called only once the change
-# happened, so a change that did not (a lost compare-and-set, a delete of nothing) tells
-# nothing, and one Redis refuses tells nothing either.
+# without a KEYS[2] (the change tells nobody) it adds nothing. Called only when the change
+# is to happen, so a change that does not (a lost compare-and-set, a delete of nothing)
+# tells nothing; and before the change's own write, since Redis does not roll a script
+# back: a refused XADD (a full Redis, a key of the wrong type) leaves the change undone.
 TELL = """
 local function tell(at)
   if KEYS[2] then
