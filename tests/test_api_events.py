@@ -225,3 +225,18 @@ def test_events_need_an_api_key_and_take_no_post(app: Flask, shop_api: Platform)
     assert error_of(app.test_client().get("/v1/events"), 401)["type"] == "authentication_error"
     assert error_of(shop_api.post("/v1/events", {}), 405)["code"] == "method_not_allowed"
     error_of(shop_api.get("/v1/events/evt_missing"), 404)
+
+
+def test_an_idempotent_replay_and_a_refused_request_write_no_event(
+    shop_api: Platform, relay: Any
+) -> None:
+    first = shop_api.post("/v1/accounts", {"type": "custom"}, idempotency_key="once")
+    replay = shop_api.post("/v1/accounts", {"type": "custom"}, idempotency_key="once")
+    error_of(shop_api.post("/v1/accounts", {"type": "standard"}), 400)
+    error_of(shop_api.post(f"/v1/accounts/{first.get_json()['id']}", {"email": "nope"}), 400)
+    relay()
+
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    [event] = listed(shop_api)["data"]
+    assert event["data"]["object"] == first.get_json()
+    assert event["request"]["id"] == first.headers["Request-Id"]
