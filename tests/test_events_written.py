@@ -236,6 +236,7 @@ def test_a_change_redis_refuses_leaves_neither_the_change_nor_its_event(
         accounts.delete("shop", account.id)
 
     assert store.accounts.load(account.id) == before
+    assert redis_client.zscore(keyspace.accounts_of("shop"), account.id) is not None
     assert redis_client.get(stream) == "not a stream"
 
 

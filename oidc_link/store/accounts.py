@@ -137,12 +137,11 @@ class AccountStore(Aggregate):
         """Forget an account; False when it was already gone (of two deletes, one wins, and
         only the winner tells ``event``)."""
         keys = self._told_keys(account_id, event)
-        batch = self._batch()
-        batch.script(self._delete_record, keys, entry_args(event))  # the record first, as in add
-        batch.pipeline.zrem(keyspace.accounts_of(owner), account_id)
-        results = batch.pipeline.execute(raise_on_error=False)
-        batch.settle(results)
-        return bool(results[0])
+        # The record first, as in add; the list only once that went through, so a delete
+        # Redis refused leaves the account listed as well as stored.
+        deleted = self._delete_record(keys=keys, args=entry_args(event))
+        self._redis.zrem(keyspace.accounts_of(owner), account_id)
+        return bool(deleted)
 
     def _batch(self) -> Writes:
         # A script and the owner's list in one round trip (Writes runs a script again if

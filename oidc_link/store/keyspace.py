@@ -36,7 +36,8 @@ PREFIX = "oidc-link:v1:"
 # |   of sessions and tokens                 | person_sessions, account_families  |           |
 # | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |
 # |   accounts.for_email_and_record          |                                    |           |
-# | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
+# | accounts.add, save_account_link          | plain pipeline, record first       | several   |
+# | accounts.delete                          | the record's script, then the list | several   |
 # | accounts ADD_RECORD, SWAP_RECORD,        | account, outbox(account): the      | account   |
 # |   DELETE_RECORD (Lua; issue 18's events) |   change and its event             |           |
 # | consents.add (MULTI)                     | consent                            | its own   |
