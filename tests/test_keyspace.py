@@ -96,6 +96,12 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         f"oidc-link:v1:idempotency:key_scope:{IDEMPOTENCY_KEY}",
     ),
     (keyspace.sandbox_session, ("secret-1",), f"oidc-link:v1:sandbox_session:{SECRET}"),
+    # The outbox (issue 18): a stream per aggregate, tagged by its key's own hash tag.
+    (
+        keyspace.outbox,
+        ("oidc-link:v1:account:acct_1",),
+        "oidc-link:v1:outbox:{oidc-link:v1:account:acct_1}",
+    ),
     # Events (issue 18): the record by its id, each owner's indexes by created.
     (keyspace.event, ("evt_1",), "oidc-link:v1:event:evt_1"),
     (keyspace.events_of, ("shop",), "oidc-link:v1:events_of:shop"),
@@ -113,6 +119,7 @@ NOT_KEYS = {
     keyspace.rate_counter_ttl,
     keyspace.token_family,
     keyspace.code_family,
+    keyspace.hash_tag,
 }
 
 
