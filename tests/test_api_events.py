@@ -140,6 +140,8 @@ def test_the_type_and_created_filters_narrow_the_list(
     assert types(type="account.created", **{"created[gt]": str(start)}) == []
     updated = listed(shop_api, type="account.updated")["data"][0]
     assert updated["data"]["previous_attributes"] == {"metadata": {"plan": None}}
+    deleted = listed(shop_api, type="account.deleted")["data"][0]
+    assert deleted["data"]["object"] == updated["data"]["object"]  # the account as it was
 
 
 def test_a_client_sees_only_its_owners_events_and_a_sector_shares_them(

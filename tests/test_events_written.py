@@ -181,7 +181,8 @@ def test_deleting_writes_account_deleted_once_and_a_second_delete_writes_none(
 
     _, deleted = of_account(redis_client, account.id)
     assert deleted["type"] == "account.deleted"
-    assert deleted["data"] == {"object": {"id": account.id, "object": "account", "deleted": True}}
+    # As Stripe's *.deleted events: the object as it was when it was deleted.
+    assert deleted["data"] == {"object": account.shown()}
 
 
 def test_revoking_a_consent_writes_deauthorized_once_in_the_consents_slot(

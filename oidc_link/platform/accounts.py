@@ -332,15 +332,14 @@ class Accounts:
 
     def delete(self, owner: str, account_id: str, cause: Cause = AUTOMATIC) -> bool:
         """Delete the owner's account, with its account.deleted event (data.object: the
-        deleted object, as the DELETE answers); False when there was none to delete."""
+        account as it was, as Stripe's *.deleted events carry it); False when there was
+        none to delete."""
         account = self.find(owner, account_id)
         if account is None:
             return False
         if account.email and account.details_submitted:
             self._store.accounts.unbind_email(owner, account.email, account_id)
-        event = self._events.new(
-            ACCOUNT_DELETED, owner, account_id, deleted_object(account_id), cause
-        )
+        event = self._events.new(ACCOUNT_DELETED, owner, account_id, account.shown(), cause)
         return self._store.accounts.delete(owner, account_id, event)
 
     def _updated(self, before: Account, after: Account, cause: Cause) -> OutboxEntry:
@@ -372,7 +371,7 @@ class Accounts:
 
 
 def deleted_object(account_id: str) -> dict[str, Any]:
-    """What Stripe answers a delete with, and its account.deleted event's data.object."""
+    """What Stripe answers a delete with."""
     return {"id": account_id, "object": "account", "deleted": True}
 
 
