@@ -33,6 +33,7 @@ from oidc_link.outbox.handling import FanOut, Handler
 from oidc_link.platform.account_links import AccountLinks
 from oidc_link.platform.account_sessions import AccountSessions
 from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.events import Events
 from oidc_link.platform.idempotency import Idempotency
 from oidc_link.sessions import Sessions
 from oidc_link.sign_in import SignIn
@@ -91,7 +92,11 @@ class Services:
 
     @cached_property
     def accounts(self) -> Accounts:
-        return Accounts(self.store, self.clock, self.settings.subject_salt)
+        return Accounts(self.store, self.clock, self.settings.subject_salt, self.events)
+
+    @cached_property
+    def events(self) -> Events:
+        return Events(self.store, self.clock, self.settings.clients)
 
     @cached_property
     def account_links(self) -> AccountLinks:
@@ -114,7 +119,7 @@ class Services:
 
     @cached_property
     def consents(self) -> Consents:
-        return Consents(self.store, self.clock, self.settings.lifetimes, self.accounts)
+        return Consents(self.store, self.clock, self.settings.lifetimes, self.accounts, self.events)
 
     @cached_property
     def id_tokens(self) -> IdTokens:
@@ -189,9 +194,9 @@ class Services:
         }
 
     def save_event(self, event: dict[str, Any]) -> None:
-        """Where an event handed to webhook delivery is kept for GET /v1/events: the events'
-        store (store/events.py) once it is part of this build; until then the webhook
-        deliveries' own log (store/webhook_endpoints.py) is the only copy."""
+        """Keep an event leaving the outbox for GET /v1/events (store/events.py), before
+        its webhook deliveries are written: what a platform is told it can also list."""
+        self.store.events.save(event)
 
 
 def build_services(

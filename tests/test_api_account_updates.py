@@ -14,6 +14,7 @@ from flask import Flask
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.platform.accounts import Accounts, Binding
+from oidc_link.platform.events import Events
 from oidc_link.store import Store, keyspace
 from tests.api_client import (
     ACME_APP_KEY,
@@ -229,7 +230,7 @@ def test_an_update_does_not_overwrite_a_change_made_after_it_read_the_account(
     redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
     store = Store(redis_client, live_clock)
-    accounts = Accounts(store, live_clock, SALT)
+    accounts = Accounts(store, live_clock, SALT, Events(store, live_clock))
     account = accounts.create("shop", "custom", metadata={"a": "1"})
     stale = store.accounts.load(account.id)
     assert stale is not None
@@ -265,14 +266,14 @@ class WritesBetween:
 def test_an_update_that_lost_a_race_reads_again_and_keeps_the_other_change(
     redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
-    direct = Accounts(Store(redis_client, live_clock), live_clock, SALT)
+    direct = accounts_over(Store(redis_client, live_clock), live_clock)
     account = direct.create("shop", "custom", metadata={"a": "1"})
     racing = WritesBetween(
         redis_client,
         keyspace.account(account.id),
         lambda: direct.update("shop", account.id, metadata={"b": "2"}),
     )
-    raced = Accounts(Store(racing, live_clock), live_clock, SALT)  # type: ignore[arg-type]
+    raced = accounts_over(Store(racing, live_clock), live_clock)  # type: ignore[arg-type]
 
     answer = raced.update("shop", account.id, metadata={"c": "3"})
 
@@ -283,14 +284,14 @@ def test_an_update_that_lost_a_race_reads_again_and_keeps_the_other_change(
 def test_onboarding_that_raced_an_update_keeps_the_updated_metadata(
     redis_client: redis.Redis, live_clock: FixedClock
 ) -> None:
-    direct = Accounts(Store(redis_client, live_clock), live_clock, SALT)
+    direct = accounts_over(Store(redis_client, live_clock), live_clock)
     account = direct.create("shop", "custom", email="jenny@example.com")
     racing = WritesBetween(
         redis_client,
         keyspace.account(account.id),
         lambda: direct.update("shop", account.id, metadata={"plan": "gold"}),
     )
-    raced = Accounts(Store(racing, live_clock), live_clock, SALT)  # type: ignore[arg-type]
+    raced = accounts_over(Store(racing, live_clock), live_clock)  # type: ignore[arg-type]
 
     assert raced.bind("shop", account.id, "jenny@example.com", "Jenny") is Binding.BOUND
 
@@ -426,3 +427,7 @@ def test_starting_after_and_ending_before_together_are_refused(shop_api: Platfor
 
     assert error["code"] == "parameters_exclusive"
     assert error["type"] == "invalid_request_error"
+
+
+def accounts_over(store: Store, clock: FixedClock) -> Accounts:
+    return Accounts(store, clock, SALT, Events(store, clock))

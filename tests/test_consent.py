@@ -19,6 +19,7 @@ from oidc_link.models import Identity
 from oidc_link.oauth import Provider
 from oidc_link.oauth.consent import Consents
 from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.events import Events
 from oidc_link.store import Store, keyspace
 from oidc_link.web.context import EXTENSION_NAME
 from tests.conftest import ISSUER, JENNY, ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
@@ -57,7 +58,13 @@ def provider_of(app: Flask) -> Provider:
 
 
 def consents_for(store: Store, clock: FixedClock, settings: Settings) -> Consents:
-    return Consents(store, clock, settings.lifetimes, Accounts(store, clock, settings.subject_salt))
+    return Consents(
+        store,
+        clock,
+        settings.lifetimes,
+        Accounts(store, clock, settings.subject_salt, Events(store, clock)),
+        Events(store, clock, settings.clients),
+    )
 
 
 def follow(browser: Browser, answer: TestResponse) -> TestResponse:
@@ -497,7 +504,8 @@ def test_the_consent_decision_asks_third_party_clients_only_and_again_on_prompt_
     assert (forced.needed, forced.new) == (True, ("openid", "email"))
     assert consents.request(shop, asked, jenny).needed is False
     assert consents.request(None, asked, jenny).needed is False
-    shop_user = Accounts(store, clock, settings.subject_salt).subject_of(shop.subject_sector, JENNY)
+    accounts = Accounts(store, clock, settings.subject_salt, Events(store, clock))
+    shop_user = accounts.subject_of(shop.subject_sector, JENNY)
     assert consents.granted(shop_user, "shop") == frozenset()
 
 

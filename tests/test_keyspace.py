@@ -103,6 +103,14 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         "oidc-link:v1:outbox:{oidc-link:v1:session_links:sid_1}",
     ),
     (keyspace.webhook_endpoint, ("we_1",), "oidc-link:v1:webhook_endpoint:we_1"),
+    # Events (issue 18): the record by its id, each owner's indexes by created.
+    (keyspace.event, ("evt_1",), "oidc-link:v1:event:evt_1"),
+    (keyspace.events_of, ("shop",), "oidc-link:v1:events_of:shop"),
+    (
+        keyspace.events_of_type,
+        ("shop", "account.updated"),
+        "oidc-link:v1:events_of_type:shop:account.updated",
+    ),
 ]
 
 # keyspace functions that build no key of their own.

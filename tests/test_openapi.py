@@ -21,7 +21,8 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.ids import digest
 from oidc_link.platform.idempotency import Idempotency, Started, fingerprint
-from oidc_link.store import Store
+from oidc_link.store import Store, keyspace
+from oidc_link.store.outbox import OutboxEntry
 from tests.api_client import BLOG_KEY, SHOP_KEY, Platform, api_settings
 
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
@@ -260,6 +261,25 @@ def test_every_documented_response_is_what_the_api_sends(
     checker.check("DELETE", path, shop.delete(path))
     checker.check("DELETE", path, shop.delete(path))
 
+    # GET /v1/events and /v1/events/{id}: the events of the changes above, handed on from
+    # the outbox as its relay hands them on.
+    kept = Store(redis_client, live_clock)
+    for stream in redis_client.zrange(keyspace.OUTBOX_INDEX, 0, -1):
+        for _, fields in redis_client.xrange(stream):
+            kept.events.save(OutboxEntry.from_fields(fields).body)
+    events = checker.check("GET", "/v1/events", shop.get("/v1/events", {"limit": "100"}))
+    told = {event["type"] for event in events.get_json()["data"]}
+    assert told == {"account.created", "account.updated", "account.deleted"}
+    unknown_cursor = {"type": "account.updated", "created[gte]": "0", "ending_before": "evt_x"}
+    checker.check("GET", "/v1/events", shop.get("/v1/events", unknown_cursor))
+    checker.check("GET", "/v1/events", shop.get("/v1/events", {"created[lt]": "0"}))
+    checker.check("GET", "/v1/events", nobody.get("/v1/events"))
+    event_path = f"/v1/events/{events.get_json()['data'][0]['id']}"
+    checker.check("GET", event_path, shop.get(event_path))
+    checker.check("GET", event_path, shop.get(event_path, {"expand": "x"}))
+    checker.check("GET", event_path, nobody.get(event_path))
+    checker.check("GET", event_path, blog.get(event_path))
+
     # Every operation answers 429 once the key's requests for this second are spent.
     spent = [shop.get("/v1/accounts").status_code for _ in range(101)]
     assert spent[-1] == 429
@@ -270,6 +290,8 @@ def test_every_documented_response_is_what_the_api_sends(
     checker.check("POST", "/v1/account_links", shop.post("/v1/account_links", account_link_params))
     checker.check("POST", login_path, shop.post(login_path))
     checker.check("POST", update_path, shop.post(update_path, changes))
+    checker.check("GET", "/v1/events", shop.get("/v1/events"))
+    checker.check("GET", event_path, shop.get(event_path))
 
     # 503 (Redis unreachable) is exercised in tests/test_redis_outage.py.
     assert checker.covered == documented_responses() - documented_responses("503")

@@ -228,6 +228,8 @@ def test_every_v1_operation_documents_the_503_it_answers_while_redis_is_down(
     checker.check("DELETE", account, platform.delete(account))
     checker.check("POST", "/v1/account_links", platform.post("/v1/account_links", {}))
     checker.check("POST", account + "/login_links", platform.post(account + "/login_links"))
+    checker.check("GET", "/v1/events", platform.get("/v1/events"))
+    checker.check("GET", "/v1/events/evt_x", platform.get("/v1/events/evt_x"))
 
     assert checker.covered == documented_responses("503")
 

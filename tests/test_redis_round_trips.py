@@ -50,9 +50,14 @@ RETURNING_USER = {
     "userinfo": (1, 1),
 }
 # A person's first sign-in: their email's two rate windows open (per network and across
-# networks: one EXPIRE each), and their account is created with the code (SET NX, ZADD in
-# the same pipeline).
-FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (3, 28)}
+# networks: one EXPIRE each), and their account is created with the code: one script
+# (EVALSHA: EXISTS, and when there is none the account.created event's XADD to the
+# account's outbox stream, then the SET; issue 18) and the owner's list (ZADD) in the
+# same pipeline (before issue 18: SET NX and ZADD). The
+# stream is announced first (a ZADD to the outbox index), one round trip more, paid only
+# when the account is created: the announce must have landed before the XADD can, and on
+# a cluster the pipeline's parts run in parallel, so it cannot ride in the writes.
+FIRST_SIGN_IN = RETURNING_USER | {"email": (3, 17), "code": (4, 32)}
 # A signed-in browser: the session read (GET); its renewal (SET) with the account read for
 # the code's sub (two GETs since issue 17, as at the code step), one pipeline: that read needs
 # the session's email; then the code's writes as at the code step, less the new session: the

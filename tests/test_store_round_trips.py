@@ -23,6 +23,7 @@ from oidc_link.interaction import FlowRequest, Interaction, Problem
 from oidc_link.link.sandbox import SandboxLinkClient
 from oidc_link.models import FinishedFlow, Flow, RefreshToken, SsoSession
 from oidc_link.platform.accounts import Accounts, sign_in_account_id
+from oidc_link.platform.events import Events
 from oidc_link.store import RateLimit, Store, keyspace
 from tests.conftest import ON_REDIS_CLUSTER
 from tests.test_interaction import AUTHORIZATION, BROWSER, CLIENT_IP, USERS
@@ -360,7 +361,7 @@ def test_queued_writes_meet_an_outage_as_store_unavailable_error(clock: FixedClo
 def test_a_batch_that_is_not_atomic_sends_a_write_and_another_aggregates_read_together(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    accounts = Accounts(store, clock, SALT)
+    accounts = Accounts(store, clock, SALT, Events(store, clock))
     onboarded = accounts.create("shop", "custom")
     assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
     session = make_session(clock)
@@ -390,7 +391,8 @@ def test_a_batch_that_is_not_atomic_raises_its_own_failed_write_after_answering_
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
     redis_client.set(keyspace.session_dependents("sid_1"), "not a set")
-    ahead = Accounts(store, clock, SALT).read_ahead("shop", "jenny@example.com")
+    accounts = Accounts(store, clock, SALT, Events(store, clock))
+    ahead = accounts.read_ahead("shop", "jenny@example.com")
 
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"), store.writes() as batch:
         batch.ride(ahead)
@@ -428,7 +430,7 @@ def make_session(clock: FixedClock) -> SsoSession:
 def test_a_first_sign_in_creates_the_account_with_the_writes_and_a_second_finds_it(
     store: Store, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
-    accounts = Accounts(store, clock, SALT)
+    accounts = Accounts(store, clock, SALT, Events(store, clock))
     derived = sign_in_account_id(SALT, "shop", "jenny@example.com")
 
     with store.writes() as writes:
@@ -448,7 +450,7 @@ def test_a_first_sign_in_creates_the_account_with_the_writes_and_a_second_finds_
 def test_a_sign_in_with_an_email_bound_to_another_account_gets_that_account(
     store: Store, clock: FixedClock
 ) -> None:
-    accounts = Accounts(store, clock, SALT)
+    accounts = Accounts(store, clock, SALT, Events(store, clock))
     onboarded = accounts.create("shop", "custom")
     assert store.accounts.bind_email("shop", "jenny@example.com", onboarded.id)
 

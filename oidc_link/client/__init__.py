@@ -21,7 +21,7 @@ from oidc_link.client.errors import (
     RateLimitError,
 )
 from oidc_link.client.objects import ApiResponse, ListObject, OidcLinkObject
-from oidc_link.client.resources import AccountLinks, Accounts, LoginLinks
+from oidc_link.client.resources import AccountLinks, Accounts, Events, LoginLinks
 from oidc_link.client.transport import Transport
 from oidc_link.client.webhooks import Event, SignatureVerificationError, Webhook
 
@@ -81,6 +81,7 @@ class OidcLinkClient:
         self.accounts = Accounts(transport)
         self.account_links = AccountLinks(transport)
         self.login_links = LoginLinks(transport)
+        self.events = Events(transport)
 
     def __repr__(self) -> str:
         # Never the API key.

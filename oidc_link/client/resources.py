@@ -1,5 +1,6 @@
 """The API's resources as the client exposes them (``client.accounts``,
-``client.account_links``, ``client.login_links``): one method per endpoint, no HTTP here."""
+``client.account_links``, ``client.login_links``, ``client.events``): one method per
+endpoint, no HTTP here."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ def _object(answer: Answer) -> OidcLinkObject:
     return made
 
 
-def _segment(account_id: str) -> str:
+def _segment(object_id: str, example: str = "acct_...") -> str:
     """An id as one path segment: ``/`` or ``..`` in a caller's value cannot reach another
     endpoint."""
-    if not isinstance(account_id, str) or not account_id:
-        raise ValueError("an account id must be a non-empty string such as 'acct_...'")
-    return quote(account_id, safe="")
+    if not isinstance(object_id, str) or not object_id:
+        raise ValueError(f"an id must be a non-empty string such as '{example}'")
+    return quote(object_id, safe="")
 
 
 class Accounts:
@@ -133,3 +134,47 @@ class LoginLinks:
         path = f"/v1/accounts/{_segment(account)}/login_links"
         answer = self._transport.request("POST", path, {}, idempotency_key=idempotency_key)
         return _object(answer)
+
+
+# ``created`` as Stripe's SDKs take it: an exact epoch second, or a range.
+CreatedFilter = int | dict[Literal["gt", "gte", "lt", "lte"], int]
+
+
+class Events:
+    """``/v1/events``: what happened to the platform's accounts in the last 30 days."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def retrieve(self, event_id: str) -> OidcLinkObject:
+        path = f"/v1/events/{_segment(event_id, 'evt_...')}"
+        return _object(self._transport.request("GET", path))
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        type: str | None = None,  # the API's parameter name
+        created: CreatedFilter | None = None,
+    ) -> ListObject:
+        """One page, newest first, of one ``type`` or all and within ``created``;
+        ``auto_paging_iter()`` walks every page as for accounts."""
+        params = {
+            "limit": limit,
+            "starting_after": starting_after,
+            "ending_before": ending_before,
+            "type": type,
+            "created": created,
+        }
+        answer = self._transport.request("GET", "/v1/events", params)
+
+        def next_page(cursor: str) -> ListObject:
+            if ending_before is not None:
+                return self.list(limit=limit, ending_before=cursor, type=type, created=created)
+            return self.list(limit=limit, starting_after=cursor, type=type, created=created)
+
+        page = ListObject(convert(answer.body), next_page, backwards=ending_before is not None)
+        page.last_response = answer.response
+        return page

@@ -16,6 +16,7 @@ from oidc_link.config import ClientSettings, Lifetimes
 from oidc_link.models import Identity
 from oidc_link.oauth.claims import SCOPE_CLAIMS
 from oidc_link.platform.accounts import Accounts
+from oidc_link.platform.events import Events
 from oidc_link.store import Store
 
 
@@ -44,13 +45,19 @@ class Consents:
     person by (accounts.sign_in_account_id), so the stored keys say nothing about them."""
 
     def __init__(
-        self, store: Store, clock: Clock, lifetimes: Lifetimes, accounts: Accounts
+        self,
+        store: Store,
+        clock: Clock,
+        lifetimes: Lifetimes,
+        accounts: Accounts,
+        events: Events,
     ) -> None:
         self._store = store
         self._clock = clock
         self._lifetimes = lifetimes
         # Who the client knows the person as: consent is kept under that ``sub``.
         self._accounts = accounts
+        self._events = events
 
     def request(
         self, client: ClientSettings | None, parameters: Mapping[str, str], identity: Identity
@@ -97,12 +104,15 @@ class Consents:
         until = self._clock.now() + self._lifetimes.consent
         self._store.consents.add(user, client_id, dict.fromkeys(scopes, until), until)
 
-    def revoke(self, user: str, client_id: str) -> None:
+    def revoke(self, user: str, client_id: str) -> bool:
         """Forget everything this user allowed this client: the next sign-in asks again.
+        With it, the platform's account.application.deauthorized event (``user`` is the
+        account's id); False, and no event, when there was nothing to forget.
 
         Tokens already issued are not touched here; revoking those is tokens.py's job.
         """
-        self._store.consents.delete(user, client_id)
+        event = self._events.deauthorized(user, client_id)
+        return self._store.consents.delete(user, client_id, event)
 
 
 # The claims of the ``claims`` parameter (OIDC Core §5.5) and the scope that reveals the same.

@@ -28,6 +28,7 @@ from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
 from oidc_link.models import AccessToken, AuthorizationCode, RefreshToken
 from oidc_link.store import Store, Writes, keyspace
+from oidc_link.store.outbox import OutboxEntry
 from oidc_link.store.tokens import Redemption
 
 log = logging.getLogger(__name__)
@@ -263,10 +264,10 @@ class TokenLifecycle:
     def revoke_family(self, family_id: str) -> None:
         self.store.tokens.revoke_family(family_id, self.memory)
 
-    def revoke_account(self, account_id: str) -> int:
-        """Revoke every token family issued for an account (its ``sub``), offline_access
-        included: the account page's "Sign out everywhere". Returns how many."""
-        families = self.store.tokens.take_account_families(account_id)
+    def revoke_account(self, account_id: str, event: OutboxEntry | None = None) -> int:
+        """Revoke every token family of an account (its ``sub``), offline_access included:
+        "Sign out everywhere", its ``event`` written as the families are taken. How many."""
+        families = self.store.tokens.take_account_families(account_id, event)
         for family_id in families:
             self.revoke_family(family_id)
         return len(families)

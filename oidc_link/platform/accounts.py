@@ -11,47 +11,34 @@ import enum
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oidc_link.clock import Clock
-from oidc_link.errors import PlatformError
 from oidc_link.ids import new_id
+from oidc_link.platform.account_fields import (
+    ACCOUNT_TYPES,
+    AccountParameterError,
+    checked_email,
+    checked_metadata,
+    merged_metadata,
+)
+from oidc_link.platform.events import (
+    ACCOUNT_CREATED,
+    ACCOUNT_DELETED,
+    ACCOUNT_UPDATED,
+    AUTOMATIC,
+    Cause,
+    Events,
+    changed_attributes,
+)
+from oidc_link.platform.paging import UnknownStartingPointError
 from oidc_link.store import Store, Writes
 from oidc_link.store.accounts import AccountRead
+from oidc_link.store.outbox import OutboxEntry
 
-ACCOUNT_TYPES = ("express", "custom")
-# Stripe's metadata limits (docs.stripe.com/metadata): 50 keys, 40-character keys,
-# 500-character values.
-METADATA_MAX_KEYS = 50
-METADATA_MAX_KEY_LENGTH = 40
-METADATA_MAX_VALUE_LENGTH = 500
-EMAIL_MAX_LENGTH = 254  # RFC 5321 §4.5.3.1.3: the longest usable address path
-# No whitespace and no control characters (NUL, C0, DEL, C1): an Account Link prefills the
-# email into the hosted form, which refuses them too.
-_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
-_EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 # Compare-and-set tries of one update before it gives up (each lost to a concurrent write).
 UPDATE_ATTEMPTS = 5
-
-
-class AccountParameterError(PlatformError):
-    """A parameter the caller must fix: which one, Stripe's code for the fault and a message
-    (docs.stripe.com/api/errors)."""
-
-    code = "parameter_invalid_string"
-
-
-class UnknownStartingPointError(PlatformError):
-    """``starting_after`` or ``ending_before`` names no account of this owner
-    (docs.stripe.com/api/pagination): a parameter to fix, so 400, not the 404 of a missing
-    object."""
-
-    code = "resource_missing"
-
-    def __init__(self, cursor: str, param: str = "starting_after") -> None:
-        super().__init__(param, self.code, f"No such account: '{cursor[:100]}'")
 
 
 @dataclass(frozen=True)
@@ -80,6 +67,18 @@ class Account:
                 "name": self.name,
             }
         )
+
+    def shown(self) -> dict[str, Any]:
+        """The account as ``GET /v1/accounts/{id}`` shows it (and its events' data.object)."""
+        return {
+            "id": self.id,
+            "object": "account",
+            "created": self.created,
+            "type": self.type,
+            "email": self.email,
+            "details_submitted": self.details_submitted,
+            "metadata": self.metadata,
+        }
 
     @classmethod
     def from_record(cls, raw: str) -> Account:
@@ -113,10 +112,15 @@ class AccountPage:
 
 
 class Accounts:
-    def __init__(self, store: Store, clock: Clock, subject_salt: str) -> None:
+    """Each change that happens writes its event (platform/events.py) in the same step as
+    the account's record: a change that does not happen (a lost compare-and-set, an update
+    that changes nothing, a delete of nothing) writes none."""
+
+    def __init__(self, store: Store, clock: Clock, subject_salt: str, events: Events) -> None:
         self._store = store
         self._clock = clock
         self._salt = subject_salt
+        self._events = events
 
     def subject_of(self, owner: str, email: str) -> str:
         """The account id (the OIDC ``sub``) of a verified email at ``owner``: the account it
@@ -144,11 +148,14 @@ class Accounts:
                     # old email must not land here, so it gets an account of its own.
                     self._store.accounts.bind_email(owner, previous, new_id("acct", 16))
         # Compare and set, as ``update`` writes: a metadata change made meanwhile is read
-        # again and kept, not overwritten. Issue 18's account.updated event (details
-        # submitted, email changed, name refreshed) belongs in this same write.
+        # again and kept, not overwritten. The account.updated event (details submitted,
+        # email changed, name refreshed) is written with it; none when nothing changed.
         for _ in range(UPDATE_ATTEMPTS):
             updated = replace(account, email=email, name=name, details_submitted=True)
-            if self._store.accounts.swap(account_id, raw, updated.to_record()):
+            if updated == account:
+                return Binding.BOUND
+            event = self._updated(account, updated, AUTOMATIC)
+            if self._store.accounts.swap(account_id, raw, updated.to_record(), event):
                 return Binding.BOUND
             raw = self._store.accounts.load(account_id)
             if raw is None:
@@ -171,8 +178,10 @@ class Accounts:
         account_type: str | None,
         email: str | None = None,
         metadata: dict[str, str] | None = None,
+        cause: Cause = AUTOMATIC,
     ) -> Account:
-        """A new account for ``owner``; raises AccountParameterError before storing anything."""
+        """A new account for ``owner``; raises AccountParameterError before storing anything.
+        Writes account.created with it."""
         if account_type is None or account_type == "":
             raise AccountParameterError(
                 "type", "parameter_missing", "Missing required param: type."
@@ -193,7 +202,10 @@ class Accounts:
             email=email or None,
             metadata=checked_metadata(metadata or {}),
         )
-        self._store.accounts.add(owner, account.id, account.to_record(), account.created)
+        event = self._events.new(ACCOUNT_CREATED, owner, account.id, account.shown(), cause)
+        self._store.accounts.add(
+            owner, account.id, account.to_record(), account.created, event=event
+        )
         return account
 
     def read_ahead(self, owner: str, email: str) -> AccountRead:
@@ -234,9 +246,17 @@ class Accounts:
                 details_submitted=True,
                 name=name,
             )
-            # SET NX inside: of two first sign-ins at once, the first record stays.
+            # SET NX inside: of two first sign-ins at once, the first record stays, and
+            # only its account.created is written. Its outbox stream is announced now, one
+            # round trip of a first sign-in only (before the queued write, as it must be).
+            event = self._events.new(ACCOUNT_CREATED, owner, account.id, account.shown())
             self._store.accounts.add(
-                owner, account.id, account.to_record(), account.created, writes=writes
+                owner,
+                account.id,
+                account.to_record(),
+                account.created,
+                event=event,
+                writes=writes,
             )
         return account_id
 
@@ -248,6 +268,7 @@ class Accounts:
         email: str | None = None,
         metadata: dict[str, Any] | None = None,
         unset_metadata: bool = False,
+        cause: Cause = AUTOMATIC,
     ) -> Account | None:
         """Change the owner's account as Stripe's update does; None when there is no such
         account. ``email`` only before onboarding (afterwards it is the verified identity,
@@ -290,9 +311,10 @@ class Accounts:
             if changed == account:
                 return account
             # Compare and set: an onboarding (or another update) that wrote in between is
-            # read again, never overwritten. Issue 18's account.updated event (with the
-            # previous attributes of ``account``) belongs in this same write.
-            if self._store.accounts.swap(account_id, raw, changed.to_record()):
+            # read again, never overwritten; account.updated (with the previous attributes
+            # of ``account``) is written by the same step, only if it wins.
+            event = self._updated(account, changed, cause)
+            if self._store.accounts.swap(account_id, raw, changed.to_record(), event):
                 return changed
         raise AccountParameterError(
             "account",
@@ -308,13 +330,27 @@ class Accounts:
         account = Account.from_record(raw)
         return account if account.owner == owner else None
 
-    def delete(self, owner: str, account_id: str) -> bool:
+    def delete(self, owner: str, account_id: str, cause: Cause = AUTOMATIC) -> bool:
+        """Delete the owner's account, with its account.deleted event (data.object: the
+        account as it was, as Stripe's *.deleted events carry it); False when there was
+        none to delete."""
         account = self.find(owner, account_id)
         if account is None:
             return False
         if account.email and account.details_submitted:
             self._store.accounts.unbind_email(owner, account.email, account_id)
-        return self._store.accounts.delete(owner, account_id)
+        event = self._events.new(ACCOUNT_DELETED, owner, account_id, account.shown(), cause)
+        return self._store.accounts.delete(owner, account_id, event)
+
+    def _updated(self, before: Account, after: Account, cause: Cause) -> OutboxEntry:
+        return self._events.new(
+            ACCOUNT_UPDATED,
+            after.owner,
+            after.id,
+            after.shown(),
+            cause,
+            previous_attributes=changed_attributes(before.shown(), after.shown()),
+        )
 
     def page(
         self,
@@ -334,6 +370,11 @@ class Accounts:
         return AccountPage([Account.from_record(raw) for raw in records], has_more)
 
 
+def deleted_object(account_id: str) -> dict[str, Any]:
+    """What Stripe answers a delete with."""
+    return {"id": account_id, "object": "account", "deleted": True}
+
+
 def sign_in_account_id(salt: str, owner: str, email: str) -> str:
     """The account id of a user who signs in at ``owner``'s clients: the OIDC ``sub``.
 
@@ -343,56 +384,3 @@ def sign_in_account_id(salt: str, owner: str, email: str) -> str:
     """
     mac = hmac.new(salt.encode(), f"{owner}\x00{email.lower()}".encode(), hashlib.sha256)
     return "acct_" + base64.b32encode(mac.digest()[:20]).decode().lower()
-
-
-def checked_email(email: str) -> str:
-    email = email.strip()
-    if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email):
-        raise AccountParameterError("email", "email_invalid", "Invalid email address.")
-    return email
-
-
-def checked_metadata(metadata: dict[str, Any]) -> dict[str, str]:
-    """Stripe's rules: string keys and values within the limits; an empty value unsets
-    the key, so on creation it is simply left out."""
-    return merged_metadata({}, metadata)
-
-
-def merged_metadata(current: dict[str, str], changes: dict[str, Any]) -> dict[str, str]:
-    """``changes`` merged into ``current`` by Stripe's rules (docs.stripe.com/metadata):
-    string keys and values within the limits, an empty value unsets its key, and at most
-    50 keys in the result."""
-    kept = dict(current)
-    for key, value in changes.items():
-        param = f"metadata[{key}]"
-        if not isinstance(key, str) or not key or "[" in key or "]" in key:
-            raise AccountParameterError(
-                "metadata", "parameter_invalid_string", "Metadata keys must be non-empty text."
-            )
-        if len(key) > METADATA_MAX_KEY_LENGTH:
-            raise AccountParameterError(
-                param,
-                "parameter_invalid_string",
-                f"Metadata keys can have at most {METADATA_MAX_KEY_LENGTH} characters.",
-            )
-        if not isinstance(value, str):
-            raise AccountParameterError(
-                param, "parameter_invalid_string", "Metadata values must be strings."
-            )
-        if len(value) > METADATA_MAX_VALUE_LENGTH:
-            raise AccountParameterError(
-                param,
-                "parameter_invalid_string",
-                f"Metadata values can have at most {METADATA_MAX_VALUE_LENGTH} characters.",
-            )
-        if value:
-            kept[key] = value
-        else:
-            kept.pop(key, None)
-    if len(kept) > METADATA_MAX_KEYS:
-        raise AccountParameterError(
-            "metadata",
-            "parameter_invalid_string",
-            f"Metadata can have at most {METADATA_MAX_KEYS} keys.",
-        )
-    return kept

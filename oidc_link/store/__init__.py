@@ -12,6 +12,7 @@ from oidc_link.store.accounts import AccountStore
 from oidc_link.store.base import Outages, Writes
 from oidc_link.store.connection import connect
 from oidc_link.store.consents import ConsentStore
+from oidc_link.store.events import EventStore
 from oidc_link.store.flows import FlowStore
 from oidc_link.store.idempotency import IdempotencyStore
 from oidc_link.store.keyring import KeyringStore
@@ -66,6 +67,7 @@ class Store:
         self.server = ServerStore(*parts)
         self.outbox = OutboxStore(*parts)
         self.webhook_endpoints = WebhookEndpointStore(*parts)
+        self.events = EventStore(*parts)
 
     def writes(self) -> Writes:
         """Queue the writes of several methods (``writes=`` on each, of any aggregate), sent

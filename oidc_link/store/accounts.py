@@ -11,16 +11,43 @@ import redis
 from oidc_link.clock import Clock
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.outbox import OutboxEntry, OutboxStore
+from oidc_link.store.told import TELL, entry_args
+
+# An account record written only if there is none: of two first sign-ins at once, the
+# first record stays, and only the change that wrote it tells the outbox. Each script
+# below tells first, then writes: Redis does not roll a script back, so an XADD it refuses
+# leaves the change undone, and the write after it cannot fail on its key.
+ADD_RECORD = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  tell(2)\n"
+    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
+)
 
 # An account record replaced only if it is still what the caller read (compare and set on
-# one key): an update that raced another change reads again instead of overwriting it.
-SWAP_RECORD = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
+# one key): an update that raced another change reads again instead of overwriting it, and
+# tells the outbox only when it writes.
+SWAP_RECORD = TELL + (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  tell(3)\n"
+    "  redis.call('SET', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
+)
+
+# An account record deleted, told only by the delete that removes it (of two, one wins).
+DELETE_RECORD = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  tell(1)\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
+)
 
 
 class AccountRead:
@@ -58,9 +85,16 @@ class AccountStore(Aggregate):
     # accounts): written in one plain pipeline, record before list; lists are read with
     # their records, and a member whose record is gone is left out.
 
+    # The changes that tell something (issue 18's events) write the record and the outbox
+    # entry in one script: the stream is in the record's slot (keyspace.outbox), announced
+    # first, one round trip of its own, only when there is an entry to write.
+
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
+        self._outbox = OutboxStore(client, clock, outages)
+        self._add_record = client.register_script(ADD_RECORD)
         self._swap_record = client.register_script(SWAP_RECORD)
+        self._delete_record = client.register_script(DELETE_RECORD)
 
     def add(
         self,
@@ -69,13 +103,17 @@ class AccountStore(Aggregate):
         record: str,
         created: int,
         *,
+        event: OutboxEntry | None = None,
         writes: Writes | None = None,
     ) -> None:
-        pipeline = self._redis.pipeline(transaction=False) if writes is None else writes.pipeline
-        pipeline.set(keyspace.account(account_id), record, nx=True)
-        pipeline.zadd(keyspace.accounts_of(owner), {account_id: created}, nx=True)
+        """Store a new account (never over one already there) and put it in its owner's
+        list; ``event`` is told only when this record is the one written."""
+        batch = writes if writes is not None else self._batch()
+        keys = self._told_keys(account_id, event)
+        batch.script(self._add_record, keys, [record, *entry_args(event)])
+        batch.pipeline.zadd(keyspace.accounts_of(owner), {account_id: created}, nx=True)
         if writes is None:
-            pipeline.execute()
+            batch.send()
 
     def load(self, account_id: str) -> str | None:
         return self._redis.get(keyspace.account(account_id))
@@ -84,19 +122,36 @@ class AccountStore(Aggregate):
         """Overwrite an existing account record (XX: a deleted account stays deleted)."""
         return bool(self._redis.set(keyspace.account(account_id), record, xx=True))
 
-    def swap(self, account_id: str, expected: str, record: str) -> bool:
+    def swap(
+        self, account_id: str, expected: str, record: str, event: OutboxEntry | None = None
+    ) -> bool:
         """Replace the record only if it is still ``expected`` (what the caller read): False
-        when it changed or was deleted in between. Issue 18's ``account.updated`` event is
-        to be written in this same step (the outbox), so no update goes unannounced."""
-        return bool(self._swap_record(keys=[keyspace.account(account_id)], args=[expected, record]))
+        when it changed or was deleted in between. ``event`` (issue 18's account.updated)
+        is written in this same step, only when the record is replaced: no update goes
+        unannounced, and none is announced that did not happen."""
+        keys = self._told_keys(account_id, event)
+        args = [expected, record, *entry_args(event)]
+        return bool(self._swap_record(keys=keys, args=args))
 
-    def delete(self, owner: str, account_id: str) -> bool:
-        """Forget an account; False when it was already gone (of two deletes, one wins)."""
-        pipeline = self._redis.pipeline(transaction=False)  # the record first, as in add
-        pipeline.delete(keyspace.account(account_id))
-        pipeline.zrem(keyspace.accounts_of(owner), account_id)
-        deleted, _ = pipeline.execute()
+    def delete(self, owner: str, account_id: str, event: OutboxEntry | None = None) -> bool:
+        """Forget an account; False when it was already gone (of two deletes, one wins, and
+        only the winner tells ``event``)."""
+        keys = self._told_keys(account_id, event)
+        # The record first, as in add; the list only once that went through, so a delete
+        # Redis refused leaves the account listed as well as stored.
+        deleted = self._delete_record(keys=keys, args=entry_args(event))
+        self._redis.zrem(keyspace.accounts_of(owner), account_id)
         return bool(deleted)
+
+    def _batch(self) -> Writes:
+        # A script and the owner's list in one round trip (Writes runs a script again if
+        # Redis does not know it yet).
+        return Writes(self._outages, self._redis.pipeline(transaction=False))
+
+    def _told_keys(self, account_id: str, event: OutboxEntry | None) -> list[str]:
+        """The record's key, and its outbox stream (announced now) when ``event`` is told."""
+        key = keyspace.account(account_id)
+        return [key] if event is None else [key, self._outbox.announce(key)]
 
     def page(
         self,

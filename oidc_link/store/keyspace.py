@@ -36,10 +36,17 @@ PREFIX = "oidc-link:v1:"
 # |   of sessions and tokens                 | person_sessions, account_families  |           |
 # | sessions.of_person, accounts.page,       | GETs in one pipeline (no MGET)     | several   |
 # |   accounts.for_email_and_record          |                                    |           |
-# | accounts.add / delete, save_account_link | plain pipeline, record first       | several   |
+# | accounts.add, save_account_link          | plain pipeline, record first       | several   |
+# | accounts.delete                          | the record's script, then the list | several   |
+# | accounts ADD_RECORD, SWAP_RECORD,        | account, outbox(account): the      | account   |
+# |   DELETE_RECORD (Lua; issue 18's events) |   change and its event             |           |
 # | consents.add (MULTI)                     | consent                            | its own   |
 # | sessions TAKE_AND_TELL (Lua): a logout   | session_links and its outbox stream| session_  |
 # |   takes clients, writes their notice     |   (outbox: tagged with its name)   |   links   |
+# | consents DELETE_CONSENT (Lua)            | consent, outbox(consent)           | consent   |
+# | tokens.take_account_families (MULTI)     | account_families, its outbox       | that set  |
+# | events.save, events.page                 | plain pipelines: event, events_of, | several   |
+# |                                          |   events_of_type (record first)    |           |
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
 # | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
 # |   session, an SSO code                   | method's write one key or script   |           |
@@ -335,3 +342,24 @@ def webhook_endpoint(endpoint_id: str) -> str:
 
 
 WEBHOOK_EVENTS = PREFIX + "webhook_events"
+
+
+# Events (issue 18 item 1): what the /v1 API lists at ``GET /v1/events``, saved as each
+# event leaves its outbox stream. The record under its id, and per owner (a client, or its
+# sector: who sees the owner's accounts sees its events) two indexes scored by ``created``:
+# all of the owner's events, and those of one type (the ``type`` filter). All kept
+# EVENT_RETENTION, as Stripe keeps events 30 days; an index is trimmed of older members on
+# each save, and expires that long after its last one.
+EVENT_RETENTION = 30 * 86400
+
+
+def event(event_id: str) -> str:
+    return PREFIX + "event:" + event_id
+
+
+def events_of(owner: str) -> str:
+    return PREFIX + "events_of:" + owner
+
+
+def events_of_type(owner: str, event_type: str) -> str:
+    return PREFIX + "events_of_type:" + owner + ":" + event_type

@@ -15,6 +15,7 @@ from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
+from oidc_link.store.outbox import OutboxEntry, OutboxStore
 from oidc_link.store.replicated_spend import spend_on_a_replica
 from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 
@@ -71,6 +72,7 @@ class TokenStore(Aggregate):
         self._redeem_code = client.register_script(REDEEM_CODE)
         self._rotate_refresh_token = client.register_script(ROTATE_REFRESH_TOKEN)
         self._wait_for_replica_ms = wait_for_replica_ms
+        self._outbox = OutboxStore(client, clock, outages)
 
     def new_token(self, family_id: str) -> str:
         """A new access or refresh token of family ``family_id``: it names its family, so
@@ -199,12 +201,18 @@ class TokenStore(Aggregate):
         key = keyspace.account_families(account_id)
         self._add_members(key, [family_id], ttl, writes=writes)
 
-    def take_account_families(self, account_id: str) -> list[str]:
+    def take_account_families(self, account_id: str, event: OutboxEntry | None = None) -> list[str]:
+        """The account's families, taken; ``event`` (issue 18's account.sessions.revoked)
+        goes to the set's outbox stream (announced first) in the same MULTI: the set is
+        what signing out everywhere takes, so the two happen together or not at all."""
         key = keyspace.account_families(account_id)
+        stream = self._outbox.announce(key) if event is not None else None
         pipeline = self._redis.pipeline(transaction=True)
         pipeline.smembers(key)
         pipeline.delete(key)
-        members, _ = pipeline.execute()
+        if event is not None and stream is not None:
+            pipeline.xadd(stream, event.fields())  # type: ignore[arg-type]
+        members = pipeline.execute()[0]
         return sorted(members)
 
     # Access tokens: opaque, looked up by /userinfo.

@@ -29,6 +29,7 @@ from oidc_link.models import AccountLinkTarget, Flow
 from oidc_link.platform.account_links import LOGIN, AccountLinkGrant
 from oidc_link.platform.account_sessions import AccountSession
 from oidc_link.platform.accounts import Account
+from oidc_link.platform.events import SESSIONS_REVOKED
 from oidc_link.web.browser import bind_browser, browser_id_or_new
 from oidc_link.web.context import services
 from oidc_link.web.errors import error_page
@@ -241,7 +242,9 @@ def sign_out_everywhere() -> Response | tuple[str, int]:
             next_label="Back to your account",
         )
     done = context.logout.end_in_sector(account.email, account.owner)
-    revoked = services().tokens.revoke_account(account.id)
+    # The platform hears of it (account.sessions.revoked) with the take of the families.
+    told = context.events.new(SESSIONS_REVOKED, account.owner, account.id, account.shown())
+    revoked = services().tokens.revoke_account(account.id, told)
     log.info(
         "Account page sign-out: %d session(s) ended, %d left to other apps, "
         "%d token family(ies) revoked",

@@ -1,6 +1,7 @@
 """The /v1 JSON API in Stripe's dialect: the blueprint and its routes (accounts, Account
-Links, Login Links). They translate HTTP to ``accounts`` and ``account_links`` and hold no
-domain rules; keys, parameters, objects, errors and Idempotency-Key have their own modules.
+Links, Login Links; events nested from events.py). They translate HTTP to ``accounts`` and
+``account_links`` and hold no domain rules; keys, parameters, objects, errors and
+Idempotency-Key have their own modules.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from oidc_link.web.api.auth import authenticate, caller
 from oidc_link.web.api.errors import ApiError
+from oidc_link.web.api.events import events_api, request_cause
 from oidc_link.web.api.idempotent import run_idempotently
 from oidc_link.web.api.objects import (
     account_link_object,
@@ -34,6 +36,7 @@ API_PREFIX = "/v1"
 
 api = Blueprint("api", __name__, url_prefix=API_PREFIX)
 api.before_request(authenticate)
+api.register_blueprint(events_api)
 
 
 # --- Accounts. ---
@@ -60,6 +63,7 @@ def create_account() -> tuple[Response, int]:
             text_param(params, "type"),
             email=text_param(params, "email"),
             metadata=metadata_param(params),
+            cause=request_cause(),
         )
         # Stripe answers a creation with 200 and the object.
         return account_object(account), 200
@@ -89,6 +93,7 @@ def update_account(account_id: str) -> tuple[Response, int]:
             email=text_param(params, "email"),
             metadata=metadata,
             unset_metadata=unset_metadata,
+            cause=request_cause(),
         )
         if account is None:
             raise _no_such_account(account_id)
@@ -110,7 +115,7 @@ def list_accounts() -> Response:
 @api.delete("/accounts/<account_id>")
 def delete_account(account_id: str) -> Response:
     only(request_params(), ())
-    if not services().accounts.delete(caller().owner, account_id):
+    if not services().accounts.delete(caller().owner, account_id, request_cause()):
         raise _no_such_account(account_id)
     return jsonify(deleted_account(account_id))
 

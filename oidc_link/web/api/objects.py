@@ -6,19 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from oidc_link.platform.account_links import MintedAccountLink
-from oidc_link.platform.accounts import Account, AccountPage
+from oidc_link.platform.accounts import Account, AccountPage, deleted_object
+from oidc_link.platform.events import EventPage
 
 
 def account_object(account: Account) -> dict[str, Any]:
-    return {
-        "id": account.id,
-        "object": "account",
-        "created": account.created,
-        "type": account.type,
-        "email": account.email,
-        "details_submitted": account.details_submitted,
-        "metadata": account.metadata,
-    }
+    return account.shown()
 
 
 def account_list(page: AccountPage, url: str) -> dict[str, Any]:
@@ -31,7 +24,11 @@ def account_list(page: AccountPage, url: str) -> dict[str, Any]:
 
 
 def deleted_account(account_id: str) -> dict[str, Any]:
-    return {"id": account_id, "object": "account", "deleted": True}
+    return deleted_object(account_id)
+
+
+def event_list(page: EventPage, url: str) -> dict[str, Any]:
+    return {"object": "list", "data": page.events, "has_more": page.has_more, "url": url}
 
 
 def account_link_object(minted: MintedAccountLink) -> dict[str, Any]:
