@@ -33,6 +33,7 @@ from oidc_link.outbound import Outbound
 from oidc_link.outbox.handling import Outcome
 from oidc_link.services import Services, build_services
 from oidc_link.store.outbox import OutboxEntry
+from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
 from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SHOP_SECRET, provider_config
 from tests.outbox_delivery import deliver_outbox, written
 from tests.relying_party import Browser, RelyingParty
@@ -202,7 +203,7 @@ def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
     # each client's token is made from at delivery (what the client is told anyway), never
     # a token or the person's email.
     assert receiver.received == []
-    [entry] = written(embedded_redis)
+    [entry] = written(embedded_redis, BACKCHANNEL_LOGOUT)
     assert entry.kind == "backchannel_logout"
     assert entry.entry_id.startswith("bcl_")
     assert entry.body == {"sid": id_token["sid"], "subjects": {"shop": id_token["sub"]}}
@@ -363,7 +364,7 @@ def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notic
 
     log_out(browser, token["id_token"])
 
-    assert written(embedded_redis) == []
+    assert written(embedded_redis, BACKCHANNEL_LOGOUT) == []
     assert deliver_outbox(embedded_redis, services) == []
     assert receiver.received == []
 
