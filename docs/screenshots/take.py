@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import shutil
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -241,6 +242,23 @@ def discovered_locales(demo: RunningDemo) -> list[str]:
         return list(json.load(answer)["ui_locales_supported"])
 
 
+def languages_without_a_font(locales: Iterable[str]) -> list[str]:
+    """The locales no installed font can write (fontconfig's ``fc-list :lang=``), whose
+    shots would show empty boxes; none when fontconfig cannot be asked."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    missing = []
+    for locale in locales:
+        language = locale.split("-")[0].lower()
+        fonts = subprocess.run(  # noqa: S603 - a fixed program, a language subtag we split off
+            [fc_list, f":lang={language}", "family"], capture_output=True, text=True, check=False
+        )
+        if not fonts.stdout.strip():
+            missing.append(locale)
+    return missing
+
+
 def take_walk(
     browser: Browser, demo: RunningDemo, console: list[str], walk: Walk, out: Path
 ) -> None:
@@ -287,13 +305,26 @@ def take(browser: Browser, out: Path) -> list[str]:
             announce=console.append, client_options=BRANDED_CLIENT if branded else None
         )
         try:
-            for walk in plan(discovered_locales(demo)):
+            locales = discovered_locales(demo)
+            if missing := languages_without_a_font(locales):
+                raise MissingFontError(missing)
+            for walk in plan(locales):
                 if walk.branded == branded:
                     take_walk(browser, demo, console, walk, out)
                     saved.extend(walk.files)
         finally:
             demo.stop()
     return saved
+
+
+class MissingFontError(Exception):
+    """The machine has no font for some languages the provider lists."""
+
+    def __init__(self, locales: list[str]) -> None:
+        super().__init__(
+            f"No font writes {', '.join(locales)} here, so those shots would show empty boxes. "
+            "Install one (Debian: apt-get install fonts-ipafont-gothic for Japanese) and rerun."
+        )
 
 
 def main() -> int:
@@ -307,6 +338,9 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:
             saved = take(browser, HERE)
+        except MissingFontError as error:
+            print(error, file=sys.stderr)
+            return 1
         finally:
             browser.close()
     for path in remove_stale(HERE, saved):
