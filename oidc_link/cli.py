@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000, help="provider port")
     demo.add_argument("--rp-port", type=int, default=8001, help="sample relying party port")
+    demo.add_argument(
+        "--brand",
+        action="store_true",
+        help="give the shop an accent colour and privacy and terms links on its sign-in pages",
+    )
 
     check = commands.add_parser("check-config", help="report every problem in a config file")
     check.add_argument("file")
@@ -122,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from oidc_link.demo import run_demo
 
         try:
-            run_demo(args.host, args.port, args.rp_port)
+            run_demo(args.host, args.port, args.rp_port, brand=args.brand)
         except (ValueError, OSError) as error:
             print(f"Cannot start the demo: {error}", file=sys.stderr)
             return 1

@@ -20,6 +20,7 @@ import redis
 import requests
 
 from oidc_link.cli import main
+from oidc_link.demo import DEMO_BRAND
 from oidc_link.store import keyspace
 
 GOOD = """
@@ -125,6 +126,28 @@ def test_the_installed_demo_command_serves_the_hosted_sign_in_page(tmp_path: Pat
         assert 'autocomplete="email"' in page.text
         assert "Sandbox" in page.text
         assert stylesheet.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+def test_the_demo_command_with_brand_shows_the_shops_links_and_accent(tmp_path: Path) -> None:
+    script = shutil.which("oidc-link", path=str(Path(sys.executable).parent))
+    assert script, "oidc-link is not installed next to this Python"
+    process = subprocess.Popen(
+        [script, "demo", "--port", "0", "--rp-port", "0", "--brand"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _, rp_url = _printed_urls(process, count=2)
+        page = requests.get(rp_url + "/login", timeout=10)
+
+        assert f'href="{DEMO_BRAND["policy_uri"]}"' in page.text
+        assert f'href="{DEMO_BRAND["tos_uri"]}"' in page.text
+        assert f"/brand/accent-{DEMO_BRAND['accent_color'][1:]}.css" in page.text
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0

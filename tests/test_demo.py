@@ -18,7 +18,15 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
-from oidc_link.demo import DEMO_EMAIL, DEMO_NAME, RunningDemo, demo_settings, start_demo
+from oidc_link.config import ConfigError
+from oidc_link.demo import (
+    DEMO_BRAND,
+    DEMO_EMAIL,
+    DEMO_NAME,
+    RunningDemo,
+    demo_settings,
+    start_demo,
+)
 from oidc_link.demo.rp import create_rp_app
 
 CODE_LINE = re.compile(r"code for (\S+): (\d{6})")
@@ -201,6 +209,84 @@ def test_the_shop_refuses_a_provider_whose_metadata_names_another_issuer(demo: D
     page = rp.test_client().get("/login")
     assert page.status_code == 400
     assert b"wrong_issuer" in page.data
+
+
+def test_the_shops_login_link_carries_ui_locales_to_the_provider(demo: Demo) -> None:
+    browser = requests.Session()
+    start = browser.get(
+        demo.running.rp_url + "/login",
+        params={"ui_locales": "pt-BR en"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert start.status_code == 302
+    to_provider = urlsplit(start.headers["Location"])
+    assert to_provider.path == "/authorize"
+    assert parse_qs(to_provider.query)["ui_locales"] == ["pt-BR en"]
+
+    page = browser.get(start.headers["Location"], timeout=10)
+    assert page.status_code == 200
+    assert 'name="email"' in page.text
+
+
+@pytest.mark.parametrize(
+    "ui_locales",
+    [
+        "fr<script>",
+        "fr,de",
+        " fr",
+        "fr  de",
+        "-fr",
+        "x" * 9,
+        "fr-" + "a" * 9,
+        " ".join(["fr"] * 40),  # each a tag, too many together
+    ],
+)
+def test_the_shop_refuses_ui_locales_that_are_not_language_tags(
+    demo: Demo, ui_locales: str
+) -> None:
+    page = requests.get(
+        demo.running.rp_url + "/login",
+        params={"ui_locales": ui_locales},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert page.status_code == 400
+    assert "invalid_ui_locales" in error_shown(page)
+    assert "<script>" not in page.text
+
+
+def test_the_branded_demo_shows_the_shops_accent_and_links_on_its_email_page() -> None:
+    running = start_demo(client_options=DEMO_BRAND)
+    try:
+        page = requests.get(running.rp_url + "/login", timeout=10)
+        assert page.status_code == 200
+        soup = BeautifulSoup(page.text, "html.parser")
+        links = {a.get_text(" ", strip=True): a["href"] for a in soup.select(".brand-links a")}
+        assert links == {
+            "Privacy policy (opens in a new tab)": DEMO_BRAND["policy_uri"],
+            "Terms of service (opens in a new tab)": DEMO_BRAND["tos_uri"],
+        }
+        assert soup.select_one("img.brand-logo") is None  # no https logo on loopback
+        sheet = soup.find("link", href=re.compile(r"/brand/accent-"))
+        assert sheet is not None
+        css = requests.get(urljoin(page.url, sheet["href"]), timeout=10)
+        assert css.status_code == 200
+        assert DEMO_BRAND["accent_color"] in css.text
+    finally:
+        running.stop()
+
+
+def test_the_demo_checks_its_clients_options_like_any_configuration() -> None:
+    with pytest.raises(ConfigError, match="logo_uri"):
+        demo_settings(
+            "http://127.0.0.1:5000",
+            "http://127.0.0.1:5001",
+            {"logo_uri": "http://127.0.0.1:5001/logo.svg"},
+        )
+    branded = demo_settings("http://127.0.0.1:5000", "http://127.0.0.1:5001", DEMO_BRAND)
+    client = branded.client("demo-rp")
+    assert client is not None and client.brand.accent_color == DEMO_BRAND["accent_color"]
 
 
 # A stand-in provider that signs ID tokens as told, to show the RP checks each claim.

@@ -11,8 +11,9 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -24,10 +25,23 @@ DEMO_EMAIL = "jenny@example.com"
 DEMO_PHONE = "+14155550123"
 DEMO_NAME = "Jenny Rosen"
 DEMO_CLIENT_ID = "demo-rp"
+# The shop's brand for `oidc-link demo --brand`. Every address of a brand must be https and
+# the demo is loopback http, so its policy and terms live at a reserved name (RFC 2606
+# .example: the links go nowhere) and it has no logo; docs/screenshots/take.py adds one,
+# which its browser serves itself.
+DEMO_BRAND: Mapping[str, str] = {
+    "accent_color": "#9d174d",
+    "policy_uri": "https://demo-shop.example/privacy",
+    "tos_uri": "https://demo-shop.example/terms",
+}
 
 
-def demo_settings(provider_url: str, rp_url: str) -> Settings:
-    """Sandbox settings with one test user and one confidential client, ``demo-rp``."""
+def demo_settings(
+    provider_url: str, rp_url: str, client_options: Mapping[str, Any] | None = None
+) -> Settings:
+    """Sandbox settings with one test user and one confidential client, ``demo-rp``;
+    ``client_options`` are more of its ``[[clients]]`` fields (a brand, ``third_party``),
+    checked like any configuration's."""
     data = {
         "issuer": provider_url,
         "link": {
@@ -42,6 +56,7 @@ def demo_settings(provider_url: str, rp_url: str) -> Settings:
                 "redirect_uris": [rp_url + "/callback"],
                 "post_logout_redirect_uris": [rp_url + "/signed-out"],
                 "token_endpoint_auth_method": "client_secret_basic",
+                **(client_options or {}),
             }
         ],
     }
@@ -76,10 +91,12 @@ def start_demo(
     provider_port: int = 0,
     rp_port: int = 0,
     announce: Callable[[str], None] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> RunningDemo:
     """Serve the provider and the sample RP in daemon threads; port 0 picks a free port.
 
-    ``announce`` receives the sandbox console lines (the verification codes).
+    ``announce`` receives the sandbox console lines (the verification codes);
+    ``client_options`` go into the demo client's configuration (see demo_settings).
     """
     from oidc_link import create_app
     from oidc_link.demo.rp import create_rp_app
@@ -99,7 +116,7 @@ def start_demo(
     try:
         provider_url = _base_url(host, provider_server.server_port)
         rp_url = _base_url(host, rp_server.server_port)
-        settings = demo_settings(provider_url, rp_url)
+        settings = demo_settings(provider_url, rp_url, client_options)
         provider_server.app = create_app(settings, build_services(settings, announce=announce))
         client = settings.clients[0]
         rp_server.app = create_rp_app(
@@ -118,15 +135,19 @@ def start_demo(
     return RunningDemo(provider_url, rp_url, settings, servers, threads)
 
 
-def run_demo(host: str = "127.0.0.1", provider_port: int = 0, rp_port: int = 0) -> None:
-    """Start the demo, print what to do, and serve until Ctrl-C."""
+def run_demo(
+    host: str = "127.0.0.1", provider_port: int = 0, rp_port: int = 0, *, brand: bool = False
+) -> None:
+    """Start the demo, print what to do, and serve until Ctrl-C; ``brand`` gives the shop
+    DEMO_BRAND on its sign-in pages."""
 
     def announce(line: str) -> None:
         print(f"\n    {line}\n", flush=True)
 
     # One line per request would bury the instructions and the codes; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    demo = start_demo(host, provider_port, rp_port, announce=announce)
+    options = DEMO_BRAND if brand else None
+    demo = start_demo(host, provider_port, rp_port, announce=announce, client_options=options)
     print(
         f"""
 oidc-link demo (sandbox mode: no real SMS is sent)
@@ -138,6 +159,8 @@ oidc-link demo (sandbox mode: no real SMS is sent)
   2. Type the email {DEMO_EMAIL}.
   3. Type the code printed below in this console (or the magic code 000000).
   4. You are back at the shop, which shows the claims of the verified ID token.
+
+  Another language: {demo.rp_url}/login?ui_locales=fr (or de, ja, pt-BR, ...).
 
 Press Ctrl-C to stop.
 """,

@@ -5,6 +5,7 @@ It trusts only what it verified: the issuer, and the ID token's signature, iss, 
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,11 @@ from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 SCOPE = "openid email profile"
+# ui_locales (OIDC Core §3.1.2.1): language tags (BCP 47, in their plain form) separated by
+# spaces, most preferred first; the provider picks the first it speaks.
+_LANGUAGE_TAG = r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*"
+_UI_LOCALES = re.compile(rf"^{_LANGUAGE_TAG}( {_LANGUAGE_TAG})*$")
+_UI_LOCALES_LONGEST = 100
 _TIME_CLAIMS = ("exp", "iat", "auth_time", "nbf")
 
 PAGE = """<!doctype html>
@@ -116,10 +122,20 @@ def create_rp_app(issuer: str, client_id: str, client_secret: str, rp_base_url: 
 
     @app.get("/login")
     def login() -> Response | tuple[str, int]:
+        """Off to the provider; ``/login?ui_locales=fr`` asks for its pages in French."""
         problem = discovered_issuer_problem()
         if problem:
             return failure("wrong_issuer", problem)
-        return link.authorize_redirect(rp_base_url + "/callback")
+        extra = {}
+        ui_locales = request.args.get("ui_locales")
+        if ui_locales is not None:
+            if len(ui_locales) > _UI_LOCALES_LONGEST or not _UI_LOCALES.match(ui_locales):
+                return failure(
+                    "invalid_ui_locales",
+                    "ui_locales must be language tags separated by spaces, such as fr or pt-BR en",
+                )
+            extra["ui_locales"] = ui_locales
+        return link.authorize_redirect(rp_base_url + "/callback", **extra)
 
     @app.get("/callback")
     def callback() -> Response | tuple[str, int]:
