@@ -57,15 +57,16 @@ class RunningSentinels:
         return redis.Redis("127.0.0.1", port, decode_responses=True, retry=Retry(NoBackoff(), 0))
 
     def primary_port(self) -> int:
-        """The primary's port, as the first Sentinel that answers names it."""
+        """The primary's port, as the first Sentinel that runs names it."""
         for port, process in self.sentinels.items():
             if process.poll() is None:
-                with self.sentinel(port) as sentinel:
-                    _, named = sentinel.execute_command(
-                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
-                    )
-                return int(named)
+                return self.primary_port_named_by(port)
         raise RuntimeError("no Sentinel is running")
+
+    def primary_port_named_by(self, sentinel_port: int) -> int:
+        with self.sentinel(sentinel_port) as sentinel:
+            _, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        return int(port)
 
     def replica_port(self) -> int:
         """The other data server: the primary's replica until a failover swaps them."""

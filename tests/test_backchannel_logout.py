@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -87,8 +88,9 @@ class LogoutReceiver:
         handler.end_headers()
 
 
-@pytest.fixture
-def receiver() -> Iterator[LogoutReceiver]:
+@contextmanager
+def logout_receiver() -> Iterator[LogoutReceiver]:
+    """A LogoutReceiver listening on a loopback port until the block ends."""
     state = LogoutReceiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -103,10 +105,18 @@ def receiver() -> Iterator[LogoutReceiver]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/backchannel-logout"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[LogoutReceiver]:
+    with logout_receiver() as state:
+        yield state
 
 
 @pytest.fixture
