@@ -11,6 +11,7 @@ redis+sentinel:// URL; tests/outbox_delivery.py stands in for the outbox's worke
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,9 @@ from tests.test_backchannel_logout import (
 DOWN_AFTER_MS = 1000
 # How long a test waits for the promotion: the limit, not the wait.
 FAILOVER_LIMIT_SECONDS = 60
-# Sessions prepared for the logouts written across the failover: more than it can take.
-SESSIONS = 200
+# Sessions prepared for the logouts written across the failover: more than its time limit
+# leaves room for (a refused logout takes its retries' backoff, and a pause after).
+SESSIONS = 400
 
 
 @pytest.fixture
@@ -184,26 +186,35 @@ def test_a_logout_during_the_failover_fails_cleanly_or_lands_with_its_notice_nev
     page_during = None
     replica = sentinels.replica_port()
     landed_after = 0
+    deadline = time.monotonic() + FAILOVER_LIMIT_SECONDS
     for n, sid in enumerate(sids):
         if n == 3:
             sentinels.kill(sentinels.primary_port())
+            killed_at = time.monotonic()
             page_during = browser.get("/logout?id_token_hint=" + token["id_token"])
+        if time.monotonic() > deadline:
+            break
         promoted_before = n > 3 and sentinels.primary_port() == replica
         try:
             answers[sid] = sessions.take_dependents(sid, {"shop": f"sub_{n}"})
         except StoreUnavailableError as error:
             answers[sid] = error
+            time.sleep(0.05)
             continue
         landed_after += promoted_before
+        if landed_after == 1:
+            back_after = time.monotonic() - killed_at
         if landed_after == 3:
             break
-    else:
-        raise AssertionError(f"{SESSIONS} logouts did not outlast the failover")
+    assert landed_after == 3, f"not within {FAILOVER_LIMIT_SECONDS} s: logouts land again"
     page_after = browser.get("/logout?id_token_hint=" + token["id_token"])
     notices = notices_by_sid(primary)
     failed = [sid for sid, answer in answers.items() if isinstance(answer, StoreUnavailableError)]
     # Measured, not asserted (the machine is shared): operations.md quotes it.
-    print(f"{len(answers)} logouts: {len(failed)} failed, {len(notices)} notices kept")
+    print(
+        f"{len(answers)} logouts: {len(failed)} failed, {len(notices)} notices kept; "
+        f"the first on the new primary {back_after:.1f} s after the kill"
+    )
 
     # While no primary was named, a logout failed as an outage: the page is the friendly 503
     # with its request id, never a 500.
