@@ -262,3 +262,42 @@ def test_a_logout_the_replica_never_received_is_lost_whole_in_an_unclean_failove
     members = primary.smembers(keyspace.session_dependents(sid))
     assert "client:shop" in members
     assert any(member.startswith("family:") for member in members)
+
+
+def test_with_min_replicas_to_write_a_logout_no_replica_would_receive_is_refused_not_lost(
+    sentinels: RunningSentinels,
+    app: Flask,
+    services: Services,
+    primary: redis.Redis,
+    console: list[str],
+) -> None:
+    """Redis's own bound on that loss: a primary with ``min-replicas-to-write 1`` refuses
+    writes once no replica has answered for ``min-replicas-max-lag`` seconds. The logout is
+    the friendly 503 (cause ``no_replica``) and takes nothing, so the failover loses nothing;
+    it works once the new primary answers."""
+    browser = Browser(app, ISSUER)
+    shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
+    token = signed_in(browser, shop, console)
+    sid = id_token_of(token)["sid"]
+    sentinels.replicated()
+    with sentinels.node(sentinels.primary_port()) as node:
+        node.config_set("min-replicas-to-write", 1)
+        node.config_set("min-replicas-max-lag", 1)
+    cut_off_the_replica(sentinels)
+
+    refused = browser.get("/logout?id_token_hint=" + token["id_token"])
+    written_before = written(primary)
+    fail_over(sentinels)
+    clients_after = primary.smembers(keyspace.session_dependents(sid))
+    again = browser.get("/logout?id_token_hint=" + token["id_token"])
+
+    assert refused.status_code == 503
+    assert refused.headers["Request-Id"] in refused.get_data(as_text=True)
+    counted = services.metrics.registry.get_sample_value(
+        "oidc_link_store_unavailable_total", {"cause": "no_replica"}
+    )
+    assert counted == 1
+    assert written_before == []
+    assert "client:shop" in clients_after
+    assert again.status_code == 200
+    assert [notice.body["sid"] for notice in written(primary)] == [sid]
