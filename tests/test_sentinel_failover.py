@@ -202,7 +202,7 @@ def test_a_logout_during_the_failover_fails_cleanly_or_lands_with_its_notice_nev
             time.sleep(0.05)
             continue
         landed_after += promoted_before
-        if landed_after == 1:
+        if landed_after == 1 and promoted_before:
             back_after = time.monotonic() - killed_at
         if landed_after == 3:
             break
