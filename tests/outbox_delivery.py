@@ -24,9 +24,10 @@ class Delivery:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def written(redis_client: redis.Redis) -> list[OutboxEntry]:
-    """Every entry in every announced stream, stream by stream, oldest first."""
-    return [entry for _, _, entry in _stored(redis_client)]
+def written(redis_client: redis.Redis, kind: str | None = None) -> list[OutboxEntry]:
+    """Every entry (of ``kind``, when given) in every announced stream, stream by stream,
+    oldest first. A first sign-in also writes its account's ``account.created`` event."""
+    return [entry for _, _, entry in _stored(redis_client) if kind in (None, entry.kind)]
 
 
 def deliver_outbox(

@@ -35,6 +35,7 @@ from oidc_link.outbound import Outbound
 from oidc_link.outbox.handling import Outcome
 from oidc_link.services import Services, build_services
 from oidc_link.store.outbox import OutboxEntry
+from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
 from tests.conftest import (
     ISSUER,
     ON_REDIS_CLUSTER,
@@ -228,7 +229,7 @@ def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
     # each client's token is made from at delivery (what the client is told anyway), never
     # a token or the person's email.
     assert receiver.received == []
-    [entry] = written(redis_client)
+    [entry] = written(redis_client, BACKCHANNEL_LOGOUT)
     assert entry.kind == "backchannel_logout"
     assert entry.entry_id.startswith("bcl_")
     assert entry.body == {"sid": id_token["sid"], "subjects": {"shop": id_token["sub"]}}
@@ -389,7 +390,7 @@ def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notic
 
     log_out(browser, token["id_token"])
 
-    assert written(redis_client) == []
+    assert written(redis_client, BACKCHANNEL_LOGOUT) == []
     assert deliver_outbox(redis_client, services) == []
     assert receiver.received == []
 

@@ -30,7 +30,7 @@ from oidc_link.outbox.handling import Outcome
 from oidc_link.services import Services, build_services
 from oidc_link.store import connect, keyspace
 from oidc_link.store.outbox import OutboxEntry
-from oidc_link.store.sessions import Taken
+from oidc_link.store.sessions import BACKCHANNEL_LOGOUT, Taken
 from tests.conftest import ISSUER, SHOP_CALLBACK, SHOP_SECRET, provider_config, sentinel_binary
 from tests.outbox_delivery import deliver_outbox, written
 from tests.redis_sentinel import RunningSentinels, running_sentinels, wait_until
@@ -130,7 +130,7 @@ def id_token_of(token: dict[str, Any]) -> dict[str, Any]:
 
 
 def notices_by_sid(primary: redis.Redis) -> dict[str, OutboxEntry]:
-    return {entry.body["sid"]: entry for entry in written(primary)}
+    return {entry.body["sid"]: entry for entry in written(primary, BACKCHANNEL_LOGOUT)}
 
 
 def test_a_logout_notice_written_before_the_primary_dies_is_delivered_after_the_failover(
@@ -145,11 +145,11 @@ def test_a_logout_notice_written_before_the_primary_dies_is_delivered_after_the_
     shop = RelyingParty(app, ISSUER, "shop", SHOP_CALLBACK, SHOP_SECRET)
     token = signed_in(browser, shop, console)
     log_out(browser, token["id_token"])
-    [notice] = written(primary)
+    [notice] = written(primary, BACKCHANNEL_LOGOUT)
     sentinels.replicated()
 
     fail_over(sentinels)
-    after = written(primary)
+    after = written(primary, BACKCHANNEL_LOGOUT)
     deliveries = deliver_outbox(primary, services)
 
     # The notice came through the failover with its stream, and its delivery works as on a
@@ -159,7 +159,7 @@ def test_a_logout_notice_written_before_the_primary_dies_is_delivered_after_the_
     [request] = receiver.received
     _, claims = verified_logout_token(app, request.form["logout_token"][0])
     assert claims["sid"] == notice.body["sid"]
-    assert written(primary) == []
+    assert written(primary, BACKCHANNEL_LOGOUT) == []
 
 
 def test_a_logout_during_the_failover_fails_cleanly_or_lands_with_its_notice_never_half(
@@ -253,12 +253,12 @@ def test_a_logout_the_replica_never_received_is_lost_whole_in_an_unclean_failove
     sentinels.replicated()
     cut_off_the_replica(sentinels)
     log_out(browser, token["id_token"])
-    assert [notice.body["sid"] for notice in written(primary)] == [sid]
+    assert [notice.body["sid"] for notice in written(primary, BACKCHANNEL_LOGOUT)] == [sid]
     assert primary.exists(keyspace.session_dependents(sid)) == 0
 
     fail_over(sentinels)
 
-    assert written(primary) == []
+    assert written(primary, BACKCHANNEL_LOGOUT) == []
     members = primary.smembers(keyspace.session_dependents(sid))
     assert "client:shop" in members
     assert any(member.startswith("family:") for member in members)
@@ -286,7 +286,7 @@ def test_with_min_replicas_to_write_a_logout_no_replica_would_receive_is_refused
     cut_off_the_replica(sentinels)
 
     refused = browser.get("/logout?id_token_hint=" + token["id_token"])
-    written_before = written(primary)
+    written_before = written(primary, BACKCHANNEL_LOGOUT)
     fail_over(sentinels)
     clients_after = primary.smembers(keyspace.session_dependents(sid))
     again = browser.get("/logout?id_token_hint=" + token["id_token"])
@@ -300,4 +300,4 @@ def test_with_min_replicas_to_write_a_logout_no_replica_would_receive_is_refused
     assert written_before == []
     assert "client:shop" in clients_after
     assert again.status_code == 200
-    assert [notice.body["sid"] for notice in written(primary)] == [sid]
+    assert [notice.body["sid"] for notice in written(primary, BACKCHANNEL_LOGOUT)] == [sid]
