@@ -188,7 +188,7 @@ class StoreUnavailableError(Exception):
     and metrics: ``unreachable``, ``out_of_memory`` (maxmemory reached under noeviction),
     ``read_only`` (a replica, as after a failover), ``misconf`` (Redis cannot persist
     and stops writes) or ``no_replica`` (no replica acknowledged a spend in time, with
-    ``[redis] wait_for_replica_ms``).
+    ``[redis] wait_for_replica_ms``; or NOREPLICAS, with min-replicas-to-write).
     """
 
     def __init__(self, message: str, cause: str = "unreachable") -> None:

@@ -1,5 +1,6 @@
 """Shared fixtures: a fixed clock, Redis (embedded, and real when a redis-server exists; a
-real Redis Cluster too for the modules that opt in with ``pytestmark = ON_REDIS_CLUSTER``)."""
+real Redis Cluster and a real Sentinel-run Redis too for the modules that opt in with
+``pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]``)."""
 
 from __future__ import annotations
 
@@ -23,43 +24,58 @@ from oidc_link.services import build_services
 from oidc_link.store import Store, connect
 from tests.fake_link_server import FakeLinkServer
 from tests.redis_cluster import RunningCluster, running_cluster
+from tests.redis_sentinel import RunningSentinels, running_sentinels
 from tests.relying_party import Browser, RelyingParty
 
 # CI sets this so that a missing redis-server fails the run instead of skipping tests.
 REQUIRE_REAL_REDIS = os.environ.get("OIDC_LINK_TEST_REAL_REDIS") == "required"
 # And this so that a missing redis-server or redis-cli fails the Redis Cluster's tests.
 REQUIRE_CLUSTER = os.environ.get("OIDC_LINK_TEST_CLUSTER") == "required"
+# And this so that a missing redis-server fails the Sentinel-run Redis's tests.
+REQUIRE_SENTINEL = os.environ.get("OIDC_LINK_TEST_SENTINEL") == "required"
 
 # The backends ``redis_client`` (and so ``store`` and ``app``) runs each test on. A module
-# (or a test) marked ON_REDIS_CLUSTER runs on a real Redis Cluster as well; a module whose
-# tests do not all work there yet names those it leaves out:
-# ``pytestmark = ON_REDIS_CLUSTER(but_not={"test_name", ...})``.
+# (or a test) marked ON_REDIS_CLUSTER runs on a real Redis Cluster as well, and one marked
+# ON_REDIS_SENTINEL on a real primary found through Sentinels; a module whose tests do not
+# all work there yet names those it leaves out of one:
+# ``pytestmark = [ON_REDIS_CLUSTER(but_not={"test_name", ...}), ON_REDIS_SENTINEL]``.
 REDIS_BACKENDS = ["fakeredis", "redis-server"]
-CLUSTER_BACKENDS = [*REDIS_BACKENDS, "redis-cluster"]
 ON_REDIS_CLUSTER = pytest.mark.redis_cluster
+ON_REDIS_SENTINEL = pytest.mark.redis_sentinel
+# Each opt-in marker, by name, and the backend it adds.
+OPT_IN_BACKENDS = {"redis_cluster": "redis-cluster", "redis_sentinel": "redis-sentinel"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "redis_cluster: run the test on a real Redis Cluster too (redis_client)"
     )
+    config.addinivalue_line(
+        "markers", "redis_sentinel: run the test on a real Sentinel-run Redis too (redis_client)"
+    )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> Iterator[None]:
-    """Tests marked ON_REDIS_CLUSTER that use ``redis_client``, directly or through
-    ``store`` or ``app``, get the cluster backend beside the other two: as if they were
-    parametrized so (a parametrize mark, which pytest prefers to the fixture's params)."""
-    marker = metafunc.definition.get_closest_marker("redis_cluster")
-    but_not = marker.kwargs.get("but_not", ()) if marker is not None else ()
-    # A name left there after its test was renamed would leave nothing out, silently.
-    unknown = sorted(name for name in but_not if not hasattr(metafunc.module, name))
-    if unknown:
-        raise pytest.UsageError(f"ON_REDIS_CLUSTER(but_not=...) names no test here: {unknown}")
-    left_out = metafunc.function.__name__ in but_not
-    if "redis_client" in metafunc.fixturenames and marker is not None and not left_out:
+    """Tests marked ON_REDIS_CLUSTER or ON_REDIS_SENTINEL that use ``redis_client``,
+    directly or through ``store`` or ``app``, get that backend beside the other two: as if
+    they were parametrized so (a parametrize mark, which pytest prefers to the fixture's
+    params)."""
+    backends = list(REDIS_BACKENDS)
+    for name, backend in OPT_IN_BACKENDS.items():
+        marker = metafunc.definition.get_closest_marker(name)
+        if marker is None:
+            continue
+        but_not = marker.kwargs.get("but_not", ())
+        # A name left there after its test was renamed would leave nothing out, silently.
+        unknown = sorted(test for test in but_not if not hasattr(metafunc.module, test))
+        if unknown:
+            raise pytest.UsageError(f"{name}(but_not=...) names no test here: {unknown}")
+        if metafunc.function.__name__ not in but_not:
+            backends.append(backend)
+    if "redis_client" in metafunc.fixturenames and backends != REDIS_BACKENDS:
         metafunc.definition.add_marker(
-            pytest.mark.parametrize("redis_client", CLUSTER_BACKENDS, indirect=True)
+            pytest.mark.parametrize("redis_client", backends, indirect=True)
         )
     return (yield)
 
@@ -133,10 +149,30 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningC
         yield cluster
 
 
+def sentinel_binary() -> str:
+    """redis-server, which runs the data servers and (``--sentinel``) the Sentinels; skips
+    (or, in CI, fails) the test that needs it when it is missing."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if REQUIRE_SENTINEL:
+            pytest.fail("redis-server is required (OIDC_LINK_TEST_SENTINEL=required)")
+        pytest.skip("redis-server is not installed; CI runs these on Sentinels")
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSentinels]:
+    """A throwaway primary, replica and three Sentinels on loopback, for the session."""
+    directory = tmp_path_factory.mktemp("redis-sentinel")
+    with running_sentinels(sentinel_binary(), directory) as sentinels:
+        yield sentinels
+
+
 @pytest.fixture(params=REDIS_BACKENDS)
 def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     """The same tests run on the embedded fakeredis and on a real redis-server (and on a
-    real Redis Cluster, where the module opts in), each emptied before and after."""
+    real Redis Cluster or Sentinel-run Redis, where the module opts in), each emptied
+    before and after."""
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis(decode_responses=True)
         return
@@ -147,6 +183,15 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
         yield cluster
         cluster.flushdb(target_nodes=cluster.PRIMARIES)
         cluster.close()
+        return
+    if request.param == "redis-sentinel":
+        # Built as production builds it, from a redis+sentinel:// URL: it asks the Sentinels
+        # for the primary.
+        primary = connect(request.getfixturevalue("redis_sentinels").url)
+        primary.flushdb()
+        yield primary
+        primary.flushdb()
+        primary.close()
         return
     client = redis.Redis.from_url(
         request.getfixturevalue("redis_server_url"), decode_responses=True

@@ -4,8 +4,9 @@ the logout writes one notice to the outbox with the step that takes the session'
 and the outbox's kind (backchannel.py) fans it out and delivers it, so a notice survives a
 stop. The outbox's worker is stood in for by tests/outbox_delivery.py.
 
-The relying party is a real HTTP server on a loopback port; the provider runs on the
-embedded fakeredis (this is about behaviour, not storage).
+The relying party is a real HTTP server on a loopback port. Redis is fakeredis and a real
+redis-server; the tests of what is stored (the notice the logout writes, delivered by the
+kind or by another instance) run on a real Redis Cluster and a Sentinel-run Redis too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,13 +36,28 @@ from oidc_link.outbox.handling import Outcome
 from oidc_link.services import Services, build_services
 from oidc_link.store.outbox import OutboxEntry
 from oidc_link.store.sessions import BACKCHANNEL_LOGOUT
-from tests.conftest import ISSUER, ON_REDIS_CLUSTER, POST_SECRET, SHOP_SECRET, provider_config
+from tests.conftest import (
+    ISSUER,
+    ON_REDIS_CLUSTER,
+    ON_REDIS_SENTINEL,
+    POST_SECRET,
+    SHOP_SECRET,
+    provider_config,
+)
 from tests.outbox_delivery import deliver_outbox, written
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
 
-# On a real Redis Cluster too (issue 17 item 3).
-pytestmark = ON_REDIS_CLUSTER
+# How a receiver's answers and the clients' settings steer delivery: the same on every Redis.
+BEHAVIOUR = {
+    "test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts",
+    "test_a_receiver_that_refuses_the_token_is_not_asked_again",
+    "test_a_client_without_a_backchannel_logout_uri_is_not_notified",
+    "test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notice",
+    "test_a_client_that_dropped_its_uri_since_the_logout_gets_no_delivery",
+}
+# The rest on a real Redis Cluster (issue 17 item 3) and Sentinel-run Redis (issue 18 item 6).
+pytestmark = [ON_REDIS_CLUSTER(but_not=BEHAVIOUR), ON_REDIS_SENTINEL(but_not=BEHAVIOUR)]
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -72,8 +89,9 @@ class LogoutReceiver:
         handler.end_headers()
 
 
-@pytest.fixture
-def receiver() -> Iterator[LogoutReceiver]:
+@contextmanager
+def logout_receiver() -> Iterator[LogoutReceiver]:
+    """A LogoutReceiver listening on a loopback port until the block ends."""
     state = LogoutReceiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,10 +106,18 @@ def receiver() -> Iterator[LogoutReceiver]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/backchannel-logout"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[LogoutReceiver]:
+    with logout_receiver() as state:
+        yield state
 
 
 @pytest.fixture
@@ -108,12 +134,12 @@ def settings(receiver: LogoutReceiver) -> Settings:
 
 @pytest.fixture
 def services(
-    settings: Settings, embedded_redis: redis.Redis, live_clock: FixedClock, console: list[str]
+    settings: Settings, redis_client: redis.Redis, live_clock: FixedClock, console: list[str]
 ) -> Services:
     return build_services(
         settings,
         clock=live_clock,
-        redis_client=embedded_redis,
+        redis_client=redis_client,
         announce=console.append,
         metrics_registry=CollectorRegistry(),
     )
@@ -159,7 +185,7 @@ def delivered_tokens(receiver: LogoutReceiver) -> list[str]:
 def test_the_client_receives_a_logout_token_for_the_session_it_signed_in_to(
     app: Flask,
     services: Services,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
@@ -169,7 +195,7 @@ def test_the_client_receives_a_logout_token_for_the_session_it_signed_in_to(
     id_token = jwt.decode(token["id_token"], options={"verify_signature": False})
 
     log_out(browser, token["id_token"])
-    [delivery] = deliver_outbox(embedded_redis, services)
+    [delivery] = deliver_outbox(redis_client, services)
 
     assert delivery.outcomes == [Outcome.DELIVERED]
     assert len(receiver.received) == 1
@@ -191,7 +217,7 @@ def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     receiver: LogoutReceiver,
 ) -> None:
     token = signed_in(browser, shop, console)
@@ -203,7 +229,7 @@ def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
     # each client's token is made from at delivery (what the client is told anyway), never
     # a token or the person's email.
     assert receiver.received == []
-    [entry] = written(embedded_redis, BACKCHANNEL_LOGOUT)
+    [entry] = written(redis_client, BACKCHANNEL_LOGOUT)
     assert entry.kind == "backchannel_logout"
     assert entry.entry_id.startswith("bcl_")
     assert entry.body == {"sid": id_token["sid"], "subjects": {"shop": id_token["sub"]}}
@@ -211,7 +237,7 @@ def test_the_logout_writes_one_notice_naming_the_session_and_no_token(
 
 def test_a_notice_written_before_a_stop_is_delivered_by_a_new_instance(
     settings: Settings,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     live_clock: FixedClock,
     browser: Browser,
     shop: RelyingParty,
@@ -225,10 +251,10 @@ def test_a_notice_written_before_a_stop_is_delivered_by_a_new_instance(
     restarted = build_services(
         settings,
         clock=live_clock,
-        redis_client=embedded_redis,
+        redis_client=redis_client,
         metrics_registry=CollectorRegistry(),
     )
-    [delivery] = deliver_outbox(embedded_redis, restarted)
+    [delivery] = deliver_outbox(redis_client, restarted)
 
     assert delivery.outcomes == [Outcome.DELIVERED]
     assert len(receiver.received) == 1
@@ -237,7 +263,7 @@ def test_a_notice_written_before_a_stop_is_delivered_by_a_new_instance(
 def test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts(
     app: Flask,
     services: Services,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
@@ -247,7 +273,7 @@ def test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts(
     token = signed_in(browser, shop, console)
 
     log_out(browser, token["id_token"])
-    [delivery] = deliver_outbox(embedded_redis, services)
+    [delivery] = deliver_outbox(redis_client, services)
 
     assert delivery.outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DELIVERED]
     assert len(receiver.received) == 3
@@ -265,7 +291,7 @@ def test_a_receiver_that_answers_503_twice_gets_exactly_three_attempts(
 
 def test_a_receiver_that_refuses_the_token_is_not_asked_again(
     services: Services,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
@@ -275,7 +301,7 @@ def test_a_receiver_that_refuses_the_token_is_not_asked_again(
     token = signed_in(browser, shop, console)
 
     log_out(browser, token["id_token"])
-    [delivery] = deliver_outbox(embedded_redis, services)
+    [delivery] = deliver_outbox(redis_client, services)
 
     assert delivery.outcomes == [Outcome.GIVE_UP]
     assert len(receiver.received) == 1
@@ -314,7 +340,7 @@ def test_outside_development_a_loopback_receiver_is_refused_once_and_never_conta
 def test_a_client_without_a_backchannel_logout_uri_is_not_notified(
     app: Flask,
     services: Services,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     browser: Browser,
     shop: RelyingParty,
     console: list[str],
@@ -334,7 +360,7 @@ def test_a_client_without_a_backchannel_logout_uri_is_not_notified(
     blog_token = blog.exchange(browser.get(request.url).headers["Location"], request)
 
     log_out(browser, blog_token["id_token"])
-    deliver_outbox(embedded_redis, services)
+    deliver_outbox(redis_client, services)
 
     audiences = [
         jwt.decode(token, options={"verify_signature": False})["aud"]
@@ -346,7 +372,7 @@ def test_a_client_without_a_backchannel_logout_uri_is_not_notified(
 def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notice(
     app: Flask,
     services: Services,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     browser: Browser,
     console: list[str],
     receiver: LogoutReceiver,
@@ -364,14 +390,14 @@ def test_a_session_that_signed_in_nowhere_with_a_backchannel_uri_writes_no_notic
 
     log_out(browser, token["id_token"])
 
-    assert written(embedded_redis, BACKCHANNEL_LOGOUT) == []
-    assert deliver_outbox(embedded_redis, services) == []
+    assert written(redis_client, BACKCHANNEL_LOGOUT) == []
+    assert deliver_outbox(redis_client, services) == []
     assert receiver.received == []
 
 
 def test_a_client_that_dropped_its_uri_since_the_logout_gets_no_delivery(
     settings: Settings,
-    embedded_redis: redis.Redis,
+    redis_client: redis.Redis,
     live_clock: FixedClock,
     browser: Browser,
     shop: RelyingParty,
@@ -386,9 +412,9 @@ def test_a_client_that_dropped_its_uri_since_the_logout_gets_no_delivery(
     changed = build_services(
         settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test"),
         clock=live_clock,
-        redis_client=embedded_redis,
+        redis_client=redis_client,
         metrics_registry=CollectorRegistry(),
     )
 
-    assert deliver_outbox(embedded_redis, changed) == []
+    assert deliver_outbox(redis_client, changed) == []
     assert receiver.received == []

@@ -9,9 +9,9 @@ import redis
 from oidc_link.clock import FixedClock
 from oidc_link.store import Store, keyspace
 from oidc_link.store.outbox import OutboxEntry
-from tests.conftest import ON_REDIS_CLUSTER
+from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL
 
-pytestmark = ON_REDIS_CLUSTER
+pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
 
 def test_an_aggregate_and_its_outbox_stream_hash_alike() -> None:

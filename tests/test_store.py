@@ -26,10 +26,10 @@ from oidc_link.store import Store, connect, keyspace
 from oidc_link.store.keyspace import FLOW_AFTERLIFE
 from oidc_link.store.outbox import OutboxEntry
 from oidc_link.store.sessions import Taken
-from tests.conftest import ON_REDIS_CLUSTER
+from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL
 
-# On a real Redis Cluster too: every test (issue 17 item 3).
-pytestmark = ON_REDIS_CLUSTER
+# On a real Redis Cluster (issue 17 item 3) and on Sentinels (issue 18 item 6) too: every test.
+pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
 IDENTITY_EMAIL = "jenny@example.com"
 

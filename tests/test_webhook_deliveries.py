@@ -33,10 +33,10 @@ from oidc_link.store.outbox import OutboxEntry
 from oidc_link.webhooks.deliveries import WEBHOOK_DELIVERY, WebhookDeliveries
 from oidc_link.webhooks.delivery import WebhookSender
 from oidc_link.webhooks.signature import SIGNATURE_HEADER
-from tests.conftest import ON_REDIS_CLUSTER, SHOP_SECRET, provider_config
+from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL, SHOP_SECRET, provider_config
 from tests.outbox_delivery import deliver_outbox
 
-pytestmark = ON_REDIS_CLUSTER
+pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
 SHOP_HOOK_SECRET = "whsec_" + "s" * 43
 BLOG_HOOK_SECRET = "whsec_" + "b" * 43

@@ -37,8 +37,8 @@ STORE_ERRORS = (
     redis.exceptions.SlotNotCoveredError,
 )
 # Redis answering but refusing writes, which the callers meet like an outage (503, retry
-# later); each has its cause, as StoreUnavailableError names them. MISCONF (a failed save
-# with stop-writes-on-bgsave-error, or a failing AOF) has no class of its own in redis-py.
+# later); each has its cause, as StoreUnavailableError names them. Those redis-py has no
+# class for are in REFUSAL_CODES.
 REFUSAL_CAUSES: tuple[tuple[type[redis.RedisError], str], ...] = (
     (redis.exceptions.OutOfMemoryError, "out_of_memory"),
     (redis.exceptions.ReadOnlyError, "read_only"),
@@ -47,7 +47,12 @@ REFUSAL_WORDS = {
     "out_of_memory": "is out of memory (maxmemory reached)",
     "read_only": "is a read-only replica",
     "misconf": "cannot persist its data (MISCONF)",
+    "no_replica": "has fewer replicas in sync than min-replicas-to-write (NOREPLICAS)",
 }
+# The refusals redis-py has no class for, by the code their message starts with. MISCONF: a
+# failed save with stop-writes-on-bgsave-error, or a failing AOF. NOREPLICAS: a primary with
+# min-replicas-to-write, cut off from its replicas (a failover would lose what it took).
+REFUSAL_CODES = {"MISCONF": "misconf", "NOREPLICAS": "no_replica"}
 # While writes keep being refused for one cause, it is logged again after this many seconds
 # without a refusal: reads still succeed meanwhile, so success says nothing about writes.
 REFUSAL_LOG_QUIET = 60
@@ -157,8 +162,8 @@ def refusal_cause(error: Exception) -> str | None:
     for kind, cause in REFUSAL_CAUSES:
         if isinstance(error, kind):
             return cause
-    if isinstance(error, redis.ResponseError) and str(error).startswith("MISCONF"):
-        return "misconf"
+    if isinstance(error, redis.ResponseError):
+        return REFUSAL_CODES.get(str(error).split(" ", 1)[0])
     return None
 
 
