@@ -87,6 +87,9 @@ STORE_UNAVAILABLE_CAUSES = frozenset(
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"
+# The outbox's kinds of entry (outbox/handling.py), and where its entries wait.
+OUTBOX_KINDS = frozenset({"event", "backchannel_logout"})
+OUTBOX_STATES = ("waiting", "in_flight", "retrying")
 # Link calls go over the internet and may retry: their buckets reach the longest timeout.
 LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
@@ -195,6 +198,28 @@ class Metrics:
             ["cause"],
             registry=registry,
         )
+        self._outbox_lag = Gauge(
+            "oidc_link_outbox_lag_seconds",
+            "Age of the oldest outbox entry not yet delivered, in whole seconds: not yet "
+            "handed on by the relay, waiting in the delivery stream, or a retry overdue.",
+            registry=registry,
+            # Every worker measures the same Redis: the latest reading.
+            multiprocess_mode="mostrecent",
+        )
+        self._outbox_entries = Gauge(
+            "oidc_link_outbox_entries",
+            "Outbox entries on their way out, by state: waiting to be read, in_flight with "
+            "a consumer, retrying later.",
+            ["state"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._outbox_given_up = Counter(
+            "oidc_link_outbox_given_up",
+            "Outbox entries given up undelivered (refused, or retried for max_age), by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self._started_by = _Children(self._started)
         self._completed_by = _Children(self._completed)
         self._failed_by = _Children(self._failed)
@@ -263,6 +288,15 @@ class Metrics:
 
     def store_unavailable(self, cause: str) -> None:
         self._store_unavailable_by(_bounded(cause, STORE_UNAVAILABLE_CAUSES)).inc()
+
+    def outbox_backlog(self, lag_seconds: int, entries: dict[str, int]) -> None:
+        """The outbox's lag and its entries by state (OUTBOX_STATES), as last measured."""
+        self._outbox_lag.set(lag_seconds)
+        for state in OUTBOX_STATES:
+            self._outbox_entries.labels(state).set(entries.get(state, 0))
+
+    def outbox_given_up(self, kind: str) -> None:
+        self._outbox_given_up.labels(_bounded(kind, OUTBOX_KINDS)).inc()
 
 
 def is_multiprocess() -> bool:

@@ -143,10 +143,11 @@ def check_services(settings: Settings) -> None:
 
 
 def build_worker_app(settings: Settings) -> Callable[..., Any]:
-    """In each worker, after the fork: its own Redis connection pool, keys and back-channel
-    threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
-    worker process ends (after granian has drained the in-flight requests), which is where
-    queued back-channel logout notices get their share of the grace period."""
+    """In each worker, after the fork: its own Redis connection pool, keys, back-channel
+    threads and the outbox's relay and delivery threads (``[outbox] deliver``). granian has
+    no worker-exit hook; multiprocessing runs its finalizers when the worker process ends
+    (after granian has drained the in-flight requests), which is where queued back-channel
+    logout notices get their share of the grace period, and the outbox's threads stop."""
     from oidc_link.services import build_services
 
     forget_configuration_environment(settings, os.environ)
@@ -155,12 +156,16 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     multiprocessing.util.Finalize(
         None, partial(_finish_backchannel, services.delivery, grace), exitpriority=10
     )
-    return create_app(settings, services)
+    app = create_app(settings, services)
+    if settings.outbox.deliver:
+        services.outbox.start()
+        # Before the back-channel's finalizer: an attempt under way finishes, or is taken
+        # over by another consumer once its claim timeout passes.
+        multiprocessing.util.Finalize(None, partial(services.outbox.stop, grace), exitpriority=20)
+    return app
 
 
-def forget_configuration_environment(
-    settings: Settings, environ: MutableMapping[str, str]
-) -> None:
+def forget_configuration_environment(settings: Settings, environ: MutableMapping[str, str]) -> None:
     """Drop from a worker's environment every variable the configuration read: their values
     are in ``settings`` already, and granian copies the process environment into each
     request's WSGI environ, where a key-encryption key or a client secret has no business.
@@ -272,11 +277,23 @@ def run_development_server(settings: Settings, listen: Listen) -> int:
     from werkzeug.serving import is_running_from_reloader, run_simple
 
     # The reloader's parent process only watches files and restarts its child, which
-    # serves: the app (keys, Redis, sandbox) is built in the child alone.
-    app = create_app(settings) if is_running_from_reloader() else _reloader_parent_app
+    # serves: the app (keys, Redis, sandbox, the outbox's threads) is built in the child alone.
+    app = _development_app(settings) if is_running_from_reloader() else _reloader_parent_app
     log.info("oidc-link (development) serving %s", settings.issuer)
     run_simple(listen.host, listen.port, app, use_reloader=True, threaded=True)
     return 0
+
+
+def _development_app(settings: Settings) -> Callable[..., Any]:
+    """The app and, with ``[outbox] deliver``, the outbox's threads (daemons: they end
+    with the child the reloader replaces)."""
+    from oidc_link.services import build_services
+
+    services = build_services(settings)
+    app = create_app(settings, services)
+    if settings.outbox.deliver:
+        services.outbox.start()
+    return app
 
 
 def _reloader_parent_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -29,6 +29,8 @@ from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.oauth.userinfo import UserInfo
 from oidc_link.outbound import Outbound
+from oidc_link.outbox.handling import FanOut, Handler
+from oidc_link.outbox.runner import OutboxRunner
 from oidc_link.platform.account_links import AccountLinks
 from oidc_link.platform.account_sessions import AccountSessions
 from oidc_link.platform.accounts import Accounts
@@ -144,6 +146,31 @@ class Services:
     def delivery(self) -> BackchannelDelivery:
         """Back-channel logout notices: the given delivery, else one over outbound.py."""
         return self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings))
+
+    @cached_property
+    def outbox_handlers(self) -> dict[str, Handler]:
+        """The outbox's handlers by kind of entry (outbox/handling.py): what delivers an
+        event to a webhook endpoint, a back-channel logout notice to a client."""
+        return {}
+
+    @cached_property
+    def outbox_fan_outs(self) -> dict[str, FanOut]:
+        """What an entry of each kind becomes as it leaves its aggregate's stream (an event:
+        one delivery per subscribed endpoint); kinds not named are delivered as written."""
+        return {}
+
+    @cached_property
+    def outbox(self) -> OutboxRunner:
+        """The outbox's relay and delivery threads of this process, built here and started
+        by whoever runs the process (server.py, the demo): never by create_app."""
+        return OutboxRunner(
+            self.store,
+            self.clock,
+            self.settings.outbox,
+            self.metrics,
+            self.outbox_handlers,
+            self.outbox_fan_outs,
+        )
 
     @cached_property
     def logout(self) -> Logout:

@@ -96,6 +96,16 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         f"oidc-link:v1:idempotency:key_scope:{IDEMPOTENCY_KEY}",
     ),
     (keyspace.sandbox_session, ("secret-1",), f"oidc-link:v1:sandbox_session:{SECRET}"),
+    (
+        keyspace.outbox,
+        ("oidc-link:v1:account:acct_1",),
+        "oidc-link:v1:outbox:{oidc-link:v1:account:acct_1}",
+    ),
+    (
+        keyspace.outbox_lease,
+        ("oidc-link:v1:outbox:{flow_1}",),
+        "oidc-link:v1:outbox_lease:{flow_1}",
+    ),
 ]
 
 # keyspace functions that build no key of their own.
@@ -105,6 +115,7 @@ NOT_KEYS = {
     keyspace.rate_counter_ttl,
     keyspace.token_family,
     keyspace.code_family,
+    keyspace.hash_tag,
 }
 
 

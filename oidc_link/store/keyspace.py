@@ -309,3 +309,18 @@ def outbox(aggregate_key: str) -> str:
 # writer last announced it (unix seconds). Announced before the write that fills the stream, so no
 # entry is ever in a stream nobody knows of.
 OUTBOX_INDEX = PREFIX + "outbox_index"
+
+
+def outbox_lease(stream: str) -> str:
+    """Held (``SET NX PX``) by the one relay moving ``stream``'s entries on, in its slot."""
+    return PREFIX + "outbox_lease:{" + hash_tag(stream) + "}"
+
+
+# Where entries wait to be delivered, once the relay has taken them from their aggregates'
+# streams: one stream read by the consumer group OUTBOX_GROUP (every instance's workers), and
+# the entries waiting for their next attempt, scored by when it is due (unix seconds). Both
+# in one slot, so that one script moves an entry between them. No TTL, no MAXLEN: an entry
+# leaves by being delivered or given up, never by being trimmed.
+OUTBOX_DELIVERIES = PREFIX + "outbox_deliveries:{deliveries}"
+OUTBOX_RETRIES = PREFIX + "outbox_retry:{deliveries}"
+OUTBOX_GROUP = "delivery"
