@@ -165,7 +165,9 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     return app
 
 
-def forget_configuration_environment(settings: Settings, environ: MutableMapping[str, str]) -> None:
+def forget_configuration_environment(
+    settings: Settings, environ: MutableMapping[str, str]
+) -> None:
     """Drop from a worker's environment every variable the configuration read: their values
     are in ``settings`` already, and granian copies the process environment into each
     request's WSGI environ, where a key-encryption key or a client secret has no business.
