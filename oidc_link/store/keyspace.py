@@ -41,6 +41,14 @@ PREFIX = "oidc-link:v1:"
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
 # | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
 # |   session, an SSO code                   | method's write one key or script   |           |
+# | outbox.announce (ZADD GT), then the      | outbox_index; then the aggregate's | its own;  |
+# |   change's script or MULTI with its XADD | key(s) and outbox stream           | the key's |
+# | outbox.sizes (pipeline of XLEN)          | outbox streams                     | several   |
+# | outbox lease (SET NX PX), RELEASE_LOCK,  | one stream, or its lease           | the       |
+# |   XRANGE, XDEL, DELETE_IF_EMPTY (Lua)    |                                    | stream's  |
+# | outbox FORGET_IF_UNCHANGED (Lua)         | outbox_index                       | its own   |
+# | deliveries.add (MULTI of XADDs), FINISH, | outbox_deliveries, outbox_retry    | {deliver- |
+# |   RETRY_LATER, PROMOTE_DUE (Lua), backlog|                                    |  ies}     |
 #
 # Tokens issued before (no family in them) keep their untagged names and are read as before:
 # they never ran on a cluster. The ``compatible`` key layout (config/redis_settings.py, for a
