@@ -6,10 +6,12 @@ only when they mean to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 
@@ -63,7 +65,10 @@ class OutboxRunner:
         self._passes = 0
 
     def start(self) -> None:
-        self._store.deliveries.create_group()
+        """Start the threads. The consumer group is made now if Redis answers; if not, the
+        first worker's read makes it once Redis is back: a worker process still starts."""
+        with contextlib.suppress(StoreUnavailableError):  # logged once by the store
+            self._store.deliveries.create_group()
         block_ms = round(self._settings.poll_interval * 1000)
         self._threads = [
             threading.Thread(
@@ -92,8 +97,9 @@ class OutboxRunner:
         under way finishes (or, cut short by the process's end, is claimed by another
         consumer after ``claim_timeout``)."""
         self._stopping.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def relay_pass(self, _: int = 0) -> int:
         """One pass of the relay thread: hand on announced entries, bring due retries
