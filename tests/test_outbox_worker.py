@@ -257,3 +257,33 @@ def test_a_delivery_stream_lost_with_its_group_is_made_again(
     relayed(store, clock, ENTRY, redis_client)
     assert worker.run_once() == 1
     assert delivered == [ENTRY]
+
+
+def test_entries_held_for_half_the_claim_timeout_are_left_to_be_claimed_not_attempted_late(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    for n in range(3):
+        write(store, redis_client, OutboxEntry("test", f"evt_{n}", {}), keyspace.account(f"a{n}"))
+    Relay(store, clock, {}).run_once()
+    attempted: list[str] = []
+
+    def slow_receiver(entry: OutboxEntry, attempt: int) -> Outcome:
+        attempted.append(entry.entry_id)
+        clock.advance(SETTINGS.claim_timeout // 2 + 1)  # its whole deadline, and then some
+        return Outcome.DELIVERED
+
+    slow = worker_for(store, clock, {"test": slow_receiver})
+    assert slow.run_once() == 1
+    assert redis_client.xpending(keyspace.OUTBOX_DELIVERIES, keyspace.OUTBOX_GROUP)["pending"] == 2
+
+    eager = worker_for(
+        store,
+        clock,
+        {"test": slow_receiver},
+        settings=replace(SETTINGS, claim_timeout=0),
+        consumer="another",
+    )
+    while eager.run_once():
+        pass
+    assert sorted(attempted) == ["evt_0", "evt_1", "evt_2"]
+    assert nothing_left(redis_client)

@@ -24,7 +24,7 @@ class OutboxSettings:
     poll_interval: float = 1.0
     # Delivery threads per worker process: each holds one attempt at a time.
     threads: int = 2
-    # Streams the relay looks at per pass, and entries a worker takes per read.
+    # Aggregates' streams the relay looks at per pass, and due retries it brings back.
     batch: int = 100
     # Seconds an entry may stay with a consumer before another takes it over (XAUTOCLAIM):
     # longer than any handler's own deadline, or a slow attempt would run twice.

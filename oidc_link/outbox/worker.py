@@ -23,6 +23,9 @@ from oidc_link.store.outbox_deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
+# Entries a worker takes from the stream (or claims) at a time: each waits its turn behind
+# the attempts before it, while it counts toward the claim timeout.
+ENTRIES_AT_ONCE = 10
 # How long to wait for an attempt's jitter: a number from 0 up to its argument.
 Jitter = Callable[[float], float]
 
@@ -57,21 +60,32 @@ class Worker:
         self._unknown_kinds: set[str] = set()
 
     def run_once(self, block_ms: int = 0) -> int:
-        """Take over what a dead consumer left, then read new entries (waiting up to
-        ``block_ms`` for one), and attempt each; how many were attempted."""
-        batch = self._settings.batch
-        self._claim_from, claimed = self._store.deliveries.claim(
-            self.consumer, self._settings.claim_timeout * 1000, batch, self._claim_from
+        """Take over what a dead consumer left or, when there is none, read new entries
+        (waiting up to ``block_ms`` for one); attempt each; how many were attempted.
+
+        A few at a time, and no more once they have been held for half the claim timeout
+        (slow receivers): the rest would soon look abandoned and be attempted twice, so they
+        are left to be claimed once their time is up, by this consumer or another."""
+        self._claim_from, taken = self._store.deliveries.claim(
+            self.consumer, self._settings.claim_timeout * 1000, ENTRIES_AT_ONCE, self._claim_from
         )
-        if claimed:
+        if taken:
             log.info(
                 "Took over outbox deliveries another consumer held too long",
-                extra={"event": "outbox.claimed", "count": len(claimed)},
+                extra={"event": "outbox.claimed", "count": len(taken)},
             )
-        fresh = self._store.deliveries.read(self.consumer, batch, block_ms)
-        for stream_id, delivery in [*claimed, *fresh]:
+        else:
+            taken = self._store.deliveries.read(self.consumer, ENTRIES_AT_ONCE, block_ms)
+        taken_at = self._clock.now()
+        for attempted, (stream_id, delivery) in enumerate(taken):
+            if self._clock.now() - taken_at > self._settings.claim_timeout / 2:
+                log.info(
+                    "Outbox deliveries held too long to attempt now are left to be claimed",
+                    extra={"event": "outbox.left_to_claim", "count": len(taken) - attempted},
+                )
+                return attempted
             self._attempt(stream_id, delivery)
-        return len(claimed) + len(fresh)
+        return len(taken)
 
     def _attempt(self, stream_id: str, delivery: Delivery | None) -> None:
         if delivery is None:
