@@ -105,6 +105,10 @@ class Relay:
                 self._store.deliveries.add(deliveries)
                 self._store.outbox.taken(stream, [stream_id for stream_id, _ in entries])
                 moved += len(entries)
+                if len(entries) < ENTRIES_PER_READ:
+                    # Read to its end: an entry written since is announced, and found by
+                    # a later pass, so no read more to see it empty.
+                    return moved, True
             return moved, False
         finally:
             self._store.outbox.release(stream, self._holder)
