@@ -287,3 +287,13 @@ def test_entries_held_for_half_the_claim_timeout_are_left_to_be_claimed_not_atte
         pass
     assert sorted(attempted) == ["evt_0", "evt_1", "evt_2"]
     assert nothing_left(redis_client)
+
+
+def test_a_handler_answering_something_else_than_an_outcome_is_retried_not_acknowledged(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    relayed(store, clock, ENTRY, redis_client)
+    worker = worker_for(store, clock, {"test": lambda entry, attempt: None})  # type: ignore[arg-type,return-value]
+    worker.run_once()
+    assert redis_client.zcard(keyspace.OUTBOX_RETRIES) == 1
+    assert redis_client.xlen(keyspace.OUTBOX_DELIVERIES) == 0

@@ -104,29 +104,32 @@ class Worker:
                 next_attempt = Delivery(delivery.entry, delivery.attempt + 1, due, first_attempt)
                 self._store.deliveries.retry_later(stream_id, next_attempt)
                 return
-            outcome = Outcome.GIVE_UP
-            reason = "too old"
-        else:
-            reason = "refused"
-        if outcome is Outcome.GIVE_UP:
-            log.warning(
-                "An outbox entry was given up undelivered",
-                extra={
-                    "event": "outbox.given_up",
-                    "kind": delivery.entry.kind,
-                    "entry_id": delivery.entry.entry_id,
-                    "attempt": delivery.attempt,
-                    "reason": reason,
-                },
-            )
-            self._metrics.outbox_given_up(delivery.entry.kind)
+            self._give_up(delivery, "too old")
+        elif outcome is Outcome.GIVE_UP:
+            self._give_up(delivery, "refused")
         self._store.deliveries.finish(stream_id)
+
+    def _give_up(self, delivery: Delivery, reason: str) -> None:
+        log.warning(
+            "An outbox entry was given up undelivered",
+            extra={
+                "event": "outbox.given_up",
+                "kind": delivery.entry.kind,
+                "entry_id": delivery.entry.entry_id,
+                "attempt": delivery.attempt,
+                "reason": reason,
+            },
+        )
+        self._metrics.outbox_given_up(delivery.entry.kind)
 
     def _outcome(self, handler: Handler, delivery: Delivery) -> Outcome:
         """The handler's answer; an exception counts as RETRY, logged without the entry's
         body (its type only: a message may quote the payload)."""
         try:
-            return handler(delivery.entry, delivery.attempt)
+            outcome = handler(delivery.entry, delivery.attempt)
+            if not isinstance(outcome, Outcome):
+                raise TypeError(f"a handler answered {type(outcome).__name__}, not an Outcome")
+            return outcome
         except Exception as error:  # a kind's bug must not stop delivery
             log.error(
                 "An outbox handler failed; the entry will be retried",
