@@ -297,3 +297,19 @@ def test_a_handler_answering_something_else_than_an_outcome_is_retried_not_ackno
     worker.run_once()
     assert redis_client.zcard(keyspace.OUTBOX_RETRIES) == 1
     assert redis_client.xlen(keyspace.OUTBOX_DELIVERIES) == 0
+
+
+def test_consumers_long_idle_with_nothing_pending_are_dropped_from_the_group(
+    store: Store, redis_client: redis.Redis, clock: FixedClock
+) -> None:
+    relayed(store, clock, ENTRY, redis_client)
+    store.deliveries.create_group()
+    [(finished, _)] = store.deliveries.read("gone-instance", 10, 0)
+    store.deliveries.finish(finished)  # then its process ended: nothing pending
+    relayed(store, clock, ENTRY, redis_client)
+    store.deliveries.read("busy-instance", 10, 0)  # holds the entry
+
+    assert store.deliveries.forget_idle_consumers(24 * HOUR * 1000) == []
+    assert store.deliveries.forget_idle_consumers(0) == ["gone-instance"]
+    consumers = redis_client.xinfo_consumers(keyspace.OUTBOX_DELIVERIES, keyspace.OUTBOX_GROUP)
+    assert [consumer["name"] for consumer in consumers] == ["busy-instance"]

@@ -26,6 +26,10 @@ from oidc_link.store import Store
 
 log = logging.getLogger(__name__)
 
+# Consumers of processes gone (every restart makes new ones) are dropped from the group
+# once idle this long with nothing pending, looked for every this many relay passes.
+FORGET_CONSUMERS_IDLE_MS = 24 * 3600 * 1000
+FORGET_CONSUMERS_EVERY = 3600
 # The lag gauge is measured every this many relay passes (a pipeline on the deliveries'
 # slot each time): often enough for a scrape every 15 s.
 MEASURE_EVERY = 5
@@ -103,11 +107,13 @@ class OutboxRunner:
 
     def relay_pass(self, _: int = 0) -> int:
         """One pass of the relay thread: hand on announced entries, bring due retries
-        back, and now and then measure the lag."""
+        back, and now and then measure the lag or drop consumers long gone."""
         moved = self.relay.run_once()
         self._store.deliveries.promote_due(self._settings.batch)
         if self._passes % MEASURE_EVERY == 0:
             self.measure()
+        if self._passes % FORGET_CONSUMERS_EVERY == FORGET_CONSUMERS_EVERY - 1:
+            self._store.deliveries.forget_idle_consumers(FORGET_CONSUMERS_IDLE_MS)
         self._passes += 1
         return moved
 

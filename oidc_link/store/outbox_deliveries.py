@@ -203,6 +203,29 @@ class DeliveryStore(Aggregate):
             )
         )
 
+    def forget_idle_consumers(self, idle_ms: int) -> list[str]:
+        """Drop from the group the consumers idle that long with nothing pending (those of
+        processes gone since); a live one dropped comes back with its next read."""
+        try:
+            consumers = self._redis.xinfo_consumers(
+                keyspace.OUTBOX_DELIVERIES, keyspace.OUTBOX_GROUP
+            )
+        except redis.ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            return []
+        idle = [
+            consumer["name"]
+            for consumer in consumers
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= idle_ms
+        ]
+        if idle:
+            pipeline = self._redis.pipeline(transaction=False)
+            for name in idle:
+                pipeline.xgroup_delconsumer(keyspace.OUTBOX_DELIVERIES, keyspace.OUTBOX_GROUP, name)
+            pipeline.execute()
+        return idle
+
     def backlog(self) -> Backlog:
         """The gauges' reading: one pipeline on the deliveries' slot."""
         pipeline = self._redis.pipeline(transaction=False)
