@@ -313,3 +313,34 @@ def test_consumers_long_idle_with_nothing_pending_are_dropped_from_the_group(
     assert store.deliveries.forget_idle_consumers(0) == ["gone-instance"]
     consumers = redis_client.xinfo_consumers(keyspace.OUTBOX_DELIVERIES, keyspace.OUTBOX_GROUP)
     assert [consumer["name"] for consumer in consumers] == ["busy-instance"]
+
+
+@pytest.mark.parametrize(("deaths", "attempted"), [(4, [1]), (5, [])])
+def test_an_entry_whose_attempt_never_ended_five_times_is_given_up_by_the_next_claim(
+    store: Store, redis_client: redis.Redis, clock: FixedClock, deaths: int, attempted: list[int]
+) -> None:
+    """Each consumer that took it died mid-attempt (it may be what kills them): after the
+    fifth, the next one to claim it gives it up rather than pass it on for ever."""
+    metrics = Metrics.standalone()
+    relayed(store, clock, ENTRY, redis_client)
+    store.deliveries.create_group()
+    store.deliveries.read("first-victim", 10, 0)
+    for n in range(deaths - 1):
+        store.deliveries.claim(f"victim-{n}", 0, 10)
+    attempts: list[int] = []
+
+    def receiver(entry: OutboxEntry, attempt: int) -> Outcome:
+        attempts.append(attempt)
+        return Outcome.DELIVERED
+
+    eager = worker_for(
+        store, clock, {"test": receiver}, metrics, replace(SETTINGS, claim_timeout=0)
+    )
+    eager.run_once()
+
+    assert attempts == attempted
+    assert nothing_left(redis_client)
+    given_up = metrics.registry.get_sample_value(
+        "oidc_link_outbox_given_up_total", {"kind": "other"}
+    )
+    assert given_up == (None if attempted else 1)  # None: no entry of that kind given up

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Entries a worker takes from the stream (or claims) at a time: each waits its turn behind
 # the attempts before it, while it counts toward the claim timeout.
 ENTRIES_AT_ONCE = 10
+# An entry whose attempt never ended this many times (each consumer that took it died in
+# the middle) is given up by the next consumer to claim it: it may be what kills them.
+MAX_CLAIMS = 5
 # How long to wait for an attempt's jitter: a number from 0 up to its argument.
 Jitter = Callable[[float], float]
 
@@ -74,6 +77,7 @@ class Worker:
                 "Took over outbox deliveries another consumer held too long",
                 extra={"event": "outbox.claimed", "count": len(taken)},
             )
+            taken = self._without_crashers(taken)
         else:
             taken = self._store.deliveries.read(self.consumer, ENTRIES_AT_ONCE, block_ms)
         taken_at = self._clock.now()
@@ -86,6 +90,22 @@ class Worker:
                 return attempted
             self._attempt(stream_id, delivery)
         return len(taken)
+
+    def _without_crashers(
+        self, claimed: list[tuple[str, Delivery | None]]
+    ) -> list[tuple[str, Delivery | None]]:
+        """Give up the claimed entries whose attempt never ended MAX_CLAIMS times (XPENDING
+        counts each time one was handed out: the read, then each claim, this one too); the
+        others, to attempt."""
+        counts = self._store.deliveries.times_delivered([stream_id for stream_id, _ in claimed])
+        kept = []
+        for stream_id, delivery in claimed:
+            if delivery is not None and counts.get(stream_id, 0) > MAX_CLAIMS:
+                self._give_up(delivery, "never finished")
+                self._store.deliveries.finish(stream_id)
+            else:
+                kept.append((stream_id, delivery))
+        return kept
 
     def _attempt(self, stream_id: str, delivery: Delivery | None) -> None:
         if delivery is None:

@@ -182,6 +182,26 @@ class DeliveryStore(Aggregate):
             (stream_id, _parsed(stream_id, fields)) for stream_id, fields in claimed if fields
         ]
 
+    def times_delivered(self, stream_ids: list[str]) -> dict[str, int]:
+        """How many times each pending entry was handed to a consumer (read, then each
+        claim): one XPENDING over their range."""
+        if not stream_ids:
+            return {}
+        ordered = sorted(stream_ids, key=lambda stream_id: tuple(map(int, stream_id.split("-"))))
+        pending = self._redis.xpending_range(
+            keyspace.OUTBOX_DELIVERIES,
+            keyspace.OUTBOX_GROUP,
+            min=ordered[0],
+            max=ordered[-1],
+            count=len(ordered) + 100,  # others' pending entries may lie between
+        )
+        wanted = set(stream_ids)
+        return {
+            entry["message_id"]: int(entry["times_delivered"])
+            for entry in pending
+            if entry["message_id"] in wanted
+        }
+
     def finish(self, stream_id: str) -> None:
         """Acknowledge and delete a delivered (or given up) entry."""
         self._finish(keys=[keyspace.OUTBOX_DELIVERIES], args=[stream_id, keyspace.OUTBOX_GROUP])
