@@ -68,7 +68,7 @@ class Worker:
 
         A few at a time, and no more once they have been held for half the claim timeout
         (slow receivers): the rest would soon look abandoned and be attempted twice, so they
-        are left to be claimed once their time is up, by this consumer or another."""
+        are put back."""
         self._claim_from, taken = self._store.deliveries.claim(
             self.consumer, self._settings.claim_timeout * 1000, ENTRIES_AT_ONCE, self._claim_from
         )
@@ -83,13 +83,26 @@ class Worker:
         taken_at = self._clock.now()
         for attempted, (stream_id, delivery) in enumerate(taken):
             if self._clock.now() - taken_at > self._settings.claim_timeout / 2:
-                log.info(
-                    "Outbox deliveries held too long to attempt now are left to be claimed",
-                    extra={"event": "outbox.left_to_claim", "count": len(taken) - attempted},
-                )
+                self._put_back(taken[attempted:])
                 return attempted
             self._attempt(stream_id, delivery)
         return len(taken)
+
+    def _put_back(self, left: list[tuple[str, Delivery | None]]) -> None:
+        """Entries held too long behind slow receivers to attempt now: back to the queue,
+        due at once and no attempt counted, for any worker to take (the next relay pass
+        brings them back), before they look abandoned and are claimed while still held."""
+        log.info(
+            "Outbox deliveries held too long behind slow receivers are put back",
+            extra={"event": "outbox.put_back", "count": len(left)},
+        )
+        now = self._clock.now()
+        for stream_id, delivery in left:
+            if delivery is None:
+                self._store.deliveries.finish(stream_id)
+                continue
+            again = Delivery(delivery.entry, delivery.attempt, now, delivery.first_attempt)
+            self._store.deliveries.retry_later(stream_id, again)
 
     def _without_crashers(
         self, claimed: list[tuple[str, Delivery | None]]
