@@ -148,18 +148,6 @@ class Services:
         return self.backchannel or BackchannelDelivery(Outbound.for_settings(self.settings))
 
     @cached_property
-    def outbox_handlers(self) -> dict[str, Handler]:
-        """The outbox's handlers by kind of entry (outbox/handling.py): what delivers an
-        event to a webhook endpoint, a back-channel logout notice to a client."""
-        return {}
-
-    @cached_property
-    def outbox_fan_outs(self) -> dict[str, FanOut]:
-        """What an entry of each kind becomes as it leaves its aggregate's stream (an event:
-        one delivery per subscribed endpoint); kinds not named are delivered as written."""
-        return {}
-
-    @cached_property
     def outbox(self) -> OutboxRunner:
         """The outbox's relay and delivery threads of this process, built here and started
         by whoever runs the process (server.py, the demo): never by create_app."""
@@ -168,9 +156,19 @@ class Services:
             self.clock,
             self.settings.outbox,
             self.metrics,
-            self.outbox_handlers,
-            self.outbox_fan_outs,
+            self.outbox_handlers(),
+            self.outbox_fan_outs(),
         )
+
+    def outbox_fan_outs(self) -> dict[str, FanOut]:
+        """What an entry of each kind becomes as it leaves its aggregate's stream (an event:
+        one delivery per subscribed endpoint); kinds not named are delivered as written."""
+        return {}
+
+    def outbox_handlers(self) -> dict[str, Handler]:
+        """The outbox's handlers by kind of entry (outbox/handling.py): what delivers an
+        event to a webhook endpoint, a back-channel logout notice to a client."""
+        return {}
 
     @cached_property
     def logout(self) -> Logout:
