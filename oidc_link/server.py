@@ -34,6 +34,7 @@ from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
 if TYPE_CHECKING:
     from oidc_link.config import Settings
     from oidc_link.metrics import MetricsServer
+    from oidc_link.services import Services
 
 log = logging.getLogger("oidc_link.server")
 
@@ -53,6 +54,9 @@ GRANIAN_LOGGING: dict[str, Any] = {
 # A worker stopping after its in-flight requests gives queued back-channel logout notices
 # this share of the grace period to go out rather than dropping them.
 BACKCHANNEL_SHARE_OF_GRACE = 0.5
+# A worker stopping gives its outbox threads this share of the grace period to finish the
+# attempts under way (an attempt cut short is taken over by another consumer later).
+OUTBOX_SHARE_OF_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,11 +147,10 @@ def check_services(settings: Settings) -> None:
 
 
 def build_worker_app(settings: Settings) -> Callable[..., Any]:
-    """In each worker, after the fork: its own Redis connection pool, keys, back-channel
-    threads and the outbox's relay and delivery threads (``[outbox] deliver``). granian has
-    no worker-exit hook; multiprocessing runs its finalizers when the worker process ends
-    (after granian has drained the in-flight requests), which is where queued back-channel
-    logout notices get their share of the grace period, and the outbox's threads stop."""
+    """In each worker, after the fork: its own Redis connection pool, keys and back-channel
+    threads. granian has no worker-exit hook; multiprocessing runs its finalizers when the
+    worker process ends (after granian has drained the in-flight requests), which is where
+    queued back-channel logout notices get their share of the grace period."""
     from oidc_link.services import build_services
 
     forget_configuration_environment(settings, os.environ)
@@ -156,11 +159,19 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
     multiprocessing.util.Finalize(
         None, partial(_finish_backchannel, services.delivery, grace), exitpriority=10
     )
-    app = create_app(settings, services)
+    return with_outbox_running(settings, services, create_app(settings, services))
+
+
+def with_outbox_running(
+    settings: Settings, services: Services, app: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Start this worker's outbox threads (``[outbox] deliver``), to stop when the process
+    ends: multiprocessing's finalizer, as granian has no worker-exit hook. An attempt under
+    way gets a share of the grace period; one cut short is taken over by another consumer
+    once its claim timeout passes."""
     if settings.outbox.deliver:
         services.outbox.start()
-        # Before the back-channel's finalizer: an attempt under way finishes, or is taken
-        # over by another consumer once its claim timeout passes.
+        grace = settings.server.graceful_timeout * OUTBOX_SHARE_OF_GRACE
         multiprocessing.util.Finalize(None, partial(services.outbox.stop, grace), exitpriority=20)
     return app
 
@@ -287,15 +298,11 @@ def run_development_server(settings: Settings, listen: Listen) -> int:
 
 
 def _development_app(settings: Settings) -> Callable[..., Any]:
-    """The app and, with ``[outbox] deliver``, the outbox's threads (daemons: they end
-    with the child the reloader replaces)."""
+    """The app and, with ``[outbox] deliver``, the outbox's threads."""
     from oidc_link.services import build_services
 
     services = build_services(settings)
-    app = create_app(settings, services)
-    if settings.outbox.deliver:
-        services.outbox.start()
-    return app
+    return with_outbox_running(settings, services, create_app(settings, services))
 
 
 def _reloader_parent_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
