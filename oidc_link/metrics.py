@@ -87,8 +87,11 @@ STORE_UNAVAILABLE_CAUSES = frozenset(
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request no route matched (404, or 405 for an unknown method).
 UNMATCHED_ENDPOINT = "unmatched"
-# The outbox's kinds of entry (outbox/handling.py), and where its entries wait.
-OUTBOX_KINDS = frozenset({"event", "backchannel_logout"})
+# The outbox's kinds of entry (outbox/handling.py): as written, and as delivered once fanned
+# out (one per webhook endpoint, one per client to tell); and where its entries wait.
+OUTBOX_KINDS = frozenset(
+    {"event", "webhook_delivery", "backchannel_logout", "backchannel_logout_notice"}
+)
 OUTBOX_STATES = ("waiting", "in_flight", "retrying")
 # Link calls go over the internet and may retry: their buckets reach the longest timeout.
 LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
