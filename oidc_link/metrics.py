@@ -92,6 +92,12 @@ UNMATCHED_ENDPOINT = "unmatched"
 # How one outbox delivery attempt ended (webhooks/deliveries.py, backchannel.py): the sum is
 # the attempts made; "gone" is a webhook endpoint answering 410 (it is then disabled).
 DELIVERY_OUTCOMES = frozenset({"delivered", "retry", "gave_up", "gone"})
+# The outbox's kinds of entry (outbox/handling.py): as written, and as delivered once fanned
+# out (one per webhook endpoint, one per client to tell); and where its entries wait.
+OUTBOX_KINDS = frozenset(
+    {"event", "webhook_delivery", "backchannel_logout", "backchannel_logout_notice"}
+)
+OUTBOX_STATES = ("waiting", "in_flight", "retrying")
 # Link calls go over the internet and may retry: their buckets reach the longest timeout.
 LINK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
@@ -214,6 +220,28 @@ class Metrics:
             ["client_id", "outcome"],
             registry=registry,
         )
+        self._outbox_lag = Gauge(
+            "oidc_link_outbox_lag_seconds",
+            "Age of the oldest outbox entry not yet delivered, in whole seconds: not yet "
+            "handed on by the relay, waiting in the delivery stream, or a retry overdue.",
+            registry=registry,
+            # Every worker measures the same Redis: the latest reading.
+            multiprocess_mode="mostrecent",
+        )
+        self._outbox_entries = Gauge(
+            "oidc_link_outbox_entries",
+            "Outbox entries on their way out, by state: waiting to be read, in_flight with "
+            "a consumer, retrying later.",
+            ["state"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._outbox_given_up = Counter(
+            "oidc_link_outbox_given_up",
+            "Outbox entries given up undelivered (refused, or retried for max_age), by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self._started_by = _Children(self._started)
         self._completed_by = _Children(self._completed)
         self._failed_by = _Children(self._failed)
@@ -296,6 +324,15 @@ class Metrics:
         self._backchannel_notices_by(
             self._client(client_id), _bounded(outcome, DELIVERY_OUTCOMES)
         ).inc()
+
+    def outbox_backlog(self, lag_seconds: int, entries: dict[str, int]) -> None:
+        """The outbox's lag and its entries by state (OUTBOX_STATES), as last measured."""
+        self._outbox_lag.set(lag_seconds)
+        for state in OUTBOX_STATES:
+            self._outbox_entries.labels(state).set(entries.get(state, 0))
+
+    def outbox_given_up(self, kind: str) -> None:
+        self._outbox_given_up.labels(_bounded(kind, OUTBOX_KINDS)).inc()
 
 
 def is_multiprocess() -> bool:

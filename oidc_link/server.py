@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import multiprocessing.util
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from oidc_link.config.metrics import MULTIPROCESS_DIR_VARIABLE
 if TYPE_CHECKING:
     from oidc_link.config import Settings
     from oidc_link.metrics import MetricsServer
+    from oidc_link.services import Services
 
 log = logging.getLogger("oidc_link.server")
 
@@ -48,6 +50,9 @@ GRANIAN_LOGGING: dict[str, Any] = {
         "granian.access": {"handlers": [], "propagate": False},
     },
 }
+# A worker stopping gives its outbox threads this share of the grace period to finish the
+# attempts under way (an attempt cut short is taken over by another consumer later).
+OUTBOX_SHARE_OF_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,21 @@ def build_worker_app(settings: Settings) -> Callable[..., Any]:
 
     forget_configuration_environment(settings, os.environ)
     services = build_services(settings)
-    return create_app(settings, services)
+    return with_outbox_running(settings, services, create_app(settings, services))
+
+
+def with_outbox_running(
+    settings: Settings, services: Services, app: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Start this worker's outbox threads (``[outbox] deliver``), to stop when the process
+    ends: multiprocessing's finalizer, as granian has no worker-exit hook. An attempt under
+    way gets a share of the grace period; one cut short is taken over by another consumer
+    once its claim timeout passes."""
+    if settings.outbox.deliver:
+        services.outbox.start()
+        grace = settings.server.graceful_timeout * OUTBOX_SHARE_OF_GRACE
+        multiprocessing.util.Finalize(None, partial(services.outbox.stop, grace), exitpriority=20)
+    return app
 
 
 def forget_configuration_environment(
@@ -256,11 +275,19 @@ def run_development_server(settings: Settings, listen: Listen) -> int:
     from werkzeug.serving import is_running_from_reloader, run_simple
 
     # The reloader's parent process only watches files and restarts its child, which
-    # serves: the app (keys, Redis, sandbox) is built in the child alone.
-    app = create_app(settings) if is_running_from_reloader() else _reloader_parent_app
+    # serves: the app (keys, Redis, sandbox, the outbox's threads) is built in the child alone.
+    app = _development_app(settings) if is_running_from_reloader() else _reloader_parent_app
     log.info("oidc-link (development) serving %s", settings.issuer)
     run_simple(listen.host, listen.port, app, use_reloader=True, threaded=True)
     return 0
+
+
+def _development_app(settings: Settings) -> Callable[..., Any]:
+    """The app and, with ``[outbox] deliver``, the outbox's threads."""
+    from oidc_link.services import build_services
+
+    services = build_services(settings)
+    return with_outbox_running(settings, services, create_app(settings, services))
 
 
 def _reloader_parent_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

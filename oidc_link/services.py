@@ -30,6 +30,7 @@ from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.oauth.userinfo import UserInfo
 from oidc_link.outbound import Outbound
 from oidc_link.outbox.handling import FanOut, Handler
+from oidc_link.outbox.runner import OutboxRunner
 from oidc_link.platform.account_links import AccountLinks
 from oidc_link.platform.account_sessions import AccountSessions
 from oidc_link.platform.accounts import Accounts
@@ -147,6 +148,19 @@ class Services:
     @cached_property
     def sign_in(self) -> SignIn:
         return SignIn(self.store, self.sessions, self.interaction, self.provider, self.accounts)
+
+    @cached_property
+    def outbox(self) -> OutboxRunner:
+        """The outbox's relay and delivery threads of this process, built here and started
+        by whoever runs the process (server.py, the demo): never by create_app."""
+        return OutboxRunner(
+            self.store,
+            self.clock,
+            self.settings.outbox,
+            self.metrics,
+            self.outbox_handlers(),
+            self.outbox_fan_outs(),
+        )
 
     @cached_property
     def logout(self) -> Logout:

@@ -111,6 +111,11 @@ LAYOUT: list[tuple[Callable[..., str], tuple[object, ...], str]] = [
         ("shop", "account.updated"),
         "oidc-link:v1:events_of_type:shop:account.updated",
     ),
+    (
+        keyspace.outbox_lease,
+        ("oidc-link:v1:outbox:{flow_1}",),
+        "oidc-link:v1:outbox_lease:{flow_1}",
+    ),
 ]
 
 # keyspace functions that build no key of their own.

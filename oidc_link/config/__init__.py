@@ -35,6 +35,7 @@ from oidc_link.config.link import (
 )
 from oidc_link.config.logs import LogSettings, log_settings_from_environment, read_log_settings
 from oidc_link.config.metrics import MetricsSettings, read_metrics
+from oidc_link.config.outbox import OutboxSettings, read_outbox
 from oidc_link.config.reader import Reader, RecordingEnvironment, is_https_or_loopback
 from oidc_link.config.redis_settings import (
     RedisAddress,
@@ -67,6 +68,7 @@ __all__ = [
     "LiveLinkSettings",
     "LogSettings",
     "MetricsSettings",
+    "OutboxSettings",
     "RedisSettings",
     "SandboxUser",
     "ServerSettings",
@@ -113,6 +115,8 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     # [server]: how `oidc-link serve` runs the production server (config/server.py).
     server: ServerSettings = field(default_factory=ServerSettings)
+    # [outbox]: the relay and delivery threads every instance runs (config/outbox.py).
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
     # Environment variables the configuration read (present or not): their values are in
     # these settings, and a server's workers drop them from their environment (server.py).
     environment_names: frozenset[str] = frozenset()
@@ -189,6 +193,7 @@ def settings_from_mapping(
             "log_level",
             "log_probe_requests",
             "server",
+            "outbox",
         },
     )
     issuer = _read_issuer(reader, data)
@@ -206,6 +211,7 @@ def settings_from_mapping(
     metrics = read_metrics(reader, data.get("metrics", {}))
     logs = read_log_settings(reader, data)
     server = read_server_settings(reader, data.get("server", {}))
+    outbox = read_outbox(reader, data.get("outbox", {}))
 
     if reader.problems:
         raise ConfigError(reader.problems, source)
@@ -224,6 +230,7 @@ def settings_from_mapping(
         metrics=metrics,
         logs=logs,
         server=server,
+        outbox=outbox,
         environment_names=frozenset(environ.names),
     )
 

@@ -13,11 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from oidc_link.config import Settings, settings_from_mapping
+
+if TYPE_CHECKING:
+    from oidc_link.outbox.runner import OutboxRunner
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,14 @@ class RunningDemo:
     settings: Settings
     _servers: list[BaseWSGIServer] = field(repr=False)
     _threads: list[threading.Thread] = field(repr=False)
+    # The provider's outbox relay and delivery threads (oidc_link/outbox/).
+    _outbox: OutboxRunner | None = field(default=None, repr=False)
 
     def stop(self) -> None:
-        """Stop both servers and wait for their threads; safe to call twice."""
+        """Stop both servers, the outbox and their threads; safe to call twice."""
+        if self._outbox is not None:
+            self._outbox.stop()
+            self._outbox = None
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -117,7 +125,8 @@ def start_demo(
         provider_url = _base_url(host, provider_server.server_port)
         rp_url = _base_url(host, rp_server.server_port)
         settings = demo_settings(provider_url, rp_url, client_options)
-        provider_server.app = create_app(settings, build_services(settings, announce=announce))
+        services = build_services(settings, announce=announce)
+        provider_server.app = create_app(settings, services)
         client = settings.clients[0]
         rp_server.app = create_rp_app(
             provider_url, client.client_id, client.client_secret or "", rp_url
@@ -132,7 +141,8 @@ def start_demo(
     ]
     for thread in threads:
         thread.start()
-    return RunningDemo(provider_url, rp_url, settings, servers, threads)
+    services.outbox.start()
+    return RunningDemo(provider_url, rp_url, settings, servers, threads, services.outbox)
 
 
 def run_demo(

@@ -19,6 +19,7 @@ from oidc_link.store.keyring import KeyringStore
 from oidc_link.store.limits import LimitStore, RateLimit
 from oidc_link.store.logouts import LogoutStore
 from oidc_link.store.outbox import OutboxStore
+from oidc_link.store.outbox_deliveries import DeliveryStore
 from oidc_link.store.sandbox import SandboxSessionStore
 from oidc_link.store.server import ServerStore
 from oidc_link.store.sessions import SessionStore
@@ -68,6 +69,7 @@ class Store:
         self.outbox = OutboxStore(*parts)
         self.webhook_endpoints = WebhookEndpointStore(*parts)
         self.events = EventStore(*parts)
+        self.deliveries = DeliveryStore(*parts)
 
     def writes(self) -> Writes:
         """Queue the writes of several methods (``writes=`` on each, of any aggregate), sent

@@ -50,6 +50,14 @@ PREFIX = "oidc-link:v1:"
 # | sandbox CHECK_SANDBOX_CODE (Lua)         | sandbox_session                    | its own   |
 # | Writes batches: the code step, a new SSO | plain pipeline of the above, each  | several   |
 # |   session, an SSO code                   | method's write one key or script   |           |
+# | outbox.announce (ZADD GT), then the      | outbox_index; then the aggregate's | its own;  |
+# |   change's script or MULTI with its XADD | key(s) and outbox stream           | the key's |
+# | outbox.sizes (pipeline of XLEN)          | outbox streams                     | several   |
+# | outbox lease (SET NX PX), RELEASE_LOCK,  | one stream, or its lease           | the       |
+# |   XRANGE, XDEL, DELETE_IF_EMPTY (Lua)    |                                    | stream's  |
+# | outbox FORGET_IF_UNCHANGED (Lua)         | outbox_index                       | its own   |
+# | deliveries.add (MULTI of XADDs), FINISH, | outbox_deliveries, outbox_retry    | {deliver- |
+# |   RETRY_LATER, PROMOTE_DUE (Lua), backlog|                                    |  ies}     |
 #
 # Tokens issued before (no family in them) keep their untagged names and are read as before:
 # they never ran on a cluster. The ``compatible`` key layout (config/redis_settings.py, for a
@@ -363,3 +371,18 @@ def events_of(owner: str) -> str:
 
 def events_of_type(owner: str, event_type: str) -> str:
     return PREFIX + "events_of_type:" + owner + ":" + event_type
+
+
+def outbox_lease(stream: str) -> str:
+    """Held (``SET NX PX``) by the one relay moving ``stream``'s entries on, in its slot."""
+    return PREFIX + "outbox_lease:{" + hash_tag(stream) + "}"
+
+
+# Where entries wait to be delivered, once the relay has taken them from their aggregates'
+# streams: one stream read by the consumer group OUTBOX_GROUP (every instance's workers), and
+# the entries waiting for their next attempt, scored by when it is due (unix seconds). Both
+# in one slot, so that one script moves an entry between them. No TTL, no MAXLEN: an entry
+# leaves by being delivered or given up, never by being trimmed.
+OUTBOX_DELIVERIES = PREFIX + "outbox_deliveries:{deliveries}"
+OUTBOX_RETRIES = PREFIX + "outbox_retry:{deliveries}"
+OUTBOX_GROUP = "delivery"
