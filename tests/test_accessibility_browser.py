@@ -456,3 +456,106 @@ def test_with_reduced_motion_asked_for_nothing_on_any_page_animates_or_transitio
 
     assert moving == {}
     assert len(every_page) == len(MARKS)
+
+
+# A person who uses the keyboard alone.
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  const outlined = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+  return {
+    id: element.id,
+    name: element.tagName.toLowerCase()
+      + (element.type ? '[type=' + element.type + ']' : '')
+      + (element.form ? ' in ' + element.form.getAttribute('action') : '')
+      + (element.getAttribute('href') ? ' to ' + element.getAttribute('href') : ''),
+    ring: outlined || style.boxShadow !== 'none',
+    describedBy: (element.getAttribute('aria-describedby') || '').split(' ').filter(Boolean),
+  };
+}"""
+
+
+# What takes the keyboard's focus on these pages.
+CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea"
+
+
+def tab_round(page) -> list[dict]:
+    """Tab from the focused control through every other one and back to it: the controls
+    met, in order; fails if the focus never comes back. Past the last control the focus
+    leaves the page for the browser's own controls (the page sees its body), then wraps."""
+    start = page.evaluate(FOCUSED)
+    met = [start]
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused == start:
+            return met
+        if focused["name"] != "body":
+            met.append(focused)
+    raise AssertionError(f"Tab never came back to {start['name']}: {met}")
+
+
+def tab_to(page, name_part: str) -> dict:
+    """Press Tab until a control whose description contains ``name_part`` has the focus."""
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if name_part in focused["name"]:
+            return focused
+    raise AssertionError(f"Tab never reached {name_part}")
+
+
+def press_enter(page) -> None:
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_load_state()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_error(
+    chromium,  # noqa: F811 - the fixture
+    sites: Sites,
+    locale: str,
+) -> None:
+    context = chromium.new_context(locale=locale, extra_http_headers={"Accept-Language": locale})
+    page = context.new_page()
+    page.goto(sites.authorization_url(SHOP, locale))
+
+    # The email field has the focus; a round of Tab meets every control, each with a ring.
+    email_page = tab_round(page)
+    assert email_page[0]["id"] == "email"
+    assert [control for control in email_page if not control["ring"]] == []
+    assert len(email_page) == page.locator(CONTROLS).count()
+    assert any("/email" in control["name"] for control in email_page[1:])
+    page.keyboard.type("jenny@localhost")
+    assert tab_to(page, "button[type=submit] in")["ring"]  # Continue, next in the form
+    press_enter(page)
+
+    # Refused: the focus is back on the field, which names the error for screen readers.
+    focused = page.evaluate(FOCUSED)
+    assert (focused["id"], focused["describedBy"]) == ("email", ["email-error"])
+    assert page.locator("#email-error[role=alert]").inner_text()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(JENNY)
+    press_enter(page)
+
+    code_page = tab_round(page)
+    assert code_page[0]["id"] == "code"
+    assert [control for control in code_page if not control["ring"]] == []
+    assert len(code_page) == page.locator(CONTROLS).count()
+    page.keyboard.type(wrong_code_for(sites.code))
+    assert "/code" in tab_to(page, "/code")["name"]
+    press_enter(page)
+
+    focused = page.evaluate(FOCUSED)
+    assert focused["id"] == "code"
+    assert "code-error" in focused["describedBy"]
+    assert page.locator("#code-error[role=alert]").inner_text()
+    assert page.locator("#code").get_attribute("aria-invalid") == "true"
+    assert [control for control in tab_round(page) if not control["ring"]] == []
+    page.keyboard.type(sites.code)
+    press_enter(page)
+
+    assert page.url.startswith(sites.relying_party.url + "/callback?code=")
+    context.close()
