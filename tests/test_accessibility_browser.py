@@ -134,7 +134,11 @@ def sites() -> Iterator[Sites]:
             "third_party": True,
         },
     ]
-    provider = start_live_server(fakeredis.FakeRedis(decode_responses=True), clients)
+    # Each language's walk looks up a few emails, all from this one loopback network: more
+    # than the default 30 per 10 minutes in all.
+    provider = start_live_server(
+        fakeredis.FakeRedis(decode_responses=True), clients, limits={"lookups_per_ip": 1000}
+    )
     yield Sites(provider, relying_party)
     provider.stop()
     relying_party.stop()
@@ -241,7 +245,7 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     # Signed in now: the third party's consent, then the sign-out pages, need no code.
     page.goto(sites.authorization_url(PARTNER, locale))
     at("consent")
-    _submit(page, "form[action$='/allow'] [type=submit]")
+    _submit(page, "form[action$='/cancel'] [type=submit]")  # denied: asked again next time
     logout = f"{sites.provider.url}/logout?client_id={SHOP}&ui_locales={locale}"
     page.goto(logout)
     at("logout: confirm")
@@ -297,13 +301,14 @@ class Findings:
     moving_with_reduced_motion: list[str]
 
 
-def axe_violations(page, axe_source: str) -> list[dict]:
-    """What axe-core finds against the WCAG 2.2 A and AA rules on the page as it stands."""
+def axe_violations(page, axe_source: str, only: dict | None = None) -> list[dict]:
+    """What axe-core finds against the WCAG 2.2 A and AA rules (or ``only`` those, as
+    axe's runOnly) on the page as it stands."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(axe_source)
     result = page.evaluate(
         "options => axe.run(document, options)",
-        {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]},
+        {"runOnly": only or {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]},
     )
     return result["violations"]
 
@@ -339,12 +344,17 @@ PALETTE = """() => ({
 })"""
 
 
+# In dark mode only the colours change: axe-core's WCAG AA rules about colour are run there
+# (the rest, run in light, would find the same again at twice the cost of the walk).
+DARK_RULES = {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}
+
+
 def inspect(page, state: str, axe_source: str) -> Findings:
     page.set_viewport_size(DESKTOP)
     page.emulate_media(color_scheme="light", reduced_motion="no-preference")
     violations = axe_violations(page, axe_source)
     page.emulate_media(color_scheme="dark")
-    dark_violations = axe_violations(page, axe_source)
+    dark_violations = axe_violations(page, axe_source, DARK_RULES)
     dark_palette = page.evaluate(PALETTE)
     page.emulate_media(color_scheme="light", reduced_motion="reduce")
     moving = page.evaluate(MOVING)
@@ -415,7 +425,7 @@ def test_axe_core_finds_no_wcag_violation_on_any_page_in_any_state(
     assert len(every_page) == len(MARKS)
 
 
-def test_in_dark_mode_every_page_uses_its_dark_palette_and_axe_core_finds_no_violation(
+def test_in_dark_mode_every_page_uses_its_dark_palette_and_axe_core_finds_no_contrast_fault(
     every_page: list[Findings],
 ) -> None:
     found = {f.state: f.dark_violations for f in every_page if f.dark_violations}
@@ -430,7 +440,7 @@ def test_in_dark_mode_every_page_uses_its_dark_palette_and_axe_core_finds_no_vio
     ]
 
     report = "\n".join(f"{state}:\n{describe(violations)}" for state, violations in found.items())
-    assert not found, "axe-core found WCAG 2.2 A/AA violations in dark mode:\n" + report
+    assert not found, "axe-core found WCAG 2.2 AA colour violations in dark mode:\n" + report
     assert light_pages == []
 
 
@@ -506,6 +516,13 @@ def tab_to(page, name_part: str) -> dict:
     raise AssertionError(f"Tab never reached {name_part}")
 
 
+def focus_lands_on(page, field_id: str) -> dict:
+    """The focused control, once the page's autofocus put it on ``field_id`` (Chromium
+    applies autofocus in a rendering step after the load, so this waits for it)."""
+    playwright_api.expect(page.locator(f"#{field_id}")).to_be_focused()
+    return page.evaluate(FOCUSED)
+
+
 def press_enter(page) -> None:
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -514,15 +531,13 @@ def press_enter(page) -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_error(
-    chromium,  # noqa: F811 - the fixture
-    sites: Sites,
-    locale: str,
+    open_page, sites: Sites, locale: str
 ) -> None:
-    context = chromium.new_context(locale=locale, extra_http_headers={"Accept-Language": locale})
-    page = context.new_page()
+    page = open_page(locale)
     page.goto(sites.authorization_url(SHOP, locale))
 
     # The email field has the focus; a round of Tab meets every control, each with a ring.
+    focus_lands_on(page, "email")
     email_page = tab_round(page)
     assert email_page[0]["id"] == "email"
     assert [control for control in email_page if not control["ring"]] == []
@@ -533,13 +548,13 @@ def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_e
     press_enter(page)
 
     # Refused: the focus is back on the field, which names the error for screen readers.
-    focused = page.evaluate(FOCUSED)
-    assert (focused["id"], focused["describedBy"]) == ("email", ["email-error"])
+    assert focus_lands_on(page, "email")["describedBy"] == ["email-error"]
     assert page.locator("#email-error[role=alert]").inner_text()
     page.keyboard.press("Control+A")
     page.keyboard.type(JENNY)
     press_enter(page)
 
+    focus_lands_on(page, "code")
     code_page = tab_round(page)
     assert code_page[0]["id"] == "code"
     assert [control for control in code_page if not control["ring"]] == []
@@ -548,9 +563,7 @@ def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_e
     assert "/code" in tab_to(page, "/code")["name"]
     press_enter(page)
 
-    focused = page.evaluate(FOCUSED)
-    assert focused["id"] == "code"
-    assert "code-error" in focused["describedBy"]
+    assert "code-error" in focus_lands_on(page, "code")["describedBy"]
     assert page.locator("#code-error[role=alert]").inner_text()
     assert page.locator("#code").get_attribute("aria-invalid") == "true"
     assert [control for control in tab_round(page) if not control["ring"]] == []
@@ -558,4 +571,3 @@ def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_e
     press_enter(page)
 
     assert page.url.startswith(sites.relying_party.url + "/callback?code=")
-    context.close()
