@@ -175,11 +175,15 @@ MARKS = {
     "error: a link from an unknown site": ".request-id-note",
     "email": "#email:not([aria-invalid])",
     "email: invalid email": "#email[aria-invalid=true][aria-describedby=email-error]",
+    "email: too many lookups from this network": "#email-error[role=alert]",
+    "email: too many codes sent to this email": "#email-error[role=alert]",
+    "email: Link unreachable": "#email-error[role=alert]",
     "not on Link": "form[action$='/restart']",
     "code": "#code:not([aria-invalid])",
     "code: resend too soon": "#code-error[role=alert]",
     "code: wrong code": "#code[aria-invalid=true]",
     "code: expired": "#code[aria-invalid=true]",
+    "code: Link busy": "#code-error[role=alert]",
     "finished: form_post": "form#response",
     "finished: back after signing in": "main a.button-primary",
     "consent": "form[action$='/allow']",
@@ -187,9 +191,10 @@ MARKS = {
     "logout: still signed in": "main a.button-primary",
     "logout: signed out": "main a.button-primary",
     "logout: already signed out": "main h1",
-    "locked": "form[action$='/cancel']:not(:has(~ * #code))",
+    "locked": "main:not(:has(#code)) form[action$='/cancel']",
     "email: verifying details for a platform": "#email",
     "account": "form[action$='/account/sign-out-everywhere']",
+    "account: signed out everywhere": "main .notice[role=status]",
     "account: closed": "main h1",
 }
 
@@ -220,6 +225,15 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     page.locator("#email").fill("jenny@localhost")  # an address to the browser, not to us
     _submit(page, EMAIL_FORM)
     at("email: invalid email")
+    # The sandbox's emails that answer as a limit or an outage would.
+    for email, state in (
+        ("too-many-lookups@example.com", "email: too many lookups from this network"),
+        ("too-many-sms@example.com", "email: too many codes sent to this email"),
+        ("link-unavailable@example.com", "email: Link unreachable"),
+    ):
+        page.locator("#email").fill(email)
+        _submit(page, EMAIL_FORM)
+        at(state)
     page.locator("#email").fill("nobody@example.com")
     _submit(page, EMAIL_FORM)
     at("not on Link")
@@ -236,6 +250,9 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     page.locator("#code").fill("000002")  # the sandbox's expired code
     _submit(page, CODE_FORM)
     at("code: expired")
+    page.locator("#code").fill("000004")  # the sandbox's "Link is rate limiting us"
+    _submit(page, CODE_FORM)
+    at("code: Link busy")
     page.locator("#code").fill(code)
     _submit(page, CODE_FORM)
     at("finished: form_post")
@@ -260,10 +277,8 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     page.goto(sites.authorization_url(SHOP, locale))
     page.locator("#email").fill(JENNY)
     _submit(page, EMAIL_FORM)
-    wrong = wrong_code_for(sites.code)
-    for _ in range(5):
-        page.locator("#code").fill(wrong)
-        _submit(page, CODE_FORM)
+    page.locator("#code").fill("000003")  # the sandbox's "too many wrong codes"
+    _submit(page, CODE_FORM)
     at("locked")
 
     account = sites.platform_account()
@@ -281,6 +296,8 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     _submit(page, CODE_FORM)
     page.goto(sites.api(f"/v1/accounts/{account}/login_links")["url"])
     at("account")
+    _submit(page, "form[action$='/account/sign-out-everywhere'] [type=submit]")
+    at("account: signed out everywhere")
     _submit(page, "form[action$='/account/sign-out'] [type=submit]")
     at("account: closed")
     return seen
