@@ -214,6 +214,8 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     def at(state: str) -> None:
         page.wait_for_load_state()
         assert page.locator(MARKS[state]).count() > 0, f"not at {state}: {page.url}"
+        # In the language asked for: a page left in another would be checked in vain.
+        assert page.evaluate("document.documentElement.lang") == locale, state
         seen.append(state)
         check(page, state)
 
