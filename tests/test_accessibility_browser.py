@@ -1,8 +1,9 @@
 """The hosted pages checked for accessibility in a real browser (headless Chromium).
 
-axe-core (pinned by tests/a11y/package-lock.json) checks every page in every state against
-the WCAG 2.2 A and AA rules, in each language discovery lists; then a person signs in by
-keyboard alone, at 200 % zoom and on a 320 px screen, asking for less motion, in dark mode.
+One walk per language that discovery lists takes a page through every hosted page in every
+state; on each, axe-core (pinned by tests/a11y/package-lock.json) runs the WCAG 2.2 A and AA
+rules in light and dark, and the page must reflow at 320 px and at 200 % zoom and keep still
+for a person who asked for less motion. Then a person signs in by keyboard alone.
 """
 
 from __future__ import annotations
@@ -144,25 +145,30 @@ def sites() -> Iterator[Sites]:
     relying_party.stop()
 
 
+def page_in_new_context(browser, locale: str, **options: object) -> object:
+    """A page in a fresh browser context (no cookies) whose language is ``locale``."""
+    context = browser.new_context(
+        locale=locale, extra_http_headers={"Accept-Language": locale}, **options
+    )
+    page = context.new_page()
+    # The form_post page's one script posts the answer at once; without it the page stays,
+    # as it does for a person whose browser runs no JavaScript.
+    page.route("**/static/form_post.js", lambda route: route.abort())
+    return page
+
+
 @pytest.fixture
 def open_page(chromium) -> Iterator[Callable[..., object]]:  # noqa: F811 - the fixture
-    """One page in one fresh context (no cookies) per call, in a locale and a view."""
-    contexts: list[object] = []
+    """Pages in fresh contexts, closed after the test."""
+    pages: list[object] = []
 
     def open_in(locale: str, **options: object) -> object:
-        context = chromium.new_context(
-            locale=locale, extra_http_headers={"Accept-Language": locale}, **options
-        )
-        contexts.append(context)
-        page = context.new_page()
-        # The form_post page's one script posts the answer at once; without it the page
-        # stays, as it does for a person whose browser runs no JavaScript.
-        page.route("**/static/form_post.js", lambda route: route.abort())
-        return page
+        pages.append(page_in_new_context(chromium, locale, **options))
+        return pages[-1]
 
     yield open_in
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.context.close()
 
 
 # Walking every state: the same steps for each check, by form actions and field ids rather
@@ -393,21 +399,17 @@ def every_page(request, chromium, sites: Sites, axe_source: str) -> Iterator[lis
     """Every page in every state in one language (its ``ui_locales`` and Accept-Language),
     walked once in one page at a device scale factor of 2 and inspected in each view."""
     locale = request.param
-    context = chromium.new_context(
-        locale=locale,
-        extra_http_headers={"Accept-Language": locale},
-        viewport=DESKTOP,
-        device_scale_factor=2,
-    )
-    page = context.new_page()
-    # The form_post page's one script posts the answer at once; without it the page stays,
-    # as it does for a person whose browser runs no JavaScript.
-    page.route("**/static/form_post.js", lambda route: route.abort())
+    page = page_in_new_context(chromium, locale, viewport=DESKTOP, device_scale_factor=2)
     findings: list[Findings] = []
-    seen = walk_every_state(
-        page, sites, locale, lambda page, state: findings.append(inspect(page, state, axe_source))
-    )
-    context.close()
+    try:
+        seen = walk_every_state(
+            page,
+            sites,
+            locale,
+            lambda page, state: findings.append(inspect(page, state, axe_source)),
+        )
+    finally:
+        page.context.close()
     assert seen == list(MARKS)
     yield findings
 
