@@ -311,6 +311,67 @@ def walk_every_state(page, sites: Sites, locale: str, check: Check) -> list[str]
     return seen
 
 
+# A person who uses the keyboard alone.
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  const outlined = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+  return {
+    id: element.id,
+    name: element.tagName.toLowerCase()
+      + (element.type ? '[type=' + element.type + ']' : '')
+      + (element.form ? ' in ' + element.form.getAttribute('action') : '')
+      + (element.getAttribute('href') ? ' to ' + element.getAttribute('href') : ''),
+    ring: outlined || style.boxShadow !== 'none',
+    describedBy: (element.getAttribute('aria-describedby') || '').split(' ').filter(Boolean),
+  };
+}"""
+
+
+# What takes the keyboard's focus on these pages.
+CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea"
+
+
+def tab_round(page) -> list[dict]:
+    """Tab from the focused control through every other one and back to it: the controls
+    met, in order; fails if the focus never comes back. Past the last control the focus
+    leaves the page for the browser's own controls (the page sees its body), then wraps."""
+    start = page.evaluate(FOCUSED)
+    met = [start]
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused == start:
+            return met
+        if focused["name"] != "body":
+            met.append(focused)
+    raise AssertionError(f"Tab never came back to {start['name']}: {met}")
+
+
+def tab_to(page, name_part: str) -> dict:
+    """Press Tab until a control whose description contains ``name_part`` has the focus."""
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if name_part in focused["name"]:
+            return focused
+    raise AssertionError(f"Tab never reached {name_part}")
+
+
+def focus_lands_on(page, field_id: str) -> dict:
+    """The focused control, once the page's autofocus put it on ``field_id`` (Chromium
+    applies autofocus in a rendering step after the load, so this waits for it)."""
+    playwright_api.expect(page.locator(f"#{field_id}")).to_be_focused()
+    return page.evaluate(FOCUSED)
+
+
+def press_enter(page) -> None:
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_load_state()
+
+
 # What is found on each page: axe-core in light and dark, the layout at 320 px and at 200 %
 # zoom, and whatever still moves when the person asked for less motion.
 
@@ -324,6 +385,10 @@ class Findings:
     overflow_at_320px: int
     overflow_at_200_percent: int
     moving_with_reduced_motion: list[str]
+    # The page's controls, how many a round of Tab met, and those that showed no focus ring.
+    controls: int
+    tabbed_to: int
+    focus_not_shown: list[str]
 
 
 def axe_violations(page, axe_source: str, only: dict | None = None) -> list[dict]:
@@ -389,8 +454,18 @@ def inspect(page, state: str, axe_source: str) -> Findings:
     at_200_percent = horizontal_overflow(page)
     page.set_viewport_size(DESKTOP)
     page.emulate_media(color_scheme="light", reduced_motion="no-preference")
+    controls = [met for met in tab_round(page) if met["name"] != "body"]
     return Findings(
-        state, violations, dark_violations, dark_palette, at_320px, at_200_percent, moving
+        state,
+        violations,
+        dark_violations,
+        dark_palette,
+        at_320px,
+        at_200_percent,
+        moving,
+        page.locator(CONTROLS).count(),
+        len(controls),
+        [control["name"] for control in controls if not control["ring"]],
     )
 
 
@@ -489,67 +564,6 @@ def test_with_reduced_motion_asked_for_nothing_on_any_page_animates_or_transitio
     assert len(every_page) == len(MARKS)
 
 
-# A person who uses the keyboard alone.
-
-FOCUSED = """() => {
-  const element = document.activeElement;
-  const style = getComputedStyle(element);
-  const outlined = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
-  return {
-    id: element.id,
-    name: element.tagName.toLowerCase()
-      + (element.type ? '[type=' + element.type + ']' : '')
-      + (element.form ? ' in ' + element.form.getAttribute('action') : '')
-      + (element.getAttribute('href') ? ' to ' + element.getAttribute('href') : ''),
-    ring: outlined || style.boxShadow !== 'none',
-    describedBy: (element.getAttribute('aria-describedby') || '').split(' ').filter(Boolean),
-  };
-}"""
-
-
-# What takes the keyboard's focus on these pages.
-CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea"
-
-
-def tab_round(page) -> list[dict]:
-    """Tab from the focused control through every other one and back to it: the controls
-    met, in order; fails if the focus never comes back. Past the last control the focus
-    leaves the page for the browser's own controls (the page sees its body), then wraps."""
-    start = page.evaluate(FOCUSED)
-    met = [start]
-    for _ in range(20):
-        page.keyboard.press("Tab")
-        focused = page.evaluate(FOCUSED)
-        if focused == start:
-            return met
-        if focused["name"] != "body":
-            met.append(focused)
-    raise AssertionError(f"Tab never came back to {start['name']}: {met}")
-
-
-def tab_to(page, name_part: str) -> dict:
-    """Press Tab until a control whose description contains ``name_part`` has the focus."""
-    for _ in range(20):
-        page.keyboard.press("Tab")
-        focused = page.evaluate(FOCUSED)
-        if name_part in focused["name"]:
-            return focused
-    raise AssertionError(f"Tab never reached {name_part}")
-
-
-def focus_lands_on(page, field_id: str) -> dict:
-    """The focused control, once the page's autofocus put it on ``field_id`` (Chromium
-    applies autofocus in a rendering step after the load, so this waits for it)."""
-    playwright_api.expect(page.locator(f"#{field_id}")).to_be_focused()
-    return page.evaluate(FOCUSED)
-
-
-def press_enter(page) -> None:
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    page.wait_for_load_state()
-
-
 @pytest.mark.parametrize("locale", LOCALES)
 def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_error(
     open_page, sites: Sites, locale: str
@@ -592,3 +606,16 @@ def test_a_person_signs_in_by_keyboard_alone_seeing_the_focus_and_hearing_each_e
     press_enter(page)
 
     assert page.url.startswith(sites.relying_party.url + "/callback?code=")
+
+
+def test_tab_reaches_every_control_on_every_page_and_each_shows_its_focus(
+    every_page: list[Findings],
+) -> None:
+    unseen = {f.state: f.focus_not_shown for f in every_page if f.focus_not_shown}
+
+    assert unseen == {}
+    assert [
+        (f.state, f.tabbed_to, f.controls) for f in every_page if f.tabbed_to != f.controls
+    ] == []
+    # Every page has a control at least: the skip link, before any of its own.
+    assert all(f.controls > 0 for f in every_page)
