@@ -191,17 +191,17 @@ MARKS = {
     "code: expired": "#code[aria-invalid=true]",
     "code: Link busy": "#code-error[role=alert]",
     "finished: form_post": "form#response",
-    "finished: back after signing in": "main a.button-primary",
+    "finished: back after signing in": "main:not(:has(form)) a.button-primary",
     "consent": "form[action$='/allow']",
     "logout: confirm": "button[value=stay]",
-    "logout: still signed in": "main a.button-primary",
-    "logout: signed out": "main a.button-primary",
-    "logout: already signed out": "main h1",
+    "logout: still signed in": "main:not(:has(form)) a.button-primary",
+    "logout: signed out": "main:not(:has(form)) a.button-primary",
+    "logout: already signed out": "main:not(:has(form)) a.button-primary",
     "locked": "main:not(:has(#code)) form[action$='/cancel']",
     "email: verifying details for a platform": "#email",
     "account": "form[action$='/account/sign-out-everywhere']",
     "account: signed out everywhere": "main .notice[role=status]",
-    "account: closed": "main h1",
+    "account: closed": "main:not(:has(form)) h1",
 }
 
 Check = Callable[[object, str], None]
