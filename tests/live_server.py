@@ -43,12 +43,14 @@ class LiveServer:
 
 
 def start_live_server(
-    redis_client: redis.Redis, extra_clients: Iterable[Mapping[str, Any]] = ()
+    redis_client: redis.Redis,
+    extra_clients: Iterable[Mapping[str, Any]] = (),
+    limits: Mapping[str, int] | None = None,
 ) -> LiveServer:
     """Serve the provider in a daemon thread on a free loopback port.
 
     The socket is bound first so that the port is known before the issuer goes into the
-    settings; the app is attached once it exists.
+    settings; the app is attached once it exists. ``limits`` is the ``[limits]`` table.
     """
     server = make_server(LOOPBACK, 0, _not_ready, threaded=True)
     try:
@@ -56,6 +58,8 @@ def start_live_server(
         config = provider_config()
         config["issuer"] = url
         config["clients"] = [*config["clients"], *extra_clients]  # type: ignore[misc]
+        if limits is not None:
+            config["limits"] = dict(limits)
         settings = settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
         console: list[str] = []
         services = build_services(
