@@ -19,6 +19,11 @@ ACME_APP_KEY = "sk_test_acmeapp_7pQ8rS9tU0vW1xY2zA3bC4d"
 
 
 def api_settings() -> Settings:
+    return settings_from_mapping(api_config(), {"SHOP_SECRET": SHOP_SECRET}, "test")
+
+
+def api_config() -> dict[str, Any]:
+    """The test provider's configuration with API keys for shop, blog and two acme clients."""
     config = provider_config()
     clients: list[dict[str, Any]] = config["clients"]  # type: ignore[assignment]
     clients[0]["api_keys"] = [digest(SHOP_KEY)]
@@ -33,7 +38,7 @@ def api_settings() -> Settings:
                 "api_keys": [digest(key)],
             }
         )
-    return settings_from_mapping(config, {"SHOP_SECRET": SHOP_SECRET}, "test")
+    return config
 
 
 class Platform:
