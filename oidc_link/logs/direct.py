@@ -88,21 +88,17 @@ def write_event(
     line would be: the request line adds only parts it has checked."""
     if not logger.isEnabledFor(level):
         return
-    if held.holding():
-        try:
-            text = message % arguments
-        except Exception:  # the ordinary way below reports what went wrong
-            text = None
-        if text is not None:
-            masked_text, masked_fields = text, fields
-            if not logs.holds_only_plain_text(text, fields):
-                masked_text, masked_fields = _masked(text, fields)
-            event = Event(
-                logger, level, message, arguments, fields, masked_text, masked_fields
-            )
-            if held.keep_event(event):
-                return
-    write_line(logger, level, message, arguments, fields)
+    try:
+        text = message % arguments
+    except Exception:  # the ordinary way below reports what went wrong
+        write_line(logger, level, message, arguments, fields)
+        return
+    masked_text, masked_fields = text, fields
+    if not logs.holds_only_plain_text(text, fields):
+        masked_text, masked_fields = _masked(text, fields)
+    event = Event(logger, level, message, arguments, fields, masked_text, masked_fields)
+    if not held.keep_event(event):
+        write_line(logger, level, message, arguments, fields)
 
 
 def write_checked_line(
@@ -114,13 +110,14 @@ def write_checked_line(
     them; ``text`` and every field are what the mask makes of them: strings for which
     ``may_hold_secret`` is False (a string that never changes may have been checked
     once), numbers or None, or an event's message and fields as ``write_event`` masked
-    them. So the line is the masked one, and is written as it is.
+    them. So the line is the masked one, and is written as it is: as the request's last,
+    with the lines the request held before it, in one write (logs/held.py ``write_last``).
     False, with nothing written, when the line must go ``write_line``'s way: our JSON
     handler is not the only one the line would reach."""
     ours = logs.json_handler
-    if ours is None or _other_handlers(logger, level, ours) != []:
+    if ours is None or not _reaches_only(logger, level, ours):
         return False
-    ours.write_fields(
+    ours.write_last_fields(
         {
             "time": ours.formatter.now_text(),  # type: ignore[union-attr]
             "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
@@ -130,6 +127,29 @@ def write_checked_line(
         }
     )
     return True
+
+
+def _reaches_only(logger: logging.Logger, level: int, ours: logs.LineHandler) -> bool:
+    """True when ``_other_handlers`` would find no handler besides ours: walked the same
+    way, with no list built (one call per request line)."""
+    if (
+        ours.filters
+        or logger.filters
+        or logger.disabled
+        or level < ours.level
+        or not isinstance(ours.formatter, logs.JsonFormatter)
+    ):
+        return False
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler is ours:
+                found = True
+            elif level >= handler.level:
+                return False
+        current = current.parent if current.propagate else None  # type: ignore[assignment]
+    return found
 
 
 def _other_handlers(

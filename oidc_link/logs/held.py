@@ -56,12 +56,6 @@ def keep(writer: _Writer, line: bytes | str) -> bool:
     return True
 
 
-def holding() -> bool:
-    """Whether a request is holding its lines in this thread and has kept no event yet."""
-    held = _held.get()
-    return held is not None and held.event is None and held.thread == threading.get_ident()
-
-
 def keep_event(event: _Event) -> bool:
     """Keep ``event`` for the request line when a request is holding its lines in this
     thread and has kept no event yet; False (write it as a line of its own) otherwise."""
@@ -79,6 +73,27 @@ def take_event() -> _Event | None:
         return None
     event, held.event = held.event, None
     return event
+
+
+def write_last(writer: _Writer, line: bytes | str) -> None:
+    """Write ``line``, the request's own line and its last, after the lines the request has
+    held, in one write, and stop holding (``write_held`` then finds nothing to write). Without
+    a request holding its lines in this thread, ``line`` is written at once."""
+    held = _held.get()
+    if held is None or held.thread != threading.get_ident() or held.event is not None:
+        if not keep(writer, line):  # an event still kept: write_held writes it first
+            writer.write_now(line)
+        return
+    _held.set(None)
+    lines, held.lines = held.lines, []
+    if not lines:
+        writer.write_now(line)
+    elif held.writer is writer and type(line) is type(lines[0]):
+        lines.append(line)
+        writer.write_now(b"".join(lines) if type(line) is bytes else "".join(lines))  # type: ignore[arg-type]
+    else:  # the log was configured again meanwhile: no mixing
+        held.writer.write_now(b"".join(lines) if type(lines[0]) is bytes else "".join(lines))  # type: ignore[arg-type, union-attr]
+        writer.write_now(line)
 
 
 def write_held(token: Token[_Held | None] | None = None) -> None:

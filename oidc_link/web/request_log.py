@@ -157,7 +157,7 @@ def write_request_line(
     # In the order the line writes them (logs.REQUEST_FIELDS, then the event).
     fields = {
         "request_id": request_id,
-        "client_id": client_id(),
+        "client_id": None,
         "route": route,
         "method": method,
         "status": status,
@@ -166,10 +166,11 @@ def write_request_line(
     }
     event = take_event()
     if isinstance(event, Event):
-        _write_with_event(event, fields, level, plain_parts)
+        _write_with_event(event, fields, client_id, level, plain_parts)
         return
     if event is not None:  # kept by another writer than logs/direct.py: on its own
         event.write_alone()
+    fields["client_id"] = client_id()
     arguments = (method, route or "(no route)", status, duration_ms)
     if (
         plain_parts is not None
@@ -184,18 +185,20 @@ def write_request_line(
 
 
 def _write_with_event(
-    event: Event, fields: dict[str, Any], level: int, plain_parts: PlainParts | None
+    event: Event,
+    request: dict[str, Any],
+    client_id: Callable[[], str | None],
+    level: int,
+    plain_parts: PlainParts | None,
 ) -> None:
     """One line for the request and its step event: the event's line (its logger, message,
     ``event`` name and fields, as it was) with the request's fields first, at the request's
-    level if that is higher (a 500). The client is the event's, or the request's if the
-    event names none. Half the lines, and half the writes, of a sign-in's event steps."""
-    named = fields["client_id"]
-    raw = dict(fields)
-    raw.update(event.fields)
-    fields.update(event.masked_fields)  # masked when the event was logged
-    if raw["client_id"] is None:
-        raw["client_id"] = fields["client_id"] = named
+    level if that is higher (a 500). The client is the event's (the request's is then not
+    looked for), or the request's if the event names none. One line where there were two."""
+    given = event.fields.get("client_id")
+    fields = request | event.masked_fields  # the event's masked when it was logged
+    if given is None:
+        fields["client_id"] = client_id()
     level = max(level, event.level)
     request_id = fields["request_id"]
     if (
@@ -207,6 +210,8 @@ def _write_with_event(
         return
     # Another handler wants a record, or a part of the request shows a sign of a secret:
     # the line from the event as logged, masked as a whole.
+    raw = request | event.fields
+    raw["client_id"] = fields["client_id"] if given is None else given
     write_line(event.logger, level, event.message, event.arguments, raw)
 
 
