@@ -85,10 +85,12 @@ def write_last(writer: _Writer, line: bytes | str) -> None:
             writer.write_now(line)
         return
     _held.set(None)
-    lines, held.lines = held.lines, []
-    if not lines:
+    lines = held.lines
+    if not lines:  # most requests: their line alone
         writer.write_now(line)
-    elif held.writer is writer and type(line) is type(lines[0]):
+        return
+    held.lines = []
+    if held.writer is writer and type(line) is type(lines[0]):
         lines.append(line)
         writer.write_now(b"".join(lines) if type(line) is bytes else "".join(lines))  # type: ignore[arg-type]
     else:  # the log was configured again meanwhile: no mixing
