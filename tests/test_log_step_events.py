@@ -192,3 +192,18 @@ def test_a_secret_in_an_event_on_its_requests_line_is_masked_as_on_its_own_line(
     for line in (on_the_request_line, alone):
         assert line["message"] == "Sent to j***@example.com"
         assert line["note"] == "code=[redacted]" and line["kid"] == "kid_public"
+
+
+def test_an_events_message_without_arguments_is_written_as_it_is_as_logging_would(
+    app: Flask, output: io.StringIO
+) -> None:
+    @app.get("/_percent_event_probe")
+    def probe() -> str:
+        write_event(log, logging.INFO, "100% of 50%% sent", (), {"event": "sms.sent"})
+        return "ok"
+
+    app.test_client().get("/_percent_event_probe")
+
+    (line,) = lines(output)
+    assert (line["message"], line["status"]) == ("100% of 50%% sent", 200)
+    assert line["message"] == logging.makeLogRecord({"msg": "100% of 50%% sent"}).getMessage()

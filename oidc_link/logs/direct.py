@@ -89,7 +89,8 @@ def write_event(
     if not logger.isEnabledFor(level):
         return
     try:
-        text = message % arguments
+        # As LogRecord.getMessage: a message without arguments is taken as it is.
+        text = message % arguments if arguments else message
     except Exception:  # the ordinary way below reports what went wrong
         write_line(logger, level, message, arguments, fields)
         return
