@@ -40,7 +40,7 @@ from oidc_link.interaction.outcomes import (
 from oidc_link.interaction.rate_limits import CountedAhead, SignInLimits
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
-from oidc_link.logs.direct import write_line
+from oidc_link.logs.direct import write_event
 from oidc_link.metrics import Metrics
 from oidc_link.models import AccountLinkTarget, Flow, FlowStep, Identity
 from oidc_link.networks import client_network
@@ -239,8 +239,8 @@ class Interaction:
             ending = self._admission.ending(finished, request, redirect_to)
             flows.note_finished(finished.id, ending, writes=held.writes)
             self._metrics.sign_in_completed(finished.client_id)
-            # Written without a LogRecord (logs/direct.py): the same line, for less.
-            write_line(
+            # On the request's line when answering one (logs/direct.py write_event).
+            write_event(
                 log,
                 logging.INFO,
                 "Sign-in completed",
@@ -318,7 +318,8 @@ class Interaction:
                 return self._refuse(held, self._restart(flow), Problem.LINK_SESSION_EXPIRED)
             return self._link_problem(held, flow, error)
         self._metrics.sms_sent(flow.client_id)
-        write_line(
+        # On the request's line when answering one (logs/direct.py write_event).
+        write_event(
             log,
             logging.INFO,
             "SMS code sent",

@@ -283,6 +283,14 @@ class LineHandler(logging.StreamHandler):
         if not held.keep(self, line):
             self.write_now(line, record)
 
+    def write_last_fields(self, fields: dict[str, Any]) -> None:
+        """Write ``fields`` as ``write_fields`` does, as the request's own line and its last:
+        after the lines the request held, in one write, ending the holding (logs/held.py)."""
+        if self._descriptor is None or self.terminator != "\n":
+            held.write_last(self, encode_line(fields) + self.terminator)
+        else:
+            held.write_last(self, encode_line_bytes(fields))
+
     def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
         """Write one finished line (or hold it with the request's others)."""
         if not held.keep(self, line):

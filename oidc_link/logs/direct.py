@@ -9,9 +9,10 @@ masks it for them), so a capture, a test's caplog or an operator's handler misse
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import oidc_link.logs as logs
+from oidc_link.logs import held
 from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value
 
 # A line's level as its JSON text; other levels are written as logging names them.
@@ -55,21 +56,69 @@ def write_line(
         logger.handle(record)
 
 
+class Event(NamedTuple):
+    """A step's event, not yet written: its line is the request's. As its log call gave it
+    (for a line of its own, or for handlers besides ours), and as the mask leaves it."""
+
+    logger: logging.Logger
+    level: int
+    message: str
+    arguments: tuple[Any, ...]
+    fields: dict[str, Any]
+    masked_message: str
+    masked_fields: dict[str, Any]
+
+    def write_alone(self) -> None:
+        """The event's own line, as ``write_line`` writes it: no request line took it."""
+        write_line(self.logger, self.level, self.message, self.arguments, self.fields)
+
+
+def write_event(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    arguments: tuple[Any, ...],
+    fields: dict[str, Any],
+) -> None:
+    """Log a request's step event (``fields`` name it as ``event``) as ``write_line`` would,
+    but on the request's own line when one is being answered in this thread: the request
+    line (web/request_log.py) takes the event's logger, message and fields and adds the
+    request's, one line where there were two. The first such event of a request only; any
+    other, or one logged outside a request, is a line of its own. Masked now, as its own
+    line would be: the request line adds only parts it has checked."""
+    if not logger.isEnabledFor(level):
+        return
+    try:
+        # As LogRecord.getMessage: a message without arguments is taken as it is.
+        text = message % arguments if arguments else message
+    except Exception:  # the ordinary way below reports what went wrong
+        write_line(logger, level, message, arguments, fields)
+        return
+    masked_text, masked_fields = text, fields
+    if not logs.holds_only_plain_text(text, fields):
+        masked_text, masked_fields = _masked(text, fields)
+    event = Event(logger, level, message, arguments, fields, masked_text, masked_fields)
+    if not held.keep_event(event):
+        write_line(logger, level, message, arguments, fields)
+
+
 def write_checked_line(
     logger: logging.Logger, level: int, text: str, fields: dict[str, Any]
 ) -> bool:
     """Write the line ``write_line`` would write for a record of ``logger`` at ``level``
     whose message is ``text``, for a caller that has checked it already: the level is
     enabled; ``fields`` start with the request fields, in their order, a request id among
-    them; ``may_hold_secret`` is False for ``text`` and for every string in ``fields``
-    (a string that never changes may have been checked once), every other value is a
-    number or None. So the mask would change nothing, and the line is written as it is.
+    them; ``text`` and every field are what the mask makes of them: strings for which
+    ``may_hold_secret`` is False (a string that never changes may have been checked
+    once), numbers or None, or an event's message and fields as ``write_event`` masked
+    them. So the line is the masked one, and is written as it is: as the request's last,
+    with the lines the request held before it, in one write (logs/held.py ``write_last``).
     False, with nothing written, when the line must go ``write_line``'s way: our JSON
     handler is not the only one the line would reach."""
     ours = logs.json_handler
-    if ours is None or _other_handlers(logger, level, ours) != []:
+    if ours is None or not _reaches_only(logger, level, ours):
         return False
-    ours.write_fields(
+    ours.write_last_fields(
         {
             "time": ours.formatter.now_text(),  # type: ignore[union-attr]
             "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
@@ -79,6 +128,29 @@ def write_checked_line(
         }
     )
     return True
+
+
+def _reaches_only(logger: logging.Logger, level: int, ours: logs.LineHandler) -> bool:
+    """True when ``_other_handlers`` would find no handler besides ours: walked the same
+    way, with no list built (one call per request line)."""
+    if (
+        ours.filters
+        or logger.filters
+        or logger.disabled
+        or level < ours.level
+        or not isinstance(ours.formatter, logs.JsonFormatter)
+    ):
+        return False
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler is ours:
+                found = True
+            elif level >= handler.level:
+                return False
+        current = current.parent if current.propagate else None  # type: ignore[assignment]
+    return found
 
 
 def _other_handlers(

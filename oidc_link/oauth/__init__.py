@@ -26,7 +26,7 @@ from oidc_link.clock import Clock
 from oidc_link.config import ClientSettings, Settings
 from oidc_link.ids import same
 from oidc_link.keys import SigningKeys
-from oidc_link.logs.direct import write_line
+from oidc_link.logs.direct import write_event
 from oidc_link.metrics import Metrics
 from oidc_link.models import Identity, SsoSession
 from oidc_link.oauth.claims import OAuthClient
@@ -139,8 +139,8 @@ class Provider(AuthorizationServer):
             grant_type = "authorization_code"
         # Saved means issued: Authlib returns the response right after this hook.
         self.metrics.token_issued(grant_type, request.client.get_client_id())
-        # Written without a LogRecord (logs/direct.py): the same line, for less.
-        write_line(
+        # On the request's line when answering one (logs/direct.py write_event).
+        write_event(
             log,
             logging.INFO,
             "Tokens issued (%s)",

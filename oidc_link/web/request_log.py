@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from typing import Any
 from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, request
@@ -22,8 +23,8 @@ from werkzeug.wrappers import Request
 
 from oidc_link.config import Settings
 from oidc_link.logs import current_request_id
-from oidc_link.logs.direct import write_checked_line, write_line
-from oidc_link.logs.held import hold_lines, write_held
+from oidc_link.logs.direct import Event, write_checked_line, write_line
+from oidc_link.logs.held import hold_lines, take_event, write_held
 from oidc_link.logs.mask import may_hold_secret
 from oidc_link.web.health import LIVENESS_PATH, READINESS_PATH
 from oidc_link.web.public_documents import DISCOVERY_PATH, JWKS_PATH
@@ -144,23 +145,32 @@ def write_request_line(
     """The request's line; ``started`` is its ``time.perf_counter()``. The hook above and the
     answer before Flask (fast_path.py) both write theirs here. With ``plain_parts``, a line
     they show to be plain skips the mask's check of each field (logs/direct.py
-    ``write_checked_line``): the same line, for less."""
+    ``write_checked_line``): the same line, for less. A step event the request logged
+    (logs/direct.py ``write_event``) is written on this line: see ``_write_with_event``."""
     level = logging.ERROR if status >= 500 else logging.INFO
     if not log.isEnabledFor(level):
         # No line would be written (OIDC_LINK_LOG_LEVEL=WARNING): build none, and leave
-        # the body and the Authorization header that name the client unparsed.
+        # the body and the Authorization header that name the client unparsed. An event
+        # the request kept is written on its own (logs/held.py write_held).
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
     # In the order the line writes them (logs.REQUEST_FIELDS, then the event).
     fields = {
         "request_id": request_id,
-        "client_id": client_id(),
+        "client_id": None,
         "route": route,
         "method": method,
         "status": status,
         "duration_ms": duration_ms,
         "event": REQUEST_EVENT,
     }
+    event = take_event()
+    if isinstance(event, Event):
+        _write_with_event(event, fields, client_id, level, plain_parts)
+        return
+    if event is not None:  # kept by another writer than logs/direct.py: on its own
+        event.write_alone()
+    fields["client_id"] = client_id()
     arguments = (method, route or "(no route)", status, duration_ms)
     if (
         plain_parts is not None
@@ -172,6 +182,37 @@ def write_request_line(
     # Masked like any other line; written without a LogRecord unless another handler
     # wants one (logs/direct.py).
     write_line(log, level, REQUEST_MESSAGE, arguments, fields)
+
+
+def _write_with_event(
+    event: Event,
+    request: dict[str, Any],
+    client_id: Callable[[], str | None],
+    level: int,
+    plain_parts: PlainParts | None,
+) -> None:
+    """One line for the request and its step event: the event's line (its logger, message,
+    ``event`` name and fields, as it was) with the request's fields first, at the request's
+    level if that is higher (a 500). The client is the event's (the request's is then not
+    looked for), or the request's if the event names none. One line where there were two."""
+    given = event.fields.get("client_id")
+    fields = request | event.masked_fields  # the event's masked when it was logged
+    if given is None:
+        fields["client_id"] = client_id()
+    level = max(level, event.level)
+    request_id = fields["request_id"]
+    if (
+        plain_parts is not None
+        and request_id is not None
+        and plain_parts.hold(request_id, fields["client_id"], fields["route"], fields["method"])
+        and write_checked_line(event.logger, level, event.masked_message, fields)
+    ):
+        return
+    # Another handler wants a record, or a part of the request shows a sign of a secret:
+    # the line from the event as logged, masked as a whole.
+    raw = request | event.fields
+    raw["client_id"] = fields["client_id"] if given is None else given
+    write_line(event.logger, level, event.message, event.arguments, raw)
 
 
 def _client_id(
