@@ -318,7 +318,6 @@ class Interaction:
                 return self._refuse(held, self._restart(flow), Problem.LINK_SESSION_EXPIRED)
             return self._link_problem(held, flow, error)
         self._metrics.sms_sent(flow.client_id)
-        # On the request's line when answering one (logs/direct.py write_event).
         write_event(
             log,
             logging.INFO,
