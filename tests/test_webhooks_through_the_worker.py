@@ -121,6 +121,19 @@ def nothing_left(redis_client: redis.Redis) -> bool:
     return waiting == 0 and pending == 0 and retrying == 0
 
 
+def counted(services: Services, event_type: str) -> dict[str, float]:
+    """oidc_link_webhook_deliveries_total of the shop for ``event_type``, by outcome."""
+    found = {}
+    for outcome in ("delivered", "retry", "gone", "gave_up"):
+        labels = {"event_type": event_type, "client_id": "shop", "outcome": outcome}
+        value = services.metrics.registry.get_sample_value(
+            "oidc_link_webhook_deliveries_total", labels
+        )
+        if value:
+            found[outcome] = value
+    return found
+
+
 def test_through_the_real_worker_a_2xx_acknowledges_other_answers_are_retried_and_a_410_disables(
     receiver: Receiver, redis_client: redis.Redis, clock: FixedClock
 ) -> None:
@@ -144,6 +157,8 @@ def test_through_the_real_worker_a_2xx_acknowledges_other_answers_are_retried_an
         for endpoint in services.webhook_deliveries.endpoints()
     }
     assert states == {"ok": False, "flaky": False, "gone": True}
+    # Item 5's counters, by outcome, as the worker's attempts went.
+    assert counted(services, "account.created") == {"delivered": 2, "retry": 3, "gone": 1}
 
     updated = shop.post(f"/v1/accounts/{account['id']}", {"metadata[plan]": "gold"})
     assert updated.status_code == 200, updated.get_json()
