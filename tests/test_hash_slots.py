@@ -37,6 +37,7 @@ from oidc_link.services import build_services
 from oidc_link.store import Store, accounts, base, consents, keyspace, outbox, told
 from oidc_link.store.keyspace import kind_of
 from oidc_link.web.context import EXTENSION_NAME
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.layouts import record_layout as flows
 
 # Commands whose every argument is a key; every other keyed command names its key first.
@@ -301,6 +302,20 @@ def test_every_script_transaction_and_multi_key_command_of_the_flows_stays_in_on
     assert undeclared == []
     not_run = {name for sha, name in every_script().items() if sha[:12] not in ran}
     assert not_run <= set(ONE_KEY_SCRIPTS), not_run
+
+
+@ON_REDIS_CLUSTER
+def test_the_same_flows_and_their_outbox_run_on_a_real_redis_cluster(
+    redis_client: redis.Redis, console: list[str]
+) -> None:
+    """Where MONITOR cannot watch (a cluster's nodes each have their own), the cluster
+    itself judges: a CROSSSLOT or a key the client cannot route fails the flows."""
+    settings = settings_from_mapping(flows.CONFIG, {}, "hash slots")
+    services = build_services(
+        settings, clock=FixedClock(flows.RECORDED_AT), redis_client=redis_client,
+        announce=console.append,
+    )  # fmt: skip
+    run_every_flow(create_app(settings, services), console)
 
 
 # Scripts the flows above do not run (a refused event's refund, an account update's compare
