@@ -2,14 +2,18 @@
 keys hash to one slot (else CROSSSLOT). The real app's flows run here against a real
 redis-server while MONITOR records every command the store sends; each such operation's
 keys must share a slot, and a script may touch only the keys it was passed in KEYS. A
-static check makes sure every Lua script of the store was among those run, so a new
-script is checked too (store/keyspace.py keeps the inventory and the tags).
+static check makes sure every Lua script of the store's modules (found by scanning store/)
+was among those run, so a new script is checked too; the flows' outbox entries are relayed
+and delivered (once retried) so the outbox's scripts run as well (store/keyspace.py keeps
+the inventory and the tags).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
+import pkgutil
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -23,11 +27,17 @@ from flask import Flask
 from redis.crc import key_slot
 
 from oidc_link import create_app
+from oidc_link import store as store_package
 from oidc_link.clock import FixedClock
 from oidc_link.config import settings_from_mapping
+from oidc_link.metrics import Metrics
+from oidc_link.outbox.handling import Outcome
+from oidc_link.outbox.runner import OutboxRunner
 from oidc_link.services import build_services
-from oidc_link.store import accounts, base, consents, keyspace, sessions, token_scripts, told
+from oidc_link.store import Store, accounts, base, consents, keyspace, outbox, told
 from oidc_link.store.keyspace import kind_of
+from oidc_link.web.context import EXTENSION_NAME
+from tests.conftest import ON_REDIS_CLUSTER
 from tests.layouts import record_layout as flows
 
 # Commands whose every argument is a key; every other keyed command names its key first.
@@ -213,14 +223,59 @@ def run_every_flow(app: Flask, console: list[str]) -> None:
     # Signed out at once (the hint is this session's; no post_logout_redirect_uri: a page).
     assert "You have been signed out" in signed_out.get_data(as_text=True)
     flows.platform_calls(app)
+    run_the_outbox(app)
+
+
+def run_the_outbox(app: Flask) -> None:
+    """What the flows wrote to the outbox, relayed and delivered with the outbox's own
+    relay and worker: each entry refused once (a retry, brought back when due), then
+    acknowledged; so every script of the delivery stream runs too."""
+    services = app.extensions[EXTENSION_NAME].services
+    store: Store = services.store
+    clock: FixedClock = services.clock
+    refused: set[str] = set()
+
+    def once_refused(entry: outbox.OutboxEntry, attempt: int) -> Outcome:
+        if entry.entry_id in refused:
+            return Outcome.DELIVERED
+        refused.add(entry.entry_id)
+        return Outcome.RETRY
+
+    kinds = {"event", "backchannel_logout", "webhook_delivery", "backchannel_logout_notice"}
+    runner = OutboxRunner(
+        store, clock, services.settings.outbox, Metrics.standalone(),
+        dict.fromkeys(kinds, once_refused), {},
+    )  # fmt: skip
+    store.deliveries.create_group()
+    [worker] = runner.workers[:1]
+    assert runner.relay_pass() > 0, "the flows wrote nothing to the outbox"
+    while worker.run_once():
+        pass
+    clock.advance(services.settings.outbox.backoff_cap + 1)
+    runner.relay_pass()
+    while worker.run_once():
+        pass
+    assert refused and runner.measure() == 0
+
+
+def script_modules() -> list[Any]:
+    """Every module of the store that registers a Lua script, found by its text."""
+    modules = []
+    for info in pkgutil.iter_modules(store_package.__path__):
+        module = importlib.import_module(f"{store_package.__name__}.{info.name}")
+        if "register_script" in inspect.getsource(module):
+            modules.append(module)
+    return modules
 
 
 def every_script() -> dict[str, str]:
-    """Each Lua script the store defines, by its SHA-1 (what EVALSHA names)."""
+    """Each Lua script the store's modules register, by its SHA-1 (what EVALSHA names):
+    those of the modules that register scripts, and those they import from another."""
     found = {}
-    for module in (base, token_scripts, accounts, sessions, consents):
+    for module in script_modules():
         for name, value in inspect.getmembers(module):
-            # TELL is a fragment the scripts that write an outbox entry begin with.
+            # TELL is a fragment the scripts that write an outbox entry begin with, never
+            # run alone: checked by its text below.
             if name.isupper() and isinstance(value, str) and "redis.call" in value:
                 if value == told.TELL:
                     continue
@@ -249,6 +304,20 @@ def test_every_script_transaction_and_multi_key_command_of_the_flows_stays_in_on
     assert not_run <= set(ONE_KEY_SCRIPTS), not_run
 
 
+@ON_REDIS_CLUSTER
+def test_the_same_flows_and_their_outbox_run_on_a_real_redis_cluster(
+    redis_client: redis.Redis, console: list[str]
+) -> None:
+    """Where MONITOR cannot watch (a cluster's nodes each have their own), the cluster
+    itself judges: a CROSSSLOT or a key the client cannot route fails the flows."""
+    settings = settings_from_mapping(flows.CONFIG, {}, "hash slots")
+    services = build_services(
+        settings, clock=FixedClock(flows.RECORDED_AT), redis_client=redis_client,
+        announce=console.append,
+    )  # fmt: skip
+    run_every_flow(create_app(settings, services), console)
+
+
 # Scripts the flows above do not run (a refused event's refund, an account update's compare
 # and set, an account's delete), each on one key, and perhaps that key's outbox stream:
 # checked by their text, which names KEYS[1] and no other but through the TELL fragment
@@ -259,6 +328,16 @@ ONE_KEY_SCRIPTS = {
     "DELETE_RECORD": accounts.DELETE_RECORD,
     "DELETE_CONSENT": consents.DELETE_CONSENT,
 }
+
+
+def test_the_outbox_fragment_the_changes_scripts_begin_with_touches_only_their_stream() -> None:
+    # The scripts that begin with it run above (or are among ONE_KEY_SCRIPTS), each passed
+    # its key's own stream as KEYS[2]; the fragment itself names no other key.
+    assert set(re.findall(r"KEYS\[(\w+)\]", told.TELL)) == {"2"}
+    assert "ipairs(KEYS)" not in told.TELL and ".." not in told.TELL
+    assert all(
+        script.startswith(told.TELL) for script in ONE_KEY_SCRIPTS.values() if "tell(" in script
+    )
 
 
 def test_the_scripts_the_flows_do_not_run_touch_only_their_one_key() -> None:

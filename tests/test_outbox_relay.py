@@ -1,7 +1,7 @@
 """The outbox's relay (issue 18 item 3): entries handed on from their aggregates' streams to
 the delivery stream in order, fanned out by their kind, under a lease; empty streams
 forgotten after their grace, and never while a writer is announcing them again. On
-fakeredis, a real redis-server and a real Redis Cluster."""
+fakeredis, a real redis-server, Sentinel and a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from oidc_link.outbox.relay import FORGET_AFTER, Relay
 from oidc_link.outbox.runner import OutboxRunner
 from oidc_link.store import Store, keyspace
 from oidc_link.store.outbox import OutboxEntry
-from tests.conftest import ON_REDIS_CLUSTER
+from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL
 from tests.test_outbox_worker import write
 
-pytestmark = ON_REDIS_CLUSTER
+pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
 ACCOUNT = keyspace.account("acct_1")
 

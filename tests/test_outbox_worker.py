@@ -1,7 +1,7 @@
 """The outbox's delivery workers (issue 18 item 3): a handler's outcome acknowledged, put off
 with backoff, or given up; retries brought back by the scheduler on the FixedClock; an
 entry a consumer holds too long taken over by another. On fakeredis (it has XAUTOCLAIM and
-Lua's cjson), a real redis-server and a real Redis Cluster."""
+Lua's cjson), a real redis-server, Sentinel and a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from oidc_link.outbox.relay import Relay
 from oidc_link.outbox.worker import Worker
 from oidc_link.store import Store, keyspace
 from oidc_link.store.outbox import OutboxEntry
-from tests.conftest import ON_REDIS_CLUSTER
+from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL
 
-pytestmark = ON_REDIS_CLUSTER
+pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
 SETTINGS = OutboxSettings()
 HOUR = 3600
