@@ -34,7 +34,7 @@ from oidc_link.metrics import Metrics
 from oidc_link.outbox.handling import Outcome
 from oidc_link.outbox.runner import OutboxRunner
 from oidc_link.services import build_services
-from oidc_link.store import Store, accounts, base, consents, keyspace, outbox, told
+from oidc_link.store import Store, accounts, base, keyspace, outbox, told
 from oidc_link.store.keyspace import kind_of
 from oidc_link.web.context import EXTENSION_NAME
 from tests.conftest import ON_REDIS_CLUSTER
@@ -325,8 +325,7 @@ def test_the_same_flows_and_their_outbox_run_on_a_real_redis_cluster(
 ONE_KEY_SCRIPTS = {
     "REFUND_COUNT": base.REFUND_COUNT,
     "SWAP_RECORD": accounts.SWAP_RECORD,
-    "DELETE_RECORD": accounts.DELETE_RECORD,
-    "DELETE_CONSENT": consents.DELETE_CONSENT,
+    "DELETE_AND_TELL": told.DELETE_AND_TELL,
 }
 
 

@@ -12,7 +12,7 @@ from oidc_link.clock import Clock
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
 from oidc_link.store.outbox import OutboxEntry, OutboxStore
-from oidc_link.store.told import TELL, entry_args
+from oidc_link.store.told import DELETE_AND_TELL, TELL, entry_args
 
 # An account record written only if there is none: of two first sign-ins at once, the
 # first record stays, and only the change that wrote it tells the outbox. Each script
@@ -34,16 +34,6 @@ SWAP_RECORD = TELL + (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  tell(3)\n"
     "  redis.call('SET', KEYS[1], ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n"
-)
-
-# An account record deleted, told only by the delete that removes it (of two, one wins).
-DELETE_RECORD = TELL + (
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  tell(1)\n"
-    "  redis.call('DEL', KEYS[1])\n"
     "  return 1\n"
     "end\n"
     "return 0\n"
@@ -94,7 +84,8 @@ class AccountStore(Aggregate):
         self._outbox = OutboxStore(client, clock, outages)
         self._add_record = client.register_script(ADD_RECORD)
         self._swap_record = client.register_script(SWAP_RECORD)
-        self._delete_record = client.register_script(DELETE_RECORD)
+        # An account deleted, told only by the delete that removes it (of two, one wins).
+        self._delete_record = client.register_script(DELETE_AND_TELL)
 
     def add(
         self,

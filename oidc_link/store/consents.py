@@ -10,25 +10,16 @@ from oidc_link.clock import Clock
 from oidc_link.store import keyspace
 from oidc_link.store.base import Aggregate, Outages
 from oidc_link.store.outbox import OutboxEntry, OutboxStore
-from oidc_link.store.told import TELL, entry_args
-
-# A consent forgotten, told (issue 18's account.application.deauthorized) only by the
-# delete that removed one: revoking what was never allowed, or twice, tells nothing.
-DELETE_CONSENT = TELL + (
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  tell(1)\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n"
-)
+from oidc_link.store.told import DELETE_AND_TELL, entry_args
 
 
 class ConsentStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
         self._outbox = OutboxStore(client, clock, outages)
-        self._delete_consent = client.register_script(DELETE_CONSENT)
+        # A consent forgotten, told (issue 18's account.application.deauthorized) only by
+        # the delete that removed one: revoking what was never allowed, or twice, tells nothing.
+        self._delete_consent = client.register_script(DELETE_AND_TELL)
 
     def load(self, user: str, client_id: str) -> dict[str, int]:
         raw = self._redis.hgetall(keyspace.consent(client_id, user))

@@ -39,11 +39,11 @@ PREFIX = "oidc-link:v1:"
 # | accounts.add, save_account_link          | plain pipeline, record first       | several   |
 # | accounts.delete                          | the record's script, then the list | several   |
 # | accounts ADD_RECORD, SWAP_RECORD,        | account, outbox(account): the      | account   |
-# |   DELETE_RECORD (Lua; issue 18's events) |   change and its event             |           |
+# |   DELETE_AND_TELL (Lua: issue 18)       |   change and its event             |           |
 # | consents.add (MULTI)                     | consent                            | its own   |
 # | sessions TAKE_AND_TELL (Lua): a logout   | session_links and its outbox stream| session_  |
 # |   takes clients, writes their notice     |   (outbox: tagged with its name)   |   links   |
-# | consents DELETE_CONSENT (Lua)            | consent, outbox(consent)           | consent   |
+# | consents DELETE_AND_TELL (Lua)           | consent, outbox(consent)           | consent   |
 # | tokens.take_account_families (MULTI)     | account_families, its outbox       | that set  |
 # | events.save, events.page                 | plain pipelines: event, events_of, | several   |
 # |                                          |   events_of_type (record first)    |           |

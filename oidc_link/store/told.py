@@ -20,6 +20,17 @@ local function tell(at)
 end
 """
 
+# A key deleted, telling its stream (``tell(1)``) only when there was a key to delete: an
+# account's delete, a consent's revocation. Returns 1 when it deleted, else 0.
+DELETE_AND_TELL = TELL + (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  tell(1)\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n"
+)
+
 
 def entry_args(entry: OutboxEntry | None) -> list[str]:
     """The three arguments ``tell`` reads, or none when there is nothing to tell."""
