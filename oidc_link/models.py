@@ -182,6 +182,13 @@ class Flow(Record):
     identity: Identity | None = None
     # Set when the flow verifies an identity for an account (Account Links), not for an RP.
     account_link: AccountLinkTarget | None = None
+    # The pages' language the request's ui_locales chose (OIDC Core §3.1.2.1), for every
+    # page of this sign-in (sign_in.py's next flows start from the same parameters, so it
+    # stays); None: the browser's Accept-Language, then the default, decide.
+    locale: str | None = None
+
+    # Added after flows were first stored: a flow without a locale is written as before.
+    omitted_when_empty = frozenset({"locale"})
 
     def advance(self, **changes: Any) -> Flow:
         """This flow with ``changes``; a new ``step`` must be a move TRANSITIONS allows."""

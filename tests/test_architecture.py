@@ -84,6 +84,8 @@ OWNERS = {
     "requests": {"link"},
     "prometheus_client": {"metrics"},
     "orjson": {"logs"},
+    # web/languages.py: the pages' catalogues, and numbers, dates and lists per language.
+    "babel": {"web"},
 }
 
 
