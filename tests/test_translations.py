@@ -157,9 +157,7 @@ def untranslated_text(source: str) -> list[str]:
     reader = _ReadText()
     reader.feed(blanked)
     return [
-        text.strip()
-        for text in reader.found
-        if not PUNCTUATION.fullmatch(text.replace(BRAND, ""))
+        text.strip() for text in reader.found if not PUNCTUATION.fullmatch(text.replace(BRAND, ""))
     ]
 
 
@@ -260,9 +258,7 @@ def test_ui_locales_fr_keeps_the_whole_sign_in_in_french(
     assert browser.soup().find("label", attrs={"for": "email"}).get_text() == "E-mail"
 
     browser.submit("/email", email="not an address")
-    assert _alert(browser) == (
-        "Erreur : Saisissez une adresse e-mail comme nom@exemple.com."
-    )
+    assert _alert(browser) == ("Erreur : Saisissez une adresse e-mail comme nom@exemple.com.")
 
     browser.submit("/email", email=JENNY)
     assert browser.soup().h1.get_text() == "Saisissez votre code"

@@ -82,8 +82,7 @@ FLOW_PAGES: dict[str, tuple[int, str, str]] = {
         403,
         translatable("Continue in the browser you started in"),
         translatable(
-            "This sign-in was started in another browser. Go back to the site and start "
-            "again here."
+            "This sign-in was started in another browser. Go back to the site and start again here."
         ),
     ),
     FlowFormExpiredError.code: (
