@@ -17,7 +17,8 @@ from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 from bs4 import BeautifulSoup
 from flask import Flask
-from jinja2 import Environment
+from jinja2 import Environment, TemplateSyntaxError
+from markupsafe import Markup
 
 from oidc_link import create_app, errors
 from oidc_link.clock import FixedClock
@@ -25,7 +26,7 @@ from oidc_link.config import LOCALES, ConfigError, accepted_locale, settings_fro
 from oidc_link.models import Flow
 from oidc_link.services import build_services
 from oidc_link.web.errors import FLOW_PAGES, LOGOUT_CONFIRMATION_MESSAGE
-from oidc_link.web.languages import CATALOGUES, Languages
+from oidc_link.web.languages import CATALOGUES, LANGUAGES_EXTENSION, Languages
 from tests.api_client import SHOP_KEY, Platform, api_settings
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
 from tests.relying_party import Browser, RelyingParty
@@ -173,6 +174,50 @@ def test_the_template_check_finds_text_and_read_attributes_left_in_english() -> 
     )
 
     assert untranslated_text(source) == ["Enter your email", "Company logo", "Back"]
+
+
+# --- Templates compiled per language (web/languages.py BakedMessages). ---
+
+
+def _french(app: Flask) -> Environment:
+    environment = app.extensions[LANGUAGES_EXTENSION].by_tag["fr"].environment
+    assert environment is not None
+    return environment
+
+
+def test_a_template_is_compiled_with_its_messages_translated_and_its_values_escaped(
+    app: Flask,
+) -> None:
+    """A whole ``{{ _(...) }}`` leaves no call behind: the page renders with no ``_``."""
+    template = _french(app).from_string(
+        '<h1>{{ _("Sign in to %(client)s", client=name) }}</h1>'
+        '<p title="{{ _("Skip to main content") }}">{{ _("Back to %(site)s", site=bold) }}</p>'
+    )
+
+    page = template.render(name="<Shop & Co>", bold=Markup("<b>Shop</b>"))
+
+    assert page == (
+        "<h1>Se connecter à &lt;Shop &amp; Co&gt;</h1>"
+        '<p title="Aller au contenu principal">Retour à <b>Shop</b></p>'
+    )
+
+
+def test_a_message_inside_an_expression_is_translated_and_filled_in_by_the_pages_underscore(
+    app: Flask,
+) -> None:
+    french = app.extensions[LANGUAGES_EXTENSION].by_tag["fr"]
+    template = _french(app).from_string('{{ ("» " ~ _("Back to %(site)s", site=name))|upper }}')
+
+    assert template.render(name="<Shop>", _=french.fill) == "» RETOUR À &LT;SHOP&GT;"
+
+
+def test_a_template_whose_message_is_not_a_string_or_whose_translation_lacks_a_value_is_refused(
+    app: Flask,
+) -> None:
+    with pytest.raises(TemplateSyntaxError, match="takes its message as a string"):
+        _french(app).from_string("{{ _(title) }}")
+    with pytest.raises(TemplateSyntaxError, match="does not give"):
+        _french(app).from_string('{{ _("Sign in to %(client)s") }}')
 
 
 # --- Choosing the language. ---

@@ -2,11 +2,13 @@
 each page speaks, and that language's words, numbers, dates and lists.
 
 A page speaks its flow's ``ui_locales`` choice, else the browser's Accept-Language, else
-``default_locale`` (config/locales.py matches the tags). Views never build catalogues.
+``default_locale`` (config/locales.py matches the tags). Views never build catalogues, and
+templates are compiled once per language with their messages already translated.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from io import BytesIO
@@ -20,10 +22,14 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
+from jinja2 import Template, TemplateSyntaxError
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from markupsafe import escape
 
 from oidc_link.config import LOCALES, accepted_locale
+from oidc_link.web.template_globals import PageEnvironment
 
 CATALOGUES = Path(__file__).resolve().parent.parent / "translations"
 LANGUAGES_EXTENSION = "oidc_link.languages"
@@ -46,6 +52,16 @@ class PageLanguage:
         self.direction = "rtl" if self._locale.character_order == "right-to-left" else "ltr"
         self._gettext = translations.gettext
         self._ngettext = translations.ngettext
+        # The templates compiled in this language (Languages.bake).
+        self.environment: PageEnvironment | None = None
+
+    def translation(self, message: str) -> str:
+        return self._gettext(message)
+
+    def fill(self, text: str, **values: Any) -> str:
+        """A template's ``_``: its message was translated when the template was compiled
+        (BakedMessages), so only the placeholders are left to fill."""
+        return escape(text) % values if values else text
 
     def gettext(self, message: str, **values: Any) -> str:
         """``message`` in this language, with ``%(name)s`` placeholders filled: escaped,
@@ -99,6 +115,15 @@ class Languages:
         self.by_tag = {tag: PageLanguage(tag, _compiled(directory, tag)) for tag in LOCALES}
         self.default = self.by_tag[default_locale]
 
+    def bake(self, environment: PageEnvironment) -> None:
+        """An overlay of the app's environment for each language, whose templates are
+        compiled with that language's messages in them (once, cached as any template)."""
+        for language in self.by_tag.values():
+            baked = environment.overlay(extensions=[BakedMessages], cache_size=400)
+            assert isinstance(baked, LanguageEnvironment)
+            baked.baked_for = language
+            language.environment = baked
+
     def choose(self, chosen: str | None, accept_language: str | None) -> PageLanguage:
         """The flow's (or logout request's) choice, else the browser's, else the default."""
         tag = chosen or (accepted_locale(accept_language) if accept_language else None)
@@ -133,10 +158,117 @@ def use_language(chosen: str | None) -> PageLanguage:
 
 
 def template_words() -> dict[str, object]:
-    """What every template reads of its language: ``_``, ``ngettext``, ``lang``, ``dir``."""
+    """What every template reads of its language: ``_`` (which fills in placeholders),
+    ``ngettext`` and ``language`` (its tag, direction, dates)."""
     language = page_language()
-    return {
-        "language": language,
-        "_": language.gettext,
-        "ngettext": language.ngettext,
-    }
+    return {"language": language, "_": language.fill, "ngettext": language.ngettext}
+
+
+class LanguageEnvironment(PageEnvironment):
+    """The app's Jinja environment: ``render_template`` gets a page's template from the
+    overlay of the request's language, so every view renders in it without asking."""
+
+    baked_for: PageLanguage | None = None
+
+    def get_or_select_template(
+        self,
+        template_name_or_list: Any,
+        parent: str | None = None,
+        globals: Any = None,
+    ) -> Template:
+        if self.baked_for is None and has_request_context():
+            baked = page_language().environment
+            if baked is not None:
+                return baked.get_or_select_template(template_name_or_list, parent, globals)
+        return super().get_or_select_template(template_name_or_list, parent, globals)
+
+
+class BakedMessages(Extension):
+    """Translates a template's messages as it is compiled, for one language's overlay, so a
+    page costs what it did in English only: ``{{ _("…", name=value) }}`` becomes the
+    translated text with ``{{ value }}`` where its placeholder stands (escaped as any
+    output); in any other ``_("…", ...)`` the message becomes its translation, which ``_``
+    then only fills in. Each ``_`` names its message as a string, as the catalogues'
+    extraction reads it."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
+        language: PageLanguage = self.environment.baked_for  # type: ignore[attr-defined]
+        tokens = list(stream)
+        out: list[Token] = []
+        index = 0
+        while index < len(tokens):
+            token = tokens[index]
+            if not (token.type == "name" and token.value == "_"):
+                out.append(token)
+                index += 1
+                continue
+            if [t.type for t in tokens[index + 1 : index + 3]] != ["lparen", "string"]:
+                raise TemplateSyntaxError(
+                    "_() takes its message as a string", token.lineno, stream.name, stream.filename
+                )
+            text = language.translation(tokens[index + 2].value)
+            values, closing = _arguments(tokens, index + 3, stream)
+            after = tokens[closing + 1] if closing + 1 < len(tokens) else None
+            if out and out[-1].type == "variable_begin" and after and after.type == "variable_end":
+                out.pop()
+                out.extend(_spelled_out(text, values, token.lineno, stream))
+                index = closing + 2
+                continue
+            out.extend((token, tokens[index + 1], Token(token.lineno, "string", text)))
+            index += 3
+        return out
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_OPENING = {"lparen", "lbracket", "lbrace"}
+_CLOSING = {"rparen", "rbracket", "rbrace"}
+
+
+def _arguments(
+    tokens: list[Token], index: int, stream: TokenStream
+) -> tuple[dict[str, list[Token]], int]:
+    """The ``name=expression`` arguments after a ``_`` call's message, as token runs, and the
+    index of the call's closing parenthesis."""
+    values: dict[str, list[Token]] = {}
+    while tokens[index].type == "comma":
+        name, assign = tokens[index + 1], tokens[index + 2]
+        if name.type != "name" or assign.type != "assign":
+            raise TemplateSyntaxError(
+                "_() takes name=value after its message", name.lineno, stream.name, stream.filename
+            )
+        index += 3
+        depth = 0
+        run: list[Token] = []
+        while depth or tokens[index].type not in ("comma", "rparen"):
+            depth += (tokens[index].type in _OPENING) - (tokens[index].type in _CLOSING)
+            run.append(tokens[index])
+            index += 1
+        values[name.value] = run
+    return values, index
+
+
+def _spelled_out(
+    text: str, values: dict[str, list[Token]], lineno: int, stream: TokenStream
+) -> list[Token]:
+    """``text`` as template output: its words as data, each placeholder as ``{{ value }}``."""
+    out: list[Token] = []
+    for position, part in enumerate(_PLACEHOLDER.split(text)):
+        if position % 2 == 0:
+            if part:
+                out.append(Token(lineno, "data", str(escape(part))))
+            continue
+        if part not in values:
+            raise TemplateSyntaxError(
+                f"the translation names %({part})s, which the call does not give",
+                lineno,
+                stream.name,
+                stream.filename,
+            )
+        out.extend(
+            (
+                Token(lineno, "variable_begin", "{{"),
+                *values[part],
+                Token(lineno, "variable_end", "}}"),
+            )
+        )
+    return out
