@@ -46,7 +46,6 @@ class PageLanguage:
 
     def __init__(self, tag: str, translations: Translations) -> None:
         self.tag = tag
-        self._translations = translations
         self._locale = Locale.parse(tag, sep="-")
         # HTML's dir: Arabic is written right to left, and the layout mirrors with it.
         self.direction = "rtl" if self._locale.character_order == "right-to-left" else "ltr"
