@@ -151,7 +151,8 @@ def use_language(chosen: str | None) -> PageLanguage:
     """Speak ``chosen`` (a locale the flow or logout request named) on this request's pages,
     else the browser's preference, else the default."""
     languages: Languages = current_app.extensions[LANGUAGES_EXTENSION]
-    found = languages.choose(chosen, request.headers.get("Accept-Language"))
+    # From the WSGI environ: an absent header costs no exception there.
+    found = languages.choose(chosen, request.environ.get("HTTP_ACCEPT_LANGUAGE"))
     g.language = found
     return found
 
@@ -197,6 +198,13 @@ class BakedMessages(Extension):
         index = 0
         while index < len(tokens):
             token = tokens[index]
+            if _is_fixed_attribute(out, tokens, index):
+                # {{ language.tag }}, {{ language.direction }}: the overlay's own, as text.
+                out[-1] = Token(
+                    token.lineno, "data", str(escape(getattr(language, tokens[index + 2].value)))
+                )
+                index += 4
+                continue
             if not (token.type == "name" and token.value == "_"):
                 out.append(token)
                 index += 1
@@ -216,6 +224,22 @@ class BakedMessages(Extension):
             out.extend((token, tokens[index + 1], Token(token.lineno, "string", text)))
             index += 3
         return out
+
+
+# What a template may read of its language that is fixed for the language's overlay.
+_FIXED_ATTRIBUTES = ("tag", "direction")
+
+
+def _is_fixed_attribute(out: list[Token], tokens: list[Token], index: int) -> bool:
+    """Whether ``tokens[index:]`` is ``language.tag }}`` (or ``.direction``) after ``{{``."""
+    run = tokens[index : index + 4]
+    return (
+        bool(out)
+        and out[-1].type == "variable_begin"
+        and [t.type for t in run] == ["name", "dot", "name", "variable_end"]
+        and run[0].value == "language"
+        and run[2].value in _FIXED_ATTRIBUTES
+    )
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
