@@ -179,6 +179,8 @@ class LanguageEnvironment(PageEnvironment):
         if self.baked_for is None and has_request_context():
             baked = page_language().environment
             if baked is not None:
+                if isinstance(template_name_or_list, str):  # every view of ours names one
+                    return baked.get_template(template_name_or_list, parent, globals)
                 return baked.get_or_select_template(template_name_or_list, parent, globals)
         return super().get_or_select_template(template_name_or_list, parent, globals)
 
