@@ -109,8 +109,7 @@ class Interaction:
             locale=first_supported(authorization.get("ui_locales")),
             **(
                 {"step": FlowStep.CONSENT, "email": identity.email, "identity": identity}
-                if identity
-                else {}
+                if identity else {}
             ),
         )
         self._store.flows.add(flow)
