@@ -6,6 +6,7 @@ then ``default_locale``.
 
 from __future__ import annotations
 
+import ast
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -174,6 +175,47 @@ def test_the_template_check_finds_text_and_read_attributes_left_in_english() -> 
     )
 
     assert untranslated_text(source) == ["Enter your email", "Company logo", "Back"]
+
+
+# Where web/ hands a page its words: each must come through the page's language, never as
+# an English literal (the template would show it as it is).
+PAGE_WORD_CALLS = {"error_page", "ErrorPage"}
+PAGE_WORD_KEYWORDS = {"title", "message", "next_label", "notice", "error"}
+
+
+def english_literals_given_to_pages(source: str) -> list[str]:
+    """String literals passed straight to an error page's title, message or label."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        if name in PAGE_WORD_CALLS:
+            given = [*node.args, *(k.value for k in node.keywords if k.arg == "next_label")]
+        elif name == "render_template":
+            given = [k.value for k in node.keywords if k.arg in PAGE_WORD_KEYWORDS]
+        else:
+            continue
+        found += [
+            arg.value
+            for arg in given
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value
+        ]
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(WEB.rglob("*.py")), ids=lambda p: p.name)
+def test_no_view_gives_a_page_english_words_that_skip_the_catalogues(module: Path) -> None:
+    assert english_literals_given_to_pages(module.read_text()) == []
+
+
+def test_the_view_check_finds_an_english_title_given_to_an_error_page() -> None:
+    source = (
+        'error_page("Gone", language.gettext("Ok"), 404, next_label="Back")\n'
+        "render_template('x.html', error=_('Fine'), notice='Saved')\n"
+    )
+
+    assert english_literals_given_to_pages(source) == ["Gone", "Back", "Saved"]
 
 
 # --- Templates compiled per language (web/languages.py BakedMessages). ---
