@@ -20,13 +20,14 @@ from bs4 import BeautifulSoup
 from flask import Flask
 from jinja2 import Environment, TemplateSyntaxError
 from markupsafe import Markup
+from werkzeug.http import HTTP_STATUS_CODES
 
 from oidc_link import create_app, errors
 from oidc_link.clock import FixedClock
 from oidc_link.config import LOCALES, ConfigError, accepted_locale, settings_from_mapping
 from oidc_link.models import Flow
 from oidc_link.services import build_services
-from oidc_link.web.errors import FLOW_PAGES, LOGOUT_CONFIRMATION_MESSAGE
+from oidc_link.web.errors import FLOW_PAGES, HTTP_TITLES, LOGOUT_CONFIRMATION_MESSAGE
 from oidc_link.web.languages import CATALOGUES, LANGUAGES_EXTENSION, Languages
 from tests.api_client import SHOP_KEY, Platform, api_settings
 from tests.conftest import ISSUER, JENNY, SHOP_SECRET, provider_config
@@ -116,6 +117,10 @@ def test_every_translation_keeps_its_messages_placeholders(locale: str) -> None:
     ]
 
     assert problems == []
+
+
+def test_each_status_page_is_titled_in_english_as_werkzeug_names_the_status() -> None:
+    assert {status: HTTP_STATUS_CODES[status] for status in HTTP_TITLES} == HTTP_TITLES
 
 
 def test_each_flow_error_page_says_in_english_what_errors_py_says() -> None:

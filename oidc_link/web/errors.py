@@ -50,7 +50,7 @@ HTTP_TITLES = {
     404: translatable("Not Found"),
     405: translatable("Method Not Allowed"),
     413: translatable("Request Entity Too Large"),
-    414: translatable("Request-URI Too Large"),
+    414: translatable("Request URI Too Long"),
     431: translatable("Request Header Fields Too Large"),
 }
 # RFC 9110 §10.2.3: how long a client should wait before repeating a request that met a
