@@ -29,6 +29,8 @@ LAYERS = {
     "client": 0,
     "config": 1,
     "models": 1,
+    # records.py: the JSON record every stored dataclass is (models.py's, the platform's).
+    "records": 0,
     "store": 2,
     # metrics.py: the Prometheus metrics; link/measured.py times Link calls into them.
     "metrics": 2,
@@ -88,6 +90,8 @@ OWNERS = {
     "requests": {"link"},
     "prometheus_client": {"metrics"},
     "orjson": {"logs"},
+    # web/languages.py: the pages' catalogues, and numbers, dates and lists per language.
+    "babel": {"web"},
 }
 
 

@@ -48,8 +48,9 @@ def new_page(chromium) -> Iterator[Callable[..., object]]:
     """Pages in fresh browser contexts (no shared cookies), closed after the test."""
     contexts: list[object] = []
 
-    def open_page(javascript: bool = False) -> object:
-        context = chromium.new_context(java_script_enabled=javascript)
+    def open_page(javascript: bool = False, locale: str | None = None) -> object:
+        # ``locale`` sets the browser's language, which it sends as Accept-Language.
+        context = chromium.new_context(java_script_enabled=javascript, locale=locale)
         contexts.append(context)
         return context.new_page()
 
@@ -89,6 +90,56 @@ def test_a_person_signs_in_at_the_demo_shop_without_javascript(
     body = _body(page)
     assert DEMO_EMAIL in body
     assert "Jenny Rosen" in body
+
+
+def test_a_person_whose_browser_speaks_german_signs_in_in_german(
+    new_page, demo: RunningDemo, console: list[str]
+) -> None:
+    """The demo shop names no ui_locales: the browser's Accept-Language picks German for
+    every page, with "E-Mail" and "Code" as German sign-in pages say them."""
+    page = new_page(locale="de-DE")
+
+    page.goto(demo.rp_url)
+    page.get_by_role("link", name="Log in with Link").click()
+    assert page.locator("html").get_attribute("lang") == "de"
+    playwright_api.expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Bei Demo Shop anmelden"
+    )
+    page.get_by_label("E-Mail").fill("nobody@example.com")
+    page.get_by_role("button", name="Weiter").click()
+    playwright_api.expect(page.get_by_role("heading", level=1)).to_have_text(
+        "nobody@example.com ist noch nicht bei Link"
+    )
+    page.get_by_role("button", name="Andere E-Mail-Adresse verwenden").click()
+    page.get_by_label("E-Mail").fill(DEMO_EMAIL)
+    page.get_by_role("button", name="Weiter").click()
+    playwright_api.expect(page.get_by_role("heading", level=1)).to_have_text("Code eingeben")
+    page.get_by_label("Bestätigungscode").fill(announced_code(console))
+    page.get_by_role("button", name="Bestätigen").click()
+
+    assert page.url.startswith(demo.rp_url)
+    assert DEMO_EMAIL in _body(page)
+
+
+def test_an_arabic_page_is_laid_out_right_to_left(new_page, demo: RunningDemo) -> None:
+    page = new_page(locale="ar")
+
+    page.goto(demo.rp_url)
+    page.get_by_role("link", name="Log in with Link").click()
+    # The email page with its error (what an address Link refuses shows).
+    flow_page = _email_form_action(page).removesuffix("/email")
+    page.goto(demo.provider_url + flow_page + "?notice=invalid_email")
+
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    card = page.locator("main").bounding_box()
+    field = page.get_by_label("البريد الإلكتروني").bounding_box()
+    heading = page.get_by_role("heading", level=1)
+    # Text starts at the card's right edge, and the error's bar is on that side too.
+    title = heading.bounding_box()
+    assert card["x"] + card["width"] - (title["x"] + title["width"]) < card["width"] / 4
+    assert field["width"] > 0
+    bar = page.locator(".error-message").evaluate("e => getComputedStyle(e).borderRightWidth")
+    assert bar == "4px"
 
 
 def test_a_wrong_code_is_announced_and_the_right_one_still_works(

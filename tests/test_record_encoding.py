@@ -78,6 +78,7 @@ EXAMPLES: dict[type[Record], list[Record]] = {
             sms_sent_at=11,
             identity=IDENTITY,
             account_link=TARGET,
+            locale="pt-BR",
         ),
         Flow(
             id="flow_2",

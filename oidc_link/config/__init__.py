@@ -33,6 +33,13 @@ from oidc_link.config.link import (
     SandboxUser,
     read_link,
 )
+from oidc_link.config.locales import (
+    LOCALES,
+    accepted_locale,
+    first_supported,
+    read_default_locale,
+    supported_locale,
+)
 from oidc_link.config.logs import LogSettings, log_settings_from_environment, read_log_settings
 from oidc_link.config.metrics import MetricsSettings, read_metrics
 from oidc_link.config.outbox import OutboxSettings, read_outbox
@@ -55,6 +62,7 @@ __all__ = [
     "KEY_ENCRYPTION_KEY_VARIABLE",
     "LINK_DIALECTS",
     "LINK_MODES",
+    "LOCALES",
     "REMOVED_LIMITS",
     "SANDBOX_SUBJECT_SALT",
     "SIGNING_ALGORITHMS",
@@ -73,9 +81,12 @@ __all__ = [
     "SandboxUser",
     "ServerSettings",
     "Settings",
+    "accepted_locale",
+    "first_supported",
     "load_settings",
     "log_settings_from_environment",
     "settings_from_mapping",
+    "supported_locale",
 ]
 
 # Used only in sandbox mode when no salt is configured; live mode must set its own.
@@ -106,6 +117,9 @@ class Settings:
     # Seconds this instance's clock may differ from Redis's TIME before it logs an ERROR
     # and /readyz reports it (clock_skew.py): ID tokens carry times from this clock.
     max_clock_skew: int = 5
+    # The hosted pages' language when neither ui_locales nor Accept-Language names one of
+    # LOCALES (config/locales.py).
+    default_locale: str = "en"
     # [redis]: TLS files and Sentinel credentials for redis_url (config/redis_settings.py).
     redis: RedisSettings = field(default_factory=RedisSettings)
     # Prometheus metrics on a separate, private address (config/metrics.py).
@@ -182,6 +196,7 @@ def settings_from_mapping(
             "subject_salt",
             "proxy_hops",
             "max_clock_skew",
+            "default_locale",
             "lifetimes",
             "limits",
             "keys",
@@ -207,6 +222,7 @@ def settings_from_mapping(
     keys = read_keys(reader, data.get("keys", {}), required=link.mode != "sandbox")
     proxy_hops = reader.count(data, "proxy_hops", "proxy_hops", 0)
     max_clock_skew = reader.positive_int(data, "max_clock_skew", "max_clock_skew", 5)
+    default_locale = read_default_locale(reader, data)
     clients = read_clients(reader, data.get("clients"), keys.algorithms)
     metrics = read_metrics(reader, data.get("metrics", {}))
     logs = read_log_settings(reader, data)
@@ -226,6 +242,7 @@ def settings_from_mapping(
         keys=keys,
         proxy_hops=proxy_hops,
         max_clock_skew=max_clock_skew,
+        default_locale=default_locale,
         redis=redis,
         metrics=metrics,
         logs=logs,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from oidc_link.clock import Clock
-from oidc_link.config import Lifetimes, Limits
+from oidc_link.config import Lifetimes, Limits, first_supported
 from oidc_link.errors import FlowNotFoundError
 from oidc_link.ids import digest, new_id
 from oidc_link.interaction.admission import (
@@ -106,10 +106,10 @@ class Interaction:
             created_at=now,
             expires_at=now + self._lifetimes.flow,
             account_link=account_link,
+            locale=first_supported(authorization.get("ui_locales")),
             **(
                 {"step": FlowStep.CONSENT, "email": identity.email, "identity": identity}
-                if identity
-                else {}
+                if identity else {}
             ),
         )
         self._store.flows.add(flow)

@@ -14,8 +14,8 @@ from oidc_link.config import Lifetimes
 from oidc_link.config.reader import is_https_or_loopback
 from oidc_link.errors import PlatformError
 from oidc_link.ids import new_id, new_secret
-from oidc_link.models import Record
 from oidc_link.platform.accounts import Account, AccountParameterError, Accounts
+from oidc_link.records import Record
 from oidc_link.store import Store
 
 ACCOUNT_LINK_TYPES = ("account_onboarding", "account_update")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from oidc_link.clock import Clock
 from oidc_link.config import Lifetimes
 from oidc_link.ids import new_secret
-from oidc_link.models import Record
+from oidc_link.records import Record
 from oidc_link.store import Store
 
 

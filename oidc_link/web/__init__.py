@@ -26,9 +26,14 @@ from oidc_link.web.fast_path import FastPath
 from oidc_link.web.fixed_limits import request_class_for, response_class_for
 from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
+from oidc_link.web.languages import (
+    LANGUAGES_EXTENSION,
+    LanguageEnvironment,
+    Languages,
+    template_words,
+)
 from oidc_link.web.public_documents import PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
-from oidc_link.web.template_globals import PageEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +60,9 @@ class PlainFlask(Flask):
     module of oidc_link defines a coroutine function (tests/test_architecture.py).
     """
 
-    # Templates' globals read through a view, not copied out of a ChainMap per render.
-    jinja_environment = PageEnvironment
+    # Templates' globals read through a view, not copied out of a ChainMap per render;
+    # each page's template compiled in the request's language (web/languages.py).
+    jinja_environment = LanguageEnvironment
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
@@ -93,6 +99,8 @@ def create_web_app(services: Services) -> Flask:
     install_request_metrics(app, services.metrics)
     documents = PublicDocuments(services.settings, services.keys, app.json.dumps)
     app.extensions[EXTENSION_NAME] = WebContext(services, documents)
+    # Every catalogue, compiled once here for the life of the process.
+    app.extensions[LANGUAGES_EXTENSION] = Languages(services.settings.default_locale)
     hops = services.settings.proxy_hops
     if hops:
         # Trust exactly the configured proxies, so a client cannot pick its own address.
@@ -109,6 +117,8 @@ def create_web_app(services: Services) -> Flask:
     def assign_request_id() -> None:
         g.request_id = new_id("req")
 
+    # After every blueprint added its template filters: the overlays share them.
+    app.extensions[LANGUAGES_EXTENSION].bake(app.jinja_env)
     install_request_log(app, services.settings)
     install_form_origin_check(app, services.settings.issuer)
 
@@ -126,6 +136,8 @@ def create_web_app(services: Services) -> Flask:
             "request_id": g.get("request_id", ""),
             # What url_for("static", filename=...) starts with, built once per page.
             "static_url": request.script_root + static_path,
+            # The page's language: _, ngettext, and language (its tag and direction).
+            **template_words(),
         }
 
     https_issuer = is_https_issuer(services.settings.issuer)

@@ -11,7 +11,6 @@ platform's sector, and on the person's sessions only once the account's email is
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -33,24 +32,21 @@ from oidc_link.platform.events import SESSIONS_REVOKED
 from oidc_link.web.browser import bind_browser, browser_id_or_new
 from oidc_link.web.context import services
 from oidc_link.web.errors import error_page
+from oidc_link.web.languages import page_language, translatable
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_COOKIE = "oidc_link_account"
 ACCOUNT_PATH = "/account"
 NOTICES = {
-    "signed_out_everywhere": "You're signed out of {apps} on every device, and they must "
-    "ask you to sign in again. Other apps you use with Link were not touched.",
-    "consent_revoked": "Access removed. The app will ask again if you use it.",
+    "signed_out_everywhere": translatable(
+        "You're signed out of %(apps)s on every device, and they must ask you to sign in "
+        "again. Other apps you use with Link were not touched."
+    ),
+    "consent_revoked": translatable("Access removed. The app will ask again if you use it."),
 }
 
 account_pages = Blueprint("account_pages", __name__)
-
-
-@account_pages.app_template_filter("timestamp")
-def timestamp(epoch: int) -> str:
-    """An epoch time as the account page shows it (UTC: the page knows no time zone)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%d %b %Y, %H:%M UTC")
 
 
 # --- The visit. ---
@@ -68,10 +64,13 @@ def visit(link_id: str, token: str) -> Response | tuple[str, int]:
         # don't say which of the three it was.
         if outcome.refresh_url:
             return redirect(outcome.refresh_url, 303)
+        language = page_language()
         return error_page(
-            "This link can't be used",
-            "Links work once and for a short time. Go back to the site that sent you and "
-            "ask for a new one.",
+            language.gettext("This link can't be used"),
+            language.gettext(
+                "Links work once and for a short time. Go back to the site that sent you and "
+                "ask for a new one."
+            ),
             404,
         )
     if grant.kind == LOGIN:
@@ -136,10 +135,13 @@ def _session() -> tuple[str | None, AccountSession | None]:
 
 
 def _expired_page() -> tuple[str, int]:
+    language = page_language()
     return error_page(
-        "Your account page has closed",
-        "For your safety it stays open only for a short time. Go back to the site you came "
-        "from and open your account from there again.",
+        language.gettext("Your account page has closed"),
+        language.gettext(
+            "For your safety it stays open only for a short time. Go back to the site you "
+            "came from and open your account from there again."
+        ),
         401,
     )
 
@@ -160,7 +162,8 @@ def show() -> tuple[str, int]:
         return _expired_page()
     client = context.settings.client(session.client_id)
     platform = client.display_name if client else session.client_id
-    app_names = _joined(_sector_apps(account.owner))
+    language = page_language()
+    app_names = language.listing(_sector_apps(account.owner))
     devices = (
         context.logout.sector_sessions(account.email, account.owner)
         if _verified(account) and account.email
@@ -168,7 +171,8 @@ def show() -> tuple[str, int]:
     )
     leaving = sum(1 for found in devices if found.shared)
     consents = _consents(account)
-    notice = NOTICES.get(request.args.get("notice", ""), "").format(apps=app_names) or None
+    notice_text = NOTICES.get(request.args.get("notice", ""))
+    notice = language.gettext(notice_text, apps=app_names) if notice_text else None
     page = render_template(
         "account.html",
         account=account,
@@ -199,13 +203,6 @@ def _sector_apps(sector: str) -> list[str]:
     return [client.display_name for client in clients if client.subject_sector == sector]
 
 
-def _joined(names: list[str]) -> str:
-    """Names as a sentence lists them: "A", "A and B", "A, B and C"."""
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _consents(account: Account) -> list[tuple[str, str, tuple[str, ...]]]:
     """(client id, client name, scopes) of every third-party client the person allowed."""
     provider = services().provider
@@ -233,13 +230,16 @@ def sign_out_everywhere() -> Response | tuple[str, int]:
     if account is None:
         return _expired_page()
     if not _verified(account) or account.email is None:
+        language = page_language()
         return error_page(
-            "Verify your email first",
-            "Signing out on every device works once you have confirmed your email with "
-            "Link on this page (Update your details). Nothing was changed.",
+            language.gettext("Verify your email first"),
+            language.gettext(
+                "Signing out on every device works once you have confirmed your email with "
+                "Link on this page (Update your details). Nothing was changed."
+            ),
             403,
             next_url=url_for("account_pages.show"),
-            next_label="Back to your account",
+            next_label=language.gettext("Back to your account"),
         )
     done = context.logout.end_in_sector(account.email, account.owner)
     # The platform hears of it (account.sessions.revoked) with the take of the families.
@@ -265,12 +265,13 @@ def revoke_consent(client_id: str) -> Response | tuple[str, int]:
     if client is None or client.subject_sector != session.owner:
         # Consents are kept per (sub, client) and the sub is the sector's: another
         # sector's client has nothing here to remove.
+        language = page_language()
         return error_page(
-            "There is no such app here",
-            "This app is not one of the platform's. Nothing was changed.",
+            language.gettext("There is no such app here"),
+            language.gettext("This app is not one of the platform's. Nothing was changed."),
             404,
             next_url=url_for("account_pages.show"),
-            next_label="Back to your account",
+            next_label=language.gettext("Back to your account"),
         )
     services().consents.revoke(session.account_id, client_id)
     return redirect(url_for("account_pages.show", notice="consent_revoked"), 303)
@@ -294,9 +295,10 @@ def sign_out() -> Response:
     if session is not None:
         _checked_form(session)
     services().account_sessions.end(secret)
+    language = page_language()
     page, status = error_page(
-        "You've left your account page",
-        "To open it again, go back to the site you came from.",
+        language.gettext("You've left your account page"),
+        language.gettext("To open it again, go back to the site you came from."),
         200,
     )
     response = make_response(page, status)

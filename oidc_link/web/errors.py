@@ -33,26 +33,93 @@ from oidc_link.oauth.messages import (
     ProtocolResponse,
 )
 from oidc_link.web.context import services
+from oidc_link.web.languages import page_language, translatable
 
 HTTP_MESSAGES = {
-    404: "There is nothing at this address. Go back to the site you came from and start again.",
-    405: "This page cannot be used that way. Go back to the site you came from and start again.",
+    404: translatable(
+        "There is nothing at this address. Go back to the site you came from and start again."
+    ),
+    405: translatable(
+        "This page cannot be used that way. Go back to the site you came from and start again."
+    ),
+}
+# Werkzeug's names of the statuses a page can meet, for the page's language.
+HTTP_TITLES = {
+    400: translatable("Bad Request"),
+    403: translatable("Forbidden"),
+    404: translatable("Not Found"),
+    405: translatable("Method Not Allowed"),
+    413: translatable("Request Entity Too Large"),
+    414: translatable("Request URI Too Long"),
+    431: translatable("Request Header Fields Too Large"),
 }
 # RFC 9110 §10.2.3: how long a client should wait before repeating a request that met a
 # Redis outage; long enough for a restart or failover to finish, short for a person.
 OUTAGE_RETRY_AFTER = 5
 OUTAGE_MESSAGE = "The service is briefly unavailable. Please try again in a few seconds."
-# (status, title) of the page for each way a flow can stop.
-_FLOW_PAGES: dict[type[FlowError], tuple[int, str]] = {
-    FlowNotFoundError: (404, "We can't find this sign-in"),
-    FlowExpiredError: (410, "This sign-in has expired"),
-    FlowFinishedError: (200, "You're done here"),
-    FlowBrowserMismatchError: (403, "Continue in the browser you started in"),
-    FlowFormExpiredError: (400, "This page is out of date"),
-    FlowBusyError: (409, "Still working on your last step"),
-    FlowStepError: (409, "Your sign-in has moved on"),
-    FlowClientChangedError: (400, "We can't send you back"),
+# The page of each way a flow can stop, by the error's code: (status, title, message). The
+# messages are errors.py's, which logs and /v1 keep in English (DESIGN.md §6: pages pick
+# their words by code; tests/test_translations.py checks the two agree).
+FLOW_PAGES: dict[str, tuple[int, str, str]] = {
+    FlowNotFoundError.code: (
+        404,
+        translatable("We can't find this sign-in"),
+        translatable(
+            "We can't find this sign-in. Go back to the site you came from and start again."
+        ),
+    ),
+    FlowExpiredError.code: (
+        410,
+        translatable("This sign-in has expired"),
+        translatable("This sign-in has expired. Go back to the site and start again."),
+    ),
+    FlowFinishedError.code: (
+        200,
+        translatable("You're done here"),
+        translatable("You have already finished signing in here. You can go back to the site."),
+    ),
+    FlowBrowserMismatchError.code: (
+        403,
+        translatable("Continue in the browser you started in"),
+        translatable(
+            "This sign-in was started in another browser. Go back to the site and start again here."
+        ),
+    ),
+    FlowFormExpiredError.code: (
+        400,
+        translatable("This page is out of date"),
+        translatable("This form is out of date. Go back, reload the page and try again."),
+    ),
+    FlowBusyError.code: (
+        409,
+        translatable("Still working on your last step"),
+        translatable(
+            "This sign-in is still busy with your last step. Wait a moment and reload the page."
+        ),
+    ),
+    FlowStepError.code: (
+        409,
+        translatable("Your sign-in has moved on"),
+        translatable(
+            "This sign-in is no longer at the step this form was for, so nothing was changed. "
+            "Continue from where your sign-in is now."
+        ),
+    ),
+    FlowClientChangedError.code: (
+        400,
+        translatable("We can't send you back"),
+        translatable("The site's registration has changed. Please start again."),
+    ),
+    FlowError.code: (
+        400,
+        translatable("This sign-in can't continue"),
+        translatable("This sign-in cannot continue."),
+    ),
 }
+LOGOUT_CONFIRMATION_MESSAGE = translatable(
+    "This sign-out question has expired or was already answered. "
+    "If you want to sign out, start again from the site."
+)
 
 
 @dataclass(frozen=True)
@@ -83,44 +150,56 @@ class ErrorPage:
 
 
 def page_for(error: BaseException) -> ErrorPage:
-    """The hosted page for any error met while answering a browser."""
+    """The hosted page for any error met while answering a browser, in its language."""
+    _ = page_language().gettext
     if isinstance(error, FlowError):
         return _flow_page(error)
     if isinstance(error, AuthorizationPageError):
         return ErrorPage(
             400,
-            "We can't sign you in from this link",
-            "The site that sent you here made a request we cannot accept: "
-            f"{_sentence(error.description)} Go back to the site and try again, "
-            "or tell its owner.",
+            _("We can't sign you in from this link"),
+            # The reason is Authlib's, in English: a detail for the site's developers.
+            _(
+                "The site that sent you here made a request we cannot accept: %(reason)s Go "
+                "back to the site and try again, or tell its owner.",
+                reason=_sentence(error.description),
+            ),
         )
     if isinstance(error, LogoutConfirmationError):
-        return ErrorPage(400, "This page is out of date", error.message)
+        return ErrorPage(400, _("This page is out of date"), _(LOGOUT_CONFIRMATION_MESSAGE))
     if isinstance(error, LogoutError):
+        # Each LogoutRequestError's message is in the catalogues (extracted from logout.py).
         return ErrorPage(
             400,
-            "We can't sign you out from this link",
-            f"{error.message} Go back to the site and sign out there, or tell its owner.",
+            _("We can't sign you out from this link"),
+            _(
+                "%(reason)s Go back to the site and sign out there, or tell its owner.",
+                reason=_(error.message),
+            ),
         )
-    if isinstance(error, PlatformError):
-        return ErrorPage(404 if error.missing else 400, "We can't do that", error.message)
     if isinstance(error, DomainError):
-        return ErrorPage(400, "We can't do that", error.message)
+        status = 404 if isinstance(error, PlatformError) and error.missing else 400
+        return ErrorPage(status, _("We can't do that"), _(error.message))
     if isinstance(error, StoreUnavailableError):
         return ErrorPage(
             503,
-            "Sign-in is briefly unavailable",
-            "We can't continue your sign-in right now. Please wait a few seconds and reload "
-            "this page, or go back to the site and try again.",
+            _("Sign-in is briefly unavailable"),
+            _(
+                "We can't continue your sign-in right now. Please wait a few seconds and reload "
+                "this page, or go back to the site and try again."
+            ),
             headers=(("Retry-After", str(OUTAGE_RETRY_AFTER)),),
         )
     if isinstance(error, HTTPException):
         status = error.code or 500
+        title = HTTP_TITLES.get(status)
         return ErrorPage(
-            status, error.name, HTTP_MESSAGES.get(status, "Please go back and try again.")
+            status,
+            _(title) if title else error.name,
+            _(HTTP_MESSAGES.get(status, translatable("Please go back and try again."))),
         )
     return ErrorPage(
-        500, "Something went wrong", "Please go back to the site and try again in a moment."
+        500, _("Something went wrong"), _("Please go back to the site and try again in a moment.")
     )
 
 
@@ -173,18 +252,19 @@ def error_page(
 
 
 def _flow_page(error: FlowError) -> ErrorPage:
-    status, title = _FLOW_PAGES.get(type(error), (400, "This sign-in can't continue"))
+    _ = page_language().gettext
+    status, title, message = FLOW_PAGES.get(error.code, FLOW_PAGES[FlowError.code])
     if isinstance(error, FlowStepError) and error.flow_id:
         # The way on is the flow's current page, not back to the site.
         return ErrorPage(
             status,
-            title,
-            error.message,
+            _(title),
+            _(message),
             next_url=url_for("pages.show", flow_id=error.flow_id),
-            next_label="Continue signing in",
+            next_label=_("Continue signing in"),
         )
     back_url, site = _site_of(error.client_id, error.redirect_uri)
-    return ErrorPage(status, title, error.message, back_url=back_url, site=site)
+    return ErrorPage(status, _(title), _(message), back_url=back_url, site=site)
 
 
 def _site_of(client_id: str | None, redirect_uri: str | None) -> tuple[str | None, str | None]:

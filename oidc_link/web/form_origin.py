@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 
 from oidc_link.web.errors import error_page
+from oidc_link.web.languages import page_language
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,13 @@ def install_form_origin_check(app: Flask, issuer: str) -> None:
             reason,
             extra={"event": "form.foreign_post", "reason": reason, "endpoint": incoming.endpoint},
         )
+        language = page_language()
         return error_page(
-            "This form came from another website",
-            "For your safety we accept this form only from our own pages, and your browser "
-            "says it was sent from another website. Nothing was changed. Go back to the site "
-            "you came from and start again from there.",
+            language.gettext("This form came from another website"),
+            language.gettext(
+                "For your safety we accept this form only from our own pages, and your "
+                "browser says it was sent from another website. Nothing was changed. Go back "
+                "to the site you came from and start again from there."
+            ),
             403,
         )

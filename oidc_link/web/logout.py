@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from oidc_link.config import ClientSettings
+from oidc_link.config import ClientSettings, first_supported, supported_locale
 from oidc_link.logout import EndSessionRequest, LogoutConfirmationError, LogoutRequestError
 from oidc_link.web.browser import (
     bind_browser,
@@ -30,6 +30,7 @@ from oidc_link.web.browser import (
 )
 from oidc_link.web.context import services
 from oidc_link.web.errors import page_for
+from oidc_link.web.languages import use_language
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def _secure() -> bool:
 def end_session() -> Response | tuple[str, int]:
     """§2: GET with query parameters, or POST with form parameters."""
     parameters = request.args if request.method == "GET" else request.form
+    # §2: ui_locales picks the pages' language, as at /authorize.
+    use_language(first_supported(parameters.get("ui_locales")))
     logout = services().logout
     try:
         asked = logout.check(parameters.to_dict(flat=True))
@@ -91,6 +94,8 @@ def end_session() -> Response | tuple[str, int]:
 
 @logout_pages.post("/logout/<logout_id>")
 def confirm(logout_id: str) -> Response | tuple[str, int]:
+    # The confirmation page's language, which its form carries (logout_confirm.html).
+    use_language(supported_locale(request.form.get("locale", "")))
     try:
         asked = services().logout.answer(
             logout_id, browser_id(), request.form.get("csrf_token", "")

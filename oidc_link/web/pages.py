@@ -26,6 +26,7 @@ from oidc_link.web.browser import browser_id_of, session_secret, set_session_coo
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
+from oidc_link.web.languages import PageLanguage, translatable, use_language
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +34,46 @@ pages = Blueprint("pages", __name__)
 # A sign-in page: its HTML, status and the headers it sets itself (a branded page's policy).
 Page = tuple[str, int, dict[str, str]]
 
+# What each problem's page says, in English here and in the page's language when shown.
+# ``%(wait)s`` is a wait in minutes, ``%(seconds)s`` one in seconds (the redirect's detail).
 PROBLEM_MESSAGES = {
-    Problem.INVALID_EMAIL: "Enter an email address like name@example.com.",
-    Problem.INVALID_CODE_FORMAT: "Enter the 6-digit code from the text message.",
-    Problem.WRONG_CODE: "That code is not right. You can try {detail} more time(s).",
-    Problem.CODE_EXPIRED: "That code has expired. Send a new code and try again.",
-    Problem.TOO_MANY_ATTEMPTS: "Too many wrong codes. For your safety this sign-in has ended.",
-    Problem.RESEND_TOO_SOON: "A code is on its way. You can ask for a new one in {detail} s.",
-    Problem.NO_MORE_RESENDS: "No more codes can be sent for this sign-in. Start again later.",
-    Problem.TOO_MANY_LOOKUPS: "Too many tries from your network. Please try again in {wait}.",
-    Problem.TOO_MANY_SMS: "Too many codes were sent to this email. Please try again in {wait}.",
-    Problem.LINK_RATE_LIMITED: "Link is busy right now. Please wait a moment and try again.",
-    Problem.LINK_UNAVAILABLE: "Link is not answering right now. Please try again in a moment.",
-    Problem.LINK_MISMATCH: "Link could not confirm this email. Please enter it again.",
-    Problem.LINK_SESSION_EXPIRED: "That code request expired. Enter your email to get a new code.",
-    Problem.EMAIL_TAKEN: "That email is already connected to another account here. "
-    "Enter a different email.",
-    Problem.EMAIL_CONTROL_CHARACTERS: "That email had invisible characters that can't be "
-    "part of an address. We took them out: check the address and try again.",
+    Problem.INVALID_EMAIL: translatable("Enter an email address like name@example.com."),
+    Problem.INVALID_CODE_FORMAT: translatable("Enter the 6-digit code from the text message."),
+    Problem.CODE_EXPIRED: translatable("That code has expired. Send a new code and try again."),
+    Problem.TOO_MANY_ATTEMPTS: translatable(
+        "Too many wrong codes. For your safety this sign-in has ended."
+    ),
+    Problem.RESEND_TOO_SOON: translatable(
+        "A code is on its way. You can ask for a new one in %(seconds)s s."
+    ),
+    Problem.NO_MORE_RESENDS: translatable(
+        "No more codes can be sent for this sign-in. Start again later."
+    ),
+    Problem.TOO_MANY_LOOKUPS: translatable(
+        "Too many tries from your network. Please try again in %(wait)s."
+    ),
+    Problem.TOO_MANY_SMS: translatable(
+        "Too many codes were sent to this email. Please try again in %(wait)s."
+    ),
+    Problem.LINK_RATE_LIMITED: translatable(
+        "Link is busy right now. Please wait a moment and try again."
+    ),
+    Problem.LINK_UNAVAILABLE: translatable(
+        "Link is not answering right now. Please try again in a moment."
+    ),
+    Problem.LINK_MISMATCH: translatable(
+        "Link could not confirm this email. Please enter it again."
+    ),
+    Problem.LINK_SESSION_EXPIRED: translatable(
+        "That code request expired. Enter your email to get a new code."
+    ),
+    Problem.EMAIL_TAKEN: translatable(
+        "That email is already connected to another account here. Enter a different email."
+    ),
+    Problem.EMAIL_CONTROL_CHARACTERS: translatable(
+        "That email had invisible characters that can't be part of an address. We took them "
+        "out: check the address and try again."
+    ),
 }
 # The flow page's route is this prefix and the flow's id; the sign-in's own pages and
 # redirects build its URL from them (flow_page_url) rather than through url_for.
@@ -92,16 +115,24 @@ def show(flow_id: str) -> Page:
     if problem is None:
         return _render(found, flow)
     detail = http.args.get("detail", type=int)
-    message = PROBLEM_MESSAGES[problem].format(detail=detail, wait=_in_words(detail))
+    message = _problem_message(use_language(flow.locale), problem, detail)
     return _render(found, flow, message, _status_of(problem))
 
 
-def _in_words(seconds: int | None) -> str:
-    """How long to wait, in whole minutes rounded up: "1 minute", "5 minutes"."""
-    if seconds is None or seconds <= 0:
-        return "a few minutes"
-    minutes = -(-seconds // 60)
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+def _problem_message(language: PageLanguage, problem: Problem, detail: int | None) -> str:
+    """What the page says about ``problem`` in its language; ``detail`` is the tries left
+    (a wrong code) or a wait in seconds (the rate limits)."""
+    if problem is Problem.WRONG_CODE:
+        return language.ngettext(
+            "That code is not right. You can try %(count)s more time.",
+            "That code is not right. You can try %(count)s more times.",
+            detail or 0,
+        )
+    return language.gettext(
+        PROBLEM_MESSAGES[problem],
+        seconds=language.number(detail or 0),
+        wait=language.minutes(detail),
+    )
 
 
 @pages.post("/signin/<flow_id>/email")
@@ -142,6 +173,8 @@ def submit_code(flow_id: str) -> Response:
 
     outcome = found.interaction.submit_code(asked, http.form.get("code", ""), finish, read_ahead)
     if isinstance(outcome, Completion):
+        # A form_post answer is a page too, in the sign-in's language.
+        use_language(outcome.flow.locale)
         if is_account_link_flow(outcome.flow):
             # Back to the platform (or the account page): a plain GET after the POST.
             return redirect(outcome.redirect_to, 303)
@@ -177,6 +210,7 @@ def allow(flow_id: str) -> Response:
         )
 
     outcome = found.interaction.allow(_flow_request(found, _request(), flow_id), approve)
+    use_language(outcome.flow.locale)
     authorization = outcome.flow.authorization
     return authorization_answer(
         outcome.redirect_to, authorization.get("redirect_uri"), authorization.get("response_mode")
@@ -312,6 +346,7 @@ def _status_of(problem: Problem) -> int:
 
 
 def _render(found: Services, flow: Flow, error: str | None = None, status: int = 200) -> Page:
+    use_language(flow.locale)
     client = found.settings.client(flow.client_id)
     shown = client.brand if client else Brand()
     consent = None

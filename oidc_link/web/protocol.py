@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from oidc_link.config import first_supported
 from oidc_link.ids import digest
 from oidc_link.models import Flow, SsoSession
 from oidc_link.oauth.messages import (
@@ -38,6 +39,7 @@ from oidc_link.web.browser import (
 )
 from oidc_link.web.context import public_documents, services
 from oidc_link.web.errors import page_for, protocol_error
+from oidc_link.web.languages import use_language
 from oidc_link.web.pages import Page, flow_page, pending_flow_page
 from oidc_link.web.public_documents import (
     CONDITIONAL_REQUEST_HEADERS,
@@ -120,6 +122,9 @@ def _answer_authorization(
         outcome = found.provider.validate_authorization(authorization, session)
     except AuthorizationPageError as error:
         log.info("Refused authorization request without redirect: %s", error.error.error)
+        # The page about a request we refuse still speaks the language it asked for.
+        asked_locales = dict(asked.query or asked.form).get("ui_locales")
+        use_language(first_supported(asked_locales))
         return page_for(error).response()
     if isinstance(outcome, ProtocolResponse):
         return _deliver(outcome, authorization.parameters)
@@ -234,4 +239,7 @@ def _deliver(response: ProtocolResponse, parameters: Mapping[str, str]) -> Respo
     if response.location is None:
         return to_flask(response)
     mode = parameters.get("response_mode")
+    if mode == "form_post":
+        # The form_post page speaks the request's ui_locales, as the sign-in's pages do.
+        use_language(first_supported(parameters.get("ui_locales")))
     return authorization_answer(response.location, parameters.get("redirect_uri"), mode)

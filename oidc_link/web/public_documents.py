@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Response
 
-from oidc_link.config import SUPPORTED_SCOPES, Settings
+from oidc_link.config import LOCALES, SUPPORTED_SCOPES, Settings
 from oidc_link.keys import SigningKeys
 from oidc_link.oauth.claims import ACR_SMS_OTP
 from oidc_link.oauth.client_keys import ASSERTION_ALGORITHMS
@@ -80,7 +80,8 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
             "sid",
         ],
         "claim_types_supported": ["normal"],
-        "ui_locales_supported": ["en"],
+        # OIDC Core §3.1.2.1: the pages' languages, each a catalogue (web/languages.py).
+        "ui_locales_supported": list(LOCALES),
         "authorization_response_iss_parameter_supported": True,
         # OIDC Core §5.5; our one authentication context (oauth/claims.py).
         "claims_parameter_supported": True,
