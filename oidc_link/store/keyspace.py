@@ -74,9 +74,15 @@ FLOW_AFTERLIFE = 3600
 # ring; accounts, their lists and email index are durable records a platform deletes; the
 # sandbox's sealing key must stay the one every worker has read (sandbox only); a webhook
 # endpoint's state must stay disabled until an operator enables it; the log of events handed
-# to webhooks is capped by its length instead (store/webhook_endpoints.py).
+# to webhooks is capped by its length instead (store/webhook_endpoints.py); the outbox's
+# streams, index and retries hold what must still be told, until the relay and the workers
+# have handed it on (an expiry would lose an event: they empty and drop them instead).
 DURABLE_KINDS = frozenset(
     {
+        "outbox",
+        "outbox_index",
+        "outbox_deliveries",
+        "outbox_retry",
         "keys",
         "keyrings",
         "account",
