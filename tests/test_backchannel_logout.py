@@ -12,11 +12,10 @@ kind or by another instance) run on a real Redis Cluster and a Sentinel-run Redi
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,6 +43,7 @@ from tests.conftest import (
     SHOP_SECRET,
     provider_config,
 )
+from tests.loopback_posts import serving_posts
 from tests.outbox_delivery import deliver_outbox, written
 from tests.relying_party import Browser, RelyingParty
 from tests.test_oidc_flow import sign_in
@@ -93,25 +93,9 @@ class LogoutReceiver:
 def logout_receiver() -> Iterator[LogoutReceiver]:
     """A LogoutReceiver listening on a loopback port until the block ends."""
     state = LogoutReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.handle(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/backchannel-logout"
-    try:
+    with serving_posts(state.handle) as base:
+        state.url = base + "/backchannel-logout"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ webhook secret, the signature and the event's content never reach a log record."
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
@@ -20,6 +18,7 @@ from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.services import Services, build_services
 from tests.conftest import JENNY, SHOP_SECRET, provider_config
+from tests.loopback_posts import serving_posts
 from tests.relying_party import Browser, RelyingParty
 from tests.test_backchannel_logout import LogoutReceiver, log_out, logout_receiver, signed_in
 from tests.test_webhooks_through_the_worker import HOOK_SECRET, Receiver, nothing_left, run_outbox
@@ -40,22 +39,9 @@ def hooks(live_clock: FixedClock) -> Iterator[Receiver]:
     # One retry, then delivered (the receiver sees the path with its query).
     state = Receiver({f"/hooks?token={QUERY_TOKEN}": [500]}, live_clock)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.answer(self)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving_posts(state.answer) as base:
+        state.base = base
+        yield state
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from oidc_link.webhooks.deliveries import WEBHOOK_DELIVERY, WebhookDeliveries
 from oidc_link.webhooks.delivery import WebhookSender
 from oidc_link.webhooks.signature import SIGNATURE_HEADER
 from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL, SHOP_SECRET, provider_config
+from tests.loopback_posts import serving_posts
 from tests.outbox_delivery import deliver_outbox
 
 pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
@@ -76,22 +76,9 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.handle(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving_posts(state.handle) as base:
+        state.base = base
+        yield state
 
 
 def hooked_settings(receiver: Receiver) -> Settings:

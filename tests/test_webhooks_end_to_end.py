@@ -8,8 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis
@@ -24,6 +23,7 @@ from oidc_link.store import keyspace
 from oidc_link.webhooks.signature import SIGNATURE_HEADER
 from tests.api_client import SHOP_KEY, Platform, api_config
 from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL, SHOP_SECRET
+from tests.loopback_posts import serving_posts
 
 pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
 
@@ -54,25 +54,15 @@ class Endpoint:
 def endpoint() -> Iterator[tuple[Endpoint, str]]:
     state = Endpoint()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.took(body, self.headers.get(SIGNATURE_HEADER, ""))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length", "0")))
+        state.took(body, request.headers.get(SIGNATURE_HEADER, ""))
+        request.send_response(200)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving_posts(answer) as base:
+        yield state, base + "/hooks"
 
 
 def hooked_settings(url: str) -> Settings:

@@ -9,9 +9,8 @@ On fakeredis, a real redis-server, Sentinel and Redis Cluster."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from oidc_link.store import keyspace
 from oidc_link.webhooks.signature import SIGNATURE_HEADER
 from tests.api_client import SHOP_KEY, Platform, api_config
 from tests.conftest import ON_REDIS_CLUSTER, ON_REDIS_SENTINEL, SHOP_SECRET
+from tests.loopback_posts import serving_posts
 from tests.test_production_config import live_config
 
 pytestmark = [ON_REDIS_CLUSTER, ON_REDIS_SENTINEL]
@@ -67,22 +67,9 @@ def receiver(clock: FixedClock) -> Iterator[Receiver]:
     # /flaky fails three ways, then takes the event; /gone says it no longer exists.
     state = Receiver({"/flaky": [500, 503, 429], "/gone": [410]}, clock)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.answer(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving_posts(state.answer) as base:
+        state.base = base
+        yield state
 
 
 def hooked(config: dict[str, Any], urls: list[str]) -> Settings:
