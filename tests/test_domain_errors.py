@@ -25,6 +25,7 @@ from oidc_link.errors import (
     LogoutError,
     PlatformError,
 )
+from oidc_link.logout import LogoutConfirmationError
 from oidc_link.platform.account_links import AccountLinkAccountError
 from oidc_link.platform.accounts import AccountParameterError, UnknownStartingPointError
 from oidc_link.web.api.errors import api_error_for, error_response
@@ -79,6 +80,8 @@ def _example(cls: type[DomainError]) -> DomainError:
         return cls("shop", flow_id="flow_example")
     if issubclass(cls, FlowError):
         return cls("shop", "https://shop.example/callback")
+    if cls is LogoutConfirmationError:
+        return cls()  # its one message, which its page shows in the page's language
     if issubclass(cls, LogoutError):
         return cls("The sign-out request names two different sites.")
     return cls()
