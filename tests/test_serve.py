@@ -157,7 +157,9 @@ def serve(tmp_path: Path, config: str, *flags: str) -> Served:
         try:
             if requests.get(url + "/healthz", timeout=2).status_code == 200:
                 return served
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or a first answer slower than 2 s on a loaded machine (the
+            # dev server builds its app on the first request): ask again until the deadline.
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             if process.poll() is None:
