@@ -440,8 +440,8 @@ DARK_RULES = {"type": "rule", "values": ["color-contrast", "link-in-text-block"]
 
 
 def inspect(page, state: str, axe_source: str) -> Findings:
-    page.set_viewport_size(DESKTOP)
-    page.emulate_media(color_scheme="light", reduced_motion="no-preference")
+    """The findings on the page as it stands, which it leaves as it found it: light, with
+    motion, at the desktop size (as the walk's page starts), so each state costs no resets."""
     violations = axe_violations(page, axe_source)
     page.emulate_media(color_scheme="dark")
     dark_violations = axe_violations(page, axe_source, DARK_RULES)
@@ -474,7 +474,16 @@ def every_page(request, chromium, sites: Sites, axe_source: str) -> Iterator[lis
     """Every page in every state in one language (its ``ui_locales`` and Accept-Language),
     walked once in one page at a device scale factor of 2 and inspected in each view."""
     locale = request.param
-    page = page_in_new_context(chromium, locale, viewport=DESKTOP, device_scale_factor=2)
+    page = page_in_new_context(
+        chromium,
+        locale,
+        viewport=DESKTOP,
+        device_scale_factor=2,
+        color_scheme="light",
+        reduced_motion="no-preference",
+    )
+    # axe-core in every document the walk opens, as it opens: not sent over again each time.
+    page.context.add_init_script(script=axe_source)
     findings: list[Findings] = []
     try:
         seen = walk_every_state(
