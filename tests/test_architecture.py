@@ -521,7 +521,7 @@ def test_authlib_hooks_read_declared_request_fields_not_getattr() -> None:
 
 
 def test_no_module_defines_a_coroutine_function() -> None:
-    """web/__init__.py's PlainFlask calls every view and hook (and every function handed
+    """web/plain_flask.py's PlainFlask calls every view and hook (and every function handed
     to after_this_request) as a plain function, without Flask asking ``inspect`` whether it
     is a coroutine on every request: an ``async def`` anywhere would be called and never
     awaited."""

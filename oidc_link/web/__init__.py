@@ -6,9 +6,7 @@ The only package that imports Flask; it translates HTTP to and from the layers b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -28,10 +26,10 @@ from oidc_link.web.form_origin import install_form_origin_check
 from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.languages import (
     LANGUAGES_EXTENSION,
-    LanguageEnvironment,
     Languages,
     template_words,
 )
+from oidc_link.web.plain_flask import PlainFlask
 from oidc_link.web.public_documents import PublicDocuments
 from oidc_link.web.request_metrics import install_request_metrics
 
@@ -50,22 +48,6 @@ JSON_PATHS = (
 )
 # Errors a surface answers as they are; anything else is a bug, logged with its traceback.
 _EXPECTED = (HTTPException, DomainError, ApiError, AuthorizationPageError, InvalidAccessTokenError)
-
-
-class PlainFlask(Flask):
-    """Flask with every view and hook called as the plain function it is.
-
-    Flask asks ``inspect`` whether each view and hook is a coroutine function, on every
-    request (about 12 asks, 0.7 µs each), to run one through asgiref. None of ours is: no
-    module of oidc_link defines a coroutine function (tests/test_architecture.py).
-    """
-
-    # Templates' globals read through a view, not copied out of a ChainMap per render;
-    # each page's template compiled in the request's language (web/languages.py).
-    jinja_environment = LanguageEnvironment
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        return func
 
 
 def asset_dir(name: str) -> str:
