@@ -1,14 +1,23 @@
 """Flask's request and response classes with the app's body and cookie limits read once,
-when the app is made: Flask's own look the app up through ``current_app`` on every read
-of a limit, about ten times for each form POST.
+when the app is made (Flask's own look the app up through ``current_app`` on every read
+of a limit, about ten times for each form POST); a urlencoded form parsed, and an answer's
+headers finalized, without Werkzeug's general machinery around the same steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from flask import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+URLENCODED = "application/x-www-form-urlencoded"
+# Headers that make Werkzeug rewrite an answer's headers as it sends them.
+_REWRITTEN = frozenset({"location", "content-location"})
 
 
 def request_class_for(config: Mapping[str, Any]) -> type[Request]:
@@ -46,6 +55,39 @@ def request_class_for(config: Mapping[str, Any]) -> type[Request]:
         def max_form_parts(self, value: int | None) -> None:
             self._max_form_parts = value
 
+        def _load_form_data(self) -> None:
+            """A body sent as exactly ``application/x-www-form-urlencoded`` (every form of
+            ours, every token request) parsed as Werkzeug 3.1's FormDataParser parses it,
+            without making the parser, parsing the Content-Type or looking up the app:
+            read from Werkzeug's own ``stream`` (the same 413 over MAX_CONTENT_LENGTH, the
+            same bounds and disconnect errors), decoded, split by ``parse_qsl``; a body
+            that is not UTF-8 gives an empty form, as Werkzeug's silent parser does.
+            Anything else (multipart, a charset parameter, a body already read with
+            ``get_data``, debug mode) goes to Flask's."""
+            values = self.__dict__
+            if "form" in values:
+                return
+            if (
+                self.environ.get("CONTENT_TYPE") != URLENCODED
+                or "_cached_data" in values
+                or config["DEBUG"]
+            ):
+                super()._load_form_data()
+                return
+            stream = self.stream
+            storage = self.parameter_storage_class
+            try:
+                form = storage(
+                    parse_qsl(
+                        stream.read().decode(),
+                        keep_blank_values=True,
+                        errors="werkzeug.url_quote",
+                    )
+                )
+            except ValueError:
+                form = storage()
+            values["stream"], values["form"], values["files"] = stream, form, storage()
+
     return FixedLimitsRequest
 
 
@@ -54,5 +96,28 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
 
     class FixedLimitsResponse(Response):
         max_cookie_size = config["MAX_COOKIE_SIZE"]
+
+        def get_wsgi_response(
+            self, environ: WSGIEnvironment
+        ) -> tuple[Iterable[bytes], str, list[tuple[str, str]]]:
+            """Werkzeug's answer, its headers listed once: Werkzeug copies them into a new
+            Headers (checking each value again) to fix up a Location or Content-Location,
+            a 1xx, 204 or 304, or a missing Content-Length. With none of the first three,
+            the headers go out as they are, a Content-Length appended as Werkzeug would."""
+            status = self.status_code
+            if status < 200 or status in (204, 304):
+                return super().get_wsgi_response(environ)
+            headers = self.headers.to_wsgi_list()
+            has_length = False
+            for name, _ in headers:
+                lowered = name.lower()
+                if lowered in _REWRITTEN:
+                    return super().get_wsgi_response(environ)
+                if lowered == "content-length":
+                    has_length = True
+            if not has_length and self.automatically_set_content_length and self.is_sequence:
+                length = sum(len(part) for part in self.iter_encoded())
+                headers.append(("Content-Length", str(length)))
+            return self.get_app_iter(environ), self.status, headers
 
     return FixedLimitsResponse
