@@ -120,8 +120,17 @@ class _Children:
     def __call__(self, *values: object) -> Any:
         child = self._children.get(values)
         if child is None:
-            # Two threads may both get here: labels() hands both the same child.
-            child = self._children[values] = self._metric.labels(*values)
+            child = self.add(values)
+        return child
+
+    def known(self) -> dict[tuple[object, ...], Any]:
+        """The children bound so far, by their label values: for a caller on every request
+        to look its child up itself (one call fewer), and ``add`` it when missing."""
+        return self._children
+
+    def add(self, values: tuple[object, ...]) -> Any:
+        # Two threads may both get here: labels() hands both the same child.
+        child = self._children[values] = self._metric.labels(*values)
         return child
 
 
@@ -249,6 +258,7 @@ class Metrics:
         self._link_by = _Children(self._link)
         self._tokens_by = _Children(self._tokens)
         self._http_by = _Children(self._http)
+        self._http_children = self._http_by.known()
         self._limited_by = _Children(self._limited)
         self._store_unavailable_by = _Children(self._store_unavailable)
         self._webhook_deliveries_by = _Children(self._webhook_deliveries)
@@ -306,9 +316,16 @@ class Metrics:
 
     def http_request(self, endpoint: str | None, method: str, status: int, seconds: float) -> None:
         """``endpoint`` is the Flask endpoint name (one per route, whatever its path holds)."""
-        self._http_by(
-            endpoint or UNMATCHED_ENDPOINT, method if method in HTTP_METHODS else OTHER, status
-        ).observe(seconds)
+        labels = (
+            endpoint or UNMATCHED_ENDPOINT,
+            method if method in HTTP_METHODS else OTHER,
+            status,
+        )
+        # Every request comes here: its child looked up in place, not through _Children.
+        child = self._http_children.get(labels)
+        if child is None:
+            child = self._http_by.add(labels)
+        child.observe(seconds)
 
     def rate_limited(self, limit: str) -> None:
         self._limited_by(_bounded(limit, RATE_LIMITS)).inc()

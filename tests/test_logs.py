@@ -461,6 +461,40 @@ def test_the_mask_skipping_rules_without_their_mark_masks_as_every_rule_would() 
         assert mask(text) == every_rule(text), text
 
 
+# The replacements as re templates, as the rules had them before they became functions.
+TEMPLATES = {
+    "_api_key": r"\1_[redacted]",
+    "_credentials": r"\1 [redacted]",
+    "_url_password": r"\1:[redacted]@",
+    "_named_secret": r"\g<name>\g<quote>[redacted]",
+    "_email": r"\1***\2\3",
+}
+
+
+def test_each_rules_replacement_writes_what_its_template_wrote() -> None:
+    alphabet = "aZ9_-./ ?=:@%'\"eyJkbBsrlivtes" + "Qm9xZ2V0" * 2 + "\u017f\u0131\u212a"
+    pieces = [
+        "Bearer ", "basic ", "sk_live_", "rk_test_", "http://u:", "%40", "code=", "'secret': ",
+        "token = \"", "jenny.rosen@example.co.uk",
+    ]  # fmt: skip
+    rules = [rule for rule in _RULES if callable(rule.replacement)]
+    assert {rule.replacement.__name__ for rule in rules} >= set(TEMPLATES)  # type: ignore[union-attr]
+    chance = random.Random(20261207)  # noqa: S311 - repeatable test input, no secret
+    replaced = 0
+    for _ in range(20_000):
+        text = "".join(chance.choice(alphabet) for _ in range(chance.randint(0, 30)))
+        text += chance.choice(pieces) + "".join(
+            chance.choice(alphabet) for _ in range(chance.randint(0, 30))
+        )
+        for rule in rules:
+            template = TEMPLATES.get(rule.replacement.__name__)  # type: ignore[union-attr]
+            if template is not None:
+                written = rule.pattern.sub(rule.replacement, text)
+                assert written == rule.pattern.sub(template, text), text
+                replaced += written != text
+    assert replaced > 1000  # the texts did hold what the rules replace
+
+
 @pytest.mark.parametrize("scheme", ["Ba\u017fic", "BA\u017fIC", "Ba\u017f\u0131c", "bas\u0130c"])
 def test_credentials_after_a_scheme_spelt_with_letters_the_rules_take_for_ascii_are_masked(
     scheme: str,

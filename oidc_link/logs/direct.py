@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import oidc_link.logs as logs
 from oidc_link.logs import held
-from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value
+from oidc_link.logs.mask import PUBLIC_FIELDS, mask, mask_value, may_hold_secret
 
 # A line's level as its JSON text; other levels are written as logging names them.
 _LEVEL_NAMES = {
@@ -116,25 +116,11 @@ def write_checked_line(
     False, with nothing written, when the line must go ``write_line``'s way: our JSON
     handler is not the only one the line would reach."""
     ours = logs.json_handler
-    if ours is None or not _reaches_only(logger, level, ours):
-        return False
-    ours.write_last_fields(
-        {
-            "time": ours.formatter.now_text(),  # type: ignore[union-attr]
-            "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
-            "logger": logger.name,
-            "message": text,
-            **fields,
-        }
-    )
-    return True
-
-
-def _reaches_only(logger: logging.Logger, level: int, ours: logs.LineHandler) -> bool:
-    """True when ``_other_handlers`` would find no handler besides ours: walked the same
-    way, with no list built (one call per request line)."""
+    # _other_handlers' walk, written out (one call per request line, the log's most
+    # frequent): our handler must be reached, and no other at this level.
     if (
-        ours.filters
+        ours is None
+        or ours.filters
         or logger.filters
         or logger.disabled
         or level < ours.level
@@ -150,7 +136,18 @@ def _reaches_only(logger: logging.Logger, level: int, ours: logs.LineHandler) ->
             elif level >= handler.level:
                 return False
         current = current.parent if current.propagate else None  # type: ignore[assignment]
-    return found
+    if not found:
+        return False
+    ours.write_last_fields(
+        {
+            "time": ours.formatter.now_text(),  # type: ignore[union-attr]
+            "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
+            "logger": logger.name,
+            "message": text,
+            **fields,
+        }
+    )
+    return True
 
 
 def _other_handlers(
@@ -216,12 +213,18 @@ def _masked(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     public = logs.NOTHING_PUBLIC
     if not PUBLIC_FIELDS.isdisjoint(fields):
         public = frozenset(str(fields[name]) for name in PUBLIC_FIELDS if fields.get(name))
-    masked = {
-        name: value
-        if name in PUBLIC_FIELDS or value is None or type(value) in logs.PLAIN_NUMBERS
-        else mask_value(value)
-        for name, value in fields.items()
-    }
+    masked = dict(fields)
+    for name, value in fields.items():
+        # As mask_record tells them apart: most values are short strings without a sign
+        # of a secret (the event's name, a client id), numbers or None; only the others
+        # go through mask_value.
+        if type(value) is str:
+            if not may_hold_secret(value):
+                continue
+        elif value is None or type(value) in logs.PLAIN_NUMBERS:
+            continue
+        if name not in PUBLIC_FIELDS:
+            masked[name] = mask_value(value)
     return mask(message, public), masked
 
 

@@ -20,8 +20,13 @@ class LineTime:
         self._second: tuple[int, str] = (-1, "")
 
     def now_text(self) -> str:
-        """Now, as ``time_text(time.time())`` writes it."""
-        return self.nanoseconds_text(time.time_ns())
+        """Now, as ``time_text(time.time())`` writes it: ``nanoseconds_text`` of now, written
+        out here (one call fewer for every line)."""
+        second, millisecond = divmod((time.time_ns() + 500) // 1_000_000, 1000)
+        cached_second, text = self._second
+        if second != cached_second:
+            return self.nanoseconds_text(second * 1_000_000_000 + millisecond * 1_000_000)
+        return text + _MILLISECONDS[millisecond]
 
     def nanoseconds_text(self, since_epoch: int) -> str:
         """``since_epoch`` nanoseconds rounded to the microsecond, then cut to the

@@ -66,23 +66,36 @@ def _opaque(match: re.Match[str], public: frozenset[str] = frozenset()) -> str:
     return REDACTED if kinds >= 2 else value
 
 
-# Whatever any rule below can match holds one of these characters or words, or a run of 32
-# base64url characters: most fields of most lines (ids, routes, methods, request lines)
-# have none and skip every regex. Checked with set and substring tests, which cost a
-# fraction of one regex pass over the text. The last four are the letters that a rule
-# ignoring case also takes for i, k and s (re's documentation, "IGNORECASE"): Basic spelt
-# with a long s (U+017F) is matched as "Basic", and lower() would not show it.
-_TRIGGER_CHARACTERS = frozenset("@?=:%\u0130\u0131\u017f\u212a")
+# Whatever any rule below can match holds one of "@?=:%", "eyJ", "k_live_", "k_test_",
+# "bearer" or "basic" in any case, or a run of 32 base64url characters: most fields of
+# most lines (ids, routes, methods, request lines) have none and skip every regex. Checked
+# with substring tests, which cost a fraction of one regex pass over the text. These four
+# are the letters that a rule ignoring case also takes for i, k and s (re's documentation,
+# "IGNORECASE"): Basic spelt with a long s (U+017F) is matched as "Basic", and lower()
+# would not show it.
 _LONG_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}")
 _CASE_FOLDED = frozenset("\u0130\u0131\u017f\u212a")
 
 
 def may_hold_secret(text: str) -> bool:
     """False only when no rule of the mask could match anything in ``text``."""
-    if not _TRIGGER_CHARACTERS.isdisjoint(text):
-        return True  # queries, name=value, URLs with a password, emails (also as %40)
-    if "eyJ" in text or "k_live_" in text or "k_test_" in text:
-        return True  # JWTs, API keys
+    # Queries, name=value, URLs with a password, emails (also as %40); JWTs, API keys. One
+    # substring test per trigger: faster than the set's walk over the text for the short
+    # texts most fields are.
+    if (
+        "@" in text
+        or "?" in text
+        or "=" in text
+        or ":" in text
+        or "%" in text
+        or "eyJ" in text
+        or "k_live_" in text
+        or "k_test_" in text
+    ):
+        return True
+    # The four letters a rule ignoring case takes for ASCII ones are not ASCII.
+    if not text.isascii() and not _CASE_FOLDED.isdisjoint(text):
+        return True
     lowered = text.lower()
     if "bearer" in lowered or "basic" in lowered:
         return True  # Authorization credentials
@@ -97,50 +110,81 @@ def _may_name_credentials(text: str) -> bool:
 class _Rule(NamedTuple):
     pattern: re.Pattern[str]
     replacement: str | Callable[[re.Match[str]], str]
-    # True when the text holds what every match of the pattern holds: a rule whose mark is
-    # absent cannot match, and is skipped. No replacement adds a mark (each writes
-    # "[jwt]", "[redacted]" or "***" between pieces of its own match), so a mark absent
-    # before the first rule stays absent.
-    marked: Callable[[str], bool]
 
 
+# The replacements that keep part of the match are functions, not templates such as
+# "\\1***\\2\\3": re expands a template through Python code on every ``sub`` call, match or
+# not (2.4 µs for a masked email that holds nothing to replace, 0.9 µs with a function,
+# which runs only on a match). Every group they name takes part in every match.
+def _api_key(match: re.Match[str]) -> str:
+    return f"{match[1]}_{REDACTED}"
+
+
+def _credentials(match: re.Match[str]) -> str:
+    return f"{match[1]} {REDACTED}"
+
+
+def _url_password(match: re.Match[str]) -> str:
+    return f"{match[1]}:{REDACTED}@"
+
+
+def _named_secret(match: re.Match[str]) -> str:
+    return f"{match['name']}{match['quote']}{REDACTED}"
+
+
+def _email(match: re.Match[str]) -> str:
+    return f"{match[1]}***{match[2]}{match[3]}"
+
+
+# The rules in the order they apply: ``mask`` applies them written out, each behind its mark.
 _RULES: tuple[_Rule, ...] = (
-    _Rule(_JWT, "[jwt]", lambda text: "eyJ" in text),
-    _Rule(
-        _API_KEY, rf"\1_{REDACTED}", lambda text: "k_live_" in text or "k_test_" in text
-    ),
-    _Rule(_AUTHORIZATION, rf"\1 {REDACTED}", _may_name_credentials),
-    _Rule(_URL_PASSWORD, rf"\1:{REDACTED}@", lambda text: "://" in text),
-    _Rule(_QUERY, f"?{REDACTED}", lambda text: "?" in text),
-    _Rule(
-        _NAMED_SECRET,
-        rf"\g<name>\g<quote>{REDACTED}",
-        lambda text: "=" in text or ":" in text,
-    ),
-    _Rule(_EMAIL, r"\1***\2\3", lambda text: "@" in text or "%40" in text),
-    _Rule(_OPAQUE, _opaque, lambda text: len(text) >= 32),
+    _Rule(_JWT, "[jwt]"),
+    _Rule(_API_KEY, _api_key),
+    _Rule(_AUTHORIZATION, _credentials),
+    _Rule(_URL_PASSWORD, _url_password),
+    _Rule(_QUERY, f"?{REDACTED}"),
+    _Rule(_NAMED_SECRET, _named_secret),
+    _Rule(_EMAIL, _email),
+    _Rule(_OPAQUE, _opaque),
 )
 
 
 def mask(text: str, public: frozenset[str] = frozenset()) -> str:
     """``text`` with emails shortened to ``j***@example.com`` and secrets replaced; the
-    ``public`` values (key ids the record names as such) are left as they are. Only the
-    rules whose mark the text holds run (a masked email runs one regex, not eight)."""
+    ``public`` values (key ids the record names as such) are left as they are.
+
+    Each rule of ``_RULES`` runs, in its order, only when the text holds its mark: what
+    every match of its pattern holds, so a rule skipped could not have matched (a masked
+    email runs one regex, not eight). No replacement adds a mark: each writes "[jwt]",
+    "[redacted]" or "***" between pieces of its own match. Written out rather than looped
+    over with a function per mark: 8 calls fewer for every text that shows a sign."""
     if not may_hold_secret(text):
         return text
-    for pattern, replacement, marked in _RULES:
-        if not marked(text):
-            continue
-        if replacement is _opaque and public:
-            text = pattern.sub(lambda match: _opaque(match, public), text)
+    if "eyJ" in text:
+        text = _JWT.sub("[jwt]", text)
+    if "k_live_" in text or "k_test_" in text:
+        text = _API_KEY.sub(_api_key, text)
+    if _may_name_credentials(text):
+        text = _AUTHORIZATION.sub(_credentials, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(_url_password, text)
+    if "?" in text:
+        text = _QUERY.sub(f"?{REDACTED}", text)
+    if "=" in text or ":" in text:
+        text = _NAMED_SECRET.sub(_named_secret, text)
+    if "@" in text or "%40" in text:
+        text = _EMAIL.sub(_email, text)
+    if len(text) >= 32:
+        if public:
+            text = _OPAQUE.sub(lambda match: _opaque(match, public), text)
         else:
-            text = pattern.sub(replacement, text)
+            text = _OPAQUE.sub(_opaque, text)
     return text
 
 
 def masked_email(email: str | None) -> str | None:
     """``jenny@example.com`` as ``j***@example.com``: for log calls that name a person."""
-    return _EMAIL.sub(r"\1***\2\3", email) if email else email
+    return _EMAIL.sub(_email, email) if email else email
 
 
 def mask_value(value: Any) -> Any:

@@ -49,23 +49,30 @@ class PlainParts:
     the URL map has). A line whose route, method and client id are plain needs the mask's
     check only on its request id (the status and the duration are numbers)."""
 
-    __slots__ = ("_clients", "_routes")
+    __slots__ = ("_clients", "_parts")
 
     def __init__(self, client_ids: Iterable[str]) -> None:
         self._clients = frozenset(c for c in client_ids if not may_hold_secret(c)) | {None}
-        self._routes: dict[str | None, bool] = {None: True}
+        # (route, method, client id) → plain or not, for the standard methods and the
+        # configured clients only: no more keys than the routes times 7 times the clients.
+        self._parts: dict[tuple[str | None, str, str | None], bool] = {}
 
     def hold(self, request_id: str, client_id: str | None, route: str | None, method: str) -> bool:
         """True when no part of the request line holds a sign of a secret."""
-        plain_route = self._routes.get(route)
-        if plain_route is None:
-            plain_route = self._routes[route] = not may_hold_secret(route)  # type: ignore[arg-type]
-        return (
-            plain_route
-            and method in _PLAIN_METHODS
-            and client_id in self._clients
-            and not may_hold_secret(request_id)
-        )
+        plain = self._parts.get((route, method, client_id))
+        if plain is None:
+            plain = self._check(route, method, client_id)
+        return plain and not may_hold_secret(request_id)
+
+    def _check(self, route: str | None, method: str, client_id: str | None) -> bool:
+        """Whether the request line's unchanging parts are plain; remembered only for a
+        standard method and a configured client (a client may send any token as its
+        method; an event may name any client), so the keys stay as few as the routes."""
+        if method not in _PLAIN_METHODS or client_id not in self._clients:
+            return False
+        plain = route is None or not may_hold_secret(route)
+        self._parts[route, method, client_id] = plain
+        return plain
 
 
 def install_request_log(app: Flask, settings: Settings) -> None:
@@ -165,23 +172,26 @@ def write_request_line(
         "event": REQUEST_EVENT,
     }
     event = take_event()
-    if isinstance(event, Event):
-        _write_with_event(event, fields, client_id, level, plain_parts)
-        return
-    if event is not None:  # kept by another writer than logs/direct.py: on its own
-        event.write_alone()
-    fields["client_id"] = client_id()
-    arguments = (method, route or "(no route)", status, duration_ms)
+    if event is not None:
+        if isinstance(event, Event):
+            _write_with_event(event, fields, client_id, level, plain_parts)
+            return
+        event.write_alone()  # kept by another writer than logs/direct.py: on its own
+    fields["client_id"] = client = client_id()
+    shown_route = route or "(no route)"
     if (
         plain_parts is not None
         and request_id is not None
-        and plain_parts.hold(request_id, fields["client_id"], route, method)
-        and write_checked_line(log, level, REQUEST_MESSAGE % arguments, fields)
+        and plain_parts.hold(request_id, client, route, method)
+        # REQUEST_MESSAGE's text, as an f-string: no tuple, no format string to parse.
+        and write_checked_line(
+            log, level, f"{method} {shown_route} {status:d} in {duration_ms} ms", fields
+        )
     ):
         return
     # Masked like any other line; written without a LogRecord unless another handler
     # wants one (logs/direct.py).
-    write_line(log, level, REQUEST_MESSAGE, arguments, fields)
+    write_line(log, level, REQUEST_MESSAGE, (method, shown_route, status, duration_ms), fields)
 
 
 def _write_with_event(
