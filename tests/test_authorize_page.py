@@ -7,6 +7,8 @@ The tests on the shared fixtures run twice, on the embedded fakeredis and on a r
 
 from __future__ import annotations
 
+import hashlib
+import json
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -254,3 +256,29 @@ def test_a_repeated_authorization_post_shows_the_same_flow(
 
     assert is_email_page(first) and is_email_page(again)
     assert browser.flow_path() == flow
+
+
+def test_the_authorize_cookie_names_the_flow_under_the_fingerprint_earlier_versions_wrote(
+    browser: Browser, shop: RelyingParty
+) -> None:
+    """A reload during a rolling upgrade finds the flow an older version started: the
+    fingerprint is still the digest of ``json.dumps([method, query, form])``."""
+    url = shop.authorization_request(login_hint='"quoted" café').url
+    cookie = set_cookies(browser.get(url))["oidc_link_authorize"]
+    params = query_of(url)
+    posted = set_cookies(browser.client.post("/authorize", data=params, base_url=ISSUER))
+
+    query = urlsplit(url).query
+    value = cookie.partition("=")[2].partition(";")[0]
+    assert value == browser.flow_path().removeprefix("/signin/") + "." + earlier_fingerprint(
+        "GET", query, []
+    )
+    form = [[name, value] for name, value in params.items()]  # in the order posted
+    assert posted["oidc_link_authorize"].partition(";")[0].endswith(
+        "." + earlier_fingerprint("POST", "", form)
+    )
+
+
+def earlier_fingerprint(method: str, query: str, form: list[list[str]]) -> str:
+    """The authorize cookie's fingerprint as versions up to s25 computed it."""
+    return hashlib.sha256(json.dumps([method, query, form]).encode()).hexdigest()[:32]

@@ -10,7 +10,10 @@ prefix, so the plain names stay.
 
 from __future__ import annotations
 
+import re
+
 from flask import Request, Response, after_this_request, request
+from werkzeug.sansio.http import parse_cookie
 
 from oidc_link.ids import new_secret, same
 from oidc_link.sessions import began_under_host_cookie
@@ -22,6 +25,16 @@ AUTHORIZE_COOKIE = "oidc_link_authorize"
 AUTHORIZE_PATH = "/authorize"
 # RFC 6265bis §4.1.3.2: Secure, Path=/ and no Domain, or the browser drops the cookie.
 HOST_PREFIX = "__Host-"
+# A value Werkzeug's dump_cookie writes as it is (a subset of its unquoted characters: our
+# ids, secrets and fingerprints), short enough that it never warns about the size.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+# What dump_cookie writes after such a value for a cookie of the browser session (no
+# Max-Age, no Expires), HttpOnly and Lax, by (secure, path).
+_SESSION_COOKIE_ATTRIBUTES = {
+    (secure, path): ("; Secure" if secure else "") + f"; HttpOnly; Path={path}; SameSite=Lax"
+    for secure in (False, True)
+    for path in ("/", AUTHORIZE_PATH)
+}
 
 
 def cookie_name(name: str, *, secure: bool) -> str:
@@ -33,6 +46,18 @@ def _secure() -> bool:
     return services().settings.secure_cookies
 
 
+def cookie_of(http: Request, name: str) -> str | None:
+    """``http.cookies.get(name)``, without what Werkzeug does first on every request: walk
+    each key of the WSGI environ to find the Cookie header (EnvironHeaders.getlist), then
+    parse every cookie in it. The header is the environ's, as Werkzeug reads it, and it is
+    parsed as Werkzeug parses it only when the name is in it: a name parsed out of a
+    header is always a piece of that header."""
+    header = http.environ.get("HTTP_COOKIE")
+    if not header or name not in header:
+        return None
+    return parse_cookie(header).get(name)
+
+
 def browser_id() -> str | None:
     return browser_id_of(request._get_current_object(), secure=_secure())  # type: ignore[attr-defined]
 
@@ -41,7 +66,7 @@ def browser_id_of(http: Request, *, secure: bool) -> str | None:
     """``browser_id()`` for a view that holds the request and the cookie setting already."""
     # Never the plain name on https: that is the cookie a sibling subdomain could plant. A
     # sign-in begun before the rename starts again (its flow lives minutes).
-    return http.cookies.get(cookie_name(BROWSER_COOKIE, secure=secure))
+    return cookie_of(http, cookie_name(BROWSER_COOKIE, secure=secure))
 
 
 def browser_id_or_new() -> str:
@@ -50,26 +75,36 @@ def browser_id_or_new() -> str:
 
 def bind_browser(response: Response, value: str, *, secure: bool) -> None:
     # Lax, so the cookie comes along when the RP sends the user here with a top-level GET.
-    response.set_cookie(
-        cookie_name(BROWSER_COOKIE, secure=secure),
-        value,
-        httponly=True,
-        secure=secure,
-        samesite="Lax",
-        path="/",
+    _set_browser_session_cookie(
+        response, cookie_name(BROWSER_COOKIE, secure=secure), value, secure=secure, path="/"
     )
+
+
+def _set_browser_session_cookie(
+    response: Response, name: str, value: str, *, secure: bool, path: str
+) -> None:
+    """``response.set_cookie(name, value, httponly=True, secure=secure, samesite="Lax",
+    path=path)``, the header written out for a plain value: byte for byte what Werkzeug's
+    dump_cookie writes, without its quoting of the path and its walk over every attribute
+    (two such cookies on every new sign-in). Any other value goes through Werkzeug."""
+    if not _PLAIN_VALUE.fullmatch(value):
+        response.set_cookie(name, value, httponly=True, secure=secure, samesite="Lax", path=path)
+        return
+    attributes = _SESSION_COOKIE_ATTRIBUTES[secure, path]
+    response.headers.add("Set-Cookie", name + "=" + value + attributes)
 
 
 def session_secret() -> str | None:
     """The SSO session cookie's value. On https, a session from before the rename may still
     come under the plain name: it is used, and moved to the ``__Host-`` name (see
     ``_moved_session``), so nobody signs in again because of the rename."""
+    http: Request = request._get_current_object()  # type: ignore[attr-defined]
     if not _secure():
-        return request.cookies.get(SESSION_COOKIE)
-    secret = request.cookies.get(HOST_PREFIX + SESSION_COOKIE)
+        return cookie_of(http, SESSION_COOKIE)
+    secret = cookie_of(http, HOST_PREFIX + SESSION_COOKIE)
     if secret:
         return secret
-    legacy = request.cookies.get(SESSION_COOKIE)
+    legacy = cookie_of(http, SESSION_COOKIE)
     return _moved_session(legacy) if legacy else None
 
 
@@ -145,19 +180,15 @@ def remember_authorize_flow(
     Not at ``Path=/``, so it cannot take the ``__Host-`` name; it needs no protection of its
     own, since without the binding cookie the flow it names is of no use.
     """
-    response.set_cookie(
-        AUTHORIZE_COOKIE,
-        f"{flow_id}.{fingerprint}",
-        httponly=True,
-        secure=secure,
-        samesite="Lax",
-        path=AUTHORIZE_PATH,
+    _set_browser_session_cookie(
+        response, AUTHORIZE_COOKIE, f"{flow_id}.{fingerprint}", secure=secure, path=AUTHORIZE_PATH
     )
 
 
 def authorize_flow(fingerprint: str) -> str | None:
     """The flow remembered for the /authorize request with this fingerprint, if any."""
-    flow_id, _, remembered = request.cookies.get(AUTHORIZE_COOKIE, "").rpartition(".")
+    http: Request = request._get_current_object()  # type: ignore[attr-defined]
+    flow_id, _, remembered = (cookie_of(http, AUTHORIZE_COOKIE) or "").rpartition(".")
     if not flow_id or not same(remembered, fingerprint):
         return None
     return flow_id

@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Request, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Request, Response, redirect, request, url_for
 
-from oidc_link.config.brand import Brand
 from oidc_link.errors import FlowClientChangedError, FlowError, FlowFinishedError
 from oidc_link.interaction import RATE_PROBLEMS, Completion, FlowRequest, Problem, StepResult
-from oidc_link.models import Flow, FlowStep, Identity
+from oidc_link.models import Flow, Identity
 from oidc_link.oauth.messages import AuthorizationPageError, ProtocolResponse
 from oidc_link.services import Services
 from oidc_link.sign_in import Finished, Next, SignInRequest, Via
@@ -21,18 +20,16 @@ from oidc_link.store import Writes
 from oidc_link.store.accounts import AccountRead
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
 from oidc_link.web.answers import authorization_answer
-from oidc_link.web.brand import accent_stylesheet_url, page_headers
 from oidc_link.web.browser import browser_id_of, session_secret, set_session_cookie
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
+from oidc_link.web.flow_render import Page, render_flow_page
 from oidc_link.web.languages import PageLanguage, translatable, use_language
 
 log = logging.getLogger(__name__)
 
 pages = Blueprint("pages", __name__)
-# A sign-in page: its HTML, status and the headers it sets itself (a branded page's policy).
-Page = tuple[str, int, dict[str, str]]
 
 # What each problem's page says, in English here and in the page's language when shown.
 # ``%(wait)s`` is a wait in minutes, ``%(seconds)s`` one in seconds (the redirect's detail).
@@ -81,13 +78,6 @@ FLOW_PAGE_PREFIX = "/signin/"
 # What ids.new_id draws from: characters a URL path carries as they are.
 _PLAIN_FLOW_ID = re.compile(r"[A-Za-z0-9_-]+")
 _PROBLEMS = {problem.value: problem for problem in Problem}
-_TEMPLATES = {
-    FlowStep.EMAIL: "email.html",
-    FlowStep.CODE: "code.html",
-    FlowStep.NOT_ON_LINK: "not_on_link.html",
-    FlowStep.LOCKED: "locked.html",
-    FlowStep.CONSENT: "consent.html",
-}
 
 
 @pages.errorhandler(FlowError)
@@ -346,25 +336,5 @@ def _status_of(problem: Problem) -> int:
 
 
 def _render(found: Services, flow: Flow, error: str | None = None, status: int = 200) -> Page:
-    use_language(flow.locale)
-    client = found.settings.client(flow.client_id)
-    shown = client.brand if client else Brand()
-    consent = None
-    if flow.step == FlowStep.CONSENT and flow.identity is not None:
-        consent = found.provider.consent_request(flow.client_id, flow.authorization, flow.identity)
-    page = render_template(
-        _TEMPLATES[flow.step],
-        flow=flow,
-        # The page's forms post to this URL's sub-paths (/email, /code, /cancel...): one
-        # URL built per page rather than one per form.
-        flow_url=flow_page_url(_request(), flow.id),
-        client_name=client.display_name if client else flow.client_id,
-        email_value=flow.email or flow.authorization.get("login_hint", ""),
-        error=error,
-        consent=consent,
-        verifying=is_account_link_flow(flow),
-        # The client's logo, links and accent (templates/_brand.html).
-        brand=shown,
-        brand_stylesheet=accent_stylesheet_url(_request().script_root, shown),
-    )
-    return page, status, page_headers(shown)
+    http = _request()
+    return render_flow_page(found, http, flow, flow_page_url(http, flow.id), error, status)

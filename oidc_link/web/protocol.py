@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 
 from flask import (
     Blueprint,
@@ -187,9 +188,15 @@ def _authorization_request(http: Request) -> ProtocolRequest:
 
 
 def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
-    """What a reload repeats byte for byte: the request's method, query and form."""
-    query = query_string.decode("latin-1")
-    return digest(json.dumps([asked.method, query, asked.form]))[:32]
+    """What a reload repeats byte for byte: the request's method, query and form.
+
+    The digest of ``json.dumps([method, query, form])``, the list written out around the
+    encoder's own string quoting (json.dumps builds an encoder for each call); a form, on a
+    POST only, still goes through json.dumps. The same fingerprint as before, so a cookie
+    set by the previous version still finds its flow."""
+    query = encode_basestring_ascii(query_string.decode("latin-1"))
+    form = json.dumps(asked.form) if asked.form else "[]"
+    return digest(f"[{encode_basestring_ascii(asked.method)}, {query}, {form}]")[:32]
 
 
 @protocol.post("/token")
