@@ -29,10 +29,14 @@ from oidc_link.interaction import Completion, FlowRequest, Interaction, Problem,
 from oidc_link.interaction.admission import (
     DOUBLE_SUBMIT_SECONDS,
     client_named_by,
+    code_form_token,
+    door,
     email_named_by,
+    session_named_by,
 )
 from oidc_link.interaction.flow_lock import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from oidc_link.link import (
+    CheckAhead,
     LinkClient,
     LinkError,
     LinkErrorKind,
@@ -124,9 +128,14 @@ class ScriptedLink:
         self._maybe_fail("start_verification")
         return self.real.start_verification(email, client_secret)
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return self.real.check_ahead(session_hint)
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         self._maybe_fail("authenticate")
-        user = self.real.authenticate(email, client_secret, code)
+        user = self.real.authenticate(email, client_secret, code, ahead)
         if self.confirmed_email is not None:
             return LinkUser(email=self.confirmed_email, name=user.name)
         return user
@@ -1373,7 +1382,7 @@ def test_the_code_steps_form_token_names_the_email_and_the_email_form_left_open_
 def test_a_code_form_naming_another_email_passes_the_door_and_signs_in_the_flows_email(
     interaction: Interaction, code_flow: Flow, messages: list[str]
 ) -> None:
-    named = code_flow.csrf_token.rsplit(".", 1)[0] + ".bWFsbG9yeUBleGFtcGxlLmNvbQ"
+    named = door(code_flow.csrf_token) + ".bWFsbG9yeUBleGFtcGxlLmNvbQ"
     assert email_named_by(named) == "mallory@example.com"
     forged = FlowRequest(code_flow.id, BROWSER, csrf_token=named, client_ip=CLIENT_IP)
     asked: list[tuple[str, str]] = []
@@ -1467,3 +1476,71 @@ def test_only_the_sandbox_rehearses_limits_for_its_magic_emails(
         start_and_submit(rehearsing, "too-many-lookups@example.net").problem
         is Problem.TOO_MANY_LOOKUPS
     )
+
+
+# The sandbox's code check rides the code step's two round trips: the session's state read
+# with the lock, for the session the form's token names, and written with the release.
+
+
+def sandbox_states(redis_client: redis.Redis) -> list[str]:
+    keys = redis_client.scan_iter(keyspace.pattern("sandbox_session"))
+    return [str(redis_client.get(key)) for key in keys]
+
+
+def test_the_code_form_names_the_sandbox_session_whose_wrong_codes_each_count(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    assert session_named_by(code_flow.csrf_token) is not None
+    assert email_named_by(code_flow.csrf_token) == JENNY
+
+    results = wrong_codes(interaction, code_flow, 2, announced_code(messages))
+
+    assert [result.problem for result in results] == [Problem.WRONG_CODE] * 2
+    assert sandbox_states(redis_client) == ["1 2"]  # the first code sent, two wrong ones
+    done = interaction.submit_code(post(code_flow), announced_code(messages), Finisher(CALLBACK))
+    assert completion(done).redirect_to == CALLBACK
+    assert sandbox_states(redis_client) == ["ended"]
+
+
+def test_a_code_form_naming_another_session_checks_the_flow_s_own_session_alone(
+    interaction: Interaction, code_flow: Flow, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    forged = code_form_token(code_flow.csrf_token, JENNY, "made-up-session")
+    request = FlowRequest(code_flow.id, BROWSER, csrf_token=forged, client_ip=CLIENT_IP)
+
+    guess = wrong_code_for(announced_code(messages))
+    wrong = interaction.submit_code(request, guess, Finisher("x"))
+
+    assert step_result(wrong).problem is Problem.WRONG_CODE
+    assert sandbox_states(redis_client) == ["1 1"]  # the flow's session only
+    assert redis_client.get(keyspace.sandbox_session("made-up-session")) is None
+
+
+def test_a_code_step_that_waited_for_the_lock_checks_against_what_was_checked_meanwhile(
+    interaction: Interaction,
+    code_flow: Flow,
+    store: Store,
+    link: ScriptedLink,
+    sleep: RecordingSleep,
+    redis_client: redis.Redis,
+    messages: list[str],
+) -> None:
+    code = announced_code(messages)
+    secret = stored_flow(store, code_flow).link_client_secret
+    assert secret is not None
+    token = store.flows.lock(code_flow.id, 60)
+    assert token is not None
+
+    def another_check_then_unlock() -> None:
+        # A check of the same session while this step waits (as one whose lock timed out).
+        with pytest.raises(LinkError):
+            link.real.authenticate(JENNY, secret, wrong_code_for(code))
+        store.flows.unlock(code_flow.id, token)
+
+    sleep.after = (2, another_check_then_unlock)
+
+    wrong = interaction.submit_code(post(code_flow), wrong_code_for(code), Finisher("x"))
+
+    assert step_result(wrong).problem is Problem.WRONG_CODE
+    # The state read with the first try of the lock (none yet) was not used: two attempts.
+    assert sandbox_states(redis_client) == ["1 2"]

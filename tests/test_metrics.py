@@ -21,7 +21,14 @@ from oidc_link.config import Lifetimes, Limits, Settings, settings_from_mapping
 from oidc_link.errors import ConfigError
 from oidc_link.ids import digest
 from oidc_link.interaction import Problem
-from oidc_link.link import LinkError, LinkErrorKind, LinkUser, LookupResult, VerificationStarted
+from oidc_link.link import (
+    CheckAhead,
+    LinkError,
+    LinkErrorKind,
+    LinkUser,
+    LookupResult,
+    VerificationStarted,
+)
 from oidc_link.link.measured import MeasuredLinkClient
 from oidc_link.metrics import (
     LINK_OUTCOMES,
@@ -108,7 +115,12 @@ class UnavailableLink:
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
         raise LinkError(self.kind)
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return None
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         raise LinkError(self.kind)
 
 

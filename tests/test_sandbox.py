@@ -438,3 +438,69 @@ def test_make_link_client_prints_codes_to_the_console_by_default(
 def test_make_link_client_refuses_an_unknown_mode(clock: FixedClock) -> None:
     with pytest.raises(ValueError, match="live"):
         make_link_client(LinkSettings(mode="live"), clock)
+
+
+# A code check read ahead (the sign-in's code step: the state read with the flow's lock,
+# written with its release) decides as the one-script check does.
+
+STATES = [None, "ended", "1 1", "1 4", "2 3", "3 1"]
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("sent", [1, 2, 3])
+@pytest.mark.parametrize("right", [True, False])
+def test_a_check_read_ahead_decides_and_writes_as_the_script_does(
+    store: Store, redis_client: redis.Redis, state: str | None, sent: int, right: bool
+) -> None:
+    for session in ("by-script", "read-ahead"):
+        if state is not None:
+            redis_client.set(keyspace.sandbox_session(session), state, ex=600)
+    by_script = store.sandbox.check_code("by-script", sent, right, MAX_ATTEMPTS, 600)
+    ahead = store.sandbox.check_ahead("read-ahead")
+    reading = redis_client.pipeline(transaction=False)
+    ahead.queue(reading)
+    ahead.answer(reading.execute(raise_on_error=False))
+    read_ahead = ahead.check(sent, right, MAX_ATTEMPTS, 600)
+    written = ahead.after()
+    if written is not None:
+        writing = redis_client.pipeline(transaction=False)
+        written.queue(writing)
+        written.answer(writing.execute(raise_on_error=False))
+
+    assert read_ahead == by_script
+    left = [redis_client.get(keyspace.sandbox_session(s)) for s in ("by-script", "read-ahead")]
+    assert left[0] == left[1]
+    assert redis_client.ttl(keyspace.sandbox_session("read-ahead")) in range(1, 601)
+
+
+def test_a_check_read_ahead_is_used_only_for_the_session_it_read(
+    link: SandboxLinkClient, store: Store, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    secret = start(link)
+    code = announced_code(messages)
+    other = store.sandbox.check_ahead("another-session")
+    reading = redis_client.pipeline(transaction=False)
+    other.queue(reading)
+    other.answer(reading.execute())
+
+    with pytest.raises(LinkError):
+        link.authenticate(JENNY.email, secret, wrong_code_for(code), other)
+
+    assert other.after() is None  # not used: the check ran as the script, on its own
+    keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
+    assert [redis_client.get(key) for key in keys] == ["1 1"]
+
+
+def test_a_check_whose_state_was_not_read_runs_the_script(
+    link: SandboxLinkClient, redis_client: redis.Redis
+) -> None:
+    found = link.lookup(JENNY.email)
+    assert found.client_secret is not None
+    started = link.start_verification(JENNY.email, found.client_secret)
+    assert started.session_hint is not None
+    unread = link.check_ahead(started.session_hint)
+
+    assert link.authenticate(JENNY.email, started.client_secret, "000000", unread).name
+    assert unread.after() is None
+    keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
+    assert [redis_client.get(key) for key in keys] == ["ended"]

@@ -15,7 +15,14 @@ from flask import Flask
 from oidc_link import create_app
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings, settings_from_mapping
-from oidc_link.link import LinkError, LinkErrorKind, LinkUser, LookupResult, VerificationStarted
+from oidc_link.link import (
+    CheckAhead,
+    LinkError,
+    LinkErrorKind,
+    LinkUser,
+    LookupResult,
+    VerificationStarted,
+)
 from oidc_link.services import Services, build_services
 from tests.conftest import (
     ISSUER,
@@ -244,7 +251,12 @@ class UnavailableLink:
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
         raise LinkError(self.kind)
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return None
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         raise LinkError(self.kind)
 
 
@@ -294,8 +306,13 @@ class ForgetfulLink:
             raise LinkError(LinkErrorKind.CODE_EXPIRED, "session expired")
         return self.inner.start_verification(email, client_secret)
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
-        return self.inner.authenticate(email, client_secret, code)
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return self.inner.check_ahead(session_hint)
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
+        return self.inner.authenticate(email, client_secret, code, ahead)
 
 
 def test_a_new_code_for_an_expired_link_session_goes_back_to_the_email_step(

@@ -25,7 +25,6 @@ from oidc_link.interaction.admission import (
     FlowRequest,
     client_named_by,
     code_form_token,
-    email_named_by,
     form_token,
 )
 from oidc_link.interaction.flow_lock import HeldFlow, locked
@@ -38,6 +37,7 @@ from oidc_link.interaction.outcomes import (
     log_failure,
 )
 from oidc_link.interaction.rate_limits import CountedAhead, SignInLimits
+from oidc_link.interaction.read_ahead import CodeStepReads
 from oidc_link.link import LinkClient, LinkError, LinkErrorKind
 from oidc_link.logs import masked_email
 from oidc_link.logs.direct import write_event
@@ -208,21 +208,21 @@ class Interaction:
         lock's round trip instead; ``finish`` checks it is the client's and the email's.
         """
         code = re.sub(r"\s", "", code)
-        ahead = None
-        client_id, email = client_named_by(request.csrf_token), email_named_by(request.csrf_token)
-        if read_ahead is not None and client_id is not None and email is not None:
-            ahead = read_ahead(client_id, email)
-        with self._locked(request.flow_id, [ahead] if ahead is not None else None) as held:
+        ahead = CodeStepReads(request.csrf_token, read_ahead, self._link)
+        with self._locked(request.flow_id, ahead.riders) as held:
             flow = self._admission.admit(request, held.flow)
             # Another tab moved the flow on (another email, a lock-out), or a forged post.
             flow.check_at(FlowStep.CODE)
             assert flow.email and flow.link_client_secret  # set with every move to CODE
             if not _CODE.match(code):
                 return self._refuse(held, flow, Problem.INVALID_CODE_FORMAT)
+            secret, check = flow.link_client_secret, ahead.check(held)
             try:
-                user = self._link.authenticate(flow.email, flow.link_client_secret, code)
+                user = self._link.authenticate(flow.email, secret, code, check)
             except LinkError as error:
                 return self._code_failure(held, flow, error)
+            finally:
+                ahead.send_checked(held)  # what the check wrote (the sandbox's state)
             if user.email.strip().lower() != flow.email:
                 log.warning("Link confirmed a different email than the one typed; restarting")
                 return self._refuse(held, self._restart(flow), Problem.LINK_MISMATCH)
@@ -333,7 +333,7 @@ class Interaction:
                 link_client_secret=started.client_secret,
                 sms_sent=flow.sms_sent + 1,
                 sms_sent_at=now,
-                csrf_token=code_form_token(flow.csrf_token, flow.email),
+                csrf_token=code_form_token(flow.csrf_token, flow.email, started.session_hint),
             ),
         )
 

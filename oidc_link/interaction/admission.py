@@ -36,12 +36,16 @@ def form_token(client_id: str) -> str:
     return new_secret(24) + "." + _named(client_id)
 
 
-def code_form_token(token: str, email: str) -> str:
+def code_form_token(token: str, email: str, session_hint: str | None = None) -> str:
     """The token of a flow at the code step: its ``door``, then the email the code was sent
     for (not a secret: the page shows it), so the code POST can read that email's account
-    before the flow is read. Not part of the door: a form left open at the email step
-    (Back) still passes, and a made-up email only costs the step the read it saved."""
-    return door(token) + "." + _named(email)
+    before the flow is read; then what names Link's session, when the Link client gives a
+    name (the sandbox's session id: no secret, it opens nothing), so the code POST can read
+    the sandbox's state of it in the same round trip. Not part of the door: a form left
+    open at the email step (Back) still passes, and a made-up email or session only costs
+    the step the read it saved."""
+    named = door(token) + "." + _named(email)
+    return named + "." + _named(session_hint) if session_hint else named
 
 
 def door(token: str) -> str:
@@ -57,6 +61,11 @@ def client_named_by(token: str | None) -> str | None:
 def email_named_by(token: str | None) -> str | None:
     """The email a code step's form token names (``code_form_token``), unchecked."""
     return _unnamed(token, 2)
+
+
+def session_named_by(token: str | None) -> str | None:
+    """The Link session a code step's form token names (``code_form_token``), unchecked."""
+    return _unnamed(token, 3)
 
 
 def _named(text: str) -> str:

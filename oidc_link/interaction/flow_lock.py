@@ -33,6 +33,9 @@ class HeldFlow:
     finished: FinishedFlow | None = None
     writes: Writes | None = None
     riders: list[Rider] = field(default_factory=list)
+    # Whether the riders of the lock's round trip read under it: False when the lock was
+    # another step's then (they were read before that step's writes, which may change them).
+    riders_locked: bool = True
 
 
 @contextmanager
@@ -48,6 +51,7 @@ def locked(
     LOCK_WAIT_SECONDS for another step's lock (``sleep`` between polls), then
     FlowBusyError."""
     token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS, riders)
+    riders_locked = token is not None
     waited = 0.0
     while token is None and waited < LOCK_WAIT_SECONDS:
         sleep(LOCK_POLL_SECONDS)
@@ -55,7 +59,7 @@ def locked(
         token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS)
     if token is None:
         raise FlowBusyError()
-    held = HeldFlow(flow)
+    held = HeldFlow(flow, riders_locked=riders_locked)
     try:
         yield held
     except BaseException:

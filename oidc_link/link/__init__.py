@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class VerificationStarted:
     redacted_phone: str
     # Link may rotate the session secret on any answer; the latest one must be used.
     client_secret: str
+    # What names the session and may travel in the code page's form (no secret: it opens
+    # nothing), for ``check_ahead``; None: the client reads nothing ahead (the live Link).
+    session_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,32 @@ class LinkError(Exception):
         super().__init__(f"{kind.value}: {detail}" if detail else kind.value)
 
 
+class CheckAhead(Protocol):
+    """A client's own state for one code check, read in the round trip that locks the flow
+    and written in the one that releases it (each a store rider: ``queue`` the commands,
+    ``answer`` their results), so that the check costs no round trip of its own."""
+
+    def queue(self, pipeline: Any) -> int: ...
+
+    def answer(self, results: list[Any]) -> None: ...
+
+    def after(self) -> Any:
+        """What the check changed, a rider for the release (None: nothing)."""
+        ...
+
+
 class LinkClient(Protocol):
     def lookup(self, email: str) -> LookupResult: ...
 
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted: ...
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser: ...
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        """The state a check of the session ``session_hint`` names will need (a
+        VerificationStarted's), to read under the flow's lock; None: nothing to read."""
+        ...
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
+        """``ahead``: ``check_ahead``'s, read under the flow's lock in this very step."""
+        ...

@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from oidc_link.config import LiveLinkSettings
 from oidc_link.link import (
+    CheckAhead,
     LinkError,
     LinkErrorKind,
     LinkUser,
@@ -157,7 +158,12 @@ class LiveLinkClient:
             lambda answer: self._dialect.start_answer(answer, client_secret),
         )
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return None  # Link keeps its sessions itself: nothing of ours to read
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         request = self._dialect.authenticate_request(email, client_secret, code)
         return self._call(
             "authenticate", RetryPolicy.NEVER, request, self._dialect.authenticate_answer

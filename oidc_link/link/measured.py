@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from oidc_link.link import LinkClient, LinkError, LinkUser, LookupResult, VerificationStarted
+from oidc_link.link import (
+    CheckAhead,
+    LinkClient,
+    LinkError,
+    LinkUser,
+    LookupResult,
+    VerificationStarted,
+)
 from oidc_link.metrics import Metrics
 
 
@@ -25,9 +32,14 @@ class MeasuredLinkClient:
         with self._timed("start_verification"):
             return self._inner.start_verification(email, client_secret)
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> CheckAhead | None:
+        return self._inner.check_ahead(session_hint)  # no call to Link: not timed
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         with self._timed("authenticate"):
-            return self._inner.authenticate(email, client_secret, code)
+            return self._inner.authenticate(email, client_secret, code, ahead)
 
     @contextmanager
     def _timed(self, operation: str) -> Iterator[None]:

@@ -15,12 +15,13 @@ import secrets
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from oidc_link.clock import Clock
 from oidc_link.config import SandboxUser
 from oidc_link.ids import digest, same
 from oidc_link.link import (
+    CheckAhead,
     LinkError,
     LinkErrorKind,
     LinkUser,
@@ -72,6 +73,20 @@ class SandboxSessions(Protocol):
         """Record one check of the ``sent``-th code of a session: a right one ends the
         session (accepted), as does the ``max_attempts``-th wrong one of that code (locked).
         A session that ended, or a code older than one already checked: unknown."""
+        ...
+
+    def check_ahead(self, session_id: str) -> SandboxCheckAhead:
+        """``check_code``'s state of ``session_id``, to read in another step's round trip."""
+        ...
+
+
+class SandboxCheckAhead(CheckAhead, Protocol):
+    """A CheckAhead that makes ``check_code``'s decision on the state it read."""
+
+    session_id: str
+
+    def check(self, sent: int, right: bool, max_attempts: int, ttl: int) -> CodeOutcome | None:
+        """As ``check_code`` (None: the state was not read), its write kept for ``after``."""
         ...
 
 
@@ -144,10 +159,20 @@ class SandboxLinkClient:
         user = self._users[email]
         self._announce(f"[sandbox] Link verification code for {user.email}: {code}")
         return VerificationStarted(
-            redacted_phone=redact_phone(user.phone), client_secret=self._seal(sent)
+            redacted_phone=redact_phone(user.phone),
+            client_secret=self._seal(sent),
+            session_hint=session.id,
         )
 
-    def authenticate(self, email: str, client_secret: str, code: str) -> LinkUser:
+    def check_ahead(self, session_hint: str) -> SandboxCheckAhead:
+        """The session's state, read under the flow's lock (store/sandbox.py CodeCheckAhead
+        argues why its check is safe without the script): the hint is the session's id,
+        which the handle also seals; a hint that names another session is not used."""
+        return self._sessions.check_ahead(session_hint)
+
+    def authenticate(
+        self, email: str, client_secret: str, code: str, ahead: CheckAhead | None = None
+    ) -> LinkUser:
         email = email.strip().lower()
         session = self._open(client_secret, email)
         if session is None:
@@ -161,7 +186,12 @@ class SandboxLinkClient:
                 raise LinkError(LinkErrorKind.CODE_EXPIRED)
             right = same(digest(code), session.code_digest)
         ttl = session.opened_at + SESSION_LIFETIME - self._clock.now()
-        outcome = self._sessions.check_code(session.id, session.sent, right, MAX_ATTEMPTS, ttl)
+        outcome = None
+        mine = cast("SandboxCheckAhead | None", ahead)  # check_ahead's, given back
+        if mine is not None and mine.session_id == session.id:
+            outcome = mine.check(session.sent, right, MAX_ATTEMPTS, ttl)
+        if outcome is None:
+            outcome = self._sessions.check_code(session.id, session.sent, right, MAX_ATTEMPTS, ttl)
         if outcome == "unknown":
             raise _unknown_session()
         if outcome == "locked":

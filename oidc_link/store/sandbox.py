@@ -8,12 +8,96 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 import redis
 
 from oidc_link.clock import Clock
 from oidc_link.store import keyspace
 from oidc_link.store.base import CHECK_SANDBOX_CODE, Aggregate, Outages
+
+
+class CodeCheckAhead:
+    """One code check of a session as CHECK_SANDBOX_CODE makes it, split over a sign-in
+    step's two round trips: the session's state read in the one that locks the flow (a
+    store rider: ``queue``, ``answer``), decided here (``check``), and the state it leaves
+    written in the one that releases the flow (``after``, a rider too).
+
+    Not one atomic step as the script is, and safe all the same: a session's handle lives
+    in one flow only (the flow keeps the one Link answered with; the browser never sees
+    it), and a flow's steps run one at a time under its lock, so no other check of this
+    session runs between the read and the write. Only a state read under that lock can be
+    used (the step says so: ``authenticate``'s ``ahead``); any other check runs the script.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self._key = keyspace.sandbox_session(session_id)
+        self._state: str | None = None
+        self._answered = False
+        self._write: _StateWrite | None = None
+
+    def queue(self, pipeline: Any) -> int:
+        pipeline.get(self._key)
+        return 1
+
+    def answer(self, results: list[Any]) -> None:
+        (state,) = results
+        if isinstance(state, Exception):
+            raise state
+        self._state = state.decode() if isinstance(state, bytes) else state
+        self._answered = True
+
+    def check(self, sent: int, right: bool, max_attempts: int, ttl: int) -> str | None:
+        """CHECK_SANDBOX_CODE's outcome on the state read (None: it was not read), its
+        write kept for ``after``."""
+        if not self._answered:
+            return None
+        outcome, state = sandbox_check(self._state, sent, right, max_attempts)
+        if state is not None:
+            self._write = _StateWrite(self._key, state, max(1, ttl))
+        return outcome
+
+    def after(self) -> _StateWrite | None:
+        """The state ``check`` left, to write with the flow's release (None: unchanged)."""
+        return self._write
+
+
+class _StateWrite:
+    """A session's new state, as a rider of the release's round trip."""
+
+    def __init__(self, key: str, state: str, ttl: int) -> None:
+        self._key, self._state, self._ttl = key, state, ttl
+
+    def queue(self, pipeline: Any) -> int:
+        pipeline.set(self._key, self._state, ex=self._ttl)
+        return 1
+
+    def answer(self, results: list[Any]) -> None:
+        if isinstance(results[0], Exception):
+            raise results[0]
+
+
+def sandbox_check(
+    state: str | None, sent: int, right: bool, max_attempts: int
+) -> tuple[str, str | None]:
+    """CHECK_SANDBOX_CODE in Python, on a state read before: the outcome, and the state to
+    write (None: none, as the script writes none)."""
+    if state == "ended":
+        return "unknown", None
+    attempts = 0
+    if state:
+        known, _, wrong = state.partition(" ")
+        if sent < int(known):
+            return "unknown", None
+        if sent == int(known):
+            attempts = int(wrong)
+    if right:
+        return "accepted", "ended"
+    attempts += 1
+    if attempts >= max_attempts:
+        return "locked", "ended"
+    return "wrong", f"{sent} {attempts}"
 
 
 class SandboxSessionStore(Aggregate):
@@ -35,6 +119,10 @@ class SandboxSessionStore(Aggregate):
             _, stored = pipeline.execute()
             self._key = base64.urlsafe_b64decode(stored) if stored else kept
         return self._key
+
+    def check_ahead(self, session_id: str) -> CodeCheckAhead:
+        """A check of ``session_id``'s next code, to read in the flow lock's round trip."""
+        return CodeCheckAhead(session_id)
 
     def check_code(
         self, session_id: str, sent: int, right: bool, max_attempts: int, ttl: int
