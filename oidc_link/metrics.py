@@ -106,32 +106,23 @@ def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else OTHER
 
 
-class _Children:
-    """A metric's children by their label values, looked up in one dict access rather than
-    through ``labels()`` (keyword arguments, ``str()`` of each value, a lock) on every
-    observation. Keys are label values already bounded (an HTTP status is one of the few
-    the app answers with), so the dict stays as small as the metric's series; labels()
-    writes each value as its ``str()``."""
+class _Children(dict[tuple[object, ...], Any]):
+    """A metric's children by their label values (``children[values]`` or
+    ``children(*values)``), each bound by ``labels()`` once, not on every observation.
+    Keys are label values already bounded (an HTTP status is one of the few the app
+    answers with), so the dict stays as small as the metric's series."""
 
     def __init__(self, metric: Counter | Histogram) -> None:
+        super().__init__()
         self._metric = metric
-        self._children: dict[tuple[object, ...], Any] = {}
+
+    def __missing__(self, values: tuple[object, ...]) -> Any:
+        # Two threads may both get here: labels() hands both the same child.
+        child = self[values] = self._metric.labels(*values)
+        return child
 
     def __call__(self, *values: object) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self.add(values)
-        return child
-
-    def known(self) -> dict[tuple[object, ...], Any]:
-        """The children bound so far, by their label values: for a caller on every request
-        to look its child up itself (one call fewer), and ``add`` it when missing."""
-        return self._children
-
-    def add(self, values: tuple[object, ...]) -> Any:
-        # Two threads may both get here: labels() hands both the same child.
-        child = self._children[values] = self._metric.labels(*values)
-        return child
+        return self[values]
 
 
 class Metrics:
@@ -258,7 +249,6 @@ class Metrics:
         self._link_by = _Children(self._link)
         self._tokens_by = _Children(self._tokens)
         self._http_by = _Children(self._http)
-        self._http_children = self._http_by.known()
         self._limited_by = _Children(self._limited)
         self._store_unavailable_by = _Children(self._store_unavailable)
         self._webhook_deliveries_by = _Children(self._webhook_deliveries)
@@ -290,42 +280,36 @@ class Metrics:
         value = client_id or ""
         return value if value in self._clients else OTHER
 
-    # Label values are given in the order each metric declares its label names.
+    # Label values are given in the order each metric declares its label names; the
+    # recorders of each sign-in step find their child by subscription (no call of ours).
 
     def sign_in_started(self, client_id: str) -> None:
-        self._started_by(self._client(client_id)).inc()
+        self._started_by[(self._client(client_id),)].inc()
 
     def sign_in_completed(self, client_id: str) -> None:
-        self._completed_by(self._client(client_id)).inc()
+        self._completed_by[(self._client(client_id),)].inc()
 
     def sign_in_failed(self, client_id: str | None, reason: str) -> None:
         self._failed_by(self._client(client_id), _bounded(reason, SIGN_IN_FAILURE_REASONS)).inc()
 
     def sms_sent(self, client_id: str) -> None:
-        self._sms_by(self._client(client_id)).inc()
+        self._sms_by[(self._client(client_id),)].inc()
 
     def link_call(self, operation: str, outcome: str, seconds: float) -> None:
-        self._link_by(
+        self._link_by[
             operation if operation in LINK_OPERATIONS else OTHER,
             outcome if outcome in LINK_OUTCOMES else OTHER,
-        ).observe(seconds)
+        ].observe(seconds)
 
     def token_issued(self, grant_type: str, client_id: str) -> None:
         grant = grant_type if grant_type in GRANT_TYPES else OTHER
-        self._tokens_by(grant, self._client(client_id)).inc()
+        self._tokens_by[grant, self._client(client_id)].inc()
 
     def http_request(self, endpoint: str | None, method: str, status: int, seconds: float) -> None:
         """``endpoint`` is the Flask endpoint name (one per route, whatever its path holds)."""
-        labels = (
-            endpoint or UNMATCHED_ENDPOINT,
-            method if method in HTTP_METHODS else OTHER,
-            status,
-        )
-        # Every request comes here: its child looked up in place, not through _Children.
-        child = self._http_children.get(labels)
-        if child is None:
-            child = self._http_by.add(labels)
-        child.observe(seconds)
+        self._http_by[
+            endpoint or UNMATCHED_ENDPOINT, method if method in HTTP_METHODS else OTHER, status
+        ].observe(seconds)
 
     def rate_limited(self, limit: str) -> None:
         self._limited_by(_bounded(limit, RATE_LIMITS)).inc()
