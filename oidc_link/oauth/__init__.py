@@ -35,7 +35,6 @@ from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
 from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
-    IssuedCode,
     LinkOpenIDCode,
     OneValueEach,
     S256CodeChallenge,
@@ -51,13 +50,8 @@ from oidc_link.oauth.messages import (
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
 from oidc_link.oauth.sso import SessionReuse
-from oidc_link.oauth.tokens import (
-    Introspection,
-    RefreshGrant,
-    RefreshIDToken,
-    Revocation,
-    TokenLifecycle,
-)
+from oidc_link.oauth.token_endpoint import TokenEndpoint
+from oidc_link.oauth.tokens import Introspection, Revocation, TokenLifecycle
 from oidc_link.outbound import Outbound
 from oidc_link.platform.accounts import Accounts
 from oidc_link.store import Store, Writes
@@ -109,9 +103,10 @@ class Provider(AuthorizationServer):
             PRIVATE_KEY_JWT,
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
-        openid = LinkOpenIDCode(self, id_tokens, session_reuse)
+        openid = LinkOpenIDCode(self, session_reuse)
         self.register_grant(CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), openid])
-        self.register_grant(RefreshGrant, [RefreshIDToken(id_tokens.issue)])
+        # /token's two grants, written out on our request type (token_endpoint.py).
+        self.token_endpoint = TokenEndpoint(self, id_tokens)
         self.pushed = PushedAuthorizations(
             self, store, clock, settings.lifetimes, CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
         )
@@ -125,21 +120,10 @@ class Provider(AuthorizationServer):
     def query_client(self, client_id: str) -> OAuthClient | None:
         return self._clients.get(client_id)
 
-    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        if request.refresh_token is not None:  # the spent RefreshToken, from RefreshGrant
-            # Nothing to write: the rotation script stored the pair (TokenLifecycle.rotate).
-            grant_type = "refresh_token"
-        else:
-            code: IssuedCode = request.authorization_code
-            # The redemption script stored the tokens; a code an earlier version issued has
-            # its family bound to the account and session only now (one MULTI more).
-            if code.record.family_id is None:
-                with self.store.writes() as writes:
-                    self.tokens.bind_family(code.record, code.family_id, writes)
-            grant_type = "authorization_code"
-        # Saved means issued: Authlib returns the response right after this hook.
-        self.metrics.token_issued(grant_type, request.client.get_client_id())
-        # On the request's line when answering one (logs/direct.py write_event).
+    def tokens_issued(self, grant_type: str, client_id: str, token: dict[str, Any]) -> None:
+        """Counted and logged (on the request's line, logs/direct.py write_event) once the
+        grant's script has stored them, before the ID token is signed."""
+        self.metrics.token_issued(grant_type, client_id)
         write_event(
             log,
             logging.INFO,
@@ -148,7 +132,7 @@ class Provider(AuthorizationServer):
             {
                 "event": "tokens.issued",
                 "grant_type": grant_type,
-                "client_id": request.client.get_client_id(),
+                "client_id": client_id,
                 "with_refresh_token": "refresh_token" in token,
             },
         )
@@ -348,7 +332,9 @@ class Provider(AuthorizationServer):
             # RFC 6749 §5.2: a missing required parameter is invalid_request (Authlib would
             # say unsupported_grant_type, which is for a value it does not know).
             return self.handle_error_response(None, InvalidRequestError("Missing 'grant_type'."))
-        return self.create_token_response(request)
+        return self.token_endpoint.answer(
+            AuthlibRequest(self.settings.issuer, request, secure_issuer=self._secure_issuer)
+        )
 
     def revocation(self, request: ProtocolRequest) -> ProtocolResponse:
         """``POST /revoke`` (RFC 7009), answered by tokens.Revocation."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -80,20 +81,31 @@ def claims_for_scope(
     """The user claims that the granted scopes allow (OIDC Core §5.4), plus the ones
     ``requested`` one by one through the ``claims`` parameter (§5.5) whose scope is among the
     client's ``registered`` scopes: a client never gets a claim its registration excludes."""
+    released = released_claims(scope, frozenset(requested), tuple(registered))
+    claims: dict[str, Any] = {}
+    if "email" in released and identity.email is not None:
+        claims["email"] = identity.email
+    if "email_verified" in released:
+        claims["email_verified"] = True  # Link verified this address with an SMS code.
+    if "name" in released and identity.name is not None:
+        claims["name"] = identity.name
+    if "address" in released and identity.city:
+        # OIDC Core §5.1.1: Link tells only the city, the address's ``locality``.
+        claims["address"] = {"locality": identity.city}
+    return claims
+
+
+@functools.lru_cache(maxsize=256)
+def released_claims(
+    scope: str, requested: frozenset[str], registered: tuple[str, ...]
+) -> frozenset[str]:
+    """The claim names ``claims_for_scope`` releases: the same few scope strings and client
+    registrations come back on every token, so each answer is worked out once."""
     released = {claim for s in scope_to_list(scope) or [] for claim in SCOPE_CLAIMS.get(s, ())}
     released |= {
         claim for s in registered for claim in SCOPE_CLAIMS.get(s, ()) if claim in requested
     }
-    values: dict[str, Any] = {
-        "email": identity.email,
-        "email_verified": True,  # Link verified this address with an SMS code.
-        "name": identity.name,
-        # OIDC Core §5.1.1: Link tells only the city, the address's ``locality``.
-        "address": {"locality": identity.city} if identity.city else None,
-    }
-    return {
-        claim: value for claim, value in values.items() if claim in released and value is not None
-    }
+    return frozenset(released)
 
 
 def authentication_claims(identity: Identity) -> dict[str, Any]:

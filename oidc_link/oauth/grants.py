@@ -10,14 +10,11 @@ from typing import Any, Protocol
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
     AuthorizationCodeGrant,
-    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
-    UnauthorizedClientError,
     scope_to_list,
 )
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
 from authlib.oidc.core import OpenIDCode
@@ -35,7 +32,6 @@ from oidc_link.models import AuthorizationCode, Identity
 from oidc_link.oauth.claims import ACR_SMS_OTP, OAuthClient
 from oidc_link.oauth.claims_request import parse_claims_request
 from oidc_link.oauth.consent import ConsentRequest
-from oidc_link.oauth.id_token import IdTokens
 from oidc_link.oauth.messages import AuthlibRequest
 from oidc_link.oauth.par import PUSHED_MARKER
 from oidc_link.oauth.request_shape import refuse_repeated_parameters
@@ -51,23 +47,6 @@ SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 RESPONSE_MODES = ("query", "form_post")
 # RFC 7636 §4.2: BASE64URL(SHA-256(code_verifier)), unpadded: exactly 43 characters.
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-class IssuedCode:
-    """An AuthorizationCode record with the accessors Authlib's grants call."""
-
-    def __init__(self, record: AuthorizationCode, family_id: str) -> None:
-        self.record = record
-        # The token family everything issued from this code belongs to (tokens.py).
-        self.family_id = family_id
-        self.code_challenge = record.code_challenge
-        self.code_challenge_method = record.code_challenge_method
-
-    def get_redirect_uri(self) -> str | None:
-        return self.record.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.record.scope
 
 
 class OneValueEach:
@@ -232,38 +211,6 @@ class CodeGrant(AuthorizationCodeGrant):
             # Bound now, in this batch, so that redeeming the code is one script.
             tokens.bind_family(record, family_id, writes, in_session_set=session is not None)
 
-    def validate_token_request(self) -> None:
-        """RFC 6749 §4.1.3: Authlib authenticates the client; the code's checks run in the
-        script that spends it and stores the tokens (TokenLifecycle.redeem), in Authlib's
-        order and with its errors, so that a redemption is one round trip."""
-        client: OAuthClient = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise UnauthorizedClientError(
-                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'"
-            )
-        code = self.request.form.get("code")
-        if code is None:
-            raise InvalidRequestError("Missing 'code' in request.")
-        # Taken, not read: a code is spent on its first presentation, right or wrong, so two
-        # concurrent redemptions can never both succeed.
-        redemption, family_id, self._token = self.server.tokens.redeem(
-            code,
-            client.settings,
-            self.request.payload.redirect_uri,
-            S256CodeChallenge.presented(self.request.form.get("code_verifier")),
-        )
-        if redemption.record is None:
-            raise InvalidGrantError(REFUSED_CODE[redemption.outcome])
-        self.request.client = client
-        self.request.authorization_code = IssuedCode(redemption.record, family_id)
-        self.request.user = redemption.record.identity
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """The tokens the redemption stored; LinkOpenIDCode's hook adds the ID token."""
-        self.save_token(self._token)  # logs and counts; binds an earlier version's code
-        return 200, self._token, self.TOKEN_RESPONSE_HEADER
-
 
 class SignInAnswers(Protocol):
     """What the OpenID checks ask of the Provider, which passes itself in: the signed-in
@@ -277,14 +224,12 @@ class SignInAnswers(Protocol):
 
 
 class LinkOpenIDCode(OpenIDCode):
-    """OpenID Connect on top of the code grant: request checks and the ID token."""
+    """OpenID Connect's checks of an authorization request on top of the code grant (the
+    ID token is token_endpoint.py's)."""
 
-    def __init__(
-        self, provider: SignInAnswers, id_tokens: IdTokens, session_reuse: SessionReuse
-    ) -> None:
+    def __init__(self, provider: SignInAnswers, session_reuse: SessionReuse) -> None:
         super().__init__(require_nonce=False)
         self.provider = provider
-        self.id_tokens = id_tokens
         self.session_reuse = session_reuse
 
     def __call__(self, grant: Any) -> None:
@@ -343,6 +288,3 @@ class LinkOpenIDCode(OpenIDCode):
         # The nonce is the relying party's replay check (OIDC Core §3.1.3.7): we echo it
         # into the ID token and do not reject a repeated one.
         return False
-
-    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        return self.id_tokens.issue(token, request.authorization_code.record)

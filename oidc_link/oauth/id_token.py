@@ -5,9 +5,11 @@ Owns which claims go in and with which algorithm; the keys sign, the grants deci
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+from collections.abc import Callable
 from typing import Any
-
-from authlib.oidc.core.util import create_half_hash
 
 from oidc_link.clock import Clock
 from oidc_link.config import Settings
@@ -22,6 +24,7 @@ class IdTokens:
         self._settings = settings
         self._keys = keys
         self._clock = clock
+        self._clients = {client.client_id: client for client in settings.clients}
 
     def issue(self, token: dict[str, Any], code: AuthorizationCode | RefreshToken) -> str:
         """The ID token of a code exchange, or of a refresh (then without a nonce)."""
@@ -40,16 +43,37 @@ class IdTokens:
         if code.sid:
             # Back-Channel Logout 1.0 §2.1 (and §2.4): the session the RP can be logged out of.
             claims["sid"] = code.sid
-        client = self._settings.client(code.client_id)
+        client = self._clients.get(code.client_id)
         alg = client.id_token_signed_response_alg if client else "RS256"
-        # OIDC Core §3.1.3.6: the hash that matches the ID token's signing algorithm.
-        at_hash = create_half_hash(token["access_token"], alg)
+        at_hash = half_hash(token["access_token"], alg)
         if at_hash is not None:
-            claims["at_hash"] = at_hash.decode()
+            claims["at_hash"] = at_hash
         # OIDC Core §5.5: claims the ``claims`` parameter asked for in the ID token too.
-        requested = parse_claims_request(code.claims).names(ID_TOKEN)
+        requested = (
+            parse_claims_request(code.claims).names(ID_TOKEN)
+            if code.claims is not None
+            else frozenset()
+        )
         registered = client.scopes if client else ()
         scope = token.get("scope", code.scope)
         claims.update(claims_for_scope(code.identity, scope, requested, registered))
         claims.update(authentication_claims(code.identity))  # acr, in every ID token
         return self._keys.sign(claims, alg)
+
+
+def half_hash(value: str, alg: str) -> str | None:
+    """OIDC Core §3.1.3.6 ``at_hash``: base64url of the left half of the hash that matches
+    the ID token's signing algorithm (its bits: SHA-256 for RS256; SHA-512 for EdDSA), as
+    Authlib's ``create_half_hash`` finds it; None for an algorithm with no such hash."""
+    hashing = _hash_of(alg)
+    if hashing is None:
+        return None
+    hashed = hashing(value.encode()).digest()
+    return base64.urlsafe_b64encode(hashed[: len(hashed) // 2]).rstrip(b"=").decode()
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_of(alg: str) -> Callable[[bytes], Any] | None:
+    if alg == "EdDSA":
+        return hashlib.sha512
+    return getattr(hashlib, f"sha{alg[2:]}", None)

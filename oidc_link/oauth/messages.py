@@ -78,11 +78,18 @@ class InvalidAccessTokenError(Exception):
 
 
 class AuthlibPayload(OAuth2Payload):
+    """A request's parameters as Authlib reads them: ``data`` the first value of each,
+    ``datalist`` all of them (built when first asked: only repeated-parameter checks do)."""
+
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
-        for key, value in pairs:
-            self._datalist[key].append(value)
-        self._data = {key: values[0] for key, values in self._datalist.items()}
+        self._pairs = pairs
+        data = dict(pairs)
+        if len(data) != len(pairs):  # a name repeated: the first value is the one
+            data = {}
+            for key, value in pairs:
+                data.setdefault(key, value)
+        self._data = data
+        self._datalist: defaultdict[str, list[str]] | None = None
 
     @property
     def data(self) -> dict[str, str]:
@@ -90,6 +97,10 @@ class AuthlibPayload(OAuth2Payload):
 
     @property
     def datalist(self) -> defaultdict[str, list[str]]:
+        if self._datalist is None:
+            self._datalist = defaultdict(list)
+            for key, value in self._pairs:
+                self._datalist[key].append(value)
         return self._datalist
 
 

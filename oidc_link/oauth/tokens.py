@@ -1,13 +1,12 @@
 """The token lifecycle after a code is redeemed: families, refresh rotation, revocation.
 
-Authlib's refresh grant and RFC 7009 / RFC 7662 endpoints, over the store. Framework-free;
-oauth/__init__.py registers these on the Provider. Nothing here issues codes or shows pages.
+The RFC 7009 / RFC 7662 endpoints over the store; token_endpoint.py answers the grants with
+it. Framework-free; nothing here issues codes or shows pages.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,12 +16,9 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
-    RefreshTokenGrant,
 )
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import OpenIDToken
 
 from oidc_link.clock import Clock
 from oidc_link.config import AUTH_METHODS, ClientSettings, Settings
@@ -126,6 +122,12 @@ class TokenLifecycle:
         self.store.tokens.remember_account_family(code.subject, family_id, ttl, writes=writes)
         if code.sid and not in_session_set and self.ends_with_session(code.scope):
             self.store.sessions.remember_family(code.sid, family_id, ttl, writes=writes)
+
+    def bind_family_now(self, code: AuthorizationCode, family_id: str) -> None:
+        """``bind_family`` in a batch of its own: for a code an earlier version issued, whose
+        family was not bound when the code was (one MULTI more, at its redemption)."""
+        with self.store.writes() as writes:
+            self.bind_family(code, family_id, writes)
 
     def redeem(
         self, code: str, client: ClientSettings, redirect_uri: str | None, verifier_challenge: str
@@ -296,56 +298,6 @@ class TokenServer(Protocol):
     Provider), declared here so that this module imports nothing that registers it."""
 
     tokens: TokenLifecycle
-
-    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None: ...
-
-
-# Signs the ID token of a token response: (Authlib's token, what it was issued from).
-IdTokenSigner = Callable[[dict[str, Any], AuthorizationCode | RefreshToken], str]
-
-
-class RefreshGrant(RefreshTokenGrant):
-    """``grant_type=refresh_token`` with rotation on every use (RFC 9700 §4.14.2).
-
-    Authlib authenticates the client; the checks of the token and the scope run in the
-    rotation script (TokenLifecycle.rotate), in Authlib's order and with its errors, so
-    that checking, spending and storing are one round trip.
-    """
-
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True
-    server: TokenServer
-
-    def validate_token_request(self) -> None:
-        client = self._validate_request_client()
-        self.request.client = client
-        value = self.request.form.get("refresh_token")
-        if value is None:
-            raise InvalidRequestError("Missing 'refresh_token' in request.")
-        # A request refused before this line spends nothing; from here the script decides.
-        record, self._token = self.server.tokens.rotate(
-            value, client.settings, self.request.payload.scope
-        )
-        # What RefreshIDToken signs from: the spent token, with the original sign-in.
-        self.request.refresh_token = record
-        self.request.user = record.identity  # auth_time included (OIDC Core §12.2)
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """The pair the rotation stored; RefreshIDToken's hook adds the ID token."""
-        self.save_token(self._token)  # nothing left to store: it logs and counts
-        return 200, self._token, self.TOKEN_RESPONSE_HEADER
-
-
-class RefreshIDToken(OpenIDToken):
-    """A new ID token in the refresh response (OIDC Core §12.2): same iss, sub, aud and
-    auth_time as the first one, and no nonce."""
-
-    def __init__(self, sign: IdTokenSigner) -> None:
-        self.sign = sign
-
-    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        return self.sign(token, request.refresh_token)
 
 
 def _require_token(request: OAuth2Request) -> None:

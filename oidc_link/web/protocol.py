@@ -201,7 +201,22 @@ def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
 
 @protocol.post("/token")
 def token() -> Response:
-    return to_flask(services().provider.token(protocol_request()))
+    return to_flask(services().provider.token(_token_request()))
+
+
+def _token_request() -> ProtocolRequest:
+    """A token request as the protocol sees it. Of its headers only Authorization is read
+    (client_secret_basic, and refusing two authentication methods at once): copying the
+    others out of the WSGI environ was most of the work of building it."""
+    http: Request = request._get_current_object()  # type: ignore[attr-defined]
+    authorization = http.environ.get("HTTP_AUTHORIZATION")
+    return ProtocolRequest(
+        method="POST",
+        path=http.path,
+        query=list(http.args.items(multi=True)) if http.query_string else [],
+        form=list(http.form.items(multi=True)),
+        headers={"Authorization": authorization} if authorization is not None else {},
+    )
 
 
 @protocol.post("/par")
