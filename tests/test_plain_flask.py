@@ -12,6 +12,7 @@ from blinker import Signal
 from flask import Blueprint, Flask, Response, after_this_request, g, session
 from flask import signals as flask_signals
 from flask.sessions import NullSession
+from werkzeug.exceptions import HTTPException
 
 from tests.conftest import ISSUER
 
@@ -187,3 +188,62 @@ def test_given_a_secret_key_the_session_is_opened_and_saved_as_in_flask(app: Fla
     assert first.get_data(as_text=True) == "new"
     assert "session=" in first.headers["Set-Cookie"]
     assert second.get_data(as_text=True) == "seen once"
+
+
+def adapter_of(app: Flask, adapter_for: Callable[..., Any], environ: dict[str, Any]) -> Any:
+    """What routing sees of a request: the adapter's parts, the request's host, or the error
+    that makes the request a 400."""
+    request = app.request_class(environ)
+    try:
+        adapter = adapter_for(app, request)
+    except HTTPException as error:
+        return type(error), error.code
+    return (
+        request.host,
+        adapter.server_name,
+        adapter.script_name,
+        adapter.subdomain,
+        adapter.url_scheme,
+        adapter.path_info,
+        adapter.default_method,
+        adapter.query_args,
+        adapter.websocket,
+    )
+
+
+ENVIRONS: tuple[dict[str, Any], ...] = (
+    {},
+    {"HTTP_HOST": "Example.TEST:443", "wsgi.url_scheme": "https"},
+    {"HTTP_HOST": "example.test:80"},
+    {"HTTP_HOST": "[::1]:9999"},
+    {"HTTP_HOST": "bücher.example"},
+    {"HTTP_HOST": "a..b"},
+    {"HTTP_HOST": "x" * 70 + ".example"},
+    {"HTTP_HOST": "bad host\\"},
+    {"SERVER_NAME": "10.0.0.1", "SERVER_PORT": "8080"},
+    {"SCRIPT_NAME": "/mounted", "PATH_INFO": "/caf\xc3\xa9", "QUERY_STRING": "a=%C3%A9&b"},
+    {"PATH_INFO": "", "REQUEST_METHOD": "POST"},
+    {"HTTP_CONNECTION": "keep-alive"},
+    {"HTTP_CONNECTION": "keep-alive, Upgrade", "HTTP_UPGRADE": "websocket"},
+)
+
+
+@pytest.mark.parametrize("changes", ENVIRONS)
+def test_routing_sees_each_request_as_flasks_own_url_adapter_shows_it(
+    app: Flask, changes: dict[str, Any]
+) -> None:
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "9999",
+        "HTTP_HOST": "127.0.0.1:9999",
+        "PATH_INFO": "/authorize",
+        "QUERY_STRING": "",
+        "wsgi.url_scheme": "http",
+        **changes,
+    }
+    for _ in range(2):  # the second time from the server names kept
+        ours = adapter_of(app, type(app).create_url_adapter, dict(environ))
+        flasks = adapter_of(app, Flask.create_url_adapter, dict(environ))
+
+        assert ours == flasks

@@ -22,6 +22,9 @@ from flask.signals import (
     request_started,
     request_tearing_down,
 )
+from werkzeug._internal import _wsgi_decoding_dance
+from werkzeug.routing import MapAdapter
+from werkzeug.wsgi import get_host
 
 from oidc_link.web.languages import LanguageEnvironment
 
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
     from flask.wrappers import Request
 
 _Hook = Callable[..., Any]
+# Hosts whose server name (lower case, IDNA-encoded) is kept: a Host header is the client's
+# to choose, so the table is emptied when full rather than grown.
+_KEPT_HOSTS = 64
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class PlainFlask(Flask):
       are collected on every request as Flask does.
     - A view's answer of exactly ``response_class`` is taken as it is, as Flask's
       ``make_response`` would, without its checks of every other shape.
+    - The URL adapter: with no SERVER_NAME, TRUSTED_HOSTS, host or subdomain matching and
+      no ``Connection: upgrade``, Werkzeug's ``bind_to_environ`` comes down to the host
+      (found once, not twice), its IDNA form (kept for the last few hosts) and the WSGI
+      strings of the path, script root and query: the adapter is made from those.
 
     tests/test_plain_flask.py shows each feature still working when put to use.
     """
@@ -74,6 +84,7 @@ class PlainFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hooks_by_endpoint: dict[str | None, _Hooks] = {}
+        self._server_names: dict[str, str] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
@@ -83,6 +94,41 @@ class PlainFlask(Flask):
 
     def request_context(self, environ: WSGIEnvironment) -> RequestContext:
         return _PlainRequestContext(self, environ)
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        config = self.config
+        if (
+            request is None
+            or request.trusted_hosts is not None
+            or config["TRUSTED_HOSTS"] is not None
+            or config["SERVER_NAME"] is not None
+            or self.url_map.host_matching
+            or self.subdomain_matching
+        ):
+            return super().create_url_adapter(request)
+        environ = request.environ
+        connection = environ.get("HTTP_CONNECTION")
+        if connection is not None and "upgrade" in connection.lower():
+            return super().create_url_adapter(request)  # perhaps a WebSocket: ws, wss
+        host = get_host(environ)
+        request.host = host  # type: ignore[misc]  # as Flask sets it
+        server_name = self._server_names.get(host)
+        if server_name is None:
+            # Map.bind's own lower case and IDNA; a BadHost raised as from Flask's.
+            server_name = self.url_map.bind(host.lower()).server_name
+            if len(self._server_names) >= _KEPT_HOSTS:
+                self._server_names.clear()
+            self._server_names[host] = server_name
+        return MapAdapter(
+            self.url_map,
+            server_name,
+            _wsgi_string(environ, "SCRIPT_NAME", "/"),
+            self.url_map.default_subdomain or "",
+            environ["wsgi.url_scheme"],
+            _wsgi_string(environ, "PATH_INFO", "/"),
+            environ["REQUEST_METHOD"],
+            _wsgi_string(environ, "QUERY_STRING"),
+        )
 
     def full_dispatch_request(self) -> Response:
         self._got_first_request = True
@@ -194,6 +240,12 @@ class PlainFlask(Flask):
                 )
             ),
         )
+
+
+def _wsgi_string(environ: WSGIEnvironment, name: str, missing: str | None = None) -> Any:
+    """A WSGI string as Werkzeug decodes it, or ``missing`` (Map.bind's default) if absent."""
+    value = environ.get(name)
+    return missing if value is None else _wsgi_decoding_dance(value)
 
 
 def _current_exception() -> BaseException | None:
