@@ -131,7 +131,9 @@ class Interaction:
         # names), each taken back in the release unless the step gets to its check, so
         # that each ends up counted as if counted there: one round trip before Link.
         ahead = CountedAhead()
-        if _well_formed(email) and self._rate_limits.rehearsed(email) is None:
+        well_formed = _well_formed(email)
+        rehearsed = self._rate_limits.rehearsed(email) if well_formed else None
+        if well_formed and rehearsed is None:
             ahead.lookup = self._rate_limits.lookup_counting(network)
             client_id = client_named_by(request.csrf_token)
             if client_id is not None:
@@ -146,15 +148,15 @@ class Interaction:
                 return StepResult(flow)
             # Back at the email step with what was typed: if Link or a limit refuses, the
             # page shows it again; the code step is saved only once a code is on its way.
-            if _CONTROL.search(email):
+            if not well_formed and _CONTROL.search(email):
                 # The form comes back with what was typed, minus the characters refused.
                 shown = _CONTROL.sub("", email)[:254] or None
-                typed = self._restart(flow).advance(email=shown)
+                typed = self._restart(flow, email=shown)
                 return self._refuse(held, typed, Problem.EMAIL_CONTROL_CHARACTERS)
-            typed = self._restart(flow).advance(email=email[:254] or None)
-            if not _well_formed(email):
+            typed = self._restart(flow, email=email[:254] or None)
+            if not well_formed:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
-            refused = self._rate_limits.rehearsed(email)
+            refused = rehearsed
             if ahead.lookup is not None:
                 held.riders.remove(ahead.lookup_refund)  # the lookup is counted for good
                 refused = self._rate_limits.lookup_refusal(ahead.lookup)
@@ -167,9 +169,7 @@ class Interaction:
             if not found.exists or not found.client_secret:
                 self._metrics.sign_in_failed(flow.client_id, "not_on_link")
                 log_failure(flow, "not_on_link")
-                return self._save(
-                    held, self._restart(flow).advance(step=FlowStep.NOT_ON_LINK, email=email)
-                )
+                return self._save(held, typed.advance(step=FlowStep.NOT_ON_LINK))
             counted = None
             if ahead.sms is not None and ahead.sms_client == flow.client_id:
                 counted = ahead.sms
@@ -367,10 +367,10 @@ class Interaction:
             return self._refuse(held, flow, Problem.LINK_RATE_LIMITED)
         return self._refuse(held, flow, Problem.LINK_UNAVAILABLE)
 
-    def _restart(self, flow: Flow) -> Flow:
-        return flow.advance(
-            step=FlowStep.EMAIL, redacted_phone=None, link_client_secret=None, identity=None
-        )
+    def _restart(self, flow: Flow, **changes: str | None) -> Flow:
+        """Back at the email step, with ``changes`` (one copy of the flow for both)."""
+        reset = {"redacted_phone": None, "link_client_secret": None, "identity": None}
+        return flow.advance(step=FlowStep.EMAIL, **reset, **changes)
 
     # Plumbing.
 

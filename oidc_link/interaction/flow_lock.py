@@ -5,8 +5,7 @@ step writes is the step's business; this module only carries it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from oidc_link.errors import FlowBusyError, FlowNotFoundError
@@ -38,36 +37,43 @@ class HeldFlow:
     riders_locked: bool = True
 
 
-@contextmanager
-def locked(
-    flows: FlowStore,
-    flow_id: str,
-    sleep: Callable[[float], None],
-    riders: Sequence[Rider] = (),
-) -> Iterator[HeldFlow]:
+class locked:  # noqa: N801 - used as a function is: ``with locked(...) as held``
     """Hold the flow's lock for the block: the block gets the flow as read under the lock,
     in the same round trip as the lock (``riders`` too, answered once), and the write that
     ends the step goes with the lock's release, in one round trip too. Waits up to
     LOCK_WAIT_SECONDS for another step's lock (``sleep`` between polls), then
-    FlowBusyError."""
-    token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS, riders)
-    riders_locked = token is not None
-    waited = 0.0
-    while token is None and waited < LOCK_WAIT_SECONDS:
-        sleep(LOCK_POLL_SECONDS)
-        waited += LOCK_POLL_SECONDS
-        token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS)
-    if token is None:
-        raise FlowBusyError()
-    held = HeldFlow(flow, riders_locked=riders_locked)
-    try:
-        yield held
-    except BaseException:
-        held.writes = None  # a step that failed writes nothing of its own: dropped
-        raise
-    finally:
-        saved = flows.release(
-            flow_id, token, held.save, held.finished, held.riders, batch=held.writes
+    FlowBusyError. A class rather than a generator: one step's lock costs two calls."""
+
+    def __init__(
+        self,
+        flows: FlowStore,
+        flow_id: str,
+        sleep: Callable[[float], None],
+        riders: Sequence[Rider] = (),
+    ) -> None:
+        self._flows, self._flow_id, self._sleep, self._riders = flows, flow_id, sleep, riders
+
+    def __enter__(self) -> HeldFlow:
+        flows, flow_id = self._flows, self._flow_id
+        token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS, self._riders)
+        riders_locked = token is not None
+        waited = 0.0
+        while token is None and waited < LOCK_WAIT_SECONDS:
+            self._sleep(LOCK_POLL_SECONDS)
+            waited += LOCK_POLL_SECONDS
+            token, flow = flows.lock_and_load(flow_id, LOCK_SECONDS)
+        if token is None:
+            raise FlowBusyError()
+        self._token = token
+        self._held = HeldFlow(flow, riders_locked=riders_locked)
+        return self._held
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        held = self._held
+        if kind is not None:
+            held.writes = None  # a step that failed writes nothing of its own: dropped
+        saved = self._flows.release(
+            self._flow_id, self._token, held.save, held.finished, held.riders, batch=held.writes
         )
-    if held.save is not None and not saved:
-        raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone
+        if kind is None and held.save is not None and not saved:
+            raise FlowNotFoundError()  # it ended or expired meanwhile, and stays gone

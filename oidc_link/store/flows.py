@@ -42,7 +42,7 @@ class FlowStore(Aggregate):
         return self._ttl_until(flow.expires_at) + keyspace.FLOW_AFTERLIFE
 
     def add(self, flow: Flow) -> None:
-        self._redis.set(self._flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), nx=True)
+        _set(self._redis, self._flow(flow.id), flow.to_record(), self._flow_ttl(flow), "NX")
 
     def save(self, flow: Flow) -> bool:
         """Update a pending flow; False if it is gone (finished or expired) and stays gone.
@@ -52,7 +52,7 @@ class FlowStore(Aggregate):
         return bool(self._update(self._redis, flow))
 
     def _update(self, target: Any, flow: Flow) -> Any:
-        return target.set(self._flow(flow.id), flow.to_record(), ex=self._flow_ttl(flow), xx=True)
+        return _set(target, self._flow(flow.id), flow.to_record(), self._flow_ttl(flow), "XX")
 
     def load(self, flow_id: str) -> Flow | None:
         raw = self._redis.get(self._flow(flow_id))
@@ -77,7 +77,7 @@ class FlowStore(Aggregate):
         """Queue ``finished`` in place of what ``end`` kept (where the browser went, known
         only once the step's other writes are queued)."""
         keys, args = self._finish_args(flow_id, finished)
-        writes.pipeline.set(keys[0], args[0], ex=args[1])
+        _set(writes.pipeline, keys[0], args[0], args[1])
 
     def load_finished(self, flow_id: str) -> FinishedFlow | None:
         raw = self._redis.get(self._finished(flow_id))
@@ -104,7 +104,7 @@ class FlowStore(Aggregate):
         """
         token = new_secret(12)
         pipeline = self._redis.pipeline(transaction=False)
-        pipeline.set(self._lock(flow_id), token, nx=True, ex=seconds)
+        _set(pipeline, self._lock(flow_id), token, seconds, "NX")
         pipeline.get(self._flow(flow_id))
         sizes = [rider.queue(pipeline) for rider in riders]
         locked, raw, *others = pipeline.execute(raise_on_error=False)
@@ -165,6 +165,12 @@ class FlowStore(Aggregate):
                 raise result
         _answer(riders, sizes, results[ours:])
         return save is None or bool(written[0])
+
+
+def _set(target: Any, key: str, value: str, seconds: int, *condition: str) -> Any:
+    """SET ``key`` for ``seconds`` (``condition``: NX or XX), as redis-py's ``set`` sends
+    it, without the checks of its dozen options (each a few calls, on every step)."""
+    return target.execute_command("SET", key, value, *condition, "EX", seconds)
 
 
 def _answer(riders: Sequence[Rider], sizes: list[int], results: list[Any]) -> None:

@@ -70,7 +70,8 @@ class _StateWrite:
         self._key, self._state, self._ttl = key, state, ttl
 
     def queue(self, pipeline: Any) -> int:
-        pipeline.set(self._key, self._state, ex=self._ttl)
+        # As redis-py's ``set`` sends it, without the checks of its dozen options.
+        pipeline.execute_command("SET", self._key, self._state, "EX", self._ttl)
         return 1
 
     def answer(self, results: list[Any]) -> None:
