@@ -56,7 +56,7 @@ def rendered_in_full(app: Flask, answer: TestResponse, flow_path: str) -> str:
         flask.g.request_id = found.group()
         app.jinja_env.auto_reload = True
         try:
-            return flow_page(flow)[0]
+            return flow_page(services(), flask.request._get_current_object(), flow)[0]
         finally:
             app.jinja_env.auto_reload = False
 

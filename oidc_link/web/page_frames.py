@@ -53,7 +53,7 @@ class Frame:
 
     @property
     def trusted(self) -> bool:
-        return self._checked >= _CHECKS
+        return self._checked >= _CHECKS and not self._broken
 
     def fill(self, values: Mapping[str, object]) -> str:
         """The page with ``values`` in its holes, escaped as the template escapes output."""

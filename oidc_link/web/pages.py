@@ -220,10 +220,10 @@ def _where(outcome: Finished) -> str:
     return url_for("pages.show", flow_id=outcome.flow.id)
 
 
-def flow_page(flow: Flow) -> Page:
+def flow_page(found: Services, http: Request, flow: Flow) -> Page:
     """The page of a flow's current step, as ``GET /signin/<id>`` shows it; /authorize
     answers a new sign-in with it (its email page) instead of a redirect here."""
-    return _render(services(), flow)
+    return render_flow_page(found, http, flow, flow_page_url(http, flow.id))
 
 
 def pending_flow_page(flow_id: str) -> Page | None:

@@ -11,15 +11,15 @@ from flask import (
     Blueprint,
     Request,
     Response,
+    current_app,
     jsonify,
-    make_response,
     redirect,
     request,
     url_for,
 )
 
 from oidc_link.config import first_supported
-from oidc_link.ids import digest
+from oidc_link.ids import digest, new_secret
 from oidc_link.models import Flow, SsoSession
 from oidc_link.oauth.messages import (
     AuthorizationPageError,
@@ -34,7 +34,7 @@ from oidc_link.web.answers import authorization_answer
 from oidc_link.web.browser import (
     authorize_flow,
     bind_browser,
-    browser_id_or_new,
+    browser_id_of,
     remember_authorize_flow,
     session_secret,
 )
@@ -107,11 +107,12 @@ def authorize() -> Response | Page:
     # path (sign_in.py), else alone as the block ends, whatever the answer.
     with found.sessions.renewals() as renewal:
         session = found.sessions.find(session_secret(), renewal)
-        return _answer_authorization(found, asked, fingerprint, session, renewal)
+        return _answer_authorization(found, http, asked, fingerprint, session, renewal)
 
 
 def _answer_authorization(
     found: Services,
+    http: Request,
     asked: ProtocolRequest,
     fingerprint: str,
     session: SsoSession | None,
@@ -129,7 +130,7 @@ def _answer_authorization(
         return page_for(error).response()
     if isinstance(outcome, ProtocolResponse):
         return _deliver(outcome, authorization.parameters)
-    browser = browser_id_or_new()
+    browser = browser_id_of(http, secure=found.settings.secure_cookies) or new_secret(32)
     if outcome.signed_in is not None:
         # Single sign-on: the session spares the SMS (auth_time stays the time of the real
         # sign-in); sign_in.py answers with a code, or with the consent step.
@@ -149,10 +150,12 @@ def _answer_authorization(
         assert finished.answer is not None
         return _deliver(finished.answer, outcome.parameters)
     flow = found.interaction.start(outcome.client.client_id, outcome.parameters, browser)
-    return _first_page(flow, browser, fingerprint)
+    return _first_page(found, http, flow, browser, fingerprint)
 
 
-def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
+def _first_page(
+    found: Services, http: Request, flow: Flow, browser: str, fingerprint: str
+) -> Response:
     """A new sign-in's email page as the answer to /authorize itself, not a 303 to
     /signin/<id>: one HTTP exchange (on a phone, a network round trip) less per sign-in.
 
@@ -160,8 +163,9 @@ def _first_page(flow: Flow, browser: str, fingerprint: str) -> Response:
     Reload never sends a second SMS. The cookies bind the flow to this browser and remember
     it under this request, for a reload of the URL the browser now shows.
     """
-    response = make_response(flow_page(flow))
-    secure = services().settings.secure_cookies
+    page, status, headers = flow_page(found, http, flow)
+    response = current_app.response_class(page, status, headers)
+    secure = found.settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     remember_authorize_flow(response, flow.id, fingerprint, secure=secure)
     return response
