@@ -126,11 +126,14 @@ def create_web_app(services: Services) -> Flask:
 
     @app.after_request
     def add_headers(response: Response) -> Response:
+        # g and the request themselves: each read through a proxy looks them up again.
+        values = vars(g._get_current_object())  # type: ignore[attr-defined]
+        incoming = request._get_current_object()  # type: ignore[attr-defined]
         add_security_headers(
             response.headers,
-            g.get("request_id", ""),
+            values.get("request_id", ""),
             page=response.mimetype == "text/html",
-            cacheable=request.path.startswith("/static/"),
+            cacheable=incoming.path.startswith("/static/"),
             https=https_issuer,
         )
         return response
