@@ -43,10 +43,9 @@ class CodeCheckAhead:
 
     def answer(self, results: list[Any]) -> None:
         (state,) = results
-        if isinstance(state, Exception):
-            raise state
-        self._state = state.decode() if isinstance(state, bytes) else state
-        self._answered = True
+        if not isinstance(state, Exception):  # else unanswered: the check runs the script
+            self._state = state.decode() if isinstance(state, bytes) else state
+            self._answered = True
 
     def check(self, sent: int, right: bool, max_attempts: int, ttl: int) -> str | None:
         """CHECK_SANDBOX_CODE's outcome on the state read (None: it was not read), its
