@@ -13,7 +13,7 @@ import redis
 
 from oidc_link.clock import FixedClock
 from oidc_link.config import SandboxUser
-from oidc_link.link import LinkClient, LinkError, LinkErrorKind
+from oidc_link.link import CheckAhead, LinkClient, LinkError, LinkErrorKind
 from oidc_link.link.http import LiveLinkClient
 from oidc_link.link.sandbox import CODE_LIFETIME, SandboxLinkClient
 from oidc_link.store import Store
@@ -34,18 +34,34 @@ class LinkWorld:
     sent_code: Callable[[str], str]  # the code last texted to an email
     expire_codes: Callable[[], None]
     gives_names: bool  # and cities: the profile beyond the email
+    # Sends a check's reads (as the flow lock's round trip does) and its writes (as the
+    # release does), on the Redis behind the client; None for a client that reads nothing.
+    run_rider: Callable[[object], None] | None = None
 
 
-def sandbox_sessions(request: pytest.FixtureRequest, clock: FixedClock) -> SandboxSessionStore:
-    """The sandbox's session table: the store, on fakeredis or on the real redis-server."""
+def sandbox_sessions(
+    request: pytest.FixtureRequest, clock: FixedClock
+) -> tuple[SandboxSessionStore, redis.Redis]:
+    """The sandbox's session table: the store, on fakeredis or on the real redis-server,
+    and the Redis client under it."""
     if request.param == "sandbox-fakeredis":
-        return Store(fakeredis.FakeRedis(decode_responses=True), clock).sandbox
+        fake = fakeredis.FakeRedis(decode_responses=True)
+        return Store(fake, clock).sandbox, fake
     client = redis.Redis.from_url(
         request.getfixturevalue("redis_server_url"), decode_responses=True
     )
     client.flushdb()
     request.addfinalizer(client.close)
-    return Store(client, clock).sandbox
+    return Store(client, clock).sandbox, client
+
+
+def rider_runner(client: redis.Redis) -> Callable[[object], None]:
+    def run(rider: object) -> None:
+        pipeline = client.pipeline(transaction=False)
+        rider.queue(pipeline)  # type: ignore[attr-defined]
+        rider.answer(pipeline.execute(raise_on_error=False))  # type: ignore[attr-defined]
+
+    return run
 
 
 @pytest.fixture(
@@ -58,13 +74,13 @@ def world(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[LinkWor
         users = [
             SandboxUser(user.email.lower(), user.phone, user.name, user.city) for user in USERS
         ]
+        sessions, client = sandbox_sessions(request, clock)
         yield LinkWorld(
-            client=SandboxLinkClient(
-                users, clock, messages.append, sandbox_sessions(request, clock)
-            ),
+            client=SandboxLinkClient(users, clock, messages.append, sessions),
             sent_code=lambda email: announced_code(messages),
             expire_codes=lambda: clock.advance(CODE_LIFETIME),
             gives_names=True,
+            run_rider=rider_runner(client),
         )
         return
     fake: FakeLinkServer = request.getfixturevalue("fake_link")
@@ -204,3 +220,39 @@ def test_a_resent_code_replaces_the_earlier_one(world: LinkWorld) -> None:
         kind = refused(lambda: world.client.authenticate(JENNY_EMAIL, secret, old_code))
         assert kind is LinkErrorKind.INVALID_CODE
     assert world.client.authenticate(JENNY_EMAIL, secret, new_code).email == JENNY_EMAIL
+
+
+def checked_ahead(world: LinkWorld, hint: str | None, email: str, secret: str, code: str) -> str:
+    """One check as the code step makes it: the client's state for the session ``hint``
+    names read first (when the client reads any), written after; the outcome's kind."""
+    check: CheckAhead | None = world.client.check_ahead(hint) if hint is not None else None
+    if check is not None:
+        assert world.run_rider is not None
+        world.run_rider(check)
+    try:
+        world.client.authenticate(email, secret, code, check)
+        outcome = "signed in"
+    except LinkError as error:
+        outcome = error.kind.value
+    written = check.after() if check is not None else None
+    if written is not None:
+        assert world.run_rider is not None
+        world.run_rider(written)
+    return outcome
+
+
+def test_checks_read_ahead_count_wrong_codes_and_sign_in_once_as_checks_alone_do(
+    world: LinkWorld,
+) -> None:
+    found = world.client.lookup(JENNY_EMAIL)
+    assert found.client_secret is not None
+    started = world.client.start_verification(JENNY_EMAIL, found.client_secret)
+    code = world.sent_code(JENNY_EMAIL)
+    hint, secret = started.session_hint, started.client_secret
+
+    wrong = checked_ahead(world, hint, JENNY_EMAIL, secret, wrong_code_for(code))
+    right = checked_ahead(world, hint, JENNY_EMAIL, secret, code)
+    again = checked_ahead(world, hint, JENNY_EMAIL, secret, code)
+
+    assert (wrong, right) == ("invalid_code", "signed in")
+    assert again != "signed in"

@@ -504,3 +504,24 @@ def test_a_check_whose_state_was_not_read_runs_the_script(
     assert unread.after() is None
     keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
     assert [redis_client.get(key) for key in keys] == ["ended"]
+
+
+def test_a_check_whose_read_failed_runs_the_script_and_the_step_goes_on(
+    link: SandboxLinkClient, redis_client: redis.Redis, messages: list[str]
+) -> None:
+    found = link.lookup(JENNY.email)
+    assert found.client_secret is not None
+    started = link.start_verification(JENNY.email, found.client_secret)
+    assert started.session_hint is not None
+    failed = link.check_ahead(started.session_hint)
+    failed.answer([redis.ResponseError("LOADING Redis is loading the dataset in memory")])
+
+    with pytest.raises(LinkError) as caught:
+        link.authenticate(
+            JENNY.email, started.client_secret, wrong_code_for(announced_code(messages)), failed
+        )
+
+    assert kind_of(caught) is LinkErrorKind.INVALID_CODE
+    assert failed.after() is None
+    keys = list(redis_client.scan_iter(keyspace.pattern("sandbox_session")))
+    assert [redis_client.get(key) for key in keys] == ["1 1"]
