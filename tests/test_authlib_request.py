@@ -35,3 +35,25 @@ def test_a_request_for_a_checked_issuer_has_every_field_authlibs_own_constructor
 def test_a_request_for_an_issuer_not_checked_is_still_refused_over_plain_http() -> None:
     with pytest.raises(InsecureTransportError):
         AuthlibRequest("http://id.example.test", ASKED)
+
+
+def test_a_repeated_parameter_gives_authlib_its_first_value_and_every_value_in_order() -> None:
+    asked = ProtocolRequest(
+        "GET",
+        "/authorize",
+        query=[("scope", "openid"), ("state", "a"), ("scope", "openid email"), ("nonce", "n")],
+    )
+
+    payload = AuthlibRequest("https://id.example.test", asked, secure_issuer=True).payload
+
+    assert payload.data == {"scope": "openid", "state": "a", "nonce": "n"}
+    assert list(payload.data) == ["scope", "state", "nonce"]
+    assert payload.datalist == {"scope": ["openid", "openid email"], "state": ["a"], "nonce": ["n"]}
+    assert payload.datalist is payload.datalist  # built once, when first asked
+
+
+def test_parameters_each_sent_once_are_authlibs_data_and_datalist_alike() -> None:
+    payload = AuthlibRequest("https://id.example.test", ASKED, secure_issuer=True).payload
+
+    assert payload.data == {"a": "1", "grant_type": "authorization_code"}
+    assert payload.datalist == {"a": ["1"], "grant_type": ["authorization_code"]}

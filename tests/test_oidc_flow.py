@@ -51,7 +51,9 @@ def test_a_confidential_client_signs_a_user_in_and_validates_the_id_token(
     assert claims["amr"] == ["otp", "sms"]
     assert claims["auth_time"] == live_clock.now()
     assert claims["exp"] > claims["iat"]
-    assert "at_hash" in claims
+    # OIDC Core §3.1.3.6: the left half of the access token's SHA-256 (RS256), base64url.
+    half = hashlib.sha256(token["access_token"].encode()).digest()[:16]
+    assert claims["at_hash"] == base64.urlsafe_b64encode(half).rstrip(b"=").decode()
     assert token["token_type"] == "Bearer"
     assert token["scope"] == "openid email profile"
 

@@ -272,6 +272,27 @@ def test_a_repeated_parameter_is_an_invalid_request_and_spends_nothing(
     assert redeem(app, code).status_code == 200
 
 
+def test_a_parameter_in_both_the_query_and_the_body_is_repeated_and_spends_nothing(
+    app: Flask, console: list[str]
+) -> None:
+    code = issued_code(app, console)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": SHOP_CALLBACK,
+        "code_verifier": PKCE_VERIFIER,
+    }
+
+    answer = app.test_client().post(
+        "/token?code=" + code, data=form, auth=("shop", SHOP_SECRET), base_url=ISSUER
+    )
+
+    assert answer.status_code == 400
+    assert error_of(answer) == "invalid_request"
+    assert "'code' is repeated" in answer.get_json()["error_description"]
+    assert redeem(app, code).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("auth", "form"),
     [

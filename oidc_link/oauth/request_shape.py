@@ -17,8 +17,11 @@ ASSERTION_PARAMETERS = ("client_assertion", "client_assertion_type")
 
 def repeated_parameter(pairs: Iterable[tuple[str, str]]) -> str | None:
     """The first parameter name that occurs more than once, if any."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) == len(names):
+        return None  # the usual answer, found without a loop in Python
     seen: set[str] = set()
-    for name, _ in pairs:
+    for name in names:
         if name in seen:
             return name
         seen.add(name)

@@ -48,8 +48,8 @@ class TokenIssuer(Protocol):
 class TokenEndpoint:
     """The answer to a well-shaped token request (Provider.token checks its shape first).
 
-    Authlib's grant classes would wrap the same steps in a grant object, its hooks and a
-    second request type per request; here they are written out, in Authlib's order: client
+    Authlib's grant classes ran the same steps through a grant object made per request, its
+    extensions' hooks and the server's dispatch; here they are written out, in its order: client
     authentication, the grant's own checks, the tokens (logged and counted), then the ID
     token of an ``openid`` grant (OIDC Core §3.1.3.3, §12.2).
     """
