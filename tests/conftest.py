@@ -23,6 +23,7 @@ from oidc_link.config import Settings, settings_from_mapping
 from oidc_link.services import build_services
 from oidc_link.store import Store, connect
 from tests.fake_link_server import FakeLinkServer
+from tests.parallel import SuiteScheduling, worker_count
 from tests.redis_cluster import RunningCluster, running_cluster
 from tests.redis_sentinel import RunningSentinels, running_sentinels
 from tests.relying_party import Browser, RelyingParty
@@ -53,6 +54,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "redis_sentinel: run the test on a real Sentinel-run Redis too (redis_client)"
     )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): workers for the whole suite, none for named files
+    or tests (tests/parallel.py)."""
+    return worker_count(config)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> SuiteScheduling | None:
+    """``--dist loadfile`` (pyproject's addopts), with the slow files handed out first and
+    the accessibility walks one language at a time; another ``--dist`` asked for is kept."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    return SuiteScheduling(config, log)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(wrapper=True)
