@@ -319,13 +319,16 @@ def test_the_same_flows_and_their_outbox_run_on_a_real_redis_cluster(
 
 
 # Scripts the flows above do not run (a refused event's refund, an account update's compare
-# and set, an account's delete), each on one key, and perhaps that key's outbox stream:
+# and set, an account's delete; the sandbox's code check, which a code step runs only when
+# the check read ahead in the lock's round trip cannot decide: interaction/read_ahead.py),
+# each on one key, and perhaps that key's outbox stream:
 # checked by their text, which names KEYS[1] and no other but through the TELL fragment
 # (its KEYS[2]: keyspace.outbox names the stream in its key's slot).
 ONE_KEY_SCRIPTS = {
     "REFUND_COUNT": base.REFUND_COUNT,
     "SWAP_RECORD": accounts.SWAP_RECORD,
     "DELETE_AND_TELL": told.DELETE_AND_TELL,
+    "CHECK_SANDBOX_CODE": base.CHECK_SANDBOX_CODE,
 }
 
 
