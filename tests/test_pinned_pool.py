@@ -182,3 +182,23 @@ def test_a_script_the_server_forgot_is_loaded_again_through_the_direct_path(
     client.script_flush()
 
     assert script(keys=["direct:scripted"]) == 2
+
+
+def test_a_plain_pipeline_answers_in_order_with_a_refusal_in_its_place_or_raised(
+    client: redis.Redis,
+) -> None:
+    first = client.client_id()
+    client.set("direct:word", "a")
+    pipeline = client.pipeline(transaction=False)
+    pipeline.set("direct:n", "1", ex=60)
+    pipeline.incr("direct:word")
+    pipeline.incr("direct:n")
+
+    done, refused, counted = pipeline.execute(raise_on_error=False)
+
+    assert (done, counted) == (True, 2)
+    assert isinstance(refused, redis.ResponseError)
+    pipeline.incr("direct:word")
+    with pytest.raises(redis.ResponseError, match="Command # 1"):
+        pipeline.execute()
+    assert client.client_id() == first

@@ -44,3 +44,59 @@ class DirectRedis(redis.Redis):
                 connection.connect()
             pool.release(connection)
         return super()._execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        return DirectPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class DirectPipeline(redis.client.Pipeline):
+    """redis-py's pipeline, a plain one (no MULTI, no WATCH, no Script queued) sent as
+    ``DirectRedis`` sends a command: packed, written and its answers read directly, and
+    handed to redis-py's path (retries, backoff) after a first ConnectionError. Skips
+    redis-py's per-pipeline HIMPORT bookkeeping: this project never sends HIMPORT."""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if (
+            self.transaction
+            or self.explicit_transaction
+            or self.watching
+            or self.scripts
+            or self.connection is not None
+            or not stack
+        ):
+            return super().execute(raise_on_error)
+        connection = self.connection = self.connection_pool.get_connection()
+        try:
+            responses = self._send_and_read(connection, stack, raise_on_error)
+        except redis.ConnectionError:
+            connection.disconnect()
+            return super().execute(raise_on_error)  # sends it again; resets at the end
+        except BaseException:
+            self.reset()
+            raise
+        if connection.should_reconnect():
+            connection.disconnect()
+        self.reset()
+        return responses
+
+    def _send_and_read(
+        self, connection: Any, commands: list[Any], raise_on_error: bool
+    ) -> list[Any]:
+        connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
+        responses: list[Any] = []
+        try:
+            for args, options in commands:
+                try:
+                    responses.append(self.parse_response(connection, args[0], **options))
+                except redis.ResponseError as error:
+                    responses.append(error)
+        except BaseException:
+            # The rest of the answers are still on the socket: it serves no one else.
+            connection.disconnect()
+            raise
+        if raise_on_error:
+            self.raise_first_error(commands, responses)
+        return responses
