@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from oidc_link.store.connection import connect
-from oidc_link.store.direct_client import DirectRedis
+from oidc_link.store.direct_client import DirectRedis, DirectScript
 from oidc_link.store.pinned_pool import PinnedConnectionPool
 
 
@@ -144,6 +144,7 @@ def test_a_forked_process_opens_a_connection_of_its_own(client: redis.Redis) -> 
 
 def test_the_production_client_sends_commands_by_the_direct_path(client: redis.Redis) -> None:
     assert isinstance(client, DirectRedis)
+    assert isinstance(client.register_script("return 1"), DirectScript)
     assert client.set("direct:a", "1", ex=60) is True  # redis-py's answer callbacks still run
     assert client.get("direct:a") == "1"
     assert client.ttl("direct:a") > 0

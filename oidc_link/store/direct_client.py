@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 
 class DirectRedis(redis.Redis):
@@ -44,6 +46,9 @@ class DirectRedis(redis.Redis):
                 connection.connect()
             pool.release(connection)
         return super()._execute_command(*args, **options)
+
+    def register_script(self, script: Any) -> Script:
+        return DirectScript(self, script)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
         return DirectPipeline(
@@ -100,3 +105,23 @@ class DirectPipeline(redis.client.Pipeline):
         if raise_on_error:
             self.raise_first_error(commands, responses)
         return responses
+
+
+class DirectScript(Script):
+    """redis-py's Script, called on the client that registered it: EVALSHA straight to that
+    client's ``execute_command`` (redis-py goes through ``evalsha``, rebuilds the keys and
+    arguments as tuples and imports the pipeline classes to test for them, at every call),
+    and on NOSCRIPT (a new or restarted server, a failover) SCRIPT LOAD and EVALSHA again,
+    as redis-py does. Called with another client (a pipeline), it is redis-py's own."""
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        if client is not None:
+            return super().__call__(keys, args, client)
+        keys = keys or ()
+        args = args or ()
+        client = self.registered_client
+        try:
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = client.script_load(self.script)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
