@@ -203,3 +203,16 @@ def test_a_plain_pipeline_answers_in_order_with_a_refusal_in_its_place_or_raised
     with pytest.raises(redis.ResponseError, match="Command # 1"):
         pipeline.execute()
     assert client.client_id() == first
+
+
+def test_a_command_that_fails_before_an_answer_leaves_the_next_one_a_clean_connection(
+    client: redis.Redis,
+) -> None:
+    first = client.client_id()
+
+    with pytest.raises(redis.DataError):
+        client.set("direct:bad", {"not": "a value"})  # type: ignore[arg-type]
+
+    assert client.set("direct:good", "1") is True
+    assert client.get("direct:good") == "1"
+    assert client.client_id() != first  # dropped rather than risk an unread answer

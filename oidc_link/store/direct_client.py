@@ -38,6 +38,13 @@ class DirectRedis(redis.Redis):
         except redis.ConnectionError:
             # Not sent or no answer, the socket broken: redis-py's path retries on a new one.
             connection.disconnect()
+        except redis.ResponseError:
+            raise  # Redis's answer, read in full: the connection serves the next command
+        except BaseException:
+            # Anything else (an interrupt between sending and reading) may leave an answer
+            # unread, which the pool no longer polls for while the connection is in use.
+            connection.disconnect()
+            raise
         finally:
             # As redis-py does after each command: a connection marked to reconnect (a
             # server's maintenance notice) connects again before it serves the next.
@@ -79,7 +86,9 @@ class DirectPipeline(redis.client.Pipeline):
         except redis.ConnectionError:
             connection.disconnect()
             return super().execute(raise_on_error)  # sends it again; resets at the end
-        except BaseException:
+        except BaseException as error:
+            if not isinstance(error, redis.ResponseError):  # all answers read for those
+                connection.disconnect()
             self.reset()
             raise
         if connection.should_reconnect():
