@@ -208,9 +208,8 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
         primary.flushdb()
         primary.close()
         return
-    client = redis.Redis.from_url(
-        request.getfixturevalue("redis_server_url"), decode_responses=True
-    )
+    # Built as production builds it (its direct command, pipeline and script paths).
+    client = connect(request.getfixturevalue("redis_server_url"))
     client.flushdb()
     yield client
     client.flushdb()

@@ -1,7 +1,8 @@
 """The production client's pool pins one connection to each thread (store/pinned_pool.py):
 a thread reuses its connection, threads never share one, a thread's nested use gets another,
 an ended thread's connection serves the next one, and a connection the server closed is
-opened again before it is used. On a real redis-server: CLIENT ID names the connection."""
+opened again before it is used; commands take the direct path (store/direct_client.py).
+On a real redis-server: CLIENT ID names the connection."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import redis
 
 from oidc_link.store.connection import connect
+from oidc_link.store.direct_client import DirectRedis, DirectScript
 from oidc_link.store.pinned_pool import PinnedConnectionPool
 
 
@@ -138,3 +140,79 @@ def test_a_forked_process_opens_a_connection_of_its_own(client: redis.Redis) -> 
 
     assert child_id != parent
     assert client.client_id() == parent
+
+
+def test_the_production_client_sends_commands_by_the_direct_path(client: redis.Redis) -> None:
+    assert isinstance(client, DirectRedis)
+    assert isinstance(client.register_script("return 1"), DirectScript)
+    assert client.set("direct:a", "1", ex=60) is True  # redis-py's answer callbacks still run
+    assert client.get("direct:a") == "1"
+    assert client.ttl("direct:a") > 0
+
+
+def test_a_pipeline_on_a_pinned_connection_the_server_closed_is_sent_again(
+    client: redis.Redis, observer: redis.Redis
+) -> None:
+    first = client.client_id()
+    assert observer.client_kill_filter(_id=first) == 1
+    pipeline = client.pipeline(transaction=False)
+    pipeline.incr("direct:count")
+    pipeline.client_id()
+
+    count, now = pipeline.execute()
+
+    assert count == 1  # sent once: the closed connection never delivered it
+    assert now != first
+
+
+def test_a_refusal_by_the_server_is_raised_and_the_connection_stays(client: redis.Redis) -> None:
+    first = client.client_id()
+    client.set("direct:text", "a")
+
+    with pytest.raises(redis.ResponseError):
+        client.incr("direct:text")
+
+    assert client.client_id() == first
+
+
+def test_a_script_the_server_forgot_is_loaded_again_through_the_direct_path(
+    client: redis.Redis,
+) -> None:
+    script = client.register_script("return redis.call('INCR', KEYS[1])")
+    assert script(keys=["direct:scripted"]) == 1
+    client.script_flush()
+
+    assert script(keys=["direct:scripted"]) == 2
+
+
+def test_a_plain_pipeline_answers_in_order_with_a_refusal_in_its_place_or_raised(
+    client: redis.Redis,
+) -> None:
+    first = client.client_id()
+    client.set("direct:word", "a")
+    pipeline = client.pipeline(transaction=False)
+    pipeline.set("direct:n", "1", ex=60)
+    pipeline.incr("direct:word")
+    pipeline.incr("direct:n")
+
+    done, refused, counted = pipeline.execute(raise_on_error=False)
+
+    assert (done, counted) == (True, 2)
+    assert isinstance(refused, redis.ResponseError)
+    pipeline.incr("direct:word")
+    with pytest.raises(redis.ResponseError, match="Command # 1"):
+        pipeline.execute()
+    assert client.client_id() == first
+
+
+def test_a_command_that_fails_before_an_answer_leaves_the_next_one_a_clean_connection(
+    client: redis.Redis,
+) -> None:
+    first = client.client_id()
+
+    with pytest.raises(redis.DataError):
+        client.set("direct:bad", {"not": "a value"})  # type: ignore[arg-type]
+
+    assert client.set("direct:good", "1") is True
+    assert client.get("direct:good") == "1"
+    assert client.client_id() != first  # dropped rather than risk an unread answer

@@ -21,6 +21,7 @@ from redis.sentinel import Sentinel
 from oidc_link.config.redis_settings import RedisAddress, RedisSettings, parse_redis_url
 from oidc_link.errors import StoreUnavailableError
 from oidc_link.store.command_packer import CommandPacker
+from oidc_link.store.direct_client import DirectRedis
 from oidc_link.store.pinned_pool import PinnedConnectionPool, PinnedSentinelConnectionPool
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def connect(redis_url: str | None, options: RedisSettings | None = None) -> redi
     # The pool is built here, not by redis.Redis(host=...), only to pin a connection to each
     # thread; from_pool gives the client the pool to close with it, as Redis(host=...) does.
     pool = PinnedConnectionPool(**where, **credentials, **tls, **_client_policy())
-    return redis.Redis.from_pool(pool)
+    return DirectRedis.from_pool(pool)
 
 
 def _client_policy() -> dict[str, Any]:
@@ -159,7 +160,7 @@ def _sentinel_master(
     )
     return sentinels.master_for(
         address.service_name,
-        redis_class=redis.Redis,
+        redis_class=DirectRedis,
         connection_pool_class=PinnedSentinelConnectionPool,
         db=address.db,
         username=address.username,

@@ -6,21 +6,29 @@ back for every command. Knows no command and no key; connection.py builds client
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
 import redis
 from redis.sentinel import SentinelConnectionPool
 
+# Seconds a pinned connection may stay unused and still be taken without asking the socket
+# whether the server closed it (a poll per command otherwise). A command on a connection the
+# server closed sooner fails to send or read, and redis-py reconnects and sends it again.
+CHECK_AFTER_IDLE = 1.0
+
 
 class _Pin:
     """A thread's own connection, and whether that thread is using it right now."""
 
-    __slots__ = ("__weakref__", "busy", "connection")
+    __slots__ = ("__weakref__", "busy", "connection", "released_at")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.busy = False
+        # When its thread last gave it back (time.monotonic()).
+        self.released_at = 0.0
 
 
 class _PinnedConnections:
@@ -58,7 +66,10 @@ class _PinnedConnections:
                 # What release() would have found: Sentinel has named another master since
                 # this connection was made. It connects again, to the master named now.
                 pin.connection.disconnect()
-            self.ensure_connection(pin.connection)  # type: ignore[attr-defined]
+            if time.monotonic() - pin.released_at > CHECK_AFTER_IDLE:
+                self.ensure_connection(pin.connection)  # type: ignore[attr-defined]
+            else:
+                pin.connection.connect()  # at once when an error disconnected it
         pin.busy = True
         return pin.connection
 
@@ -66,6 +77,7 @@ class _PinnedConnections:
         pin = getattr(self._pins, "pin", None)
         if pin is not None and pin.connection is connection:
             pin.busy = False
+            pin.released_at = time.monotonic()
             return
         super().release(connection)  # type: ignore[misc]
 

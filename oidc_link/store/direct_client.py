@@ -1,0 +1,136 @@
+"""redis-py's client with a shorter path for one command on a connection pinned to the thread
+(pinned_pool.py): send, read, parse, and redis-py's own path only when that fails. Knows no
+command and no key; connection.py builds clients of this class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+
+class DirectRedis(redis.Redis):
+    """``redis.Redis`` whose commands go straight to the connection the pool hands out.
+
+    redis-py wraps every command in closures, a retry loop, its OpenTelemetry-style metrics
+    of each command's duration (recorded only when configured, but computed for each), and
+    a check for the HIMPORT command: about a third of its Python work per command. Here a
+    command is sent and its answer read directly; the first ConnectionError (a connection
+    the server closed, a Sentinel master that is now a replica) disconnects and hands the
+    command to redis-py's path, whose retries, backoff and reconnection run as before. That
+    first try takes the place of the pool's check that a connection is still open before
+    each command (pinned_pool.py skips it while the connection is in use), which reconnected
+    at once as well. A timeout or a refusal is raised as redis-py raises it: a command that
+    may have run is never sent again.
+    """
+
+    def _execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.connection is not None or self._single_connection_client:
+            return super()._execute_command(*args, **options)
+        pool = self.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command(*args, **options)
+            return self.parse_response(connection, args[0], **options)
+        except redis.ConnectionError:
+            # Not sent or no answer, the socket broken: redis-py's path retries on a new one.
+            connection.disconnect()
+        except redis.ResponseError:
+            raise  # Redis's answer, read in full: the connection serves the next command
+        except BaseException:
+            # Anything else (an interrupt between sending and reading) may leave an answer
+            # unread, which the pool no longer polls for while the connection is in use.
+            connection.disconnect()
+            raise
+        finally:
+            # As redis-py does after each command: a connection marked to reconnect (a
+            # server's maintenance notice) connects again before it serves the next.
+            if connection.should_reconnect():
+                connection.disconnect()
+                connection.connect()
+            pool.release(connection)
+        return super()._execute_command(*args, **options)
+
+    def register_script(self, script: Any) -> Script:
+        return DirectScript(self, script)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        return DirectPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class DirectPipeline(redis.client.Pipeline):
+    """redis-py's pipeline, a plain one (no MULTI, no WATCH, no Script queued) sent as
+    ``DirectRedis`` sends a command: packed, written and its answers read directly, and
+    handed to redis-py's path (retries, backoff) after a first ConnectionError. Skips
+    redis-py's per-pipeline HIMPORT bookkeeping: this project never sends HIMPORT."""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if (
+            self.transaction
+            or self.explicit_transaction
+            or self.watching
+            or self.scripts
+            or self.connection is not None
+            or not stack
+        ):
+            return super().execute(raise_on_error)
+        connection = self.connection = self.connection_pool.get_connection()
+        try:
+            responses = self._send_and_read(connection, stack, raise_on_error)
+        except redis.ConnectionError:
+            connection.disconnect()
+            return super().execute(raise_on_error)  # sends it again; resets at the end
+        except BaseException as error:
+            if not isinstance(error, redis.ResponseError):  # all answers read for those
+                connection.disconnect()
+            self.reset()
+            raise
+        if connection.should_reconnect():
+            connection.disconnect()
+        self.reset()
+        return responses
+
+    def _send_and_read(
+        self, connection: Any, commands: list[Any], raise_on_error: bool
+    ) -> list[Any]:
+        connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
+        responses: list[Any] = []
+        try:
+            for args, options in commands:
+                try:
+                    responses.append(self.parse_response(connection, args[0], **options))
+                except redis.ResponseError as error:
+                    responses.append(error)
+        except BaseException:
+            # The rest of the answers are still on the socket: it serves no one else.
+            connection.disconnect()
+            raise
+        if raise_on_error:
+            self.raise_first_error(commands, responses)
+        return responses
+
+
+class DirectScript(Script):
+    """redis-py's Script, called on the client that registered it: EVALSHA straight to that
+    client's ``execute_command`` (redis-py goes through ``evalsha``, rebuilds the keys and
+    arguments as tuples and imports the pipeline classes to test for them, at every call),
+    and on NOSCRIPT (a new or restarted server, a failover) SCRIPT LOAD and EVALSHA again,
+    as redis-py does. Called with another client (a pipeline), it is redis-py's own."""
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        if client is not None:
+            return super().__call__(keys, args, client)
+        keys = keys or ()
+        args = args or ()
+        client = self.registered_client
+        try:
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = client.script_load(self.script)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
