@@ -32,6 +32,7 @@ from oidc_link.models import Identity, SsoSession
 from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
+from oidc_link.oauth.code_redirect import code_location
 from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
@@ -298,17 +299,30 @@ class Provider(AuthorizationServer):
             return grant
         return self._issue_code(grant, identity)
 
-    def _issue_code(self, grant: Any, identity: Identity) -> ProtocolResponse:
+    def _issue_code(self, grant: Any, identity: Identity | None) -> ProtocolResponse:
         """Authlib's ``create_authorization_response`` for a grant that has just validated its
         request (``get_consent_grant``), less validating it once more: the code (or, with no
-        ``identity``, access_denied) back to the RP."""
+        ``identity``, access_denied) back to the RP. The code's redirect is built here in one
+        pass, ``iss`` included (code_redirect.py: the bytes Authlib's two passes gave)."""
+        request = grant.request
         try:
-            answer = self.handle_response(
-                *grant.create_authorization_response(grant.redirect_uri, identity)
-            )
+            if identity is None:
+                answer = self.handle_response(
+                    *grant.create_authorization_response(grant.redirect_uri, identity)
+                )
+            else:
+                request.user = identity
+                code = grant.generate_authorization_code()
+                grant.save_authorization_code(code, request)
+                location = code_location(
+                    grant.redirect_uri, code, request.payload.state, self.settings.issuer
+                )
+                answer = ProtocolResponse(302, "", [("Location", location)])
+                grant.execute_hook("after_authorization_response", answer)
+                return answer
         except OAuth2Error as error:
-            error.state = grant.request.payload.state
-            answer = self.handle_error_response(grant.request, error)
+            error.state = request.payload.state
+            answer = self.handle_error_response(request, error)
         grant.execute_hook("after_authorization_response", answer)
         return self._with_issuer(answer)
 
