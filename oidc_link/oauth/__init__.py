@@ -16,6 +16,7 @@ from authlib.common.security import is_secure_transport
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
     InvalidClientError,
     InvalidRequestError,
     OAuth2Request,
@@ -51,6 +52,7 @@ from oidc_link.oauth.messages import (
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
 from oidc_link.oauth.sso import SessionReuse
+from oidc_link.oauth.stored_request import grant_if_still_registered
 from oidc_link.oauth.token_endpoint import TokenEndpoint
 from oidc_link.oauth.tokens import Introspection, Revocation, TokenLifecycle
 from oidc_link.outbound import Outbound
@@ -286,14 +288,18 @@ class Provider(AuthorizationServer):
         writes: Writes | None = None,
         account_read: AccountRead | None = None,
     ) -> ProtocolResponse:
-        # The stored request is validated again: the client's registration may have
-        # changed while the user was signing in. Once: the code is then issued from that
-        # grant, without Authlib's create_authorization_response validating it a third time.
+        # The stored request is validated again: the client's registration may have changed
+        # while the user was signing in. What it decides is checked alone (stored_request.py);
+        # what that would refuse, Authlib's validation answers. The code is then issued from
+        # the grant, without create_authorization_response validating it a third time.
         request = self.create_oauth2_request(
             ProtocolRequest("GET", "/authorize", query=list(parameters.items())), session, writes
         )
         if isinstance(request, AuthlibRequest):
             request.account_read = account_read
+            checked = grant_if_still_registered(self, request, identity)
+            if checked is not None:
+                return self._issue_code(checked, identity)
         grant = self._consent_grant(request, identity)
         if isinstance(grant, ProtocolResponse):
             return grant
@@ -301,30 +307,25 @@ class Provider(AuthorizationServer):
 
     def _issue_code(self, grant: Any, identity: Identity | None) -> ProtocolResponse:
         """Authlib's ``create_authorization_response`` for a grant that has just validated its
-        request (``get_consent_grant``), less validating it once more: the code (or, with no
-        ``identity``, access_denied) back to the RP. The code's redirect is built here in one
-        pass, ``iss`` included (code_redirect.py: the bytes Authlib's two passes gave)."""
+        request, less validating it once more: the code (or, with no ``identity``,
+        access_denied) back to the RP, its redirect built in one pass with ``iss``
+        (code_redirect.py: the bytes Authlib's ``add_params_to_uri`` twice gave)."""
         request = grant.request
         try:
             if identity is None:
-                answer = self.handle_response(
-                    *grant.create_authorization_response(grant.redirect_uri, identity)
-                )
-            else:
-                request.user = identity
-                code = grant.generate_authorization_code()
-                grant.save_authorization_code(code, request)
-                location = code_location(
-                    grant.redirect_uri, code, request.payload.state, self.settings.issuer
-                )
-                answer = ProtocolResponse(302, "", [("Location", location)])
-                grant.execute_hook("after_authorization_response", answer)
-                return answer
+                raise AccessDeniedError(redirect_uri=grant.redirect_uri)
+            request.user = identity
+            code = grant.generate_authorization_code()
+            grant.save_authorization_code(code, request)
         except OAuth2Error as error:
             error.state = request.payload.state
-            answer = self.handle_error_response(request, error)
+            answer = self._with_issuer(self.handle_error_response(request, error))
+        else:
+            state = request.payload.state
+            location = code_location(grant.redirect_uri, code, state, self.settings.issuer)
+            answer = ProtocolResponse(302, "", [("Location", location)])
         grant.execute_hook("after_authorization_response", answer)
-        return self._with_issuer(answer)
+        return answer
 
     def _consent_grant(
         self, request: ProtocolRequest | OAuth2Request, identity: Identity | None
