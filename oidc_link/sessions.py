@@ -6,7 +6,6 @@ with an idle and an absolute lifetime.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import replace
 
 from oidc_link.clock import Clock
@@ -43,6 +42,10 @@ class Sessions:
         """A new session, and its cookie secret: started before the code is issued, so the
         code (and the ID token) carry its ``sid``. With ``writes``, stored with them (the
         code's, say: one round trip for both)."""
+        if writes is None:
+            # A batch of its own for the session and the person's list: one round trip.
+            with self._store.writes() as batch:
+                return self.begin(identity, device, batch)
         now = self._clock.now()
         secret = HOST_COOKIE_MARK + new_secret(32)
         session = SsoSession(
@@ -53,12 +56,9 @@ class Sessions:
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
         )
-        # The session and the person's list of sessions in one batch: one round trip.
-        with nullcontext(writes) if writes is not None else self._store.writes() as queued:
-            self._store.sessions.save(secret, session, writes=queued)
-            self._store.sessions.add_to_person(
-                identity.email, secret, session.absolute_expiry, writes=queued
-            )
+        stored = self._store.sessions
+        stored.save(secret, session, writes=writes)
+        stored.add_to_person(identity.email, secret, session.absolute_expiry, writes=writes)
         return secret, session
 
     def find(self, secret: str | None, renewal: Writes | None = None) -> SsoSession | None:

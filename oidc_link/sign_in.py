@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,28 +122,32 @@ class SignIn:
             same_sign_in = session is not None and session.identity == identity
             return self._issue(request, identity, session if same_sign_in else None)
         # A new session starts before the code is issued, so the code carries its sid; both
-        # are stored in one batch (one Redis round trip): the caller's, else as the block ends.
-        if via is not Via.CODE:
-            batch: AbstractContextManager[Writes | None] = nullcontext()
-        elif writes is not None:
-            batch = nullcontext(writes)
-        else:
-            batch = self._store.writes()
-        with batch as writes:
-            secret = None
-            if via is Via.CODE:
-                secret, session = self._sessions.begin(identity, device, writes)
-            consent = self._provider.consent_request(
-                request.client_id, request.parameters, identity
-            )
-            if consent.needed:
-                # A third-party client not (yet, or no longer) approved, or prompt=consent
-                # (OIDC Core §3.1.2.4): a new flow at the consent step, bound to this browser.
-                flow = self._interaction.start(
-                    request.client_id, request.parameters, _bound(browser), identity
+        # are stored in one batch (one Redis round trip): the caller's, else one sent as the
+        # block ends.
+        if via is Via.CODE and writes is None:
+            with self._store.writes() as batch:
+                return self.complete(
+                    request,
+                    identity,
+                    via,
+                    browser=browser,
+                    session=session,
+                    device=device,
+                    writes=batch,
+                    account_read=account_read,
                 )
-                return Finished(Next.CONSENT, flow=flow, session_secret=secret)
-            return self._issue(request, identity, session, writes, secret, account_read)
+        secret = None
+        if via is Via.CODE:
+            secret, session = self._sessions.begin(identity, device, writes)
+        consent = self._provider.consent_request(request.client_id, request.parameters, identity)
+        if consent.needed:
+            # A third-party client not (yet, or no longer) approved, or prompt=consent
+            # (OIDC Core §3.1.2.4): a new flow at the consent step, bound to this browser.
+            flow = self._interaction.start(
+                request.client_id, request.parameters, _bound(browser), identity
+            )
+            return Finished(Next.CONSENT, flow=flow, session_secret=secret)
+        return self._issue(request, identity, session, writes, secret, account_read)
 
     def _from_session(
         self,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextlib import nullcontext
 from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
@@ -38,7 +37,7 @@ from oidc_link.oauth.request_shape import refuse_repeated_parameters
 from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.tokens import TokenLifecycle
 from oidc_link.platform.accounts import Accounts
-from oidc_link.store import Store
+from oidc_link.store import Store, Writes
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # OIDC Core §3.1.2.1; select_account is answered like login: there is one account per email.
@@ -157,59 +156,64 @@ class CodeGrant(AuthorizationCodeGrant):
         return new_secret(36)
 
     def save_authorization_code(self, code: str, request: AuthlibRequest) -> None:
+        # What issuing a code writes goes in one batch, one round trip: the caller's
+        # (Provider.approve's ``writes``), else one of its own.
+        if request.store_writes is not None:
+            self._queue_code(code, request, request.store_writes)
+        else:
+            with self.server.store.writes() as writes:
+                self._queue_code(code, request, writes)
+
+    def _queue_code(self, code: str, request: AuthlibRequest, writes: Writes) -> None:
         identity: Identity = request.user
         client: OAuthClient = request.client
+        client_id = client.get_client_id()
         data = request.payload.data
+        scope = request.scope
         # The SSO session this sign-in belongs to (sign_in.py, through Provider.approve): its
         # sid goes into the code, and the session remembers the client so logout can tell it.
         session = request.sso_session
-        store = self.server.store
-        # What issuing a code writes goes in one batch, one round trip: the caller's
-        # (Provider.approve's ``writes``), else one of its own.
-        given = request.store_writes
-        tokens = self.server.tokens
+        server = self.server
+        store = server.store
+        tokens = server.tokens
         family_id = tokens.family_of(code)
-        # The family goes into the session's set with the client (one SADD, one EXPIRE)
-        # when its tokens end with the session; bind_family then leaves that set alone.
-        session_family = (
-            family_id if session is not None and tokens.ends_with_session(request.scope) else None
+        if session is not None:
+            # The family goes into the session's set with the client (one SADD, one EXPIRE)
+            # when its tokens end with the session; bind_family then leaves that set alone.
+            store.sessions.remember_client(
+                session.sid,
+                client_id,
+                session.absolute_expiry,
+                family_id=family_id if tokens.ends_with_session(scope) else None,
+                writes=writes,
+            )
+        # The user's account at this client's owner (its sub, as Provider.subject_for
+        # gives it), created on the first sign-in (issue 6).
+        subject = server.accounts.sign_in(
+            client.settings.subject_sector,
+            identity.email,
+            identity.name,
+            writes,
+            request.account_read,
         )
-        with nullcontext(given) if given is not None else store.writes() as writes:
-            if session is not None:
-                store.sessions.remember_client(
-                    session.sid,
-                    client.get_client_id(),
-                    session.absolute_expiry,
-                    family_id=session_family,
-                    writes=writes,
-                )
-            # The user's account at this client's owner (its sub, as Provider.subject_for
-            # gives it), created on the first sign-in (issue 6).
-            subject = self.server.accounts.sign_in(
-                client.settings.subject_sector,
-                identity.email,
-                identity.name,
-                writes,
-                request.account_read,
-            )
-            record = AuthorizationCode(
-                client_id=client.get_client_id(),
-                redirect_uri=request.payload.redirect_uri,
-                scope=request.scope,
-                subject=subject,
-                identity=identity,
-                expires_at=self.server.clock.now() + self.server.settings.lifetimes.code,
-                nonce=data.get("nonce"),
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method"),
-                sid=session.sid if session is not None else None,
-                # Validated with the request (LinkOpenIDCode); read when tokens are issued.
-                claims=data.get("claims"),
-                family_id=family_id,
-            )
-            store.tokens.save_code(code, record, writes=writes)
-            # Bound now, in this batch, so that redeeming the code is one script.
-            tokens.bind_family(record, family_id, writes, in_session_set=session is not None)
+        record = AuthorizationCode(
+            client_id=client_id,
+            redirect_uri=data.get("redirect_uri"),
+            scope=scope,
+            subject=subject,
+            identity=identity,
+            expires_at=server.clock.now() + server.settings.lifetimes.code,
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            sid=session.sid if session is not None else None,
+            # Validated with the request (LinkOpenIDCode); read when tokens are issued.
+            claims=data.get("claims"),
+            family_id=family_id,
+        )
+        store.tokens.save_code(code, record, writes=writes)
+        # Bound now, in this batch, so that redeeming the code is one script.
+        tokens.bind_family(record, family_id, writes, in_session_set=session is not None)
 
 
 class SignInAnswers(Protocol):
