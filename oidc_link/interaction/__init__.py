@@ -56,6 +56,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # and never sent on to Link or kept in the flow.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CODE = re.compile(r"^[0-9]{6}$")
+# What a typed code may hold and is dropped before the check (a pasted "123 456").
+_WHITESPACE = re.compile(r"\s")
 
 
 class Interaction:
@@ -207,7 +209,7 @@ class Interaction:
         the email the form's token names) gives what ``finish`` will read, to read in the
         lock's round trip instead; ``finish`` checks it is the client's and the email's.
         """
-        code = re.sub(r"\s", "", code)
+        code = _WHITESPACE.sub("", code)
         ahead = CodeStepReads(request.csrf_token, read_ahead, self._link)
         with self._locked(request.flow_id, ahead.riders) as held:
             flow = self._admission.admit(request, held.flow)
