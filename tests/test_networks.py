@@ -45,10 +45,18 @@ def _parsed_network(address: str) -> str:
 
 
 def test_the_ipv4_shortcut_answers_as_the_parse_on_every_kind_of_input() -> None:
-    parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256"]
-    parts += ["00", "01", "010", "1000", "-1", "", " 1", "\u0661", "\uff12", "0x1", "a"]
+    odd = ["00", "01", "010", "0255", "1000", "-1", "+1", "", " 1", "1 ", "1_0", "0x1", "a"]
+    odd += ["\u0661", "\uff12"]  # digits, but not ASCII ones
+    each = [str(number) for number in range(300)] + odd
+    # Every kind of part at each of the four places, then mixed four at a time.
+    quads = [
+        ".".join(["7"] * place + [part] + ["7"] * (3 - place))
+        for place in range(4)
+        for part in each
+    ]
+    mixed = ["0", "9", "10", "199", "255", "256", "01", "", " 1", "\u0661"]
+    quads += [".".join(quad) for quad in itertools.product(mixed, repeat=4)]
     short = ["0", "1", "255", "256", "01", "", "a"]
-    quads = [".".join(quad) for quad in itertools.product(parts, repeat=4)]
     others = [".".join(p) for n in (1, 2, 3, 5) for p in itertools.product(short, repeat=n)]
     fixed = [
         "255.255.255.255", "1.2.3.4.", ".1.2.3.4", "1..2.3", "1.2.3.4%eth0", "1.2.3.4%",
