@@ -173,13 +173,15 @@ class CountedAhead:
         return self.sms
 
     def queue(self, pipeline: Any) -> int:
-        unkept = ((self.lookup, self._lookup_kept), (self.sms, self._sms_kept))
-        self._refunds = [
-            self._limits.refund(counting)
-            for counting, kept in unkept
-            if counting is not None and not kept
-        ]
-        return sum(refund.queue(pipeline) for refund in self._refunds)
+        refunds: list[Refund] = []
+        if self.lookup is not None and not self._lookup_kept:
+            refunds.append(self._limits.refund(self.lookup))
+        if self.sms is not None and not self._sms_kept:
+            refunds.append(self._limits.refund(self.sms))
+        self._refunds, size = refunds, 0
+        for refund in refunds:
+            size += refund.queue(pipeline)
+        return size
 
     def answer(self, results: list[Any]) -> None:
         start = 0
