@@ -56,8 +56,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # and never sent on to Link or kept in the flow.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CODE = re.compile(r"^[0-9]{6}$")
-# What a typed code may hold and is dropped before the check (a pasted "123 456").
-_WHITESPACE = re.compile(r"\s")
+_WHITESPACE = re.compile(r"\s")  # dropped from a typed code ("123 456" pasted)
 
 
 class Interaction:
@@ -141,10 +140,8 @@ class Interaction:
             if client_id is not None:
                 ahead.sms_client = client_id
                 ahead.sms = self._rate_limits.sms_counting(email, network, client_id)
-        countings = ahead.countings()
-        with self._locked(request.flow_id, countings) as held:
-            if countings:
-                held.riders.append(ahead)  # refunds what the step does not keep
+        with self._locked(request.flow_id, ahead.countings()) as held:
+            held.riders.append(ahead)  # refunds what the step does not keep
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
