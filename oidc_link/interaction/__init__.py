@@ -56,6 +56,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # and never sent on to Link or kept in the flow.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CODE = re.compile(r"^[0-9]{6}$")
+_WHITESPACE = re.compile(r"\s")  # dropped from a typed code ("123 456" pasted)
 
 
 class Interaction:
@@ -130,7 +131,7 @@ class Interaction:
         # the SMS are counted in the lock's round trip (the SMS for the client the form
         # names), each taken back in the release unless the step gets to its check, so
         # that each ends up counted as if counted there: one round trip before Link.
-        ahead = CountedAhead()
+        ahead = CountedAhead(self._rate_limits)
         well_formed = _well_formed(email)
         rehearsed = self._rate_limits.rehearsed(email) if well_formed else None
         if well_formed and rehearsed is None:
@@ -140,7 +141,7 @@ class Interaction:
                 ahead.sms_client = client_id
                 ahead.sms = self._rate_limits.sms_counting(email, network, client_id)
         with self._locked(request.flow_id, ahead.countings()) as held:
-            held.riders.extend(ahead.refunds(self._rate_limits))
+            held.riders.append(ahead)  # refunds what the step does not keep
             flow = self._admission.admit(request, held.flow)
             flow.check_move(FlowStep.EMAIL)  # an email takes the flow back there first
             if flow.step == FlowStep.CODE and email == flow.email:
@@ -158,8 +159,7 @@ class Interaction:
                 return self._refuse(held, typed, Problem.INVALID_EMAIL)
             refused = rehearsed
             if ahead.lookup is not None:
-                held.riders.remove(ahead.lookup_refund)  # the lookup is counted for good
-                refused = self._rate_limits.lookup_refusal(ahead.lookup)
+                refused = self._rate_limits.lookup_refusal(ahead.keep_lookup())
             if refused is not None:
                 return self._refuse(held, typed, *refused)
             try:
@@ -172,8 +172,7 @@ class Interaction:
                 return self._save(held, typed.advance(step=FlowStep.NOT_ON_LINK))
             counted = None
             if ahead.sms is not None and ahead.sms_client == flow.client_id:
-                counted = ahead.sms
-                held.riders.remove(ahead.sms_refund)  # counted for good: _send_code's
+                counted = ahead.keep_sms()  # counted for good: _send_code's
             return self._send_code(
                 held, typed, found.client_secret, found.redacted_phone or "", network, counted
             )
@@ -207,7 +206,7 @@ class Interaction:
         the email the form's token names) gives what ``finish`` will read, to read in the
         lock's round trip instead; ``finish`` checks it is the client's and the email's.
         """
-        code = re.sub(r"\s", "", code)
+        code = _WHITESPACE.sub("", code)
         ahead = CodeStepReads(request.csrf_token, read_ahead, self._link)
         with self._locked(request.flow_id, ahead.riders) as held:
             flow = self._admission.admit(request, held.flow)

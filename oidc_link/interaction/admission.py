@@ -68,13 +68,26 @@ def session_named_by(token: str | None) -> str | None:
     return _unnamed(token, 3)
 
 
+def named_in(token: str | None) -> tuple[str | None, str | None, str | None]:
+    """The client, the email and the Link session a form token names (each None where it
+    names none), unchecked: ``client_named_by``, ``email_named_by`` and
+    ``session_named_by`` in one split of the token."""
+    parts = (token or "").split(".", 4)[1:4]
+    parts += [""] * (3 - len(parts))
+    client, email, session = (_decoded(part) for part in parts)
+    return client, email, session
+
+
 def _named(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def _unnamed(token: str | None, position: int) -> str | None:
     parts = (token or "").split(".")
-    named = parts[position] if len(parts) > position else ""
+    return _decoded(parts[position] if len(parts) > position else "")
+
+
+def _decoded(named: str) -> str | None:
     if not named:
         return None
     try:

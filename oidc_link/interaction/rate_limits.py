@@ -4,6 +4,8 @@ the sandbox's rehearsed limits. Counting is the store's (store/limits.py); words
 
 from __future__ import annotations
 
+from typing import Any
+
 from oidc_link.clock import Clock
 from oidc_link.config import Limits
 from oidc_link.interaction.outcomes import Problem
@@ -141,23 +143,48 @@ class SignInLimits:
 
 
 class CountedAhead:
-    """What the email step counts in the lock's round trip, before it reads the flow, and
-    the refunds that the release sends for whatever the step does not get to check."""
+    """What the email step counts in the lock's round trip, before it reads the flow; and,
+    as a rider of the release's round trip, the refund of each counting the step did not
+    keep (``keep_lookup``, ``keep_sms``: it got to that check). Decided when the release is
+    queued, so a step that keeps both (a code sent) builds no refund at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: SignInLimits) -> None:
+        self._limits = limits
         self.lookup: Counting | None = None
         self.sms: Counting | None = None
         self.sms_client: str | None = None
-        self.lookup_refund: Rider | None = None
-        self.sms_refund: Rider | None = None
+        self._lookup_kept = False
+        self._sms_kept = False
+        self._refunds: list[Refund] = []
 
     def countings(self) -> list[Rider]:
         return [counting for counting in (self.lookup, self.sms) if counting is not None]
 
-    def refunds(self, limits: SignInLimits) -> list[Rider]:
-        """One refund per counting (answered by now), until the step uses it."""
-        if self.lookup is not None:
-            self.lookup_refund = limits.refund(self.lookup)
-        if self.sms is not None:
-            self.sms_refund = limits.refund(self.sms)
-        return [refund for refund in (self.lookup_refund, self.sms_refund) if refund]
+    def keep_lookup(self) -> Counting:
+        """The lookup counted for good (answered by now): its check reads it."""
+        assert self.lookup is not None
+        self._lookup_kept = True
+        return self.lookup
+
+    def keep_sms(self) -> Counting:
+        """The SMS counted for good (answered by now): ``SignInLimits.sms`` reads it."""
+        assert self.sms is not None
+        self._sms_kept = True
+        return self.sms
+
+    def queue(self, pipeline: Any) -> int:
+        refunds: list[Refund] = []
+        if self.lookup is not None and not self._lookup_kept:
+            refunds.append(self._limits.refund(self.lookup))
+        if self.sms is not None and not self._sms_kept:
+            refunds.append(self._limits.refund(self.sms))
+        self._refunds, size = refunds, 0
+        for refund in refunds:
+            size += refund.queue(pipeline)
+        return size
+
+    def answer(self, results: list[Any]) -> None:
+        start = 0
+        for refund in self._refunds:
+            refund.answer(results[start : start + len(refund.keys)])
+            start += len(refund.keys)

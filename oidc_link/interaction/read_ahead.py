@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from oidc_link.interaction.admission import client_named_by, email_named_by, session_named_by
+from oidc_link.interaction.admission import named_in
 from oidc_link.interaction.flow_lock import HeldFlow
 from oidc_link.link import CheckAhead, LinkClient
 from oidc_link.store.flows import Rider
@@ -22,12 +22,11 @@ class CodeStepReads:
         link: LinkClient,
     ) -> None:
         self.riders: list[Rider] = []
-        client_id, email = client_named_by(token), email_named_by(token)
+        client_id, email, session = named_in(token)
         if read_ahead is not None and client_id is not None and email is not None:
             account = read_ahead(client_id, email)
             if account is not None:
                 self.riders.append(account)
-        session = session_named_by(token)
         self._check = link.check_ahead(session) if session is not None else None
         if self._check is not None:
             self.riders.append(self._check)

@@ -52,6 +52,9 @@ MAX_ATTEMPTS = 5
 HANDLE_PREFIX = "sandbox_cs_"
 # Sealed handles are bound to this use of the sandbox's key.
 _HANDLE_CONTEXT = b"oidc-link sandbox link session v1"
+# A handle's fields as JSON: one encoder for every handle (``json.dumps`` with separators
+# builds one per call), writing what ``json.dumps`` writes.
+_HANDLE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # What checking a code did to its session (SandboxSessions.check_code).
 CodeOutcome = Literal["accepted", "wrong", "locked", "unknown"]
@@ -61,6 +64,9 @@ class SandboxSessions(Protocol):
     """The sandbox's shared state, by session id: the sealing key of its handles, and what
     checking codes did to each session. Each check is atomic, so two workers never both
     accept one session's code or lose a wrong attempt."""
+
+    # The key ``sealing_key`` keeps (None until it is first asked for).
+    kept_key: bytes | None
 
     def sealing_key(self, *, again: bool = False) -> bytes:
         """The key every worker and instance seals handles with (created once, then kept);
@@ -210,8 +216,14 @@ class SandboxLinkClient:
             session.code_digest,
             session.code_expires_at,
         ]
-        plaintext = json.dumps(fields, separators=(",", ":")).encode()
-        return HANDLE_PREFIX + encrypt(self._sessions.sealing_key(), plaintext, _HANDLE_CONTEXT)
+        plaintext = _HANDLE_ENCODER.encode(fields).encode()
+        return HANDLE_PREFIX + encrypt(self._sealing_key(), plaintext, _HANDLE_CONTEXT)
+
+    def _sealing_key(self) -> bytes:
+        """The key the sessions keep, read as an attribute once they have one: a call to
+        the store, even one that sends nothing, goes through its outage watch."""
+        kept = self._sessions.kept_key
+        return kept if kept is not None else self._sessions.sealing_key()
 
     def _open(self, client_secret: str, email: str) -> _Session | None:
         """The live session ``client_secret`` seals for ``email``; None when it seals none
@@ -219,7 +231,7 @@ class SandboxLinkClient:
         if not client_secret.startswith(HANDLE_PREFIX):
             return None
         sealed = client_secret[len(HANDLE_PREFIX) :]
-        key = self._sessions.sealing_key()
+        key = self._sealing_key()
         plaintext = decrypt(key, sealed, _HANDLE_CONTEXT)
         if plaintext is None:
             # Sealed under a key this worker no longer holds (Redis lost it, and another
@@ -228,7 +240,7 @@ class SandboxLinkClient:
             plaintext = decrypt(fresh, sealed, _HANDLE_CONTEXT) if fresh != key else None
         if plaintext is None:
             return None
-        session = _Session(*json.loads(plaintext))
+        session = _Session(*json.loads(plaintext.decode()))  # ASCII: ours, authenticated
         if session.email != email or session.opened_at + SESSION_LIFETIME <= self._clock.now():
             return None
         return session

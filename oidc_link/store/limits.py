@@ -55,10 +55,12 @@ class Counting:
         self.reached: RateLimit | None = None
 
     def queue(self, pipeline: Any) -> int:
-        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip.
+        # EVALSHA by hand: a Script in a pipeline would first ask SCRIPT EXISTS, a round trip;
+        # and queued as redis-py's ``evalsha`` queues it, without its two calls on the way.
+        sha = self._store._count.sha
         for start, end in self._runs:
             keys, args = self.keys[start:end], self._args[2 * start : 2 * end]
-            pipeline.evalsha(self._store._count.sha, len(keys), *keys, *args)
+            pipeline.execute_command("EVALSHA", sha, len(keys), *keys, *args)
         return len(self._runs)
 
     def answer(self, results: list[Any]) -> None:
@@ -90,8 +92,9 @@ class Refund:
         self.keys = counting.keys[:counted]
 
     def queue(self, pipeline: Any) -> int:
+        sha = self._store._refund.sha
         for key in self.keys:
-            pipeline.evalsha(self._store._refund.sha, 1, key)
+            pipeline.execute_command("EVALSHA", sha, 1, key)
         return len(self.keys)
 
     def answer(self, results: list[Any]) -> None:

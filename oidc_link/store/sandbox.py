@@ -104,21 +104,22 @@ class SandboxSessionStore(Aggregate):
     def __init__(self, client: redis.Redis, clock: Clock, outages: Outages) -> None:
         super().__init__(client, clock, outages)
         self._check_code = client.register_script(CHECK_SANDBOX_CODE)
-        self._key: bytes | None = None
+        # Kept once read: what ``sealing_key`` answers, readable without the call.
+        self.kept_key: bytes | None = None
 
     def sealing_key(self, *, again: bool = False) -> bytes:
         """The sandbox's sealing key: made by the first worker to ask (SET NX), read by the
         others, then kept in this process, so a sandbox step asks Redis for it only once.
         ``again``: read it anew (a handle did not open), writing back the one kept here if
         Redis lost it, as keys.py does with signing keys."""
-        if self._key is None or again:
-            kept = self._key or os.urandom(32)
+        if self.kept_key is None or again:
+            kept = self.kept_key or os.urandom(32)
             pipeline = self._redis.pipeline(transaction=False)
             pipeline.set(keyspace.SANDBOX_KEY, base64.urlsafe_b64encode(kept).decode(), nx=True)
             pipeline.get(keyspace.SANDBOX_KEY)
             _, stored = pipeline.execute()
-            self._key = base64.urlsafe_b64decode(stored) if stored else kept
-        return self._key
+            self.kept_key = base64.urlsafe_b64decode(stored) if stored else kept
+        return self.kept_key
 
     # ``check_ahead(session_id)``: a check of that session's next code, to read in the flow
     # lock's round trip. The class itself: it sends nothing, so needs no outage wrapper.
