@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import functools
 import json
+import types
+import typing
 from dataclasses import fields
 from typing import Any, Self
+
+import orjson
 
 
 class Record:
@@ -27,6 +31,10 @@ class Record:
         for name in self.omitted_when_empty:
             if not data[name]:
                 del data[name]
+        if _plain(type(self)):
+            fast = _encode_fast(data)
+            if fast is not None:
+                return fast
         return _encode(data)
 
     def _as_dict(self) -> dict[str, Any]:
@@ -37,7 +45,7 @@ class Record:
 
     @classmethod
     def from_record(cls, raw: str | bytes) -> Self:
-        return cls._from_dict(cls._known(json.loads(raw)))
+        return cls._from_dict(cls._known(_decode(raw)))
 
     @classmethod
     def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -77,5 +85,76 @@ def _nested_record(value: object) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not a record field JSON can hold")
 
 
-# json.dumps(data, separators=(",", ":"), sort_keys=True), its encoder built once.
+# json.dumps(data, separators=(",", ":"), sort_keys=True), its encoder built once: what a
+# record is, byte for byte (the stored layout).
 _encode = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_nested_record).encode
+
+# The same text from orjson (about 8 times faster) where the two agree: keys sorted, nested
+# records through ``_nested_record`` (not orjson's own dataclass writer, which knows nothing
+# of omitted fields), nothing orjson would write that json would refuse.
+_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_FAST_OPTIONS |= orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _encode_fast(data: dict[str, Any]) -> str | None:
+    """``_encode(data)`` by orjson, or None where the two could differ: orjson writes
+    characters beyond ASCII as they are and DEL unescaped, where json writes ``\\uXXXX``,
+    and refuses integers beyond 64 bits (json writes them)."""
+    try:
+        text = orjson.dumps(data, default=_nested_record, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:
+        return None
+    if not text.isascii() or b"\x7f" in text:
+        return None
+    return text.decode()
+
+
+# The field types whose values json and orjson write alike (no float: the two spell
+# exponents and NaN differently).
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+
+
+@functools.cache
+def _plain(record_type: type) -> bool:
+    """Whether every field of ``record_type`` is declared as a type whose values orjson
+    writes as json does: str, int, bool, None, tuples, lists and str-keyed dicts of those,
+    records of such fields. Read once per type; a record with any other field (a float,
+    ``Any``) is always written by json."""
+    hints = typing.get_type_hints(record_type)
+    return all(_plain_type(hints[name]) for name in _field_order(record_type))
+
+
+def _plain_type(hint: Any) -> bool:
+    if hint in _PLAIN_LEAVES:
+        return True
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return _plain(hint)
+    if isinstance(hint, type) and issubclass(hint, str):  # a StrEnum: written as its text
+        return True
+    origin = typing.get_origin(hint)
+    arguments = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    if origin in (types.UnionType, typing.Union, tuple, list):
+        return all(_plain_type(a) for a in arguments)
+    if origin is dict:
+        return arguments[0] is str and _plain_type(arguments[1])
+    return False
+
+
+# Each ASCII digit as "0", every other byte as " ": a run of _LONG_RUN in the translated text
+# is a number of 19 digits or more, which orjson reads as a float beyond 64 bits where json
+# reads an int. (A regular expression for the same runs costs more than json itself.)
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def _decode(raw: str | bytes) -> Any:
+    """``json.loads(raw)``, by orjson (about 3 times faster) when it gives the same answer:
+    orjson refuses what json reads otherwise (NaN, lone surrogates, numbers out of a float's
+    range, bytes not UTF-8), and the long numbers it would read otherwise go to json."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _LONG_RUN not in data.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)

@@ -89,7 +89,8 @@ OWNERS = {
     # speaks http.client to the address it checked.
     "requests": {"link"},
     "prometheus_client": {"metrics"},
-    "orjson": {"logs"},
+    # records.py: a record's JSON where orjson writes and reads what json would.
+    "orjson": {"logs", "records"},
     # web/languages.py: the pages' catalogues, and numbers, dates and lists per language.
     "babel": {"web"},
 }

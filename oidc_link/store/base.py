@@ -337,7 +337,9 @@ def _outage_translated(method: Method) -> Method:
             result = method(aggregate, *args, **kwargs)
         except STORE_ERRORS as error:
             aggregate._outages.raise_translated(error)
-        aggregate._outages.succeeded()
+        outages = aggregate._outages
+        if outages._unreachable_since is not None:  # Outages.succeeded(), without its call
+            outages.succeeded()
         return result
 
     return call  # type: ignore[return-value]

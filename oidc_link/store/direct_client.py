@@ -27,6 +27,10 @@ class DirectRedis(redis.Redis):
     may have run is never sent again.
     """
 
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        # redis-py's execute_command only calls _execute_command: one call fewer per command.
+        return self._execute_command(*args, **options)
+
     def _execute_command(self, *args: Any, **options: Any) -> Any:
         if self.connection is not None or self._single_connection_client:
             return super()._execute_command(*args, **options)
@@ -34,7 +38,7 @@ class DirectRedis(redis.Redis):
         connection = pool.get_connection()
         try:
             connection.send_command(*args, **options)
-            return self.parse_response(connection, args[0], **options)
+            return _answer(self, connection, args[0], options)
         except redis.ConnectionError:
             # Not sent or no answer, the socket broken: redis-py's path retries on a new one.
             connection.disconnect()
@@ -68,6 +72,14 @@ class DirectPipeline(redis.client.Pipeline):
     ``DirectRedis`` sends a command: packed, written and its answers read directly, and
     handed to redis-py's path (retries, backoff) after a first ConnectionError. Skips
     redis-py's per-pipeline HIMPORT bookkeeping: this project never sends HIMPORT."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        # As redis-py's: a WATCH (or any command while watching) runs at once, any other
+        # command is queued; here queued without a second call.
+        if (self.watching or args[0] == "WATCH") and not self.explicit_transaction:
+            return self.immediate_execute_command(*args, **kwargs)
+        self.command_stack.append((args, kwargs))
+        return self
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         stack = self.command_stack
@@ -104,7 +116,7 @@ class DirectPipeline(redis.client.Pipeline):
         try:
             for args, options in commands:
                 try:
-                    responses.append(self.parse_response(connection, args[0], **options))
+                    responses.append(_answer(self, connection, args[0], options))
                 except redis.ResponseError as error:
                     responses.append(error)
         except BaseException:
@@ -114,6 +126,21 @@ class DirectPipeline(redis.client.Pipeline):
         if raise_on_error:
             self.raise_first_error(commands, responses)
         return responses
+
+
+def _answer(client: Any, connection: Any, command: str, options: dict[str, Any]) -> Any:
+    """The reply to ``command``, read and put through its response callback as redis-py's
+    ``parse_response`` does (and a pipeline's, which adds only WATCH bookkeeping: a plain
+    pipeline never watches), in one call rather than two or three. A command with options
+    beyond ``keys`` (which only redis-py's client-side cache reads), or a connection that
+    fell back to RESP2, takes redis-py's own path."""
+    if (not options or (len(options) == 1 and "keys" in options)) and (
+        not connection._resp2_fallback
+    ):
+        response = connection.read_response()
+        callback = client.response_callbacks.get(command)
+        return response if callback is None else callback(response)
+    return client.parse_response(connection, command, **options)
 
 
 class DirectScript(Script):

@@ -5,6 +5,7 @@ back for every command. Knows no command and no key; connection.py builds client
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -51,7 +52,8 @@ class _PinnedConnections:
         self._pins = threading.local()
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        self._checkpid()  # type: ignore[attr-defined]
+        if self.pid != os.getpid():  # type: ignore[attr-defined]
+            self._checkpid()  # type: ignore[attr-defined]  # forked: the pool resets
         pin = getattr(self._pins, "pin", None)
         if pin is None:
             connection = super().get_connection(*args, **kwargs)  # type: ignore[misc]
@@ -68,8 +70,10 @@ class _PinnedConnections:
                 pin.connection.disconnect()
             if time.monotonic() - pin.released_at > CHECK_AFTER_IDLE:
                 self.ensure_connection(pin.connection)  # type: ignore[attr-defined]
-            else:
-                pin.connection.connect()  # at once when an error disconnected it
+            elif not pin.connection._sock:
+                # At once when an error disconnected it. (connect() itself returns when the
+                # socket is open, but only after building two closures and a retry loop.)
+                pin.connection.connect()
         pin.busy = True
         return pin.connection
 
