@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from oidc_link.config import first_supported
 from oidc_link.ids import digest, new_secret
@@ -205,22 +206,37 @@ def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
 
 @protocol.post("/token")
 def token() -> Response:
-    return to_flask(services().provider.token(_token_request()))
+    """Answered as the app's own response class, which Flask passes on as it is (to_flask's
+    ``Response`` would be converted to it first); the same status, headers and body."""
+    answer = services().provider.token(_token_request())
+    body = answer.body
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    return current_app.response_class(body, answer.status, answer.headers)
 
 
 def _token_request() -> ProtocolRequest:
     """A token request as the protocol sees it. Of its headers only Authorization is read
     (client_secret_basic, and refusing two authentication methods at once): copying the
-    others out of the WSGI environ was most of the work of building it."""
+    others out of the WSGI environ was most of the work of building it. The form's pairs
+    are read from the MultiDict's lists directly, in ``items(multi=True)``'s order."""
     http: Request = request._get_current_object()  # type: ignore[attr-defined]
     authorization = http.environ.get("HTTP_AUTHORIZATION")
     return ProtocolRequest(
         method="POST",
         path=http.path,
         query=list(http.args.items(multi=True)) if http.query_string else [],
-        form=list(http.form.items(multi=True)),
+        form=_form_pairs(http.form),
         headers={"Authorization": authorization} if authorization is not None else {},
     )
+
+
+def _form_pairs(form: MultiDict[str, str]) -> list[tuple[str, str]]:
+    """``list(form.items(multi=True))``: a plain MultiDict holds each name's values in a
+    list, in the order the body gave them, so its pairs are read without the generator."""
+    if form.__class__ is ImmutableMultiDict:
+        return [(name, value) for name, values in dict.items(form) for value in values]
+    return list(form.items(multi=True))
 
 
 @protocol.post("/par")
