@@ -17,7 +17,7 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.datastructures import Headers, ImmutableMultiDict, MultiDict
 
 from oidc_link.config import first_supported
 from oidc_link.ids import digest, new_secret
@@ -28,6 +28,7 @@ from oidc_link.oauth.messages import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.oauth.token_endpoint import TOKEN_RESPONSE_HEADERS
 from oidc_link.services import Services
 from oidc_link.sign_in import Next, SignInRequest, Via
 from oidc_link.store import Writes
@@ -52,6 +53,10 @@ from oidc_link.web.public_documents import (
 log = logging.getLogger(__name__)
 
 protocol = Blueprint("protocol", __name__)
+
+# A successful token answer's headers (RFC 6749 §5.1), each checked by Werkzeug here, once.
+_TOKEN_HEADER_PAIRS = list(TOKEN_RESPONSE_HEADERS)
+_TOKEN_HEADERS = Headers(_TOKEN_HEADER_PAIRS)
 
 
 def protocol_request() -> ProtocolRequest:
@@ -206,13 +211,21 @@ def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
 
 @protocol.post("/token")
 def token() -> Response:
-    """Answered as the app's own response class, which Flask passes on as it is (to_flask's
-    ``Response`` would be converted to it first); the same status, headers and body."""
-    answer = services().provider.token(_token_request())
+    return token_answer(services().provider.token(_token_request()))
+
+
+def token_answer(answer: ProtocolResponse) -> Response:
+    """``to_flask(answer)``, as the app's own response class, which Flask passes on as it
+    is (to_flask's ``Response`` is converted to it first). A token's answer gets headers
+    Werkzeug checked once, at import, rather than each of them again per answer."""
     body = answer.body
     if isinstance(body, dict):
         body = json.dumps(body)
-    return current_app.response_class(body, answer.status, answer.headers)
+    headers: Headers | list[tuple[str, str]] = answer.headers
+    if headers == _TOKEN_HEADER_PAIRS:
+        headers = Headers()
+        headers._list.extend(_TOKEN_HEADERS._list)  # Werkzeug's own list of checked pairs
+    return current_app.response_class(body, answer.status, headers)
 
 
 def _token_request() -> ProtocolRequest:
