@@ -10,6 +10,7 @@ key-encryption key.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import json
@@ -50,11 +51,14 @@ _THUMBPRINT_MEMBERS = {
 _ALGORITHMS = get_default_algorithms()
 # A JWT's claims as JSON, as PyJWT writes them: compact, members in the order given.
 _json = json.JSONEncoder(separators=(",", ":")).encode
+# base64's alphabet to base64url's (RFC 4648 §5).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _segment(raw: bytes) -> bytes:
-    """base64url without padding (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+    """base64url without padding (RFC 7515 §2): base64.urlsafe_b64encode's two steps,
+    without its two Python wrappers (three segments per signed token)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 @functools.lru_cache(maxsize=32)

@@ -5,7 +5,7 @@ Owns which claims go in and with which algorithm; the keys sign, the grants deci
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 from collections.abc import Callable
@@ -17,6 +17,9 @@ from oidc_link.keys import SigningKeys
 from oidc_link.models import AuthorizationCode, RefreshToken
 from oidc_link.oauth.claims import authentication_claims, claims_for_scope
 from oidc_link.oauth.claims_request import ID_TOKEN, parse_claims_request
+
+# base64's alphabet to base64url's (RFC 4648 §5), as base64.urlsafe_b64encode maps it.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class IdTokens:
@@ -69,7 +72,8 @@ def half_hash(value: str, alg: str) -> str | None:
     if hashing is None:
         return None
     hashed = hashing(value.encode()).digest()
-    return base64.urlsafe_b64encode(hashed[: len(hashed) // 2]).rstrip(b"=").decode()
+    half = binascii.b2a_base64(hashed[: len(hashed) // 2], newline=False)
+    return half.translate(_URLSAFE).rstrip(b"=").decode()
 
 
 @functools.lru_cache(maxsize=16)

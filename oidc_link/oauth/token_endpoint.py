@@ -6,6 +6,8 @@ checks run in the scripts that spend them (TokenLifecycle). Nothing here issues 
 
 from __future__ import annotations
 
+import json
+from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol
 
 from authlib.oauth2 import OAuth2Error
@@ -16,7 +18,9 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedGrantTypeError,
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
+from oidc_link.ids import same
 from oidc_link.models import AuthorizationCode, RefreshToken
 from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.grants import REFUSED_CODE, TOKEN_AUTH_METHODS, S256CodeChallenge
@@ -26,6 +30,7 @@ from oidc_link.oauth.tokens import CLIENT_AUTH_METHODS, TokenLifecycle
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type's name, not a secret
+CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method's name, not a secret
 # RFC 6749 §5.1: the answer is JSON and never cached; the headers Authlib's grants send.
 TOKEN_RESPONSE_HEADERS = tuple(BaseGrant.TOKEN_RESPONSE_HEADER)
 
@@ -35,6 +40,8 @@ class TokenIssuer(Protocol):
     refinements), Authlib's error answer, and the record that tokens were issued."""
 
     tokens: TokenLifecycle
+
+    def query_client(self, client_id: str) -> OAuthClient | None: ...
 
     def authenticate_client(
         self, request: Any, methods: list[str], endpoint: str = "token"
@@ -71,15 +78,42 @@ class TokenEndpoint:
                 raise UnsupportedGrantTypeError(grant_type)
         except OAuth2Error as error:
             return self._issuer.handle_error_response(request, error)
-        return ProtocolResponse(200, token, list(TOKEN_RESPONSE_HEADERS))
+        return ProtocolResponse(200, token_json(token), list(TOKEN_RESPONSE_HEADERS))
 
     def _client(self, request: AuthlibRequest, methods: list[str], grant_type: str) -> OAuthClient:
-        client = self._issuer.authenticate_client(request, methods, "token")
+        client = self._basic_client(request, methods)
+        if client is None:
+            client = self._issuer.authenticate_client(request, methods, "token")
         if not client.check_grant_type(grant_type):
             raise UnauthorizedClientError(
                 f"The client is not authorized to use 'grant_type={grant_type}'"
             )
         request.client = client
+        return client
+
+    def _basic_client(self, request: AuthlibRequest, methods: list[str]) -> OAuthClient | None:
+        """The client that HTTP Basic authenticates when ``client_secret_basic`` is the
+        first method tried, as Authlib's ClientAuthentication finds it then (its parse of
+        the header, the client's constant-time secret check, the client's method), and no
+        conflicting ``client_id`` in the body: the usual request, without Authlib's dispatch
+        around it. Anything else is None, and the Provider's client authentication (Authlib's)
+        answers it as before, every error included."""
+        if methods[0] != CLIENT_SECRET_BASIC:
+            return None
+        client_id, secret = extract_basic_authorization(request.headers)
+        if not client_id or not secret:
+            return None
+        client = self._issuer.query_client(client_id)
+        if (
+            client is None
+            or not client.check_client_secret(secret)
+            or not client.check_endpoint_auth_method(CLIENT_SECRET_BASIC, "token")
+        ):
+            return None
+        named = request.form.get("client_id")
+        if named is not None and not same(named, client.get_client_id()):
+            return None
+        request.auth_method = CLIENT_SECRET_BASIC
         return client
 
     def _redeem(self, request: AuthlibRequest) -> dict[str, Any]:
@@ -129,3 +163,19 @@ class TokenEndpoint:
         if scope and "openid" in scope.split():
             token["id_token"] = self._id_tokens.issue(token, issued_from)
         return token
+
+
+def token_json(token: dict[str, Any]) -> str:
+    """``json.dumps(token)``, byte for byte, for a token response (RFC 6749 §5.1), whose
+    members are strings and integers: each written by the encoder's own C functions,
+    without making an encoder per answer. Any other member goes to ``json.dumps``."""
+    members = []
+    for name, value in token.items():
+        if value.__class__ is str:
+            written = encode_basestring_ascii(value)
+        elif value.__class__ is int:
+            written = int.__repr__(value)
+        else:
+            return json.dumps(token)
+        members.append(encode_basestring_ascii(name) + ": " + written)
+    return "{" + ", ".join(members) + "}"

@@ -139,8 +139,7 @@ class TokenLifecycle:
         lifetimes = self.settings.lifetimes
         family_id = self.family_of(code)
         # Each names its family: its key then shares the family's hash slot (keyspace.py).
-        access_token = self.store.tokens.new_token(family_id)
-        refresh_token = self.store.tokens.new_token(family_id)
+        access_token, refresh_token = self.store.tokens.new_token_pair(family_id)
         redemption = self.store.tokens.redeem_code(
             code,
             family_id=family_id,
@@ -222,8 +221,7 @@ class TokenLifecycle:
         family_id = self.store.tokens.family_of_token(value)
         if family_id is None:
             raise InvalidGrantError()
-        access_token = self.store.tokens.new_token(family_id)
-        refresh_token = self.store.tokens.new_token(family_id)
+        access_token, refresh_token = self.store.tokens.new_token_pair(family_id)
         rotation = self.store.tokens.rotate_refresh_token(
             value,
             family_id=family_id,

@@ -5,6 +5,8 @@ consumes; the grant and rotation rules are oauth's, but for the checks the token
 
 from __future__ import annotations
 
+import binascii
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,16 @@ from oidc_link.store.token_scripts import REDEEM_CODE, ROTATE_REFRESH_TOKEN
 # (token_scripts.py) spell them too.
 FAMILY_LIVE = "live"
 FAMILY_REVOKED = "revoked"
+# The random part of an access or refresh token (new_secret's default).
+TOKEN_SECRET_BYTES = 32
+# base64's alphabet to base64url's (RFC 4648 §5).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _urlsafe(raw: bytes) -> str:
+    """``raw`` in base64url without padding, as ``secrets.token_urlsafe`` writes its bytes
+    (there through two base64 wrappers)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,18 @@ class TokenStore(Aggregate):
         if not self._tagged:
             return new_secret(32)
         return family_id + keyspace.TOKEN_FAMILY_MARK + new_secret(32)
+
+    def new_token_pair(self, family_id: str) -> tuple[str, str]:
+        """An access and a refresh token of family ``family_id``, as two ``new_token`` calls
+        make them (secrets of 32 random bytes each, base64url without padding, 43
+        characters), from one draw of the system's CSPRNG: both grants draw a pair."""
+        drawn = os.urandom(2 * TOKEN_SECRET_BYTES)
+        first = _urlsafe(drawn[:TOKEN_SECRET_BYTES])
+        second = _urlsafe(drawn[TOKEN_SECRET_BYTES:])
+        if not self._tagged:
+            return first, second
+        prefix = family_id + keyspace.TOKEN_FAMILY_MARK
+        return prefix + first, prefix + second
 
     def family_of_token(self, token: str) -> str | None:
         """The family a refresh token belongs to: named in it, or for one issued before

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.datastructures import Headers, ImmutableMultiDict, MultiDict
 
 from oidc_link.config import first_supported
 from oidc_link.ids import digest, new_secret
@@ -27,6 +28,7 @@ from oidc_link.oauth.messages import (
     ProtocolRequest,
     ProtocolResponse,
 )
+from oidc_link.oauth.token_endpoint import TOKEN_RESPONSE_HEADERS
 from oidc_link.services import Services
 from oidc_link.sign_in import Next, SignInRequest, Via
 from oidc_link.store import Writes
@@ -51,6 +53,10 @@ from oidc_link.web.public_documents import (
 log = logging.getLogger(__name__)
 
 protocol = Blueprint("protocol", __name__)
+
+# A successful token answer's headers (RFC 6749 §5.1), each checked by Werkzeug here, once.
+_TOKEN_HEADER_PAIRS = list(TOKEN_RESPONSE_HEADERS)
+_TOKEN_HEADERS = Headers(_TOKEN_HEADER_PAIRS)
 
 
 def protocol_request() -> ProtocolRequest:
@@ -205,22 +211,45 @@ def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
 
 @protocol.post("/token")
 def token() -> Response:
-    return to_flask(services().provider.token(_token_request()))
+    return token_answer(services().provider.token(_token_request()))
+
+
+def token_answer(answer: ProtocolResponse) -> Response:
+    """``to_flask(answer)``, as the app's own response class, which Flask passes on as it
+    is (to_flask's ``Response`` is converted to it first). A token's answer gets headers
+    Werkzeug checked once, at import, rather than each of them again per answer."""
+    body = answer.body
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    headers: Headers | list[tuple[str, str]] = answer.headers
+    if headers == _TOKEN_HEADER_PAIRS:
+        headers = Headers()
+        headers._list.extend(_TOKEN_HEADERS._list)  # Werkzeug's own list of checked pairs
+    return current_app.response_class(body, answer.status, headers)
 
 
 def _token_request() -> ProtocolRequest:
     """A token request as the protocol sees it. Of its headers only Authorization is read
     (client_secret_basic, and refusing two authentication methods at once): copying the
-    others out of the WSGI environ was most of the work of building it."""
+    others out of the WSGI environ was most of the work of building it. The form's pairs
+    are read from the MultiDict's lists directly, in ``items(multi=True)``'s order."""
     http: Request = request._get_current_object()  # type: ignore[attr-defined]
     authorization = http.environ.get("HTTP_AUTHORIZATION")
     return ProtocolRequest(
         method="POST",
         path=http.path,
         query=list(http.args.items(multi=True)) if http.query_string else [],
-        form=list(http.form.items(multi=True)),
+        form=_form_pairs(http.form),
         headers={"Authorization": authorization} if authorization is not None else {},
     )
+
+
+def _form_pairs(form: MultiDict[str, str]) -> list[tuple[str, str]]:
+    """``list(form.items(multi=True))``: a plain MultiDict holds each name's values in a
+    list, in the order the body gave them, so its pairs are read without the generator."""
+    if form.__class__ is ImmutableMultiDict:
+        return [(name, value) for name, values in dict.items(form) for value in values]
+    return list(form.items(multi=True))
 
 
 @protocol.post("/par")
