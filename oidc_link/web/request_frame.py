@@ -16,7 +16,7 @@ from flask.globals import _cv_app, _cv_request
 
 from oidc_link.ids import new_id
 from oidc_link.web.form_origin import origin_of, refuse_foreign_form_post
-from oidc_link.web.headers import add_security_headers, is_https_issuer
+from oidc_link.web.headers import add_answer_headers, is_https_issuer
 from oidc_link.web.request_log import RequestLog
 from oidc_link.web.request_metrics import TIMER_STARTED, record_request
 
@@ -50,10 +50,9 @@ def install_request_frame(app: Flask, services: Services) -> None:
     def close_frame(response: Response) -> Response:
         incoming = _cv_request.get().request
         values = vars(_cv_app.get().g)
-        add_security_headers(
+        add_answer_headers(
             response.headers,
             values.get("request_id", ""),
-            page=response.mimetype == "text/html",
             cacheable=incoming.path.startswith(STATIC_PREFIX),
             https=https,
         )
