@@ -140,6 +140,19 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
             if not has_length and self.automatically_set_content_length and self.is_sequence:
                 length = sum(len(part) for part in self.iter_encoded())
                 headers.append(("Content-Length", str(length)))
-            return self.get_app_iter(environ), self.status, headers
+            return self._body(environ), self.status, headers
+
+        def _body(self, environ: WSGIEnvironment) -> Iterable[bytes]:
+            """The body as set (a list of bytes) rather than Werkzeug's ClosingIterator
+            over a generator encoding it: the same bytes, and nothing for ``close`` to do
+            (a list has no ``close``, and no callback was registered)."""
+            body = self.response
+            if (
+                body.__class__ is not list
+                or self._on_close
+                or any(part.__class__ is not bytes for part in body)
+            ):
+                return self.get_app_iter(environ)
+            return [] if environ["REQUEST_METHOD"] == "HEAD" else body
 
     return FixedLimitsResponse
