@@ -14,7 +14,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oidc_link.config import SMS_COUNTING_LIMITS
 from oidc_link.errors import DomainError, StoreUnavailableError
-from oidc_link.ids import new_id
 from oidc_link.oauth.messages import AuthorizationPageError, InvalidAccessTokenError
 from oidc_link.services import Services
 from oidc_link.web.api.errors import ApiError
@@ -22,8 +21,6 @@ from oidc_link.web.context import EXTENSION_NAME, WebContext
 from oidc_link.web.errors import page_for, protocol_error
 from oidc_link.web.fast_path import FastPath
 from oidc_link.web.fixed_limits import request_class_for, response_class_for
-from oidc_link.web.form_origin import install_form_origin_check
-from oidc_link.web.headers import add_security_headers, is_https_issuer
 from oidc_link.web.languages import (
     LANGUAGES_EXTENSION,
     Languages,
@@ -31,7 +28,6 @@ from oidc_link.web.languages import (
 )
 from oidc_link.web.plain_flask import PlainFlask
 from oidc_link.web.public_documents import PublicDocuments
-from oidc_link.web.request_metrics import install_request_metrics
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,7 @@ def create_web_app(services: Services) -> Flask:
     from oidc_link.web.logout import logout_pages
     from oidc_link.web.pages import pages
     from oidc_link.web.protocol import protocol, to_flask
-    from oidc_link.web.request_log import install_request_log
+    from oidc_link.web.request_frame import install_request_frame
 
     app = PlainFlask(
         "oidc_link",
@@ -77,8 +73,9 @@ def create_web_app(services: Services) -> Flask:
     )
     app.request_class = request_class_for(app.config)
     app.response_class = response_class_for(app.config)
-    # First, so that every other hook's time is part of the request's.
-    install_request_metrics(app, services.metrics)
+    # First, so that every other hook's time is part of the request's, and the request id
+    # is there for every other one.
+    install_request_frame(app, services)
     documents = PublicDocuments(services.settings, services.keys, app.json.dumps)
     app.extensions[EXTENSION_NAME] = WebContext(services, documents)
     # Every catalogue, compiled once here for the life of the process.
@@ -95,14 +92,8 @@ def create_web_app(services: Services) -> Flask:
     app.register_blueprint(health)
     app.register_blueprint(brand)
 
-    @app.before_request
-    def assign_request_id() -> None:
-        g.request_id = new_id("req")
-
     # After every blueprint added its template filters: the overlays share them.
     app.extensions[LANGUAGES_EXTENSION].bake(app.jinja_env)
-    install_request_log(app, services.settings)
-    install_form_origin_check(app, services.settings.issuer)
 
     # The sandbox's banner says which limits on sent codes it leaves off (none configured).
     limits = services.settings.limits
@@ -121,22 +112,6 @@ def create_web_app(services: Services) -> Flask:
             # The page's language: _, ngettext, and language (its tag and direction).
             **template_words(),
         }
-
-    https_issuer = is_https_issuer(services.settings.issuer)
-
-    @app.after_request
-    def add_headers(response: Response) -> Response:
-        # g and the request themselves: each read through a proxy looks them up again.
-        values = vars(g._get_current_object())  # type: ignore[attr-defined]
-        incoming = request._get_current_object()  # type: ignore[attr-defined]
-        add_security_headers(
-            response.headers,
-            values.get("request_id", ""),
-            page=response.mimetype == "text/html",
-            cacheable=incoming.path.startswith("/static/"),
-            https=https_issuer,
-        )
-        return response
 
     @app.errorhandler(Exception)
     def answer_error(error: Exception) -> Response:

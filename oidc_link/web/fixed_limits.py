@@ -6,6 +6,7 @@ headers finalized, without Werkzeug's general machinery around the same steps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -18,6 +19,19 @@ if TYPE_CHECKING:
 URLENCODED = "application/x-www-form-urlencoded"
 # Headers that make Werkzeug rewrite an answer's headers as it sends them.
 _REWRITTEN = frozenset({"location", "content-location"})
+# A Location that Werkzeug's iri_to_uri gives back unchanged (tests/test_request_classes.py
+# checks it on many URLs): an absolute URL of a lower-case scheme and ASCII host (labels of
+# 1 to 63 characters, as the IDNA codec takes them unchanged), a port of 1 to 4 digits
+# without a leading zero, no user; or a path starting with one "/". Path, query and
+# fragment only of characters its quote() leaves as they are in each part; a "?" or "#"
+# with nothing after it (which urlunsplit drops) is not one.
+_PATH = r"[A-Za-z0-9_.~%!$&'()*+,/:;=@-]"
+_UNCHANGED_LOCATION = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*(?::[1-9][0-9]{0,3})?"
+    rf"(?:/{_PATH}*)?|/(?!/){_PATH}*)"
+    r"(?:\?[A-Za-z0-9_.~%!$&'()*+,/:;=?@-]+)?"
+    r"(?:#[A-Za-z0-9_.~%!$&'()*+,/:;=?@#-]+)?"
+)
 
 
 def request_class_for(config: Mapping[str, Any]) -> type[Request]:
@@ -103,21 +117,42 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
             """Werkzeug's answer, its headers listed once: Werkzeug copies them into a new
             Headers (checking each value again) to fix up a Location or Content-Location,
             a 1xx, 204 or 304, or a missing Content-Length. With none of the first three,
-            the headers go out as they are, a Content-Length appended as Werkzeug would."""
+            the headers go out as they are, a Content-Length appended as Werkzeug would.
+            A single Location that ``iri_to_uri`` would give back as it is (every redirect
+            of ours: the flow's pages, the relying party's redirect_uri) needs no fixing."""
             status = self.status_code
-            if status < 200 or status in (204, 304):
+            if status < 200 or status in (204, 304) or self.autocorrect_location_header:
                 return super().get_wsgi_response(environ)
             headers = self.headers.to_wsgi_list()
-            has_length = False
-            for name, _ in headers:
+            has_length = has_location = False
+            for name, value in headers:
                 lowered = name.lower()
                 if lowered in _REWRITTEN:
-                    return super().get_wsgi_response(environ)
-                if lowered == "content-length":
+                    if (
+                        lowered != "location"
+                        or has_location
+                        or _UNCHANGED_LOCATION.fullmatch(value) is None
+                    ):
+                        return super().get_wsgi_response(environ)
+                    has_location = True
+                elif lowered == "content-length":
                     has_length = True
             if not has_length and self.automatically_set_content_length and self.is_sequence:
                 length = sum(len(part) for part in self.iter_encoded())
                 headers.append(("Content-Length", str(length)))
-            return self.get_app_iter(environ), self.status, headers
+            return self._body(environ), self.status, headers
+
+        def _body(self, environ: WSGIEnvironment) -> Iterable[bytes]:
+            """The body as set (a list of bytes) rather than Werkzeug's ClosingIterator
+            over a generator encoding it: the same bytes, and nothing for ``close`` to do
+            (a list has no ``close``, and no callback was registered)."""
+            body = self.response
+            if (
+                body.__class__ is not list
+                or self._on_close
+                or any(part.__class__ is not bytes for part in body)
+            ):
+                return self.get_app_iter(environ)
+            return [] if environ["REQUEST_METHOD"] == "HEAD" else body
 
     return FixedLimitsResponse

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Request
 
 from oidc_link.web.errors import error_page
 from oidc_link.web.languages import page_language
@@ -59,38 +59,35 @@ def foreign_post_reason(
     return None
 
 
-def install_form_origin_check(app: Flask, issuer: str) -> None:
-    """Refuse, with a 403 page, a hosted form post that a browser says came from elsewhere.
+def refuse_foreign_form_post(
+    incoming: Request, own: tuple[str, str, int] | None
+) -> tuple[str, int] | None:
+    """A 403 page for a hosted form post that a browser says came from elsewhere (``own``
+    is the issuer's ``origin_of``); None for any other request.
 
-    Installed after the request id is assigned, so the page can quote it.
+    Called by the request frame (web/request_frame.py) after the request id is assigned,
+    so the page can quote it.
     """
-    own = origin_of(issuer)
-
-    @app.before_request
-    def refuse_foreign_form_posts() -> tuple[str, int] | None:
-        # The request itself, not the proxy: each read through ``request`` looks it up again.
-        incoming = request._get_current_object()  # type: ignore[attr-defined]
-        if incoming.method != "POST" or not (
-            incoming.blueprint in HOSTED_FORM_BLUEPRINTS
-            or incoming.endpoint in HOSTED_FORM_ENDPOINTS
-        ):
-            return None
-        headers = incoming.headers
-        reason = foreign_post_reason(headers.get("Origin"), headers.get("Sec-Fetch-Site"), own)
-        if reason is None:
-            return None
-        log.warning(
-            "Refused a hosted form post from another site (%s)",
-            reason,
-            extra={"event": "form.foreign_post", "reason": reason, "endpoint": incoming.endpoint},
-        )
-        language = page_language()
-        return error_page(
-            language.gettext("This form came from another website"),
-            language.gettext(
-                "For your safety we accept this form only from our own pages, and your "
-                "browser says it was sent from another website. Nothing was changed. Go back "
-                "to the site you came from and start again from there."
-            ),
-            403,
-        )
+    if incoming.method != "POST" or not (
+        incoming.blueprint in HOSTED_FORM_BLUEPRINTS or incoming.endpoint in HOSTED_FORM_ENDPOINTS
+    ):
+        return None
+    headers = incoming.headers
+    reason = foreign_post_reason(headers.get("Origin"), headers.get("Sec-Fetch-Site"), own)
+    if reason is None:
+        return None
+    log.warning(
+        "Refused a hosted form post from another site (%s)",
+        reason,
+        extra={"event": "form.foreign_post", "reason": reason, "endpoint": incoming.endpoint},
+    )
+    language = page_language()
+    return error_page(
+        language.gettext("This form came from another website"),
+        language.gettext(
+            "For your safety we accept this form only from our own pages, and your "
+            "browser says it was sent from another website. Nothing was changed. Go back "
+            "to the site you came from and start again from there."
+        ),
+        403,
+    )

@@ -54,6 +54,20 @@ _DEFAULTS = {
 }
 
 
+# What a missing default appends: the (name, value) pairs in order, and their lower-case
+# names, to append them all at once when the view set none of them.
+_APPENDED = {
+    key: (
+        tuple((name, value) for name, _, value in defaults),
+        frozenset(lowered for _, lowered, _ in defaults),
+    )
+    for key, defaults in _DEFAULTS.items()
+}
+# Werkzeug's Headers.add refuses a value with a line break; the defaults have none, so
+# they are appended to the list as they are (checked here, once).
+assert not any("\r" in v or "\n" in v for d in _DEFAULTS.values() for _, _, v in d)
+
+
 def add_security_headers(
     headers: Headers, request_id: str, *, page: bool, cacheable: bool, https: bool
 ) -> None:
@@ -66,10 +80,36 @@ def add_security_headers(
     ``Headers.set`` and ``Headers.setdefault`` do per call).
     """
     present = {name.lower() for name, _ in headers}
+    _add(headers, present, request_id, (page, cacheable, https))
+
+
+def add_answer_headers(headers: Headers, request_id: str, *, cacheable: bool, https: bool) -> None:
+    """``add_security_headers`` for an answer, ``page`` read from its own Content-Type as
+    ``Response.mimetype`` reads it (the first one, up to any ``;``, stripped) in the same
+    pass that gathers the names present."""
+    present: set[str] = set()
+    content_type: str | None = None
+    for name, value in headers._list:  # Werkzeug's own list, not through Headers.__iter__
+        lowered = name.lower()
+        if lowered == "content-type" and content_type is None:
+            content_type = value
+        present.add(lowered)
+    page = content_type is not None and content_type.split(";")[0].strip() == "text/html"
+    _add(headers, present, request_id, (page, cacheable, https))
+
+
+def _add(
+    headers: Headers, present: set[str], request_id: str, kind: tuple[bool, bool, bool]
+) -> None:
     if "request-id" in present:
         headers["Request-Id"] = request_id
     else:
         headers.add("Request-Id", request_id)
-    for name, lowered, value in _DEFAULTS[page, cacheable, https]:
+    pairs, names = _APPENDED[kind]
+    items = headers._list
+    if names.isdisjoint(present):
+        items.extend(pairs)
+        return
+    for (name, value), (_, lowered, _) in zip(pairs, _DEFAULTS[kind], strict=True):
         if lowered not in present:
-            headers.add(name, value)
+            items.append((name, value))

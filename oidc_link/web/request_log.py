@@ -16,7 +16,7 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote_plus
 
-from flask import Flask, Response, g, request
+from flask import Response
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
@@ -75,48 +75,41 @@ class PlainParts:
         return plain
 
 
-def install_request_log(app: Flask, settings: Settings) -> None:
-    """Call after the hook that assigns ``g.request_id``: hooks run in the order added."""
+class RequestLog:
+    """The request line's three moments, called by the request frame (web/request_frame.py):
+    ``start`` before any view, ``finish`` once the answer is made, ``forget`` at teardown.
+    Each takes the request's ``g`` as its dict (one lookup, not one per attribute)."""
 
-    @app.before_request
-    def note_start() -> None:
-        # g's attributes through its dict: one lookup of the proxy, not one per attribute.
-        values = vars(g._get_current_object())  # type: ignore[attr-defined]
+    __slots__ = ("_known_clients", "_plain_parts", "_probe_lines")
+
+    def __init__(self, settings: Settings) -> None:
+        self._probe_lines = settings.logs.probe_lines
+        self._known_clients = frozenset(client.client_id for client in settings.clients)
+        self._plain_parts = PlainParts(self._known_clients)
+
+    @staticmethod
+    def start(values: dict[str, Any], request_id: str) -> None:
+        """After the request id is assigned: the clock, the id for every line, and the
+        request's lines held to go out together with its own, in one write
+        (logs/held.py)."""
         values["request_log_started"] = time.perf_counter()
-        values["request_log_context"] = current_request_id.set(values.get("request_id"))
-        # The request's lines go out together with its own, in one write (logs/held.py).
+        values["request_log_context"] = current_request_id.set(request_id)
         values["request_log_held"] = hold_lines()
 
-    @app.teardown_request
-    def forget_request(_error: BaseException | None) -> None:
-        values = vars(g._get_current_object())  # type: ignore[attr-defined]
-        # Anything logged after the request line, or held when no request line was
-        # written (an error in another after_request hook).
-        write_held(values.pop("request_log_held", None))
-        token = values.pop("request_log_context", None)
-        if token is not None:
-            try:
-                current_request_id.reset(token)
-            except ValueError:  # torn down in another context than set: just forget it
-                current_request_id.set(None)
-
-    probe_lines = settings.logs.probe_lines
-    known_clients = frozenset(client.client_id for client in settings.clients)
-    plain_parts = PlainParts(known_clients)
-
-    @app.after_request
-    def log_request(response: Response) -> Response:
-        # The request and g themselves, not their proxies: each attribute read through a
-        # proxy looks the request up again.
-        incoming = request._get_current_object()  # type: ignore[attr-defined]
-        values = vars(g._get_current_object())  # type: ignore[attr-defined]
+    def finish(self, incoming: Request, values: dict[str, Any], response: Response) -> None:
+        """The request's line, then its held lines, its own last, in one write."""
         rule = incoming.url_rule
         route = rule.rule if rule is not None else None
         status = response.status_code
         method = incoming.method
-        if not probe_lines and route in PROBE_ROUTES and is_successful_probe(route, method, status):
+        if (
+            not self._probe_lines
+            and route in PROBE_ROUTES
+            and is_successful_probe(route, method, status)
+        ):
             write_held()
-            return response
+            return
+        known_clients = self._known_clients
         write_request_line(
             values.get("request_id"),
             lambda: _client_id(known_clients, incoming, values.get("api_caller")),
@@ -124,10 +117,21 @@ def install_request_log(app: Flask, settings: Settings) -> None:
             method,
             status,
             values.get("request_log_started"),
-            plain_parts,
+            self._plain_parts,
         )
         write_held()  # the request's lines, its own last, in one write
-        return response
+
+    @staticmethod
+    def forget(values: dict[str, Any]) -> None:
+        """Anything logged after the request line, or held when no request line was
+        written (an error in another after-request step); the request id unset."""
+        write_held(values.pop("request_log_held", None))
+        token = values.pop("request_log_context", None)
+        if token is not None:
+            try:
+                current_request_id.reset(token)
+            except ValueError:  # torn down in another context than set: just forget it
+                current_request_id.set(None)
 
 
 def is_successful_probe(route: str | None, method: str, status: int) -> bool:
