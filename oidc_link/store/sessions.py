@@ -83,9 +83,8 @@ class SessionStore(Aggregate):
 
     def save(self, secret: str, session: SsoSession, *, writes: Writes | None = None) -> None:
         expires_at = min(session.idle_expiry, session.absolute_expiry)
-        # SET … EX as redis-py's ``set`` sends it, without the checks of its dozen options.
-        self._target(writes).execute_command(
-            "SET", keyspace.session(secret), session.to_record(), "EX", self._ttl_until(expires_at)
+        self._target(writes).set(
+            keyspace.session(secret), session.to_record(), ex=self._ttl_until(expires_at)
         )
 
     def load(self, secret: str) -> SsoSession | None:
