@@ -24,7 +24,7 @@ from oidc_link.web.browser import browser_id_of, session_secret, set_session_coo
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
-from oidc_link.web.flow_render import Page, render_flow_page
+from oidc_link.web.flow_render import Page, page_response, render_flow_page
 from oidc_link.web.languages import PageLanguage, translatable, use_language
 
 log = logging.getLogger(__name__)
@@ -97,16 +97,16 @@ def authorization_error(error: AuthorizationPageError) -> Response:
 
 
 @pages.get(FLOW_PAGE_PREFIX + "<flow_id>")
-def show(flow_id: str) -> Page:
+def show(flow_id: str) -> Response:
     found = services()
     http = _request()
     flow = found.interaction.view(_flow_request(found, http, flow_id, form=False))
     problem = _notice(http)
     if problem is None:
-        return _render(found, flow)
+        return page_response(_render(found, flow))
     detail = http.args.get("detail", type=int)
     message = _problem_message(use_language(flow.locale), problem, detail)
-    return _render(found, flow, message, _status_of(problem))
+    return page_response(_render(found, flow, message, _status_of(problem)))
 
 
 def _problem_message(language: PageLanguage, problem: Problem, detail: int | None) -> str:
