@@ -41,15 +41,40 @@ def unseal(sealed: str, browser_id: str, context: str) -> str | None:
 
 def encrypt(key: bytes, plaintext: bytes, associated: bytes) -> str:
     """AES-GCM with a fresh nonce; ``associated`` data must match to decrypt."""
-    nonce = os.urandom(12)
-    return _urlsafe_text(nonce + AESGCM(key).encrypt(nonce, plaintext, associated))
+    return _encrypt(AESGCM(key), plaintext, associated)
 
 
 def decrypt(key: bytes, sealed: str, associated: bytes) -> bytes | None:
     """The plaintext, or None when the key or the associated data is not the one used."""
+    return _decrypt(AESGCM(key), sealed, associated)
+
+
+class Cipher:
+    """``encrypt`` and ``decrypt`` under one key that its holder keeps for as long as this
+    (the sandbox's sealing key): AES-GCM's setup for the key, about a fifth of sealing a
+    short value, made once rather than per value. Never for a key derived per use (``seal``),
+    which must not outlive its use."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: bytes, associated: bytes) -> str:
+        return _encrypt(self._aead, plaintext, associated)
+
+    def decrypt(self, sealed: str, associated: bytes) -> bytes | None:
+        return _decrypt(self._aead, sealed, associated)
+
+
+def _encrypt(aead: AESGCM, plaintext: bytes, associated: bytes) -> str:
+    nonce = os.urandom(12)
+    return _urlsafe_text(nonce + aead.encrypt(nonce, plaintext, associated))
+
+
+def _decrypt(aead: AESGCM, sealed: str, associated: bytes) -> bytes | None:
     try:
         raw = _urlsafe_bytes(sealed)
-        return AESGCM(key).decrypt(raw[:12], raw[12:], associated)
+        return aead.decrypt(raw[:12], raw[12:], associated)
     except (InvalidTag, ValueError):
         return None
 

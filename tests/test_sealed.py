@@ -1,6 +1,8 @@
 """sealed.py writes and reads its values with binascii directly and derives keys with one
 shared SHA-256 description: the same text, the same bytes, the same errors and the same
-keys as base64's URL-safe functions and a fresh HKDF per call."""
+keys as base64's URL-safe functions and a fresh HKDF per call. A Cipher (one key's AES-GCM,
+made once) seals and opens as ``encrypt`` and ``decrypt`` do; the sandbox's follows its
+sealing key when that key is read anew."""
 
 from __future__ import annotations
 
@@ -10,10 +12,15 @@ import os
 import random
 
 import pytest
+import redis
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from oidc_link import sealed
+from oidc_link.clock import FixedClock
+from oidc_link.config import SandboxUser
+from oidc_link.link.sandbox import SandboxLinkClient
+from oidc_link.store import Store, keyspace
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/="
 
@@ -98,3 +105,36 @@ def test_sealed_values_open_as_before() -> None:
         "https://rp/cb?code=c"
     )
     assert sealed.unseal(sealed.seal("https://rp/cb?code=c", "b", "f"), "other", "f") is None
+
+
+def test_a_cipher_seals_and_opens_as_encrypt_and_decrypt_do() -> None:
+    key, other = os.urandom(32), os.urandom(32)
+    cipher = sealed.Cipher(key)
+    for plaintext in [b"", b"x", os.urandom(1000)]:
+        by_cipher = cipher.encrypt(plaintext, b"context")
+        assert sealed.decrypt(key, by_cipher, b"context") == plaintext
+        assert cipher.decrypt(sealed.encrypt(key, plaintext, b"context"), b"context") == plaintext
+        assert cipher.decrypt(by_cipher, b"other") is None
+        assert cipher.decrypt(by_cipher[:-4] + "AAAA", b"context") is None
+        assert cipher.decrypt("not base64!", b"context") is None
+        assert sealed.Cipher(other).decrypt(by_cipher, b"context") is None
+
+
+JENNY = SandboxUser(email="jenny@example.com", phone="+15555550123", name="Jenny")
+
+
+def test_the_sandbox_follows_its_sealing_key_when_it_is_read_anew(
+    clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    """A worker whose key Redis lost opens a handle the worker that made the new key sealed,
+    and from then on seals with the new key itself."""
+    messages: list[str] = []
+    before = SandboxLinkClient([JENNY], clock, messages.append, Store(redis_client, clock).sandbox)
+    assert before.lookup(JENNY.email).client_secret is not None  # sealed with the first key
+    redis_client.delete(keyspace.SANDBOX_KEY)
+    after = SandboxLinkClient([JENNY], clock, messages.append, Store(redis_client, clock).sandbox)
+
+    made_after = after.lookup(JENNY.email).client_secret
+    assert made_after is not None
+    sent = before.start_verification(JENNY.email, made_after)  # opens: the key read anew
+    assert after.start_verification(JENNY.email, sent.client_secret).redacted_phone
