@@ -11,7 +11,7 @@ from oidc_link.models import Flow, FlowStep
 from oidc_link.services import Services
 from oidc_link.web.account import is_account_link_flow
 from oidc_link.web.brand import accent_stylesheet_url, page_headers
-from oidc_link.web.languages import use_language
+from oidc_link.web.languages import use_language_in
 from oidc_link.web.page_frames import page_frames
 
 # A sign-in page: its HTML, status and the headers it sets itself (a branded page's policy).
@@ -40,7 +40,10 @@ def render_flow_page(
 ) -> Page:
     """The page of ``flow``'s step, its forms posting to ``flow_url``'s sub-paths (/email,
     /code, /cancel...), with ``error`` shown if any."""
-    language = use_language(flow.locale)
+    # The app and ``g`` from their context at once, not through Flask's proxies.
+    context = _cv_app.get()
+    app = context.app
+    language = use_language_in(context, http, flow.locale)
     client = found.settings.client(flow.client_id)
     shown = client.brand if client else Brand()
     template = _TEMPLATES[flow.step]
@@ -68,9 +71,6 @@ def render_flow_page(
             **values,
         )
 
-    # The app and ``g`` from their context at once, not through two proxies.
-    context = _cv_app.get()
-    app = context.app
     request_id = context.g.get("request_id", "")
     if error is None and flow.step in _FRAMED_STEPS and request_id and not _reloading(app):
         # The page globals' request id (web/__init__.py), in a hole like the flow's values.
