@@ -28,7 +28,7 @@ from oidc_link.link import (
     LookupResult,
     VerificationStarted,
 )
-from oidc_link.sealed import decrypt, encrypt
+from oidc_link.sealed import Cipher
 
 # Codes that behave the same for every sandbox user, so tests and demos can take each branch.
 MAGIC_CODES = {
@@ -130,6 +130,7 @@ class SandboxLinkClient:
         self._clock = clock
         self._announce = announce
         self._sessions = sessions
+        self._cipher: Cipher | None = None  # the sessions' sealing key's, made once
 
     def lookup(self, email: str) -> LookupResult:
         email = email.strip().lower()
@@ -217,13 +218,23 @@ class SandboxLinkClient:
             session.code_expires_at,
         ]
         plaintext = _HANDLE_ENCODER.encode(fields).encode()
-        return HANDLE_PREFIX + encrypt(self._sealing_key(), plaintext, _HANDLE_CONTEXT)
+        return HANDLE_PREFIX + self._cipher_of(self._sealing_key()).encrypt(
+            plaintext, _HANDLE_CONTEXT
+        )
 
     def _sealing_key(self) -> bytes:
         """The key the sessions keep, read as an attribute once they have one: a call to
         the store, even one that sends nothing, goes through its outage watch."""
         kept = self._sessions.kept_key
         return kept if kept is not None else self._sessions.sealing_key()
+
+    def _cipher_of(self, key: bytes) -> Cipher:
+        """AES-GCM under ``key``, the one the sessions keep, made once: made again when the
+        sessions hand another key (read anew), which then replaces the one held here."""
+        cipher = self._cipher
+        if cipher is None or cipher.key is not key:
+            cipher = self._cipher = Cipher(key)
+        return cipher
 
     def _open(self, client_secret: str, email: str) -> _Session | None:
         """The live session ``client_secret`` seals for ``email``; None when it seals none
@@ -232,12 +243,13 @@ class SandboxLinkClient:
             return None
         sealed = client_secret[len(HANDLE_PREFIX) :]
         key = self._sealing_key()
-        plaintext = decrypt(key, sealed, _HANDLE_CONTEXT)
+        plaintext = self._cipher_of(key).decrypt(sealed, _HANDLE_CONTEXT)
         if plaintext is None:
             # Sealed under a key this worker no longer holds (Redis lost it, and another
             # worker made a new one) or made up: read the key anew, once.
             fresh = self._sessions.sealing_key(again=True)
-            plaintext = decrypt(fresh, sealed, _HANDLE_CONTEXT) if fresh != key else None
+            if fresh != key:
+                plaintext = self._cipher_of(fresh).decrypt(sealed, _HANDLE_CONTEXT)
         if plaintext is None:
             return None
         session = _Session(*json.loads(plaintext.decode()))  # ASCII: ours, authenticated

@@ -3,14 +3,15 @@ email and code pages, on every sign-in, filled in from their frames (web/page_fr
 
 from __future__ import annotations
 
-from flask import Flask, Request, current_app, g, render_template
+from flask import Flask, Request, Response, render_template
+from flask.globals import _cv_app
 
 from oidc_link.config.brand import Brand
 from oidc_link.models import Flow, FlowStep
 from oidc_link.services import Services
 from oidc_link.web.account import is_account_link_flow
 from oidc_link.web.brand import accent_stylesheet_url, page_headers
-from oidc_link.web.languages import use_language
+from oidc_link.web.languages import use_language_in
 from oidc_link.web.page_frames import page_frames
 
 # A sign-in page: its HTML, status and the headers it sets itself (a branded page's policy).
@@ -23,6 +24,8 @@ _TEMPLATES = {
     FlowStep.LOCKED: "locked.html",
     FlowStep.CONSENT: "consent.html",
 }
+# What Werkzeug's Response makes of its default mimetype, text/html, for every page.
+_HTML = "text/html; charset=utf-8"
 # The steps every sign-in shows: their pages come from frames.
 _FRAMED_STEPS = frozenset({FlowStep.EMAIL, FlowStep.CODE})
 
@@ -37,7 +40,10 @@ def render_flow_page(
 ) -> Page:
     """The page of ``flow``'s step, its forms posting to ``flow_url``'s sub-paths (/email,
     /code, /cancel...), with ``error`` shown if any."""
-    language = use_language(flow.locale)
+    # The app and ``g`` from their context at once, not through Flask's proxies.
+    context = _cv_app.get()
+    app = context.app
+    language = use_language_in(context, http, flow.locale)
     client = found.settings.client(flow.client_id)
     shown = client.brand if client else Brand()
     template = _TEMPLATES[flow.step]
@@ -65,8 +71,7 @@ def render_flow_page(
             **values,
         )
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    request_id = g.get("request_id", "")
+    request_id = context.g.get("request_id", "")
     if error is None and flow.step in _FRAMED_STEPS and request_id and not _reloading(app):
         # The page globals' request id (web/__init__.py), in a hole like the flow's values.
         own["request_id"] = request_id
@@ -75,6 +80,14 @@ def render_flow_page(
     else:
         page = render(flow=flow, **own)
     return page, status, page_headers(shown)
+
+
+def page_response(page: Page) -> Response:
+    """The response Flask's ``make_response`` makes of ``page``: the app's response class,
+    given the content type a page always has rather than working it out per page."""
+    text, status, headers = page
+    response_class: type[Response] = _cv_app.get().app.response_class
+    return response_class(text, status, headers or None, content_type=_HTML)
 
 
 def _reloading(app: Flask) -> bool:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 FRAMES_EXTENSION = "oidc_link.page_frames"
 # What the framed pages show of their flow: each a hole.
 FLOW_FIELDS = ("csrf_token", "email", "redacted_phone")
+# Each field's hole: its name among the page's values, and the field.
+_FLOW_HOLES = tuple(("flow_" + field, field) for field in FLOW_FIELDS)
 # Private-use characters around a hole's name: no template, catalogue or escaping writes
 # them, so the render shows where each value went, and only there.
 _HOLE = "\ue000{}\ue001"
@@ -45,9 +47,10 @@ class Frame:
     """One kind of page as text, split where its holes were."""
 
     def __init__(self, rendered: str) -> None:
-        parts = _HOLES.split(rendered)
-        self._texts = parts[0::2]
-        self._holes = parts[1::2]
+        # The texts at even places, each hole's name at odd ones (re.split's own layout).
+        self._parts: list[str] = _HOLES.split(rendered)
+        self._holes = self._parts[1::2]
+        self._names = frozenset(self._holes)
         self._checked = 0
         self._broken = False
 
@@ -56,15 +59,19 @@ class Frame:
         return self._checked >= _CHECKS and not self._broken
 
     def fill(self, values: Mapping[str, object]) -> str:
-        """The page with ``values`` in its holes, escaped as the template escapes output."""
-        texts = self._texts
-        out = [texts[0]]
-        for name, text in zip(self._holes, texts[1:], strict=True):
+        """The page with ``values`` in its holes, escaped as the template escapes output.
+
+        Each value escaped once (a hole may be shown several times), then put in its holes
+        by one slice assignment into a copy of the frame's parts: one join, and no Python
+        loop over the holes."""
+        escaped: dict[str, object] = {}
+        for name in self._names:
             value = values[name]
             plain = type(value) is str and _ESCAPED.search(value) is None
-            out.append(value if plain else escape(value))
-            out.append(text)
-        return "".join(out)
+            escaped[name] = value if plain else escape(value)
+        parts = self._parts.copy()
+        parts[1::2] = [escaped[name] for name in self._holes]
+        return "".join(parts)
 
     def check(self, page: str, values: Mapping[str, object], key: Hashable) -> None:
         """Compare with ``page``, the full render with ``values``; a difference ends the
@@ -89,10 +96,10 @@ class PageFrames:
         page shows (its template, its language, the client, the mount point); ``own`` is
         the request's values besides the flow's FLOW_FIELDS."""
         values = dict(own)
-        for field in FLOW_FIELDS:
-            values["flow_" + field] = getattr(flow, field)
+        for hole, field in _FLOW_HOLES:
+            values[hole] = getattr(flow, field)
         # An empty value is no hole: a template may test it (``or ''``, ``if``).
-        kind = (key, tuple(name for name, value in values.items() if not value))
+        kind = (key, tuple([name for name, value in values.items() if not value]))
         frame = self._frames.get(kind)
         if frame is not None and frame.trusted:
             return frame.fill(values)
@@ -103,7 +110,6 @@ class PageFrames:
             frame = self._frames.setdefault(kind, Frame(_render_holes(values, own, render)))
         frame.check(page, values, kind)
         return page
-
 
     def trusted(self) -> int:
         """How many kinds of page are filled in from their frames now."""

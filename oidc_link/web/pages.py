@@ -19,12 +19,12 @@ from oidc_link.sign_in import Finished, Next, SignInRequest, Via
 from oidc_link.store import Writes
 from oidc_link.store.accounts import AccountRead
 from oidc_link.web.account import is_account_link_flow, leave_account_link_flow
-from oidc_link.web.answers import authorization_answer
+from oidc_link.web.answers import authorization_answer, redirect_to
 from oidc_link.web.browser import browser_id_of, session_secret, set_session_cookie
 from oidc_link.web.context import services
 from oidc_link.web.devices import describe_device
 from oidc_link.web.errors import page_for
-from oidc_link.web.flow_render import Page, render_flow_page
+from oidc_link.web.flow_render import Page, page_response, render_flow_page
 from oidc_link.web.languages import PageLanguage, translatable, use_language
 
 log = logging.getLogger(__name__)
@@ -97,16 +97,16 @@ def authorization_error(error: AuthorizationPageError) -> Response:
 
 
 @pages.get(FLOW_PAGE_PREFIX + "<flow_id>")
-def show(flow_id: str) -> Page:
+def show(flow_id: str) -> Response:
     found = services()
     http = _request()
     flow = found.interaction.view(_flow_request(found, http, flow_id, form=False))
     problem = _notice(http)
     if problem is None:
-        return _render(found, flow)
+        return page_response(_render(found, http, flow))
     detail = http.args.get("detail", type=int)
     message = _problem_message(use_language(flow.locale), problem, detail)
-    return _render(found, flow, message, _status_of(problem))
+    return page_response(_render(found, http, flow, message, _status_of(problem)))
 
 
 def _problem_message(language: PageLanguage, problem: Problem, detail: int | None) -> str:
@@ -234,14 +234,15 @@ def pending_flow_page(flow_id: str) -> Page | None:
     fixed ``state``), which the SSO session answers, as any provider's /authorize does.
     """
     found = services()
-    asked = _flow_request(found, _request(), flow_id, form=False)
+    http = _request()
+    asked = _flow_request(found, http, flow_id, form=False)
     if asked.browser_id is None:
         return None  # the binding cookie is gone (a new browser session): nothing to show
     try:
         flow = found.interaction.view(asked)
     except FlowError:
         return None
-    return _render(found, flow)
+    return _render(found, http, flow)
 
 
 @pages.post("/signin/<flow_id>/resend")
@@ -310,11 +311,11 @@ def _after(result: StepResult) -> Response:
     """Post/redirect/get, problems included: every page in the history is a plain GET,
     so Back and Reload never resubmit a form."""
     if result.problem is None:
-        return redirect(flow_page_url(_request(), result.flow.id), 303)
+        return redirect_to(flow_page_url(_request(), result.flow.id), 303)
     arguments: dict[str, str | int] = {"notice": result.problem.value}
     if result.detail is not None:
         arguments["detail"] = result.detail
-    return redirect(url_for("pages.show", flow_id=result.flow.id, **arguments), 303)
+    return redirect_to(url_for("pages.show", flow_id=result.flow.id, **arguments), 303)
 
 
 def _notice(http: Request) -> Problem | None:
@@ -335,6 +336,7 @@ def _status_of(problem: Problem) -> int:
     return 400
 
 
-def _render(found: Services, flow: Flow, error: str | None = None, status: int = 200) -> Page:
-    http = _request()
+def _render(
+    found: Services, http: Request, flow: Flow, error: str | None = None, status: int = 200
+) -> Page:
     return render_flow_page(found, http, flow, flow_page_url(http, flow.id), error, status)
