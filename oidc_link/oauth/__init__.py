@@ -32,6 +32,7 @@ from oidc_link.models import Identity, SsoSession
 from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
+from oidc_link.oauth.code_request import CodeRequestChecks
 from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
@@ -103,8 +104,14 @@ class Provider(AuthorizationServer):
             PRIVATE_KEY_JWT,
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
-        openid = LinkOpenIDCode(self, session_reuse)
-        self.register_grant(CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), openid])
+        extensions = [
+            OneValueEach(),
+            S256CodeChallenge(required=True),
+            LinkOpenIDCode(self, session_reuse),
+        ]
+        self.register_grant(CodeGrant, extensions)
+        # /authorize's checks of a code request: the extensions' hooks recorded once.
+        self.code_requests = CodeRequestChecks(CodeGrant, extensions)
         # /token's two grants, written out on our request type (token_endpoint.py).
         self.token_endpoint = TokenEndpoint(self, id_tokens)
         self.pushed = PushedAuthorizations(
@@ -138,6 +145,10 @@ class Provider(AuthorizationServer):
         )
 
     def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        """The code grant for a code request (the one kind registered), made as Authlib's
+        ``_create_grant`` makes it but on hooks recorded once (code_request.py)."""
+        if self.code_requests.grant_class.check_authorization_endpoint(request):
+            return self.code_requests.new_grant(request, self)
         # Authlib quotes an unknown response_type in its error description, where RFC 6749
         # §4.1.2.1 forbids some characters (a quote, non-ASCII): that crashed instead of
         # answering. Such a value gets the error without a redirect (an error page, or
@@ -154,6 +165,22 @@ class Provider(AuthorizationServer):
             raise InvalidRequestError(
                 "Missing 'response_type'.", redirect_uri=error.redirect_uri
             ) from None
+
+    def get_consent_grant(
+        self, request: ProtocolRequest | OAuth2Request | None = None, end_user: Any = None
+    ) -> Any:
+        """Authlib's ``get_consent_grant``: the grant that validated the request, or its
+        OAuth2Error carrying the request's ``state``; the checks run as code_request.py
+        calls them."""
+        request = self.create_oauth2_request(request)
+        try:
+            request.user = end_user
+            grant = self.get_authorization_grant(request)
+            self.code_requests.validate(grant)
+        except OAuth2Error as error:
+            error.state = request.payload.state
+            raise
+        return grant
 
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
