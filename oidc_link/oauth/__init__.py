@@ -104,14 +104,10 @@ class Provider(AuthorizationServer):
             PRIVATE_KEY_JWT,
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
-        extensions = [
-            OneValueEach(),
-            S256CodeChallenge(required=True),
-            LinkOpenIDCode(self, session_reuse),
-        ]
+        openid = LinkOpenIDCode(self, session_reuse)
+        extensions = [OneValueEach(), S256CodeChallenge(required=True), openid]
         self.register_grant(CodeGrant, extensions)
-        # /authorize's checks of a code request: the extensions' hooks recorded once.
-        self.code_requests = CodeRequestChecks(CodeGrant, extensions)
+        self.code_requests = CodeRequestChecks(CodeGrant, extensions)  # hooks recorded once
         # /token's two grants, written out on our request type (token_endpoint.py).
         self.token_endpoint = TokenEndpoint(self, id_tokens)
         self.pushed = PushedAuthorizations(
@@ -145,8 +141,7 @@ class Provider(AuthorizationServer):
         )
 
     def get_authorization_grant(self, request: OAuth2Request) -> Any:
-        """The code grant for a code request (the one kind registered), made as Authlib's
-        ``_create_grant`` makes it but on hooks recorded once (code_request.py)."""
+        """A code request's grant as Authlib makes it, on hooks recorded once."""
         if self.code_requests.grant_class.check_authorization_endpoint(request):
             return self.code_requests.new_grant(request, self)
         # Authlib quotes an unknown response_type in its error description, where RFC 6749
@@ -169,18 +164,8 @@ class Provider(AuthorizationServer):
     def get_consent_grant(
         self, request: ProtocolRequest | OAuth2Request | None = None, end_user: Any = None
     ) -> Any:
-        """Authlib's ``get_consent_grant``: the grant that validated the request, or its
-        OAuth2Error carrying the request's ``state``; the checks run as code_request.py
-        calls them."""
-        request = self.create_oauth2_request(request)
-        try:
-            request.user = end_user
-            grant = self.get_authorization_grant(request)
-            self.code_requests.validate(grant)
-        except OAuth2Error as error:
-            error.state = request.payload.state
-            raise
-        return grant
+        """Authlib's, its checks called in order (code_request.py)."""
+        return self.code_requests.consent_grant(self, self.create_oauth2_request(request), end_user)
 
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
@@ -243,7 +228,8 @@ class Provider(AuthorizationServer):
         grant = self._consent_grant(self.create_oauth2_request(request, session), None)
         if isinstance(grant, ProtocolResponse):
             return grant
-        parameters = dict(grant.request.payload.data)
+        # The payload's own dict, made for this request alone: nothing writes to it.
+        parameters = grant.request.payload.data
         return ValidAuthorization(
             grant.request.client.settings, parameters, grant.request.user, grant
         )

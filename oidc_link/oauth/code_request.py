@@ -88,6 +88,18 @@ class CodeRequestChecks:
         grant._hooks = self._hooks[bool(is_openid_scope(request.payload.scope))]
         return grant
 
+    def consent_grant(self, server: Any, request: OAuth2Request, end_user: Any) -> Any:
+        """Authlib's ``get_consent_grant``: the grant that validated the request, or its
+        OAuth2Error carrying the request's ``state``."""
+        try:
+            request.user = end_user
+            grant = server.get_authorization_grant(request)
+            self.validate(grant)
+        except OAuth2Error as error:
+            error.state = request.payload.state
+            raise
+        return grant
+
     def validate(self, grant: Any) -> None:
         """Authlib's ``validate_no_multiple_request_parameter`` and
         ``validate_consent_request`` with its hooks, in the order its wrappers run them."""
