@@ -16,7 +16,8 @@ from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from oidc_link.clock import FixedClock
 from oidc_link.config import Settings
 from oidc_link.oauth import Provider
-from oidc_link.oauth.code_request import RecordedHooks, record_hooks
+from oidc_link.oauth.code_request import CodeRequestChecks, RecordedHooks, record_hooks
+from oidc_link.oauth.grants import CodeGrant
 from oidc_link.oauth.messages import ProtocolRequest
 from oidc_link.services import build_services
 from tests.conftest import SHOP_CALLBACK, SPA_CALLBACK
@@ -234,3 +235,12 @@ def test_of_two_faults_the_check_registered_first_answers(provider: Provider) ->
         provider.get_consent_grant(asked, None)
 
     assert refused.value.get_error_description() == "The parameter 'nonce' is repeated."
+
+
+def test_a_grant_that_validates_its_own_way_is_refused_when_the_provider_is_made() -> None:
+    class OwnChecks(CodeGrant):
+        def validate_authorization_request(self) -> str:
+            return "https://rp.example.test/cb"
+
+    with pytest.raises(TypeError, match="validate_authorization_request"):
+        CodeRequestChecks(OwnChecks, [])

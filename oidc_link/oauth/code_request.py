@@ -23,6 +23,7 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
+    AuthorizationCodeGrant,
     InvalidClientError,
     InvalidScopeError,
     OAuth2Request,
@@ -75,6 +76,10 @@ class CodeRequestChecks:
     """``get_consent_grant`` for the code grant, on hooks recorded once."""
 
     def __init__(self, grant_class: type, extensions: list[Extension]) -> None:
+        # What this class calls in their place must still be what the grant would run.
+        for name in ("validate_consent_request", "validate_authorization_request"):
+            if getattr(grant_class, name) is not getattr(AuthorizationCodeGrant, name):
+                raise TypeError(f"{grant_class.__name__} overrides {name}: check it here too")
         self.grant_class = grant_class
         extensions = list(extensions)
         self._hooks = {
