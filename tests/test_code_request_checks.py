@@ -201,7 +201,8 @@ def test_the_grants_hooks_are_the_ones_its_extensions_register_on_authlibs_grant
         authlibs = AuthorizationServer.get_authorization_grant(provider, request)
 
         assert isinstance(ours._hooks, RecordedHooks)
-        assert {kind: set(hooks) for kind, hooks in ours._hooks.items()} == dict(authlibs._hooks)
+        kinds = {kind: set(hooks) for kind, hooks in ours._hooks.items() if hooks}
+        assert kinds == dict(authlibs._hooks)
         assert sum(len(hooks) for hooks in ours._hooks.values()) == registered
         assert ours._hooks["after_authorization_response"] == ()
 

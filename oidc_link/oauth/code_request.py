@@ -41,6 +41,7 @@ PAYLOAD_CHECKED = "after_validate_authorization_request_payload"
 BEFORE_PAYLOAD = "before_validate_authorization_request_payload"
 CONSENT_CHECKED = "after_validate_consent_request"
 BEFORE_CONSENT = "before_validate_consent_request"
+CHECKED_KINDS = (BEFORE_CONSENT, BEFORE_PAYLOAD, PAYLOAD_CHECKED, CONSENT_CHECKED)
 
 
 class RecordedHooks(dict[str, tuple[Hook, ...]]):
@@ -69,7 +70,10 @@ def record_hooks(extensions: Iterable[Extension], scope: str) -> RecordedHooks:
     recorder = _Recorder(scope)
     for extension in extensions:
         extension(recorder)
-    return RecordedHooks({kind: tuple(hooks) for kind, hooks in recorder.hooks.items()})
+    # The kinds the checks below run are always present: no __missing__ call per request.
+    recorded = RecordedHooks.fromkeys(CHECKED_KINDS, ())
+    recorded.update((kind, tuple(hooks)) for kind, hooks in recorder.hooks.items())
+    return recorded
 
 
 class CodeRequestChecks:

@@ -4,8 +4,8 @@ Werkzeug's ``request.args`` (the request log reads that one).
 Werkzeug parses the query with ``urllib.parse.parse_qsl``, which unquotes every name and
 value (two calls each, and ``+`` replaced), and the view then listed the pairs back out of
 the MultiDict. An /authorize query is mostly pieces with neither ``%`` nor ``+``, which
-``unquote`` would hand back as they are: those are taken as they are here, the others go
-through the same replace and ``unquote`` as in ``parse_qsl``.
+``unquote`` would hand back as they are: those names and values are taken as they are
+here, the others go through the same replace and ``unquote`` as in ``parse_qsl``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def parse_query(query: str) -> list[tuple[str, str]]:
         if not piece:
             continue
         name, _, value = piece.partition("=")
-        if "%" in piece or "+" in piece:
+        if "%" in name or "+" in name:
             name = unquote(name.replace("+", " "), errors=_ERRORS)
+        if "%" in value or "+" in value:
             value = unquote(value.replace("+", " "), errors=_ERRORS)
         pairs.append((name, value))
     return pairs
