@@ -34,6 +34,7 @@ from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
 from oidc_link.oauth.code_redirect import code_location
+from oidc_link.oauth.code_request import CodeRequestChecks
 from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
     CodeGrant,
@@ -107,7 +108,9 @@ class Provider(AuthorizationServer):
             PrivateKeyJWTAuthentication(settings.issuer, self.client_keys, store, clock),
         )
         openid = LinkOpenIDCode(self, session_reuse)
-        self.register_grant(CodeGrant, [OneValueEach(), S256CodeChallenge(required=True), openid])
+        extensions = [OneValueEach(), S256CodeChallenge(required=True), openid]
+        self.register_grant(CodeGrant, extensions)
+        self.code_requests = CodeRequestChecks(CodeGrant, extensions)  # hooks recorded once
         # /token's two grants, written out on our request type (token_endpoint.py).
         self.token_endpoint = TokenEndpoint(self, id_tokens)
         self.pushed = PushedAuthorizations(
@@ -141,6 +144,9 @@ class Provider(AuthorizationServer):
         )
 
     def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        """A code request's grant as Authlib makes it, on hooks recorded once."""
+        if self.code_requests.grant_class.check_authorization_endpoint(request):
+            return self.code_requests.new_grant(request, self)
         # Authlib quotes an unknown response_type in its error description, where RFC 6749
         # §4.1.2.1 forbids some characters (a quote, non-ASCII): that crashed instead of
         # answering. Such a value gets the error without a redirect (an error page, or
@@ -157,6 +163,12 @@ class Provider(AuthorizationServer):
             raise InvalidRequestError(
                 "Missing 'response_type'.", redirect_uri=error.redirect_uri
             ) from None
+
+    def get_consent_grant(
+        self, request: ProtocolRequest | OAuth2Request | None = None, end_user: Any = None
+    ) -> Any:
+        """Authlib's, its checks called in order (code_request.py)."""
+        return self.code_requests.consent_grant(self, self.create_oauth2_request(request), end_user)
 
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
@@ -219,7 +231,8 @@ class Provider(AuthorizationServer):
         grant = self._consent_grant(self.create_oauth2_request(request, session), None)
         if isinstance(grant, ProtocolResponse):
             return grant
-        parameters = dict(grant.request.payload.data)
+        # The payload's own dict, made for this request alone: nothing writes to it.
+        parameters = grant.request.payload.data
         return ValidAuthorization(
             grant.request.client.settings, parameters, grant.request.user, grant
         )

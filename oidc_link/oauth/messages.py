@@ -98,9 +98,12 @@ class AuthlibPayload(OAuth2Payload):
     @property
     def datalist(self) -> defaultdict[str, list[str]]:
         if self._datalist is None:
-            self._datalist = defaultdict(list)
-            for key, value in self._pairs:
-                self._datalist[key].append(value)
+            if len(self._data) == len(self._pairs):  # each name once: one value each
+                self._datalist = defaultdict(list, {k: [v] for k, v in self._pairs})
+            else:
+                self._datalist = defaultdict(list)
+                for key, value in self._pairs:
+                    self._datalist[key].append(value)
         return self._datalist
 
 

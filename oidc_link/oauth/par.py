@@ -134,12 +134,17 @@ class PushedAuthorizations:
         redirect URI at hand is one nobody checked (RFC 6749 §4.1.2.1).
         Any other ``request_uri`` stays in the request, for the grant to refuse.
         """
-        query = [(k, v) for k, v in request.query if k != PUSHED_MARKER]
-        form = [(k, v) for k, v in request.form if k != PUSHED_MARKER]
+        query, form = request.query, request.form
+        pairs = [*query, *form] if form else query
+        parameters = dict(pairs)
+        if PUSHED_MARKER in parameters:
+            query = [(k, v) for k, v in query if k != PUSHED_MARKER]
+            form = [(k, v) for k, v in form if k != PUSHED_MARKER]
         own = ResolvedAuthorizationRequest(
             request.method, request.path, query, form, request.headers
         )
-        parameters = own.parameters
+        if PUSHED_MARKER in parameters or len(parameters) != len(pairs):
+            parameters = own.parameters  # the first value of a repeated name, as Authlib's
         request_uri = parameters.get("request_uri", "")
         if not request_uri.startswith(REQUEST_URI_PREFIX):
             return own

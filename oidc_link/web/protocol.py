@@ -49,6 +49,7 @@ from oidc_link.web.public_documents import (
     DISCOVERY_PATH,
     JWKS_PATH,
 )
+from oidc_link.web.query_pairs import query_pairs
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def _authorization_request(http: Request) -> ProtocolRequest:
     return ProtocolRequest(
         method=http.method,
         path=http.path,
-        query=list(http.args.items(multi=True)),
+        query=query_pairs(http),
         form=list(http.form.items(multi=True)) if http.method == "POST" else [],
     )
 
