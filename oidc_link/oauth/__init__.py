@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from authlib.common.security import is_secure_transport
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
@@ -33,7 +32,7 @@ from oidc_link.models import Identity, SsoSession
 from oidc_link.oauth.claims import OAuthClient
 from oidc_link.oauth.client_assertion import PRIVATE_KEY_JWT, PrivateKeyJWTAuthentication
 from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
-from oidc_link.oauth.code_redirect import code_location
+from oidc_link.oauth.code_redirect import code_location, with_issuer
 from oidc_link.oauth.code_request import CodeRequestChecks
 from oidc_link.oauth.consent import ConsentRequest, Consents
 from oidc_link.oauth.grants import (
@@ -332,7 +331,7 @@ class Provider(AuthorizationServer):
             grant.save_authorization_code(code, request)
         except OAuth2Error as error:
             error.state = request.payload.state
-            answer = self._with_issuer(self.handle_error_response(request, error))
+            answer = with_issuer(self.handle_error_response(request, error), self.settings.issuer)
         else:
             state = request.payload.state
             location = code_location(grant.redirect_uri, code, state, self.settings.issuer)
@@ -350,7 +349,7 @@ class Provider(AuthorizationServer):
         except OAuth2Error as error:
             if not error.redirect_uri:
                 raise AuthorizationPageError(error) from None
-            return self._with_issuer(self.handle_error_response(None, error))
+            return with_issuer(self.handle_error_response(None, error), self.settings.issuer)
 
     def token(self, request: ProtocolRequest) -> ProtocolResponse:
         refused = self._misshapen(request)
@@ -392,18 +391,3 @@ class Provider(AuthorizationServer):
         """The ``sub`` a client knows the user by: their account id at the client's owner
         (its sector, else the client itself; issue 6), pairwise per OIDC Core §8.1."""
         return self.accounts.subject_of(client.subject_sector, email)
-
-    def _with_issuer(self, response: ProtocolResponse) -> ProtocolResponse:
-        """Add ``iss`` to an authorization response redirect (RFC 9207 §2)."""
-        location = response.location
-        if location:
-            response.headers = [
-                (
-                    k,
-                    add_params_to_uri(v, [("iss", self.settings.issuer)])
-                    if k.lower() == "location"
-                    else v,
-                )
-                for k, v in response.headers
-            ]
-        return response

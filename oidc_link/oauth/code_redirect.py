@@ -1,4 +1,4 @@
-"""The success redirect of an authorization request: the code and ``state`` (RFC 6749
+"""The redirects of an authorization request: on success the code and ``state`` (RFC 6749
 §4.1.2) and ``iss`` (RFC 9207 §2) added to the redirect URI in one pass.
 
 Authlib's ``add_params_to_uri``, called twice (the code and state, then ``iss``), parsed the
@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlparse, urlunparse
+
+from authlib.common.urls import add_params_to_uri
+
+from oidc_link.oauth.messages import ProtocolResponse
 
 
 def code_location(redirect_uri: str, code: str, state: str | None, issuer: str) -> str:
@@ -38,3 +42,19 @@ def _around_parameters(redirect_uri: str) -> tuple[str, str]:
 @lru_cache(maxsize=8)
 def _iss_parameter(issuer: str) -> str:
     return "&iss=" + quote_plus(issuer)
+
+
+def with_issuer(response: ProtocolResponse, issuer: str) -> ProtocolResponse:
+    """``iss`` added to an error redirect of an authorization request (RFC 9207 §2), as
+    Authlib adds parameters; the success redirect has it from ``code_location``."""
+    if response.location:
+        response.headers = [
+            (
+                name,
+                add_params_to_uri(value, [("iss", issuer)])
+                if name.lower() == "location"
+                else value,
+            )
+            for name, value in response.headers
+        ]
+    return response
