@@ -5,10 +5,13 @@ command and no key; connection.py builds clients of this class.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.commands.core import Script
+from redis.connection import AbstractConnection, add_debug_log_for_connection_failure
 from redis.exceptions import NoScriptError
 
 
@@ -116,7 +119,10 @@ class DirectPipeline(redis.client.Pipeline):
         try:
             for args, options in commands:
                 try:
-                    responses.append(_answer(self, connection, args[0], options))
+                    # The first answer is read from the socket; the later ones are
+                    # usually in hiredis's buffer already (read_reply).
+                    later = bool(responses)
+                    responses.append(_answer(self, connection, args[0], options, later))
                 except redis.ResponseError as error:
                     responses.append(error)
         except BaseException:
@@ -128,8 +134,11 @@ class DirectPipeline(redis.client.Pipeline):
         return responses
 
 
-def _answer(client: Any, connection: Any, command: str, options: dict[str, Any]) -> Any:
-    """The reply to ``command``, read and put through its response callback as redis-py's
+def _answer(
+    client: Any, connection: Any, command: str, options: dict[str, Any], later: bool = False
+) -> Any:
+    """The reply to ``command``, read (``read_reply`` for a pipeline's ``later`` answers,
+    which hiredis may hold already) and put through its response callback as redis-py's
     ``parse_response`` does (and a pipeline's, which adds only WATCH bookkeeping: a plain
     pipeline never watches), in one call rather than two or three. A command with options
     beyond ``keys`` (which only redis-py's client-side cache reads), or a connection that
@@ -137,10 +146,75 @@ def _answer(client: Any, connection: Any, command: str, options: dict[str, Any])
     if (not options or (len(options) == 1 and "keys" in options)) and (
         not connection._resp2_fallback
     ):
-        response = connection.read_response()
+        response = read_reply(connection) if later else connection.read_response()
         callback = client.response_callbacks.get(command)
         return response if callback is None else callback(response)
     return client.parse_response(connection, command, **options)
+
+
+def read_reply(connection: Any) -> Any:
+    """``connection.read_response()``, taking a reply hiredis has already read whole (a
+    pipeline's second and later replies) straight from its reader: without redis-py's
+    three calls around it and the f-string of the server's address it builds per reply.
+
+    Only for redis-py's own ``read_response`` (not Sentinel's, which turns READONLY into a
+    failover) on a hiredis parser. A reply not yet read goes to redis-py (``gets`` took
+    nothing). One taken that is not a plain answer is handled as redis-py handles it: an
+    error reply raised; a ConnectionError reply (LOADING) or a broken reply (protocol,
+    decoding) drops the connection and is raised; a push notice (a maintenance notice)
+    goes to the parser's handler, whose socket errors become redis-py's, then the answer
+    is read. tests/test_direct_reply.py compares the two on each of these.
+    """
+    parser = connection._parser
+    reader = getattr(parser, "_reader", None)
+    if reader is None or type(connection).read_response is not AbstractConnection.read_response:
+        return connection.read_response()
+    try:
+        response = reader.gets()
+    except BaseException as error:  # a broken reply: nothing after it can be read
+        _drop(connection, error)
+        raise
+    if response is NOT_ENOUGH_DATA:
+        return connection.read_response()
+    push = parser._hiredis_PushNotificationType
+    if push is not None and isinstance(response, push):
+        _handle_push(connection, parser, response)
+        return connection.read_response()
+    failed = response
+    if isinstance(response, list) and response:
+        failed = response[0]
+    if isinstance(failed, redis.ConnectionError):
+        _drop(connection, failed)
+        raise failed
+    if connection.health_check_interval:
+        connection.next_health_check = time.monotonic() + connection.health_check_interval
+    if isinstance(response, redis.ResponseError):
+        raise response
+    return response
+
+
+def _handle_push(connection: Any, parser: Any, notice: Any) -> None:
+    """Hand a push notice to the parser's handler; its errors raised as redis-py's
+    ``read_response`` raises them (a socket's timeout or error as redis-py's own, which the
+    store counts as an outage), the connection dropped."""
+    where = connection._host_error()
+    try:
+        parser.handle_push_response(notice)
+    except (TimeoutError, redis.TimeoutError) as error:
+        _drop(connection, error)
+        raise redis.TimeoutError(f"Timeout reading from {where}") from None
+    except OSError as error:
+        _drop(connection, error)
+        raise redis.ConnectionError(f"Error while reading from {where} : {error.args}") from error
+    except BaseException as error:
+        _drop(connection, error)
+        raise
+
+
+def _drop(connection: Any, error: BaseException) -> None:
+    """What redis-py's ``read_response`` does with a connection whose reply failed."""
+    add_debug_log_for_connection_failure(connection, error, "reading response")
+    connection.disconnect()
 
 
 class DirectScript(Script):
