@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 
 from flask import Request, Response, after_this_request, request
-from werkzeug.sansio.http import parse_cookie
 
 from oidc_link.ids import new_secret, same
 from oidc_link.sessions import began_under_host_cookie
 from oidc_link.web.context import services
+from oidc_link.web.cookie_header import cookie_value
 
 BROWSER_COOKIE = "oidc_link_browser"
 SESSION_COOKIE = "oidc_link_session"
@@ -49,13 +49,13 @@ def _secure() -> bool:
 def cookie_of(http: Request, name: str) -> str | None:
     """``http.cookies.get(name)``, without what Werkzeug does first on every request: walk
     each key of the WSGI environ to find the Cookie header (EnvironHeaders.getlist), then
-    parse every cookie in it. The header is the environ's, as Werkzeug reads it, and it is
-    parsed as Werkzeug parses it only when the name is in it: a name parsed out of a
-    header is always a piece of that header."""
+    parse every cookie in it into a MultiDict. The header is the environ's, as Werkzeug
+    reads it, and it is read as Werkzeug parses it only when the name is in it: a name
+    parsed out of a header is always a piece of that header (cookie_header.py)."""
     header = http.environ.get("HTTP_COOKIE")
     if not header or name not in header:
         return None
-    return parse_cookie(header).get(name)
+    return cookie_value(header, name)
 
 
 def browser_id() -> str | None:
@@ -120,8 +120,7 @@ def _moved_session(legacy: str) -> str | None:
     """
     sessions = services().sessions
     moved = (
-        not began_under_host_cookie(legacy)
-        and services().store.sessions.load(legacy) is not None
+        not began_under_host_cookie(legacy) and services().store.sessions.load(legacy) is not None
     )
 
     @after_this_request
@@ -130,9 +129,7 @@ def _moved_session(legacy: str) -> str | None:
         # A view that set or cleared the session cookie itself (a new sign-in, a logout)
         # has the last word on the new name.
         if moved and HOST_PREFIX + SESSION_COOKIE not in already:
-            set_session_cookie(
-                response, legacy, secure=True, max_age=sessions.cookie_lifetime
-            )
+            set_session_cookie(response, legacy, secure=True, max_age=sessions.cookie_lifetime)
         if SESSION_COOKIE not in already:
             response.delete_cookie(
                 SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax"

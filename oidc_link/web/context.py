@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import Flask, current_app
+from flask.globals import _cv_app
 
 from oidc_link.services import Services
 from oidc_link.web.public_documents import PublicDocuments
@@ -22,9 +23,19 @@ class WebContext:
     documents: PublicDocuments
 
 
+def _app() -> Flask:
+    """The app of the current context, read from Flask's context variable rather than
+    through the ``current_app`` proxy (several look-ups a request). Outside an app context
+    the proxy is asked, for Flask's own error."""
+    context = _cv_app.get(None)
+    if context is None:
+        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    return context.app
+
+
 def services() -> Services:
-    return current_app.extensions[EXTENSION_NAME].services
+    return _app().extensions[EXTENSION_NAME].services  # type: ignore[no-any-return]
 
 
 def public_documents() -> PublicDocuments:
-    return current_app.extensions[EXTENSION_NAME].documents
+    return _app().extensions[EXTENSION_NAME].documents  # type: ignore[no-any-return]

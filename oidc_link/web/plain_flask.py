@@ -27,6 +27,7 @@ from werkzeug.routing import MapAdapter
 from werkzeug.wsgi import get_host
 
 from oidc_link.web.languages import LanguageEnvironment
+from oidc_link.web.route_shortcut import CountedMap, RouteShortcut
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -73,6 +74,9 @@ class PlainFlask(Flask):
       no ``Connection: upgrade``, Werkzeug's ``bind_to_environ`` comes down to the host
       (found once, not twice), its IDNA form (kept for the last few hosts) and the WSGI
       strings of the path, script root and query: the adapter is made from those.
+    - Routing: a path of a plain route (static segments and default ``<name>`` arguments,
+      nothing else that could match) is found by its segments, without Werkzeug's state
+      machine (web/route_shortcut.py); any other goes to Werkzeug's ``match``.
 
     tests/test_plain_flask.py shows each feature still working when put to use.
     """
@@ -80,11 +84,13 @@ class PlainFlask(Flask):
     # Templates' globals read through a view, not copied out of a ChainMap per render;
     # each page's template compiled in the request's language (web/languages.py).
     jinja_environment = LanguageEnvironment
+    url_map_class = CountedMap
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hooks_by_endpoint: dict[str | None, _Hooks] = {}
         self._server_names: dict[str, str] = {}
+        self.route_shortcut = RouteShortcut(self.url_map)  # type: ignore[arg-type]
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
@@ -276,7 +282,8 @@ class _PlainAppContext(AppContext):
 
 
 class _PlainRequestContext(RequestContext):
-    """Flask's request context, its null session made directly when there can be no other."""
+    """Flask's request context, its null session made directly when there can be no other,
+    a plain route found without Werkzeug's matcher."""
 
     def push(self) -> None:
         app_context = _cv_app.get(None)
@@ -290,6 +297,13 @@ class _PlainRequestContext(RequestContext):
             self._session = _open_session(self.app, self.request)
         if self.url_adapter is not None:
             self.match_request()
+
+    def match_request(self) -> None:
+        found = self.app.route_shortcut.match(self.url_adapter)  # type: ignore[attr-defined,arg-type]
+        if found is None:
+            super().match_request()
+        else:
+            self.request.url_rule, self.request.view_args = found  # type: ignore[assignment]
 
 
 def _open_session(app: Flask, incoming: Request) -> SessionMixin:
