@@ -8,7 +8,7 @@ import random
 import pytest
 from flask import Flask
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import MapAdapter, Rule
+from werkzeug.routing import Map, MapAdapter, Rule
 
 from oidc_link.web.route_shortcut import CountedMap, RouteShortcut
 from tests.conftest import ISSUER
@@ -73,16 +73,23 @@ def paths_for(rules: list[Rule], rng: random.Random) -> list[str]:
     return paths
 
 
+def rules_taken(
+    shortcut: RouteShortcut, url_map: Map, host: str, rules: list[Rule], seed: int
+) -> set[str]:
+    """The rules the shortcut answered for, each answer compared with Werkzeug's."""
+    taken = set()
+    for path in paths_for(rules, random.Random(seed)):  # noqa: S311 - test inputs, not secrets
+        for method in METHODS:
+            adapter = url_map.bind(host, path_info=path, default_method=method)
+            if compared(shortcut, adapter):
+                taken.add(adapter.match(return_rule=True)[0].rule)
+    return taken
+
+
 def test_the_apps_own_routes(app: Flask) -> None:
     url_map = app.url_map
     shortcut = RouteShortcut(url_map)  # type: ignore[arg-type]
-    rules = list(url_map.iter_rules())
-    taken = set()
-    for path in paths_for(rules, random.Random(26)):  # noqa: S311 - test inputs, not secrets
-        for method in METHODS:
-            adapter = url_map.bind("127.0.0.1:9999", path_info=path, default_method=method)
-            if compared(shortcut, adapter):
-                taken.add(adapter.match(return_rule=True)[0].rule)
+    taken = rules_taken(shortcut, url_map, "127.0.0.1:9999", list(url_map.iter_rules()), 26)
     # The sign-in's own routes are among those it takes.
     for rule in ("/authorize", "/token", "/signin/<flow_id>", "/signin/<flow_id>/email"):
         assert rule in taken
@@ -119,12 +126,7 @@ def test_a_map_built_to_trip_it() -> None:
     ]
     url_map = CountedMap(rules)
     shortcut = RouteShortcut(url_map)
-    taken = set()
-    for path in paths_for(rules, random.Random(27)):  # noqa: S311 - test inputs, not secrets
-        for method in METHODS:
-            adapter = url_map.bind("example.test", path_info=path, default_method=method)
-            if compared(shortcut, adapter):
-                taken.add(adapter.match(return_rule=True)[0].rule)
+    taken = rules_taken(shortcut, url_map, "example.test", rules, 27)
     assert taken == {"/plain/<x>/end", "/plain2/<x>/<z>"}
 
 
