@@ -35,12 +35,7 @@ from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
 from oidc_link.oauth.code_redirect import code_location, with_issuer
 from oidc_link.oauth.code_request import CodeRequestChecks
 from oidc_link.oauth.consent import ConsentRequest, Consents
-from oidc_link.oauth.grants import (
-    CodeGrant,
-    LinkOpenIDCode,
-    OneValueEach,
-    S256CodeChallenge,
-)
+from oidc_link.oauth.grants import CodeGrant, LinkOpenIDCode, OneValueEach, S256CodeChallenge
 from oidc_link.oauth.id_token import IdTokens
 from oidc_link.oauth.messages import (
     AuthlibRequest,
@@ -50,6 +45,7 @@ from oidc_link.oauth.messages import (
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
+from oidc_link.oauth.plain_request import plain_authorization
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
 from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.stored_request import grant_if_still_registered
@@ -219,14 +215,15 @@ class Provider(AuthorizationServer):
     def validate_authorization(
         self, request: ProtocolRequest, session: SsoSession | None = None
     ) -> ValidAuthorization | ProtocolResponse:
-        """Check an authorization request before any page is shown.
-
-        Returns the request (with the session's identity when the session may answer it),
-        or an error redirect to the RP. Raises AuthorizationPageError when the client or
-        redirect URI cannot be trusted.
-        """
+        """Check an authorization request before any page is shown: the request (with the
+        session's identity when the session may answer it), or an error redirect to the RP;
+        AuthorizationPageError when the client or redirect URI cannot be trusted. An
+        everyday code request is found valid without Authlib's objects (plain_request.py)."""
         if not isinstance(request, ResolvedAuthorizationRequest):
             request = self.resolve_authorization_request(request)
+        plain = plain_authorization(self, request, session)
+        if plain is not None:
+            return plain
         grant = self._consent_grant(self.create_oauth2_request(request, session), None)
         if isinstance(grant, ProtocolResponse):
             return grant
