@@ -161,6 +161,9 @@ def test_no_shortcut_with_a_session_a_form_a_scope_list_or_a_pushed_request(
     assert plain_authorization(provider, ProtocolRequest("GET", "/a", marked.query), None) is None
     with mock.patch.object(provider, "scopes_supported", ["openid"]):
         assert plain_authorization(provider, resolved, None) is None
+    with mock.patch.object(provider, "secure_issuer", False):
+        assert plain_authorization(provider, resolved, None) is None
+        assert _answer(provider, asked, None) == _full(provider, asked, None)
 
 
 def test_random_requests_get_the_full_paths_answer(provider: Provider) -> None:

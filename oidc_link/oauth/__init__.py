@@ -93,7 +93,7 @@ class Provider(AuthorizationServer):
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
         # Authlib refuses a request whose URI is not https (or loopback); every request's
         # URI is the issuer plus a path, so the issuer's answer is every request's.
-        self._secure_issuer = is_secure_transport(settings.issuer)
+        self.secure_issuer = is_secure_transport(settings.issuer)
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
         self.client_keys = ClientKeys(
             settings.clients, clock, JwksFetcher(Outbound.for_settings(settings))
@@ -199,7 +199,7 @@ class Provider(AuthorizationServer):
             request,
             sso_session=sso_session,
             store_writes=store_writes,
-            secure_issuer=self._secure_issuer,
+            secure_issuer=self.secure_issuer,
         )
 
     def handle_response(
@@ -357,7 +357,7 @@ class Provider(AuthorizationServer):
             # say unsupported_grant_type, which is for a value it does not know).
             return self.handle_error_response(None, InvalidRequestError("Missing 'grant_type'."))
         return self.token_endpoint.answer(
-            AuthlibRequest(self.settings.issuer, request, secure_issuer=self._secure_issuer)
+            AuthlibRequest(self.settings.issuer, request, secure_issuer=self.secure_issuer)
         )
 
     def revocation(self, request: ProtocolRequest) -> ProtocolResponse:

@@ -6,7 +6,8 @@ challenge, maybe state, nonce, login_hint, ui_locales), no SSO session to consul
 such a request every check Authlib's grant and our extensions run passes, so its answer is
 known without them: the client and the parameters, nobody signed in. Anything outside that
 narrow shape (a parameter more, repeated or empty, a session, PAR, a client that must push
-or need not send PKCE, a server with a scope list) returns None here and goes through
+or need not send PKCE, a server with a scope list or an issuer that is not https or
+loopback) returns None here and goes through
 Authlib's validation as before; tests/test_plain_request.py holds the answers to
 ``Provider.validate_authorization``'s full path on the variations of
 tests/test_code_request_checks.py and on random requests.
@@ -46,9 +47,11 @@ def plain_authorization(
 ) -> ValidAuthorization | None:
     """What ``Provider.validate_authorization`` answers for ``request`` (resolved: no
     pushed request left to take) when it is an everyday code request, else None.
-    ``server``: the Provider, whose clients and scope list Authlib's checks read."""
+    ``server``: the Provider, whose clients, scope list and issuer Authlib's checks read."""
     if session is not None or request.form or server.scopes_supported:
         return None
+    if not server.secure_issuer:
+        return None  # Authlib refuses a request to a URI that is not https or loopback
     pairs = request.query
     parameters = dict(pairs)
     if len(parameters) != len(pairs) or not PLAIN_NAMES.issuperset(parameters):
