@@ -4,12 +4,12 @@ is ``parse_qsl(..., keep_blank_values=True, errors="werkzeug.url_quote")``."""
 from __future__ import annotations
 
 import random
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import pytest
 from flask import Flask, Request
 
-from oidc_link.web.query_pairs import parse_query, query_pairs
+from oidc_link.web.query_pairs import parse_query, query_pairs, unquote_piece
 
 QUERIES = [
     "",
@@ -102,3 +102,16 @@ def test_a_query_that_is_not_utf8_fails_as_werkzeugs_args_does() -> None:
         _ = _request(b"a=\xff").args
     with pytest.raises(UnicodeDecodeError):
         query_pairs(_request(b"a=\xff"))
+
+
+def test_a_piece_unquotes_as_unquote_does() -> None:
+    escapes = [f"%{code:02x}" for code in range(256)] + [f"%{code:02X}" for code in range(256)]
+    escapes += ["%", "%4", "%g1", "%1g", "%%41", "%-1", "% 1"]
+    for escape in escapes:
+        for text in (escape, "a" + escape, escape + "b", "x" + escape + escape + "y", escape * 3):
+            assert unquote_piece(text) == unquote(text, errors="werkzeug.url_quote"), text
+    rng = random.Random(27)  # noqa: S311 - test inputs, not secrets
+    alphabet = "%0123456789aAbBcCdDeEfFgG:/ é\x00\x7f"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
+        assert unquote_piece(text) == unquote(text, errors="werkzeug.url_quote"), text

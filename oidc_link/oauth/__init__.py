@@ -35,12 +35,7 @@ from oidc_link.oauth.client_keys import ClientKeys, JwksFetcher
 from oidc_link.oauth.code_redirect import code_location, with_issuer
 from oidc_link.oauth.code_request import CodeRequestChecks
 from oidc_link.oauth.consent import ConsentRequest, Consents
-from oidc_link.oauth.grants import (
-    CodeGrant,
-    LinkOpenIDCode,
-    OneValueEach,
-    S256CodeChallenge,
-)
+from oidc_link.oauth.grants import CodeGrant, LinkOpenIDCode, OneValueEach, S256CodeChallenge
 from oidc_link.oauth.id_token import IdTokens
 from oidc_link.oauth.messages import (
     AuthlibRequest,
@@ -50,6 +45,7 @@ from oidc_link.oauth.messages import (
     ValidAuthorization,
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
+from oidc_link.oauth.plain_request import plain_authorization
 from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
 from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.stored_request import grant_if_still_registered
@@ -97,7 +93,7 @@ class Provider(AuthorizationServer):
         self._clients = {c.client_id: OAuthClient(c) for c in settings.clients}
         # Authlib refuses a request whose URI is not https (or loopback); every request's
         # URI is the issuer plus a path, so the issuer's answer is every request's.
-        self._secure_issuer = is_secure_transport(settings.issuer)
+        self.secure_issuer = is_secure_transport(settings.issuer)
         # private_key_jwt (RFC 7523 §2.2): a bad inline JWK Set stops start-up here.
         self.client_keys = ClientKeys(
             settings.clients, clock, JwksFetcher(Outbound.for_settings(settings))
@@ -203,7 +199,7 @@ class Provider(AuthorizationServer):
             request,
             sso_session=sso_session,
             store_writes=store_writes,
-            secure_issuer=self._secure_issuer,
+            secure_issuer=self.secure_issuer,
         )
 
     def handle_response(
@@ -219,14 +215,15 @@ class Provider(AuthorizationServer):
     def validate_authorization(
         self, request: ProtocolRequest, session: SsoSession | None = None
     ) -> ValidAuthorization | ProtocolResponse:
-        """Check an authorization request before any page is shown.
-
-        Returns the request (with the session's identity when the session may answer it),
-        or an error redirect to the RP. Raises AuthorizationPageError when the client or
-        redirect URI cannot be trusted.
-        """
+        """Check an authorization request before any page is shown: the request (with the
+        session's identity when the session may answer it), or an error redirect to the RP;
+        AuthorizationPageError when the client or redirect URI cannot be trusted. An
+        everyday code request is found valid without Authlib's objects (plain_request.py)."""
         if not isinstance(request, ResolvedAuthorizationRequest):
             request = self.resolve_authorization_request(request)
+        plain = plain_authorization(self, request, session)
+        if plain is not None:
+            return plain
         grant = self._consent_grant(self.create_oauth2_request(request, session), None)
         if isinstance(grant, ProtocolResponse):
             return grant
@@ -360,7 +357,7 @@ class Provider(AuthorizationServer):
             # say unsupported_grant_type, which is for a value it does not know).
             return self.handle_error_response(None, InvalidRequestError("Missing 'grant_type'."))
         return self.token_endpoint.answer(
-            AuthlibRequest(self.settings.issuer, request, secure_issuer=self._secure_issuer)
+            AuthlibRequest(self.settings.issuer, request, secure_issuer=self.secure_issuer)
         )
 
     def revocation(self, request: ProtocolRequest) -> ProtocolResponse:

@@ -42,6 +42,7 @@ from oidc_link.web.browser import (
 )
 from oidc_link.web.context import public_documents, services
 from oidc_link.web.errors import page_for, protocol_error
+from oidc_link.web.flow_render import page_response
 from oidc_link.web.languages import use_language
 from oidc_link.web.pages import Page, flow_page, pending_flow_page
 from oidc_link.web.public_documents import (
@@ -170,8 +171,8 @@ def _first_page(
     Reload never sends a second SMS. The cookies bind the flow to this browser and remember
     it under this request, for a reload of the URL the browser now shows.
     """
-    page, status, headers = flow_page(found, http, flow)
-    response = current_app.response_class(page, status, headers)
+    # Flask's response for the page, its content type given (flow_render.page_response).
+    response = page_response(flow_page(found, http, flow))
     secure = found.settings.secure_cookies
     bind_browser(response, browser, secure=secure)
     remember_authorize_flow(response, flow.id, fingerprint, secure=secure)

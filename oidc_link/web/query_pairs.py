@@ -5,7 +5,11 @@ Werkzeug parses the query with ``urllib.parse.parse_qsl``, which unquotes every 
 value (two calls each, and ``+`` replaced), and the view then listed the pairs back out of
 the MultiDict. An /authorize query is mostly pieces with neither ``%`` nor ``+``, which
 ``unquote`` would hand back as they are: those names and values are taken as they are
-here, the others go through the same replace and ``unquote`` as in ``parse_qsl``.
+here, the others go through the same replace and the same decoding as in ``parse_qsl``:
+escapes of ASCII characters in an ASCII text (a redirect URI's ``%3A%2F%2F``) looked up
+in a table, anything else (a broken escape, a byte above 0x7F, non-ASCII text) through
+``unquote`` itself. The MultiDict is filled as Werkzeug's constructor fills it, without
+its per-pair loop when no name repeats.
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from flask import Request
+from werkzeug.datastructures import ImmutableMultiDict
 
 # Werkzeug's handler for bytes that are not UTF-8: left percent-encoded (werkzeug.urls).
 _ERRORS = "werkzeug.url_quote"
+# Each escape of an ASCII character, its hex digits in either case: the character.
+_ASCII_ESCAPES = {
+    digits: chr(code)
+    for code in range(128)
+    for pair in [f"{code:02x}"]
+    for digits in (pair, pair.upper(), pair[0].upper() + pair[1], pair[0] + pair[1].upper())
+}
 
 
 def query_pairs(http: Request) -> list[tuple[str, str]]:
@@ -26,9 +38,16 @@ def query_pairs(http: Request) -> list[tuple[str, str]]:
     args = values.get("args")
     if args is None:
         pairs = parse_query(http.query_string.decode())
-        args = values["args"] = http.parameter_storage_class(pairs)
-        if len(args) == len(pairs):
+        storage = http.parameter_storage_class
+        lists = {name: [value] for name, value in pairs}
+        if len(lists) == len(pairs) and storage is ImmutableMultiDict:
+            # What its constructor fills the dict with, for pairs of distinct names.
+            args = values["args"] = ImmutableMultiDict.__new__(ImmutableMultiDict)
+            dict.__init__(args, lists)
             return pairs  # no name repeated: already in that order
+        args = values["args"] = storage(pairs)
+        if len(args) == len(pairs):
+            return pairs
     return list(args.items(multi=True))
 
 
@@ -41,8 +60,25 @@ def parse_query(query: str) -> list[tuple[str, str]]:
             continue
         name, _, value = piece.partition("=")
         if "%" in name or "+" in name:
-            name = unquote(name.replace("+", " "), errors=_ERRORS)
+            name = unquote_piece(name.replace("+", " "))
         if "%" in value or "+" in value:
-            value = unquote(value.replace("+", " "), errors=_ERRORS)
+            value = unquote_piece(value.replace("+", " "))
         pairs.append((name, value))
     return pairs
+
+
+def unquote_piece(text: str) -> str:
+    """``unquote(text, errors="werkzeug.url_quote")``. For an ASCII text whose every ``%``
+    begins an escape of an ASCII character the bytes unquote would decode are ASCII, so
+    each escape is its character (tests/test_query_pairs.py compares the two)."""
+    if text.isascii():
+        parts = text.split("%")
+        decoded = [parts[0]]
+        for part in parts[1:]:
+            character = _ASCII_ESCAPES.get(part[:2])
+            if character is None:
+                return unquote(text, errors=_ERRORS)
+            decoded.append(character)
+            decoded.append(part[2:])
+        return "".join(decoded)
+    return unquote(text, errors=_ERRORS)
