@@ -11,8 +11,10 @@ from typing import Any
 import redis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.commands.core import Script
-from redis.connection import AbstractConnection, add_debug_log_for_connection_failure
+from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
+
+from oidc_link.store.plain_socket import drop, handle_push, plain, read, send
 
 
 class DirectRedis(redis.Redis):
@@ -40,6 +42,13 @@ class DirectRedis(redis.Redis):
         pool = self.connection_pool
         connection = pool.get_connection()
         try:
+            if plain(connection) and (not options or (len(options) == 1 and "keys" in options)):
+                # The socket and hiredis directly (plain_socket.py), the answer through its
+                # response callback, as _answer does.
+                send(connection, connection._command_packer.pack(*args))
+                response = read(connection)
+                callback = self.response_callbacks.get(args[0])
+                return response if callback is None else callback(response)
             connection.send_command(*args, **options)
             return _answer(self, connection, args[0], options)
         except redis.ConnectionError:
@@ -114,7 +123,12 @@ class DirectPipeline(redis.client.Pipeline):
     def _send_and_read(
         self, connection: Any, commands: list[Any], raise_on_error: bool
     ) -> list[Any]:
-        connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
+        packed = connection.pack_commands([args for args, _ in commands])
+        direct = plain(connection)
+        if direct:
+            send(connection, packed)  # plain_socket.py
+        else:
+            connection.send_packed_command(packed)
         responses: list[Any] = []
         try:
             for args, options in commands:
@@ -122,7 +136,7 @@ class DirectPipeline(redis.client.Pipeline):
                     # The first answer is read from the socket; the later ones are
                     # usually in hiredis's buffer already (read_reply).
                     later = bool(responses)
-                    responses.append(_answer(self, connection, args[0], options, later))
+                    responses.append(_answer(self, connection, args[0], options, later, direct))
                 except redis.ResponseError as error:
                     responses.append(error)
         except BaseException:
@@ -135,10 +149,16 @@ class DirectPipeline(redis.client.Pipeline):
 
 
 def _answer(
-    client: Any, connection: Any, command: str, options: dict[str, Any], later: bool = False
+    client: Any,
+    connection: Any,
+    command: str,
+    options: dict[str, Any],
+    later: bool = False,
+    direct: bool = False,
 ) -> Any:
-    """The reply to ``command``, read (``read_reply`` for a pipeline's ``later`` answers,
-    which hiredis may hold already) and put through its response callback as redis-py's
+    """The reply to ``command``, read (by plain_socket.py on a ``direct`` connection, else
+    by ``read_reply`` for a pipeline's ``later`` answers, which hiredis may hold already, or
+    by redis-py) and put through its response callback as redis-py's
     ``parse_response`` does (and a pipeline's, which adds only WATCH bookkeeping: a plain
     pipeline never watches), in one call rather than two or three. A command with options
     beyond ``keys`` (which only redis-py's client-side cache reads), or a connection that
@@ -146,7 +166,10 @@ def _answer(
     if (not options or (len(options) == 1 and "keys" in options)) and (
         not connection._resp2_fallback
     ):
-        response = read_reply(connection) if later else connection.read_response()
+        if direct:
+            response = read(connection)
+        else:
+            response = read_reply(connection) if later else connection.read_response()
         callback = client.response_callbacks.get(command)
         return response if callback is None else callback(response)
     return client.parse_response(connection, command, **options)
@@ -172,49 +195,25 @@ def read_reply(connection: Any) -> Any:
     try:
         response = reader.gets()
     except BaseException as error:  # a broken reply: nothing after it can be read
-        _drop(connection, error)
+        drop(connection, error)
         raise
     if response is NOT_ENOUGH_DATA:
         return connection.read_response()
     push = parser._hiredis_PushNotificationType
     if push is not None and isinstance(response, push):
-        _handle_push(connection, parser, response)
+        handle_push(connection, parser, response)
         return connection.read_response()
     failed = response
     if isinstance(response, list) and response:
         failed = response[0]
     if isinstance(failed, redis.ConnectionError):
-        _drop(connection, failed)
+        drop(connection, failed)
         raise failed
     if connection.health_check_interval:
         connection.next_health_check = time.monotonic() + connection.health_check_interval
     if isinstance(response, redis.ResponseError):
         raise response
     return response
-
-
-def _handle_push(connection: Any, parser: Any, notice: Any) -> None:
-    """Hand a push notice to the parser's handler; its errors raised as redis-py's
-    ``read_response`` raises them (a socket's timeout or error as redis-py's own, which the
-    store counts as an outage), the connection dropped."""
-    where = connection._host_error()
-    try:
-        parser.handle_push_response(notice)
-    except (TimeoutError, redis.TimeoutError) as error:
-        _drop(connection, error)
-        raise redis.TimeoutError(f"Timeout reading from {where}") from None
-    except OSError as error:
-        _drop(connection, error)
-        raise redis.ConnectionError(f"Error while reading from {where} : {error.args}") from error
-    except BaseException as error:
-        _drop(connection, error)
-        raise
-
-
-def _drop(connection: Any, error: BaseException) -> None:
-    """What redis-py's ``read_response`` does with a connection whose reply failed."""
-    add_debug_log_for_connection_failure(connection, error, "reading response")
-    connection.disconnect()
 
 
 class DirectScript(Script):
