@@ -33,10 +33,7 @@ class DirectRedis(redis.Redis):
     """
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        # redis-py's execute_command only calls _execute_command: one call fewer per command.
-        return self._execute_command(*args, **options)
-
-    def _execute_command(self, *args: Any, **options: Any) -> Any:
+        # In place of redis-py's, which only calls _execute_command: one call fewer.
         if self.connection is not None or self._single_connection_client:
             return super()._execute_command(*args, **options)
         pool = self.connection_pool
@@ -123,12 +120,9 @@ class DirectPipeline(redis.client.Pipeline):
     def _send_and_read(
         self, connection: Any, commands: list[Any], raise_on_error: bool
     ) -> list[Any]:
-        packed = connection.pack_commands([args for args, _ in commands])
-        direct = plain(connection)
-        if direct:
-            send(connection, packed)  # plain_socket.py
-        else:
-            connection.send_packed_command(packed)
+        if plain(connection):
+            return self._send_and_read_plain(connection, commands, raise_on_error)
+        connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
         responses: list[Any] = []
         try:
             for args, options in commands:
@@ -136,7 +130,7 @@ class DirectPipeline(redis.client.Pipeline):
                     # The first answer is read from the socket; the later ones are
                     # usually in hiredis's buffer already (read_reply).
                     later = bool(responses)
-                    responses.append(_answer(self, connection, args[0], options, later, direct))
+                    responses.append(_answer(self, connection, args[0], options, later))
                 except redis.ResponseError as error:
                     responses.append(error)
         except BaseException:
@@ -147,6 +141,39 @@ class DirectPipeline(redis.client.Pipeline):
             self.raise_first_error(commands, responses)
         return responses
 
+    def _send_and_read_plain(
+        self, connection: Any, commands: list[Any], raise_on_error: bool
+    ) -> list[Any]:
+        """``_send_and_read`` on a plain connection: the commands packed into one write and
+        their answers read by plain_socket.py, each through its callback as ``_answer``
+        puts it."""
+        pack = connection._command_packer.pack
+        send(connection, [b"".join([piece for args, _ in commands for piece in pack(*args)])])
+        callbacks = self.response_callbacks
+        responses: list[Any] = []
+        failed = False
+        try:
+            for args, options in commands:
+                try:
+                    if not options or (len(options) == 1 and "keys" in options):
+                        response = read(connection)
+                        callback = callbacks.get(args[0])
+                        if callback is not None:
+                            response = callback(response)
+                    else:
+                        response = self.parse_response(connection, args[0], **options)
+                except redis.ResponseError as error:
+                    response = error
+                    failed = True
+                responses.append(response)
+        except BaseException:
+            # The rest of the answers are still on the socket: it serves no one else.
+            connection.disconnect()
+            raise
+        if raise_on_error and failed:
+            self.raise_first_error(commands, responses)
+        return responses
+
 
 def _answer(
     client: Any,
@@ -154,11 +181,9 @@ def _answer(
     command: str,
     options: dict[str, Any],
     later: bool = False,
-    direct: bool = False,
 ) -> Any:
-    """The reply to ``command``, read (by plain_socket.py on a ``direct`` connection, else
-    by ``read_reply`` for a pipeline's ``later`` answers, which hiredis may hold already, or
-    by redis-py) and put through its response callback as redis-py's
+    """The reply to ``command``, read (``read_reply`` for a pipeline's ``later`` answers,
+    which hiredis may hold already) and put through its response callback as redis-py's
     ``parse_response`` does (and a pipeline's, which adds only WATCH bookkeeping: a plain
     pipeline never watches), in one call rather than two or three. A command with options
     beyond ``keys`` (which only redis-py's client-side cache reads), or a connection that
@@ -166,10 +191,7 @@ def _answer(
     if (not options or (len(options) == 1 and "keys" in options)) and (
         not connection._resp2_fallback
     ):
-        if direct:
-            response = read(connection)
-        else:
-            response = read_reply(connection) if later else connection.read_response()
+        response = read_reply(connection) if later else connection.read_response()
         callback = client.response_callbacks.get(command)
         return response if callback is None else callback(response)
     return client.parse_response(connection, command, **options)
