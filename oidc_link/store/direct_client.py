@@ -11,8 +11,10 @@ from typing import Any
 import redis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.commands.core import Script
-from redis.connection import AbstractConnection, add_debug_log_for_connection_failure
+from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
+
+from oidc_link.store.plain_socket import drop, handle_push, plain, read, send
 
 
 class DirectRedis(redis.Redis):
@@ -31,15 +33,19 @@ class DirectRedis(redis.Redis):
     """
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        # redis-py's execute_command only calls _execute_command: one call fewer per command.
-        return self._execute_command(*args, **options)
-
-    def _execute_command(self, *args: Any, **options: Any) -> Any:
+        # In place of redis-py's, which only calls _execute_command: one call fewer.
         if self.connection is not None or self._single_connection_client:
             return super()._execute_command(*args, **options)
         pool = self.connection_pool
         connection = pool.get_connection()
         try:
+            if plain(connection) and (not options or (len(options) == 1 and "keys" in options)):
+                # The socket and hiredis directly (plain_socket.py), the answer through its
+                # response callback, as _answer does.
+                send(connection, connection._command_packer.pack(*args))
+                response = read(connection)
+                callback = self.response_callbacks.get(args[0])
+                return response if callback is None else callback(response)
             connection.send_command(*args, **options)
             return _answer(self, connection, args[0], options)
         except redis.ConnectionError:
@@ -114,6 +120,8 @@ class DirectPipeline(redis.client.Pipeline):
     def _send_and_read(
         self, connection: Any, commands: list[Any], raise_on_error: bool
     ) -> list[Any]:
+        if plain(connection):
+            return self._send_and_read_plain(connection, commands, raise_on_error)
         connection.send_packed_command(connection.pack_commands([args for args, _ in commands]))
         responses: list[Any] = []
         try:
@@ -133,9 +141,46 @@ class DirectPipeline(redis.client.Pipeline):
             self.raise_first_error(commands, responses)
         return responses
 
+    def _send_and_read_plain(
+        self, connection: Any, commands: list[Any], raise_on_error: bool
+    ) -> list[Any]:
+        """``_send_and_read`` on a plain connection: the commands packed into one write and
+        their answers read by plain_socket.py, each through its callback as ``_answer``
+        puts it."""
+        pack = connection._command_packer.pack
+        send(connection, [b"".join([piece for args, _ in commands for piece in pack(*args)])])
+        callbacks = self.response_callbacks
+        responses: list[Any] = []
+        failed = False
+        try:
+            for args, options in commands:
+                try:
+                    if not options or (len(options) == 1 and "keys" in options):
+                        response = read(connection)
+                        callback = callbacks.get(args[0])
+                        if callback is not None:
+                            response = callback(response)
+                    else:
+                        response = self.parse_response(connection, args[0], **options)
+                except redis.ResponseError as error:
+                    response = error
+                    failed = True
+                responses.append(response)
+        except BaseException:
+            # The rest of the answers are still on the socket: it serves no one else.
+            connection.disconnect()
+            raise
+        if raise_on_error and failed:
+            self.raise_first_error(commands, responses)
+        return responses
+
 
 def _answer(
-    client: Any, connection: Any, command: str, options: dict[str, Any], later: bool = False
+    client: Any,
+    connection: Any,
+    command: str,
+    options: dict[str, Any],
+    later: bool = False,
 ) -> Any:
     """The reply to ``command``, read (``read_reply`` for a pipeline's ``later`` answers,
     which hiredis may hold already) and put through its response callback as redis-py's
@@ -172,49 +217,25 @@ def read_reply(connection: Any) -> Any:
     try:
         response = reader.gets()
     except BaseException as error:  # a broken reply: nothing after it can be read
-        _drop(connection, error)
+        drop(connection, error)
         raise
     if response is NOT_ENOUGH_DATA:
         return connection.read_response()
     push = parser._hiredis_PushNotificationType
     if push is not None and isinstance(response, push):
-        _handle_push(connection, parser, response)
+        handle_push(connection, parser, response)
         return connection.read_response()
     failed = response
     if isinstance(response, list) and response:
         failed = response[0]
     if isinstance(failed, redis.ConnectionError):
-        _drop(connection, failed)
+        drop(connection, failed)
         raise failed
     if connection.health_check_interval:
         connection.next_health_check = time.monotonic() + connection.health_check_interval
     if isinstance(response, redis.ResponseError):
         raise response
     return response
-
-
-def _handle_push(connection: Any, parser: Any, notice: Any) -> None:
-    """Hand a push notice to the parser's handler; its errors raised as redis-py's
-    ``read_response`` raises them (a socket's timeout or error as redis-py's own, which the
-    store counts as an outage), the connection dropped."""
-    where = connection._host_error()
-    try:
-        parser.handle_push_response(notice)
-    except (TimeoutError, redis.TimeoutError) as error:
-        _drop(connection, error)
-        raise redis.TimeoutError(f"Timeout reading from {where}") from None
-    except OSError as error:
-        _drop(connection, error)
-        raise redis.ConnectionError(f"Error while reading from {where} : {error.args}") from error
-    except BaseException as error:
-        _drop(connection, error)
-        raise
-
-
-def _drop(connection: Any, error: BaseException) -> None:
-    """What redis-py's ``read_response`` does with a connection whose reply failed."""
-    add_debug_log_for_connection_failure(connection, error, "reading response")
-    connection.disconnect()
 
 
 class DirectScript(Script):
