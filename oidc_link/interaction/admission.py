@@ -4,6 +4,7 @@ double submit where the first went. Which step may follow which is models.TRANSI
 
 from __future__ import annotations
 
+import base64
 import binascii
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from oidc_link.errors import (
     FlowFormExpiredError,
     FlowNotFoundError,
 )
-from oidc_link.ids import digest, new_secret, same, url_safe_text
+from oidc_link.ids import digest, new_secret, same
 from oidc_link.interaction.outcomes import log_failure
 from oidc_link.metrics import Metrics
 from oidc_link.models import FinishedFlow, Flow
@@ -78,8 +79,7 @@ def named_in(token: str | None) -> tuple[str | None, str | None, str | None]:
 
 
 def _named(text: str) -> str:
-    # base64.urlsafe_b64encode(...).decode().rstrip("="), in one expression (ids.py's).
-    return url_safe_text(text.encode())
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def _unnamed(token: str | None, position: int) -> str | None:
@@ -88,21 +88,14 @@ def _unnamed(token: str | None, position: int) -> str | None:
 
 
 def _decoded(named: str) -> str | None:
-    """The text ``named`` writes: what ``base64.b64decode(padded, altchars=b"-_",
-    validate=True).decode()`` gives, by the same steps without its checks of its arguments
-    and the translation table it builds per call (3 per code POST); None where it raises."""
     if not named:
         return None
     try:
-        padded = (named + "=" * (-len(named) % 4)).encode("ascii").translate(_FROM_URLSAFE)
-        text = binascii.a2b_base64(padded, strict_mode=True).decode()
-    except (binascii.Error, UnicodeError, ValueError):
+        padded = named + "=" * (-len(named) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     return text or None
-
-
-# base64's URL-safe alphabet to the standard one, as ``b64decode(altchars=b"-_")`` maps it.
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 @dataclass(frozen=True)

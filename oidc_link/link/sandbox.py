@@ -143,11 +143,8 @@ class SandboxLinkClient:
         # Sessions hold the normalised email, the key of self._users, so that users
         # configured in mixed case still match the lookups below.
         session = _Session(secrets.token_urlsafe(16), user.email.lower(), self._clock.now())
-        key = self._sealing_key()
-        handle = _Handle(self._seal(session, key))
-        handle.session, handle.key = session, key
         return LookupResult(
-            exists=True, client_secret=handle, redacted_phone=redact_phone(user.phone)
+            exists=True, client_secret=self._seal(session), redacted_phone=redact_phone(user.phone)
         )
 
     def start_verification(self, email: str, client_secret: str) -> VerificationStarted:
@@ -211,8 +208,7 @@ class SandboxLinkClient:
         user = self._users[email]
         return LinkUser(email=user.email, name=user.name, city=user.city)
 
-    def _seal(self, session: _Session, key: bytes | None = None) -> str:
-        """``session`` sealed under ``key`` (None: the key the sessions keep)."""
+    def _seal(self, session: _Session) -> str:
         fields = [
             session.id,
             session.email,
@@ -222,7 +218,7 @@ class SandboxLinkClient:
             session.code_expires_at,
         ]
         plaintext = _HANDLE_ENCODER.encode(fields).encode()
-        return HANDLE_PREFIX + self._cipher_of(key or self._sealing_key()).encrypt(
+        return HANDLE_PREFIX + self._cipher_of(self._sealing_key()).encrypt(
             plaintext, _HANDLE_CONTEXT
         )
 
@@ -243,9 +239,6 @@ class SandboxLinkClient:
     def _open(self, client_secret: str, email: str) -> _Session | None:
         """The live session ``client_secret`` seals for ``email``; None when it seals none
         (made up, or sealed with another key), is another email's, or is over."""
-        if type(client_secret) is _Handle and client_secret.key is self._sessions.kept_key:
-            # Sealed by this client under the key it still keeps: what decrypting it gives.
-            return self._live(client_secret.session, email)
         if not client_secret.startswith(HANDLE_PREFIX):
             return None
         sealed = client_secret[len(HANDLE_PREFIX) :]
@@ -260,25 +253,9 @@ class SandboxLinkClient:
         if plaintext is None:
             return None
         session = _Session(*json.loads(plaintext.decode()))  # ASCII: ours, authenticated
-        return self._live(session, email)
-
-    def _live(self, session: _Session, email: str) -> _Session | None:
-        """``session`` when it is ``email``'s and not over; else None."""
         if session.email != email or session.opened_at + SESSION_LIFETIME <= self._clock.now():
             return None
         return session
-
-
-class _Handle(str):
-    """A handle a lookup sealed just now, with the session it seals and the key it was
-    sealed under: the email step hands it straight to ``start_verification``, which reads
-    the session rather than decrypting the handle (AES-GCM, base64 and JSON: some 45
-    thousand instructions) while that key is still the one kept. Lives exactly as long as
-    the handle's text (nothing more is kept, nor longer); a handle from anywhere else (the
-    flow's record, a request) is a plain str and is decrypted."""
-
-    session: _Session
-    key: bytes | None
 
 
 def _unknown_session() -> LinkError:
