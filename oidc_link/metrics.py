@@ -8,10 +8,8 @@ series; nothing recorded here names a person, a code or a token.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from threading import Thread
 from typing import TYPE_CHECKING, Any
@@ -31,24 +29,58 @@ OTHER = "other"
 
 # Why a sign-in step did not move forward (interaction.Problem's values), or why a flow
 # ended without a signed-in user.
-SIGN_IN_FAILURE_REASONS = frozenset({
-    "invalid_email", "invalid_code_format", "wrong_code", "code_expired", "too_many_attempts",
-    "resend_too_soon", "no_more_resends", "too_many_lookups", "too_many_sms",
-    "link_rate_limited", "link_unavailable", "link_mismatch", "link_session_expired",
-    "email_taken", "email_control_characters", "not_on_link", "cancelled", "consent_denied",
-    "expired", "wrong_browser",
-})  # fmt: skip
+SIGN_IN_FAILURE_REASONS = frozenset(
+    {
+        "invalid_email",
+        "invalid_code_format",
+        "wrong_code",
+        "code_expired",
+        "too_many_attempts",
+        "resend_too_soon",
+        "no_more_resends",
+        "too_many_lookups",
+        "too_many_sms",
+        "link_rate_limited",
+        "link_unavailable",
+        "link_mismatch",
+        "link_session_expired",
+        "email_taken",
+        "email_control_characters",
+        "not_on_link",
+        "cancelled",
+        "consent_denied",
+        "expired",
+        "wrong_browser",
+    }
+)
 # The limits of [limits] that requests run into, and the /v1 API's per-key rate.
-RATE_LIMITS = frozenset({
-    "code_attempts", "resend_cooldown", "resends", "lookups_per_ip", "sms_per_email",
-    "sms_per_email_ceiling", "client_daily_sms", "api_requests_per_second",
-})  # fmt: skip
+RATE_LIMITS = frozenset(
+    {
+        "code_attempts",
+        "resend_cooldown",
+        "resends",
+        "lookups_per_ip",
+        "sms_per_email",
+        "sms_per_email_ceiling",
+        "client_daily_sms",
+        "api_requests_per_second",
+    }
+)
 LINK_OPERATIONS = frozenset({"lookup", "start_verification", "authenticate"})
 # "ok", a link.LinkErrorKind value, or "error" for anything the client did not expect.
-LINK_OUTCOMES = frozenset({
-    "ok", "not_found", "invalid_code", "code_expired", "too_many_attempts", "rate_limited",
-    "unavailable", "bad_response", "error",
-})  # fmt: skip
+LINK_OUTCOMES = frozenset(
+    {
+        "ok",
+        "not_found",
+        "invalid_code",
+        "code_expired",
+        "too_many_attempts",
+        "rate_limited",
+        "unavailable",
+        "bad_response",
+        "error",
+    }
+)
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
 # Why Redis could not serve a request (errors.StoreUnavailableError's causes).
 STORE_UNAVAILABLE_CAUSES = frozenset(
@@ -74,35 +106,6 @@ def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else OTHER
 
 
-class _QuickCounter:
-    """A counter child's ``inc()``: its value's own add, less checks that cannot fail here."""
-
-    __slots__ = ("inc",)
-
-    def __init__(self, child: Counter) -> None:
-        self.inc = partial(child._value.inc, 1)  # one call into C, then the value's
-
-
-class _QuickHistogram:
-    """A histogram child's ``observe(seconds)`` as prometheus_client's: the same writes (sum,
-    then bucket) to the same values, less the bound check; the bucket by ``bisect`` (the first
-    bound at or above the amount, where the library's loop stops; the last is +Inf). Not a
-    float, or NaN (no bucket for the library, the first for bisect): the library's."""
-
-    __slots__ = ("_bounds", "_buckets", "_child", "_sum")
-
-    def __init__(self, child: Histogram) -> None:
-        self._child, self._sum, self._bounds = child, child._sum.inc, tuple(child._upper_bounds)
-        self._buckets = tuple(bucket.inc for bucket in child._buckets)
-
-    def observe(self, amount: float) -> None:
-        if type(amount) is float and amount == amount:
-            self._sum(amount)
-            self._buckets[bisect_left(self._bounds, amount)](1)
-        else:
-            self._child.observe(amount)
-
-
 class _Children(dict[tuple[object, ...], Any]):
     """A metric's children by their label values (``children[values]`` or
     ``children(*values)``), each bound by ``labels()`` once, not on every observation.
@@ -114,15 +117,8 @@ class _Children(dict[tuple[object, ...], Any]):
         self._metric = metric
 
     def __missing__(self, values: tuple[object, ...]) -> Any:
-        # Two threads may both get here: labels() hands both the same child (each a quick
-        # recorder of it, when it is a child as prometheus_client 0.26 builds them).
-        child = self._metric.labels(*values)
-        kind, bounds = type(child), getattr(child, "_upper_bounds", None)
-        if kind is Counter and hasattr(child, "_value"):
-            child = _QuickCounter(child)
-        elif kind is Histogram and bounds and bounds[-1] == float("inf") and hasattr(child, "_sum"):
-            child = _QuickHistogram(child)
-        self[values] = child
+        # Two threads may both get here: labels() hands both the same child.
+        child = self[values] = self._metric.labels(*values)
         return child
 
     def __call__(self, *values: object) -> Any:
@@ -133,12 +129,15 @@ class Metrics:
     """The provider's metrics on one registry; build one per app (tests: one per test).
 
     In multi-process mode (``PROMETHEUS_MULTIPROC_DIR``) prometheus-client writes every
-    value to that directory as well, where ``serve_metrics`` adds up all the processes."""
+    value to that directory as well, where ``serve_metrics`` adds up all the processes.
+    """
 
     def __init__(
-        self, registry: CollectorRegistry, client_ids: Iterable[str] = (),
+        self,
+        registry: CollectorRegistry,
+        client_ids: Iterable[str] = (),
         timer: Callable[[], float] = time.perf_counter,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.registry = registry
         # A monotonic clock in seconds for durations (the injected Clock counts whole
         # seconds of wall time); tests pass one they move.
@@ -193,6 +192,7 @@ class Metrics:
             ["limit"],
             registry=registry,
         )
+
         self._clock_skew = Gauge(
             "oidc_link_clock_skew_seconds",
             "This instance's clock minus Redis's TIME, in whole seconds, when last measured.",
