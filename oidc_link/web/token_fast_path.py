@@ -62,6 +62,8 @@ from oidc_link.web.token_response import TOKEN_HEADER_PAIRS, token_response
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from oidc_link.services import Services
+
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/token"  # noqa: S105 - a path, not a secret
@@ -82,17 +84,6 @@ _FRAME_HOOKS = (
     ("teardown_request_funcs", "install_request_frame.<locals>.forget_request"),
 )
 _FRAME_MODULE = "oidc_link.web.request_frame"
-# Flask sends these only to a connected receiver (web/plain_flask.py); one connected wants
-# the request seen by Flask.
-_SIGNALS = (
-    request_started,
-    request_finished,
-    request_tearing_down,
-    got_request_exception,
-    appcontext_pushed,
-    appcontext_popped,
-    appcontext_tearing_down,
-)
 
 
 def install_token_fast_path(app: Flask, view: Callable[[], Response]) -> None:
@@ -120,6 +111,7 @@ class TokenFastPath:
         self._ready = False
         self._route = TOKEN_PATH
         self._endpoint = ""
+        self._parts: _AppParts | None = None
         # The app's limit on a body, read once as web/fixed_limits.py reads it.
         self._max_content_length = flask_app.config["MAX_CONTENT_LENGTH"]
 
@@ -161,7 +153,7 @@ class TokenFastPath:
             or config["TRUSTED_HOSTS"] is not None
             or config["SECRET_KEY"]
             or self._max_content_length is not None
-            or any(signal.receivers for signal in _SIGNALS)
+            or _connected()
         ):
             return False
         if not self._ready and not self._get_ready():
@@ -223,7 +215,10 @@ class TokenFastPath:
         self, environ: WSGIEnvironment, start_response: StartResponse, body: bytes
     ) -> Iterable[bytes]:
         found = self._flask.extensions[EXTENSION_NAME].services
-        metrics = found.metrics
+        parts = self._parts
+        if parts is None or parts.services is not found:
+            parts = self._parts = _AppParts(found)
+        metrics = parts.metrics
         # The request frame's opening (open_frame): the timer, the id, the log's start.
         frame: dict[str, Any] = {TIMER_STARTED: metrics.timer()}
         request_id = frame["request_id"] = new_id("req")
@@ -248,16 +243,17 @@ class TokenFastPath:
             except Exception as error:
                 environ["wsgi.input"] = io.BytesIO(body)  # the error's log line reads the form
                 return self._answer_raised(environ, start_response, error, frame)
-            response = token_response(answer, self._flask.response_class)
-            add_answer_headers(
-                response.headers,
-                request_id,
-                cacheable=False,
-                https=is_https_issuer(found.settings.issuer),
-            )
+            sent = parts.issued(answer, request_id)
+            if sent is None:
+                response = token_response(answer, self._flask.response_class)
+                add_answer_headers(response.headers, request_id, cacheable=False, https=parts.https)
+                sent = response.get_wsgi_response(environ)
+                parts.learn(answer, request_id, sent)
+                status = response.status_code
+            else:
+                status = 200
             # The request frame's closing (close_frame): the request line, the metric.
-            status = response.status_code
-            known = frozenset(client.client_id for client in found.settings.clients)
+            known = parts.known_clients
             write_request_line(
                 request_id,
                 lambda: configured_client(known, form, authorization),
@@ -265,12 +261,15 @@ class TokenFastPath:
                 "POST",
                 status,
                 frame["request_log_started"],
-                PlainParts(known),
+                parts.plain_parts,
             )
             write_held()
             spent = metrics.timer() - frame[TIMER_STARTED]
             metrics.http_request(self._endpoint, "POST", status, spent)
-            return response(environ, start_response)
+            # As Werkzeug's Response.__call__: the status and headers, then the body.
+            body_parts, status_line, headers = sent
+            start_response(status_line, headers)
+            return body_parts
         finally:
             RequestLog.forget(frame)  # teardown; nothing left once _answer_raised's ran
 
@@ -306,6 +305,20 @@ class TokenFastPath:
             if failure is not None and flask_app.should_ignore_error(failure):
                 failure = None
             context.pop(failure)  # type: ignore[arg-type]
+
+
+def _connected() -> bool:
+    """Whether a receiver is connected to a signal Flask sends per request (it sends them
+    only to a connected one, web/plain_flask.py): such a request must be seen by Flask."""
+    return bool(
+        request_started.receivers
+        or request_finished.receivers
+        or request_tearing_down.receivers
+        or got_request_exception.receivers
+        or appcontext_pushed.receivers
+        or appcontext_popped.receivers
+        or appcontext_tearing_down.receivers
+    )
 
 
 def _plain_body(environ: WSGIEnvironment) -> bytes | None:
@@ -376,6 +389,67 @@ def configured_client(
     return None
 
 
-def is_plain_answer(answer: ProtocolResponse) -> bool:
-    """A successful answer with the token endpoint's usual headers."""
-    return answer.status == 200 and answer.headers == TOKEN_HEADER_PAIRS
+class _AppParts:
+    """What the answer needs of the app's services, found once: the metrics, the clients the
+    request line may name, whether the issuer is https; and a successful token answer's
+    status line and headers as Werkzeug sent the first one, with a slot each for the
+    request id and the body's length (every other header is the same for every answer)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.metrics = services.metrics
+        self.known_clients = frozenset(client.client_id for client in services.settings.clients)
+        self.plain_parts = PlainParts(self.known_clients)
+        self.https = is_https_issuer(services.settings.issuer)
+        self._issued: tuple[str, list[tuple[str, str]], int, int] | None = None
+
+    def issued(
+        self, answer: ProtocolResponse, request_id: str
+    ) -> tuple[list[bytes], str, list[tuple[str, str]]] | None:
+        """A successful answer's body, status line and headers, or None: not one, or none
+        sent yet to learn them from."""
+        issued = self._issued
+        if (
+            issued is None
+            or answer.status != 200
+            or answer.body.__class__ is not str
+            or answer.headers != TOKEN_HEADER_PAIRS
+        ):
+            return None
+        status_line, headers, id_at, length_at = issued
+        data = answer.body.encode()  # type: ignore[union-attr]
+        headers = headers.copy()
+        headers[id_at] = ("Request-Id", request_id)
+        headers[length_at] = ("Content-Length", str(len(data)))
+        return [data], status_line, headers
+
+    def learn(
+        self,
+        answer: ProtocolResponse,
+        request_id: str,
+        sent: tuple[Iterable[bytes], str, list[tuple[str, str]]],
+    ) -> None:
+        """Keep the shape of a successful answer as Werkzeug sent it (one body part, the
+        request id and the length each once, with the values this answer has)."""
+        body_parts, status_line, headers = sent
+        if (
+            self._issued is not None
+            or answer.status != 200
+            or answer.body.__class__ is not str
+            or answer.headers != TOKEN_HEADER_PAIRS
+            or body_parts.__class__ is not list
+            or len(body_parts) != 1  # type: ignore[arg-type]
+        ):
+            return
+        data = body_parts[0]  # type: ignore[index]
+        names = [name for name, _ in headers]
+        if names.count("Request-Id") != 1 or names.count("Content-Length") != 1:
+            return
+        id_at, length_at = names.index("Request-Id"), names.index("Content-Length")
+        if (
+            data != answer.body.encode()  # type: ignore[union-attr]
+            or headers[id_at][1] != request_id
+            or headers[length_at][1] != str(len(data))
+        ):
+            return
+        self._issued = (status_line, list(headers), id_at, length_at)
