@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import redis
@@ -29,7 +29,12 @@ from oidc_link.errors import StoreUnavailableError
 from oidc_link.logs import configure_logging
 from oidc_link.services import build_services
 from oidc_link.web.context import EXTENSION_NAME
-from oidc_link.web.token_fast_path import TokenFastPath, configured_client, form_pairs
+from oidc_link.web.token_fast_path import (
+    TokenFastPath,
+    configured_client,
+    form_pairs,
+    parsed_pairs,
+)
 from tests.conftest import (
     ISSUER,
     JENNY,
@@ -653,7 +658,8 @@ def _bodies() -> Iterator[bytes]:
     yield from (b"b=1&a=2&b=3", b"x=" + "日本".encode(), b"a&&b&c=&=d")
     rng = secrets.SystemRandom()
     alphabet = [b"a", b"b", b"=", b"&", b";", b"%", b"2", b"F", b"+", b"\xc3\xa9", b"\xff"]
-    for _ in range(400):
+    alphabet += [b"%41", b"%e9", b"%C3%A9", b"%2B", b"%26", b"%3D", b" ", b"\x00"]
+    for _ in range(1000):
         yield b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
 
 
@@ -669,6 +675,16 @@ def test_the_form_pairs_are_the_token_views(app: Flask) -> None:
             from flask import request
 
             assert form_pairs(body) == _form_pairs(request.form), body
+
+
+def test_the_pairs_are_parse_qsl_s() -> None:
+    """parse_qsl as web/fixed_limits.py calls it, on text (the body once decoded)."""
+    texts = [body.decode("utf-8", "replace") for body in _bodies()]
+    texts += ["a=%C3%A9&b=%E6%97%A5", "%e9=%FF%fe", "a=%", "a=%%41", "日本=%41+b", "a=b=c"]
+    for text in texts:
+        assert parsed_pairs(text) == parse_qsl(
+            text, keep_blank_values=True, errors="werkzeug.url_quote"
+        ), text
 
 
 def test_the_line_s_client_is_request_log_s(settings: Settings, app: Flask) -> None:
