@@ -29,12 +29,8 @@ from oidc_link.errors import StoreUnavailableError
 from oidc_link.logs import configure_logging
 from oidc_link.services import build_services
 from oidc_link.web.context import EXTENSION_NAME
-from oidc_link.web.token_fast_path import (
-    TokenFastPath,
-    configured_client,
-    form_pairs,
-    parsed_pairs,
-)
+from oidc_link.web.token_fast_path import TokenFastPath
+from oidc_link.web.token_request import configured_client, form_pairs, parsed_pairs
 from tests.conftest import (
     ISSUER,
     JENNY,

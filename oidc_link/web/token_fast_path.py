@@ -14,7 +14,8 @@ What the request frame (web/request_frame.py) does around the view is done here 
 same functions in the same order: the HTTP metric's timer, the request id, the request log's
 start (web/request_log.py ``RequestLog.start``: the id for every line, the lines held), then
 the security headers (web/headers.py), the request line and the held lines, the metric, and
-the teardown (``RequestLog.forget``). The body is parsed as web/fixed_limits.py parses it.
+the teardown (``RequestLog.forget``). The body is read and parsed as Werkzeug and
+web/fixed_limits.py do (web/token_request.py).
 Once the provider has been called a code may be spent: its answer is sent whatever happens,
 and an exception it raises gets Flask's own error handling (``_answer_raised``).
 tests/test_token_fast_path.py compares both paths on many requests.
@@ -27,9 +28,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus
 
-import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler
 from flask import Flask, Response
 from flask.globals import _cv_app
 from flask.sessions import SecureCookieSessionInterface
@@ -47,17 +46,13 @@ from werkzeug.wsgi import get_host
 
 from oidc_link.ids import new_id
 from oidc_link.logs.held import write_held
-from oidc_link.oauth.messages import ProtocolRequest, ProtocolResponse
+from oidc_link.oauth.messages import ProtocolRequest
 from oidc_link.web.context import EXTENSION_NAME
 from oidc_link.web.headers import add_answer_headers, is_https_issuer
-from oidc_link.web.request_log import (
-    PlainParts,
-    RequestLog,
-    _basic_user,
-    write_request_line,
-)
+from oidc_link.web.request_log import PlainParts, RequestLog, write_request_line
 from oidc_link.web.request_metrics import TIMER_STARTED
-from oidc_link.web.token_response import TOKEN_HEADER_PAIRS, token_response
+from oidc_link.web.token_request import MAX_FAST_BODY, configured_client, form_pairs, plain_body
+from oidc_link.web.token_response import TokenAnswers, token_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -68,13 +63,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/token"  # noqa: S105 - a path, not a secret
 URLENCODED = "application/x-www-form-urlencoded"
-# A token request's body is a few hundred bytes; a larger one (up to the app's own limit,
-# none by default) is left to Flask, which parses it the same way.
-MAX_FAST_BODY = 64 * 1024
-_MAX_LENGTH_DIGITS = len(str(MAX_FAST_BODY))
-# Werkzeug's handler for bytes that do not decode: kept %-escaped, as its form parser keeps
-# them (registered by werkzeug.urls).
-_URL_QUOTE = "werkzeug.url_quote"
 # Hosts (the Host header's value) Flask was shown to route, kept as the app keeps their
 # server names (web/plain_flask.py): a Host header is the client's to choose, so the set is
 # emptied when full rather than grown.
@@ -126,7 +114,7 @@ class TokenFastPath:
         ):
             return self.app(environ, start_response)
         try:
-            body = _plain_body(environ)
+            body = plain_body(environ)
         except Exception:
             # Nothing was taken from the stream, or what failed would fail in Flask too.
             log.debug("token request left to Flask", exc_info=True)
@@ -246,12 +234,12 @@ class TokenFastPath:
             except Exception as error:
                 environ["wsgi.input"] = io.BytesIO(body)  # the error's log line reads the form
                 return self._answer_raised(environ, start_response, error, frame)
-            sent = parts.issued(answer, request_id)
+            sent = parts.answers.issued(answer, request_id)
             if sent is None:
                 response = token_response(answer, self._flask.response_class)
                 add_answer_headers(response.headers, request_id, cacheable=False, https=parts.https)
                 sent = response.get_wsgi_response(environ)
-                parts.learn(answer, request_id, sent)
+                parts.answers.learn(answer, request_id, sent)
                 status = response.status_code
             else:
                 status = 200
@@ -324,101 +312,9 @@ def _connected() -> bool:
     )
 
 
-def _plain_body(environ: WSGIEnvironment) -> bytes | None:
-    """The body as Werkzeug's ``Request.stream`` gives it (no limit set), or None, nothing
-    read, for a ``Content-Length`` that is not a few plain digits up to MAX_FAST_BODY. A body
-    shorter than its length (a client gone) goes to Flask with the bytes that came."""
-    length = environ.get("CONTENT_LENGTH")
-    if (
-        length is None
-        or not 0 < len(length) <= _MAX_LENGTH_DIGITS
-        or not (length.isdigit() and length.isascii())
-        or int(length) > MAX_FAST_BODY
-    ):
-        return None
-    stream = environ["wsgi.input"]
-    if "wsgi.input_terminated" in environ:
-        # The server ends the stream (granian): Werkzeug reads it whole, as here.
-        body: bytes = stream.read()
-        return body
-    size = int(length)
-    parts = []
-    left = size
-    while left > 0:
-        part = stream.read(left)
-        if not part:
-            break
-        parts.append(part)
-        left -= len(part)
-    body = b"".join(parts)
-    if left > 0:
-        environ["wsgi.input"] = io.BytesIO(body)  # Flask says ClientDisconnected itself
-        return None
-    return body
-
-
-def form_pairs(body: bytes) -> list[tuple[str, str]]:
-    """The form's pairs as the token view reads them (web/protocol.py ``_form_pairs``):
-    parsed as web/fixed_limits.py parses a urlencoded body (a body not in UTF-8 is an empty
-    form), then each name's values together, in the order the names first came, as a
-    MultiDict holds them."""
-    try:
-        pairs = parsed_pairs(body.decode())
-    except ValueError:
-        return []
-    if len({name for name, _ in pairs}) == len(pairs):
-        return pairs
-    grouped: dict[str, list[str]] = {}
-    for name, value in pairs:
-        grouped.setdefault(name, []).append(value)
-    return [(name, value) for name, values in grouped.items() for value in values]
-
-
-def parsed_pairs(text: str) -> list[tuple[str, str]]:
-    """``parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")``, its loop
-    written out: a name or value is given to ``unquote`` (the same call) only if it holds a
-    ``%``, and a ``+`` is replaced only where there is one. parse_qsl's argument checks and
-    coercions, and an ``unquote`` call per part, were most of its cost for a token request."""
-    pairs = []
-    for segment in text.split("&"):
-        if not segment:
-            continue
-        name, _, value = segment.partition("=")  # no "=": a blank value (keep_blank_values)
-        if "+" in name:
-            name = name.replace("+", " ")
-        if "%" in name:
-            name = unquote(name, errors=_URL_QUOTE)
-        if "+" in value:
-            value = value.replace("+", " ")
-        if "%" in value:
-            value = unquote(value, errors=_URL_QUOTE)
-        pairs.append((name, value))
-    return pairs
-
-
-def configured_client(
-    known: frozenset[str], form: list[tuple[str, str]], authorization: str | None
-) -> str | None:
-    """The request line's client id, as web/request_log.py finds it for a token request
-    (no query string): the form's first ``client_id``, then Basic auth's user, the first
-    that is configured."""
-    named = next((value for name, value in form if name == "client_id"), None)
-    if named and named in known:
-        return named
-    if authorization:
-        user = _basic_user(authorization)
-        if user:
-            named = unquote_plus(user)
-            if named and named in known:
-                return named
-    return None
-
-
 class _AppParts:
     """What the answer needs of the app's services, found once: the metrics, the clients the
-    request line may name, whether the issuer is https; and a successful token answer's
-    status line and headers as Werkzeug sent the first one, with a slot each for the
-    request id and the body's length (every other header is the same for every answer)."""
+    request line may name, whether the issuer is https, and the successful answers' shape."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -426,55 +322,4 @@ class _AppParts:
         self.known_clients = frozenset(client.client_id for client in services.settings.clients)
         self.plain_parts = PlainParts(self.known_clients)
         self.https = is_https_issuer(services.settings.issuer)
-        self._issued: tuple[str, list[tuple[str, str]], int, int] | None = None
-
-    def issued(
-        self, answer: ProtocolResponse, request_id: str
-    ) -> tuple[list[bytes], str, list[tuple[str, str]]] | None:
-        """A successful answer's body, status line and headers, or None: not one, or none
-        sent yet to learn them from."""
-        issued = self._issued
-        if (
-            issued is None
-            or answer.status != 200
-            or answer.body.__class__ is not str
-            or answer.headers != TOKEN_HEADER_PAIRS
-        ):
-            return None
-        status_line, headers, id_at, length_at = issued
-        data = answer.body.encode()  # type: ignore[union-attr]
-        headers = headers.copy()
-        headers[id_at] = ("Request-Id", request_id)
-        headers[length_at] = ("Content-Length", str(len(data)))
-        return [data], status_line, headers
-
-    def learn(
-        self,
-        answer: ProtocolResponse,
-        request_id: str,
-        sent: tuple[Iterable[bytes], str, list[tuple[str, str]]],
-    ) -> None:
-        """Keep the shape of a successful answer as Werkzeug sent it (one body part, the
-        request id and the length each once, with the values this answer has)."""
-        body_parts, status_line, headers = sent
-        if (
-            self._issued is not None
-            or answer.status != 200
-            or answer.body.__class__ is not str
-            or answer.headers != TOKEN_HEADER_PAIRS
-            or body_parts.__class__ is not list
-            or len(body_parts) != 1  # type: ignore[arg-type]
-        ):
-            return
-        data = body_parts[0]  # type: ignore[index]
-        names = [name for name, _ in headers]
-        if names.count("Request-Id") != 1 or names.count("Content-Length") != 1:
-            return
-        id_at, length_at = names.index("Request-Id"), names.index("Content-Length")
-        if (
-            data != answer.body.encode()  # type: ignore[union-attr]
-            or headers[id_at][1] != request_id
-            or headers[length_at][1] != str(len(data))
-        ):
-            return
-        self._issued = (status_line, list(headers), id_at, length_at)
+        self.answers = TokenAnswers()
