@@ -17,7 +17,7 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.datastructures import Headers, ImmutableMultiDict, MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from oidc_link.config import first_supported
 from oidc_link.ids import digest, new_secret
@@ -28,7 +28,6 @@ from oidc_link.oauth.messages import (
     ProtocolRequest,
     ProtocolResponse,
 )
-from oidc_link.oauth.token_endpoint import TOKEN_RESPONSE_HEADERS
 from oidc_link.services import Services
 from oidc_link.sign_in import Next, SignInRequest, Via
 from oidc_link.store import Writes
@@ -51,14 +50,12 @@ from oidc_link.web.public_documents import (
     JWKS_PATH,
 )
 from oidc_link.web.query_pairs import query_pairs
+from oidc_link.web.token_fast_path import install_token_fast_path
+from oidc_link.web.token_response import token_response
 
 log = logging.getLogger(__name__)
 
 protocol = Blueprint("protocol", __name__)
-
-# A successful token answer's headers (RFC 6749 §5.1), each checked by Werkzeug here, once.
-_TOKEN_HEADER_PAIRS = list(TOKEN_RESPONSE_HEADERS)
-_TOKEN_HEADERS = Headers(_TOKEN_HEADER_PAIRS)
 
 
 def protocol_request() -> ProtocolRequest:
@@ -213,21 +210,17 @@ def _request_fingerprint(asked: ProtocolRequest, query_string: bytes) -> str:
 
 @protocol.post("/token")
 def token() -> Response:
+    # A plain form POST is mostly answered before Flask (token_fast_path.py), the same way.
     return token_answer(services().provider.token(_token_request()))
 
 
+# The app's WSGI stack gets the token fast path as the blueprint is registered.
+protocol.record_once(lambda state: install_token_fast_path(state.app, token))
+
+
 def token_answer(answer: ProtocolResponse) -> Response:
-    """``to_flask(answer)``, as the app's own response class, which Flask passes on as it
-    is (to_flask's ``Response`` is converted to it first). A token's answer gets headers
-    Werkzeug checked once, at import, rather than each of them again per answer."""
-    body = answer.body
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    headers: Headers | list[tuple[str, str]] = answer.headers
-    if headers == _TOKEN_HEADER_PAIRS:
-        headers = Headers()
-        headers._list.extend(_TOKEN_HEADERS._list)  # Werkzeug's own list of checked pairs
-    return current_app.response_class(body, answer.status, headers)
+    """The answer as the app's own response class (web/token_response.py)."""
+    return token_response(answer, current_app.response_class)
 
 
 def _token_request() -> ProtocolRequest:
