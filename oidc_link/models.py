@@ -55,7 +55,7 @@ class Identity(Record):
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         # Inside every record that holds it: fields a later version adds are dropped here.
-        return cls(**{**cls._known(data), "amr": tuple(data.get("amr", ()))})
+        return cls._build({**cls._known(data), "amr": tuple(data.get("amr", ()))})
 
 
 class FlowStep(enum.StrEnum):
@@ -169,8 +169,8 @@ class Flow(Record):
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         identity = data.get("identity")
         target = data.get("account_link")
-        return cls(
-            **{
+        return cls._build(
+            {
                 **data,
                 "identity": Identity._from_dict(identity) if identity else None,
                 "account_link": AccountLinkTarget._from_dict(target) if target else None,
@@ -206,8 +206,8 @@ class SsoSession(Record):
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(
-            **{
+        return cls._build(
+            {
                 **data,
                 "identity": Identity._from_dict(data["identity"]),
                 "left_sectors": tuple(data.get("left_sectors", ())),
@@ -273,7 +273,7 @@ class AuthorizationCode(Record):
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+        return cls._build({**data, "identity": Identity._from_dict(data["identity"])})
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class AccessToken(Record):
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+        return cls._build({**data, "identity": Identity._from_dict(data["identity"])})
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ class RefreshToken(Record):
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "identity": Identity._from_dict(data["identity"])})
+        return cls._build({**data, "identity": Identity._from_dict(data["identity"])})
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ and the platform's build on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import types
@@ -57,7 +58,59 @@ class Record:
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**data)
+        return cls._build(data)
+
+    @classmethod
+    def _build(cls, data: dict[str, Any]) -> Self:
+        """``cls(**data)``: the same instance, built without the frozen dataclass's
+        ``__init__`` (a call through ``object.__setattr__`` per field, most of a record's
+        read) where that ``__init__`` would only set the fields: every field named in
+        ``data`` is one, every required one is there. Anything else (a missing field, an
+        unknown one, a type with a default factory or ``__post_init__``) goes to
+        ``__init__``, which raises or builds as before."""
+        shape = _shape(cls)
+        if shape is None or not (shape.names.issuperset(data) and shape.required <= data.keys()):
+            return cls(**data)
+        built = object.__new__(cls)
+        fields_of = built.__dict__
+        fields_of.update(shape.defaults)
+        fields_of.update(data)
+        return built
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """What ``__init__`` would do with a record type's fields: the names, those without a
+    default, and the defaults of the others."""
+
+    names: frozenset[str]
+    required: frozenset[str]
+    defaults: dict[str, Any]
+
+
+@functools.cache
+def _shape(record_type: type) -> _Shape | None:
+    """A dataclass's ``_Shape``, read once per type; None when its ``__init__`` does more
+    than set each field from its argument or a plain default (a default factory, an
+    ``init=False`` or ``InitVar`` field, ``__post_init__``, slots, an ``__init__`` of its
+    own): then records of that type are built by calling it."""
+    params = getattr(record_type, "__dataclass_params__", None)
+    if params is None or not params.init or hasattr(record_type, "__post_init__"):
+        return None
+    if "__slots__" in record_type.__dict__ or "__init__" not in record_type.__dict__:
+        return None
+    declared = dataclasses.fields(record_type)
+    if len(declared) != len(getattr(record_type, "__dataclass_fields__", {})):
+        return None  # an InitVar or ClassVar pseudo-field
+    if any(not item.init or item.default_factory is not dataclasses.MISSING for item in declared):
+        return None
+    return _Shape(
+        names=frozenset(item.name for item in declared),
+        required=frozenset(item.name for item in declared if item.default is dataclasses.MISSING),
+        defaults={
+            item.name: item.default for item in declared if item.default is not dataclasses.MISSING
+        },
+    )
 
 
 @functools.cache

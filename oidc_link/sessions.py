@@ -56,9 +56,7 @@ class Sessions:
             idle_expiry=now + self._lifetimes.session_idle,
             device=device,
         )
-        stored = self._store.sessions
-        stored.save(secret, session, writes=writes)
-        stored.add_to_person(identity.email, secret, session.absolute_expiry, writes=writes)
+        self._store.sessions.save_new(secret, session, identity.email, writes=writes)
         return secret, session
 
     def find(self, secret: str | None, renewal: Writes | None = None) -> SsoSession | None:

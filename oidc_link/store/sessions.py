@@ -87,6 +87,23 @@ class SessionStore(Aggregate):
             keyspace.session(secret), session.to_record(), ex=self._ttl_until(expires_at)
         )
 
+    def save_new(
+        self, secret: str, session: SsoSession, email: str, *, writes: Writes | None = None
+    ) -> None:
+        """``save``, then ``add_to_person`` (the same two writes, in that order), the
+        secret digested once for the session's key and the person's set."""
+        secret_digest = digest(secret)
+        target = self._target(writes)
+        expires_at = min(session.idle_expiry, session.absolute_expiry)
+        target.set(
+            keyspace.session_of_digest(secret_digest),
+            session.to_record(),
+            ex=self._ttl_until(expires_at),
+        )
+        key = keyspace.person_sessions(email)
+        ttl = self._ttl_until(session.absolute_expiry)
+        self._add_members(key, [secret_digest], ttl, "GT NX", writes)
+
     def load(self, secret: str) -> SsoSession | None:
         raw = self._redis.get(keyspace.session(secret))
         return SsoSession.from_record(raw) if raw else None

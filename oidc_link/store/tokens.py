@@ -15,7 +15,7 @@ import redis
 from oidc_link.clock import Clock
 from oidc_link.ids import new_secret
 from oidc_link.models import AccessToken, AuthorizationCode, PushedRequest, RefreshToken
-from oidc_link.store import keyspace
+from oidc_link.store import key_pairs, keyspace
 from oidc_link.store.base import Aggregate, Outages, Writes
 from oidc_link.store.outbox import OutboxEntry, OutboxStore
 from oidc_link.store.replicated_spend import spend_on_a_replica
@@ -121,7 +121,8 @@ class TokenStore(Aggregate):
         self, code: str, record: AuthorizationCode, *, writes: Writes | None = None
     ) -> None:
         self._target(writes).set(
-            keyspace.code(code, tagged=self._tagged),
+            # The record names the code's family (its own code_family): not digested again.
+            key_pairs.code_key(code, record.family_id, tagged=self._tagged),
             record.to_record(),
             ex=self._ttl_until(record.expires_at),
         )
@@ -143,9 +144,10 @@ class TokenStore(Aggregate):
         refresh_lifetime: int,
     ) -> Redemption:
         """Spend ``code`` and, if it passes the token endpoint's checks, store the tokens
-        issued for it in family ``family_id``: one script (token_scripts.REDEEM_CODE says
-        in which order it checks and what it writes). A code of the other form (issued by
-        an instance of the other key layout) costs a round trip more."""
+        issued for it in family ``family_id`` (the code's own, keyspace.code_family): one
+        script (token_scripts.REDEEM_CODE says in which order it checks and what it writes).
+        A code of the other form (issued by an instance of the other key layout) costs a
+        round trip more."""
         args = [
             registered_scopes,
             client_id,
@@ -160,9 +162,11 @@ class TokenStore(Aggregate):
         ]
         forms = [self._tagged, not self._tagged] if self._both_code_forms else [self._tagged]
         for tagged in forms:
+            # ``family_id`` is the code's own (keyspace.code_family): not digested again.
+            code_key, spent_key = key_pairs.code_keys(code, family_id, tagged=tagged)
             keys = [
-                keyspace.code(code, tagged=tagged),
-                keyspace.spent_code(code, tagged=tagged),
+                code_key,
+                spent_key,
                 keyspace.family(family_id),
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
@@ -291,7 +295,7 @@ class TokenStore(Aggregate):
         """The record, and when it was rotated (None while it is unused): one MGET when the
         token names its family (both keys share its slot), else two GETs in one pipeline (a
         token from before, or one never issued: its keys' slots differ on a cluster)."""
-        keys = [keyspace.refresh_token(token), keyspace.refresh_used(token)]
+        keys = list(key_pairs.refresh_keys(token))
         if keyspace.token_family(token) is not None:
             raw, used = self._redis.mget(keys)
         else:
@@ -319,11 +323,12 @@ class TokenStore(Aggregate):
         ``family_of_token`` tells) for the new pair, in one script
         (token_scripts.ROTATE_REFRESH_TOKEN says in which order it checks and what it writes)."""
         now = self._clock.now()
+        spent_key, used_key = key_pairs.refresh_keys(token)
         answer = self._spend(
             self._rotate_refresh_token,
             [
-                keyspace.refresh_token(token),
-                keyspace.refresh_used(token),
+                spent_key,
+                used_key,
                 keyspace.access_token(access_token),
                 keyspace.refresh_token(refresh_token),
                 keyspace.family(family_id),
