@@ -492,3 +492,34 @@ def test_a_code_an_earlier_version_issued_has_its_family_bound_when_it_is_redeem
     assert answer.status_code == 200
     assert redis_client.smembers(keyspace.account_families(record.subject)) == {family_id}
     assert redis_client.smembers(keyspace.session_dependents(record.sid)) == {"family:" + family_id}
+
+
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+@pytest.mark.parametrize("credentials", [b"shop:\xff", b"\xff\xfe:secret", b"\xff"])
+def test_basic_credentials_that_are_not_utf8_text_are_invalid_client_not_a_500(
+    app: Flask, path: str, credentials: bytes
+) -> None:
+    header = "Basic " + base64.b64encode(credentials).decode()
+
+    answer = app.test_client().post(
+        path,
+        data={"grant_type": "refresh_token", "refresh_token": "r", "token": "t"},
+        headers={"Authorization": header},
+        base_url=ISSUER,
+    )
+
+    assert answer.status_code == 401
+    assert error_of(answer) == "invalid_client"
+    assert answer.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
+
+
+def test_basic_credentials_that_are_not_base64_still_get_authlibs_answer(app: Flask) -> None:
+    answer = app.test_client().post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": "r"},
+        headers={"Authorization": "Basic !!!"},
+        base_url=ISSUER,
+    )
+
+    assert answer.status_code == 401
+    assert "cannot authenticate" in answer.get_json()["error_description"]

@@ -46,7 +46,11 @@ from oidc_link.oauth.messages import (
 )
 from oidc_link.oauth.par import PushedAuthorizations, ResolvedAuthorizationRequest
 from oidc_link.oauth.plain_request import plain_authorization
-from oidc_link.oauth.request_shape import refuse_mixed_client_auth, refuse_repeated_parameters
+from oidc_link.oauth.request_shape import (
+    refuse_mixed_client_auth,
+    refuse_repeated_parameters,
+    refuse_unreadable_basic_credentials,
+)
 from oidc_link.oauth.sso import SessionReuse
 from oidc_link.oauth.stored_request import grant_if_still_registered
 from oidc_link.oauth.token_endpoint import TokenEndpoint
@@ -376,11 +380,12 @@ class Provider(AuthorizationServer):
         """The 400 ``invalid_request`` of a back-channel request (/token, /par, /revoke,
         /introspect) that repeats a parameter or mixes client authentication methods
         (RFC 6749 §2.3, §3.2, §5.2; RFC 7009 §2.2.1, RFC 7662 §2.3, RFC 9126 §2.3 reuse
-        it), before any of it is believed."""
+        it), or the 401 of Basic credentials that are not text, before any is believed."""
         try:
             refuse_repeated_parameters([*request.query, *request.form])
             refuse_mixed_client_auth(request.form, request.headers)
-        except InvalidRequestError as error:
+            refuse_unreadable_basic_credentials(request.headers)
+        except (InvalidRequestError, InvalidClientError) as error:
             return self.handle_error_response(None, error)
         return None
 

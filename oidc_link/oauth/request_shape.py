@@ -6,9 +6,11 @@ Only checks; it answers nothing and reads no client registration.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 
 # Body parameters that carry client credentials, by the method they belong to.
 SECRET_PARAMETER = "client_secret"  # noqa: S105 - a parameter name, not a secret
@@ -59,6 +61,27 @@ def refuse_mixed_client_auth(form: Iterable[tuple[str, str]], headers: Mapping[s
     request"; §5.2 names that ``invalid_request``."""
     if len(client_auth_methods(form, headers)) > 1:
         raise InvalidRequestError("Use one client authentication method per request.")
+
+
+def refuse_unreadable_basic_credentials(headers: Mapping[str, str]) -> None:
+    """RFC 7617 §2.1: Basic credentials are text (our clients' ids and secrets are UTF-8).
+    Authlib's parser decodes them as UTF-8 and raises on other bytes, which became a 500;
+    such a header authenticates no client: ``invalid_client``, 401 with a Basic challenge
+    (RFC 6749 §5.2), as for a header that is not base64 at all."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    kind, _, token = authorization.partition(" ")
+    if kind.lower() != "basic":
+        return
+    try:
+        credentials = base64.b64decode(token)
+    except (binascii.Error, TypeError):
+        return  # not base64: Authlib finds no credentials and answers invalid_client
+    try:
+        credentials.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidClientError(
+            status_code=401, description="The Basic credentials are not UTF-8 text."
+        ) from None
 
 
 def _printable(name: str) -> str:
