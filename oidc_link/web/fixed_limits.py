@@ -7,11 +7,13 @@ headers finalized, without Werkzeug's general machinery around the same steps.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Request, Response
+
+from oidc_link.web.answer_start import answer_fields
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -110,6 +112,41 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
 
     class FixedLimitsResponse(Response):
         max_cookie_size = config["MAX_COOKIE_SIZE"]
+
+        def __init__(
+            self,
+            response: Any = None,
+            status: Any = None,
+            headers: Any = None,
+            mimetype: str | None = None,
+            content_type: str | None = None,
+            direct_passthrough: bool = False,
+        ) -> None:
+            """Werkzeug's answer; one of a ``str`` body, a known status and plain headers
+            (every page, redirect and JSON answer of ours) set in one step
+            (web/answer_start.py), as Werkzeug would set it."""
+            fields = (
+                answer_fields(
+                    response,
+                    status,
+                    headers,
+                    mimetype,
+                    content_type,
+                    self.default_status,
+                    self.default_mimetype,
+                )
+                if self.automatically_set_content_length
+                else None
+            )
+            if fields is None:
+                super().__init__(
+                    response, status, headers, mimetype, content_type, direct_passthrough
+                )
+                return
+            self._status, self._status_code, self.headers, data = fields
+            self.direct_passthrough = direct_passthrough
+            self._on_close: list[Callable[[], Any]] = []
+            self.response = [data]
 
         def get_wsgi_response(
             self, environ: WSGIEnvironment

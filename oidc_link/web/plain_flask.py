@@ -181,8 +181,14 @@ class PlainFlask(Flask):
         return self.view_functions[rule.endpoint](**incoming.view_args)  # type: ignore[union-attr,no-any-return]
 
     def make_response(self, rv: ResponseReturnValue) -> Response:
-        if rv.__class__ is self.response_class:
+        kind = rv.__class__
+        if kind is self.response_class:
             return rv  # type: ignore[return-value]
+        if kind is str:
+            return self.response_class(rv)
+        if kind is tuple and len(rv) == 3 and rv[0].__class__ is str:  # type: ignore[arg-type]
+            body, status, headers = rv  # type: ignore[misc]
+            return self.response_class(body, status=status, headers=headers)
         return super().make_response(rv)
 
     def process_response(self, response: Response) -> Response:
