@@ -17,10 +17,34 @@ from oidc_link.web.answer_start import answer_fields
 from oidc_link.web.fixed_limits import response_class_for
 from oidc_link.web.plain_flask import PlainFlask
 
-BODIES: list[Any] = ["", "ok", "caf\u00e9 \u2603", "<p>" * 500, b"bytes", bytearray(b"x"), None,
-                     [b"a", b"b"], iter([b"a"])]
-STATUSES: list[Any] = [None, 200, 302, 303, 400, 404, 500, 299, 999, 0, HTTPStatus.OK,
-                       "200 OK", "404", "201 Made", True]
+BODIES: list[Any] = [
+    "",
+    "ok",
+    "caf\u00e9 \u2603",
+    "<p>" * 500,
+    b"bytes",
+    bytearray(b"x"),
+    None,
+    [b"a", b"b"],
+    iter([b"a"]),
+]
+STATUSES: list[Any] = [
+    None,
+    200,
+    302,
+    303,
+    400,
+    404,
+    500,
+    299,
+    999,
+    0,
+    HTTPStatus.OK,
+    "200 OK",
+    "404",
+    "201 Made",
+    True,
+]
 HEADERS: list[Any] = [
     None,
     {},
@@ -165,9 +189,11 @@ def test_make_response_as_flask_makes_it(answer: Any) -> None:
 
     def made(app: Flask) -> Any:
         with app.test_request_context("/"):
-            copy = tuple(dict(a) if isinstance(a, dict) else a for a in answer) if isinstance(
-                answer, tuple
-            ) else answer
+            copy = (
+                tuple(dict(a) if isinstance(a, dict) else a for a in answer)
+                if isinstance(answer, tuple)
+                else answer
+            )
             try:
                 response = app.make_response(copy)
             except Exception as error:
