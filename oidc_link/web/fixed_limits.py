@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Request, Response
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import _get_server
 
 from oidc_link.web.answer_start import answer_fields
 
@@ -44,6 +46,28 @@ def request_class_for(config: Mapping[str, Any]) -> type[Request]:
     form_parts = config["MAX_FORM_PARTS"]
 
     class FixedLimitsRequest(Request):
+        def __init__(
+            self, environ: WSGIEnvironment, populate_request: bool = True, shallow: bool = False
+        ) -> None:
+            """Werkzeug 3.1's ``Request.__init__`` and its sans-IO parent's in one step: the
+            same fields from the same environ keys, the path and root decoded as its
+            ``_wsgi_decoding_dance`` decodes them (tests/test_request_init.py compares)."""
+            get = environ.get
+            self.method = get("REQUEST_METHOD", "GET").upper()
+            self.scheme = get("wsgi.url_scheme", "http")
+            self.server = _get_server(environ)
+            root = (get("SCRIPT_NAME") or "").encode("latin1").decode(errors="replace")
+            self.root_path = root.rstrip("/")
+            path = (get("PATH_INFO") or "").encode("latin1").decode(errors="replace")
+            self.path = "/" + path.lstrip("/")
+            self.query_string = get("QUERY_STRING", "").encode("latin1")
+            self.headers = EnvironHeaders(environ)
+            self.remote_addr = get("REMOTE_ADDR")
+            self.environ = environ
+            self.shallow = shallow
+            if populate_request and not shallow:
+                environ["werkzeug.request"] = self
+
         @property
         def max_content_length(self) -> int | None:
             own = self._max_content_length
