@@ -95,6 +95,11 @@ def request_class_for(config: Mapping[str, Any]) -> type[Request]:
         def max_form_parts(self, value: int | None) -> None:
             self._max_form_parts = value
 
+        def close(self) -> None:
+            """Werkzeug's, which closes the uploaded files: only when there are any."""
+            if self.__dict__.get("files"):
+                super().close()
+
         def _load_form_data(self) -> None:
             """A body sent as exactly ``application/x-www-form-urlencoded`` (every form of
             ours, every token request) parsed as Werkzeug 3.1's FormDataParser parses it,
@@ -208,12 +213,11 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
             over a generator encoding it: the same bytes, and nothing for ``close`` to do
             (a list has no ``close``, and no callback was registered)."""
             body = self.response
-            if (
-                body.__class__ is not list
-                or self._on_close
-                or any(part.__class__ is not bytes for part in body)
-            ):
+            if body.__class__ is not list or self._on_close:
                 return self.get_app_iter(environ)
+            for part in body:  # a loop, not any() over a generator: one part, mostly
+                if part.__class__ is not bytes:
+                    return self.get_app_iter(environ)
             return [] if environ["REQUEST_METHOD"] == "HEAD" else body
 
     return FixedLimitsResponse
