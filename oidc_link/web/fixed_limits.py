@@ -7,11 +7,15 @@ headers finalized, without Werkzeug's general machinery around the same steps.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Request, Response
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import _get_server
+
+from oidc_link.web.answer_start import answer_fields
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -42,6 +46,28 @@ def request_class_for(config: Mapping[str, Any]) -> type[Request]:
     form_parts = config["MAX_FORM_PARTS"]
 
     class FixedLimitsRequest(Request):
+        def __init__(
+            self, environ: WSGIEnvironment, populate_request: bool = True, shallow: bool = False
+        ) -> None:
+            """Werkzeug 3.1's ``Request.__init__`` and its sans-IO parent's in one step: the
+            same fields from the same environ keys, the path and root decoded as its
+            ``_wsgi_decoding_dance`` decodes them (tests/test_request_init.py compares)."""
+            get = environ.get
+            self.method = get("REQUEST_METHOD", "GET").upper()
+            self.scheme = get("wsgi.url_scheme", "http")
+            self.server = _get_server(environ)
+            root = (get("SCRIPT_NAME") or "").encode("latin1").decode(errors="replace")
+            self.root_path = root.rstrip("/")
+            path = (get("PATH_INFO") or "").encode("latin1").decode(errors="replace")
+            self.path = "/" + path.lstrip("/")
+            self.query_string = get("QUERY_STRING", "").encode("latin1")
+            self.headers = EnvironHeaders(environ)
+            self.remote_addr = get("REMOTE_ADDR")
+            self.environ = environ
+            self.shallow = shallow
+            if populate_request and not shallow:
+                environ["werkzeug.request"] = self
+
         @property
         def max_content_length(self) -> int | None:
             own = self._max_content_length
@@ -68,6 +94,11 @@ def request_class_for(config: Mapping[str, Any]) -> type[Request]:
         @max_form_parts.setter
         def max_form_parts(self, value: int | None) -> None:
             self._max_form_parts = value
+
+        def close(self) -> None:
+            """Werkzeug's, which closes the uploaded files: only when there are any."""
+            if self.__dict__.get("files"):
+                super().close()
 
         def _load_form_data(self) -> None:
             """A body sent as exactly ``application/x-www-form-urlencoded`` (every form of
@@ -111,6 +142,41 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
     class FixedLimitsResponse(Response):
         max_cookie_size = config["MAX_COOKIE_SIZE"]
 
+        def __init__(
+            self,
+            response: Any = None,
+            status: Any = None,
+            headers: Any = None,
+            mimetype: str | None = None,
+            content_type: str | None = None,
+            direct_passthrough: bool = False,
+        ) -> None:
+            """Werkzeug's answer; one of a ``str`` body, a known status and plain headers
+            (every page, redirect and JSON answer of ours) set in one step
+            (web/answer_start.py), as Werkzeug would set it."""
+            fields = (
+                answer_fields(
+                    response,
+                    status,
+                    headers,
+                    mimetype,
+                    content_type,
+                    self.default_status,
+                    self.default_mimetype,
+                )
+                if self.automatically_set_content_length
+                else None
+            )
+            if fields is None:
+                super().__init__(
+                    response, status, headers, mimetype, content_type, direct_passthrough
+                )
+                return
+            self._status, self._status_code, self.headers, data = fields
+            self.direct_passthrough = direct_passthrough
+            self._on_close: list[Callable[[], Any]] = []
+            self.response = [data]
+
         def get_wsgi_response(
             self, environ: WSGIEnvironment
         ) -> tuple[Iterable[bytes], str, list[tuple[str, str]]]:
@@ -147,12 +213,11 @@ def response_class_for(config: Mapping[str, Any]) -> type[Response]:
             over a generator encoding it: the same bytes, and nothing for ``close`` to do
             (a list has no ``close``, and no callback was registered)."""
             body = self.response
-            if (
-                body.__class__ is not list
-                or self._on_close
-                or any(part.__class__ is not bytes for part in body)
-            ):
+            if body.__class__ is not list or self._on_close:
                 return self.get_app_iter(environ)
+            for part in body:  # a loop, not any() over a generator: one part, mostly
+                if part.__class__ is not bytes:
+                    return self.get_app_iter(environ)
             return [] if environ["REQUEST_METHOD"] == "HEAD" else body
 
     return FixedLimitsResponse

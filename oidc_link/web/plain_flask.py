@@ -22,7 +22,6 @@ from flask.signals import (
     request_started,
     request_tearing_down,
 )
-from werkzeug._internal import _wsgi_decoding_dance
 from werkzeug.routing import MapAdapter
 from werkzeug.wsgi import get_host
 
@@ -36,8 +35,9 @@ if TYPE_CHECKING:
     from flask.wrappers import Request
 
 _Hook = Callable[..., Any]
-# Hosts whose server name (lower case, IDNA-encoded) is kept: a Host header is the client's
-# to choose, so the table is emptied when full rather than grown.
+# Hosts (by what get_host reads: scheme, Host header, server name and port) whose host and
+# server name (lower case, IDNA-encoded) are kept: a Host header is the client's to choose,
+# so the table is emptied when full rather than grown.
 _KEPT_HOSTS = 64
 
 
@@ -69,11 +69,15 @@ class PlainFlask(Flask):
       hook from then on (``setupmethod``), so the lists cannot change. Before that, they
       are collected on every request as Flask does.
     - A view's answer of exactly ``response_class`` is taken as it is, as Flask's
-      ``make_response`` would, without its checks of every other shape.
+      ``make_response`` would, without its checks of every other shape; a ``str``, or a
+      ``(str, status, headers)`` tuple, goes straight to ``response_class`` as Flask's
+      would send it (web/answer_start.py then sets the common ones in one step).
     - The URL adapter: with no SERVER_NAME, TRUSTED_HOSTS, host or subdomain matching and
       no ``Connection: upgrade``, Werkzeug's ``bind_to_environ`` comes down to the host
-      (found once, not twice), its IDNA form (kept for the last few hosts) and the WSGI
-      strings of the path, script root and query: the adapter is made from those.
+      and its IDNA form (both kept for the last few (scheme, Host, server name, port)
+      keys: all that ``get_host`` reads) and the WSGI strings of the path, script root and
+      query: the adapter is made from those. Without a request or ``SERVER_NAME`` there
+      is none, as in Flask.
     - Routing: a path of a plain route (static segments and default ``<name>`` arguments,
       nothing else that could match) is found by its segments, without Werkzeug's state
       machine (web/route_shortcut.py); any other goes to Werkzeug's ``match``.
@@ -89,7 +93,9 @@ class PlainFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hooks_by_endpoint: dict[str | None, _Hooks] = {}
-        self._server_names: dict[str, str] = {}
+        self._server_names: dict[
+            tuple[str, str | None, str | None, str | None], tuple[str, str]
+        ] = {}
         self.route_shortcut = RouteShortcut(self.url_map)  # type: ignore[arg-type]
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,6 +109,8 @@ class PlainFlask(Flask):
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         config = self.config
+        if request is None and config["SERVER_NAME"] is None:
+            return None  # Flask's answer for an app context without a server name
         if (
             request is None
             or request.trusted_hosts is not None
@@ -116,24 +124,36 @@ class PlainFlask(Flask):
         connection = environ.get("HTTP_CONNECTION")
         if connection is not None and "upgrade" in connection.lower():
             return super().create_url_adapter(request)  # perhaps a WebSocket: ws, wss
-        host = get_host(environ)
-        request.host = host  # type: ignore[misc]  # as Flask sets it
-        server_name = self._server_names.get(host)
-        if server_name is None:
+        scheme = environ["wsgi.url_scheme"]
+        # All that get_host reads: the host and its server name found once per such key.
+        key = (
+            scheme,
+            environ.get("HTTP_HOST"),
+            environ.get("SERVER_NAME"),
+            environ.get("SERVER_PORT"),
+        )
+        found = self._server_names.get(key)
+        if found is None:
+            host = get_host(environ)
             # Map.bind's own lower case and IDNA; a BadHost raised as from Flask's.
-            server_name = self.url_map.bind(host.lower()).server_name
+            found = host, self.url_map.bind(host.lower()).server_name
             if len(self._server_names) >= _KEPT_HOSTS:
                 self._server_names.clear()
-            self._server_names[host] = server_name
+            self._server_names[key] = found
+        request.host, server_name = found  # type: ignore[misc]  # as Flask sets the host
+        # The WSGI strings as Werkzeug's _wsgi_decoding_dance decodes them.
+        script = environ.get("SCRIPT_NAME")
+        path = environ.get("PATH_INFO")
+        query = environ.get("QUERY_STRING")
         return MapAdapter(
             self.url_map,
             server_name,
-            _wsgi_string(environ, "SCRIPT_NAME", "/"),
+            "/" if script is None else script.encode("latin1").decode(errors="replace"),
             self.url_map.default_subdomain or "",
-            environ["wsgi.url_scheme"],
-            _wsgi_string(environ, "PATH_INFO", "/"),
+            scheme,
+            "/" if path is None else path.encode("latin1").decode(errors="replace"),
             environ["REQUEST_METHOD"],
-            _wsgi_string(environ, "QUERY_STRING"),
+            None if query is None else query.encode("latin1").decode(errors="replace"),
         )
 
     def full_dispatch_request(self) -> Response:
@@ -181,8 +201,14 @@ class PlainFlask(Flask):
         return self.view_functions[rule.endpoint](**incoming.view_args)  # type: ignore[union-attr,no-any-return]
 
     def make_response(self, rv: ResponseReturnValue) -> Response:
-        if rv.__class__ is self.response_class:
+        kind = rv.__class__
+        if kind is self.response_class:
             return rv  # type: ignore[return-value]
+        if kind is str:
+            return self.response_class(rv)
+        if kind is tuple and len(rv) == 3 and rv[0].__class__ is str:  # type: ignore[arg-type]
+            body, status, headers = rv  # type: ignore[misc]
+            return self.response_class(body, status=status, headers=headers)
         return super().make_response(rv)
 
     def process_response(self, response: Response) -> Response:
@@ -246,12 +272,6 @@ class PlainFlask(Flask):
                 )
             ),
         )
-
-
-def _wsgi_string(environ: WSGIEnvironment, name: str, missing: str | None = None) -> Any:
-    """A WSGI string as Werkzeug decodes it, or ``missing`` (Map.bind's default) if absent."""
-    value = environ.get(name)
-    return missing if value is None else _wsgi_decoding_dance(value)
 
 
 def _current_exception() -> BaseException | None:
