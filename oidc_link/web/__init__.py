@@ -28,6 +28,7 @@ from oidc_link.web.languages import (
 )
 from oidc_link.web.plain_flask import PlainFlask
 from oidc_link.web.public_documents import PublicDocuments
+from oidc_link.web.token_fast_path import install_token_fast_path
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def create_web_app(services: Services) -> Flask:
     from oidc_link.web.health import health
     from oidc_link.web.logout import logout_pages
     from oidc_link.web.pages import pages
-    from oidc_link.web.protocol import protocol, to_flask
+    from oidc_link.web.protocol import protocol, to_flask, token
     from oidc_link.web.request_frame import install_request_frame
 
     app = PlainFlask(
@@ -128,6 +129,9 @@ def create_web_app(services: Services) -> Flask:
             answer.headers["Allow"] = ", ".join(sorted(error.valid_methods))
         return answer
 
+    # Inside ProxyFix, so it sees the request Flask would: a plain POST /token answered
+    # before Flask's request and response objects, as the token view answers it.
+    install_token_fast_path(app, token)
     # Outermost, around ProxyFix too (the documents are the same for every client): a plain
     # GET of discovery or the JWKS is answered before Flask, as Flask would answer it.
     app.wsgi_app = FastPath(

@@ -50,7 +50,6 @@ from oidc_link.web.public_documents import (
     JWKS_PATH,
 )
 from oidc_link.web.query_pairs import query_pairs
-from oidc_link.web.token_fast_path import install_token_fast_path
 from oidc_link.web.token_response import token_response
 
 log = logging.getLogger(__name__)
@@ -213,9 +212,6 @@ def token() -> Response:
     # A plain form POST is mostly answered before Flask (token_fast_path.py), the same way.
     return token_answer(services().provider.token(_token_request()))
 
-
-# The app's WSGI stack gets the token fast path as the blueprint is registered.
-protocol.record_once(lambda state: install_token_fast_path(state.app, token))
 
 
 def token_answer(answer: ProtocolResponse) -> Response:
