@@ -7,7 +7,6 @@ Only checks; it answers nothing and reads no client registration.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable, Mapping
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
@@ -74,8 +73,8 @@ def refuse_unreadable_basic_credentials(headers: Mapping[str, str]) -> None:
         return
     try:
         credentials = base64.b64decode(token)
-    except (binascii.Error, TypeError):
-        return  # not base64: Authlib finds no credentials and answers invalid_client
+    except (ValueError, TypeError):  # binascii.Error, and text that is not ASCII
+        return  # not base64: answered as before, no client authenticated
     try:
         credentials.decode("utf-8")
     except UnicodeDecodeError:
