@@ -5,7 +5,6 @@ command and no key; connection.py builds clients of this class.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -14,7 +13,7 @@ from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
-from oidc_link.store.plain_socket import drop, handle_push, plain, read, send
+from oidc_link.store.plain_socket import drop, plain, read, send, settled
 
 
 class DirectRedis(redis.Redis):
@@ -221,21 +220,7 @@ def read_reply(connection: Any) -> Any:
         raise
     if response is NOT_ENOUGH_DATA:
         return connection.read_response()
-    push = parser._hiredis_PushNotificationType
-    if push is not None and isinstance(response, push):
-        handle_push(connection, parser, response)
-        return connection.read_response()
-    failed = response
-    if isinstance(response, list) and response:
-        failed = response[0]
-    if isinstance(failed, redis.ConnectionError):
-        drop(connection, failed)
-        raise failed
-    if connection.health_check_interval:
-        connection.next_health_check = time.monotonic() + connection.health_check_interval
-    if isinstance(response, redis.ResponseError):
-        raise response
-    return response
+    return settled(connection, parser, response)
 
 
 class DirectScript(Script):

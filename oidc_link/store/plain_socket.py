@@ -94,6 +94,13 @@ def read(connection: Any) -> Any:
             except BaseException as error:
                 drop(connection, error)
                 raise
+    return settled(connection, parser, response)
+
+
+def settled(connection: Any, parser: Any, response: Any) -> Any:
+    """A whole reply hiredis gave, as redis-py's ``read_response`` ends with it: a push
+    notice handled and the next reply read, a connection error dropping the connection, the
+    health check's clock moved on, an error reply raised."""
     push = parser._hiredis_PushNotificationType
     if push is not None and isinstance(response, push):
         handle_push(connection, parser, response)
