@@ -267,7 +267,11 @@ def _first_known(known_clients: frozenset[str], incoming: Request) -> str | None
             named = _named_client(incoming.form)
         if named and named in known_clients:
             return named
-    authorization = environ.get("HTTP_AUTHORIZATION")
+    return basic_client(environ.get("HTTP_AUTHORIZATION"), known_clients)
+
+
+def basic_client(authorization: str | None, known_clients: frozenset[str]) -> str | None:
+    """The configured client named by Basic credentials' user, if any."""
     if authorization:
         user = _basic_user(authorization)
         if user:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler
 
-from oidc_link.web.request_log import _basic_user
+from oidc_link.web.request_log import basic_client
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -106,10 +106,4 @@ def configured_client(
     named = next((value for name, value in form if name == "client_id"), None)
     if named and named in known:
         return named
-    if authorization:
-        user = _basic_user(authorization)
-        if user:
-            named = unquote_plus(user)
-            if named and named in known:
-                return named
-    return None
+    return basic_client(authorization, known)
